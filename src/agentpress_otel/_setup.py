@@ -1,0 +1,517 @@
+"""Providers, processors, resource, integrations, fork and shutdown handling: the ``Telemetry`` handle."""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import os
+import platform
+import socket
+import threading
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry import metrics as metrics_api
+from opentelemetry import trace as trace_api
+from opentelemetry._logs import get_logger_provider, set_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from agentpress_otel import _export, _selftel
+from agentpress_otel._config import Config, default_instance_id, load_config
+
+__all__ = ["Telemetry", "current", "instrument"]
+
+_lock = threading.RLock()
+_current: Telemetry | None = None
+
+# Integration name -> module implementing instrument(tel)/uninstrument(). Imported lazily.
+_INTEGRATION_MODULES: dict[str, str] = {
+    "fastapi": "agentpress_otel.integrations.fastapi",
+    "httpx": "agentpress_otel.integrations.httpx",
+    "litellm": "agentpress_otel.integrations.litellm",
+    "redis": "agentpress_otel.integrations.redis",
+    "dramatiq": "agentpress_otel.integrations.dramatiq",
+    "logging": "agentpress_otel.integrations.logging",
+    "structlog": "agentpress_otel.integrations.structlog",
+    "slack": "agentpress_otel.alerts.slack",
+    "runtime": "agentpress_otel.runtime",
+}
+
+
+def _run_with_deadline(fn: Callable[[], object], timeout_s: float, name: str) -> bool:
+    """Run ``fn`` on a daemon thread and wait at most ``timeout_s``.
+
+    The SDK's flush and shutdown ignore their timeouts (they can block 30 s or more against a dead
+    endpoint); a daemon thread we stop waiting for cannot hold the caller or the process exit.
+    """
+    done = threading.Event()
+    ok: list[bool] = []
+
+    def run() -> None:
+        try:
+            res = fn()
+            ok.append(res is not False)
+        except Exception as exc:
+            _selftel.record_error(name, exc)
+            ok.append(False)
+        finally:
+            done.set()
+
+    t = threading.Thread(target=run, name=f"agentpress-otel-{name}", daemon=True)
+    t.start()
+    finished = done.wait(max(0.0, timeout_s))
+    return finished and bool(ok) and ok[0]
+
+
+class Telemetry:
+    """Handle returned by :func:`instrument`: providers, config, flush and shutdown.
+
+    Example::
+
+        tel = agentpress_otel.instrument(app, service_name="agentpress-api")
+        ...
+        tel.shutdown(timeout_s=5)
+    """
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        resource: Resource,
+        tracer_provider: trace_api.TracerProvider,
+        meter_provider: metrics_api.MeterProvider,
+        logger_provider: LoggerProvider | None,
+        disabled: bool = False,
+    ) -> None:
+        self.config = config
+        self.resource = resource
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        self.logger_provider = logger_provider
+        self.disabled = disabled
+        self.integrations: list[str] = []
+        self._owned: list[Any] = []  # providers we created (and so flush and shut down)
+        self._shut = False
+        self.app: Any = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def force_flush(self, timeout_s: float = 5.0) -> bool:
+        """Export what is queued, waiting at most ``timeout_s``; ``True`` only if everything finished in time.
+
+        Example::
+
+            tel.force_flush(timeout_s=2)
+        """
+        if self.disabled or self._shut:
+            return True
+
+        def flush_all() -> bool:
+            ok = True
+            ms = int(timeout_s * 1000)
+            for p in self._providers():
+                fn = getattr(p, "force_flush", None)
+                if fn is not None:
+                    ok = bool(fn(ms)) and ok
+            return ok
+
+        return _run_with_deadline(flush_all, timeout_s, "flush")
+
+    def shutdown(self, timeout_s: float | None = None) -> bool:
+        """Flush and stop exporting, returning within ``timeout_s`` (default ``Config.shutdown_timeout_s``).
+
+        Safe to call more than once and from any thread; integrations are undone.
+
+        Example::
+
+            tel.shutdown(timeout_s=5)
+        """
+        global _current
+        with _lock:
+            if self._shut:
+                return True
+            self._shut = True
+            if _current is self:
+                _current = None
+        deadline = self.config.shutdown_timeout_s if timeout_s is None else timeout_s
+        for name in reversed(self.integrations):
+            try:
+                mod = importlib.import_module(_INTEGRATION_MODULES[name])
+                mod.uninstrument()
+            except Exception as exc:
+                _selftel.record_error(f"uninstrument.{name}", exc)
+        self.integrations.clear()
+        if self.disabled:
+            return True
+
+        def stop_all() -> bool:
+            for p in self._owned:
+                try:
+                    p.shutdown()
+                except Exception as exc:
+                    _selftel.record_error("shutdown", exc)
+            return True
+
+        return _run_with_deadline(stop_all, deadline, "shutdown")
+
+    async def ashutdown(self, timeout_s: float | None = None) -> bool:
+        """:meth:`shutdown` for async code: the event loop keeps running while exporters drain.
+
+        Example::
+
+            await tel.ashutdown(timeout_s=5)
+        """
+        import asyncio
+
+        return await asyncio.to_thread(self.shutdown, timeout_s)
+
+    def _providers(self) -> list[Any]:
+        return [p for p in (self.tracer_provider, self.meter_provider, self.logger_provider) if p is not None]
+
+    def _after_fork_in_child(self) -> None:
+        """Give the child its own ``service.instance.id``; the SDK re-creates queues and worker threads itself."""
+        if self._shut or self.disabled:
+            return
+        new = Resource({"service.instance.id": default_instance_id(), "process.pid": os.getpid()})
+        for p in self._owned:
+            upd = getattr(p, "_update_resource", None)
+            if upd is not None:
+                try:
+                    upd(new)
+                except Exception as exc:
+                    _selftel.record_error("fork", exc)
+        self.resource = self.resource.merge(new)
+
+
+def current() -> Telemetry | None:
+    """The active :class:`Telemetry` handle, or ``None`` before :func:`instrument`."""
+    return _current
+
+
+def _build_resource(cfg: Config) -> Resource:
+    attrs: dict[str, Any] = dict(cfg.resource_attributes)
+    attrs.update(
+        {
+            "service.name": cfg.service_name,
+            "service.version": cfg.service_version,
+            "deployment.environment.name": cfg.environment,
+            "service.instance.id": cfg.service_instance_id or default_instance_id(),
+            "host.name": socket.gethostname(),
+            "host.arch": platform.machine(),
+            "os.type": platform.system().lower(),
+            "process.pid": os.getpid(),
+            "process.runtime.name": platform.python_implementation().lower(),
+            "process.runtime.version": platform.python_version(),
+            "telemetry.distro.name": "agentpress-otel",
+            "telemetry.distro.version": _version(),
+        }
+    )
+    return Resource.create(attrs)
+
+
+def _version() -> str:
+    from agentpress_otel import __version__
+
+    return __version__
+
+
+def _sdk_disabled(env: Mapping[str, str]) -> bool:
+    return env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" or env.get(
+        "AGENTPRESS_OTEL_DISABLED", ""
+    ).strip().lower() in {"1", "true", "yes"}
+
+
+def _context_processor() -> SpanProcessor | None:
+    try:
+        from agentpress_otel._context import ContextSpanProcessor
+    except ImportError:
+        return None
+    return ContextSpanProcessor()  # type: ignore[no-any-return]
+
+
+def _redacting(kind: str, exporter: Any, cfg: Config) -> Any:
+    """Wrap ``exporter`` with the redaction stage (runs on the export thread, never the caller's)."""
+    if not cfg.redact:
+        return exporter
+    try:
+        from agentpress_otel import redaction
+    except ImportError:
+        return exporter
+    wrapper = getattr(redaction, "RedactingSpanExporter" if kind == "spans" else "RedactingLogExporter", None)
+    return exporter if wrapper is None else wrapper(exporter)
+
+
+def instrument(
+    app: Any = None,
+    *,
+    service_name: str | None = None,
+    service_version: str | None = None,
+    environment: str | None = None,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
+    traces: bool | None = None,
+    metrics: bool | None = None,
+    logs: bool | None = None,
+    sample_ratio: float | None = None,
+    integrations: Sequence[str] | None = None,
+    disabled_integrations: Sequence[str] | None = None,
+    capture_content: bool | None = None,
+    content_max_chars: int | None = None,
+    attribute_max_chars: int | None = None,
+    excluded_urls: Sequence[str] | None = None,
+    request_id_header: str | None = None,
+    log_json: bool | None = None,
+    log_level: str | None = None,
+    logger_levels: Mapping[str, str] | None = None,
+    log_sample_ratio: float | None = None,
+    redact: bool | None = None,
+    slack_webhook_url: str | None = None,
+    slack_min_level: str | None = None,
+    grafana_url: str | None = None,
+    shutdown_timeout_s: float | None = None,
+    export_timeout_s: float | None = None,
+    metric_interval_s: float | None = None,
+    max_queue_size: int | None = None,
+    runtime_interval_s: float | None = None,
+    export_otlp: bool = True,
+    additional_span_processors: Sequence[SpanProcessor] = (),
+    additional_metric_readers: Sequence[MetricReader] = (),
+    additional_log_processors: Sequence[LogRecordProcessor] = (),
+) -> Telemetry:
+    """Set up traces, metrics and logs over OTLP and instrument ``app`` (FastAPI) and the libraries present.
+
+    Every option falls back to ``AGENTPRESS_OTEL_<OPTION>``, then to the standard ``OTEL_*`` variable,
+    then to a default (see docs/configuration.md). Calling it again returns the same handle.
+    ``OTEL_SDK_DISABLED=true`` makes everything a no-op.
+
+    Example::
+
+        import agentpress_otel
+        from fastapi import FastAPI
+
+        app = FastAPI()
+        telemetry = agentpress_otel.instrument(app, service_name="agentpress-api")
+    """
+    global _current
+    with _lock:
+        if _current is not None:
+            if app is not None and "fastapi" in _current.config.integrations:
+                _instrument_app(_current, app)
+            _warn_once()
+            return _current
+
+        overrides = {k: v for k, v in locals().items() if k in _OPTION_NAMES and v is not None}
+        if _sdk_disabled(os.environ):
+            cfg = load_config(overrides)
+            tel = Telemetry(
+                config=cfg,
+                resource=Resource.get_empty(),
+                tracer_provider=trace_api.NoOpTracerProvider(),
+                meter_provider=metrics_api.NoOpMeterProvider(),
+                logger_provider=None,
+                disabled=True,
+            )
+            _current = tel
+            return tel
+
+        cfg = load_config(overrides)
+        _export.quiet_sdk_loggers()
+        resource = _build_resource(cfg)
+        tp = _setup_traces(cfg, resource, export_otlp, additional_span_processors)
+        mp, owned_mp = _setup_metrics(cfg, resource, export_otlp, additional_metric_readers)
+        lp, owned_lp = _setup_logs(cfg, resource, export_otlp, additional_log_processors, mp)
+        tel = Telemetry(config=cfg, resource=resource, tracer_provider=tp[0], meter_provider=mp, logger_provider=lp)
+        tel._owned = [p for p, owned in (tp, (mp, owned_mp), (lp, owned_lp)) if owned and p is not None]
+        _selftel.register_metrics(mp)
+        _current = tel
+        _configure_genai(tel)
+        for name in _INTEGRATION_MODULES:
+            if name == "fastapi" or not cfg.enabled(name):
+                continue
+            _try_integration(tel, name)
+        if app is not None and cfg.enabled("fastapi"):
+            _instrument_app(tel, app)
+        os.register_at_fork(after_in_child=tel._after_fork_in_child)
+        atexit.register(tel.shutdown)
+        return tel
+
+
+_OPTION_NAMES = frozenset(
+    {
+        "service_name", "service_version", "environment", "endpoint", "protocol", "headers", "resource_attributes",
+        "traces", "metrics", "logs", "sample_ratio", "integrations", "disabled_integrations", "capture_content",
+        "content_max_chars", "attribute_max_chars", "excluded_urls", "request_id_header", "log_json", "log_level",
+        "logger_levels", "log_sample_ratio", "redact", "slack_webhook_url", "slack_min_level", "grafana_url",
+        "shutdown_timeout_s", "export_timeout_s", "metric_interval_s", "max_queue_size", "runtime_interval_s",
+    }
+)  # fmt: skip
+
+_warned = False
+
+
+def _warn_once() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(
+            "agentpress_otel.instrument() was already called; returning the existing Telemetry handle",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _setup_traces(
+    cfg: Config, resource: Resource, export_otlp: bool, extra: Sequence[SpanProcessor]
+) -> tuple[trace_api.TracerProvider, bool]:
+    existing = trace_api.get_tracer_provider()
+    owned = False
+    if not cfg.traces and not isinstance(existing, TracerProvider):
+        # Traces off: no SDK at all (the API's no-op path still propagates incoming context).
+        return existing, False
+    if isinstance(existing, TracerProvider):
+        tp = existing  # the app's own SDK provider: add our processors, keep theirs
+    elif isinstance(existing, trace_api.ProxyTracerProvider):
+        tp = TracerProvider(
+            resource=resource,
+            sampler=ParentBased(TraceIdRatioBased(cfg.sample_ratio)),
+            span_limits=SpanLimits(max_attribute_length=cfg.attribute_max_chars),
+        )
+        trace_api.set_tracer_provider(tp)
+        owned = True
+    else:
+        warnings.warn(
+            f"a non-SDK TracerProvider ({type(existing).__name__}) is already set; agentpress-otel will not export traces",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return existing, False
+    ctx_proc = _context_processor()
+    if ctx_proc is not None:
+        tp.add_span_processor(ctx_proc)
+    if cfg.traces:
+        for p in extra:
+            tp.add_span_processor(p)
+        if export_otlp:
+            exporter = _export.CountingSpanExporter(lambda: _export.make_span_exporter(cfg))
+            tp.add_span_processor(
+                _export.DropCountingSpanProcessor(_redacting("spans", exporter, cfg), max_queue_size=cfg.max_queue_size)
+            )
+    return tp, owned
+
+
+def _setup_metrics(
+    cfg: Config, resource: Resource, export_otlp: bool, extra: Sequence[MetricReader]
+) -> tuple[metrics_api.MeterProvider, bool]:
+    existing = metrics_api.get_meter_provider()
+    if isinstance(existing, MeterProvider):
+        # An SDK MeterProvider cannot take new readers after creation: use the app's as it is.
+        return existing, False
+    if not cfg.metrics:
+        return metrics_api.NoOpMeterProvider(), False
+    readers: list[MetricReader] = list(extra)
+    if export_otlp:
+        readers.append(
+            PeriodicExportingMetricReader(
+                _export.make_metric_exporter(cfg),
+                export_interval_millis=cfg.metric_interval_s * 1000,
+                export_timeout_millis=cfg.export_timeout_s * 1000,
+            )
+        )
+    mp = MeterProvider(resource=resource, metric_readers=readers)
+    metrics_api.set_meter_provider(mp)
+    return mp, True
+
+
+def _setup_logs(
+    cfg: Config,
+    resource: Resource,
+    export_otlp: bool,
+    extra: Sequence[LogRecordProcessor],
+    mp: metrics_api.MeterProvider,
+) -> tuple[LoggerProvider | None, bool]:
+    if not cfg.logs:
+        return None, False
+    existing = get_logger_provider()
+    if isinstance(existing, LoggerProvider):
+        lp, owned = existing, False
+    else:
+        lp, owned = LoggerProvider(resource=resource, shutdown_on_exit=False), True
+        set_logger_provider(lp)
+    for p in extra:
+        lp.add_log_record_processor(p)
+    if export_otlp:
+        exporter = _export.CountingLogExporter(lambda: _export.make_log_exporter(cfg))
+        lp.add_log_record_processor(
+            _export.DropCountingLogProcessor(_redacting("logs", exporter, cfg), max_queue_size=cfg.max_queue_size)
+        )
+    return lp, owned
+
+
+def _configure_genai(tel: Telemetry) -> None:
+    try:
+        genai = importlib.import_module("agentpress_otel.genai")
+    except ImportError:
+        return
+    configure = getattr(genai, "configure", None)
+    if configure is not None:
+        try:
+            configure(tel)
+        except Exception as exc:
+            _selftel.record_error("genai.configure", exc)
+
+
+def _try_integration(tel: Telemetry, name: str) -> bool:
+    try:
+        mod = importlib.import_module(_INTEGRATION_MODULES[name])
+    except ImportError:
+        return False  # our module or its target library is not installed: skip quietly
+    try:
+        result = mod.instrument(tel)
+    except ImportError:
+        return False
+    except Exception as exc:
+        _selftel.record_error(f"instrument.{name}", exc)
+        warnings.warn(f"agentpress-otel: could not instrument {name}: {exc!r}", RuntimeWarning, stacklevel=3)
+        return False
+    if result is not False:
+        tel.integrations.append(name)
+    return result is not False
+
+
+def _instrument_app(tel: Telemetry, app: Any) -> None:
+    from agentpress_otel.integrations import fastapi as fastapi_integration
+
+    try:
+        fastapi_integration.instrument_app(app, tel)
+    except Exception as exc:
+        _selftel.record_error("instrument.fastapi", exc)
+        warnings.warn(f"agentpress-otel: could not instrument the app: {exc!r}", RuntimeWarning, stacklevel=3)
+        return
+    if "fastapi" not in tel.integrations:
+        tel.integrations.append("fastapi")
+    tel.app = app
+
+
+def _reset_for_tests() -> None:
+    """Forget the global handle and the global providers (tests only; the SDK forbids re-setting them)."""
+    global _current, _warned
+    with _lock:
+        if _current is not None:
+            _current.shutdown(timeout_s=2)
+        _current = None
+        _warned = False
+    from opentelemetry import _logs as logs_api
+
+    trace_api._TRACER_PROVIDER_SET_ONCE._done = False  # type: ignore[attr-defined]
+    trace_api._TRACER_PROVIDER = None  # type: ignore[attr-defined]
+    metrics_api._internal._METER_PROVIDER_SET_ONCE._done = False  # type: ignore[attr-defined]
+    metrics_api._internal._METER_PROVIDER = None  # type: ignore[attr-defined]
+    logs_api._internal._LOGGER_PROVIDER_SET_ONCE._done = False  # type: ignore[attr-defined]
+    logs_api._internal._LOGGER_PROVIDER = None  # type: ignore[attr-defined]

@@ -1,0 +1,143 @@
+"""Module-level GenAI telemetry state: tracer, instruments, content options.
+
+Works before :func:`configure` (global OTel providers, usually no-op), so decorated code is cheap and
+safe even when ``instrument()`` was never called.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import Counter, Histogram, Meter, UpDownCounter
+from opentelemetry.trace import Tracer
+
+from agentpress_otel import __version__, _selftel
+
+if TYPE_CHECKING:
+    from opentelemetry._logs import Logger
+
+SCOPE = "agentpress_otel.genai"
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"  # what util-genai 1.3b0 emits; see docs/genai.md
+
+_DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
+_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
+_AGENT_BUCKETS = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6]
+_SCORE_BUCKETS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0]
+
+
+class Instruments:
+    """Every GenAI metric instrument, created once per meter."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.token_usage: Histogram = meter.create_histogram(
+            "gen_ai.client.token.usage", unit="{token}", description="Tokens used per LLM call, by gen_ai.token.type",
+            explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
+        )
+        self.operation_duration: Histogram = meter.create_histogram(
+            "gen_ai.client.operation.duration", unit="s", description="LLM call duration (all retries)",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self.ttfc: Histogram = meter.create_histogram(
+            "gen_ai.client.operation.time_to_first_chunk", unit="s", description="Time to first streamed chunk",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self.tpoc: Histogram = meter.create_histogram(
+            "gen_ai.client.operation.time_per_output_chunk", unit="s",
+            description="Time between streamed chunks after the first",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self.tool_duration: Histogram = meter.create_histogram(
+            "gen_ai.execute_tool.duration", unit="s", description="Tool execution duration",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self.agent_duration: Histogram = meter.create_histogram(
+            "gen_ai.invoke_agent.duration", unit="s", description="Agent run duration",
+            explicit_bucket_boundaries_advisory=_AGENT_BUCKETS,
+        )
+        self.cost: Counter = meter.create_counter(
+            "agentpress.llm.cost", unit="USD", description="Estimated LLM spend from the offline price table",
+        )
+        self.unpriced: Counter = meter.create_counter(
+            "agentpress.llm.unpriced", unit="{call}", description="LLM calls whose model has no price",
+        )
+        self.active_runs: UpDownCounter = meter.create_up_down_counter(
+            "agentpress.agent.active_runs", unit="{run}", description="Agent runs in progress",
+        )
+        self.score: Histogram = meter.create_histogram(
+            "gen_ai.evaluation.score", unit="1", description="Evaluation / feedback scores by gen_ai.evaluation.name",
+            explicit_bucket_boundaries_advisory=_SCORE_BUCKETS,
+        )
+
+
+def _env_capture() -> bool:
+    raw = os.environ.get("AGENTPRESS_OTEL_CAPTURE_CONTENT") or os.environ.get(
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", ""
+    )
+    v = raw.strip().upper()
+    return v in {"1", "TRUE", "YES", "ON", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT"}
+
+
+class State:
+    def __init__(self) -> None:
+        self.configured = False
+        self.tracer: Tracer = trace.get_tracer(SCOPE, __version__, schema_url=SCHEMA_URL)
+        self.instruments = Instruments(metrics.get_meter(SCOPE, __version__, schema_url=SCHEMA_URL))
+        self.event_logger: Logger | None = None
+        self.capture_content: bool = _env_capture()
+        self.content_max_chars: int = 16_384
+        self.redact_enabled: bool = True
+
+
+STATE = State()
+
+
+def configure(tel: Any) -> None:
+    """Bind GenAI telemetry to ``tel`` (an ``agentpress_otel.Telemetry``); called by ``instrument()``.
+
+    Example::
+
+        tel = agentpress_otel.instrument()
+        agentpress_otel.genai.configure(tel)  # already done by instrument()
+    """
+    try:
+        st = State()
+        cfg = getattr(tel, "config", None)
+        tp = getattr(tel, "tracer_provider", None)
+        mp = getattr(tel, "meter_provider", None)
+        lp = getattr(tel, "logger_provider", None)
+        if tp is not None:
+            st.tracer = tp.get_tracer(SCOPE, __version__, schema_url=SCHEMA_URL)
+        if mp is not None:
+            st.instruments = Instruments(mp.get_meter(SCOPE, __version__, schema_url=SCHEMA_URL))
+        if lp is not None:
+            st.event_logger = lp.get_logger(SCOPE, __version__, schema_url=SCHEMA_URL)
+        if cfg is not None:
+            st.capture_content = bool(getattr(cfg, "capture_content", st.capture_content))
+            st.content_max_chars = int(getattr(cfg, "content_max_chars", st.content_max_chars))
+            st.redact_enabled = bool(getattr(cfg, "redact", True))
+        st.configured = True
+        try:
+            from agentpress_otel.genai import prices
+
+            prices.load_prices_file()
+        except Exception as exc:
+            _selftel.record_error("genai.prices", exc)
+        global STATE
+        STATE = st
+        _publish(st)
+    except Exception as exc:
+        _selftel.record_error("genai.configure", exc)
+
+
+def unconfigure() -> None:
+    """Back to the unconfigured (global-provider) state (tests, ``uninstrument``)."""
+    global STATE
+    STATE = State()
+    _publish(STATE)
+
+
+def _publish(st: State) -> None:
+    # Other modules read ``_state.STATE`` at call time; nothing else to update.
+    return None

@@ -1,0 +1,243 @@
+"""FastAPI / Starlette: a lean ASGI server-span middleware.
+
+Why not the stock ``FastAPIInstrumentor``: it costs several times a bare request on a small machine
+(per-message send/receive spans, header decoding per attribute, route matching run twice, environment
+lookups per request). This middleware makes one SERVER span per request, reads the headers once, takes
+the route template Starlette already matched (``scope["route"]``), and matches paths only against the
+few routes that carry AgentPress ids (``{thread_id}``, ``{agent_run_id}``, ``{project_id}``).
+
+It is installed outermost (around Starlette's ServerErrorMiddleware) so a crashing endpoint's 500
+still carries ``X-Request-ID`` and is recorded on the span.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from agentpress_otel import _selftel
+from agentpress_otel._setup import Telemetry
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Headers a browser or another service may send; add them to your CORS ``allow_headers``.
+PROPAGATION_HEADERS = ("traceparent", "tracestate", "baggage", "x-request-id")
+
+_ID_PARAMS = ("thread_id", "agent_run_id", "project_id")
+_PATCHED: dict[int, tuple[Any, Callable[[], Any], dict[str, Any] | None]] = {}
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class _Getter:
+    """Carrier getter over a plain dict of already-decoded headers (one decode pass per request)."""
+
+    @staticmethod
+    def get(carrier: dict[str, str], key: str) -> list[str] | None:
+        v = carrier.get(key)
+        return None if v is None else [v]
+
+    @staticmethod
+    def keys(carrier: dict[str, str]) -> list[str]:
+        return list(carrier)
+
+
+_GETTER = _Getter()
+_WANTED = frozenset({b"traceparent", b"tracestate", b"baggage", b"user-agent", b"host"})
+
+
+class AgentPressASGIMiddleware:
+    """One SERVER span per HTTP request, request ids echoed, AgentPress ids bound for everything inside."""
+
+    def __init__(self, app: ASGIApp, tel: Telemetry, fastapi_app: Any = None) -> None:
+        self.app = app
+        self.tel = tel
+        self.fastapi_app = fastapi_app
+        cfg = tel.config
+        self.excluded = frozenset(cfg.excluded_urls)
+        self.rid_header = cfg.request_id_header.lower().encode("latin-1")
+        self.rid_header_out = cfg.request_id_header.encode("latin-1")
+        self.tracer = tel.tracer_provider.get_tracer("agentpress_otel.fastapi")
+        meter = tel.meter_provider.get_meter("agentpress_otel.fastapi")
+        self.duration = meter.create_histogram(
+            "http.server.request.duration",
+            unit="s",
+            description="Duration of HTTP server requests",
+            explicit_bucket_boundaries_advisory=[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10],
+        )
+        self._id_routes: list[re.Pattern[str]] = []
+        self._n_routes = -1
+        try:
+            from agentpress_otel._context import thread_context
+        except ImportError:  # the context model is optional for the middleware
+            thread_context = None  # type: ignore[assignment]
+        self._thread_context = thread_context
+
+    def _ids_from_path(self, path: str) -> dict[str, str]:
+        routes = getattr(self.fastapi_app, "routes", None)
+        if routes is None:
+            return {}
+        if len(routes) != self._n_routes:
+            self._n_routes = len(routes)
+            self._id_routes = [
+                r.path_regex
+                for r in routes
+                if hasattr(r, "path_regex") and any("{" + p in getattr(r, "path", "") for p in _ID_PARAMS)
+            ]
+        for rx in self._id_routes:
+            m = rx.match(path)
+            if m:
+                return {k: v for k, v in m.groupdict().items() if k in _ID_PARAMS}
+        return {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.excluded:
+            await self.app(scope, receive, send)
+            return
+        try:
+            prepared = self._prepare(scope)
+        except Exception as exc:  # telemetry must never break the request
+            _selftel.record_error("fastapi", exc)
+            await self.app(scope, receive, send)
+            return
+        span, token, request_id, ctx_mgr, start = prepared
+        status_code = 0
+        failed = False
+        rid_value = request_id.encode("latin-1")
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = int(message["status"])
+                headers = list(message.get("headers") or ())
+                headers.append((self.rid_header_out, rid_value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException as exc:
+            if status_code == 0:
+                status_code = 500
+            failed = True
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.set_attribute("error.type", type(exc).__qualname__)
+            raise
+        finally:
+            self._finish(scope, span, status_code, start, failed)
+            if ctx_mgr is not None:
+                ctx_mgr.__exit__(None, None, None)
+            otel_context.detach(token)
+
+    def _prepare(self, scope: Scope) -> tuple[Any, object, str, Any, float]:
+        carrier: dict[str, str] = {}
+        request_id = ""
+        for k, v in scope.get("headers") or ():
+            if k in _WANTED:
+                carrier[k.decode("latin-1")] = v.decode("latin-1")
+            elif k == self.rid_header:
+                request_id = v.decode("latin-1")
+        if not request_id or not _SAFE_REQUEST_ID.match(request_id):
+            request_id = uuid.uuid4().hex
+        parent = propagate.extract(carrier, getter=_GETTER)
+        path: str = scope.get("path", "")
+        ctx_mgr = None
+        if self._thread_context is not None:
+            ctx_mgr = self._thread_context(request_id=request_id, **self._ids_from_path(path))
+        token = otel_context.attach(parent)
+        if ctx_mgr is not None:
+            ctx_mgr.__enter__()
+        method: str = scope.get("method", "GET")
+        attrs: dict[str, Any] = {
+            "http.request.method": method,
+            "url.path": path,
+            "url.scheme": scope.get("scheme", "http"),
+            "agentpress.request.id": request_id,
+        }
+        if scope.get("query_string"):
+            attrs["url.query"] = scope["query_string"].decode("latin-1")
+        server = scope.get("server")
+        if server:
+            attrs["server.address"] = carrier.get("host", server[0]).split(":")[0]
+            attrs["server.port"] = server[1]
+        client = scope.get("client")
+        if client:
+            attrs["client.address"] = client[0]
+        if "user-agent" in carrier:
+            attrs["user_agent.original"] = carrier["user-agent"]
+        attrs["network.protocol.version"] = scope.get("http_version", "1.1")
+        span = self.tracer.start_span(method, kind=SpanKind.SERVER, attributes=attrs)
+        # Re-attach with the span current; the first token restores the caller's context at the end.
+        otel_context.attach(trace.set_span_in_context(span))
+        return span, token, request_id, ctx_mgr, time.perf_counter()
+
+    def _finish(self, scope: Scope, span: Any, status_code: int, start: float, failed: bool) -> None:
+        try:
+            method = scope.get("method", "GET")
+            route = scope.get("route")
+            route_path = getattr(route, "path", None)
+            if route_path:
+                span.update_name(f"{method} {route_path}")
+                span.set_attribute("http.route", route_path)
+            span.set_attribute("http.response.status_code", status_code)
+            if status_code >= 500 and not failed:
+                span.set_status(Status(StatusCode.ERROR))
+                span.set_attribute("error.type", str(status_code))
+            span.end()
+            labels: dict[str, Any] = {"http.request.method": method, "http.response.status_code": status_code}
+            if route_path:
+                labels["http.route"] = route_path
+            self.duration.record(time.perf_counter() - start, labels)
+        except Exception as exc:
+            _selftel.record_error("fastapi", exc)
+
+
+def instrument_app(app: Any, tel: Telemetry) -> None:
+    """Wrap ``app``'s middleware stack (outermost) with :class:`AgentPressASGIMiddleware`. Idempotent."""
+    if id(app) in _PATCHED:
+        return
+    original_build = app.build_middleware_stack
+
+    def build_middleware_stack() -> Any:
+        return AgentPressASGIMiddleware(original_build(), tel, app)
+
+    # FastAPI >= 0.16x has native OpenTelemetry spans (plus per-dependency "operation" spans) that turn on
+    # as soon as a provider exists; ours replaces them for this app, so switch them off to avoid doubles.
+    native = getattr(app, "_telemetry", None)
+    saved_native = dict(native) if isinstance(native, dict) else None
+    if isinstance(native, dict):
+        native.update(tracing=False, metrics=False, logs=False, operation_spans=False)
+    app.build_middleware_stack = build_middleware_stack
+    app.middleware_stack = None  # rebuilt on the next request, even if the app already served some
+    _PATCHED[id(app)] = (app, original_build, saved_native)
+
+
+def uninstrument_app(app: Any) -> None:
+    entry = _PATCHED.pop(id(app), None)
+    if entry is None:
+        return
+    _, original_build, saved_native = entry
+    app.build_middleware_stack = original_build
+    if saved_native is not None and isinstance(getattr(app, "_telemetry", None), dict):
+        app._telemetry.update(saved_native)
+    app.middleware_stack = None
+
+
+def instrument(tel: Telemetry) -> None:
+    """Apps are instrumented one by one through ``instrument(app)``; nothing global to patch."""
+
+
+def uninstrument() -> None:
+    for app, _, _ in list(_PATCHED.values()):
+        uninstrument_app(app)

@@ -1,0 +1,520 @@
+"""Process and runtime metrics: CPU, memory, fds, threads, GC, and asyncio event-loop lag.
+
+Integration name ``runtime``. Two parts:
+
+* ``opentelemetry-instrumentation-system-metrics`` for what it covers, restricted to the
+  per-process ``process.*`` and ``cpython.gc.*`` metrics (never host-wide ``system.*``: the
+  Collector's host metrics receiver does that once per host, not once per worker process);
+* an event-loop lag probe, which that package lacks: a timer callback re-armed every
+  ``probe_interval_s`` on each running loop; the delay between when it was due and when it ran is
+  recorded in ``agentpress.asyncio.loop_lag`` (histogram, s). ``agentpress.asyncio.loop_lag.max``
+  (gauge, s) reports the worst lag over the last ``Config.runtime_interval_s``, *including a stall
+  still in progress* (computed on the metric reader's thread, because a blocked loop cannot
+  report itself).
+
+Loops are found by wrapping ``asyncio.BaseEventLoop.run_forever`` (covers ``asyncio.run``,
+uvicorn's asyncio loop and Dramatiq's AsyncIO middleware thread); a loop already running when
+``instrument()`` is called is watched too; :func:`watch_loop` covers anything else (e.g. uvloop,
+call it from the FastAPI lifespan). Fork-safe: a forked child re-binds psutil to its own pid and
+forgets loops whose thread did not survive the fork.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, NoOpMeterProvider, Observation
+
+from agentpress_otel import _selftel
+from agentpress_otel._config import Config
+
+__all__ = [
+    "LOOP_LAG",
+    "LOOP_LAG_MAX",
+    "PROCESS_METRICS",
+    "instrument",
+    "max_loop_lag",
+    "uninstrument",
+    "watch_loop",
+]
+
+NAME = "runtime"
+
+#: Histogram of per-probe event-loop lag, unit s, attribute ``loop`` = ``main`` | ``background``.
+LOOP_LAG = "agentpress.asyncio.loop_lag"
+#: Gauge: worst lag over the last ``runtime_interval_s`` (and any stall still in progress), unit s.
+LOOP_LAG_MAX = "agentpress.asyncio.loop_lag.max"
+
+#: Metrics taken from opentelemetry-instrumentation-system-metrics (standard semconv names).
+#: The deprecated ``process.runtime.*`` duplicates and host-wide ``system.*`` are left out on purpose.
+PROCESS_METRICS: dict[str, list[str] | None] = {
+    "process.cpu.time": ["user", "system"],
+    "process.cpu.utilization": ["user", "system"],
+    "process.memory.usage": None,  # RSS, bytes
+    "process.memory.virtual": None,
+    "process.open_file_descriptor.count": None,
+    "process.thread.count": None,
+    "process.context_switches": ["involuntary", "voluntary"],
+    "process.disk.io": ["read", "write"],
+    "cpython.gc.collections": None,
+    "cpython.gc.collected_objects": None,
+    "cpython.gc.uncollectable_objects": None,
+}
+
+#: Default probe period: frequent enough to catch 100 ms-scale stalls, cheap enough to ignore.
+DEFAULT_PROBE_INTERVAL_S = 0.25
+
+# Seconds; resolves the 1 ms .. 30 s range where event-loop stalls live.
+_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _TelemetryLike(Protocol):
+    config: Config
+    meter_provider: MeterProvider
+
+
+# --------------------------------------------------------------------------------------------
+# system-metrics wrapper
+# --------------------------------------------------------------------------------------------
+
+
+def _make_system_metrics(meter_provider: MeterProvider) -> Any:
+    """Build and start a private SystemMetricsInstrumentor limited to :data:`PROCESS_METRICS`.
+
+    Upstream's instrumentor is a singleton whose ``uninstrument()`` does nothing (instruments
+    cannot be removed from a MeterProvider). We take a fresh instance per ``instrument()`` and gate
+    every callback on a flag, so ``uninstrument()`` really stops the observations and a callback
+    error is counted instead of reaching the reader.
+    """
+    from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+
+    class _Gated(SystemMetricsInstrumentor):
+        def __new__(cls, *args: Any, **kwargs: Any) -> _Gated:
+            return object.__new__(cls)
+
+        def __init__(self) -> None:
+            super().__init__(config={k: (list(v) if v else None) for k, v in PROCESS_METRICS.items()})
+            self.active = True
+            for name in dir(type(self)):
+                if name.startswith("_get_"):
+                    setattr(self, name, self._gate(getattr(self, name)))
+
+        def _gate(self, fn: Callable[[CallbackOptions], Iterable[Observation]]) -> Callable[..., list[Observation]]:
+            def gated(options: CallbackOptions) -> list[Observation]:
+                if not self.active:
+                    return []
+                try:
+                    return list(fn(options))
+                except Exception as exc:
+                    _selftel.record_error("runtime.system_metrics", exc)
+                    return []
+
+            return gated
+
+        def rebind_pid(self) -> None:
+            import psutil  # type: ignore[import-untyped]
+
+            self._proc = psutil.Process(os.getpid())
+
+    inst = _Gated()
+    inst.instrument(meter_provider=meter_provider)
+    return inst
+
+
+# --------------------------------------------------------------------------------------------
+# event-loop lag probe
+# --------------------------------------------------------------------------------------------
+
+
+class _Probe:
+    """One timer chain on one loop. All methods except ``overdue`` run on the loop's thread."""
+
+    __slots__ = (
+        "attrs",
+        "cur_max",
+        "due_loop",
+        "due_mono",
+        "handle",
+        "interval",
+        "loop",
+        "monitor",
+        "prev_max",
+        "stopped",
+        "thread_ident",
+        "win_start",
+    )  # fmt: skip
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, monitor: _Monitor, interval: float) -> None:
+        self.loop = loop
+        self.monitor = monitor
+        self.interval = interval
+        self.attrs: dict[str, str] = {"loop": "main"}
+        self.thread_ident = 0
+        self.due_loop = 0.0
+        self.due_mono: float | None = None  # when the pending probe is due, on time.monotonic()
+        self.handle: asyncio.TimerHandle | None = None
+        self.stopped = False
+        self.cur_max = 0.0
+        self.prev_max = 0.0
+        self.win_start = time.monotonic()
+
+    def start(self) -> None:
+        """Arm the first probe; must run on the loop's thread (directly or via call_soon_threadsafe)."""
+        if self.stopped:
+            return
+        self.thread_ident = threading.get_ident()
+        main = threading.current_thread() is threading.main_thread()
+        self.attrs = {"loop": "main" if main else "background"}
+        self._arm()
+
+    def _arm(self) -> None:
+        loop = self.loop
+        self.due_loop = loop.time() + self.interval
+        self.due_mono = time.monotonic() + self.interval
+        self.handle = loop.call_at(self.due_loop, self._fire)
+
+    def _fire(self) -> None:
+        try:
+            lag = self.loop.time() - self.due_loop
+            self.due_mono = None
+            if self.stopped:
+                return
+            # asyncio runs timers up to one clock resolution early: clamp.
+            self.monitor.record(self, lag if lag > 0.0 else 0.0)
+            self._arm()
+        except Exception as exc:  # never let telemetry break the loop
+            _selftel.record_error("runtime.loop_probe", exc)
+
+    def cancel(self) -> None:
+        """Stop re-arming; cancel the pending timer (loop thread only)."""
+        self.stopped = True
+        self.due_mono = None
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+    def overdue(self, now: float) -> float:
+        """How late the pending probe already is (any thread); 0 if none pending or not late."""
+        due = self.due_mono
+        if due is None or self.stopped:
+            return 0.0
+        late = now - due
+        return late if late > 0.0 else 0.0
+
+    def window_max(self, now: float, window: float) -> float:
+        if now - self.win_start >= 2 * window:
+            return 0.0
+        if now - self.win_start >= window:
+            return self.cur_max
+        return max(self.cur_max, self.prev_max)
+
+
+class _Monitor:
+    """The probes and instruments of one ``instrument()`` call."""
+
+    def __init__(self, meter: Meter, *, interval: float, window: float) -> None:
+        self.interval = interval
+        self.window = window
+        self.active = True
+        self.lock = threading.Lock()
+        self.probes: dict[int, _Probe] = {}  # id(loop) -> probe
+        self.hist: Histogram = meter.create_histogram(
+            LOOP_LAG,
+            unit="s",
+            description="Delay between when an event-loop probe callback was due and when it ran",
+            explicit_bucket_boundaries_advisory=list(_LAG_BUCKETS),
+        )
+        meter.create_observable_gauge(
+            LOOP_LAG_MAX,
+            callbacks=[self._observe_max],
+            unit="s",
+            description="Worst event-loop lag over the last runtime interval, including a stall in progress",
+        )
+
+    # -- loop thread ----------------------------------------------------------------------------
+    def record(self, probe: _Probe, lag: float) -> None:
+        if not self.active:
+            probe.cancel()
+            return
+        now = time.monotonic()
+        if now - probe.win_start >= self.window:
+            # Rotate: keep one previous window so a read just after rotation still sees the peak.
+            probe.prev_max = probe.cur_max if now - probe.win_start < 2 * self.window else 0.0
+            probe.cur_max = 0.0
+            probe.win_start = now
+        if lag > probe.cur_max:
+            probe.cur_max = lag
+        self.hist.record(lag, probe.attrs)
+
+    def watch(self, loop: asyncio.AbstractEventLoop, *, from_loop_thread: bool, interval: float | None = None) -> bool:
+        if not self.active or loop.is_closed():
+            return False
+        with self.lock:
+            existing = self.probes.get(id(loop))
+            if existing is not None and existing.loop is loop and not existing.stopped:
+                return True
+            probe = _Probe(loop, self, interval or self.interval)
+            self.probes[id(loop)] = probe
+        if from_loop_thread:
+            probe.start()
+        else:
+            loop.call_soon_threadsafe(probe.start)
+        return True
+
+    def loop_stopped(self, loop: asyncio.AbstractEventLoop) -> None:
+        """run_forever returned: drop the probe, so a stopped loop is never mistaken for a stall."""
+        with self.lock:
+            probe = self.probes.pop(id(loop), None)
+        if probe is not None and probe.loop is loop:
+            probe.cancel()
+
+    def stop(self) -> None:
+        self.active = False
+        with self.lock:
+            probes = list(self.probes.values())
+            self.probes.clear()
+        for p in probes:
+            # Off the loop thread we may only flip the flag; the next firing sees it and stops.
+            p.stopped = True
+            p.due_mono = None
+
+    def after_fork_in_child(self) -> None:
+        self.lock = threading.Lock()  # it may have been held by a thread that no longer exists
+        me = threading.get_ident()
+        for key, p in list(self.probes.items()):
+            if p.thread_ident != me:  # that loop's thread did not survive the fork
+                p.stopped = True
+                p.due_mono = None
+                del self.probes[key]
+            else:
+                p.cur_max = p.prev_max = 0.0
+                p.win_start = time.monotonic()
+
+    # -- reader thread --------------------------------------------------------------------------
+    def current_max(self) -> dict[str, float]:
+        now = time.monotonic()
+        out: dict[str, float] = {}
+        with self.lock:
+            probes = list(self.probes.values())
+        for p in probes:
+            try:
+                if p.loop.is_closed():
+                    self.loop_stopped(p.loop)
+                    continue
+            except Exception:  # noqa: S112 - a foreign loop object; skip it
+                continue
+            v = max(p.window_max(now, self.window), p.overdue(now))
+            role = p.attrs["loop"]
+            if v > out.get(role, -1.0):
+                out[role] = v
+        return out
+
+    def _observe_max(self, _options: CallbackOptions) -> Iterable[Observation]:
+        if not self.active:
+            return []
+        try:
+            return [Observation(v, {"loop": role}) for role, v in self.current_max().items()]
+        except Exception as exc:
+            _selftel.record_error("runtime.loop_lag_max", exc)
+            return []
+
+
+# --------------------------------------------------------------------------------------------
+# module state, patch, fork
+# --------------------------------------------------------------------------------------------
+
+_lock = threading.RLock()
+_monitor: _Monitor | None = None
+_sysm: Any = None
+_patched = False
+_fork_hook_installed = False
+
+
+def _run_forever_wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    mon = _monitor
+    if mon is None or not mon.active or instance.is_running():
+        return wrapped(*args, **kwargs)
+    try:
+        # Loop not yet running: call_at just queues the first probe for when it does.
+        mon.watch(instance, from_loop_thread=True)
+    except Exception as exc:
+        _selftel.record_error("runtime.watch", exc)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        try:
+            mon.loop_stopped(instance)
+        except Exception as exc:
+            _selftel.record_error("runtime.watch", exc)
+
+
+def _patch_asyncio() -> None:
+    global _patched
+    if _patched:
+        return
+    import wrapt
+
+    wrapt.wrap_function_wrapper(asyncio.base_events, "BaseEventLoop.run_forever", _run_forever_wrapper)
+    _patched = True
+
+
+def _unpatch_asyncio() -> None:
+    global _patched
+    if not _patched:
+        return
+    fn = asyncio.base_events.BaseEventLoop.run_forever
+    orig = getattr(fn, "__wrapped__", None)
+    if orig is not None:
+        asyncio.base_events.BaseEventLoop.run_forever = orig  # type: ignore[method-assign]
+    _patched = False
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()
+    try:
+        if _sysm is not None:
+            _sysm.rebind_pid()
+        if _monitor is not None:
+            _monitor.after_fork_in_child()
+    except Exception as exc:
+        _selftel.record_error("runtime.fork", exc)
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------
+
+
+def instrument(
+    tel: _TelemetryLike,
+    *,
+    probe_interval_s: float | None = None,
+    system_metrics: bool = True,
+    patch_asyncio: bool = True,
+) -> bool:
+    """Start process metrics and event-loop lag probes on ``tel.meter_provider``.
+
+    Returns ``False`` (nothing started) when metrics are off. Idempotent: a second call first undoes
+    the previous one. ``probe_interval_s`` defaults to 0.25 s; the max-lag window is
+    ``tel.config.runtime_interval_s``.
+
+    Example::
+
+        from agentpress_otel import runtime
+        runtime.instrument(tel)              # done by agentpress_otel.instrument() when "runtime" is enabled
+    """
+    global _monitor, _sysm, _fork_hook_installed
+    mp = tel.meter_provider
+    if not tel.config.metrics or mp is None or isinstance(mp, NoOpMeterProvider):
+        return False
+    interval = float(probe_interval_s) if probe_interval_s else DEFAULT_PROBE_INTERVAL_S
+    window = max(float(tel.config.runtime_interval_s), interval)
+    with _lock:
+        uninstrument()
+        if system_metrics:
+            try:
+                _sysm = _make_system_metrics(mp)
+            except Exception as exc:  # psutil missing or broken: keep the loop probe
+                _selftel.record_error("runtime.system_metrics", exc)
+                _sysm = None
+        _monitor = _Monitor(mp.get_meter("agentpress_otel.runtime"), interval=interval, window=window)
+        if patch_asyncio:
+            _patch_asyncio()
+        if not _fork_hook_installed:
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            _fork_hook_installed = True
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is not None:
+        _monitor.watch(running, from_loop_thread=True)
+    return True
+
+
+def uninstrument() -> None:
+    """Stop the probes and the process metrics and remove the asyncio patch. Safe to call twice.
+
+    Example::
+
+        runtime.uninstrument()
+    """
+    global _monitor, _sysm
+    with _lock:
+        _unpatch_asyncio()
+        if _monitor is not None:
+            _monitor.stop()
+            _monitor = None
+        if _sysm is not None:
+            _sysm.active = False
+            try:
+                _sysm.uninstrument()
+            except Exception as exc:
+                _selftel.record_error("runtime.system_metrics", exc)
+            _sysm = None
+
+
+def watch_loop(loop: asyncio.AbstractEventLoop | None = None, *, interval_s: float | None = None) -> bool:
+    """Probe ``loop`` (default: the running loop) for lag; returns whether it is now watched.
+
+    Needed only for loops the ``run_forever`` patch cannot see (uvloop, or a loop already running
+    before ``instrument()``); harmless otherwise. Callable from any thread; never raises.
+
+    Example::
+
+        @asynccontextmanager
+        async def lifespan(app):
+            runtime.watch_loop()
+            yield
+    """
+    mon = _monitor
+    if mon is None:
+        return False
+    try:
+        if loop is None:
+            loop = asyncio.get_running_loop()
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        # Off the loop's thread the first probe is queued thread-safely (also fine before it runs).
+        return mon.watch(loop, from_loop_thread=on_loop, interval=interval_s)
+    except Exception as exc:
+        _selftel.record_error("runtime.watch", exc)
+        return False
+
+
+def max_loop_lag() -> float:
+    """Worst lag (s) over the current window across watched loops, including a stall in progress.
+
+    Useful for a health endpoint. ``0.0`` when nothing is watched.
+
+    Example::
+
+        if runtime.max_loop_lag() > 1.0:
+            ...
+    """
+    mon = _monitor
+    if mon is None:
+        return 0.0
+    try:
+        return max(mon.current_max().values(), default=0.0)
+    except Exception as exc:
+        _selftel.record_error("runtime.max_loop_lag", exc)
+        return 0.0
+
+
+def _watched_loops() -> list[asyncio.AbstractEventLoop]:
+    """Loops currently probed (tests)."""
+    mon = _monitor
+    if mon is None:
+        return []
+    with mon.lock:
+        return [p.loop for p in mon.probes.values() if not p.stopped]
+
