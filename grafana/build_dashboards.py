@@ -334,7 +334,7 @@ def thread_explorer() -> dict[str, Any]:
         panel("table", "LLM calls of this thread", [traceql(
             f'{{{th} && span.gen_ai.operation.name = "chat"}} | select(span.gen_ai.request.model, '
             "span.gen_ai.usage.input_tokens, span.gen_ai.usage.output_tokens, span.gen_ai.response.finish_reasons, "
-            "span.agentpress.llm.cost)")], ds=TEMPO, w=12, h=10),
+            "span.agentpress.llm.cost_usd)")], ds=TEMPO, w=12, h=10),
         panel("table", "Tool calls of this thread", [traceql(
             f'{{{th} && span.gen_ai.operation.name = "execute_tool"}} | select(span.gen_ai.tool.name)')], ds=TEMPO, w=12, h=10),
         panel("logs", "Error logs of this thread", [loki(
@@ -349,9 +349,7 @@ def thread_explorer() -> dict[str, Any]:
     variables = [
         textbox("thread_id", "Thread id", desc="AgentPress thread id (= gen_ai.conversation.id)"),
         textbox("project_id", "Project id"),
-        {**service_var(f"{LLM_DUR}_count"), "definition": "label_values(target_info, service_name)",
-         "query": {"query": "label_values(target_info, service_name)", "refId": "PrometheusVariableQueryEditor-service",
-                   "qryType": 1}},
+        query_var("service", "Service", f"label_values({SPAN_CALLS}, service_name)"),
     ]
     # The env filter is not needed here: thread ids are unique across environments.
     return dashboard("agentpress-thread-explorer", "AgentPress / Thread explorer",
@@ -392,27 +390,32 @@ def service_health() -> dict[str, Any]:
 
 
 def frontend() -> dict[str, Any]:
-    fsel = 'deployment_environment_name=~"$env", service_name=~"$frontend"'
-    fetch = f'{fsel}, span_kind="SPAN_KIND_CLIENT"'
-    fetch_rate = f"sum by (span_name) (rate({SPAN_CALLS}{{{fetch}}}[{RI}]))"
-    fetch_err = f'sum by (span_name) (rate({SPAN_CALLS}{{{fetch}, status_code="STATUS_CODE_ERROR"}}[{RI}]))'
-    page = f'{fsel}, span_name=~"documentLoad|page_load|route_change|routeChange"'
-    logs = '{service_name=~"$frontend"} | exception_type != ""'
+    # Browser spans skip the span_metrics connector (untrusted names would explode label cardinality), so the
+    # frontend views use TraceQL metrics over the sampled traces in Tempo and the error logs in Loki. The Collector
+    # stamps resource attribute agentpress.telemetry.source="browser" on everything from its browser receiver.
+    src = 'resource.agentpress.telemetry.source = "browser" && resource.service.name =~ "$frontend"'
+    fetch = f"{{{src} && kind = client}}"
+    page = f'{{{src} && name =~ "documentLoad|page_load|route_change|routeChange"}}'
+    logs = '{service_name=~"$frontend"} | agentpress_telemetry_source = "browser" | exception_type != ""'
     panels = [
         ts("Browser errors by type", [loki(f"sum by (exception_type) (count_over_time({logs} [$__auto]))",
                                            "{{exception_type}}")], ds=LOKI,
            desc="Global errors and unhandled rejections reported by browser/ as OTLP log records."),
-        ts("Page loads and route changes", [prom(f"sum by (span_name) (rate({SPAN_CALLS}{{{page}}}[{RI}])) * 60",
-                                                 "{{span_name}}")], unit="short"),
-        ts("Fetch rate", [prom(fetch_rate, "{{span_name}}")], unit="reqps"),
-        ts("Fetch failure rate", [prom(ratio(fetch_err, fetch_rate), "{{span_name}}")], unit="percentunit"),
-        ts("Fetch duration p50 / p95 / p99", quantiles(SPAN_DUR, fetch), unit="s"),
-        ts("Page load duration p95", quantiles(SPAN_DUR, page, by="span_name", qs=(0.95,)), unit="s"),
-        panel("logs", "Browser errors", [loki(logs)], ds=LOKI, w=24, h=10),
+        ts("Page loads and route changes", [traceql(f"{page} | count_over_time() by (name)", metrics=True)], ds=TEMPO,
+           desc="From sampled traces: multiply by the sampling share for absolute numbers."),
+        ts("Fetch rate by status", [traceql(f"{fetch} | rate() by (status)", metrics=True)], ds=TEMPO),
+        ts("Fetch failures by status code", [traceql(
+            f"{{{src} && kind = client && status = error}} | rate() by (span.http.response.status_code)",
+            metrics=True)], ds=TEMPO),
+        ts("Fetch duration p50 / p95 / p99", [traceql(f"{fetch} | quantile_over_time(duration, .5, .95, .99)",
+                                                      metrics=True)], ds=TEMPO, unit="s"),
+        ts("Page load duration p95", [traceql(f"{page} | quantile_over_time(duration, .95) by (name)", metrics=True)],
+           ds=TEMPO, unit="s"),
+        panel("logs", "Browser errors", [loki(logs)], ds=LOKI, w=24, h=10,
+              desc="Each line links to its trace; the backend spans of the same fetch are in that trace."),
     ]
-    variables = [env_var(SPAN_CALLS),
-                 query_var("frontend", "Frontend app",
-                           f'label_values({SPAN_CALLS}{{deployment_environment_name=~"$env", span_kind="SPAN_KIND_CLIENT"}}, service_name)')]
+    variables = [textbox("frontend", "Frontend service (regex)", ".+",
+                         desc="service.name of the browser app (initAgentpressOtel serviceName)")]
     return dashboard("agentpress-frontend", "AgentPress / Frontend",
                      "Browser errors, page loads, fetch latency and failures from browser/ telemetry.", panels, variables)
 
@@ -448,11 +451,12 @@ def pipeline() -> dict[str, Any]:
         ts("Errors swallowed inside agentpress-otel", [prom(
             f"sum by (service_name, component) (rate({INTERNAL_ERR}{{{ENV_SVC}}}[{RI}])) or vector(0)",
             "{{service_name}} {{component}}")], unit="short"),
-        ts("Telemetry freshness by service", [prom(
-            f"time() - max by (service_name) (timestamp(target_info{{{ENV_SVC}}}))", "{{service_name}}")], unit="s",
-           desc="Seconds since the last metric push from each service; grows when a service stops sending.", w=24),
+        ts("Instances reporting metrics, by service", [prom(
+            'count by (job) (target_info{deployment_environment_name=~"$env"})', "{{job}}")], unit="short",
+           desc="target_info is pushed with every metric export (job = service.name); a drop means a service went quiet.",
+           w=24),
     ]
-    variables = [env_var("target_info"), service_var("target_info")]
+    variables = [env_var(SPAN_CALLS), service_var(SPAN_CALLS)]
     return dashboard("agentpress-telemetry-pipeline", "AgentPress / Telemetry pipeline",
                      "Is observability itself healthy? Collector accepted/refused/dropped items, queues, app drops.",
                      panels, variables)

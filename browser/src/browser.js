@@ -182,7 +182,8 @@ export function installNavigationCapture(win, tracer, logger, onError) {
     }
   };
 
-  emitView('load');
+  // Next task: lets the app call setThreadContext() right after init and still tag the load event.
+  setTimeout(() => emitView('load'), 0);
   const onLoad = () => setTimeout(emitLoadSpan, 0); // loadEventEnd is set after handlers return
   if (doc.readyState === 'complete') onLoad();
   else win.addEventListener('load', onLoad, { once: true });

@@ -36,6 +36,8 @@ export interface AgentpressOtelHandle {
   tracer: Tracer;
   logger: unknown;
   sessionId(): string | null;
+  /** Start a new session (e.g. on sign-out). */
+  resetSession(): string;
   flush(): Promise<void>;
   shutdown(): Promise<void>;
   recordAction(name: string, attributes?: Record<string, string | number | boolean>): void;

@@ -16,16 +16,11 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { FetchInstrumentation } from '@opentelemetry/instrumentation-fetch';
-import {
-  createDefaultSessionIdGenerator,
-  createLocalStorageSessionStore,
-  createSessionLogRecordProcessor,
-  createSessionManager,
-  createSessionSpanProcessor,
-} from '@opentelemetry/web-common';
+import { createSessionLogRecordProcessor, createSessionSpanProcessor } from '@opentelemetry/web-common';
 
 import { compileOrigins, endpointIgnoreRegExp } from './origins.js';
 import { ThreadContext, createContextLogProcessor, createContextSpanProcessor } from './processors.js';
+import { SessionProvider } from './session.js';
 import { emitException, installActionCapture, installErrorCapture, installNavigationCapture } from './browser.js';
 import { SeverityNumber } from '@opentelemetry/api';
 
@@ -131,13 +126,17 @@ function start(win, opts) {
   if (win.navigator?.userAgent) attrs['user_agent.original'] = win.navigator.userAgent;
   const resource = resourceFromAttributes(attrs);
 
-  const sessions = createSessionManager({
-    sessionIdGenerator: createDefaultSessionIdGenerator(),
-    sessionStore: createLocalStorageSessionStore(),
-    maxDuration: session.maxDurationSeconds ?? 4 * 3600,
-    inactivityTimeout: session.inactivityTimeoutSeconds ?? 30 * 60,
+  let storage = null;
+  try {
+    storage = win.localStorage ?? null;
+  } catch {
+    // Access to localStorage throws when storage is blocked; sessions then last one page.
+  }
+  const sessions = new SessionProvider({
+    storage,
+    maxDurationMs: (session.maxDurationSeconds ?? 4 * 3600) * 1000,
+    inactivityMs: (session.inactivityTimeoutSeconds ?? 30 * 60) * 1000,
   });
-  sessions.start();
 
   const batchOpts = {
     maxExportBatchSize: batch.maxExportBatchSize ?? 50,
@@ -220,6 +219,8 @@ function start(win, opts) {
     tracer,
     logger,
     sessionId: () => sessions.getSessionId(),
+    /** Start a new session (e.g. on sign-out). */
+    resetSession: () => sessions.reset(),
     flush,
     /** Record a named user action that isn't a click (e.g. "prompt submitted"). */
     recordAction(name, attributes = {}) {
@@ -253,7 +254,6 @@ function start(win, opts) {
       }
       try {
         await Promise.all([tracerProvider.shutdown(), loggerProvider.shutdown()]);
-        sessions.shutdown();
       } catch (e) {
         onInternalError(e);
       }

@@ -19,6 +19,8 @@ const AUTH_SCHEME = /\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,}/gi;
 const KEY_VALUE =
   /\b(access[_-]?token|refresh[_-]?token|id[_-]?token|token|api[_-]?key|apikey|secret|client[_-]?secret|password|passwd|authorization|jwt)(["']?\s*[=:]\s*["']?)(?!\[REDACTED\]|REDACTED\b|Bearer\b|Basic\b)([^\s"'&,;)}\]]+)/gi;
 
+const URL_IN_TEXT = /\b([a-z][a-z0-9+.-]*:\/\/[^\s"'<>()]+?)((?::\d+){1,2})?(?=[\s"'<>()]|$)/gi;
+
 /** True when a single value looks like a credential on its own. */
 export function looksSecret(value) {
   if (typeof value !== 'string' || value.length < 8) return false;
@@ -36,7 +38,8 @@ export function looksSecret(value) {
 export function redactText(text) {
   if (typeof text !== 'string') text = String(text ?? '');
   if (text === '') return text;
-  let out = text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+)/gi, (u) => redactUrl(u));
+  // URLs in text (stack frames end in `:line:col`, often inside parentheses): keep that suffix out of the URL.
+  let out = text.replace(URL_IN_TEXT, (_m, u, pos = '') => redactUrl(u) + pos);
   out = out.replace(AUTH_SCHEME, (_m, scheme) => `${scheme} ${TEXT_MASK}`);
   out = out.replace(KEY_VALUE, (_m, k, sep) => `${k}${sep}${TEXT_MASK}`);
   out = out.replace(JWT, TEXT_MASK).replace(KEY_LIKE, TEXT_MASK);

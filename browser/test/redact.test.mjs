@@ -79,3 +79,10 @@ test('looksSecret', () => {
   assert.ok(looksSecret('ghp_aaaaaaaaaaaaaaaaaaaaaaaa'));
   assert.ok(!looksSecret('hello world'));
 });
+
+test('stack frames keep their line:column after the URL is redacted', () => {
+  const stack = 'Error: boom\n    at handler (http://app.test/page.html?secret=abc:40:15)\n    at http://app.test/x.js?token=t:3:1';
+  const out = redactText(stack);
+  assert.equal(out, 'Error: boom\n    at handler (http://app.test/page.html?secret=REDACTED:40:15)\n    at http://app.test/x.js?token=REDACTED:3:1');
+  assert.equal(redactText('see http://h:8000/p for details'), 'see http://h:8000/p for details');
+});

@@ -380,6 +380,7 @@ def _setup_traces(
     elif isinstance(existing, trace_api.ProxyTracerProvider):
         tp = TracerProvider(
             resource=resource,
+            shutdown_on_exit=False,  # our atexit hook shuts down with a deadline; the SDK's can block 30 s
             sampler=ParentBased(TraceIdRatioBased(cfg.sample_ratio)),
             span_limits=SpanLimits(max_attribute_length=cfg.attribute_max_chars),
         )
@@ -424,7 +425,7 @@ def _setup_metrics(
                 export_timeout_millis=cfg.export_timeout_s * 1000,
             )
         )
-    mp = MeterProvider(resource=resource, metric_readers=readers)
+    mp = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
     metrics_api.set_meter_provider(mp)
     return mp, True
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up, lint, strict type check, then every unit and integration test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== ruff"; .venv/bin/ruff check src tests benchmarks
+echo "== mypy --strict"; .venv/bin/mypy
+if [ -f browser/package.json ]; then echo "== browser unit tests"; (cd browser && npm test --silent); fi
+echo "== pytest"
+set +e
+.venv/bin/pytest -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+# pytest exits 5 when it collected nothing: that is a failure for us, not a pass.
+exit $rc

@@ -1,0 +1,468 @@
+"""Our Collector build (``bin/otelcol-apotel``) running the shipped config, plus test stand-ins for Tempo and Loki.
+
+Used by the pipeline tests, the ``agentpress-otel stack`` command and the benchmarks, so all three run the
+same binary with ``collector-config/config.yaml`` unchanged: only ``OTELCOL_*`` environment variables differ
+(free loopback ports, a private storage directory, shorter timings).
+
+The stand-ins are two more instances of the same binary (``collector-config/testing/standin-*.yaml``):
+OTLP in, OTLP/JSON lines out to a file, which :func:`read_spans` / :func:`read_logs` parse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agentpress_otel._harness._proc import (
+    BIN_DIR,
+    REPO_ROOT,
+    ComponentMissing,
+    ManagedProcess,
+    free_port,
+    http_ok,
+    in_ci,
+    wait_until,
+)
+
+__all__ = [
+    "COLLECTOR_BINARY",
+    "COLLECTOR_CONFIG",
+    "Collector",
+    "LogRecord",
+    "Span",
+    "StandIn",
+    "ensure_collector_binary",
+    "read_logs",
+    "read_spans",
+    "start_collector",
+    "start_standin",
+    "validate_config",
+]
+
+COLLECTOR_BINARY = "otelcol-apotel"
+COLLECTOR_CONFIG = REPO_ROOT / "collector-config" / "config.yaml"
+STANDIN_CONFIGS = {
+    "traces": REPO_ROOT / "collector-config" / "testing" / "standin-traces.yaml",
+    "logs": REPO_ROOT / "collector-config" / "testing" / "standin-logs.yaml",
+}
+BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-collector.sh"
+START_TIMEOUT = 60.0
+
+
+def ensure_collector_binary(*, build: bool = True, timeout: float = 1800.0) -> str:
+    """Return the path of ``bin/otelcol-apotel``, (re)building it first when ``go`` is available.
+
+    The build script is a no-op when the manifest hash is unchanged, so calling this is cheap. Without Go an
+    existing binary is used as is; with neither, :class:`ComponentMissing` is raised (tests skip locally and
+    fail under CI).
+
+    Example::
+
+        binary = ensure_collector_binary()
+    """
+    path = BIN_DIR / COLLECTOR_BINARY
+    go = shutil.which("go")
+    if build and go is not None and (in_ci() or not path.exists() or os.environ.get("APOTEL_REBUILD_COLLECTOR")):
+        # Under CI always run the script (it checks the manifest hash); locally a present binary is trusted
+        # unless APOTEL_REBUILD_COLLECTOR is set, so a test run never starts a surprise multi-minute build.
+        result = subprocess.run(
+            ["bash", str(BUILD_SCRIPT)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"collector build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    if path.is_file() and os.access(path, os.X_OK):
+        return str(path)
+    raise ComponentMissing(
+        f"{path} not built; run scripts/build-collector.sh (needs Go >= 1.25 and the Go module proxy)"
+    )
+
+
+def validate_config(
+    config: Path = COLLECTOR_CONFIG, *, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``otelcol-apotel validate`` on ``config`` and return the completed process.
+
+    Example::
+
+        res = validate_config()
+        assert res.returncode == 0, res.stderr
+    """
+    binary = ensure_collector_binary()
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [binary, "validate", f"--config={config}"], capture_output=True, text=True, env=full_env, timeout=60, check=False
+    )
+
+
+def _health_ready(port: int) -> bool:
+    return http_ok(f"http://127.0.0.1:{port}/health")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The Collector under test
+
+
+@dataclass
+class Collector:
+    """A running ``otelcol-apotel`` with the shipped config; ports and paths injected through ``OTELCOL_*`` env."""
+
+    workdir: Path
+    storage_dir: Path
+    env: dict[str, str]
+    grpc_port: int
+    http_port: int
+    browser_port: int
+    health_port: int
+    metrics_port: int
+    config: Path = COLLECTOR_CONFIG
+    process: ManagedProcess | None = field(default=None, init=False)
+
+    @property
+    def otlp_grpc_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.grpc_port}"
+
+    @property
+    def otlp_http_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def browser_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.browser_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.running
+
+    def start(self, *, timeout: float = START_TIMEOUT) -> Collector:
+        """(Re)start with the same ports and storage directory (persistent queues survive restarts)."""
+        binary = ensure_collector_binary()
+        self.process = ManagedProcess(
+            name="otelcol",
+            argv=[binary, f"--config={self.config}"],
+            env=self.env,
+            cwd=self.workdir,
+            log_dir=self.workdir,
+        )
+        self.process.start(ready=lambda: _health_ready(self.health_port), timeout=timeout)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=20.0)
+
+    def kill(self) -> None:
+        """SIGKILL (crash simulation): no shutdown, no queue drain."""
+        if self.process is not None:
+            self.process.kill()
+
+    def log_tail(self, n: int = 80) -> str:
+        return self.process.log_tail(n) if self.process is not None else ""
+
+    def self_metrics(self) -> str:
+        """The Collector's own Prometheus metrics (``otelcol_*``) as exposition text."""
+        with urllib.request.urlopen(self.metrics_url, timeout=2) as resp:  # noqa: S310 - loopback
+            return str(resp.read().decode())
+
+    def metric_sum(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` whose labels include ``labels`` (0 when absent)."""
+        total = 0.0
+        for line in self.self_metrics().splitlines():
+            if line.startswith("#") or not line.startswith(name):
+                continue
+            head, _, value = line.rpartition(" ")
+            metric, _, rest = head.partition("{")
+            if metric != name:
+                continue
+            if all(f'{k}="{v}"' in rest for k, v in labels.items()):
+                total += float(value)
+        return total
+
+    def __enter__(self) -> Collector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_collector(
+    *,
+    traces_endpoint: str,
+    logs_endpoint: str,
+    remote_write_url: str,
+    env: Mapping[str, str] | None = None,
+    workdir: Path | None = None,
+    cors_origins: list[str] | None = None,
+    metrics_port: int | None = None,
+    timeout: float = START_TIMEOUT,
+) -> Collector:
+    """Start the Collector with the shipped config on free loopback ports; the caller must ``stop()`` it.
+
+    ``traces_endpoint`` is host:port (OTLP gRPC, Tempo or its stand-in), ``logs_endpoint`` the Loki OTLP base URL
+    (``http://host:port/otlp``), ``remote_write_url`` Prometheus' ``/api/v1/write``. ``env`` adds/overrides
+    ``OTELCOL_*`` knobs (e.g. ``OTELCOL_TAIL_DECISION_WAIT``). Pass ``metrics_port`` when Prometheus must be
+    told the self-metrics target before the Collector starts.
+
+    Example::
+
+        col = start_collector(traces_endpoint="127.0.0.1:4417", logs_endpoint="http://127.0.0.1:4418/otlp",
+                              remote_write_url=prom.remote_write_url)
+        try:
+            ...  # export OTLP to col.otlp_grpc_endpoint
+        finally:
+            col.stop()
+    """
+    wd = workdir or Path(tempfile.mkdtemp(prefix="apotel-otelcol-"))
+    wd.mkdir(parents=True, exist_ok=True)
+    storage = wd / "file_storage"
+    ports = {k: free_port() for k in ("grpc", "http", "browser", "health", "metrics", "pprof", "zpages")}
+    if metrics_port is not None:
+        ports["metrics"] = metrics_port
+    origins = cors_origins or ["http://localhost:5173"]
+    full_env = {
+        "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
+        "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
+        "OTELCOL_BROWSER_ENDPOINT": f"127.0.0.1:{ports['browser']}",
+        # A YAML flow list: the Collector parses env values as YAML.
+        "OTELCOL_BROWSER_CORS_ORIGINS": "[" + ", ".join(origins) + "]",
+        "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
+        "OTELCOL_PPROF_ENDPOINT": f"127.0.0.1:{ports['pprof']}",
+        "OTELCOL_ZPAGES_ENDPOINT": f"127.0.0.1:{ports['zpages']}",
+        "OTELCOL_METRICS_HOST": "127.0.0.1",
+        "OTELCOL_METRICS_PORT": str(ports["metrics"]),
+        "OTELCOL_STORAGE_DIR": str(storage),
+        "OTELCOL_TEMPO_ENDPOINT": traces_endpoint,
+        "OTELCOL_LOKI_ENDPOINT": logs_endpoint,
+        "OTELCOL_PROMETHEUS_RW_ENDPOINT": remote_write_url,
+    }
+    if env:
+        full_env.update(env)
+    col = Collector(
+        workdir=wd,
+        storage_dir=storage,
+        env=full_env,
+        grpc_port=ports["grpc"],
+        http_port=ports["http"],
+        browser_port=ports["browser"],
+        health_port=ports["health"],
+        metrics_port=ports["metrics"],
+    )
+    return col.start(timeout=timeout)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Stand-ins for Tempo (OTLP gRPC in) and Loki (OTLP HTTP in, /otlp/v1/logs), writing OTLP/JSON lines
+
+
+@dataclass
+class StandIn:
+    """A stand-in backend: our Collector build with ``standin-{kind}.yaml``, appending OTLP/JSON to ``output``."""
+
+    kind: Literal["traces", "logs"]
+    port: int
+    health_port: int
+    output: Path
+    workdir: Path
+    process: ManagedProcess | None = field(default=None, init=False)
+
+    @property
+    def endpoint(self) -> str:
+        """What the Collector under test is configured with (Tempo: host:port; Loki: base URL with /otlp)."""
+        if self.kind == "traces":
+            return f"127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}/otlp"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.running
+
+    def start(self, *, timeout: float = START_TIMEOUT) -> StandIn:
+        binary = ensure_collector_binary()
+        env = {
+            "STANDIN_HEALTH_ENDPOINT": f"127.0.0.1:{self.health_port}",
+            "STANDIN_OUTPUT_PATH": str(self.output),
+            "STANDIN_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{self.port}",
+            "STANDIN_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{self.port}",
+        }
+        self.process = ManagedProcess(
+            name=f"standin-{self.kind}",
+            argv=[binary, f"--config={STANDIN_CONFIGS[self.kind]}"],
+            env=env,
+            cwd=self.workdir,
+            log_dir=self.workdir,
+        )
+        self.process.start(ready=lambda: _health_ready(self.health_port), timeout=timeout)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=20.0)
+
+    def spans(self) -> list[Span]:
+        return read_spans(self.output)
+
+    def logs(self) -> list[LogRecord]:
+        return read_logs(self.output)
+
+    def __enter__(self) -> StandIn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_standin(kind: Literal["traces", "logs"], *, workdir: Path | None = None) -> StandIn:
+    """Start a Tempo (``"traces"``) or Loki (``"logs"``) stand-in on free loopback ports.
+
+    Example::
+
+        tempo = start_standin("traces")
+        try:
+            spans = tempo.spans()
+        finally:
+            tempo.stop()
+    """
+    wd = workdir or Path(tempfile.mkdtemp(prefix=f"apotel-standin-{kind}-"))
+    wd.mkdir(parents=True, exist_ok=True)
+    s = StandIn(kind=kind, port=free_port(), health_port=free_port(), output=wd / f"{kind}.jsonl", workdir=wd)
+    return s.start()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Readers for the stand-ins' OTLP/JSON lines
+
+
+def _any_value(v: Mapping[str, Any]) -> Any:
+    """Decode an OTLP/JSON AnyValue (int64 arrives as a string in protobuf JSON)."""
+    if "stringValue" in v:
+        return v["stringValue"]
+    if "intValue" in v:
+        return int(v["intValue"])
+    if "doubleValue" in v:
+        return float(v["doubleValue"])
+    if "boolValue" in v:
+        return bool(v["boolValue"])
+    if "arrayValue" in v:
+        return [_any_value(x) for x in v["arrayValue"].get("values", [])]
+    if "kvlistValue" in v:
+        return _attrs(v["kvlistValue"].get("values", []))
+    if "bytesValue" in v:
+        return v["bytesValue"]
+    return None
+
+
+def _attrs(kvs: list[Mapping[str, Any]]) -> dict[str, Any]:
+    return {kv["key"]: _any_value(kv.get("value", {})) for kv in kvs}
+
+
+@dataclass(frozen=True)
+class Span:
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    kind: int
+    status_code: int  # 0 unset, 1 ok, 2 error
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    start_ns: int
+    end_ns: int
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    trace_id: str
+    span_id: str
+    body: Any
+    severity_number: int
+    severity_text: str
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+
+
+def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            with contextlib.suppress(json.JSONDecodeError):  # a line being written right now
+                yield json.loads(line)
+
+
+def read_spans(path: Path) -> list[Span]:
+    """All spans in a traces stand-in output file (OTLP/JSON lines).
+
+    Example::
+
+        ids = {s.trace_id for s in read_spans(tempo.output)}
+    """
+    out: list[Span] = []
+    for doc in _json_lines(path):
+        for rs in doc.get("resourceSpans", []):
+            res = _attrs(rs.get("resource", {}).get("attributes", []))
+            for ss in rs.get("scopeSpans", []):
+                for sp in ss.get("spans", []):
+                    out.append(
+                        Span(
+                            trace_id=sp.get("traceId", ""),
+                            span_id=sp.get("spanId", ""),
+                            parent_span_id=sp.get("parentSpanId", ""),
+                            name=sp.get("name", ""),
+                            kind=int(sp.get("kind", 0)),
+                            status_code=int(sp.get("status", {}).get("code", 0)),
+                            attributes=_attrs(sp.get("attributes", [])),
+                            resource=res,
+                            start_ns=int(sp.get("startTimeUnixNano", 0)),
+                            end_ns=int(sp.get("endTimeUnixNano", 0)),
+                        )
+                    )
+    return out
+
+
+def read_logs(path: Path) -> list[LogRecord]:
+    """All log records in a logs stand-in output file (OTLP/JSON lines).
+
+    Example::
+
+        bodies = [r.body for r in read_logs(loki.output)]
+    """
+    out: list[LogRecord] = []
+    for doc in _json_lines(path):
+        for rl in doc.get("resourceLogs", []):
+            res = _attrs(rl.get("resource", {}).get("attributes", []))
+            for sl in rl.get("scopeLogs", []):
+                for lr in sl.get("logRecords", []):
+                    out.append(
+                        LogRecord(
+                            trace_id=lr.get("traceId", ""),
+                            span_id=lr.get("spanId", ""),
+                            body=_any_value(lr.get("body", {})),
+                            severity_number=int(lr.get("severityNumber", 0)),
+                            severity_text=lr.get("severityText", ""),
+                            attributes=_attrs(lr.get("attributes", [])),
+                            resource=res,
+                        )
+                    )
+    return out
+
+
+def wait_for(pred: Any, *, timeout: float, what: str) -> None:
+    """Thin alias of ``_proc.wait_until`` with a coarser poll interval (file reads are not free)."""
+    wait_until(pred, timeout=timeout, interval=0.25, what=what)

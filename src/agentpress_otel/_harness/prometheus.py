@@ -1,0 +1,176 @@
+"""Debian's ``prometheus`` (2.42 on bookworm) running the shipped ``stack/prometheus/prometheus.yml``.
+
+Prometheus has no environment-variable expansion in scrape targets, so the only documented way to point the
+shipped file at loopback test ports is to give it a different file. We therefore copy the shipped config and
+rewrite ONLY the ``host:port`` strings of ``static_configs.targets`` (compose service names -> 127.0.0.1:<free
+port>) and make ``rule_files`` absolute; everything else (jobs, rule globs, alerting) is used as shipped.
+Flags match docker-compose.yml: remote-write receiver (the Collector pushes metrics) and exemplar storage.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agentpress_otel._harness._proc import REPO_ROOT, ManagedProcess, find_binary, free_port, http_ok
+
+__all__ = ["PROMETHEUS_CONFIG", "Prometheus", "render_config", "start_prometheus"]
+
+PROMETHEUS_CONFIG = REPO_ROOT / "stack" / "prometheus" / "prometheus.yml"
+START_TIMEOUT = 60.0
+
+
+def render_config(
+    *,
+    targets: Mapping[str, str],
+    source: Path = PROMETHEUS_CONFIG,
+    scrape_interval: str | None = None,
+) -> dict[str, Any]:
+    """Return the shipped config with ``targets`` (``{"otel-collector:8888": "127.0.0.1:40123"}``) rewritten.
+
+    Unmapped targets are left unchanged. ``scrape_interval`` optionally shortens the global interval for tests.
+
+    Example::
+
+        cfg = render_config(targets={"otel-collector:8888": "127.0.0.1:40123"})
+    """
+    cfg: dict[str, Any] = yaml.safe_load(source.read_text())
+
+    def rewrite(static_configs: list[dict[str, Any]]) -> None:
+        for sc in static_configs:
+            sc["targets"] = [targets.get(t, t) for t in sc.get("targets", [])]
+
+    for job in cfg.get("scrape_configs", []):
+        rewrite(job.get("static_configs", []))
+    for am in cfg.get("alerting", {}).get("alertmanagers", []):
+        rewrite(am.get("static_configs", []))
+    # Relative rule globs are resolved against the config file's directory, which is now a temp dir.
+    cfg["rule_files"] = [str((source.parent / rf).resolve()) for rf in cfg.get("rule_files", [])]
+    if scrape_interval:
+        cfg.setdefault("global", {})["scrape_interval"] = scrape_interval
+        cfg["global"]["evaluation_interval"] = scrape_interval
+    return cfg
+
+
+@dataclass
+class Prometheus:
+    """A running Prometheus on a loopback port with a private TSDB directory."""
+
+    port: int
+    workdir: Path
+    process: ManagedProcess
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def remote_write_url(self) -> str:
+        return f"{self.url}/api/v1/write"
+
+    def _get(self, path: str, params: Mapping[str, str]) -> Any:
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback
+            body = json.loads(resp.read())
+        if body.get("status") != "success":
+            raise RuntimeError(f"prometheus query failed: {body}")
+        return body["data"]
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """Instant query; returns the ``result`` list (each item has ``metric`` and ``value``).
+
+        Example::
+
+            rows = prom.query('sum(rate(traces_span_metrics_calls_total[1m])) by (http_route)')
+        """
+        data = self._get("/api/v1/query", {"query": promql})
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    def query_value(self, promql: str) -> float | None:
+        """Value of a single-series instant query, or ``None`` when the result is empty.
+
+        Example::
+
+            total = prom.query_value('sum(gen_ai_client_token_usage_sum)')
+        """
+        rows = self.query(promql)
+        if not rows:
+            return None
+        return float(rows[0]["value"][1])
+
+    def series(self, match: str) -> list[dict[str, str]]:
+        """Label sets of the series matching the selector ``match``."""
+        data: list[dict[str, str]] = self._get("/api/v1/series", {"match[]": match})
+        return data
+
+    def targets_health(self) -> dict[str, str]:
+        """``{job: health}`` of the active scrape targets."""
+        data = self._get("/api/v1/targets", {"state": "active"})
+        return {t["labels"].get("job", ""): t["health"] for t in data["activeTargets"]}
+
+    def stop(self) -> None:
+        self.process.stop(timeout=15.0)
+
+    def log_tail(self, n: int = 60) -> str:
+        return self.process.log_tail(n)
+
+    def __enter__(self) -> Prometheus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_prometheus(
+    *,
+    targets: Mapping[str, str] | None = None,
+    scrape_interval: str | None = None,
+    workdir: Path | None = None,
+    timeout: float = START_TIMEOUT,
+) -> Prometheus:
+    """Start ``prometheus`` with the shipped config on a free loopback port; the caller must ``stop()`` it.
+
+    ``targets`` maps shipped targets to loopback ones (``localhost:9090`` is always mapped to this instance).
+    Raises :class:`ComponentMissing` when the binary is not installed.
+
+    Example::
+
+        prom = start_prometheus(targets={"otel-collector:8888": f"127.0.0.1:{col.metrics_port}"})
+        try:
+            prom.query_value("up")
+        finally:
+            prom.stop()
+    """
+    binary = find_binary("prometheus")
+    wd = workdir or Path(tempfile.mkdtemp(prefix="apotel-prometheus-"))
+    wd.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    mapping = {"localhost:9090": f"127.0.0.1:{port}", **(targets or {})}
+    cfg_path = wd / "prometheus.yml"
+    cfg_path.write_text(yaml.safe_dump(render_config(targets=mapping, scrape_interval=scrape_interval)))
+    proc = ManagedProcess(
+        name="prometheus",
+        argv=[
+            binary,
+            f"--config.file={cfg_path}",
+            f"--storage.tsdb.path={wd / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-remote-write-receiver",
+            "--enable-feature=exemplar-storage",
+            "--web.enable-lifecycle",
+        ],
+        cwd=wd,
+        log_dir=wd,
+    )
+    proc.start(ready=lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=timeout)
+    return Prometheus(port=port, workdir=wd, process=proc)

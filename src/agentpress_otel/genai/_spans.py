@@ -1,0 +1,842 @@
+"""Agent-run, tool-call and LLM-call spans with their metrics: a lean path on the plain OTel SDK.
+
+Why not util-genai's ``TelemetryHandler``: measured in benchmarks/bench_genai.py, its invocation objects,
+dataclass context data and per-call attribute assembly cost well over the 1.5x budget relative to a bare
+SDK span; we emit the same names (util-genai 1.3b0 / Baseline A) with one ``set_attributes`` call at the
+end and cached metric attribute dicts. We still set util-genai's inference context key while an LLM span
+is active, so util-genai based OpenAI/Anthropic instrumentations underneath suppress their duplicate span.
+
+Each object is a context manager (sync and async) and a decorator for functions, coroutines, generators
+and async generators; a coroutine that *returns* an async generator keeps its span until that generator
+finishes or is closed (AgentPress ``run_thread``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
+
+from agentpress_otel import _context, _selftel
+from agentpress_otel.genai import _content, _state, prices
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Our own "an LLM span is active" context key (integrations skip nested calls, e.g. Router -> acompletion).
+LLM_ACTIVE_KEY = otel_context.create_key("agentpress_otel.genai.llm_active")
+#: util-genai 1.3b0's key: when set, util-genai based SDK instrumentations suppress their inference span.
+UTIL_GENAI_INFERENCE_KEY = "opentelemetry.genai.client.inference.context"
+
+_util_data_factory: Callable[[], Any] | None = None
+_util_loaded = False
+
+
+def _util_genai_data() -> Any:
+    global _util_data_factory, _util_loaded
+    if not _util_loaded:
+        _util_loaded = True
+        try:
+            from opentelemetry.util.genai._inference_invocation import InferenceData
+
+            _util_data_factory = InferenceData
+        except Exception:  # util-genai absent or moved: suppression of SDK spans not possible
+            _util_data_factory = None
+    return _util_data_factory() if _util_data_factory is not None else None
+
+
+# ----------------------------------------------------------------------------------------------- errors
+
+_error_mappers: list[Callable[[BaseException], str | None]] = []
+
+
+def register_error_mapper(fn: Callable[[BaseException], str | None]) -> None:
+    """Let an integration name its exceptions with stable ``error.type`` strings (first non-None wins)."""
+    if fn not in _error_mappers:
+        _error_mappers.append(fn)
+
+
+def error_type(exc: BaseException) -> str:
+    """Stable, low-cardinality ``error.type`` for ``exc``."""
+    for m in _error_mappers:
+        try:
+            v = m(exc)
+        except Exception:
+            v = None
+        if v:
+            return v
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    cls = type(exc)
+    mod = cls.__module__
+    return cls.__qualname__ if mod == "builtins" else f"{mod}.{cls.__qualname__}"
+
+
+# ------------------------------------------------------------------------------------- response-id map
+
+class _LRU:
+    """Bounded response-id / span-id -> (span context, provider, model) map for :func:`record_score`."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.data: OrderedDict[str, tuple[SpanContext, str, str]] = OrderedDict()
+
+    def put(self, key: str, value: tuple[SpanContext, str, str]) -> None:
+        d = self.data
+        d[key] = value
+        if len(d) > self.size:
+            try:
+                d.popitem(last=False)
+            except KeyError:  # pragma: no cover - concurrent pop
+                pass
+
+    def get(self, key: str) -> tuple[SpanContext, str, str] | None:
+        return self.data.get(key)
+
+
+RESPONSES = _LRU()
+SPANS = _LRU()
+
+
+# ------------------------------------------------------------------------------------------- base op
+
+class _Op:
+    """One span-producing operation. Single use; as a decorator it clones itself per call."""
+
+    _kind: SpanKind = SpanKind.INTERNAL
+
+    def __init__(self) -> None:
+        self.span: Span = trace.INVALID_SPAN
+        self._ctx: Context | None = None
+        self._ids: dict[str, str] | None = None
+        self._outer_ids: dict[str, str] | None = None
+        self._tokens: list[tuple[object, Any]] = []
+        self._t0 = 0.0
+        self._started = False
+        self._ended = False
+        self._error: str | None = None
+        self._attrs: dict[str, Any] = {}
+
+    # --- subclass hooks
+    def _span_name(self) -> str:
+        raise NotImplementedError
+
+    def _start_attributes(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _new_ids(self) -> dict[str, str] | None:
+        return None
+
+    def _extend_context(self, ctx: Context) -> Context:
+        return ctx
+
+    def _on_end(self, duration: float, exc: BaseException | None) -> None:
+        return None
+
+    def _on_return(self, value: Any) -> None:
+        return None
+
+    def _clone(self) -> _Op:
+        raise NotImplementedError
+
+    # --- lifecycle
+    def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        try:
+            st = _state.STATE
+            new = self._new_ids()
+            if new:
+                ids, base = _context.enter_ids(new)
+                self._ids = ids
+                self._outer_ids = _context.get_ids_raw()
+                tok = _context.set_ids(ids)  # so ContextSpanProcessor sees the new ids on this span
+                try:
+                    self.span = st.tracer.start_span(
+                        self._span_name(), context=base, kind=self._kind, attributes=self._start_attributes()
+                    )
+                finally:
+                    _context.reset_ids(tok, self._outer_ids)
+                ctx = trace.set_span_in_context(self.span, base)
+            else:
+                self.span = st.tracer.start_span(
+                    self._span_name(), kind=self._kind, attributes=self._start_attributes()
+                )
+                ctx = trace.set_span_in_context(self.span)
+            self._ctx = self._extend_context(ctx)
+        except Exception as exc:
+            _selftel.record_error("genai.span", exc)
+        self._t0 = time.perf_counter()
+
+    def _activate(self) -> tuple[object, Any] | None:
+        if self._ctx is None:
+            return None
+        try:
+            ids_tok = _context.set_ids(self._ids) if self._ids is not None else None
+            return (otel_context.attach(self._ctx), ids_tok)
+        except Exception as exc:  # pragma: no cover
+            _selftel.record_error("genai.span", exc)
+            return None
+
+    def _deactivate(self, tokens: tuple[object, Any] | None) -> None:
+        if tokens is None:
+            return
+        try:
+            otel_context.detach(tokens[0])  # type: ignore[arg-type]
+        except Exception as exc:  # pragma: no cover - detach in another context
+            _selftel.record_error("genai.span", exc)
+        if tokens[1] is not None:
+            _context.reset_ids(tokens[1], self._outer_ids)
+
+    def fail(self, exc: BaseException | str, *, description: str | None = None) -> None:
+        """Mark the operation failed (``error.type`` + error status) without ending it.
+
+        Example::
+
+            with llm_call(model="gpt-5", provider="openai") as call:
+                call.fail("rate_limit")
+        """
+        try:
+            etype = exc if isinstance(exc, str) else error_type(exc)
+            self._error = etype
+            self._attrs["error.type"] = etype
+            desc = description if description is not None else (etype if isinstance(exc, str) else str(exc))
+            self.span.set_status(Status(StatusCode.ERROR, desc[:512]))
+        except Exception as e:  # pragma: no cover
+            _selftel.record_error("genai.span", e)
+
+    def end(self, exc: BaseException | None = None) -> None:
+        """End the span now (idempotent). Context managers and decorators call this for you."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            if exc is not None and not isinstance(exc, GeneratorExit):
+                self.fail(exc)
+                if not isinstance(exc, asyncio.CancelledError):
+                    self.span.record_exception(exc)
+            duration = time.perf_counter() - self._t0 if self._t0 else 0.0
+            self._on_end(duration, exc)
+            if self._attrs:
+                self.span.set_attributes(self._attrs)
+            self.span.end()
+        except Exception as e:
+            _selftel.record_error("genai.span", e)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    # --- context manager
+    def __enter__(self) -> Any:
+        self._start()
+        self._tokens.append(self._activate())  # type: ignore[arg-type]
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._tokens:
+            self._deactivate(self._tokens.pop())  # type: ignore[arg-type]
+        self.end(exc)
+
+    async def __aenter__(self) -> Any:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # --- decorator
+    def __call__(self, fn: F) -> F:
+        clone = self._clone
+        if inspect.isasyncgenfunction(fn):
+
+            @functools.wraps(fn)
+            def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+                return wrap_async_generator(clone(), fn(*args, **kwargs))
+
+            return cast(F, agen_wrapper)
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def coro_wrapper(*args: Any, **kwargs: Any) -> Any:
+                op = clone()
+                op._start()
+                tok = op._activate()
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    op._deactivate(tok)
+                    op.end(exc)
+                    raise
+                op._deactivate(tok)
+                if inspect.isasyncgen(result):
+                    # "async def" returning a generator: the work happens while it is iterated.
+                    return wrap_async_generator(op, result)
+                op._on_return(result)
+                op.end()
+                return result
+
+            return cast(F, coro_wrapper)
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+                return wrap_generator(clone(), fn(*args, **kwargs))
+
+            return cast(F, gen_wrapper)
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            op = clone()
+            op._start()
+            tok = op._activate()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                op._deactivate(tok)
+                op.end(exc)
+                raise
+            op._deactivate(tok)
+            op._on_return(result)
+            op.end()
+            return result
+
+        return cast(F, sync_wrapper)
+
+
+async def wrap_async_generator(op: _Op, agen: AsyncGenerator[Any, Any]) -> AsyncGenerator[Any, Any]:
+    """Run ``agen`` inside ``op``'s span, step by step; end the span when it finishes or is closed.
+
+    The span context is attached only while the inner generator runs, never across our ``yield``, so the
+    consumer's context is not polluted. Values sent with ``asend`` are forwarded; exceptions thrown in
+    with ``athrow`` close the inner generator and end the span with that error.
+    """
+    op._start()
+    exc: BaseException | None = None
+    try:
+        send: Any = None
+        while True:
+            tok = op._activate()
+            try:
+                item = await agen.asend(send)
+            except StopAsyncIteration:
+                break
+            finally:
+                op._deactivate(tok)
+            send = yield item
+    except GeneratorExit:
+        op._attrs["agentpress.closed_early"] = True
+        tok = op._activate()
+        try:
+            await agen.aclose()
+        finally:
+            op._deactivate(tok)
+        raise
+    except BaseException as e:
+        exc = e
+        if not isinstance(e, StopAsyncIteration):
+            try:
+                await agen.aclose()
+            except BaseException:  # noqa: S110 - inner already failing; report the original
+                pass
+        raise
+    finally:
+        op.end(exc)
+
+
+def wrap_generator(op: _Op, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
+    """Sync twin of :func:`wrap_async_generator`."""
+    op._start()
+    exc: BaseException | None = None
+    try:
+        send: Any = None
+        while True:
+            tok = op._activate()
+            try:
+                item = gen.send(send)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                op._deactivate(tok)
+            send = yield item
+    except GeneratorExit:
+        op._attrs["agentpress.closed_early"] = True
+        gen.close()
+        raise
+    except BaseException as e:
+        exc = e
+        gen.close()
+        raise
+    finally:
+        op.end(exc)
+
+
+# --------------------------------------------------------------------------------------------- agent
+
+class AgentRun(_Op):
+    """``invoke_agent {name}`` (INTERNAL) that also makes its ids current. See :func:`agent_run`."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        thread_id: str | None = None,
+        agent_run_id: str | None = None,
+        project_id: str | None = None,
+        user_id: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self._kw = {"thread_id": thread_id, "agent_run_id": agent_run_id, "project_id": project_id,
+                    "user_id": user_id, "model": model}
+        self._metric_attrs: dict[str, Any] = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name}
+        self._active = False
+
+    def _clone(self) -> AgentRun:
+        return AgentRun(self.name, **self._kw)
+
+    def _span_name(self) -> str:
+        return f"invoke_agent {self.name}"
+
+    def _new_ids(self) -> dict[str, str] | None:
+        new = {k: str(v) for k, v in self._kw.items() if v is not None and k != "model"}
+        return new or None
+
+    def _start_attributes(self) -> dict[str, Any]:
+        attrs: dict[str, Any] = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": self.name}
+        if self._kw["model"]:
+            attrs["gen_ai.request.model"] = self._kw["model"]
+        tid = (self._ids or {}).get("thread_id")
+        if tid:
+            attrs["gen_ai.conversation.id"] = tid
+        return attrs
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        super()._start()
+        try:
+            _state.STATE.instruments.active_runs.add(1, {"gen_ai.agent.name": self.name})
+            self._active = True
+        except Exception as exc:  # pragma: no cover
+            _selftel.record_error("genai.metrics", exc)
+
+    def _on_end(self, duration: float, exc: BaseException | None) -> None:
+        ins = _state.STATE.instruments
+        attrs = self._metric_attrs
+        if self._error:
+            attrs = {**attrs, "error.type": self._error}
+        ins.agent_duration.record(duration, attrs)
+        if self._active:
+            ins.active_runs.add(-1, {"gen_ai.agent.name": self.name})
+
+
+def agent_run(
+    name: str,
+    *,
+    thread_id: str | None = None,
+    agent_run_id: str | None = None,
+    project_id: str | None = None,
+    user_id: str | None = None,
+    model: str | None = None,
+) -> AgentRun:
+    """Span ``invoke_agent {name}`` around one agent run; its ids are current for everything inside.
+
+    Works as ``with``/``async with`` and as a decorator (sync, async, generators, async generators).
+
+    Example::
+
+        async with agent_run("suna", thread_id=tid, agent_run_id=rid, project_id=pid):
+            async for chunk in runner.run():
+                ...
+    """
+    return AgentRun(name, thread_id=thread_id, agent_run_id=agent_run_id, project_id=project_id,
+                    user_id=user_id, model=model)
+
+
+# ---------------------------------------------------------------------------------------------- tool
+
+class ToolCall(_Op):
+    """``execute_tool {name}`` (INTERNAL). See :func:`tool_call`."""
+
+    def __init__(self, name: str, *, call_id: str | None = None, arguments: Any = None,
+                 tool_type: str | None = "function", capture_content: bool | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.call_id = call_id
+        self.arguments = arguments
+        self.tool_type = tool_type
+        self.capture = _state.STATE.capture_content if capture_content is None else capture_content
+        self._capture_arg = capture_content
+
+    def _clone(self) -> ToolCall:
+        return ToolCall(self.name, call_id=self.call_id, arguments=self.arguments, tool_type=self.tool_type,
+                        capture_content=self._capture_arg)
+
+    def _span_name(self) -> str:
+        return f"execute_tool {self.name}"
+
+    def _start_attributes(self) -> dict[str, Any]:
+        attrs: dict[str, Any] = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": self.name}
+        if self.tool_type:
+            attrs["gen_ai.tool.type"] = self.tool_type
+        if self.call_id:
+            attrs["gen_ai.tool.call.id"] = str(self.call_id)
+        if self.capture and self.arguments is not None:
+            attrs["gen_ai.tool.call.arguments"] = _content.prepare(self.arguments)
+        return attrs
+
+    def set_result(self, value: Any) -> None:
+        """Record the tool's result; a failure result (``success=False``) marks the span as error.
+
+        Example::
+
+            with tool_call("web_search", call_id="call_1") as t:
+                t.set_result(ToolResult(success=True, output="..."))
+        """
+        try:
+            ok = _result_ok(value)
+            if ok is False:
+                self.fail("tool_failure", description=_result_output(value)[:256])
+            elif self.capture:
+                self._attrs["gen_ai.tool.call.result"] = _content.prepare(_result_output(value))
+        except Exception as exc:
+            _selftel.record_error("genai.tool", exc)
+
+    def _on_return(self, value: Any) -> None:
+        if value is not None:
+            self.set_result(value)
+
+    def _on_end(self, duration: float, exc: BaseException | None) -> None:
+        attrs: dict[str, Any] = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": self.name}
+        if self._error:
+            attrs["error.type"] = self._error
+        _state.STATE.instruments.tool_duration.record(duration, attrs)
+
+
+def _result_ok(value: Any) -> bool | None:
+    if isinstance(value, Mapping):
+        s = value.get("success")
+    else:
+        s = getattr(value, "success", None)
+    return s if isinstance(s, bool) else None
+
+
+def _result_output(value: Any) -> str:
+    out = value.get("output", value) if isinstance(value, Mapping) else getattr(value, "output", value)
+    return _content.to_text(out)
+
+
+def tool_call(name: str, *, call_id: str | None = None, arguments: Any = None, tool_type: str | None = "function",
+              capture_content: bool | None = None) -> ToolCall:
+    """Span ``execute_tool {name}``; ``.set_result(v)`` records the result (content only when capture is on).
+
+    A result with ``success=False`` (AgentPress ``ToolResult``) or an exception marks the span as error.
+
+    Example::
+
+        with tool_call("sb_shell", call_id=tc.get("id"), arguments=tc["arguments"]) as t:
+            t.set_result(await fn(**tc["arguments"]))
+    """
+    return ToolCall(name, call_id=call_id, arguments=arguments, tool_type=tool_type, capture_content=capture_content)
+
+
+# ----------------------------------------------------------------------------------------------- llm
+
+_PARAM_ATTRS: dict[str, str] = {
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "top_k": "gen_ai.request.top_k",
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "seed": "gen_ai.request.seed",
+    "reasoning_effort": "gen_ai.request.reasoning.level",
+}
+
+# (operation, provider, model, response model, error type, server address) -> cached metric attribute dicts
+_MetricKey = tuple[str, str, str, str | None, str | None, str | None]
+_metric_cache: dict[_MetricKey, tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+
+
+def _metric_attrs(key: _MetricKey) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    hit = _metric_cache.get(key)
+    if hit is not None:
+        return hit
+    op, provider, model, resp_model, err, server = key
+    base: dict[str, Any] = {"gen_ai.operation.name": op, "gen_ai.provider.name": provider,
+                            "gen_ai.request.model": model}
+    if resp_model:
+        base["gen_ai.response.model"] = resp_model
+    if server:
+        base["server.address"] = server
+    if err:
+        base["error.type"] = err
+    inp = {**base, "gen_ai.token.type": "input"}
+    out = {**base, "gen_ai.token.type": "output"}
+    cost = {"gen_ai.provider.name": provider, "gen_ai.request.model": model}
+    if len(_metric_cache) > 2048:  # unbounded model strings must not grow memory
+        _metric_cache.clear()
+    _metric_cache[key] = (base, inp, out, cost)
+    return base, inp, out, cost
+
+
+class LLMCall(_Op):
+    """``{operation} {model}`` (CLIENT) with usage, cost and (opt-in) content. See :func:`llm_call`."""
+
+    _kind = SpanKind.CLIENT
+
+    def __init__(self, *, model: str, provider: str, operation: str = "chat", server_address: str | None = None,
+                 server_port: int | None = None, capture_content: bool | None = None,
+                 suppress_nested: bool = True, **request_params: Any) -> None:
+        super().__init__()
+        self.model = model or "unknown"
+        self.provider = provider or "unknown"
+        self.operation = operation
+        self.server_address = server_address
+        self.server_port = server_port
+        self.request_params = request_params
+        self._capture_arg = capture_content
+        self.capture = _state.STATE.capture_content if capture_content is None else capture_content
+        self._suppress_nested = suppress_nested
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.cache_read_tokens: int | None = None
+        self.cache_write_tokens: int | None = None
+        self.reasoning_tokens: int | None = None
+        self.response_model: str | None = None
+        self.response_id: str | None = None
+        self.cost_usd: float | None = None
+        self._first_chunk: float | None = None
+        self._last_chunk: float | None = None
+        self._chunk_gaps: list[float] | None = None
+        self.chunks = 0
+
+    def _clone(self) -> LLMCall:
+        return LLMCall(model=self.model, provider=self.provider, operation=self.operation,
+                       server_address=self.server_address, server_port=self.server_port,
+                       capture_content=self._capture_arg, suppress_nested=self._suppress_nested,
+                       **self.request_params)
+
+    def _span_name(self) -> str:
+        return f"{self.operation} {self.model}"
+
+    def _start_attributes(self) -> dict[str, Any]:
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": self.operation,
+            "gen_ai.provider.name": self.provider,
+            "gen_ai.request.model": self.model,
+        }
+        if self.server_address:
+            attrs["server.address"] = self.server_address
+            if self.server_port:
+                attrs["server.port"] = self.server_port
+        ids = _context.get_ids_raw()
+        if ids:
+            tid = ids.get("thread_id")
+            if tid:
+                attrs["gen_ai.conversation.id"] = tid
+        if self.request_params:
+            self._request_attributes(attrs)
+        return attrs
+
+    def _request_attributes(self, attrs: dict[str, Any]) -> None:
+        p = self.request_params
+        for key, attr in _PARAM_ATTRS.items():
+            v = p.get(key)
+            if v is not None and isinstance(v, (int, float, str, bool)):
+                attrs[attr] = v
+        if p.get("stream"):
+            attrs["gen_ai.request.stream"] = True
+        stop = p.get("stop")
+        if stop:
+            attrs["gen_ai.request.stop_sequences"] = [stop] if isinstance(stop, str) else [str(s) for s in stop]
+        n = p.get("n")
+        if isinstance(n, int) and n != 1:
+            attrs["gen_ai.request.choice.count"] = n
+        rf = p.get("response_format")
+        if rf is not None:
+            attrs["gen_ai.output.type"] = "json"
+        if self.capture:
+            msgs = p.get("messages")
+            if msgs is not None:
+                attrs["gen_ai.input.messages"] = _content.prepare(_content.convert_messages(msgs))
+            tools = p.get("tools")
+            if tools:
+                attrs["gen_ai.tool.definitions"] = _content.prepare(tools)
+
+    def _extend_context(self, ctx: Context) -> Context:
+        ctx = otel_context.set_value(LLM_ACTIVE_KEY, self, ctx)
+        if self._suppress_nested:
+            data = _util_genai_data()
+            if data is not None:
+                ctx = otel_context.set_value(UTIL_GENAI_INFERENCE_KEY, data, ctx)
+        return ctx
+
+    # --- setters
+    def set_usage(self, *, input_tokens: int | None = None, output_tokens: int | None = None,
+                  cache_read_tokens: int | None = None, cache_write_tokens: int | None = None,
+                  reasoning_tokens: int | None = None, estimated: bool = False) -> None:
+        """Token usage (``input_tokens`` includes cached ones, ``output_tokens`` includes reasoning).
+
+        Example::
+
+            call.set_usage(input_tokens=1200, output_tokens=80, cache_read_tokens=1000)
+        """
+        a = self._attrs
+        if input_tokens is not None:
+            self.input_tokens = int(input_tokens)
+            a["gen_ai.usage.input_tokens"] = self.input_tokens
+        if output_tokens is not None:
+            self.output_tokens = int(output_tokens)
+            a["gen_ai.usage.output_tokens"] = self.output_tokens
+        if cache_read_tokens is not None:
+            self.cache_read_tokens = int(cache_read_tokens)
+            a["gen_ai.usage.cache_read.input_tokens"] = self.cache_read_tokens
+        if cache_write_tokens is not None:
+            self.cache_write_tokens = int(cache_write_tokens)
+            a["gen_ai.usage.cache_write.input_tokens"] = self.cache_write_tokens
+        if reasoning_tokens is not None:
+            self.reasoning_tokens = int(reasoning_tokens)
+            a["gen_ai.usage.reasoning.output_tokens"] = self.reasoning_tokens
+        if estimated:
+            a["agentpress.usage.estimated"] = True
+
+    def set_response(self, *, model: str | None = None, id: str | None = None,  # noqa: A002 - semconv name
+                     finish_reasons: Sequence[str] | None = None) -> None:
+        """Response model, id and finish reasons.
+
+        Example::
+
+            call.set_response(model="gpt-5-2025-08-07", id="chatcmpl-1", finish_reasons=["stop"])
+        """
+        if model:
+            self.response_model = str(model)
+            self._attrs["gen_ai.response.model"] = self.response_model
+        if id:
+            self.response_id = str(id)
+            self._attrs["gen_ai.response.id"] = self.response_id
+        if finish_reasons:
+            self._attrs["gen_ai.response.finish_reasons"] = [str(f) for f in finish_reasons]
+
+    def set_input_messages(self, messages: Any) -> None:
+        """OpenAI-style messages; recorded (converted, truncated, redacted) only when capture is on."""
+        if self.capture and messages is not None:
+            self._attrs["gen_ai.input.messages"] = _content.prepare(_content.convert_messages(messages))
+
+    def set_output_messages(self, messages: Any, *, finish_reasons: Sequence[str] | None = None) -> None:
+        """Output messages (e.g. ``[choice.message]``); recorded only when capture is on."""
+        if self.capture and messages is not None:
+            fr = list(finish_reasons) if finish_reasons else None
+            self._attrs["gen_ai.output.messages"] = _content.prepare(
+                _content.convert_messages(messages, finish_reasons=fr))
+
+    def set_system_instructions(self, text: Any) -> None:
+        """System prompt; recorded only when capture is on."""
+        if self.capture and text is not None:
+            self._attrs["gen_ai.system_instructions"] = _content.prepare([{"type": "text", "content": text}])
+
+    def chunk(self, now: float | None = None) -> None:
+        """Call once per streamed chunk: the first sets time to first chunk, the rest the per-chunk gaps."""
+        t = time.perf_counter() if now is None else now
+        self.chunks += 1
+        if self._first_chunk is None:
+            self._first_chunk = t
+        else:
+            if self._chunk_gaps is None:
+                self._chunk_gaps = []
+            if self._last_chunk is not None and len(self._chunk_gaps) < 4096:
+                self._chunk_gaps.append(t - self._last_chunk)
+        self._last_chunk = t
+
+    def set_time_to_first_chunk(self, seconds: float) -> None:
+        """Set the time to first chunk directly (when timing is measured elsewhere)."""
+        self._first_chunk = self._t0 + seconds
+
+    @property
+    def time_to_first_chunk(self) -> float | None:
+        return None if self._first_chunk is None else self._first_chunk - self._t0
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Any extra span attribute (set when the span ends)."""
+        self._attrs[key] = value
+
+    def _on_end(self, duration: float, exc: BaseException | None) -> None:
+        ins = _state.STATE.instruments
+        base, inp, out, cost_attrs = _metric_attrs(
+            (self.operation, self.provider, self.model, self.response_model, self._error, self.server_address))
+        ins.operation_duration.record(duration, base)
+        ttfc = self.time_to_first_chunk
+        if ttfc is not None:
+            self._attrs["gen_ai.response.time_to_first_chunk"] = ttfc
+            ins.ttfc.record(ttfc, base)
+            if self._chunk_gaps:
+                rec = ins.tpoc.record
+                for g in self._chunk_gaps:
+                    rec(g, base)
+        if self.input_tokens is not None:
+            ins.token_usage.record(self.input_tokens, inp)
+        if self.output_tokens is not None:
+            ins.token_usage.record(self.output_tokens, out)
+        if self.input_tokens is not None or self.output_tokens is not None:
+            c = prices.cost_usd(
+                self.response_model if self.response_model and prices.lookup(self.response_model) else self.model,
+                input_tokens=self.input_tokens or 0, output_tokens=self.output_tokens or 0,
+                cache_read_tokens=self.cache_read_tokens or 0, cache_write_tokens=self.cache_write_tokens or 0,
+            )
+            if c is None:
+                ins.unpriced.add(1, cost_attrs)
+            else:
+                self.cost_usd = c
+                self._attrs["agentpress.llm.cost_usd"] = c
+                self._attrs["agentpress.llm.prices_version"] = prices.PRICES_VERSION
+                if c > 0:
+                    ins.cost.add(c, cost_attrs)
+        sc = self.span.get_span_context()
+        if sc.is_valid:
+            entry = (sc, self.provider, self.model)
+            SPANS.put(format(sc.span_id, "016x"), entry)
+            if self.response_id:
+                RESPONSES.put(self.response_id, entry)
+
+
+def llm_call(*, model: str, provider: str, operation: str = "chat", server_address: str | None = None,
+             server_port: int | None = None, capture_content: bool | None = None,
+             **request_params: Any) -> LLMCall:
+    """Span ``{operation} {model}`` (CLIENT) for one logical LLM call, retries included, plus its metrics.
+
+    ``request_params`` are the call's parameters (``temperature``, ``max_tokens``, ``stream``,
+    ``messages``...); messages are recorded only when content capture is on.
+
+    Example::
+
+        async with llm_call(model="gpt-5-mini", provider="openai", temperature=0) as call:
+            resp = await client.chat.completions.create(...)
+            call.set_usage(input_tokens=resp.usage.prompt_tokens, output_tokens=resp.usage.completion_tokens)
+            call.set_response(model=resp.model, id=resp.id, finish_reasons=["stop"])
+    """
+    return LLMCall(model=model, provider=provider, operation=operation, server_address=server_address,
+                   server_port=server_port, capture_content=capture_content, **request_params)
+
+
+def current_llm_call(ctx: Context | None = None) -> LLMCall | None:
+    """The :class:`LLMCall` whose span is active here, if any (integrations use it to skip nested calls)."""
+    v = otel_context.get_value(LLM_ACTIVE_KEY, ctx)
+    return v if isinstance(v, LLMCall) else None

@@ -1,0 +1,572 @@
+"""LiteLLM: one ``chat {model}`` span (retries included) per ``completion``/``acompletion`` call.
+
+Patched with wrapt: ``litellm.completion``, ``litellm.acompletion``, ``Router.completion`` and
+``Router.acompletion``, plus any already-imported module that did ``from litellm import acompletion``
+(AgentPress's ``services.llm``). Limits: references stored elsewhere before ``instrument()`` (dicts,
+closures, default arguments, ``functools.partial``) keep calling the original; modules imported after
+``instrument()`` get the patched function anyway.
+
+* Nested calls (Router -> litellm.acompletion, fallbacks) are skipped while our span is active, and the
+  util-genai inference context key is set, so OpenAI/Anthropic SDK instrumentations built on util-genai
+  do not add a second LLM span.
+* Streams (sync and async) are returned inside a transparent ``wrapt.ObjectProxy`` that records time to
+  first chunk, per-chunk gaps, finish reasons and usage; without a usage chunk, tokens are counted with
+  ``litellm.token_counter`` and ``agentpress.usage.estimated=true`` is set. The span ends exactly once:
+  on exhaustion, error, ``close()``/``aclose()``, cancellation, or when the stream is garbage-collected.
+* The caller's kwargs and LiteLLM's response objects are never modified.
+
+LiteLLM downloads its model price map at import unless ``LITELLM_LOCAL_MODEL_COST_MAP=True``; when it is
+not imported yet, :func:`instrument` sets that default (an explicit value wins) and defers patching to a
+post-import hook, so ``instrument()`` neither imports LiteLLM (slow) nor lets it reach the network.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+import wrapt
+
+from agentpress_otel import _selftel
+from agentpress_otel.genai._spans import LLMCall, current_llm_call, register_error_mapper
+
+__all__ = ["instrument", "uninstrument", "provider_for"]
+
+# LiteLLM provider ids -> gen_ai.provider.name (semconv well-known values where they exist).
+PROVIDER_NAMES: dict[str, str] = {
+    "openai": "openai",
+    "text-completion-openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "vertex_ai": "gcp.vertex_ai",
+    "vertex_ai_beta": "gcp.vertex_ai",
+    "xai": "x_ai",
+    "bedrock": "aws.bedrock",
+    "bedrock_converse": "aws.bedrock",
+    "azure": "azure.ai.openai",
+    "azure_ai": "azure.ai.inference",
+    "groq": "groq",
+    "mistral": "mistral_ai",
+    "codestral": "mistral_ai",
+    "cohere": "cohere",
+    "cohere_chat": "cohere",
+    "deepseek": "deepseek",
+    "perplexity": "perplexity",
+    "watsonx": "ibm.watsonx.ai",
+    "moonshot": "moonshot_ai",
+    "openrouter": "openrouter",
+}
+
+# LiteLLM exception class name -> stable error.type (low cardinality, independent of module moves).
+ERROR_TYPES: dict[str, str] = {
+    "RateLimitError": "rate_limit",
+    "Timeout": "timeout",
+    "APIConnectionError": "connection_error",
+    "InternalServerError": "server_error",
+    "ServiceUnavailableError": "server_unavailable",
+    "BadGatewayError": "server_error",
+    "AuthenticationError": "authentication_error",
+    "PermissionDeniedError": "permission_denied",
+    "NotFoundError": "not_found",
+    "BadRequestError": "invalid_request",
+    "UnprocessableEntityError": "invalid_request",
+    "ContextWindowExceededError": "context_window_exceeded",
+    "ContentPolicyViolationError": "content_filter",
+    "BudgetExceededError": "budget_exceeded",
+    "APIError": "api_error",
+}
+
+_lock = threading.Lock()
+_installed = False
+_hook_registered = False
+_enabled = False
+_patched_modules: list[tuple[Any, str, Any]] = []  # (module, attr, original)
+_router_had_own: dict[str, Any] = {}
+_provider_cache: dict[str, tuple[str, str]] = {}
+
+
+def _litellm_error_type(exc: BaseException) -> str | None:
+    for cls in type(exc).__mro__:
+        if cls.__module__.startswith("litellm"):
+            mapped = ERROR_TYPES.get(cls.__name__)
+            if mapped:
+                return mapped
+        elif cls.__module__.startswith("openai") and cls.__name__ == "APITimeoutError":
+            return "timeout"
+    if type(exc).__module__.startswith("litellm"):
+        return f"litellm.{type(exc).__name__}"
+    return None
+
+
+def provider_for(model: str, custom_llm_provider: str | None = None) -> tuple[str, str]:
+    """(semconv provider name, model without routing prefix) for a LiteLLM model string.
+
+    Example::
+
+        provider_for("openrouter/moonshotai/kimi-k2")  # ("openrouter", "moonshotai/kimi-k2")
+    """
+    key = f"{custom_llm_provider or ''}|{model}"
+    hit = _provider_cache.get(key)
+    if hit is not None:
+        return hit
+    prov = custom_llm_provider or ""
+    bare = model
+    try:
+        import litellm
+
+        bare, prov, _, _ = litellm.get_llm_provider(model=model, custom_llm_provider=custom_llm_provider)
+    except Exception:
+        if "/" in model:
+            prov, bare = model.split("/", 1)
+    result = (PROVIDER_NAMES.get(prov, prov or "unknown"), bare or model)
+    if len(_provider_cache) > 1024:
+        _provider_cache.clear()
+    _provider_cache[key] = result
+    return result
+
+
+def _router_model(router: Any, model: str) -> str:
+    """Router model-group name -> the LiteLLM model of its first deployment (for provider mapping)."""
+    try:
+        for dep in getattr(router, "model_list", None) or []:
+            if dep.get("model_name") == model:
+                m = (dep.get("litellm_params") or {}).get("model")
+                if isinstance(m, str) and m != "*":
+                    return m
+    except Exception:  # noqa: S110 - best effort; fall back to the given name
+        pass
+    return model
+
+
+def _start(kwargs: Mapping[str, Any], args: tuple[Any, ...], router: Any = None) -> LLMCall:
+    model = kwargs.get("model")
+    if model is None and args:
+        model = args[0]
+    model = str(model or "unknown")
+    messages = kwargs.get("messages")
+    if messages is None and len(args) > 1:
+        messages = args[1]
+    lookup = _router_model(router, model) if router is not None else model
+    provider, bare = provider_for(lookup, kwargs.get("custom_llm_provider"))
+    server = port = None
+    api_base = kwargs.get("api_base") or kwargs.get("base_url")
+    if isinstance(api_base, str) and api_base:
+        try:
+            u = urlparse(api_base)
+            server, port = u.hostname, u.port
+        except ValueError:
+            pass
+    params = {k: v for k, v in kwargs.items() if k in _REQ_KEYS}
+    if messages is not None:
+        params["messages"] = messages
+    # A LiteLLM model string is reported without its routing prefix (the provider is separate); a Router
+    # model-group name is reported as is, with the deployment's model kept as an extra attribute.
+    req_model = bare if lookup == model else model
+    call = LLMCall(model=req_model, provider=provider, server_address=server, server_port=port, **params)
+    if lookup != model:
+        call.set_attribute("agentpress.llm.deployment_model", bare)
+    call._start()
+    return call
+
+
+_REQ_KEYS = frozenset({"temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens", "frequency_penalty",
+                       "presence_penalty", "seed", "reasoning_effort", "stream", "stop", "n", "response_format",
+                       "tools"})
+
+
+def _get(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def _absorb_usage(call: LLMCall, usage: Any) -> bool:
+    if usage is None:
+        return False
+    pt = _get(usage, "prompt_tokens")
+    ct = _get(usage, "completion_tokens")
+    if pt is None and ct is None:
+        return False
+    cache_read = _get(_get(usage, "prompt_tokens_details"), "cached_tokens") or _get(usage, "cache_read_input_tokens")
+    cache_write = _get(usage, "cache_creation_input_tokens")
+    reasoning = _get(_get(usage, "completion_tokens_details"), "reasoning_tokens")
+    call.set_usage(input_tokens=pt, output_tokens=ct, cache_read_tokens=cache_read or None,
+                   cache_write_tokens=cache_write or None, reasoning_tokens=reasoning or None)
+    return True
+
+
+def _absorb_response(call: LLMCall, resp: Any) -> None:
+    try:
+        choices = _get(resp, "choices") or []
+        finish = [str(_get(c, "finish_reason")) for c in choices if _get(c, "finish_reason")]
+        call.set_response(model=_get(resp, "model"), id=_get(resp, "id"), finish_reasons=finish or None)
+        _absorb_usage(call, _get(resp, "usage"))
+        if call.capture and choices:
+            call.set_output_messages([_get(c, "message") for c in choices], finish_reasons=finish)
+    except Exception as exc:
+        _selftel.record_error("litellm", exc)
+
+
+# ------------------------------------------------------------------------------------------ streams
+
+class _StreamState:
+    """Per-stream accumulation; owned by the proxy, ended by it or by the GC finalizer."""
+
+    __slots__ = ("call", "model", "messages", "usage_seen", "text", "finish", "resp_id", "resp_model", "done",
+                 "__weakref__")
+
+    def __init__(self, call: LLMCall, model: str, messages: Any) -> None:
+        self.call = call
+        self.model = model
+        self.messages = messages
+        self.usage_seen = False
+        self.text: list[str] = []
+        self.finish: list[str] = []
+        self.resp_id: str | None = None
+        self.resp_model: str | None = None
+        self.done = False
+
+    def observe(self, chunk: Any) -> None:
+        try:
+            self.call.chunk()
+            if self.resp_id is None:
+                self.resp_id = _get(chunk, "id")
+                self.resp_model = _get(chunk, "model")
+            if _absorb_usage(self.call, _get(chunk, "usage")):
+                self.usage_seen = True
+            for c in _get(chunk, "choices") or ():
+                fr = _get(c, "finish_reason")
+                if fr:
+                    self.finish.append(str(fr))
+                delta = _get(c, "delta")
+                content = _get(delta, "content")
+                if content:
+                    self.text.append(content)
+                for tc in _get(delta, "tool_calls") or ():
+                    fn = _get(tc, "function")
+                    for part in (_get(fn, "name"), _get(fn, "arguments")):
+                        if part:
+                            self.text.append(str(part))
+        except Exception as exc:
+            _selftel.record_error("litellm", exc)
+
+    def finish_stream(self, exc: BaseException | None = None, *, closed_early: bool = False) -> None:
+        if self.done:
+            return
+        self.done = True
+        call = self.call
+        try:
+            call.set_response(model=self.resp_model, id=self.resp_id, finish_reasons=self.finish or None)
+            if closed_early:
+                call.set_attribute("agentpress.closed_early", True)
+            if not self.usage_seen:
+                self._estimate()
+            if call.capture and self.text:
+                call.set_output_messages([{"role": "assistant", "content": "".join(self.text)}],
+                                         finish_reasons=self.finish or None)
+        except Exception as e:
+            _selftel.record_error("litellm", e)
+        call.end(exc)
+
+    def _estimate(self) -> None:
+        try:
+            import litellm
+
+            pt = litellm.token_counter(model=self.model, messages=self.messages or [])
+            ct = litellm.token_counter(model=self.model, text="".join(self.text)) if self.text else 0
+            self.call.set_usage(input_tokens=pt, output_tokens=ct, estimated=True)
+        except Exception as exc:
+            _selftel.record_error("litellm.token_counter", exc)
+
+
+def _finalize(state: _StreamState) -> None:
+    # Runs at garbage collection of an abandoned stream (any thread): end the span, never raise.
+    if not state.done:
+        state.finish_stream(closed_early=True)
+
+
+class _SyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Transparent proxy over a LiteLLM sync stream (``CustomStreamWrapper``)."""
+
+    def __init__(self, wrapped: Any, state: _StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_fin = weakref.finalize(self, _finalize, state)
+        self._self_it: Any = None
+
+    def __iter__(self) -> _SyncStream:
+        return self
+
+    def __next__(self) -> Any:
+        st = self._self_state
+        try:
+            if self._self_it is None:
+                self._self_it = iter(self.__wrapped__)
+            chunk = next(self._self_it)
+        except StopIteration:
+            st.finish_stream()
+            self._self_fin.detach()
+            raise
+        except BaseException as exc:
+            st.finish_stream(exc)
+            self._self_fin.detach()
+            raise
+        st.observe(chunk)
+        return chunk
+
+    def close(self) -> None:
+        st = self._self_state
+        try:
+            fn = getattr(self.__wrapped__, "close", None)
+            if callable(fn):
+                fn()
+        finally:
+            st.finish_stream(closed_early=not st.done)
+            self._self_fin.detach()
+
+    def __enter__(self) -> _SyncStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _AsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Transparent proxy over a LiteLLM async stream."""
+
+    def __init__(self, wrapped: Any, state: _StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_fin = weakref.finalize(self, _finalize, state)
+        self._self_it: Any = None
+
+    def __aiter__(self) -> _AsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        st = self._self_state
+        try:
+            if self._self_it is None:
+                self._self_it = self.__wrapped__.__aiter__()
+            chunk = await self._self_it.__anext__()
+        except StopAsyncIteration:
+            st.finish_stream()
+            self._self_fin.detach()
+            raise
+        except BaseException as exc:  # includes CancelledError
+            st.finish_stream(exc)
+            self._self_fin.detach()
+            raise
+        st.observe(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        st = self._self_state
+        try:
+            fn = getattr(self.__wrapped__, "aclose", None)
+            if callable(fn):
+                await fn()
+        finally:
+            st.finish_stream(closed_early=not st.done)
+            self._self_fin.detach()
+
+    async def __aenter__(self) -> _AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _is_stream(resp: Any) -> bool:
+    return (hasattr(resp, "__next__") or hasattr(resp, "__anext__")) and not hasattr(resp, "choices")
+
+
+def _wrap_result(call: LLMCall, resp: Any, kwargs: Mapping[str, Any], args: tuple[Any, ...], is_async: bool) -> Any:
+    if kwargs.get("stream") and _is_stream(resp):
+        messages = kwargs.get("messages", args[1] if len(args) > 1 else None)
+        state = _StreamState(call, str(kwargs.get("model") or (args[0] if args else "")), messages)
+        if is_async and hasattr(resp, "__anext__"):
+            return _AsyncStream(resp, state)
+        return _SyncStream(resp, state)
+    _absorb_response(call, resp)
+    call.end()
+    return resp
+
+
+# ----------------------------------------------------------------------------------------- wrappers
+
+def _sync_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if not _enabled or current_llm_call() is not None:
+        return wrapped(*args, **kwargs)
+    try:
+        call = _start(kwargs, args, router=instance)
+    except Exception as exc:
+        _selftel.record_error("litellm", exc)
+        return wrapped(*args, **kwargs)
+    tok = call._activate()
+    try:
+        resp = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        call._deactivate(tok)
+        call.end(exc)
+        raise
+    call._deactivate(tok)
+    try:
+        return _wrap_result(call, resp, kwargs, args, is_async=False)
+    except Exception as exc:
+        _selftel.record_error("litellm", exc)
+        call.end()
+        return resp
+
+
+async def _async_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if not _enabled or current_llm_call() is not None:
+        return await wrapped(*args, **kwargs)
+    try:
+        call = _start(kwargs, args, router=instance)
+    except Exception as exc:
+        _selftel.record_error("litellm", exc)
+        return await wrapped(*args, **kwargs)
+    tok = call._activate()
+    try:
+        resp = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        call._deactivate(tok)
+        call.end(exc)
+        raise
+    call._deactivate(tok)
+    try:
+        return _wrap_result(call, resp, kwargs, args, is_async=True)
+    except Exception as exc:
+        _selftel.record_error("litellm", exc)
+        call.end()
+        return resp
+
+
+def _async_entry(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    # wrapt calls this synchronously; return the coroutine so ``acompletion(...)`` stays awaitable.
+    return _async_wrapper(wrapped, instance, args, kwargs)
+
+
+# ------------------------------------------------------------------------------------------ install
+
+def _patch(litellm: Any) -> None:
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        orig_c, orig_a = litellm.completion, litellm.acompletion
+        wrapt.wrap_function_wrapper(litellm, "completion", _sync_wrapper)
+        wrapt.wrap_function_wrapper(litellm, "acompletion", _async_entry)
+        try:
+            from litellm import Router
+
+            for name, fn in (("completion", _sync_wrapper), ("acompletion", _async_entry)):
+                _router_had_own[name] = Router.__dict__.get(name)
+                wrapt.wrap_function_wrapper(Router, name, fn)
+        except Exception as exc:
+            _selftel.record_error("litellm", exc)
+        # Modules that copied the functions with "from litellm import acompletion" before we patched.
+        new = {id(orig_c): litellm.completion, id(orig_a): litellm.acompletion}
+        for mod in list(sys.modules.values()):
+            if mod is None or mod is litellm or getattr(mod, "__name__", "").startswith(("litellm", "agentpress_otel")):
+                continue
+            for attr in ("completion", "acompletion"):
+                try:
+                    cur = mod.__dict__.get(attr)
+                except Exception:  # noqa: S112 - exotic module objects
+                    continue
+                if cur is not None and id(cur) in new and (cur is orig_c or cur is orig_a):
+                    _patched_modules.append((mod, attr, cur))
+                    setattr(mod, attr, new[id(cur)])
+        register_error_mapper(_litellm_error_type)
+        _installed = True
+    # Warm the tokenizer off the caller's thread so a later usage estimate does no disk I/O inline.
+    threading.Thread(target=_warm_tokenizer, args=(litellm,), name="agentpress-otel-tokenizer", daemon=True).start()
+
+
+def _warm_tokenizer(litellm: Any) -> None:
+    try:
+        litellm.token_counter(model="gpt-4o", text="warm up")
+    except Exception as exc:
+        _selftel.record_error("litellm.token_counter", exc)
+
+
+def instrument(tel: Any = None) -> None:
+    """Patch LiteLLM (now, or when it is first imported). Idempotent.
+
+    Example::
+
+        from agentpress_otel.integrations import litellm as ap_litellm
+        ap_litellm.instrument(tel)
+    """
+    global _enabled, _hook_registered
+    _enabled = True
+    if "litellm" not in sys.modules:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if _installed:
+        return
+    if "litellm" in sys.modules:
+        _patch(sys.modules["litellm"])
+    elif not _hook_registered:
+        _hook_registered = True
+        wrapt.register_post_import_hook(_on_import, "litellm")
+
+
+def _on_import(module: Any) -> None:
+    if _enabled:
+        try:
+            _patch(module)
+        except Exception as exc:
+            _selftel.record_error("litellm", exc)
+
+
+def uninstrument() -> None:
+    """Remove the patches (idempotent); spans already open still end normally.
+
+    Example::
+
+        ap_litellm.uninstrument()
+    """
+    global _installed, _enabled
+    _enabled = False
+    with _lock:
+        if not _installed:
+            return
+        litellm = sys.modules.get("litellm")
+        if litellm is not None:
+            for name in ("completion", "acompletion"):
+                cur = getattr(litellm, name, None)
+                if isinstance(cur, wrapt.FunctionWrapper):
+                    setattr(litellm, name, cur.__wrapped__)
+            try:
+                from litellm import Router
+
+                for name, own in _router_had_own.items():
+                    if own is None:
+                        if name in Router.__dict__:
+                            delattr(Router, name)
+                    else:
+                        setattr(Router, name, own)
+            except Exception as exc:
+                _selftel.record_error("litellm", exc)
+        for mod, attr, orig in _patched_modules:
+            try:
+                setattr(mod, attr, orig)
+            except Exception as exc:
+                _selftel.record_error("litellm", exc)
+        _patched_modules.clear()
+        _router_had_own.clear()
+        _installed = False
+
+
+def is_instrumented() -> bool:
+    return _installed and _enabled
+

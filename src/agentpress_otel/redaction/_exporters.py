@@ -1,0 +1,197 @@
+"""Exporter wrappers that redact spans and log records on the export thread.
+
+They sit between the batch processor and the OTLP exporter, so redaction costs nothing on the
+application's threads and covers spans from every instrumentation (ours and third-party). They
+build copies: the objects the application (or another processor) holds are never mutated. A
+failure to redact one item drops that item (counted) rather than exporting it unredacted.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.trace import Link, Status
+
+from agentpress_otel import _selftel
+from agentpress_otel.redaction._engine import Redactor, default_redactor
+
+
+def _attrs(r: Redactor, attrs: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    new = r.redact_attributes(attrs)
+    if new is None:
+        return attrs
+    dropped = attrs.dropped if isinstance(attrs, BoundedAttributes) else 0
+    bounded = BoundedAttributes(maxlen=None, attributes=new, immutable=True, extended_attributes=True)
+    bounded.dropped = dropped  # keep the SDK's dropped-attribute count for the OTLP encoder
+    return bounded
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Wraps a span exporter; exports redacted copies of spans.
+
+    Redacts the span name, attributes (URLs and query strings get key rules), event attributes
+    (``exception.message``/``exception.stacktrace`` included), link attributes and the status
+    description.
+
+    Example::
+
+        BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter(endpoint=...)))
+    """
+
+    def __init__(self, inner: SpanExporter, *, redactor: Redactor | None = None) -> None:
+        self._inner = inner
+        self._redactor = redactor
+
+    @property
+    def inner(self) -> SpanExporter:
+        return self._inner
+
+    def _redact_span(self, r: Redactor, s: ReadableSpan) -> ReadableSpan:
+        attrs = _attrs(r, s.attributes)
+        changed = attrs is not s.attributes
+        events: list[Event] = []
+        for ev in s.events:
+            ea = _attrs(r, ev.attributes)
+            if ea is not ev.attributes:
+                changed = True
+                events.append(Event(ev.name, ea, ev.timestamp))
+            else:
+                events.append(ev)  # type: ignore[arg-type]
+        links: list[Link] = []
+        for ln in s.links:
+            la = _attrs(r, ln.attributes)
+            if la is not ln.attributes:
+                changed = True
+                links.append(Link(ln.context, la))
+            else:
+                links.append(ln)
+        status = s.status
+        if status.description:
+            desc = r.redact(status.description)
+            if desc is not status.description:
+                changed = True
+                status = Status(status.status_code, desc)
+        name = r.redact(s.name)
+        if name is not s.name:
+            changed = True
+        if not changed:
+            return s
+        return ReadableSpan(
+            name=name,
+            context=s.context,
+            parent=s.parent,
+            resource=s.resource,
+            attributes=attrs,
+            events=events,
+            links=links,
+            kind=s.kind,
+            status=status,
+            start_time=s.start_time,
+            end_time=s.end_time,
+            instrumentation_scope=s.instrumentation_scope,
+        )
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        r = self._redactor or default_redactor()
+        out: list[ReadableSpan] = []
+        for s in spans:
+            try:
+                out.append(self._redact_span(r, s))
+            except Exception as exc:
+                _selftel.record_error("redaction.spans", exc)
+                _selftel.record_dropped("spans", "redaction_error")
+        if not out:
+            return SpanExportResult.SUCCESS
+        try:
+            return self._inner.export(out)
+        except Exception as exc:
+            _selftel.record_error("exporter.spans", exc)
+            _selftel.record_dropped("spans", "export_error", len(out))
+            return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        try:
+            self._inner.shutdown()
+        except Exception as exc:
+            _selftel.record_error("exporter.spans", exc)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            return bool(self._inner.force_flush(timeout_millis))
+        except Exception as exc:
+            _selftel.record_error("exporter.spans", exc)
+            return False
+
+
+class RedactingLogExporter(LogRecordExporter):
+    """Wraps a log record exporter; exports copies with redacted bodies and attributes.
+
+    Example::
+
+        BatchLogRecordProcessor(RedactingLogExporter(OTLPLogExporter(endpoint=...)))
+    """
+
+    def __init__(self, inner: LogRecordExporter, *, redactor: Redactor | None = None) -> None:
+        self._inner = inner
+        self._redactor = redactor
+
+    @property
+    def inner(self) -> LogRecordExporter:
+        return self._inner
+
+    @staticmethod
+    def _redact_record(r: Redactor, rec: ReadableLogRecord) -> ReadableLogRecord:
+        lr = rec.log_record
+        body = lr.body
+        if isinstance(body, str):
+            new_body: Any = r.redact(body)
+        elif isinstance(body, (Mapping, list, tuple)):
+            new_body = r.redact_value(body)
+        else:
+            new_body = body
+        attrs = _attrs(r, lr.attributes)
+        if new_body is body and attrs is lr.attributes:
+            return rec
+        new_lr = copy.copy(lr)
+        new_lr.body = new_body
+        new_lr.attributes = attrs
+        return dataclasses.replace(rec, log_record=new_lr)
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        r = self._redactor or default_redactor()
+        out: list[ReadableLogRecord] = []
+        for rec in batch:
+            try:
+                out.append(self._redact_record(r, rec))
+            except Exception as exc:
+                _selftel.record_error("redaction.logs", exc)
+                _selftel.record_dropped("logs", "redaction_error")
+        if not out:
+            return LogRecordExportResult.SUCCESS
+        try:
+            return self._inner.export(out)
+        except Exception as exc:
+            _selftel.record_error("exporter.logs", exc)
+            _selftel.record_dropped("logs", "export_error", len(out))
+            return LogRecordExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        try:
+            self._inner.shutdown()
+        except Exception as exc:
+            _selftel.record_error("exporter.logs", exc)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            return bool(self._inner.force_flush(timeout_millis))
+        except Exception as exc:
+            _selftel.record_error("exporter.logs", exc)
+            return False

@@ -1,0 +1,115 @@
+"""Real Alertmanager (Debian's package) with the shipped config, posting to a local Slack stand-in.
+
+* a storm of 20 firing alerts of one group -> exactly one Slack message (shipped timing: critical group_wait 10s);
+* the resolved message follows, and a warning is inhibited while its critical fires. These two use a timing
+  overlay (group_wait 1s, group_interval 2s) because the shipped group_interval is 5 minutes; routing, grouping,
+  inhibition, receivers and templates are the shipped ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from agentpress_otel._harness.alertmanager import Alertmanager, binary
+from agentpress_otel._harness.slack_stub import SlackStub
+from tests.conftest import need
+
+FAST = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"}
+
+
+def storm(n: int = 20, *, severity: str = "critical", service: str = "api") -> list[dict[str, Any]]:
+    return [{
+        "labels": {"alertname": "LLMErrorRateHigh", "severity": severity, "service_name": service,
+                   "gen_ai_provider_name": f"provider-{i}"},
+        "annotations": {
+            "summary": f"{service}: 40% of provider-{i} LLM calls fail",
+            "description": "More than 25% of LLM calls fail (after retries).",
+            "grafana_url": f"http://localhost:3000/d/agentpress-llm-usage?var-service={service}",
+        },
+    } for i in range(n)]
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStub]:
+    with SlackStub() as stub:
+        yield stub
+
+
+def _am(slack: SlackStub, timing: dict[str, str] | None = None) -> Alertmanager:
+    need(binary)
+    return Alertmanager(webhook_url=slack.url, timing=timing)
+
+
+def attachment(post: Any) -> dict[str, Any]:
+    body = post.json
+    assert body and body.get("attachments"), post.body
+    att: dict[str, Any] = body["attachments"][0]
+    return att
+
+
+def test_storm_of_20_is_one_message_with_shipped_config(slack: SlackStub) -> None:
+    with _am(slack) as am:
+        am.post_alerts(storm(20))
+        posts = slack.wait_for(1, timeout=40)
+        time.sleep(4)  # anything else from the same storm would have arrived by now
+        posts = slack.posts
+        assert len(posts) == 1, [p.text for p in posts]
+        body = posts[0].json
+        assert body["channel"] == "#agentpress-alerts-critical"
+        att = attachment(posts[0])
+        assert att["title"] == "[FIRING:20] LLMErrorRateHigh in api (critical)"
+        assert att["color"] == "danger"
+        assert att["title_link"] == "http://localhost:3000/d/agentpress-llm-usage?var-service=api"
+        text = att["text"]
+        assert "20 alerts (first 5 shown)" in text
+        assert "`alertname=LLMErrorRateHigh`" in text and "`service_name=api`" in text
+        assert "api: 40% of provider-0 LLM calls fail" in text and "`gen_ai_provider_name=provider-0`" in text
+        assert "<http://localhost:3000/d/agentpress-llm-usage?var-service=api|Open in Grafana>" in text
+        assert "provider-7" not in text  # the storm is summarised, not pasted
+        assert "stubstub" not in posts[0].text  # the webhook secret is not echoed into the message
+
+
+def test_resolved_message_follows(slack: SlackStub) -> None:
+    with _am(slack, FAST) as am:
+        alerts = storm(20)
+        am.post_alerts(alerts)
+        slack.wait_for(1, timeout=20)
+        am.post_alerts(alerts, resolved=True)
+        posts = slack.wait_for(2, timeout=20)
+        time.sleep(3)
+        posts = slack.posts
+        assert len(posts) == 2, [p.text for p in posts]
+        first, second = attachment(posts[0]), attachment(posts[1])
+        assert first["title"].startswith("[FIRING:20]")
+        assert second["title"] == "[RESOLVED] LLMErrorRateHigh in api (critical)"
+        assert second["color"] == "good"
+        assert ":white_check_mark:" in second["text"]
+
+
+def test_warning_inhibited_while_critical_fires(slack: SlackStub) -> None:
+    with _am(slack, FAST) as am:
+        am.post_alerts(storm(1, severity="critical", service="api") + storm(1, severity="warning", service="api")
+                       + storm(1, severity="warning", service="worker"))
+        slack.wait_for(2, timeout=20)
+        time.sleep(4)
+        titles = sorted(attachment(p)["title"] for p in slack.posts)
+        assert titles == ["[FIRING:1] LLMErrorRateHigh in api (critical)",
+                          "[FIRING:1] LLMErrorRateHigh in worker (warning)"], titles
+        channels = sorted(p.json["channel"] for p in slack.posts)
+        assert channels == ["#agentpress-alerts", "#agentpress-alerts-critical"]
+        inhibited = [a for a in am.alerts() if a["status"]["inhibitedBy"]]
+        assert [(a["labels"]["service_name"], a["labels"]["severity"]) for a in inhibited] == [("api", "warning")]
+
+        # Once the critical resolves, the warning is no longer inhibited and is announced.
+        am.post_alerts(storm(1, severity="critical", service="api"), resolved=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any(attachment(p)["title"] == "[FIRING:1] LLMErrorRateHigh in api (warning)" for p in slack.posts):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"warning not announced after the critical resolved: {[p.text for p in slack.posts]}")

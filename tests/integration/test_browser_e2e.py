@@ -1,0 +1,358 @@
+"""Browser → Collector → backends, end to end, in real headless Chromium.
+
+Real processes on loopback, all started through ``agentpress_otel._harness``:
+
+* our Collector build (``bin/otelcol-apotel``) with the shipped ``collector-config/config.yaml`` (only ports,
+  paths and timings overridden by env), its Tempo and Loki destinations replaced by an in-process OTLP sink;
+* the instrumented FastAPI backend (``browser/e2e/backend_app.py``, ``agentpress_otel.instrument(app)``) on uvicorn;
+* a static server for the test page (``browser/e2e/page.html`` + ``browser/dist``);
+* Debian's Chromium driven by ``playwright-core`` (``browser/e2e/drive.mjs``, no browser download).
+
+The page tags a thread, clicks a button that fetches the backend with ``?token=<secret>`` and then throws.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentpress_otel._harness._proc import (
+    REPO_ROOT,
+    ComponentMissing,
+    ManagedProcess,
+    find_binary,
+    free_port,
+    http_ok,
+    wait_until,
+)
+from agentpress_otel._harness.otlp_sink import OTLPSink, attrs_to_dict
+from conftest import need
+
+pytestmark = pytest.mark.integration
+
+BROWSER_DIR = REPO_ROOT / "browser"
+CONFIG = REPO_ROOT / "collector-config" / "config.yaml"
+SECRET = "s3cr3t-e2e-" + uuid.uuid4().hex[:8]  # not a JWT/key shape: only the SDK's redaction can hide it
+THREAD_ID = "thread-" + uuid.uuid4().hex[:8]
+PROJECT_ID = "project-e2e"
+
+
+# --------------------------------------------------------------------------------------------- components
+def _chromium() -> str:
+    for cand in (os.environ.get("APOTEL_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    raise ComponentMissing("chromium not installed: apt-get install -y chromium")
+
+
+def _browser_build() -> str:
+    node = find_binary("node")
+    if not (BROWSER_DIR / "dist" / "agentpress-otel.js").is_file():
+        raise ComponentMissing("browser/dist missing: run scripts/setup-browser.sh")
+    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
+        raise ComponentMissing("browser/node_modules missing: run scripts/setup-browser.sh")
+    return node
+
+
+@dataclass
+class Stack:
+    sink: OTLPSink
+    collector_browser_url: str
+    page_origin: str
+    other_origin: str
+    backend_url: str
+    logs: list[ManagedProcess]
+
+
+def _collector_env(sink: OTLPSink, ports: dict[str, int], page_origin: str, storage: str) -> dict[str, str]:
+    return {
+        "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
+        "OTELCOL_PPROF_ENDPOINT": f"127.0.0.1:{ports['pprof']}",
+        "OTELCOL_ZPAGES_ENDPOINT": f"127.0.0.1:{ports['zpages']}",
+        "OTELCOL_METRICS_HOST": "127.0.0.1",
+        "OTELCOL_METRICS_PORT": str(ports["metrics"]),
+        "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
+        "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
+        "OTELCOL_BROWSER_ENDPOINT": f"127.0.0.1:{ports['browser']}",
+        "OTELCOL_BROWSER_CORS_ORIGINS": f"[{page_origin}]",
+        "OTELCOL_STORAGE_DIR": storage,
+        # Tempo and Loki are replaced by the in-process sink (gRPC for traces, HTTP for logs).
+        "OTELCOL_TEMPO_ENDPOINT": f"127.0.0.1:{sink.grpc_port}",
+        "OTELCOL_LOKI_ENDPOINT": sink.http_endpoint,
+        "OTELCOL_PROMETHEUS_RW_ENDPOINT": f"{sink.http_endpoint}/api/v1/write",
+        # Keep every trace and decide fast, so the assertions don't depend on the sampling draw.
+        "OTELCOL_TAIL_SAMPLING_PERCENTAGE": "100",
+        "OTELCOL_TAIL_DECISION_WAIT": "1s",
+        "OTELCOL_BATCH_FLUSH_TIMEOUT": "200ms",
+        "OTELCOL_LOG_LEVEL": "warn",
+    }
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    node = need(_browser_build)
+    need(_chromium)
+    collector_bin = need(lambda: find_binary("otelcol-apotel"))
+    ports = {k: free_port() for k in ("health", "pprof", "zpages", "metrics", "grpc", "http", "browser")}
+    page_port, other_port, backend_port = free_port(), free_port(), free_port()
+    page_origin = f"http://127.0.0.1:{page_port}"
+    # "localhost" vs "127.0.0.1" are different origins: the same page server, not on the allowlist.
+    other_origin = f"http://localhost:{other_port}"
+    tmp = Path(tempfile.mkdtemp(prefix="apotel-browser-e2e-"))
+    procs: list[ManagedProcess] = []
+    sink = OTLPSink().start()
+    try:
+        collector = ManagedProcess(
+            "otelcol",
+            [collector_bin, "--config", str(CONFIG)],
+            env=_collector_env(sink, ports, page_origin, str(tmp / "storage")),
+            log_dir=tmp,
+        )
+        procs.append(collector)
+        collector.start(ready=lambda: http_ok(f"http://127.0.0.1:{ports['health']}/health"), timeout=60)
+
+        backend = ManagedProcess(
+            "backend",
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(BROWSER_DIR / "e2e"), "backend_app:app",
+             "--host", "127.0.0.1", "--port", str(backend_port), "--log-level", "warning"],
+            env={
+                "PAGE_ORIGIN": page_origin,
+                "PYTHONPATH": str(REPO_ROOT / "src"),
+                "AGENTPRESS_OTEL_ENDPOINT": f"http://127.0.0.1:{ports['grpc']}",
+                "AGENTPRESS_OTEL_PROTOCOL": "grpc",
+                "AGENTPRESS_OTEL_METRICS": "false",
+                "OTEL_BSP_SCHEDULE_DELAY": "200",
+            },
+            cwd=REPO_ROOT,
+            log_dir=tmp,
+        )  # fmt: skip
+        procs.append(backend)
+        backend.start(ready=lambda: http_ok(f"http://127.0.0.1:{backend_port}/health"), timeout=60)
+
+        for name, port in (("page", page_port), ("other", other_port)):
+            server = ManagedProcess(
+                f"{name}-server",
+                [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(BROWSER_DIR)],
+                log_dir=tmp,
+            )
+            procs.append(server)
+            server.start(ready=lambda p=port: http_ok(f"http://127.0.0.1:{p}/e2e/blank.html"), timeout=30)
+
+        yield Stack(
+            sink=sink,
+            collector_browser_url=f"http://127.0.0.1:{ports['browser']}",
+            page_origin=page_origin,
+            other_origin=other_origin,
+            backend_url=f"http://127.0.0.1:{backend_port}",
+            logs=procs,
+        )
+        _ = node
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        sink.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- driving
+def _drive(stack: Stack) -> dict[str, Any]:
+    node = _browser_build()
+    query = urllib.parse.urlencode(
+        {
+            "collector": stack.collector_browser_url,
+            "backend": stack.backend_url,
+            "thread": THREAD_ID,
+            "project": PROJECT_ID,
+            "secret": SECRET,
+        }
+    )
+    cfg = {
+        "executablePath": _chromium(),
+        "pageUrl": f"{stack.page_origin}/e2e/page.html?{query}",
+        "badPageUrl": f"{stack.other_origin}/e2e/blank.html",
+        "collectorLogsUrl": f"{stack.collector_browser_url}/v1/logs",
+    }
+    out_dir = Path(tempfile.mkdtemp(prefix="apotel-drive-"))
+    driver = ManagedProcess(
+        "drive", [node, str(BROWSER_DIR / "e2e" / "drive.mjs"), json.dumps(cfg)], cwd=BROWSER_DIR, log_dir=out_dir
+    )
+    try:
+        driver.start()
+        wait_until(lambda: not driver.running, timeout=120, interval=0.2, what="chromium driver to finish")
+        text = driver.log_path.read_text() if driver.log_path else ""
+    finally:
+        driver.stop()
+        shutil.rmtree(out_dir, ignore_errors=True)
+    lines = [ln for ln in text.splitlines() if ln.startswith("{")]
+    assert lines, f"driver printed no result:\n{text}"
+    result: dict[str, Any] = json.loads(lines[-1])
+    assert "error" not in result, f"driver failed: {result['error']}\nconsole: {result.get('console')}"
+    return result
+
+
+def _browser_spans(sink: OTLPSink) -> list[tuple[dict[str, Any], Any]]:
+    out = []
+    with sink.lock:
+        reqs = list(sink.received.traces)
+    for r in reqs:
+        for rs in r.resource_spans:
+            res = attrs_to_dict(rs.resource.attributes)
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    out.append(({**res, "_scope": ss.scope.name}, s))
+    return out
+
+
+def _log_records(sink: OTLPSink) -> list[tuple[dict[str, Any], Any]]:
+    out = []
+    with sink.lock:
+        reqs = list(sink.received.logs)
+    for r in reqs:
+        for rl in r.resource_logs:
+            res = attrs_to_dict(rl.resource.attributes)
+            for sl in rl.scope_logs:
+                for rec in sl.log_records:
+                    out.append((res, rec))
+    return out
+
+
+@pytest.fixture(scope="module")
+def driven(stack: Stack) -> dict[str, Any]:
+    return _drive(stack)
+
+
+# --------------------------------------------------------------------------------------------- tests
+def test_fetch_span_click_and_errors_reach_the_collector_on_one_trace(stack: Stack, driven: dict[str, Any]) -> None:
+    """The browser fetch span and the backend server span share a trace; click and errors arrive as logs."""
+    session_id = driven["sessionId"]
+    assert session_id
+    tp = driven["fetchResult"]["traceparent"]
+    assert tp and tp.startswith("00-"), driven["fetchResult"]
+    trace_id = tp.split("-")[1]
+
+    def fetch_and_server() -> bool:
+        spans = _browser_spans(stack.sink)
+        kinds = {
+            (res.get("service.name"), s.kind) for res, s in spans if s.trace_id.hex() == trace_id
+        }
+        return ("browser-e2e-frontend", 3) in kinds and ("browser-e2e-backend", 2) in kinds
+
+    wait_until(fetch_and_server, timeout=45, interval=0.3, what="browser fetch span + backend server span in Tempo sink")
+
+    def wanted_logs() -> bool:
+        names = [rec.event_name for res, rec in _log_records(stack.sink) if res.get("service.name") == "browser-e2e-frontend"]
+        return "browser.user_action.click" in names and names.count("exception") >= 2
+
+    wait_until(wanted_logs, timeout=45, interval=0.3, what="click event and 2 exception logs in Loki sink")
+
+    spans = [(res, s) for res, s in _browser_spans(stack.sink) if s.trace_id.hex() == trace_id]
+    fetch = next(s for res, s in spans if res.get("service.name") == "browser-e2e-frontend" and s.kind == 3)
+    server = next(s for res, s in spans if res.get("service.name") == "browser-e2e-backend" and s.kind == 2)
+    # The server span is a child of the browser's fetch span (its traceparent carried the fetch span id).
+    assert server.parent_span_id == fetch.span_id
+    fa = attrs_to_dict(fetch.attributes)
+    assert fa["session.id"] == session_id
+    assert fa["agentpress.thread.id"] == THREAD_ID
+    assert fa["agentpress.project.id"] == PROJECT_ID
+    assert fa["url.full"].endswith("?token=REDACTED"), fa["url.full"]
+    assert fa["http.response.status_code"] == 200
+    assert attrs_to_dict(server.attributes).get("agentpress.thread.id") == THREAD_ID
+
+    logs = [(res, rec) for res, rec in _log_records(stack.sink) if res.get("service.name") == "browser-e2e-frontend"]
+    res0 = logs[0][0]
+    assert res0["agentpress.telemetry.source"] == "browser"  # stamped by the Collector's browser pipeline
+    assert res0["deployment.environment.name"] == "test"
+
+    click = next(attrs_to_dict(r.attributes) for _, r in logs if r.event_name == "browser.user_action.click")
+    assert click["browser.user_action.target.name"] == "ask-agent"
+    assert click["browser.user_action.name"] == "ask-agent"
+    errors = [r for _, r in logs if r.event_name == "exception"]
+    sources = {attrs_to_dict(r.attributes)["exception.source"] for r in errors}
+    assert sources >= {"window.onerror", "unhandledrejection"}
+    for rec in errors:
+        a = attrs_to_dict(rec.attributes)
+        assert a["exception.type"] in {"Error", "TypeError"}
+        assert "REDACTED" in a["exception.message"], a["exception.message"]
+        assert "exception.stacktrace" in a or a["exception.source"] == "unhandledrejection"
+        assert rec.severity_number == 17
+    for rec in [*errors, next(r for _, r in logs if r.event_name == "browser.user_action.click")]:
+        a = attrs_to_dict(rec.attributes)
+        assert a["session.id"] == session_id
+        assert a["agentpress.thread.id"] == THREAD_ID
+
+    views = [attrs_to_dict(r.attributes) for _, r in logs if r.event_name == "browser.page_view"]
+    assert {v["browser.page_view.type"] for v in views} >= {"load", "route_change"}
+    assert any("access_token=REDACTED" in v["url.full"] for v in views)
+
+
+def test_no_secret_leaves_the_browser(stack: Stack, driven: dict[str, Any]) -> None:
+    """The token in the page URL, the fetch URL and the error messages never reaches the Collector's outputs."""
+    wait_until(lambda: len(_log_records(stack.sink)) > 0, timeout=45, interval=0.3, what="browser logs")
+    browser_text = "".join(
+        str(s) for res, s in _browser_spans(stack.sink) if res.get("service.name") == "browser-e2e-frontend"
+    ) + "".join(str(r) for res, r in _log_records(stack.sink) if res.get("service.name") == "browser-e2e-frontend")
+    assert browser_text
+    assert SECRET not in browser_text
+    assert "route-secret" not in browser_text
+
+
+def _request(url: str, *, method: str, headers: dict[str, str], body: bytes | None = None) -> tuple[int, dict[str, str]]:
+    req = urllib.request.Request(url, method=method, headers=headers, data=body)  # noqa: S310 - loopback only
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            return int(resp.status), {k.lower(): v for k, v in resp.headers.items()}
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), {k.lower(): v for k, v in exc.headers.items()}
+
+
+def test_disallowed_origin_is_refused_by_cors(stack: Stack, driven: dict[str, Any]) -> None:
+    """A page on an origin outside the allowlist can't post telemetry: the browser blocks it after the preflight."""
+    assert driven["badOrigin"]["ok"] is False, driven["badOrigin"]
+    assert "Failed to fetch" in driven["badOrigin"]["error"]
+
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    _, allowed = _request(
+        f"{stack.collector_browser_url}/v1/traces", method="OPTIONS", headers={"Origin": stack.page_origin, **preflight}
+    )
+    assert allowed.get("access-control-allow-origin") == stack.page_origin
+    _, refused = _request(
+        f"{stack.collector_browser_url}/v1/traces", method="OPTIONS", headers={"Origin": stack.other_origin, **preflight}
+    )
+    assert "access-control-allow-origin" not in refused
+
+
+def test_oversized_body_is_refused(stack: Stack) -> None:
+    """The browser receiver's small body limit rejects a 1 MiB payload; a normal one is accepted."""
+    headers = {"Origin": stack.page_origin, "Content-Type": "application/json"}
+    ok, _ = _request(f"{stack.collector_browser_url}/v1/logs", method="POST", headers=headers, body=b'{"resourceLogs":[]}')
+    assert ok == 200
+    big = json.dumps({"resourceLogs": [], "pad": "x" * (1024 * 1024)}).encode()
+    status, _ = _request(f"{stack.collector_browser_url}/v1/logs", method="POST", headers=headers, body=big)
+    assert status in (400, 413), status
+
+
+def test_backend_cors_accepts_propagation_headers(stack: Stack) -> None:
+    """The backend's CORS preflight allows traceparent/tracestate/baggage from the page origin only."""
+    pre = {
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "traceparent,tracestate,baggage",
+    }
+    status, h = _request(f"{stack.backend_url}/api/thread/x/ping", method="OPTIONS", headers={"Origin": stack.page_origin, **pre})
+    assert status == 200
+    allowed = {x.strip().lower() for x in h.get("access-control-allow-headers", "").split(",")}
+    assert {"traceparent", "tracestate", "baggage"} <= allowed
+    status, h = _request(f"{stack.backend_url}/api/thread/x/ping", method="OPTIONS", headers={"Origin": stack.other_origin, **pre})
+    assert status == 400 or "access-control-allow-origin" not in h

@@ -1,0 +1,522 @@
+"""End to end: the real Collector build with the shipped config (unchanged; ports/paths/timings via OTELCOL_* env),
+Collector stand-ins for Tempo (OTLP gRPC -> file) and Loki (OTLP HTTP -> file), and Debian's Prometheus.
+
+Workload: a FastAPI app instrumented with the raw OpenTelemetry SDK (TracerProvider/MeterProvider/LoggerProvider +
+OTLP exporters), driven in-process through httpx's ASGI transport. Its /chat route emits a GenAI `chat` span and
+the gen_ai.client.token.usage histogram the way an LLM integration does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentpress_otel._harness._proc import free_port
+from agentpress_otel._harness.collector import (
+    Collector,
+    StandIn,
+    ensure_collector_binary,
+    start_collector,
+    start_standin,
+)
+from agentpress_otel._harness.prometheus import Prometheus, start_prometheus
+from conftest import need
+
+pytestmark = pytest.mark.integration
+
+SAMPLING_PERCENT = 25
+N_OK = 200           # plain successful /chat traces: subject to the probabilistic share
+N_ERR = 20           # /fail -> HTTP 500 -> server span status ERROR: all kept
+N_LLM_ERR = 10       # /chat-retry -> 200, but the chat span carries error.type: all kept (llm-errors policy)
+N_SLOW = 3           # /slow sleeps past OTELCOL_TAIL_SLOW_MS: all kept
+SLOW_MS = 300
+COLLECTOR_ENV = {
+    "OTELCOL_TAIL_SAMPLING_PERCENTAGE": str(SAMPLING_PERCENT),
+    "OTELCOL_TAIL_DECISION_WAIT": "2s",
+    "OTELCOL_TAIL_SLOW_MS": str(SLOW_MS),
+    "OTELCOL_SPANMETRICS_FLUSH_INTERVAL": "1s",
+    "OTELCOL_BATCH_FLUSH_TIMEOUT": "200ms",
+    "OTELCOL_RETRY_MAX_INTERVAL": "1s",
+    "OTELCOL_LOG_LEVEL": "warn",
+}
+PAGE_ORIGIN = "http://app.test:5173"
+
+
+def poll(pred: Any, *, timeout: float, what: str, interval: float = 0.3) -> Any:
+    """Poll ``pred`` until it returns a truthy value; return it (or fail with ``what``)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last={last!r})")
+
+
+# ------------------------------------------------------------------------------------------------ the stack
+
+
+@dataclass
+class Stack:
+    prom: Prometheus
+    tempo: StandIn
+    loki: StandIn
+    collector: Collector
+    workdir: Path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    need(ensure_collector_binary)
+    wd = tmp_path_factory.mktemp("pipeline")
+    started: list[Any] = []
+    try:
+        tempo = start_standin("traces", workdir=wd / "tempo")
+        started.append(tempo)
+        loki = start_standin("logs", workdir=wd / "loki")
+        started.append(loki)
+        # Prometheus runs the shipped prometheus.yml with the `otel-collector:8888` target mapped to the port the
+        # Collector will expose its self-metrics on.
+        metrics_port = free_port()
+        prom = need(lambda: start_prometheus(targets={"otel-collector:8888": f"127.0.0.1:{metrics_port}"},
+                                             scrape_interval="1s", workdir=wd / "prometheus"))
+        started.append(prom)
+        col = start_collector(
+            traces_endpoint=tempo.endpoint,
+            logs_endpoint=loki.endpoint,
+            remote_write_url=prom.remote_write_url,
+            env=COLLECTOR_ENV,
+            workdir=wd / "otelcol",
+            cors_origins=[PAGE_ORIGIN],
+            metrics_port=metrics_port,
+        )
+        started.append(col)
+        yield Stack(prom=prom, tempo=tempo, loki=loki, collector=col, workdir=wd)
+    finally:
+        for proc in reversed(started):
+            proc.stop()
+
+
+# ------------------------------------------------------------------------------------------------ the workload
+
+
+@dataclass
+class Workload:
+    service: str
+    trace_ids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # route -> trace ids
+    thread_ids: dict[str, str] = field(default_factory=dict)                          # trace id -> thread id
+    input_tokens: int = 0
+    output_tokens: int = 0
+    requests: int = 0
+
+
+def _run_app_workload(endpoint: str) -> Workload:
+    """A FastAPI app on the raw OTel SDK sending all three signals over OTLP gRPC to the Collector."""
+    import httpx
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    wl = Workload(service=f"e2e-{uuid.uuid4().hex[:8]}")
+    resource = Resource.create({"service.name": wl.service, "service.namespace": "agentpress-tests"})
+    tp = TracerProvider(resource=resource)
+    tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True), schedule_delay_millis=200))
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint, insecure=True), export_interval_millis=1000)
+    mp = MeterProvider(resource=resource, metric_readers=[reader])
+    lp = LoggerProvider(resource=resource)
+    lp.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True), schedule_delay_millis=200))
+    logger = logging.getLogger(f"agentpress.e2e.{wl.service}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = LoggingHandler(level=logging.INFO, logger_provider=lp)
+    logger.addHandler(handler)
+
+    tracer = tp.get_tracer("e2e.llm")
+    tokens = mp.get_meter("e2e.llm").create_histogram(
+        "gen_ai.client.token.usage", unit="{token}", description="Tokens used per LLM call"
+    )
+
+    def fake_llm(i: int, *, handled_error: bool) -> None:
+        # What an LLM integration records: a client `chat {model}` span plus token usage.
+        inp, out = 10 + i % 7, 3 + i % 5
+        with tracer.start_as_current_span("chat gpt-4o-mini", kind=trace.SpanKind.CLIENT) as span:
+            span.set_attribute("gen_ai.operation.name", "chat")
+            span.set_attribute("gen_ai.provider.name", "openai")
+            span.set_attribute("gen_ai.request.model", "gpt-4o-mini")
+            span.set_attribute("gen_ai.usage.input_tokens", inp)
+            span.set_attribute("gen_ai.usage.output_tokens", out)
+            if handled_error:
+                span.set_attribute("error.type", "RateLimitError")  # recovered by a retry: status left UNSET
+        common = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini"}
+        tokens.record(inp, {**common, "gen_ai.token.type": "input"})
+        tokens.record(out, {**common, "gen_ai.token.type": "output"})
+        wl.input_tokens += inp
+        wl.output_tokens += out
+
+    app = FastAPI()
+
+    def remember(route: str, thread: str) -> None:
+        ctx = trace.get_current_span().get_span_context()
+        tid = format(ctx.trace_id, "032x")
+        wl.trace_ids[route].add(tid)
+        wl.thread_ids[tid] = thread
+        logger.info("handled %s", route, extra={"agentpress.thread.id": thread, "agentpress.project.id": "p-e2e"})
+
+    @app.get("/chat")
+    async def chat(i: int, thread: str) -> dict[str, str]:
+        remember("/chat", thread)
+        fake_llm(i, handled_error=False)
+        return {"ok": "yes"}
+
+    @app.get("/chat-retry")
+    async def chat_retry(i: int, thread: str) -> dict[str, str]:
+        remember("/chat-retry", thread)
+        fake_llm(i, handled_error=True)
+        return {"ok": "after retry"}
+
+    @app.get("/fail")
+    async def fail(i: int, thread: str) -> JSONResponse:
+        remember("/fail", thread)
+        return JSONResponse({"error": "boom"}, status_code=500)
+
+    @app.get("/slow")
+    async def slow(i: int, thread: str) -> dict[str, str]:
+        remember("/slow", thread)
+        await asyncio.sleep(SLOW_MS / 1000 + 0.15)
+        return {"ok": "slow"}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=tp, meter_provider=mp)
+
+    plan = [("/chat", N_OK), ("/chat-retry", N_LLM_ERR), ("/fail", N_ERR), ("/slow", N_SLOW), ("/healthz", 20)]
+
+    async def drive() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
+            for route, n in plan:
+                for i in range(n):
+                    params = {} if route == "/healthz" else {"i": i, "thread": f"thread-{route.strip('/')}-{i}"}
+                    await client.get(route, params=params)
+                    wl.requests += route != "/healthz"
+
+    try:
+        asyncio.run(drive())
+    finally:
+        tp.force_flush()
+        mp.force_flush()
+        lp.force_flush()
+        tp.shutdown()
+        mp.shutdown()
+        lp.shutdown()
+        logger.removeHandler(handler)
+        FastAPIInstrumentor.uninstrument_app(app)
+    return wl
+
+
+@pytest.fixture(scope="module")
+def workload(stack: Stack) -> Workload:
+    wl = _run_app_workload(stack.collector.otlp_grpc_endpoint.removeprefix("http://"))
+    col = stack.collector
+    # Every trace has reached a sampling decision once the tail-sampler has seen them all and decided.
+    total = N_OK + N_ERR + N_LLM_ERR + N_SLOW
+    poll(lambda: col.metric_sum("otelcol_processor_tail_sampling_new_trace_id_received") >= total
+         and col.metric_sum("otelcol_processor_tail_sampling_global_count_traces_sampled") >= total,
+         timeout=60, what="tail sampling decisions")
+    return wl
+
+
+def _app_spans(stack: Stack, wl: Workload) -> list[Any]:
+    return [s for s in stack.tempo.spans() if s.resource.get("service.name") == wl.service]
+
+
+def _kept_traces(stack: Stack, wl: Workload) -> dict[str, set[str]]:
+    """route -> trace ids found at the Tempo stand-in (by the server span's http.route)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for s in _app_spans(stack, wl):
+        if s.kind == 2 and "http.route" in s.attributes:  # SPAN_KIND_SERVER
+            out[s.attributes["http.route"]].add(s.trace_id)
+    return out
+
+
+def _settled_kept(stack: Stack, wl: Workload) -> dict[str, set[str]]:
+    """Wait until all must-keep traces arrived and the stand-in output stopped growing."""
+    poll(lambda: len(_kept_traces(stack, wl)["/fail"]) >= N_ERR, timeout=60, what="error traces at Tempo stand-in")
+    prev, stable_since = -1, time.monotonic()
+    while time.monotonic() - stable_since < 2.0:
+        n = len(_app_spans(stack, wl))
+        if n != prev:
+            prev, stable_since = n, time.monotonic()
+        time.sleep(0.3)
+    return _kept_traces(stack, wl)
+
+
+# ------------------------------------------------------------------------------------------------ traces + sampling
+
+
+def test_tail_sampling_keeps_errors_slow_llm_errors_and_a_share_of_the_rest(stack: Stack, workload: Workload) -> None:
+    kept = _settled_kept(stack, workload)
+    assert kept["/fail"] == workload.trace_ids["/fail"], "every error trace must be kept"
+    assert kept["/chat-retry"] == workload.trace_ids["/chat-retry"], "every trace with an LLM error must be kept"
+    assert kept["/slow"] == workload.trace_ids["/slow"], "every slow trace must be kept"
+    assert "/healthz" not in kept, "health checks are filtered"
+    # Probabilistic share of the rest: binomial(N_OK, p); accept +-4 sigma.
+    n, p = N_OK, SAMPLING_PERCENT / 100
+    sigma = (n * p * (1 - p)) ** 0.5
+    got = len(kept["/chat"])
+    assert kept["/chat"] <= workload.trace_ids["/chat"]
+    assert abs(got - n * p) <= 4 * sigma, f"kept {got} of {n} ok traces, expected ~{n * p:.0f}"
+    # Kept traces are complete: the LLM child span travels with its server span.
+    chat_spans = {s.trace_id for s in _app_spans(stack, workload) if s.name == "chat gpt-4o-mini"}
+    assert kept["/chat"] <= chat_spans
+    # Resource enrichment happened in the Collector.
+    assert all(s.resource.get("deployment.environment.name") == "dev" for s in _app_spans(stack, workload))
+
+
+# ------------------------------------------------------------------------------------------------ logs
+
+
+def test_logs_reach_loki_standin_with_trace_and_thread_ids(stack: Stack, workload: Workload) -> None:
+    def app_logs() -> list[Any]:
+        return [r for r in stack.loki.logs() if r.resource.get("service.name") == workload.service]
+
+    logs = poll(lambda: (lambda ls: ls if len(ls) >= workload.requests else None)(app_logs()), timeout=30,
+                what=f"{workload.requests} logs at the Loki stand-in")
+    assert len(logs) == workload.requests, "logs are not sampled: one per request"
+    for r in logs:
+        assert r.trace_id and r.span_id, r
+        assert r.attributes["agentpress.thread.id"] == workload.thread_ids[r.trace_id]
+        assert r.attributes["agentpress.project.id"] == "p-e2e"
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+def test_token_totals_in_prometheus_are_exact(stack: Stack, workload: Workload) -> None:
+    svc = workload.service
+    q_in = f'sum(gen_ai_client_token_usage_sum{{service_name="{svc}", gen_ai_token_type="input"}})'
+    q_out = f'sum(gen_ai_client_token_usage_sum{{service_name="{svc}", gen_ai_token_type="output"}})'
+    poll(lambda: stack.prom.query_value(q_in) == workload.input_tokens
+         and stack.prom.query_value(q_out) == workload.output_tokens,
+         timeout=30, what=f"token totals {workload.input_tokens}/{workload.output_tokens} in Prometheus")
+    calls = stack.prom.query_value(f'sum(gen_ai_client_token_usage_count{{service_name="{svc}"}})')
+    assert calls == 2 * (N_OK + N_LLM_ERR)  # one input + one output record per LLM call
+
+
+def test_span_metrics_per_route_count_every_request_before_sampling(stack: Stack, workload: Workload) -> None:
+    q = (f'sum by (http_route) (traces_span_metrics_calls_total{{service_name="{workload.service}", '
+         f'span_kind="SPAN_KIND_SERVER"}})')
+    expected = {"/chat": N_OK, "/chat-retry": N_LLM_ERR, "/fail": N_ERR, "/slow": N_SLOW}
+
+    def by_route() -> dict[str, float] | None:
+        got = {r["metric"].get("http_route", ""): float(r["value"][1]) for r in stack.prom.query(q)}
+        return got if got == expected else None
+
+    poll(by_route, timeout=30, what=f"span metrics per route == {expected}")
+    errs = stack.prom.query_value(
+        f'sum(traces_span_metrics_calls_total{{service_name="{workload.service}", span_kind="SPAN_KIND_SERVER", '
+        f'status_code="STATUS_CODE_ERROR"}})'
+    )
+    assert errs == N_ERR
+    hist = stack.prom.query_value(
+        f'sum(traces_span_metrics_duration_seconds_count{{service_name="{workload.service}", http_route="/slow"}})'
+    )
+    assert hist == N_SLOW
+
+
+def test_prometheus_scrapes_collector_self_metrics(stack: Stack, workload: Workload) -> None:
+    poll(lambda: stack.prom.query_value('up{job="otel-collector"}') == 1, timeout=30, what="otel-collector target up")
+    accepted = poll(
+        lambda: stack.prom.query_value('sum({job="otel-collector", __name__=~"otelcol_receiver_accepted_spans(_total)?"})'),
+        timeout=30, what="otelcol_receiver_accepted_spans scraped",
+    )
+    assert accepted >= N_OK + N_ERR + N_LLM_ERR + N_SLOW
+    assert stack.prom.query('{job="otel-collector", __name__="otelcol_exporter_queue_capacity"}')
+
+
+# ------------------------------------------------------------------------------------------------ redaction
+
+
+def test_secrets_from_a_non_redacting_client_do_not_reach_the_backends(stack: Stack) -> None:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import Status, StatusCode
+
+    openai_key = "sk-proj-" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
+    password = "hunter2-" + uuid.uuid4().hex[:12]
+    bearer = "Bearer " + uuid.uuid4().hex + uuid.uuid4().hex
+    marker = uuid.uuid4().hex
+    base = stack.collector.otlp_http_endpoint
+    resource = Resource.create({"service.name": f"leaky-{marker[:6]}"})
+    tp = TracerProvider(resource=resource)
+    tp.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces")))
+    lp = LoggerProvider(resource=resource)
+    lp.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{base}/v1/logs")))
+    logger = logging.getLogger(f"leaky.{marker}")
+    logger.propagate = False
+    handler = LoggingHandler(logger_provider=lp)
+    logger.addHandler(handler)
+    try:
+        with tp.get_tracer("leaky").start_as_current_span("leaky op") as span:
+            span.set_attribute("test.marker", marker)
+            span.set_attribute("db.password", password)
+            span.set_attribute("llm.request.headers", f"x-client: 1; key={openai_key}")
+            span.set_attribute("http.request.header.authorization", bearer)
+            span.set_attribute("gen_ai.usage.input_tokens", 42)   # must NOT be masked
+            span.set_status(Status(StatusCode.ERROR))             # kept by tail sampling, deterministically
+            logger.warning("calling provider with %s", openai_key, extra={"password": password, "test.marker": marker})
+    finally:
+        tp.shutdown()
+        lp.shutdown()
+        logger.removeHandler(handler)
+
+    spans = poll(lambda: [s for s in stack.tempo.spans() if s.attributes.get("test.marker") == marker], timeout=30,
+                 what="leaky span at Tempo stand-in")
+    logs = poll(lambda: [r for r in stack.loki.logs() if r.attributes.get("test.marker") == marker], timeout=30,
+                what="leaky log at Loki stand-in")
+    attrs = spans[0].attributes
+    assert attrs["db.password"] == "****"
+    assert "http.request.header.authorization" not in attrs  # dropped outright
+    assert openai_key not in attrs["llm.request.headers"] and "x-client: 1" in attrs["llm.request.headers"]
+    assert attrs["gen_ai.usage.input_tokens"] == 42
+    assert logs[0].attributes["password"] == "****"
+    # Nothing anywhere in what the backends received (raw bytes, all records).
+    for path in (stack.tempo.output, stack.loki.output):
+        raw = path.read_text()
+        for secret in (openai_key, password, bearer.split()[1]):
+            assert secret not in raw, f"{secret[:10]}... leaked into {path.name}"
+
+
+# ------------------------------------------------------------------------------------------------ browser receiver
+
+
+def _http(url: str, *, method: str, headers: dict[str, str], body: bytes | None = None) -> tuple[int, dict[str, str]]:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310 - loopback
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            return int(resp.status), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return int(err.code), dict(err.headers)
+
+
+def test_browser_receiver_cors_allowlist(stack: Stack) -> None:
+    url = f"{stack.collector.browser_endpoint}/v1/traces"
+    pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,traceparent"}
+    _, ok_headers = _http(url, method="OPTIONS", headers={"Origin": PAGE_ORIGIN, **pre})
+    assert ok_headers.get("Access-Control-Allow-Origin") == PAGE_ORIGIN
+    _, bad_headers = _http(url, method="OPTIONS", headers={"Origin": "https://evil.example", **pre})
+    assert "Access-Control-Allow-Origin" not in bad_headers, "a disallowed origin must get no CORS grant"
+    # Headers outside the allowlist are not granted either.
+    _, hdr = _http(url, method="OPTIONS", headers={"Origin": PAGE_ORIGIN, "Access-Control-Request-Method": "POST",
+                                                   "Access-Control-Request-Headers": "authorization"})
+    assert "authorization" not in hdr.get("Access-Control-Allow-Headers", "").lower()
+
+
+def _browser_trace(marker: str, *, pad: int = 0) -> bytes:
+    span = {
+        "traceId": uuid.uuid4().hex, "spanId": uuid.uuid4().hex[:16], "name": "documentLoad", "kind": 1,
+        "startTimeUnixNano": str(time.time_ns() - 1_000_000), "endTimeUnixNano": str(time.time_ns()),
+        "status": {"code": 2},  # error: kept by tail sampling deterministically
+        "attributes": [{"key": "test.marker", "value": {"stringValue": marker}},
+                       {"key": "pad", "value": {"stringValue": "x" * pad}}],
+    }
+    doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]},
+                              "scopeSpans": [{"scope": {"name": "browser"}, "spans": [span]}]}]}
+    return json.dumps(doc).encode()
+
+
+def test_browser_receiver_accepts_small_and_refuses_oversized_bodies(stack: Stack) -> None:
+    url = f"{stack.collector.browser_endpoint}/v1/traces"
+    headers = {"Origin": PAGE_ORIGIN, "Content-Type": "application/json"}
+    small, big = uuid.uuid4().hex, uuid.uuid4().hex
+    status, _ = _http(url, method="POST", headers=headers, body=_browser_trace(small))
+    assert status == 200
+    status, _ = _http(url, method="POST", headers=headers, body=_browser_trace(big, pad=600 * 1024))
+    assert status in (400, 413), f"oversized body accepted with {status}"
+    spans = poll(lambda: [s for s in stack.tempo.spans() if s.attributes.get("test.marker") == small], timeout=30,
+                 what="small browser span at Tempo stand-in")
+    assert spans[0].resource.get("agentpress.telemetry.source") == "browser"
+    # Give the oversized one the same time to (not) arrive.
+    time.sleep(1.0)
+    assert not [s for s in stack.tempo.spans() if s.attributes.get("test.marker") == big]
+
+
+# ------------------------------------------------------------------------------------------------ durability
+
+
+def test_sigkill_while_tempo_down_then_everything_accepted_is_delivered(stack: Stack, tmp_path: Path) -> None:
+    """Persistent queue: accepted data survives a Collector crash during a backend outage."""
+    tempo = start_standin("traces", workdir=tmp_path / "tempo")
+    loki = start_standin("logs", workdir=tmp_path / "loki")
+    col: Collector | None = None
+    try:
+        col = start_collector(
+            traces_endpoint=tempo.endpoint, logs_endpoint=loki.endpoint, remote_write_url=stack.prom.remote_write_url,
+            env={**COLLECTOR_ENV, "OTELCOL_TAIL_SAMPLING_PERCENTAGE": "100", "OTELCOL_TAIL_DECISION_WAIT": "1s"},
+            workdir=tmp_path / "otelcol",
+        )
+        tempo.stop()  # Tempo outage
+
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        n = 40
+        tp = TracerProvider(resource=Resource.create({"service.name": "durability"}))
+        tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=col.otlp_grpc_endpoint, insecure=True)))
+        sent: set[str] = set()
+        tracer = tp.get_tracer("durability")
+        for i in range(n):
+            with tracer.start_as_current_span(f"job {i}") as span:
+                sent.add(format(span.get_span_context().trace_id, "032x"))
+        tp.shutdown()  # flushes: the Collector has accepted all spans when this returns
+
+        c = col
+        poll(lambda: c.metric_sum("otelcol_processor_tail_sampling_global_count_traces_sampled", decision="sampled") >= n,
+             timeout=30, what="sampling decisions")
+        poll(lambda: c.metric_sum("otelcol_exporter_queue_size", exporter="otlp_grpc/tempo") > 0,
+             timeout=15, what="spans parked in the persistent queue")
+        time.sleep(0.5)
+        col.kill()                 # crash: SIGKILL, no drain
+        col.start()                # same ports, same storage directory
+        tempo.start()              # Tempo is back
+        got = poll(lambda: (lambda ids: ids if sent <= ids else None)({s.trace_id for s in tempo.spans()}),
+                   timeout=60, what=f"all {n} traces delivered after restart")
+        assert sent <= got
+    finally:
+        if col is not None:
+            col.stop()
+        tempo.stop()
+        loki.stop()

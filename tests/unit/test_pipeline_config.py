@@ -1,0 +1,356 @@
+"""Structural checks of the shipped Collector config, builder manifest, Prometheus config and docker-compose.yml.
+
+Pure Python, no binaries: these run everywhere and catch the mistakes `otelcol validate` cannot (ordering,
+fan-out topology, secrets in defaults, drift between the compose file and the configs).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CC = ROOT / "collector-config"
+CONFIG = CC / "config.yaml"
+MANIFEST = CC / "builder-config.yaml"
+SHIPPED_CONFIGS = [CONFIG, CC / "hostmetrics.yaml", CC / "testing" / "standin-traces.yaml", CC / "testing" / "standin-logs.yaml"]
+COMPOSE = ROOT / "docker-compose.yml"
+PROM = ROOT / "stack" / "prometheus" / "prometheus.yml"
+
+KINDS = ("receivers", "processors", "exporters", "connectors", "extensions")
+KIND_SUFFIX = {"receivers": "receiver", "processors": "processor", "exporters": "exporter", "connectors": "connector",
+               "extensions": "extension"}
+# Type names that do not follow "<module name without kind suffix> == <type without underscores>".
+TYPE_ALIASES = {"otlp_grpc": "otlp"}
+DEPRECATED = {
+    "exporters": {"otlp", "otlphttp", "prometheusremotewrite", "logging", "loki", "loadbalancing"},
+    "connectors": {"spanmetrics", "servicegraph"},
+    "receivers": {"hostmetrics_"},  # placeholder: hostmetrics has no new-style alias in this release
+}
+ENV_REF = re.compile(r"\$\{env:([A-Za-z0-9_]+)(:-([^}]*))?\}")
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def cfg() -> dict[str, Any]:
+    data: dict[str, Any] = load(CONFIG)
+    return data
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict[str, Any]:
+    data: dict[str, Any] = load(MANIFEST)
+    return data
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = load(COMPOSE)
+    return data
+
+
+def ctype(component_id: str) -> str:
+    """`otlp_grpc/tempo` -> `otlp_grpc`."""
+    return component_id.split("/", 1)[0]
+
+
+def manifest_types(manifest: dict[str, Any]) -> dict[str, set[str]]:
+    """Normalised component names per kind, from the module paths in the manifest."""
+    out: dict[str, set[str]] = {}
+    for kind in KINDS:
+        names = set()
+        for entry in manifest.get(kind, []):
+            module = entry["gomod"].split()[0].rstrip("/").split("/")[-1]
+            names.add(module.removesuffix(KIND_SUFFIX[kind]))
+        out[kind] = names
+    return out
+
+
+def norm(kind: str, type_name: str) -> str:
+    return TYPE_ALIASES.get(type_name, type_name).replace("_", "") if kind != "extensions" or True else type_name
+
+
+# ------------------------------------------------------------------------------------------------ collector config
+
+
+def test_every_pipeline_component_is_defined(cfg: dict[str, Any]) -> None:
+    for name, pipe in cfg["service"]["pipelines"].items():
+        for key, kinds in (("receivers", ("receivers", "connectors")), ("processors", ("processors",)),
+                           ("exporters", ("exporters", "connectors"))):
+            for comp in pipe.get(key, []):
+                assert any(comp in (cfg.get(k) or {}) for k in kinds), f"{name}: {key} {comp!r} is not defined"
+    for ext in cfg["service"]["extensions"]:
+        assert ext in cfg["extensions"], f"extension {ext!r} not defined"
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
+def test_every_component_type_is_in_the_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    types = manifest_types(manifest)
+    conf = load(path)
+    for kind in KINDS:
+        for comp in conf.get(kind) or {}:
+            assert norm(kind, ctype(comp)) in types[kind], f"{path.name}: {kind} {comp!r} has no module in the manifest"
+
+
+def test_manifest_has_exactly_the_components_used(manifest: dict[str, Any]) -> None:
+    """No dead weight: every module in the manifest is defined by at least one shipped config."""
+    used: dict[str, set[str]] = {k: set() for k in KINDS}
+    for path in SHIPPED_CONFIGS:
+        conf = load(path)
+        for kind in KINDS:
+            used[kind] |= {norm(kind, ctype(c)) for c in conf.get(kind) or {}}
+    for kind, names in manifest_types(manifest).items():
+        assert names <= used[kind], f"{kind} in manifest but unused: {sorted(names - used[kind])}"
+
+
+def test_manifest_is_pinned_to_one_release(manifest: dict[str, Any], compose: dict[str, Any]) -> None:
+    core = manifest["dist"]["version"]
+    stable = None
+    for kind in (*KINDS, "providers"):
+        for entry in manifest.get(kind, []):
+            module, version = entry["gomod"].split()
+            if kind == "providers":
+                stable = stable or version
+                assert version == stable and version.startswith("v1."), entry
+            else:
+                assert version == f"v{core}", f"{module} at {version}, expected v{core}"
+    tel_module, tel_version = manifest["telemetry"]["gomod"].split()
+    assert tel_version == f"v{core}"
+    # Users (compose image) and tests (our build) run the same component versions.
+    image = compose["services"]["otel-collector"]["image"]
+    assert image == f"otel/opentelemetry-collector-contrib:{core}"
+
+
+def test_no_deprecated_component_aliases() -> None:
+    for path in SHIPPED_CONFIGS:
+        conf = load(path)
+        for kind, bad in DEPRECATED.items():
+            for comp in conf.get(kind) or {}:
+                assert ctype(comp) not in bad, f"{path.name}: deprecated {kind[:-1]} type {ctype(comp)!r}"
+        for comp in conf.get("processors") or {}:
+            assert ctype(comp) != "batch", "use sending_queue.batch instead of the batch processor"
+
+
+def test_memory_limiter_first_in_every_pipeline() -> None:
+    for path in (CONFIG, CC / "hostmetrics.yaml"):
+        for name, pipe in load(path)["service"]["pipelines"].items():
+            procs = pipe.get("processors", [])
+            assert procs and ctype(procs[0]) == "memory_limiter", f"{path.name}:{name}: memory_limiter must be first"
+
+
+def _downstream(cfg: dict[str, Any], start: str) -> set[str]:
+    """Pipelines reachable from `start` through connectors (including `start`)."""
+    pipes = cfg["service"]["pipelines"]
+    connectors = set(cfg.get("connectors") or {})
+    seen, todo = {start}, [start]
+    while todo:
+        cur = todo.pop()
+        for conn in set(pipes[cur].get("exporters", [])) & connectors:
+            for name, p in pipes.items():
+                if conn in p.get("receivers", []) and name not in seen:
+                    seen.add(name)
+                    todo.append(name)
+    return seen
+
+
+def test_span_metrics_computed_before_tail_sampling(cfg: dict[str, Any]) -> None:
+    pipes = cfg["service"]["pipelines"]
+    sampled = [n for n, p in pipes.items() if any(ctype(x) == "tail_sampling" for x in p.get("processors", []))]
+    assert sampled, "tail_sampling must be used"
+    for name in sampled:
+        for down in _downstream(cfg, name):
+            assert not any(ctype(e) == "span_metrics" for e in pipes[down].get("exporters", [])), (
+                f"span_metrics is fed from {down}, downstream of tail sampling in {name}"
+            )
+    feeders = [n for n, p in pipes.items() if any(ctype(e) == "span_metrics" for e in p.get("exporters", []))]
+    assert feeders, "span_metrics connector must be fed"
+    for f in feeders:
+        assert "otlp" in pipes[f]["receivers"], f"{f} must receive the unsampled OTLP traces"
+        # ...and the same pipeline fans out (via a connector) to the tail-sampling pipeline.
+        assert set(sampled) & _downstream(cfg, f), f"{f} must also feed tail sampling"
+
+
+def test_every_connector_is_both_exporter_and_receiver(cfg: dict[str, Any]) -> None:
+    pipes = cfg["service"]["pipelines"].values()
+    for conn in cfg.get("connectors") or {}:
+        assert any(conn in p.get("exporters", []) for p in pipes), f"{conn} never exported to"
+        assert any(conn in p.get("receivers", []) for p in pipes), f"{conn} never received from"
+
+
+def test_tail_sampling_policies(cfg: dict[str, Any]) -> None:
+    pol = {p["type"]: p for p in cfg["processors"]["tail_sampling"]["policies"]}
+    assert pol["status_code"]["status_code"]["status_codes"] == ["ERROR"]
+    assert "latency" in pol
+    assert "gen_ai.operation.name" in " ".join(pol["ottl_condition"]["ottl_condition"]["span"])
+    assert "${env:OTELCOL_TAIL_SAMPLING_PERCENTAGE" in str(pol["probabilistic"]["probabilistic"]["sampling_percentage"])
+
+
+def test_exporter_queues_are_persistent_and_retry(cfg: dict[str, Any]) -> None:
+    exts = set(cfg["service"]["extensions"])
+    for name, exp in cfg["exporters"].items():
+        if ctype(name) in {"otlp_grpc", "otlp_http"}:
+            storage = exp["sending_queue"]["storage"]
+            assert storage in exts and ctype(storage) == "file_storage", name
+            assert exp["retry_on_failure"]["enabled"] is True, name
+    assert cfg["exporters"]["prometheus_remote_write"]["retry_on_failure"]["enabled"] is True
+
+
+def test_redaction_runs_on_traces_and_logs_without_masking_token_counts(cfg: dict[str, Any]) -> None:
+    for name, pipe in cfg["service"]["pipelines"].items():
+        if name.startswith(("traces/in", "traces/browser", "logs")):
+            assert "redaction" in pipe["processors"], name
+    # Whole-word key matching: GenAI token attributes must survive, credentials must not.
+    (pattern,) = cfg["processors"]["redaction"]["blocked_key_patterns"]
+    rx = re.compile(pattern.replace("(?i)", ""), re.IGNORECASE)
+    for key in ("password", "db.password", "http.request.header.authorization", "openai.api_key", "x-api-key",
+                "user.access_token", "client_secret"):
+        assert rx.search(key), key
+    for key in ("gen_ai.usage.input_tokens", "gen_ai.token.type", "gen_ai.usage.output_tokens", "agentpress.thread.id"):
+        assert not rx.search(key), key
+    values = [re.compile(v) for v in cfg["processors"]["redaction"]["blocked_values"]]
+    assert any(v.search("key=sk-proj-abcdefghijklmnopqrstuvwxyz012345") for v in values)
+
+
+def test_browser_receiver_is_locked_down(cfg: dict[str, Any]) -> None:
+    http = cfg["receivers"]["otlp/browser"]["protocols"]["http"]
+    assert set(cfg["receivers"]["otlp/browser"]["protocols"]) == {"http"}
+    cors = http["cors"]
+    assert sorted(cors["allowed_headers"]) == ["baggage", "content-type", "traceparent", "tracestate"]
+    origins = str(cors["allowed_origins"])
+    m = ENV_REF.search(origins)
+    assert m and m.group(3) and "*" not in m.group(3), origins
+    assert "*" not in origins
+    limit = ENV_REF.search(str(http["max_request_body_size"]))
+    assert limit and int(limit.group(3)) <= 1024 * 1024
+    # Its own pipelines, never mixed into the backend ones.
+    for name, pipe in cfg["service"]["pipelines"].items():
+        if "otlp/browser" in pipe.get("receivers", []):
+            assert name.endswith("/browser") and pipe["receivers"] == ["otlp/browser"], name
+
+
+def test_no_bare_star_cors_anywhere(compose: dict[str, Any]) -> None:
+    for path in SHIPPED_CONFIGS:
+        text = path.read_text()
+        assert not re.search(r"allowed_origins:.*[\"'\[ ,]\*", text), path
+    env = compose["services"]["otel-collector"]["environment"]
+    assert "*" not in env["OTELCOL_BROWSER_CORS_ORIGINS"]
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
+def test_every_env_reference_has_a_default(path: Path) -> None:
+    text = path.read_text()
+    refs = ENV_REF.findall(text)
+    assert refs or path.name == "hostmetrics.yaml"
+    for var, default, _ in refs:
+        assert default, f"{path.name}: ${{env:{var}}} has no default"
+    # Nothing that looks like an env reference slipped through unparsed (e.g. missing "env:").
+    assert len(re.findall(r"\$\{", text)) == len(refs)
+
+
+def test_endpoint_defaults_match_compose_services(cfg: dict[str, Any], compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    text = CONFIG.read_text()
+    defaults = {var: d for var, _, d in ENV_REF.findall(text)}
+    assert defaults["OTELCOL_TEMPO_ENDPOINT"] == "tempo:4317"
+    assert defaults["OTELCOL_LOKI_ENDPOINT"] == "http://loki:3100/otlp"
+    assert defaults["OTELCOL_PROMETHEUS_RW_ENDPOINT"] == "http://prometheus:9090/api/v1/write"
+    for svc in ("tempo", "loki", "prometheus", "otel-collector"):
+        assert svc in services
+    tempo = load(ROOT / "stack" / "tempo" / "tempo.yaml")
+    assert tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
+    loki = load(ROOT / "stack" / "loki" / "loki.yaml")
+    assert loki["server"]["http_listen_port"] == 3100
+    # Published Collector ports are exactly the receiver default ports.
+    published = {p.split(":")[-1] for p in services["otel-collector"]["ports"]}
+    receiver_ports = {defaults[v].rsplit(":", 1)[1] for v in
+                      ("OTELCOL_OTLP_GRPC_ENDPOINT", "OTELCOL_OTLP_HTTP_ENDPOINT", "OTELCOL_BROWSER_ENDPOINT")}
+    assert published == receiver_ports
+    # Prometheus scrapes the Collector's self-metrics port.
+    prom = load(PROM)
+    jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
+    assert jobs["otel-collector"]["static_configs"][0]["targets"] == [f"otel-collector:{defaults['OTELCOL_METRICS_PORT']}"]
+
+
+# ------------------------------------------------------------------------------------------------ prometheus.yml
+
+
+def test_prometheus_config_structure() -> None:
+    prom = load(PROM)
+    assert prom["rule_files"] == ["rules/*.yml"]
+    assert (PROM.parent / "rules").is_dir()
+    am = prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert am == ["alertmanager:9093"]
+    assert "otlp" not in prom, "Prometheus 2.42 rejects the otlp block"
+
+
+def test_prometheus_harness_rewrites_only_targets() -> None:
+    from agentpress_otel._harness.prometheus import render_config
+
+    shipped = load(PROM)
+    out = render_config(targets={"otel-collector:8888": "127.0.0.1:1"})
+    assert out["scrape_configs"][0]["static_configs"][0]["targets"] == ["127.0.0.1:1"]
+    assert [j["job_name"] for j in out["scrape_configs"]] == [j["job_name"] for j in shipped["scrape_configs"]]
+    assert out["rule_files"] == [str(PROM.parent / "rules" / "*.yml")]
+    assert out["global"] == shipped["global"]
+
+
+# ------------------------------------------------------------------------------------------------ docker-compose
+
+
+def _mounts(compose: dict[str, Any]) -> list[tuple[str, str, str]]:
+    out = []
+    for name, svc in compose["services"].items():
+        for vol in svc.get("volumes", []):
+            src, dst = vol.split(":")[:2]
+            out.append((name, src, dst))
+    return out
+
+
+def test_compose_mounted_files_exist(compose: dict[str, Any]) -> None:
+    for svc, src, _ in _mounts(compose):
+        if src.startswith("./"):
+            assert (ROOT / src).exists(), f"{svc}: {src} does not exist"
+        elif not src.startswith("/"):
+            assert src in compose["volumes"], f"{svc}: named volume {src} not declared"
+
+
+def test_compose_images_pinned(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        image = svc["image"]
+        repo, _, tag = image.rpartition(":")
+        assert repo and tag and "/" not in tag, f"{name}: {image} has no tag"
+        assert tag not in {"latest", "main", "nightly"} and re.search(r"\d+\.\d+", tag), f"{name}: {image} not pinned"
+
+
+def test_compose_config_paths_match_commands(compose: dict[str, Any]) -> None:
+    s = compose["services"]
+    mounted = {(svc, dst) for svc, _, dst in _mounts(compose)}
+    assert ("otel-collector", "/etc/otelcol/config.yaml") in mounted
+    assert "--config=/etc/otelcol/config.yaml" in s["otel-collector"]["command"]
+    assert ("prometheus", "/etc/prometheus/prometheus.yml") in mounted
+    assert ("prometheus", "/etc/prometheus/rules") in mounted   # rule_files: rules/*.yml relative to the config
+    assert "--web.enable-remote-write-receiver" in s["prometheus"]["command"]
+    assert ("grafana", "/etc/grafana/provisioning") in mounted
+    assert ("grafana", "/var/lib/grafana/dashboards") in mounted
+    assert ("alertmanager", "/etc/alertmanager/alertmanager.yml") in mounted
+    # Persistent queues live on a named volume at the config's default storage directory.
+    defaults = {var: d for var, _, d in ENV_REF.findall(CONFIG.read_text())}
+    storage = defaults["OTELCOL_STORAGE_DIR"]
+    assert any(svc == "otel-collector" and storage.startswith(dst) for svc, _, dst in _mounts(compose))
+
+
+def test_compose_publishes_only_needed_ports(compose: dict[str, Any]) -> None:
+    published = {name: svc.get("ports", []) for name, svc in compose["services"].items()}
+    assert not published["tempo"] and not published["loki"], "backends are reached through Grafana/the Collector"
+    for name in ("prometheus", "alertmanager"):
+        assert all(p.startswith("127.0.0.1:") for p in published[name]), name
+    assert compose["services"]["hostmetrics"]["profiles"] == ["hostmetrics"]
+    for name in ("prometheus", "alertmanager", "grafana"):
+        assert "healthcheck" in compose["services"][name], name

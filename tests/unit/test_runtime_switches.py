@@ -1,0 +1,268 @@
+"""Progressive-rollout switches: each one really turns its part off.
+
+* a disabled signal exports nothing (and the same action exports something when it is on);
+* a disabled integration patches nothing: no wrapt proxy on the library, no handler, no app wrapper,
+  and everything is undone after shutdown.
+
+The integration checks are generic (they scan every class and function of the target libraries for
+wrapt proxies), so integrations written by others are covered as they land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from agentpress_otel import _setup
+from agentpress_otel._config import INTEGRATIONS
+from agentpress_otel.testing import Capture, capture
+
+# Libraries our integrations may patch (scanned only when already imported).
+_TARGET_PREFIXES = ("redis", "httpx", "litellm", "dramatiq", "asyncio", "structlog", "logging", "openai", "fastapi",
+                    "starlette")  # fmt: skip
+
+
+def _is_wrapt(v: Any) -> bool:
+    # The C extension's types live in module "_wrappers"; the pure-Python fallback in "wrapt.*".
+    try:
+        import wrapt
+
+        base = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)  # wrapt 2: the C base class
+        return isinstance(v, base)
+    except Exception:
+        return type(v).__module__.split(".")[0] in {"wrapt", "_wrappers"}
+
+
+def patch_points(app: Any = None) -> set[str]:
+    """Every wrapt-patched function/method in the target libraries, our log handlers, structlog's
+    processors and the FastAPI app wrapper, as comparable strings."""
+    found: set[str] = set()
+    for modname, mod in list(sys.modules.items()):
+        if mod is None or not modname.startswith(_TARGET_PREFIXES):
+            continue
+        try:
+            items = list(vars(mod).items())
+        except TypeError:
+            continue
+        for name, obj in items:
+            if _is_wrapt(obj):
+                found.add(f"{modname}.{name}")
+            elif isinstance(obj, type) and getattr(obj, "__module__", None) == modname:
+                for attr, val in list(vars(obj).items()):
+                    if _is_wrapt(val):
+                        found.add(f"{modname}.{name}.{attr}")
+    for h in logging.getLogger().handlers:
+        if type(h).__module__.startswith("agentpress_otel"):
+            found.add(f"logging.root.handler:{type(h).__qualname__}")
+    if "structlog" in sys.modules:
+        procs = sys.modules["structlog"].get_config().get("processors", [])
+        for p in procs:
+            if getattr(type(p), "__module__", "").startswith("agentpress_otel") or getattr(
+                p, "__module__", ""
+            ).startswith("agentpress_otel"):
+                found.add(f"structlog.processor:{getattr(p, '__qualname__', type(p).__qualname__)}")
+    if app is not None:
+        bms = app.build_middleware_stack
+        if getattr(bms, "__func__", None) is not type(app).build_middleware_stack:
+            found.add("fastapi.app.build_middleware_stack")
+    return found
+
+
+def _import_targets() -> None:
+    # Import the libraries up front so "nothing patched" is checked against loaded modules.
+    for lib in ("redis", "redis.asyncio", "httpx", "dramatiq", "structlog"):
+        with contextlib.suppress(ImportError):
+            __import__(lib)
+
+
+def _app() -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    def ping() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def all_on() -> tuple[set[str], set[str], set[str]]:
+    """(baseline patch points, patch points with everything on, integrations that reported success)."""
+    _import_targets()
+    _setup._reset_for_tests()
+    baseline = patch_points()
+    app = _app()
+    with capture(app=app) as cap:
+        on = patch_points(app)
+        names = set(cap.telemetry.integrations)
+    after = patch_points(app)
+    assert after == baseline, f"not undone after shutdown: {sorted(after - baseline)}"
+    return baseline, on, names
+
+
+# ---------------------------------------------------------------------------------------------
+# integrations
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", INTEGRATIONS)
+def test_disabled_integration_patches_nothing(name: str, all_on: tuple[set[str], set[str], set[str]]) -> None:
+    baseline, on, enabled_ok = all_on
+    app = _app()
+    with capture(app=app, disabled_integrations=[name]) as cap:
+        assert name not in cap.telemetry.integrations
+        assert not cap.telemetry.config.enabled(name)
+        now = patch_points(app)
+    mine = on - now  # what this integration patched when it was on
+    assert now <= on, f"disabling {name} patched something new: {sorted(now - on)}"
+    assert now & mine == set()
+    if name in enabled_ok and name not in {"runtime"}:
+        # It reported success when on, so it must have patched something we can see...
+        assert mine, f"{name} reported success but no patch point was found"
+    assert patch_points(app) == baseline
+
+
+def test_only_listed_integrations_patch_anything(all_on: tuple[set[str], set[str], set[str]]) -> None:
+    baseline, _on, _ = all_on
+    app = _app()
+    with capture(app=app, integrations=["runtime"]) as cap:
+        assert set(cap.telemetry.integrations) <= {"runtime"}
+        assert patch_points(app) - baseline == {"asyncio.base_events.BaseEventLoop.run_forever"}
+
+
+def test_redis_switch_specifically(all_on: tuple[set[str], set[str], set[str]]) -> None:
+    redis = pytest.importorskip("redis")
+    import redis.asyncio as aioredis
+
+    with capture(disabled_integrations=["redis"]):
+        assert not hasattr(redis.Redis.execute_command, "__wrapped__")
+        assert not hasattr(aioredis.Redis.execute_command, "__wrapped__")
+    with capture() as cap:
+        assert "redis" in cap.telemetry.integrations
+        assert hasattr(redis.Redis.execute_command, "__wrapped__")
+        assert hasattr(aioredis.Redis.execute_command, "__wrapped__")
+    assert not hasattr(redis.Redis.execute_command, "__wrapped__")
+
+
+def test_runtime_switch_specifically() -> None:
+    with capture(disabled_integrations=["runtime"]) as cap:
+        assert not hasattr(asyncio.base_events.BaseEventLoop.run_forever, "__wrapped__")
+        asyncio.run(asyncio.sleep(0.05))
+        names = set(cap.metrics())
+        assert not [n for n in names if n.startswith(("process.", "cpython.", "agentpress.asyncio."))], names
+    with capture() as cap:
+        assert hasattr(asyncio.base_events.BaseEventLoop.run_forever, "__wrapped__")
+        asyncio.run(asyncio.sleep(0.3))
+        names = set(cap.metrics())
+        assert {"process.memory.usage", "agentpress.asyncio.loop_lag"} <= names
+
+
+def test_integration_switch_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("redis")
+    import redis
+
+    monkeypatch.setenv("AGENTPRESS_OTEL_DISABLED_INTEGRATIONS", "redis,runtime")
+    with capture() as cap:
+        assert "redis" not in cap.telemetry.integrations
+        assert not hasattr(redis.Redis.execute_command, "__wrapped__")
+        assert not hasattr(asyncio.base_events.BaseEventLoop.run_forever, "__wrapped__")
+
+
+# ---------------------------------------------------------------------------------------------
+# signals
+# ---------------------------------------------------------------------------------------------
+
+
+def _emit_everything(cap: Capture) -> None:
+    tracer = trace.get_tracer("switch-test")
+    with tracer.start_as_current_span("switch-span"):
+        logging.getLogger("switch.test").warning("switch log line")
+    cap.telemetry.tracer_provider.get_tracer("switch-test").start_span("switch-span-2").end()
+    cap.telemetry.meter_provider.get_meter("switch-test").create_counter("switch.counter").add(1)
+    asyncio.run(asyncio.sleep(0.3))  # the runtime probe records loop lag if metrics are on
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_traces_switch(on: bool) -> None:
+    with capture(traces=on) as cap:
+        _emit_everything(cap)
+        names = {s.name for s in cap.spans()}
+        if on:
+            assert {"switch-span", "switch-span-2"} <= names
+            assert isinstance(cap.telemetry.tracer_provider, TracerProvider)
+        else:
+            assert names == set()
+            assert not isinstance(trace.get_tracer_provider(), TracerProvider)
+            # the other signals are unaffected
+            assert "switch.counter" in cap.metrics()
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_metrics_switch(on: bool) -> None:
+    with capture(metrics=on) as cap:
+        _emit_everything(cap)
+        try:
+            names = set(cap.metrics())
+        except Exception:  # a reader never attached to a provider has nothing to give
+            names = set()
+        if on:
+            assert {"switch.counter", "agentpress.asyncio.loop_lag", "process.memory.usage"} <= names
+            assert "runtime" in cap.telemetry.integrations
+        else:
+            assert names == set()
+            assert "runtime" not in cap.telemetry.integrations
+            assert not hasattr(asyncio.base_events.BaseEventLoop.run_forever, "__wrapped__")
+            assert {s.name for s in cap.spans()} >= {"switch-span"}
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_logs_switch(on: bool) -> None:
+    with capture(logs=on) as cap:
+        _emit_everything(cap)
+        bodies = [str(getattr(getattr(r, "log_record", r), "body", "")) for r in cap.logs()]
+        if on and "logging" in cap.telemetry.integrations:
+            assert any("switch log line" in b for b in bodies), bodies
+        if not on:
+            assert bodies == []
+            assert cap.telemetry.logger_provider is None
+            assert "logging" not in cap.telemetry.integrations
+
+
+def test_signal_switch_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTPRESS_OTEL_TRACES", "false")
+    with capture() as cap:
+        _emit_everything(cap)
+        assert cap.spans() == []
+        assert cap.telemetry.config.sources["traces"] == "AGENTPRESS_OTEL_TRACES"
+
+
+@pytest.mark.parametrize(("ratio", "expect"), [(0.0, 0), (1.0, 50)])
+def test_sample_ratio(ratio: float, expect: int) -> None:
+    with capture(sample_ratio=ratio) as cap:
+        tracer = trace.get_tracer("ratio-test")
+        for _ in range(50):
+            with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
+                pass
+        roots = [s for s in cap.spans() if s.name == "root"]
+        assert len(roots) == expect
+        # children follow their parent's decision: never a half-sampled trace
+        assert len([s for s in cap.spans() if s.name == "child"]) == expect
+
+
+def test_sample_ratio_half_is_roughly_half() -> None:
+    with capture(sample_ratio=0.5) as cap:
+        tracer = trace.get_tracer("ratio-test")
+        for _ in range(400):
+            with tracer.start_as_current_span("root"):
+                pass
+        n = len(cap.spans())
+        assert 140 <= n <= 260, n  # binomial(400, 0.5): +-6 sigma
