@@ -28,7 +28,9 @@ elif mode in {"stock", "native"}:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     tp = TracerProvider()
-    tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"], insecure=True)))
+    tp.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"], insecure=True))
+    )
     trace.set_tracer_provider(tp)
     if mode == "stock":
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -16,10 +16,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report  # noqa: E402
-
-from agentpress_otel._harness._proc import ManagedProcess, free_port, http_ok  # noqa: E402
-from agentpress_otel._harness.otlp_sink import OTLPSink  # noqa: E402
+from _common import report
+from agentpress_otel._harness._proc import ManagedProcess, free_port, http_ok
+from agentpress_otel._harness.otlp_sink import OTLPSink
 
 HERE = Path(__file__).resolve().parent
 MODES = ["bare", "ours", "stock", "native"]
@@ -80,12 +79,35 @@ def main() -> None:
     rows = []
     for mode in MODES[1:]:
         p50, p99, tput = results[mode]
-        rows.append({"name": f"p50 latency, {mode} vs bare", "value": p50, "unit": "us", "baseline": base[0],
-                     "ratio": p50 / base[0], "goal": "<= 1.5x" if mode == "ours" else ""})
-        rows.append({"name": f"throughput, {mode} vs bare", "value": tput, "unit": "/s", "baseline": base[2],
-                     "ratio": tput / base[2], "goal": ">= 0.70" if mode == "ours" else ""})
-    rows.append({"name": "p50 latency, ours vs stock FastAPIInstrumentor", "value": results["ours"][0], "unit": "us",
-                 "baseline": results["stock"][0], "ratio": results["ours"][0] / results["stock"][0]})
+        rows.append(
+            {
+                "name": f"p50 latency, {mode} vs bare",
+                "value": p50,
+                "unit": "us",
+                "baseline": base[0],
+                "ratio": p50 / base[0],
+                "goal": "<= 1.5x" if mode == "ours" else "",
+            }
+        )
+        rows.append(
+            {
+                "name": f"throughput, {mode} vs bare",
+                "value": tput,
+                "unit": "/s",
+                "baseline": base[2],
+                "ratio": tput / base[2],
+                "goal": ">= 0.70" if mode == "ours" else "",
+            }
+        )
+    rows.append(
+        {
+            "name": "p50 latency, ours vs stock FastAPIInstrumentor",
+            "value": results["ours"][0],
+            "unit": "us",
+            "baseline": results["stock"][0],
+            "ratio": results["ours"][0] / results["stock"][0],
+        }
+    )
     report("http", rows)
     print(f"(spans received by the OTLP sink: {spans})")
 

@@ -12,6 +12,7 @@ Metric names are the OTel names of docs/telemetry.md as Prometheus stores them a
 ``resource_to_telemetry_conversion``; variables default to ``All`` = ``.*`` so a missing label still matches.
 """
 
+# ruff: noqa: E501 - dashboard data reads better unwrapped
 from __future__ import annotations
 
 import argparse

@@ -45,6 +45,7 @@ function noopHandle() {
   return {
     enabled: false,
     sessionId: () => null,
+    resetSession: () => null,
     flush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
     recordAction() {},

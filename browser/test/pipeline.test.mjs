@@ -168,6 +168,28 @@ test('traceparent goes to listed backend origins only; fetch spans are redacted'
   assert.equal(tp[1], sa.spanContext().traceId);
 });
 
+test('tracedEventSource carries traceparent in the query string and redacts the span URL', async () => {
+  spans.batches.length = 0;
+  class FakeEventSource extends EventTarget {
+    constructor(url) { super(); this.url = url; }
+  }
+  globalThis.EventSource = FakeEventSource;
+  try {
+    const es = api.tracedEventSource('http://api.test/agent-run/r1/stream?token=jwt-ish-secret');
+    const u = new URL(es.url);
+    assert.equal(u.searchParams.get('token'), 'jwt-ish-secret', 'the app still sends its own token');
+    const tp = u.searchParams.get('traceparent');
+    assert.match(tp, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    es.dispatchEvent(new Event('open'));
+    await handle.flush();
+    const span = spans.items().find((s) => s.name === 'EventSource');
+    assert.equal(span.spanContext().traceId, tp.split('-')[1]);
+    assert.equal(span.attributes['url.full'], 'http://api.test/agent-run/r1/stream?token=REDACTED');
+  } finally {
+    delete globalThis.EventSource;
+  }
+});
+
 test('clearing the thread context stops tagging', async () => {
   logs.batches.length = 0;
   api.clearThreadContext();

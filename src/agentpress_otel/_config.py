@@ -187,8 +187,10 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, env: Mapping[str,
     if args.get("resource_attributes"):
         resource_attrs.update({str(k): str(v) for k, v in args["resource_attributes"].items()})
 
-    service_name = r("service_name", resource_attrs.get("service.name", "unknown_service:python"), str, ["OTEL_SERVICE_NAME"])
-    protocol = r("protocol", "grpc", _parse_protocol, ["OTEL_EXPORTER_OTLP_PROTOCOL"])
+    service_name = r(
+        "service_name", resource_attrs.get("service.name", "unknown_service:python"), str, ["OTEL_SERVICE_NAME"]
+    )
+    protocol: Protocol = r("protocol", "grpc", _parse_protocol, ["OTEL_EXPORTER_OTLP_PROTOCOL"])
     default_endpoint = "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
     endpoint = r("endpoint", default_endpoint, str, ["OTEL_EXPORTER_OTLP_ENDPOINT"])
 
@@ -199,7 +201,7 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, env: Mapping[str,
     if not 0.0 <= sample_ratio <= 1.0:
         raise ConfigError(f"sample_ratio={sample_ratio!r} ({sources['sample_ratio']}): must be within [0, 1]")
 
-    disabled = set(r("disabled_integrations", (), parse_list))
+    disabled: set[str] = set(r("disabled_integrations", tuple[str, ...](), parse_list))
     wanted = r("integrations", INTEGRATIONS, parse_list)
     unknown = (set(wanted) | disabled) - set(INTEGRATIONS)
     if unknown:
@@ -218,7 +220,9 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, env: Mapping[str,
         service_version=r("service_version", resource_attrs.get("service.version", "0.0.0"), str),
         environment=r(
             "environment",
-            resource_attrs.get("deployment.environment.name", resource_attrs.get("deployment.environment", "development")),
+            resource_attrs.get(
+                "deployment.environment.name", resource_attrs.get("deployment.environment", "development")
+            ),
             str,
         ),
         service_instance_id=r("service_instance_id", resource_attrs.get("service.instance.id", ""), str),
@@ -251,11 +255,16 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, env: Mapping[str,
         grafana_url=r("grafana_url", "http://localhost:3000", str),
         shutdown_timeout_s=r("shutdown_timeout_s", 5.0, parse_float),
         export_timeout_s=r(
-            "export_timeout_s", 10.0, lambda s: float(s) / 1000.0 if s.strip().isdigit() else float(s),
+            "export_timeout_s",
+            10.0,
+            lambda s: float(s) / 1000.0 if s.strip().isdigit() else float(s),
             ["OTEL_EXPORTER_OTLP_TIMEOUT"],
         ),
         metric_interval_s=r(
-            "metric_interval_s", 30.0, lambda s: float(s) / 1000.0, ["OTEL_METRIC_EXPORT_INTERVAL"],
+            "metric_interval_s",
+            30.0,
+            lambda s: float(s) / 1000.0,
+            ["OTEL_METRIC_EXPORT_INTERVAL"],
         ),
         max_queue_size=r("max_queue_size", 2048, parse_int, ["OTEL_BSP_MAX_QUEUE_SIZE"]),
         runtime_interval_s=r("runtime_interval_s", 15.0, parse_float),

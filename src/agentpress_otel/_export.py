@@ -38,7 +38,9 @@ def make_span_exporter(cfg: Config) -> SpanExporter:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 
         ep, insecure = _grpc_endpoint(cfg)
-        return GrpcSpanExporter(endpoint=ep, insecure=insecure, headers=cfg.headers or None, timeout=cfg.export_timeout_s)
+        return GrpcSpanExporter(
+            endpoint=ep, insecure=insecure, headers=cfg.headers or None, timeout=cfg.export_timeout_s
+        )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 
     return HttpSpanExporter(
@@ -66,10 +68,14 @@ def make_log_exporter(cfg: Config) -> LogRecordExporter:
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 
         ep, insecure = _grpc_endpoint(cfg)
-        return GrpcLogExporter(endpoint=ep, insecure=insecure, headers=cfg.headers or None, timeout=cfg.export_timeout_s)
+        return GrpcLogExporter(
+            endpoint=ep, insecure=insecure, headers=cfg.headers or None, timeout=cfg.export_timeout_s
+        )
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 
-    return HttpLogExporter(endpoint=_http_endpoint(cfg, "logs"), headers=cfg.headers or None, timeout=cfg.export_timeout_s)
+    return HttpLogExporter(
+        endpoint=_http_endpoint(cfg, "logs"), headers=cfg.headers or None, timeout=cfg.export_timeout_s
+    )
 
 
 class CountingSpanExporter(SpanExporter):
@@ -124,7 +130,7 @@ class CountingLogExporter(LogRecordExporter):
 
     def shutdown(self) -> None:
         try:
-            self.inner.shutdown()
+            self.inner.shutdown()  # type: ignore[no-untyped-call]
         except Exception as exc:
             _selftel.record_error("export.logs", exc)
 
@@ -158,7 +164,9 @@ class DropCountingSpanProcessor(BatchSpanProcessor):
 
 
 class DropCountingLogProcessor(BatchLogRecordProcessor):
-    def __init__(self, exporter: LogRecordExporter, *, max_queue_size: int, schedule_delay_millis: float = 1000) -> None:
+    def __init__(
+        self, exporter: LogRecordExporter, *, max_queue_size: int, schedule_delay_millis: float = 1000
+    ) -> None:
         super().__init__(
             exporter,
             max_queue_size=max_queue_size,

@@ -58,9 +58,7 @@ def dropped(signal: str | None = None, reason: str | None = None) -> int:
     """Total items dropped, optionally filtered by signal and reason."""
     with _lock:
         return sum(
-            n
-            for (s, r), n in _dropped.items()
-            if (signal is None or s == signal) and (reason is None or r == reason)
+            n for (s, r), n in _dropped.items() if (signal is None or s == signal) and (reason is None or r == reason)
         )
 
 

@@ -231,7 +231,7 @@ def _context_processor() -> SpanProcessor | None:
         from agentpress_otel._context import ContextSpanProcessor
     except ImportError:
         return None
-    return ContextSpanProcessor()  # type: ignore[no-any-return]
+    return ContextSpanProcessor()
 
 
 def _redacting(kind: str, exporter: Any, cfg: Config) -> Any:
@@ -388,7 +388,7 @@ def _setup_traces(
         owned = True
     else:
         warnings.warn(
-            f"a non-SDK TracerProvider ({type(existing).__name__}) is already set; agentpress-otel will not export traces",
+            f"a non-SDK TracerProvider ({type(existing).__name__}) is already set; agentpress-otel exports no traces",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -510,9 +510,9 @@ def _reset_for_tests() -> None:
         _warned = False
     from opentelemetry import _logs as logs_api
 
-    trace_api._TRACER_PROVIDER_SET_ONCE._done = False  # type: ignore[attr-defined]
-    trace_api._TRACER_PROVIDER = None  # type: ignore[attr-defined]
-    metrics_api._internal._METER_PROVIDER_SET_ONCE._done = False  # type: ignore[attr-defined]
-    metrics_api._internal._METER_PROVIDER = None  # type: ignore[attr-defined]
-    logs_api._internal._LOGGER_PROVIDER_SET_ONCE._done = False  # type: ignore[attr-defined]
-    logs_api._internal._LOGGER_PROVIDER = None  # type: ignore[attr-defined]
+    trace_api._TRACER_PROVIDER_SET_ONCE._done = False
+    trace_api._TRACER_PROVIDER = None
+    metrics_api._internal._METER_PROVIDER_SET_ONCE._done = False
+    metrics_api._internal._METER_PROVIDER = None
+    logs_api._internal._LOGGER_PROVIDER_SET_ONCE._done = False
+    logs_api._internal._LOGGER_PROVIDER = None

@@ -112,7 +112,7 @@ def capture(**options: Any) -> Iterator[Capture]:
     """
     _setup._reset_for_tests()
     spans = InMemorySpanExporter()
-    logs = InMemoryLogRecordExporter()
+    logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     reader = InMemoryMetricReader()
     redact = options.get("redact", True)
     span_exp: Any = spans

@@ -16,7 +16,7 @@ import pytest
 
 from agentpress_otel._harness.alertmanager import Alertmanager, binary
 from agentpress_otel._harness.slack_stub import SlackStub
-from tests.conftest import need
+from conftest import need
 
 FAST = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"}
 

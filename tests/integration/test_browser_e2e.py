@@ -13,6 +13,7 @@ The page tags a thread, clicks a button that fetches the backend with ``?token=<
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -38,8 +39,9 @@ from agentpress_otel._harness._proc import (
     http_ok,
     wait_until,
 )
+from agentpress_otel._harness.collector import Collector, ensure_collector_binary, start_collector
 from agentpress_otel._harness.otlp_sink import OTLPSink, attrs_to_dict
-from conftest import need
+from conftest import need  # type: ignore[import-not-found]  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.integration
 
@@ -77,36 +79,20 @@ class Stack:
     logs: list[ManagedProcess]
 
 
-def _collector_env(sink: OTLPSink, ports: dict[str, int], page_origin: str, storage: str) -> dict[str, str]:
-    return {
-        "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
-        "OTELCOL_PPROF_ENDPOINT": f"127.0.0.1:{ports['pprof']}",
-        "OTELCOL_ZPAGES_ENDPOINT": f"127.0.0.1:{ports['zpages']}",
-        "OTELCOL_METRICS_HOST": "127.0.0.1",
-        "OTELCOL_METRICS_PORT": str(ports["metrics"]),
-        "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
-        "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
-        "OTELCOL_BROWSER_ENDPOINT": f"127.0.0.1:{ports['browser']}",
-        "OTELCOL_BROWSER_CORS_ORIGINS": f"[{page_origin}]",
-        "OTELCOL_STORAGE_DIR": storage,
-        # Tempo and Loki are replaced by the in-process sink (gRPC for traces, HTTP for logs).
-        "OTELCOL_TEMPO_ENDPOINT": f"127.0.0.1:{sink.grpc_port}",
-        "OTELCOL_LOKI_ENDPOINT": sink.http_endpoint,
-        "OTELCOL_PROMETHEUS_RW_ENDPOINT": f"{sink.http_endpoint}/api/v1/write",
-        # Keep every trace and decide fast, so the assertions don't depend on the sampling draw.
-        "OTELCOL_TAIL_SAMPLING_PERCENTAGE": "100",
-        "OTELCOL_TAIL_DECISION_WAIT": "1s",
-        "OTELCOL_BATCH_FLUSH_TIMEOUT": "200ms",
-        "OTELCOL_LOG_LEVEL": "warn",
-    }
+# Keep every trace and decide fast, so the assertions don't depend on the sampling draw.
+COLLECTOR_TEST_ENV = {
+    "OTELCOL_TAIL_SAMPLING_PERCENTAGE": "100",
+    "OTELCOL_TAIL_DECISION_WAIT": "1s",
+    "OTELCOL_BATCH_FLUSH_TIMEOUT": "200ms",
+    "OTELCOL_LOG_LEVEL": "warn",
+}
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    node = need(_browser_build)
+    need(_browser_build)
     need(_chromium)
-    collector_bin = need(lambda: find_binary("otelcol-apotel"))
-    ports = {k: free_port() for k in ("health", "pprof", "zpages", "metrics", "grpc", "http", "browser")}
+    need(ensure_collector_binary)
     page_port, other_port, backend_port = free_port(), free_port(), free_port()
     page_origin = f"http://127.0.0.1:{page_port}"
     # "localhost" vs "127.0.0.1" are different origins: the same page server, not on the allowlist.
@@ -114,15 +100,17 @@ def stack() -> Iterator[Stack]:
     tmp = Path(tempfile.mkdtemp(prefix="apotel-browser-e2e-"))
     procs: list[ManagedProcess] = []
     sink = OTLPSink().start()
+    collector: Collector | None = None
     try:
-        collector = ManagedProcess(
-            "otelcol",
-            [collector_bin, "--config", str(CONFIG)],
-            env=_collector_env(sink, ports, page_origin, str(tmp / "storage")),
-            log_dir=tmp,
+        # The pipeline harness runs the shipped config; Tempo and Loki are replaced by the in-process sink.
+        collector = start_collector(
+            traces_endpoint=f"127.0.0.1:{sink.grpc_port}",
+            logs_endpoint=sink.http_endpoint,
+            remote_write_url=f"{sink.http_endpoint}/api/v1/write",
+            env=COLLECTOR_TEST_ENV,
+            workdir=tmp / "otelcol",
+            cors_origins=[page_origin],
         )
-        procs.append(collector)
-        collector.start(ready=lambda: http_ok(f"http://127.0.0.1:{ports['health']}/health"), timeout=60)
 
         backend = ManagedProcess(
             "backend",
@@ -131,7 +119,7 @@ def stack() -> Iterator[Stack]:
             env={
                 "PAGE_ORIGIN": page_origin,
                 "PYTHONPATH": str(REPO_ROOT / "src"),
-                "AGENTPRESS_OTEL_ENDPOINT": f"http://127.0.0.1:{ports['grpc']}",
+                "AGENTPRESS_OTEL_ENDPOINT": collector.otlp_grpc_endpoint,
                 "AGENTPRESS_OTEL_PROTOCOL": "grpc",
                 "AGENTPRESS_OTEL_METRICS": "false",
                 "OTEL_BSP_SCHEDULE_DELAY": "200",
@@ -145,24 +133,35 @@ def stack() -> Iterator[Stack]:
         for name, port in (("page", page_port), ("other", other_port)):
             server = ManagedProcess(
                 f"{name}-server",
-                [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(BROWSER_DIR)],
+                [
+                    sys.executable,
+                    "-m",
+                    "http.server",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                    str(BROWSER_DIR),
+                ],
                 log_dir=tmp,
             )
             procs.append(server)
-            server.start(ready=lambda p=port: http_ok(f"http://127.0.0.1:{p}/e2e/blank.html"), timeout=30)
+            blank = f"http://127.0.0.1:{port}/e2e/blank.html"
+            server.start(ready=functools.partial(http_ok, blank), timeout=30)
 
         yield Stack(
             sink=sink,
-            collector_browser_url=f"http://127.0.0.1:{ports['browser']}",
+            collector_browser_url=collector.browser_endpoint,
             page_origin=page_origin,
             other_origin=other_origin,
             backend_url=f"http://127.0.0.1:{backend_port}",
             logs=procs,
         )
-        _ = node
     finally:
         for p in reversed(procs):
             p.stop()
+        if collector is not None:
+            collector.stop()
         sink.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -245,15 +244,17 @@ def test_fetch_span_click_and_errors_reach_the_collector_on_one_trace(stack: Sta
 
     def fetch_and_server() -> bool:
         spans = _browser_spans(stack.sink)
-        kinds = {
-            (res.get("service.name"), s.kind) for res, s in spans if s.trace_id.hex() == trace_id
-        }
+        kinds = {(res.get("service.name"), s.kind) for res, s in spans if s.trace_id.hex() == trace_id}
         return ("browser-e2e-frontend", 3) in kinds and ("browser-e2e-backend", 2) in kinds
 
-    wait_until(fetch_and_server, timeout=45, interval=0.3, what="browser fetch span + backend server span in Tempo sink")
+    wait_until(
+        fetch_and_server, timeout=45, interval=0.3, what="browser fetch span + backend server span in Tempo sink"
+    )
 
     def wanted_logs() -> bool:
-        names = [rec.event_name for res, rec in _log_records(stack.sink) if res.get("service.name") == "browser-e2e-frontend"]
+        names = [
+            rec.event_name for res, rec in _log_records(stack.sink) if res.get("service.name") == "browser-e2e-frontend"
+        ]
         return "browser.user_action.click" in names and names.count("exception") >= 2
 
     wait_until(wanted_logs, timeout=45, interval=0.3, what="click event and 2 exception logs in Loki sink")
@@ -288,10 +289,14 @@ def test_fetch_span_click_and_errors_reach_the_collector_on_one_trace(stack: Sta
         assert "REDACTED" in a["exception.message"], a["exception.message"]
         assert "exception.stacktrace" in a or a["exception.source"] == "unhandledrejection"
         assert rec.severity_number == 17
-    for rec in [*errors, next(r for _, r in logs if r.event_name == "browser.user_action.click")]:
+    # Every browser log record (page views, click, errors) carries the one session and the thread.
+    for _, rec in logs:
         a = attrs_to_dict(rec.attributes)
-        assert a["session.id"] == session_id
-        assert a["agentpress.thread.id"] == THREAD_ID
+        assert a["session.id"] == session_id, (rec.event_name, a)
+        assert a["agentpress.thread.id"] == THREAD_ID, (rec.event_name, a)
+    for res, s in _browser_spans(stack.sink):
+        if res.get("service.name") == "browser-e2e-frontend":
+            assert attrs_to_dict(s.attributes)["session.id"] == session_id
 
     views = [attrs_to_dict(r.attributes) for _, r in logs if r.event_name == "browser.page_view"]
     assert {v["browser.page_view.type"] for v in views} >= {"load", "route_change"}
@@ -309,7 +314,9 @@ def test_no_secret_leaves_the_browser(stack: Stack, driven: dict[str, Any]) -> N
     assert "route-secret" not in browser_text
 
 
-def _request(url: str, *, method: str, headers: dict[str, str], body: bytes | None = None) -> tuple[int, dict[str, str]]:
+def _request(
+    url: str, *, method: str, headers: dict[str, str], body: bytes | None = None
+) -> tuple[int, dict[str, str]]:
     req = urllib.request.Request(url, method=method, headers=headers, data=body)  # noqa: S310 - loopback only
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
@@ -329,7 +336,9 @@ def test_disallowed_origin_is_refused_by_cors(stack: Stack, driven: dict[str, An
     )
     assert allowed.get("access-control-allow-origin") == stack.page_origin
     _, refused = _request(
-        f"{stack.collector_browser_url}/v1/traces", method="OPTIONS", headers={"Origin": stack.other_origin, **preflight}
+        f"{stack.collector_browser_url}/v1/traces",
+        method="OPTIONS",
+        headers={"Origin": stack.other_origin, **preflight},
     )
     assert "access-control-allow-origin" not in refused
 
@@ -337,7 +346,9 @@ def test_disallowed_origin_is_refused_by_cors(stack: Stack, driven: dict[str, An
 def test_oversized_body_is_refused(stack: Stack) -> None:
     """The browser receiver's small body limit rejects a 1 MiB payload; a normal one is accepted."""
     headers = {"Origin": stack.page_origin, "Content-Type": "application/json"}
-    ok, _ = _request(f"{stack.collector_browser_url}/v1/logs", method="POST", headers=headers, body=b'{"resourceLogs":[]}')
+    ok, _ = _request(
+        f"{stack.collector_browser_url}/v1/logs", method="POST", headers=headers, body=b'{"resourceLogs":[]}'
+    )
     assert ok == 200
     big = json.dumps({"resourceLogs": [], "pad": "x" * (1024 * 1024)}).encode()
     status, _ = _request(f"{stack.collector_browser_url}/v1/logs", method="POST", headers=headers, body=big)
@@ -350,9 +361,13 @@ def test_backend_cors_accepts_propagation_headers(stack: Stack) -> None:
         "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "traceparent,tracestate,baggage",
     }
-    status, h = _request(f"{stack.backend_url}/api/thread/x/ping", method="OPTIONS", headers={"Origin": stack.page_origin, **pre})
+    status, h = _request(
+        f"{stack.backend_url}/api/thread/x/ping", method="OPTIONS", headers={"Origin": stack.page_origin, **pre}
+    )
     assert status == 200
     allowed = {x.strip().lower() for x in h.get("access-control-allow-headers", "").split(",")}
     assert {"traceparent", "tracestate", "baggage"} <= allowed
-    status, h = _request(f"{stack.backend_url}/api/thread/x/ping", method="OPTIONS", headers={"Origin": stack.other_origin, **pre})
+    status, h = _request(
+        f"{stack.backend_url}/api/thread/x/ping", method="OPTIONS", headers={"Origin": stack.other_origin, **pre}
+    )
     assert status == 400 or "access-control-allow-origin" not in h

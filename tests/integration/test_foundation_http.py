@@ -17,9 +17,9 @@ from fastapi import FastAPI, Request
 
 import agentpress_otel
 from agentpress_otel import _setup
+from agentpress_otel._harness._proc import wait_until
 from agentpress_otel._harness.asgi_server import UvicornThread
 from agentpress_otel._harness.otlp_sink import OTLPSink, attrs_to_dict
-from agentpress_otel._harness._proc import wait_until
 
 SERVER, CLIENT = 2, 3  # OTLP SpanKind enum values
 

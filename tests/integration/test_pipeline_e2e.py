@@ -23,24 +23,25 @@ from typing import Any
 
 import pytest
 
-from agentpress_otel._harness._proc import free_port
+from agentpress_otel._harness._proc import find_binary
 from agentpress_otel._harness.collector import (
     Collector,
     StandIn,
     ensure_collector_binary,
+    local_pipeline,
     start_collector,
     start_standin,
 )
-from agentpress_otel._harness.prometheus import Prometheus, start_prometheus
+from agentpress_otel._harness.prometheus import Prometheus
 from conftest import need
 
 pytestmark = pytest.mark.integration
 
 SAMPLING_PERCENT = 25
-N_OK = 200           # plain successful /chat traces: subject to the probabilistic share
-N_ERR = 20           # /fail -> HTTP 500 -> server span status ERROR: all kept
-N_LLM_ERR = 10       # /chat-retry -> 200, but the chat span carries error.type: all kept (llm-errors policy)
-N_SLOW = 3           # /slow sleeps past OTELCOL_TAIL_SLOW_MS: all kept
+N_OK = 200  # plain successful /chat traces: subject to the probabilistic share
+N_ERR = 20  # /fail -> HTTP 500 -> server span status ERROR: all kept
+N_LLM_ERR = 10  # /chat-retry -> 200, but the chat span carries error.type: all kept (llm-errors policy)
+N_SLOW = 3  # /slow sleeps past OTELCOL_TAIL_SLOW_MS: all kept
 SLOW_MS = 300
 COLLECTOR_ENV = {
     "OTELCOL_TAIL_SAMPLING_PERCENTAGE": str(SAMPLING_PERCENT),
@@ -81,33 +82,11 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     need(ensure_collector_binary)
+    need(lambda: find_binary("prometheus"))
     wd = tmp_path_factory.mktemp("pipeline")
-    started: list[Any] = []
-    try:
-        tempo = start_standin("traces", workdir=wd / "tempo")
-        started.append(tempo)
-        loki = start_standin("logs", workdir=wd / "loki")
-        started.append(loki)
-        # Prometheus runs the shipped prometheus.yml with the `otel-collector:8888` target mapped to the port the
-        # Collector will expose its self-metrics on.
-        metrics_port = free_port()
-        prom = need(lambda: start_prometheus(targets={"otel-collector:8888": f"127.0.0.1:{metrics_port}"},
-                                             scrape_interval="1s", workdir=wd / "prometheus"))
-        started.append(prom)
-        col = start_collector(
-            traces_endpoint=tempo.endpoint,
-            logs_endpoint=loki.endpoint,
-            remote_write_url=prom.remote_write_url,
-            env=COLLECTOR_ENV,
-            workdir=wd / "otelcol",
-            cors_origins=[PAGE_ORIGIN],
-            metrics_port=metrics_port,
-        )
-        started.append(col)
-        yield Stack(prom=prom, tempo=tempo, loki=loki, collector=col, workdir=wd)
-    finally:
-        for proc in reversed(started):
-            proc.stop()
+    # Prometheus runs the shipped prometheus.yml with its `otel-collector:8888` target mapped to the Collector.
+    with local_pipeline(env=COLLECTOR_ENV, cors_origins=[PAGE_ORIGIN], workdir=wd) as p:
+        yield Stack(prom=p.prometheus, tempo=p.tempo, loki=p.loki, collector=p.collector, workdir=wd)
 
 
 # ------------------------------------------------------------------------------------------------ the workload
@@ -117,7 +96,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 class Workload:
     service: str
     trace_ids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # route -> trace ids
-    thread_ids: dict[str, str] = field(default_factory=dict)                          # trace id -> thread id
+    thread_ids: dict[str, str] = field(default_factory=dict)  # trace id -> thread id
     input_tokens: int = 0
     output_tokens: int = 0
     requests: int = 0
@@ -144,11 +123,17 @@ def _run_app_workload(endpoint: str) -> Workload:
     wl = Workload(service=f"e2e-{uuid.uuid4().hex[:8]}")
     resource = Resource.create({"service.name": wl.service, "service.namespace": "agentpress-tests"})
     tp = TracerProvider(resource=resource)
-    tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True), schedule_delay_millis=200))
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint, insecure=True), export_interval_millis=1000)
+    tp.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True), schedule_delay_millis=200)
+    )
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=endpoint, insecure=True), export_interval_millis=1000
+    )
     mp = MeterProvider(resource=resource, metric_readers=[reader])
     lp = LoggerProvider(resource=resource)
-    lp.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True), schedule_delay_millis=200))
+    lp.add_log_record_processor(
+        BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True), schedule_delay_millis=200)
+    )
     logger = logging.getLogger(f"agentpress.e2e.{wl.service}")
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -171,7 +156,11 @@ def _run_app_workload(endpoint: str) -> Workload:
             span.set_attribute("gen_ai.usage.output_tokens", out)
             if handled_error:
                 span.set_attribute("error.type", "RateLimitError")  # recovered by a retry: status left UNSET
-        common = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini"}
+        common = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o-mini",
+        }
         tokens.record(inp, {**common, "gen_ai.token.type": "input"})
         tokens.record(out, {**common, "gen_ai.token.type": "output"})
         wl.input_tokens += inp
@@ -246,9 +235,14 @@ def workload(stack: Stack) -> Workload:
     col = stack.collector
     # Every trace has reached a sampling decision once the tail-sampler has seen them all and decided.
     total = N_OK + N_ERR + N_LLM_ERR + N_SLOW
-    poll(lambda: col.metric_sum("otelcol_processor_tail_sampling_new_trace_id_received") >= total
-         and col.metric_sum("otelcol_processor_tail_sampling_global_count_traces_sampled") >= total,
-         timeout=60, what="tail sampling decisions")
+    poll(
+        lambda: (
+            col.metric_sum("otelcol_processor_tail_sampling_new_trace_id_received") >= total
+            and col.metric_sum("otelcol_processor_tail_sampling_global_count_traces_sampled") >= total
+        ),
+        timeout=60,
+        what="tail sampling decisions",
+    )
     return wl
 
 
@@ -306,11 +300,15 @@ def test_logs_reach_loki_standin_with_trace_and_thread_ids(stack: Stack, workloa
     def app_logs() -> list[Any]:
         return [r for r in stack.loki.logs() if r.resource.get("service.name") == workload.service]
 
-    logs = poll(lambda: (lambda ls: ls if len(ls) >= workload.requests else None)(app_logs()), timeout=30,
-                what=f"{workload.requests} logs at the Loki stand-in")
+    logs = poll(
+        lambda: (lambda ls: ls if len(ls) >= workload.requests else None)(app_logs()),
+        timeout=30,
+        what=f"{workload.requests} logs at the Loki stand-in",
+    )
     assert len(logs) == workload.requests, "logs are not sampled: one per request"
     for r in logs:
-        assert r.trace_id and r.span_id, r
+        assert r.trace_id, r
+        assert r.span_id, r
         assert r.attributes["agentpress.thread.id"] == workload.thread_ids[r.trace_id]
         assert r.attributes["agentpress.project.id"] == "p-e2e"
 
@@ -322,16 +320,23 @@ def test_token_totals_in_prometheus_are_exact(stack: Stack, workload: Workload) 
     svc = workload.service
     q_in = f'sum(gen_ai_client_token_usage_sum{{service_name="{svc}", gen_ai_token_type="input"}})'
     q_out = f'sum(gen_ai_client_token_usage_sum{{service_name="{svc}", gen_ai_token_type="output"}})'
-    poll(lambda: stack.prom.query_value(q_in) == workload.input_tokens
-         and stack.prom.query_value(q_out) == workload.output_tokens,
-         timeout=30, what=f"token totals {workload.input_tokens}/{workload.output_tokens} in Prometheus")
+    poll(
+        lambda: (
+            stack.prom.query_value(q_in) == workload.input_tokens
+            and stack.prom.query_value(q_out) == workload.output_tokens
+        ),
+        timeout=30,
+        what=f"token totals {workload.input_tokens}/{workload.output_tokens} in Prometheus",
+    )
     calls = stack.prom.query_value(f'sum(gen_ai_client_token_usage_count{{service_name="{svc}"}})')
     assert calls == 2 * (N_OK + N_LLM_ERR)  # one input + one output record per LLM call
 
 
 def test_span_metrics_per_route_count_every_request_before_sampling(stack: Stack, workload: Workload) -> None:
-    q = (f'sum by (http_route) (traces_span_metrics_calls_total{{service_name="{workload.service}", '
-         f'span_kind="SPAN_KIND_SERVER"}})')
+    q = (
+        f'sum by (http_route) (traces_span_metrics_calls_total{{service_name="{workload.service}", '
+        f'span_kind="SPAN_KIND_SERVER"}})'
+    )
     expected = {"/chat": N_OK, "/chat-retry": N_LLM_ERR, "/fail": N_ERR, "/slow": N_SLOW}
 
     def by_route() -> dict[str, float] | None:
@@ -353,8 +358,11 @@ def test_span_metrics_per_route_count_every_request_before_sampling(stack: Stack
 def test_prometheus_scrapes_collector_self_metrics(stack: Stack, workload: Workload) -> None:
     poll(lambda: stack.prom.query_value('up{job="otel-collector"}') == 1, timeout=30, what="otel-collector target up")
     accepted = poll(
-        lambda: stack.prom.query_value('sum({job="otel-collector", __name__=~"otelcol_receiver_accepted_spans(_total)?"})'),
-        timeout=30, what="otelcol_receiver_accepted_spans scraped",
+        lambda: stack.prom.query_value(
+            'sum({job="otel-collector", __name__=~"otelcol_receiver_accepted_spans(_total)?"})'
+        ),
+        timeout=30,
+        what="otelcol_receiver_accepted_spans scraped",
     )
     assert accepted >= N_OK + N_ERR + N_LLM_ERR + N_SLOW
     assert stack.prom.query('{job="otel-collector", __name__="otelcol_exporter_queue_capacity"}')
@@ -393,22 +401,29 @@ def test_secrets_from_a_non_redacting_client_do_not_reach_the_backends(stack: St
             span.set_attribute("db.password", password)
             span.set_attribute("llm.request.headers", f"x-client: 1; key={openai_key}")
             span.set_attribute("http.request.header.authorization", bearer)
-            span.set_attribute("gen_ai.usage.input_tokens", 42)   # must NOT be masked
-            span.set_status(Status(StatusCode.ERROR))             # kept by tail sampling, deterministically
+            span.set_attribute("gen_ai.usage.input_tokens", 42)  # must NOT be masked
+            span.set_status(Status(StatusCode.ERROR))  # kept by tail sampling, deterministically
             logger.warning("calling provider with %s", openai_key, extra={"password": password, "test.marker": marker})
     finally:
         tp.shutdown()
         lp.shutdown()
         logger.removeHandler(handler)
 
-    spans = poll(lambda: [s for s in stack.tempo.spans() if s.attributes.get("test.marker") == marker], timeout=30,
-                 what="leaky span at Tempo stand-in")
-    logs = poll(lambda: [r for r in stack.loki.logs() if r.attributes.get("test.marker") == marker], timeout=30,
-                what="leaky log at Loki stand-in")
+    spans = poll(
+        lambda: [s for s in stack.tempo.spans() if s.attributes.get("test.marker") == marker],
+        timeout=30,
+        what="leaky span at Tempo stand-in",
+    )
+    logs = poll(
+        lambda: [r for r in stack.loki.logs() if r.attributes.get("test.marker") == marker],
+        timeout=30,
+        what="leaky log at Loki stand-in",
+    )
     attrs = spans[0].attributes
     assert attrs["db.password"] == "****"
     assert "http.request.header.authorization" not in attrs  # dropped outright
-    assert openai_key not in attrs["llm.request.headers"] and "x-client: 1" in attrs["llm.request.headers"]
+    assert openai_key not in attrs["llm.request.headers"]
+    assert "x-client: 1" in attrs["llm.request.headers"]
     assert attrs["gen_ai.usage.input_tokens"] == 42
     assert logs[0].attributes["password"] == "****"
     # Nothing anywhere in what the backends received (raw bytes, all records).
@@ -438,21 +453,40 @@ def test_browser_receiver_cors_allowlist(stack: Stack) -> None:
     _, bad_headers = _http(url, method="OPTIONS", headers={"Origin": "https://evil.example", **pre})
     assert "Access-Control-Allow-Origin" not in bad_headers, "a disallowed origin must get no CORS grant"
     # Headers outside the allowlist are not granted either.
-    _, hdr = _http(url, method="OPTIONS", headers={"Origin": PAGE_ORIGIN, "Access-Control-Request-Method": "POST",
-                                                   "Access-Control-Request-Headers": "authorization"})
+    _, hdr = _http(
+        url,
+        method="OPTIONS",
+        headers={
+            "Origin": PAGE_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
     assert "authorization" not in hdr.get("Access-Control-Allow-Headers", "").lower()
 
 
 def _browser_trace(marker: str, *, pad: int = 0) -> bytes:
     span = {
-        "traceId": uuid.uuid4().hex, "spanId": uuid.uuid4().hex[:16], "name": "documentLoad", "kind": 1,
-        "startTimeUnixNano": str(time.time_ns() - 1_000_000), "endTimeUnixNano": str(time.time_ns()),
+        "traceId": uuid.uuid4().hex,
+        "spanId": uuid.uuid4().hex[:16],
+        "name": "documentLoad",
+        "kind": 1,
+        "startTimeUnixNano": str(time.time_ns() - 1_000_000),
+        "endTimeUnixNano": str(time.time_ns()),
         "status": {"code": 2},  # error: kept by tail sampling deterministically
-        "attributes": [{"key": "test.marker", "value": {"stringValue": marker}},
-                       {"key": "pad", "value": {"stringValue": "x" * pad}}],
+        "attributes": [
+            {"key": "test.marker", "value": {"stringValue": marker}},
+            {"key": "pad", "value": {"stringValue": "x" * pad}},
+        ],
     }
-    doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]},
-                              "scopeSpans": [{"scope": {"name": "browser"}, "spans": [span]}]}]}
+    doc = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]},
+                "scopeSpans": [{"scope": {"name": "browser"}, "spans": [span]}],
+            }
+        ]
+    }
     return json.dumps(doc).encode()
 
 
@@ -464,8 +498,11 @@ def test_browser_receiver_accepts_small_and_refuses_oversized_bodies(stack: Stac
     assert status == 200
     status, _ = _http(url, method="POST", headers=headers, body=_browser_trace(big, pad=600 * 1024))
     assert status in (400, 413), f"oversized body accepted with {status}"
-    spans = poll(lambda: [s for s in stack.tempo.spans() if s.attributes.get("test.marker") == small], timeout=30,
-                 what="small browser span at Tempo stand-in")
+    spans = poll(
+        lambda: [s for s in stack.tempo.spans() if s.attributes.get("test.marker") == small],
+        timeout=30,
+        what="small browser span at Tempo stand-in",
+    )
     assert spans[0].resource.get("agentpress.telemetry.source") == "browser"
     # Give the oversized one the same time to (not) arrive.
     time.sleep(1.0)
@@ -482,7 +519,9 @@ def test_sigkill_while_tempo_down_then_everything_accepted_is_delivered(stack: S
     col: Collector | None = None
     try:
         col = start_collector(
-            traces_endpoint=tempo.endpoint, logs_endpoint=loki.endpoint, remote_write_url=stack.prom.remote_write_url,
+            traces_endpoint=tempo.endpoint,
+            logs_endpoint=loki.endpoint,
+            remote_write_url=stack.prom.remote_write_url,
             env={**COLLECTOR_ENV, "OTELCOL_TAIL_SAMPLING_PERCENTAGE": "100", "OTELCOL_TAIL_DECISION_WAIT": "1s"},
             workdir=tmp_path / "otelcol",
         )
@@ -504,16 +543,27 @@ def test_sigkill_while_tempo_down_then_everything_accepted_is_delivered(stack: S
         tp.shutdown()  # flushes: the Collector has accepted all spans when this returns
 
         c = col
-        poll(lambda: c.metric_sum("otelcol_processor_tail_sampling_global_count_traces_sampled", decision="sampled") >= n,
-             timeout=30, what="sampling decisions")
-        poll(lambda: c.metric_sum("otelcol_exporter_queue_size", exporter="otlp_grpc/tempo") > 0,
-             timeout=15, what="spans parked in the persistent queue")
+        poll(
+            lambda: (
+                c.metric_sum("otelcol_processor_tail_sampling_global_count_traces_sampled", decision="sampled") >= n
+            ),
+            timeout=30,
+            what="sampling decisions",
+        )
+        poll(
+            lambda: c.metric_sum("otelcol_exporter_queue_size", exporter="otlp_grpc/tempo") > 0,
+            timeout=15,
+            what="spans parked in the persistent queue",
+        )
         time.sleep(0.5)
-        col.kill()                 # crash: SIGKILL, no drain
-        col.start()                # same ports, same storage directory
-        tempo.start()              # Tempo is back
-        got = poll(lambda: (lambda ids: ids if sent <= ids else None)({s.trace_id for s in tempo.spans()}),
-                   timeout=60, what=f"all {n} traces delivered after restart")
+        col.kill()  # crash: SIGKILL, no drain
+        col.start()  # same ports, same storage directory
+        tempo.start()  # Tempo is back
+        got = poll(
+            lambda: (lambda ids: ids if sent <= ids else None)({s.trace_id for s in tempo.spans()}),
+            timeout=60,
+            what=f"all {n} traces delivered after restart",
+        )
         assert sent <= got
     finally:
         if col is not None:

@@ -63,6 +63,9 @@ def test_promtool_check_config() -> None:
     promtool = need(lambda: find_binary("promtool"))
     res = subprocess.run(
         [promtool, "check", "config", str(ROOT / "stack" / "prometheus" / "prometheus.yml")],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert res.returncode == 0, res.stdout + res.stderr

@@ -22,7 +22,8 @@ DASHBOARD_FILES = sorted((GRAFANA / "dashboards").glob("*.json"))
 PROVISIONING = GRAFANA / "provisioning"
 
 # Grafana's built-in variables (https://grafana.com/docs/grafana/latest/dashboards/variables/add-template-variables/).
-BUILTIN_VARS = {"__interval", "__interval_ms", "__rate_interval", "__range", "__range_s", "__range_ms", "__auto",
+BUILTIN_VARS = {"__interval", "__interval_ms", "__rate_interval", "__range", "__range_s", "__range_ms",
+                "__auto",
                 "__from", "__to", "__dashboard", "__name", "__org", "__user", "__timeFilter", "timeFilter",
                 "__all", "__value", "__field", "__series", "__data", "__cell", "__tags", "__trace", "__span"}
 VAR_RE = re.compile(r"\$\{(\w+)(?::[\w]+)?\}|\$(\w+)|\[\[(\w+)(?::\w+)?\]\]")
@@ -31,7 +32,8 @@ VAR_RE = re.compile(r"\$\{(\w+)(?::[\w]+)?\}|\$(\w+)|\[\[(\w+)(?::\w+)?\]\]")
 LOKI_FIELDS = {
     "service_name", "deployment_environment_name", "trace_id", "span_id", "severity_text", "detected_level",
     "agentpress_thread_id", "agentpress_project_id", "agentpress_agent_run_id", "agentpress_request_id",
-    "user_id", "session_id", "agentpress_telemetry_source", "exception_type", "exception_message", "exception_stacktrace", "code_function_name",
+    "user_id", "session_id", "agentpress_telemetry_source", "exception_type", "exception_message",
+    "exception_stacktrace", "code_function_name",
 }
 # Span attributes agreed in docs/team-brief.md "Names" (the context processor and cost code are other issues');
 # the util-genai ones are added by _emitted_genai_attributes() from what util-genai really puts on spans.
@@ -102,7 +104,7 @@ def test_panel_structure(path: Path) -> None:
     assert len(ids) == len(set(ids)), f"duplicate panel ids in {path.name}"
     for p in panels:
         g = p["gridPos"]
-        assert 0 <= g["x"] and g["x"] + g["w"] <= 24 and g["h"] > 0, p["title"]
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24 and g["h"] > 0, p["title"]
         assert p["title"]
         if p["type"] != "row":
             assert p["targets"], f"{p['title']} has no query"
@@ -155,7 +157,7 @@ def test_promql_parses(path: Path) -> None:
     for title, expr in exprs:
         try:
             promql_parser.parse(substitute(expr))
-        except Exception as exc:  # noqa: BLE001 - report which panel
+        except Exception as exc:
             pytest.fail(f"{path.name} / {title}: {exc}\n{expr}")
     # label_values(metric{sel}, label): the selector must parse.
     for v in dash["templating"]["list"]:
@@ -167,7 +169,8 @@ def test_promql_parses(path: Path) -> None:
 def _logql_fields(expr: str) -> set[str]:
     """Label / structured-metadata names used in stream selectors and label filters."""
     names = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", expr))
-    names |= set(re.findall(r"by\s*\(([^)]*)\)", expr)[0].replace(" ", "").split(",")) if " by " in f" {expr}" else set()
+    for grp in re.findall(r"by\s*\(([^)]*)\)", expr):
+        names |= {g.strip() for g in grp.split(",")}
     return names
 
 

@@ -17,13 +17,23 @@ ROOT = Path(__file__).resolve().parents[2]
 CC = ROOT / "collector-config"
 CONFIG = CC / "config.yaml"
 MANIFEST = CC / "builder-config.yaml"
-SHIPPED_CONFIGS = [CONFIG, CC / "hostmetrics.yaml", CC / "testing" / "standin-traces.yaml", CC / "testing" / "standin-logs.yaml"]
+SHIPPED_CONFIGS = [
+    CONFIG,
+    CC / "hostmetrics.yaml",
+    CC / "testing" / "standin-traces.yaml",
+    CC / "testing" / "standin-logs.yaml",
+]
 COMPOSE = ROOT / "docker-compose.yml"
 PROM = ROOT / "stack" / "prometheus" / "prometheus.yml"
 
 KINDS = ("receivers", "processors", "exporters", "connectors", "extensions")
-KIND_SUFFIX = {"receivers": "receiver", "processors": "processor", "exporters": "exporter", "connectors": "connector",
-               "extensions": "extension"}
+KIND_SUFFIX = {
+    "receivers": "receiver",
+    "processors": "processor",
+    "exporters": "exporter",
+    "connectors": "connector",
+    "extensions": "extension",
+}
 # Type names that do not follow "<module name without kind suffix> == <type without underscores>".
 TYPE_ALIASES = {"otlp_grpc": "otlp"}
 DEPRECATED = {
@@ -74,7 +84,9 @@ def manifest_types(manifest: dict[str, Any]) -> dict[str, set[str]]:
 
 
 def norm(kind: str, type_name: str) -> str:
-    return TYPE_ALIASES.get(type_name, type_name).replace("_", "") if kind != "extensions" or True else type_name
+    """Component type -> module-name stem: `tail_sampling` -> `tailsampling` (module tailsamplingprocessor)."""
+    del kind  # same rule for every kind
+    return TYPE_ALIASES.get(type_name, type_name).replace("_", "")
 
 
 # ------------------------------------------------------------------------------------------------ collector config
@@ -82,8 +94,11 @@ def norm(kind: str, type_name: str) -> str:
 
 def test_every_pipeline_component_is_defined(cfg: dict[str, Any]) -> None:
     for name, pipe in cfg["service"]["pipelines"].items():
-        for key, kinds in (("receivers", ("receivers", "connectors")), ("processors", ("processors",)),
-                           ("exporters", ("exporters", "connectors"))):
+        for key, kinds in (
+            ("receivers", ("receivers", "connectors")),
+            ("processors", ("processors",)),
+            ("exporters", ("exporters", "connectors")),
+        ):
             for comp in pipe.get(key, []):
                 assert any(comp in (cfg.get(k) or {}) for k in kinds), f"{name}: {key} {comp!r} is not defined"
     for ext in cfg["service"]["extensions"]:
@@ -118,10 +133,11 @@ def test_manifest_is_pinned_to_one_release(manifest: dict[str, Any], compose: di
             module, version = entry["gomod"].split()
             if kind == "providers":
                 stable = stable or version
-                assert version == stable and version.startswith("v1."), entry
+                assert version == stable, entry
+                assert version.startswith("v1."), entry
             else:
                 assert version == f"v{core}", f"{module} at {version}, expected v{core}"
-    tel_module, tel_version = manifest["telemetry"]["gomod"].split()
+    _tel_module, tel_version = manifest["telemetry"]["gomod"].split()
     assert tel_version == f"v{core}"
     # Users (compose image) and tests (our build) run the same component versions.
     image = compose["services"]["otel-collector"]["image"]
@@ -142,7 +158,8 @@ def test_memory_limiter_first_in_every_pipeline() -> None:
     for path in (CONFIG, CC / "hostmetrics.yaml"):
         for name, pipe in load(path)["service"]["pipelines"].items():
             procs = pipe.get("processors", [])
-            assert procs and ctype(procs[0]) == "memory_limiter", f"{path.name}:{name}: memory_limiter must be first"
+            assert procs, f"{path.name}:{name}: no processors"
+            assert ctype(procs[0]) == "memory_limiter", f"{path.name}:{name}: memory_limiter must be first"
 
 
 def _downstream(cfg: dict[str, Any], start: str) -> set[str]:
@@ -197,7 +214,8 @@ def test_exporter_queues_are_persistent_and_retry(cfg: dict[str, Any]) -> None:
     for name, exp in cfg["exporters"].items():
         if ctype(name) in {"otlp_grpc", "otlp_http"}:
             storage = exp["sending_queue"]["storage"]
-            assert storage in exts and ctype(storage) == "file_storage", name
+            assert storage in exts, name
+            assert ctype(storage) == "file_storage", name
             assert exp["retry_on_failure"]["enabled"] is True, name
     assert cfg["exporters"]["prometheus_remote_write"]["retry_on_failure"]["enabled"] is True
 
@@ -209,8 +227,15 @@ def test_redaction_runs_on_traces_and_logs_without_masking_token_counts(cfg: dic
     # Whole-word key matching: GenAI token attributes must survive, credentials must not.
     (pattern,) = cfg["processors"]["redaction"]["blocked_key_patterns"]
     rx = re.compile(pattern.replace("(?i)", ""), re.IGNORECASE)
-    for key in ("password", "db.password", "http.request.header.authorization", "openai.api_key", "x-api-key",
-                "user.access_token", "client_secret"):
+    for key in (
+        "password",
+        "db.password",
+        "http.request.header.authorization",
+        "openai.api_key",
+        "x-api-key",
+        "user.access_token",
+        "client_secret",
+    ):
         assert rx.search(key), key
     for key in ("gen_ai.usage.input_tokens", "gen_ai.token.type", "gen_ai.usage.output_tokens", "agentpress.thread.id"):
         assert not rx.search(key), key
@@ -225,14 +250,18 @@ def test_browser_receiver_is_locked_down(cfg: dict[str, Any]) -> None:
     assert sorted(cors["allowed_headers"]) == ["baggage", "content-type", "traceparent", "tracestate"]
     origins = str(cors["allowed_origins"])
     m = ENV_REF.search(origins)
-    assert m and m.group(3) and "*" not in m.group(3), origins
+    assert m, origins
+    assert m.group(3), "CORS origins need a safe default"
+    assert "*" not in m.group(3), origins
     assert "*" not in origins
     limit = ENV_REF.search(str(http["max_request_body_size"]))
-    assert limit and int(limit.group(3)) <= 1024 * 1024
+    assert limit
+    assert int(limit.group(3)) <= 1024 * 1024
     # Its own pipelines, never mixed into the backend ones.
     for name, pipe in cfg["service"]["pipelines"].items():
         if "otlp/browser" in pipe.get("receivers", []):
-            assert name.endswith("/browser") and pipe["receivers"] == ["otlp/browser"], name
+            assert name.endswith("/browser"), name
+            assert pipe["receivers"] == ["otlp/browser"], name
 
 
 def test_no_bare_star_cors_anywhere(compose: dict[str, Any]) -> None:
@@ -269,13 +298,17 @@ def test_endpoint_defaults_match_compose_services(cfg: dict[str, Any], compose: 
     assert loki["server"]["http_listen_port"] == 3100
     # Published Collector ports are exactly the receiver default ports.
     published = {p.split(":")[-1] for p in services["otel-collector"]["ports"]}
-    receiver_ports = {defaults[v].rsplit(":", 1)[1] for v in
-                      ("OTELCOL_OTLP_GRPC_ENDPOINT", "OTELCOL_OTLP_HTTP_ENDPOINT", "OTELCOL_BROWSER_ENDPOINT")}
+    receiver_ports = {
+        defaults[v].rsplit(":", 1)[1]
+        for v in ("OTELCOL_OTLP_GRPC_ENDPOINT", "OTELCOL_OTLP_HTTP_ENDPOINT", "OTELCOL_BROWSER_ENDPOINT")
+    }
     assert published == receiver_ports
     # Prometheus scrapes the Collector's self-metrics port.
     prom = load(PROM)
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
-    assert jobs["otel-collector"]["static_configs"][0]["targets"] == [f"otel-collector:{defaults['OTELCOL_METRICS_PORT']}"]
+    assert jobs["otel-collector"]["static_configs"][0]["targets"] == [
+        f"otel-collector:{defaults['OTELCOL_METRICS_PORT']}"
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ prometheus.yml
@@ -294,11 +327,14 @@ def test_prometheus_harness_rewrites_only_targets() -> None:
     from agentpress_otel._harness.prometheus import render_config
 
     shipped = load(PROM)
-    out = render_config(targets={"otel-collector:8888": "127.0.0.1:1"})
+    out = yaml.safe_load(render_config(targets={"otel-collector:8888": "127.0.0.1:1"}))
     assert out["scrape_configs"][0]["static_configs"][0]["targets"] == ["127.0.0.1:1"]
     assert [j["job_name"] for j in out["scrape_configs"]] == [j["job_name"] for j in shipped["scrape_configs"]]
     assert out["rule_files"] == [str(PROM.parent / "rules" / "*.yml")]
     assert out["global"] == shipped["global"]
+    assert out["alerting"] == shipped["alerting"]
+    fast = yaml.safe_load(render_config(targets={}, scrape_interval="1s"))
+    assert fast["global"] == {"scrape_interval": "1s", "evaluation_interval": "1s"}
 
 
 # ------------------------------------------------------------------------------------------------ docker-compose
@@ -325,8 +361,11 @@ def test_compose_images_pinned(compose: dict[str, Any]) -> None:
     for name, svc in compose["services"].items():
         image = svc["image"]
         repo, _, tag = image.rpartition(":")
-        assert repo and tag and "/" not in tag, f"{name}: {image} has no tag"
-        assert tag not in {"latest", "main", "nightly"} and re.search(r"\d+\.\d+", tag), f"{name}: {image} not pinned"
+        assert repo, f"{name}: {image} has no tag"
+        assert tag, f"{name}: {image} has no tag"
+        assert "/" not in tag, f"{name}: {image} has no tag"
+        assert tag not in {"latest", "main", "nightly"}, f"{name}: {image} not pinned"
+        assert re.search(r"\d+\.\d+", tag), f"{name}: {image} not pinned"
 
 
 def test_compose_config_paths_match_commands(compose: dict[str, Any]) -> None:
@@ -335,7 +374,7 @@ def test_compose_config_paths_match_commands(compose: dict[str, Any]) -> None:
     assert ("otel-collector", "/etc/otelcol/config.yaml") in mounted
     assert "--config=/etc/otelcol/config.yaml" in s["otel-collector"]["command"]
     assert ("prometheus", "/etc/prometheus/prometheus.yml") in mounted
-    assert ("prometheus", "/etc/prometheus/rules") in mounted   # rule_files: rules/*.yml relative to the config
+    assert ("prometheus", "/etc/prometheus/rules") in mounted  # rule_files: rules/*.yml relative to the config
     assert "--web.enable-remote-write-receiver" in s["prometheus"]["command"]
     assert ("grafana", "/etc/grafana/provisioning") in mounted
     assert ("grafana", "/var/lib/grafana/dashboards") in mounted
@@ -348,7 +387,8 @@ def test_compose_config_paths_match_commands(compose: dict[str, Any]) -> None:
 
 def test_compose_publishes_only_needed_ports(compose: dict[str, Any]) -> None:
     published = {name: svc.get("ports", []) for name, svc in compose["services"].items()}
-    assert not published["tempo"] and not published["loki"], "backends are reached through Grafana/the Collector"
+    assert not published["tempo"], "backends are reached through Grafana/the Collector"
+    assert not published["loki"], "backends are reached through Grafana/the Collector"
     for name in ("prometheus", "alertmanager"):
         assert all(p.startswith("127.0.0.1:") for p in published[name]), name
     assert compose["services"]["hostmetrics"]["profiles"] == ["hostmetrics"]

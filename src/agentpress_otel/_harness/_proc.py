@@ -92,7 +92,7 @@ class ManagedProcess:
         if self.env:
             env.update(self.env)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - argv built by us
+            self.proc = subprocess.Popen(
                 list(self.argv),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -149,7 +149,9 @@ class ManagedProcess:
 
 
 @contextlib.contextmanager
-def managed(proc: ManagedProcess, *, ready: Callable[[], bool] | None = None, timeout: float = 30.0) -> Iterator[ManagedProcess]:
+def managed(
+    proc: ManagedProcess, *, ready: Callable[[], bool] | None = None, timeout: float = 30.0
+) -> Iterator[ManagedProcess]:
     proc.start(ready=ready, timeout=timeout)
     try:
         yield proc

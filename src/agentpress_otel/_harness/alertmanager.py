@@ -21,17 +21,17 @@ import shutil
 import tempfile
 import urllib.request
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from ._proc import REPO_ROOT, ComponentMissing, ManagedProcess, find_binary, free_port, http_ok
 
 CONFIG = REPO_ROOT / "stack" / "alertmanager" / "alertmanager.yml"
 TEMPLATES = REPO_ROOT / "stack" / "alertmanager" / "templates"
-SECRET_PATH = "/run/secrets/slack_webhook_url"
+SECRET_PATH = "/run/secrets/slack_webhook_url"  # noqa: S105 - a path, not a secret
 CONTAINER_TEMPLATES = "/etc/alertmanager/templates"
 _TIMING_KEYS = ("group_wait", "group_interval", "repeat_interval")
 
@@ -126,7 +126,7 @@ class Alertmanager:
     # -- API v2 ---------------------------------------------------------------------------------
     def post_alerts(self, alerts: Sequence[Mapping[str, Any]], *, resolved: bool = False) -> None:
         """POST alerts like Prometheus does; ``resolved=True`` sets endsAt in the past."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         body = []
         for a in alerts:
             item: dict[str, Any] = {"labels": dict(a["labels"]), "annotations": dict(a.get("annotations", {})),
@@ -137,8 +137,9 @@ class Alertmanager:
             else:
                 item["endsAt"] = (now + timedelta(hours=1)).isoformat()
             body.append(item)
-        req = urllib.request.Request(f"{self.url}/api/v2/alerts", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+        req = urllib.request.Request(  # noqa: S310 - loopback http URL we built
+            f"{self.url}/api/v2/alerts", data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback
             if resp.status != 200:
                 raise RuntimeError(f"alertmanager refused alerts: {resp.status}")

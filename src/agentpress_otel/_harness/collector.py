@@ -17,10 +17,10 @@ import shutil
 import subprocess
 import tempfile
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentpress_otel._harness._proc import (
     BIN_DIR,
@@ -33,14 +33,19 @@ from agentpress_otel._harness._proc import (
     wait_until,
 )
 
+if TYPE_CHECKING:
+    from agentpress_otel._harness.prometheus import Prometheus
+
 __all__ = [
     "COLLECTOR_BINARY",
     "COLLECTOR_CONFIG",
     "Collector",
     "LogRecord",
+    "Pipeline",
     "Span",
     "StandIn",
     "ensure_collector_binary",
+    "local_pipeline",
     "read_logs",
     "read_spans",
     "start_collector",
@@ -101,7 +106,12 @@ def validate_config(
     if env:
         full_env.update(env)
     return subprocess.run(
-        [binary, "validate", f"--config={config}"], capture_output=True, text=True, env=full_env, timeout=60, check=False
+        [binary, "validate", f"--config={config}"],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+        check=False,
     )
 
 
@@ -463,6 +473,70 @@ def read_logs(path: Path) -> list[LogRecord]:
     return out
 
 
-def wait_for(pred: Any, *, timeout: float, what: str) -> None:
+def wait_for(pred: Callable[[], bool], *, timeout: float, what: str) -> None:
     """Thin alias of ``_proc.wait_until`` with a coarser poll interval (file reads are not free)."""
     wait_until(pred, timeout=timeout, interval=0.25, what=what)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Everything together: Prometheus + stand-ins + the Collector (tests, `agentpress-otel stack`, benchmarks)
+
+
+@dataclass
+class Pipeline:
+    """A running local pipeline; ``collector.otlp_grpc_endpoint`` is where apps send OTLP."""
+
+    collector: Collector
+    tempo: StandIn
+    loki: StandIn
+    prometheus: Prometheus
+    workdir: Path
+
+
+@contextlib.contextmanager
+def local_pipeline(
+    *,
+    env: Mapping[str, str] | None = None,
+    cors_origins: list[str] | None = None,
+    workdir: Path | None = None,
+    scrape_interval: str | None = "1s",
+) -> Iterator[Pipeline]:
+    """Start Prometheus, the Tempo/Loki stand-ins and the Collector (shipped configs); stop them all on exit.
+
+    Prometheus scrapes the Collector's self-metrics through the shipped ``otel-collector`` job.
+
+    Example::
+
+        with local_pipeline(env={"OTELCOL_TAIL_SAMPLING_PERCENTAGE": "100"}) as p:
+            exporter = OTLPSpanExporter(endpoint=p.collector.otlp_grpc_endpoint, insecure=True)
+    """
+    from agentpress_otel._harness.prometheus import start_prometheus
+
+    wd = workdir or Path(tempfile.mkdtemp(prefix="apotel-pipeline-"))
+    started: list[Collector | StandIn | Prometheus] = []
+    try:
+        tempo = start_standin("traces", workdir=wd / "tempo")
+        started.append(tempo)
+        loki = start_standin("logs", workdir=wd / "loki")
+        started.append(loki)
+        metrics_port = free_port()
+        prom = start_prometheus(
+            targets={"otel-collector:8888": f"127.0.0.1:{metrics_port}"},
+            scrape_interval=scrape_interval,
+            workdir=wd / "prometheus",
+        )
+        started.append(prom)
+        col = start_collector(
+            traces_endpoint=tempo.endpoint,
+            logs_endpoint=loki.endpoint,
+            remote_write_url=prom.remote_write_url,
+            env=env,
+            workdir=wd / "otelcol",
+            cors_origins=cors_origins,
+            metrics_port=metrics_port,
+        )
+        started.append(col)
+        yield Pipeline(collector=col, tempo=tempo, loki=loki, prometheus=prom, workdir=wd)
+    finally:
+        for proc in reversed(started):
+            proc.stop()

@@ -58,6 +58,7 @@ class Served:
     response_id: str = ""
     content: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    prompt: str = ""  # text of the last message, to tell requests apart
 
 
 def _text_of(content: Any) -> str:
@@ -194,6 +195,7 @@ class LLMServer:
         for k, v in _MAGIC.findall(prompt_text):
             magic.setdefault(k, v)
         headers = {k.lower(): v for k, v in h.headers.items()}
+        last = _text_of(messages[-1].get("content")) if messages else ""
         self._sleep(self.latency_s)
         if "slow" in magic:
             self._sleep(float(magic["slow"] or 1.0))
@@ -210,7 +212,7 @@ class LLMServer:
             if seen < int(n or 1):
                 status = int(code or 429)
         if status:
-            self._record(Served(model, stream, include_usage, status, "error", headers=headers))
+            self._record(Served(model, stream, include_usage, status, "error", headers=headers, prompt=last))
             kind = {429: "rate_limit_exceeded", 500: "server_error", 401: "invalid_api_key",
                     400: "invalid_request_error"}.get(status, "error")
             extra = {"Retry-After": f"{self.retry_after:g}"} if status == 429 else {}
@@ -244,7 +246,7 @@ class LLMServer:
             usage["prompt_tokens_details"] = {"cached_tokens": cached}
         content = " ".join(words)
         served = Served(model, stream, include_usage, 200, kind, prompt_tokens, completion_tokens, cached,
-                        0, rid, content, headers)
+                        0, rid, content, headers, last)
 
         if not stream:
             self._sleep(self.ttft_s)

@@ -93,7 +93,7 @@ class OTLPSink:
         sink = self
 
         class Traces(trace_service_pb2_grpc.TraceServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+            def Export(self, request: Any, context: Any) -> Any:
                 if not sink._gate():
                     context.abort(grpc.StatusCode.UNAVAILABLE, "sink in fail mode")
                 with sink.lock:
@@ -102,7 +102,7 @@ class OTLPSink:
                 return trace_service_pb2.ExportTraceServiceResponse()
 
         class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+            def Export(self, request: Any, context: Any) -> Any:
                 if not sink._gate():
                     context.abort(grpc.StatusCode.UNAVAILABLE, "sink in fail mode")
                 with sink.lock:
@@ -110,7 +110,7 @@ class OTLPSink:
                 return metrics_service_pb2.ExportMetricsServiceResponse()
 
         class Logs(logs_service_pb2_grpc.LogsServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+            def Export(self, request: Any, context: Any) -> Any:
                 if not sink._gate():
                     context.abort(grpc.StatusCode.UNAVAILABLE, "sink in fail mode")
                 with sink.lock:
@@ -125,17 +125,17 @@ class OTLPSink:
         server.start()
         self._grpc = server
 
-        kinds = {
+        kinds: dict[str, tuple[Any, str]] = {
             "/v1/traces": (trace_service_pb2.ExportTraceServiceRequest, "traces"),
             "/v1/metrics": (metrics_service_pb2.ExportMetricsServiceRequest, "metrics"),
             "/v1/logs": (logs_service_pb2.ExportLogsServiceRequest, "logs"),
         }
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
-            def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if self.headers.get("Content-Encoding", "").lower() == "gzip":  # the Collector's otlphttp default
                     body = gzip.decompress(body)

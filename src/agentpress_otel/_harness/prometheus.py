@@ -10,6 +10,7 @@ Flags match docker-compose.yml: remote-write receiver (the Collector pushes metr
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import urllib.parse
 import urllib.request
@@ -17,8 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from agentpress_otel._harness._proc import REPO_ROOT, ManagedProcess, find_binary, free_port, http_ok
 
@@ -33,31 +32,28 @@ def render_config(
     targets: Mapping[str, str],
     source: Path = PROMETHEUS_CONFIG,
     scrape_interval: str | None = None,
-) -> dict[str, Any]:
-    """Return the shipped config with ``targets`` (``{"otel-collector:8888": "127.0.0.1:40123"}``) rewritten.
+) -> str:
+    """Return the shipped config text with ``targets`` (``{"otel-collector:8888": "127.0.0.1:40123"}``) rewritten.
 
-    Unmapped targets are left unchanged. ``scrape_interval`` optionally shortens the global interval for tests.
+    A plain text substitution of exact ``host:port`` tokens (no YAML round trip, so comments, ordering and any
+    key we do not know about survive). Relative ``rule_files`` globs are made absolute because the rendered file
+    lives in a temp dir. ``scrape_interval`` optionally shortens the global scrape/evaluation interval for tests.
 
     Example::
 
-        cfg = render_config(targets={"otel-collector:8888": "127.0.0.1:40123"})
+        text = render_config(targets={"otel-collector:8888": "127.0.0.1:40123"})
     """
-    cfg: dict[str, Any] = yaml.safe_load(source.read_text())
+    text = source.read_text()
+    for old, new in targets.items():
+        text = re.sub(rf"(?<![\w.-]){re.escape(old)}(?![\w.-])", new, text)
 
-    def rewrite(static_configs: list[dict[str, Any]]) -> None:
-        for sc in static_configs:
-            sc["targets"] = [targets.get(t, t) for t in sc.get("targets", [])]
+    def absolute_rule(m: re.Match[str]) -> str:
+        return f"{m.group(1)}{(source.parent / m.group(2)).resolve()}"
 
-    for job in cfg.get("scrape_configs", []):
-        rewrite(job.get("static_configs", []))
-    for am in cfg.get("alerting", {}).get("alertmanagers", []):
-        rewrite(am.get("static_configs", []))
-    # Relative rule globs are resolved against the config file's directory, which is now a temp dir.
-    cfg["rule_files"] = [str((source.parent / rf).resolve()) for rf in cfg.get("rule_files", [])]
+    text = re.sub(r"(?m)^(\s*-\s+)(rules/\S+)", absolute_rule, text)
     if scrape_interval:
-        cfg.setdefault("global", {})["scrape_interval"] = scrape_interval
-        cfg["global"]["evaluation_interval"] = scrape_interval
-    return cfg
+        text = re.sub(r"(?m)^(\s+(?:scrape|evaluation)_interval:\s*)\S+", rf"\g<1>{scrape_interval}", text)
+    return text
 
 
 @dataclass
@@ -157,7 +153,7 @@ def start_prometheus(
     port = free_port()
     mapping = {"localhost:9090": f"127.0.0.1:{port}", **(targets or {})}
     cfg_path = wd / "prometheus.yml"
-    cfg_path.write_text(yaml.safe_dump(render_config(targets=mapping, scrape_interval=scrape_interval)))
+    cfg_path.write_text(render_config(targets=mapping, scrape_interval=scrape_interval))
     proc = ManagedProcess(
         name="prometheus",
         argv=[

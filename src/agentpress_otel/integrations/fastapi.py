@@ -16,10 +16,13 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agentpress_otel import _selftel
@@ -39,7 +42,7 @@ _PATCHED: dict[int, tuple[Any, Callable[[], Any], dict[str, Any] | None]] = {}
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
-class _Getter:
+class _Getter(Getter[dict[str, str]]):
     """Carrier getter over a plain dict of already-decoded headers (one decode pass per request)."""
 
     @staticmethod
@@ -73,15 +76,32 @@ class AgentPressASGIMiddleware:
             "http.server.request.duration",
             unit="s",
             description="Duration of HTTP server requests",
-            explicit_bucket_boundaries_advisory=[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10],
+            explicit_bucket_boundaries_advisory=[
+                0.005,
+                0.01,
+                0.025,
+                0.05,
+                0.075,
+                0.1,
+                0.25,
+                0.5,
+                0.75,
+                1,
+                2.5,
+                5,
+                7.5,
+                10,
+            ],
         )
         self._id_routes: list[re.Pattern[str]] = []
         self._n_routes = -1
+        self._thread_context: Callable[..., Any] | None
         try:
             from agentpress_otel._context import thread_context
+
+            self._thread_context = thread_context
         except ImportError:  # the context model is optional for the middleware
-            thread_context = None  # type: ignore[assignment]
-        self._thread_context = thread_context
+            self._thread_context = None
 
     def _ids_from_path(self, path: str) -> dict[str, str]:
         routes = getattr(self.fastapi_app, "routes", None)
@@ -140,7 +160,7 @@ class AgentPressASGIMiddleware:
                 ctx_mgr.__exit__(None, None, None)
             otel_context.detach(token)
 
-    def _prepare(self, scope: Scope) -> tuple[Any, object, str, Any, float]:
+    def _prepare(self, scope: Scope) -> tuple[Any, Token[Context], str, Any, float]:
         carrier: dict[str, str] = {}
         request_id = ""
         for k, v in scope.get("headers") or ():

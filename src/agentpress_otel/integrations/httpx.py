@@ -12,7 +12,6 @@ _instrumentor: Any = None
 def instrument(tel: Telemetry) -> bool:
     global _instrumentor
     import httpx  # noqa: F401  - ImportError here means "not installed": the integration is skipped
-
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     if _instrumentor is not None:

@@ -1,0 +1,492 @@
+"""In-process error alerts to Slack: a ``logging.Handler`` for errors whose stack traces metrics cannot carry.
+
+Enabled by ``instrument(slack_webhook_url=...)`` or ``AGENTPRESS_OTEL_SLACK_WEBHOOK_URL`` (integration name
+``slack``); records at ``slack_min_level`` (default ERROR) and above become Slack Block Kit messages with level,
+service, environment, message, a truncated stack trace, the request/thread/project/run ids and a link to the
+trace in Grafana.
+
+It is built so that an error storm or a broken Slack never hurts the app:
+
+* **dedup**: records with the same fingerprint (exception type, code location, logger) within ``dedup_window_s``
+  (default 10 min) produce one message; when the window closes, ONE follow-up says how many repeats were
+  suppressed;
+* **global rate limit**: a token bucket (``rate_per_minute``, ``burst``) caps what reaches Slack; the excess is
+  dropped and counted (``agentpress_otel.exporter.dropped{signal="slack"}``);
+* **never blocks**: ``emit`` only fingerprints and enqueues into a bounded queue; formatting, redaction and HTTP
+  happen on one background thread, which honours ``429 Retry-After``, retries briefly, then drops with a count;
+* **redacted**: every text that leaves (message, stack trace, ids) goes through ``agentpress_otel.redaction``.
+
+Example::
+
+    import logging
+    from agentpress_otel.alerts.slack import SlackAlertHandler
+
+    handler = SlackAlertHandler(webhook_url="https://hooks.slack.com/services/...", service="api")
+    logging.getLogger().addHandler(handler)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import re
+import threading
+import time
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agentpress_otel import _selftel
+
+if TYPE_CHECKING:
+    from agentpress_otel._setup import Telemetry
+
+__all__ = ["SlackAlertHandler", "instrument", "uninstrument"]
+
+_SIGNAL = "slack"
+_HEADER_MAX = 150  # Slack limits: header plain_text 150, section text 3000, field text 2000
+_SECTION_MAX = 2900
+_FIELD_MAX = 1900
+_EMOJI = {"CRITICAL": ":red_circle:", "ERROR": ":red_circle:", "WARNING": ":warning:"}
+_GIVE_UP = -1.0
+_ID_FIELDS = (("request_id", "Request"), ("thread_id", "Thread"), ("project_id", "Project"),
+              ("agent_run_id", "Agent run"), ("user_id", "User"))
+
+
+@dataclass
+class _Event:
+    """What the caller's thread captures; everything else is done on the sender thread."""
+
+    kind: str  # "alert" | "summary"
+    fingerprint: str
+    level: str = "ERROR"
+    logger: str = ""
+    message: str = ""
+    exc_type: str = ""
+    location: str = ""
+    stack: str = ""
+    ids: dict[str, str] = field(default_factory=dict)
+    trace_id: str = ""
+    created: float = 0.0
+    suppressed: int = 0
+    window_s: float = 0.0
+
+
+@dataclass
+class _Window:
+    started: float
+    sample: _Event
+    suppressed: int = 0
+
+
+class SlackAlertHandler(logging.Handler):
+    """Send log records at ``level`` and above to a Slack incoming webhook, deduplicated and rate limited.
+
+    Example::
+
+        handler = SlackAlertHandler(webhook_url=url, service="api", environment="prod",
+                                    grafana_url="https://grafana.example.com")
+        logging.getLogger().addHandler(handler)
+        ...
+        handler.close()  # flushes what is queued, bounded by close_timeout_s
+    """
+
+    def __init__(
+        self,
+        *,
+        webhook_url: str,
+        level: int | str = logging.ERROR,
+        service: str = "unknown_service",
+        environment: str = "",
+        grafana_url: str = "",
+        dedup_window_s: float = 600.0,
+        rate_per_minute: float = 30.0,
+        burst: int = 10,
+        max_queue: int = 100,
+        timeout_s: float = 5.0,
+        max_attempts: int = 3,
+        max_retry_after_s: float = 300.0,
+        stack_max_chars: int = 2500,
+        close_timeout_s: float = 2.0,
+    ) -> None:
+        super().__init__(level=logging._checkLevel(level) if isinstance(level, str) else level)  # type: ignore[attr-defined]
+        self.webhook_url = webhook_url
+        self.service = service
+        self.environment = environment
+        self.grafana_url = grafana_url.rstrip("/")
+        self.dedup_window_s = dedup_window_s
+        self.rate_per_minute = rate_per_minute
+        self.burst = burst
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.max_retry_after_s = max_retry_after_s
+        self.stack_max_chars = stack_max_chars
+        self.close_timeout_s = close_timeout_s
+        self.sent = 0  # messages Slack accepted (tests and `doctor`)
+        self._max_queue = max_queue
+        self._state_lock = threading.Lock()
+        self._windows: dict[str, _Window] = {}
+        self._tokens = float(burst)
+        self._tokens_at = time.monotonic()
+        self._queue: queue.Queue[_Event] = queue.Queue(maxsize=max_queue)
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._worker_ident: int | None = None
+        self._pid = os.getpid()
+        self._redact: Callable[[str], str] | None = None
+
+    # ------------------------------------------------------------------------------ caller's thread
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if threading.get_ident() == self._worker_ident or record.name.startswith("agentpress_otel"):
+                return  # never alert about our own sending (feedback loop)
+            fp, exc_type, location = _fingerprint(record)
+            now = time.monotonic()
+            with self._state_lock:
+                win = self._windows.get(fp)
+                if win is not None and now - win.started < self.dedup_window_s:
+                    win.suppressed += 1
+                    return
+                if win is not None:  # window over: its summary goes out before the new alert
+                    self._windows.pop(fp)
+                    if win.suppressed:
+                        self._enqueue(self._summary(fp, win))
+                ev = self._capture(record, fp, exc_type, location)
+                self._windows[fp] = _Window(now, ev)
+                if not self._take_token(now):
+                    _selftel.record_dropped(_SIGNAL, "rate_limited")
+                    return
+                self._enqueue(ev)
+        except Exception as exc:  # never raise into the app's logging call
+            _selftel.record_error("slack", exc)
+
+    def _capture(self, record: logging.LogRecord, fp: str, exc_type: str, location: str) -> _Event:
+        # Runs once per fingerprint and window (not per repeat): read what only the caller's context knows.
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad %-format must not lose the alert
+            message = str(record.msg)
+        stack = ""
+        if record.exc_info and record.exc_info[1] is not None:
+            stack = "".join(traceback.format_exception(*record.exc_info))
+        elif record.stack_info:
+            stack = record.stack_info
+        return _Event("alert", fp, record.levelname, record.name, message, exc_type, location, stack,
+                      _current_ids(), _current_trace_id(record), record.created)
+
+    def _summary(self, fp: str, win: _Window) -> _Event:
+        s = win.sample
+        return _Event("summary", fp, s.level, s.logger, s.message, s.exc_type, s.location, "", s.ids, "",
+                      time.time(), win.suppressed, self.dedup_window_s)
+
+    def _take_token(self, now: float) -> bool:
+        self._tokens = min(float(self.burst), self._tokens + (now - self._tokens_at) * self.rate_per_minute / 60.0)
+        self._tokens_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    def _enqueue(self, ev: _Event) -> None:
+        self._ensure_worker()
+        try:
+            self._queue.put_nowait(ev)
+        except queue.Full:
+            _selftel.record_dropped(_SIGNAL, "queue_full")
+
+    def _ensure_worker(self) -> None:
+        if self._pid != os.getpid():  # forked child: the parent's thread and queue do not exist here
+            self._pid = os.getpid()
+            self._queue = queue.Queue(maxsize=self._max_queue)
+            self._worker = None
+        if self._worker is None or not self._worker.is_alive():
+            if self._stop.is_set():
+                return
+            self._worker = threading.Thread(target=self._run, name="agentpress-otel-slack", daemon=True)
+            self._worker.start()
+
+    # ------------------------------------------------------------------------------- sender thread
+    def _run(self) -> None:
+        self._worker_ident = threading.get_ident()
+        sweep_every = max(0.05, min(1.0, self.dedup_window_s / 10.0))
+        next_sweep = time.monotonic() + sweep_every
+        while not self._stop.is_set():
+            try:
+                ev = self._queue.get(timeout=sweep_every)
+            except queue.Empty:
+                ev = None
+            if ev is not None:
+                try:
+                    self._deliver(ev)
+                except Exception as exc:
+                    _selftel.record_error("slack", exc)
+                finally:
+                    self._queue.task_done()
+            if time.monotonic() >= next_sweep:
+                self._sweep()
+                next_sweep = time.monotonic() + sweep_every
+
+    def _sweep(self) -> None:
+        """Send the one follow-up for windows that closed with suppressed repeats; forget idle fingerprints."""
+        now = time.monotonic()
+        with self._state_lock:
+            done = [fp for fp, w in self._windows.items() if now - w.started >= self.dedup_window_s]
+            closed = [(fp, self._windows.pop(fp)) for fp in done]
+            for fp, win in closed:
+                if win.suppressed:
+                    self._enqueue(self._summary(fp, win))
+
+    def _deliver(self, ev: _Event) -> None:
+        body = json.dumps(self.build_message(ev)).encode()
+        for attempt in range(1, self.max_attempts + 1):
+            wait = self._post(body)
+            if wait is None:
+                self.sent += 1
+                return
+            if wait < 0 or attempt == self.max_attempts or self._stop.wait(wait):
+                break
+        _selftel.record_dropped(_SIGNAL, "send_failed")
+
+    def _post(self, body: bytes) -> float | None:
+        """POST once; None on success, else how long to wait before retrying."""
+        req = urllib.request.Request(self.webhook_url, data=body, method="POST",  # noqa: S310 - configured URL
+                                     headers={"Content-Type": "application/json; charset=utf-8"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310 - user-configured URL
+                resp.read()
+                return None
+        except urllib.error.HTTPError as err:
+            if err.code == 429:
+                return min(_retry_after(err.headers.get("Retry-After")), self.max_retry_after_s)
+            if 400 <= err.code < 500:
+                return _GIVE_UP  # bad token, channel gone, payload refused: retrying will not help
+            return 1.0
+        except (urllib.error.URLError, OSError, ValueError):
+            return 1.0
+
+    # ------------------------------------------------------------------------------------ message
+    def build_message(self, ev: _Event) -> dict[str, Any]:
+        """The Slack Block Kit payload for ``ev``, every text redacted."""
+        r = self._redactor()
+        env = f" ({r(self.environment)})" if self.environment else ""
+        message = r(ev.message)
+        ids = {k: r(v) for k, v in ev.ids.items() if v}
+        if ev.kind == "summary":
+            mins = ev.window_s / 60.0
+            span = f"{mins:g} min" if mins >= 1 else f"{ev.window_s:g} s"
+            head = f":repeat: {ev.suppressed} more × {ev.level} in {self.service}{env}"
+            text = (f"*{ev.suppressed} repeats* of this {ev.level.lower()} were suppressed in the last {span}:\n"
+                    f"> {_clip(message, 500)}")
+            ctx = [f"{ev.exc_type or 'log'} at `{r(ev.location)}` · logger `{ev.logger}`"]
+            return {
+                "text": _clip(f"{head}: {message}", 300),
+                "blocks": [
+                    {"type": "header", "text": {"type": "plain_text", "text": _clip(head, _HEADER_MAX), "emoji": True}},
+                    {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, _SECTION_MAX)}},
+                    {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(c, 300)} for c in ctx]},
+                ],
+            }
+        head = f"{_EMOJI.get(ev.level, ':large_blue_circle:')} {ev.level} in {self.service}{env}"
+        fields = [f"*Logger*\n`{ev.logger}`"]
+        if ev.exc_type:
+            fields.append(f"*Exception*\n`{ev.exc_type}`")
+        fields.append(f"*Where*\n`{r(ev.location)}`")
+        fields += [f"*{label}*\n`{ids[key]}`" for key, label in _ID_FIELDS if key in ids]
+        if ev.trace_id:
+            fields.append(f"*Trace*\n`{ev.trace_id}`")
+        blocks: list[dict[str, Any]] = [
+            {"type": "header", "text": {"type": "plain_text", "text": _clip(head, _HEADER_MAX), "emoji": True}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*{_escape(message)}*", _SECTION_MAX)}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": _clip(f, _FIELD_MAX)} for f in fields[:10]]},
+        ]
+        if ev.stack:
+            stack = _tail(r(ev.stack).rstrip(), min(self.stack_max_chars, _SECTION_MAX - 10))
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{stack}```"}})
+        buttons = []
+        if self.grafana_url and ev.trace_id:
+            buttons.append(_button("Open trace in Grafana", self._trace_link(ev.trace_id)))
+        if self.grafana_url and ids.get("thread_id"):
+            buttons.append(_button("Thread explorer", f"{self.grafana_url}/d/agentpress-thread-explorer?"
+                                   + urllib.parse.urlencode({"var-thread_id": ids["thread_id"]})))
+        if buttons:
+            blocks.append({"type": "actions", "elements": buttons})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            f"<!date^{int(ev.created)}^{{date_short_pretty}} {{time_secs}}|{_utc(ev.created)}>"
+            f" · repeats within {self.dedup_window_s / 60:g} min are summarised once · fp `{ev.fingerprint[:10]}`")}]})
+        return {"text": _clip(f"{head}: {message}", 300), "blocks": blocks}
+
+    def _trace_link(self, trace_id: str) -> str:
+        left = {"datasource": "tempo", "range": {"from": "now-1h", "to": "now"},
+                "queries": [{"refId": "A", "datasource": {"type": "tempo", "uid": "tempo"},
+                             "queryType": "traceql", "query": trace_id}]}
+        return f"{self.grafana_url}/explore?" + urllib.parse.urlencode({"orgId": "1", "left": json.dumps(left)})
+
+    def _redactor(self) -> Callable[[str], str]:
+        if self._redact is None:
+            try:  # lazy: redaction pulls in its detectors only when an alert is actually sent
+                from agentpress_otel.redaction import redact
+
+                self._redact = redact
+            except Exception as exc:  # fail closed with a small built-in scrubber
+                _selftel.record_error("slack.redaction", exc)
+                self._redact = _fallback_redact
+        return self._redact
+
+    # ---------------------------------------------------------------------------------- lifecycle
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait (bounded) until queued messages were handled. Called by logging at shutdown."""
+        deadline = time.monotonic() + (self.close_timeout_s if timeout is None else timeout)
+        while self._queue.unfinished_tasks and time.monotonic() < deadline and self._worker is not None \
+                and self._worker.is_alive():
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+            self._stop.set()
+            w = self._worker
+            if w is not None and w is not threading.current_thread():
+                w.join(timeout=self.close_timeout_s)
+        except Exception as exc:
+            _selftel.record_error("slack", exc)
+        finally:
+            super().close()
+
+
+def _retry_after(raw: str | None) -> float:
+    try:
+        return max(0.0, float(raw)) if raw is not None else 1.0
+    except ValueError:
+        return 1.0
+
+
+def _fingerprint(record: logging.LogRecord) -> tuple[str, str, str]:
+    """(hash, exception type, code location): where it was raised for exceptions, else the logging call."""
+    exc_type = ""
+    location = f"{record.pathname}:{record.lineno} in {record.funcName}"
+    if record.exc_info and record.exc_info[0] is not None:
+        et, _ev, tb = record.exc_info
+        exc_type = f"{et.__module__}.{et.__qualname__}" if et.__module__ != "builtins" else et.__qualname__
+        if tb is not None:
+            while tb.tb_next is not None:
+                tb = tb.tb_next
+            code = tb.tb_frame.f_code
+            location = f"{code.co_filename}:{tb.tb_lineno} in {code.co_name}"
+    digest = hashlib.blake2b(f"{exc_type}|{location}|{record.name}".encode(), digest_size=12).hexdigest()
+    return digest, exc_type, location
+
+
+def _current_ids() -> dict[str, str]:
+    try:
+        from agentpress_otel._context import current_ids
+
+        return current_ids()
+    except Exception:  # the context module is optional for this handler
+        return {}
+
+
+def _current_trace_id(record: logging.LogRecord) -> str:
+    try:
+        from opentelemetry import trace
+
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            return f"{ctx.trace_id:032x}"
+    except Exception:  # noqa: S110 - no trace is fine
+        pass
+    tid = getattr(record, "otelTraceID", "") or getattr(record, "trace_id", "")
+    return str(tid) if tid and str(tid) != "0" else ""
+
+
+_FALLBACK = re.compile(
+    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"
+    r"|\b(password|passwd|secret|token|api[_-]?key|authorization)\b(\s*[=:]\s*)\S+"
+    r"|sk-[A-Za-z0-9_-]{16,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
+)
+
+
+def _fallback_redact(text: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1):
+            return f"{m.group(1)}[REDACTED]"
+        if m.group(2):
+            return f"{m.group(2)}{m.group(3)}[REDACTED]"
+        return "[REDACTED]"
+
+    return _FALLBACK.sub(sub, text)
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _tail(text: str, n: int) -> str:
+    """Keep the end of a stack trace (innermost frames and the exception line matter most)."""
+    if len(text) <= n:
+        return text
+    marker = "…(truncated)\n"
+    return marker + text[-(n - len(marker)):]
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _button(label: str, url: str) -> dict[str, Any]:
+    return {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url[:3000]}
+
+
+# ------------------------------------------------------------------------------------ integration
+_handler: SlackAlertHandler | None = None
+_lock = threading.Lock()
+
+
+def instrument(tel: Telemetry) -> bool:
+    """Attach a :class:`SlackAlertHandler` to the root logger when ``Config.slack_webhook_url`` is set.
+
+    Example::
+
+        agentpress_otel.instrument(slack_webhook_url=os.environ["SLACK_WEBHOOK"])  # calls this
+    """
+    global _handler
+    cfg = tel.config
+    if not cfg.slack_webhook_url:
+        return False
+    with _lock:
+        if _handler is not None:
+            return True
+        handler = SlackAlertHandler(
+            webhook_url=cfg.slack_webhook_url,
+            level=cfg.slack_min_level,
+            service=cfg.service_name,
+            environment=cfg.environment,
+            grafana_url=cfg.grafana_url,
+        )
+        logging.getLogger().addHandler(handler)
+        _handler = handler
+    return True
+
+
+def uninstrument() -> None:
+    """Detach and close the handler (idempotent)."""
+    global _handler
+    with _lock:
+        handler, _handler = _handler, None
+    if handler is not None:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def current_handler() -> SlackAlertHandler | None:
+    return _handler

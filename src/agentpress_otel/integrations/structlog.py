@@ -1,0 +1,263 @@
+"""structlog integration: processors that add ids/trace ids, redact, and export events over OTLP.
+
+AgentPress configures structlog once (``utils/logger.py``) with ``merge_contextvars`` and a
+``JSONRenderer``; ids are bound with ``structlog.contextvars.bind_contextvars(thread_id=...)``.
+:func:`configure_structlog` inserts our three processors just before the renderer of the current
+chain (keeping the user's processors), and ``instrument(tel)`` also wraps ``structlog.configure`` so
+a chain configured *after* ``instrument()`` gets them too. With ``cache_logger_on_first_use=True``
+this must happen before the first log call of each logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from opentelemetry import trace
+
+from agentpress_otel import _selftel
+from agentpress_otel.logs._levels import LevelPolicy, internal
+from agentpress_otel.logs._pipeline import (
+    ID_FIELDS,
+    STRUCTLOG,
+    LogPipeline,
+    acquire_pipeline,
+    current_ids,
+    get_pipeline,
+    release_pipeline,
+)
+from agentpress_otel.redaction import Redactor, default_redactor
+
+EventDict = MutableMapping[str, Any]
+Processor = Callable[[Any, str, EventDict], EventDict]
+
+_METHOD_LEVELS = {
+    "debug": logging.DEBUG, "info": logging.INFO, "msg": logging.INFO, "warning": logging.WARNING,
+    "warn": logging.WARNING, "error": logging.ERROR, "exception": logging.ERROR, "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}  # fmt: skip
+_get_span = trace.get_current_span
+
+
+def add_context(_logger: Any, _method: str, event: EventDict) -> EventDict:
+    """structlog processor: add ``trace_id``/``span_id`` of the current span and the correlation
+    ids (``project_id``, ``thread_id``, ...) that are not already bound.
+
+    Example: ``structlog.configure(processors=[..., add_context, JSONRenderer()])``
+    """
+    try:
+        sc = _get_span().get_span_context()
+        if sc.is_valid:
+            event.setdefault("trace_id", f"{sc.trace_id:032x}")
+            event.setdefault("span_id", f"{sc.span_id:016x}")
+        for k, v in current_ids().items():
+            event.setdefault(k, v)
+    except Exception as exc:
+        _selftel.record_error("logs.structlog", exc)
+    return event
+
+
+def make_redact_processor(redactor: Redactor | None = None) -> Processor:
+    """A structlog processor redacting the event dict (key rules + text scan) in place of the values.
+
+    Example: ``processors=[..., make_redact_processor(), JSONRenderer()]``
+    """
+
+    def redact_event(_logger: Any, _method: str, event: EventDict) -> EventDict:
+        try:
+            r = redactor or default_redactor()
+            for k, v in list(event.items()):
+                if k == "exc_info" or v is None or isinstance(v, (bool, int, float)):
+                    continue
+                if isinstance(v, str):
+                    nv = r.redact_attribute(k, v)
+                elif isinstance(v, (dict, list, tuple)):
+                    nv = r.redact_value({k: v})[k]
+                else:
+                    continue
+                if nv is not v:
+                    event[k] = nv
+        except Exception as exc:
+            _selftel.record_error("logs.structlog", exc)
+        return event
+
+    redact_event._agentpress_otel = True  # type: ignore[attr-defined]
+    return redact_event
+
+
+def _exc_info(event: EventDict) -> Any:
+    ei = event.get("exc_info")
+    if ei is True:
+        ei = sys.exc_info()
+    elif isinstance(ei, BaseException):
+        ei = (type(ei), ei, ei.__traceback__)
+    if isinstance(ei, tuple) and len(ei) == 3 and ei[0] is not None:
+        return ei
+    exc = event.get("exception")
+    if isinstance(exc, (str, list)):
+        return exc
+    return None
+
+
+def make_export_processor(policy: LevelPolicy | None = None) -> Processor:
+    """A structlog processor that snapshots the event into the log pipeline (OTLP export) and
+    returns it unchanged, so the user's renderer still prints its own line.
+
+    Example: ``processors=[..., make_export_processor(), JSONRenderer()]``
+    """
+
+    def export_event(logger: Any, method: str, event: EventDict) -> EventDict:
+        p = get_pipeline()
+        if p is None:
+            return event
+        try:
+            levelno = _METHOD_LEVELS.get(method, logging.INFO)
+            name = str(event.get("logger") or event.get("logger_name") or getattr(logger, "name", None) or "structlog")
+            if internal(name):
+                return event
+            sc = _get_span().get_span_context()
+            pol = policy or _policy
+            if pol is not None and not pol.keep(name, levelno, sc):
+                return event
+            ids = current_ids()
+            for f in ID_FIELDS:
+                v = event.get(f)
+                if v is not None:
+                    ids[f] = str(v)
+            p.submit((STRUCTLOG, time.time_ns(), levelno, name, dict(event), ids, sc if sc.is_valid else None,
+                      _exc_info(event)))
+        except Exception as exc:
+            _selftel.record_error("logs.structlog", exc)
+        return event
+
+    export_event._agentpress_otel = True  # type: ignore[attr-defined]
+    return export_event
+
+
+add_context._agentpress_otel = True  # type: ignore[attr-defined]
+
+
+def structlog_processors(*, redact: bool = True, redactor: Redactor | None = None) -> list[Processor]:
+    """Our processors, in order: add ids/trace ids, redact, export over OTLP. Put them just before
+    your renderer.
+
+    Example::
+
+        structlog.configure(processors=[merge_contextvars, *structlog_processors(), JSONRenderer()])
+    """
+    procs: list[Processor] = [add_context]
+    if redact:
+        procs.append(make_redact_processor(redactor))
+    procs.append(make_export_processor())
+    return procs
+
+
+def _is_ours(p: Any) -> bool:
+    return bool(getattr(p, "_agentpress_otel", False))
+
+
+def _is_renderer(p: Any) -> bool:
+    n = getattr(p, "__name__", None) or type(p).__name__
+    return str(n).endswith("Renderer") or n == "wrap_for_formatter" or type(p).__name__.endswith("Renderer")
+
+
+def with_our_processors(processors: list[Any], *, redact: bool = True) -> list[Any]:
+    """``processors`` with ours inserted before a trailing renderer (or appended); idempotent."""
+    procs = [p for p in processors if not _is_ours(p)]
+    ours = structlog_processors(redact=redact)
+    if procs and _is_renderer(procs[-1]):
+        return [*procs[:-1], *ours, procs[-1]]
+    return [*procs, *ours]
+
+
+_policy: LevelPolicy | None = None
+_saved: dict[str, Any] | None = None
+_redact_on = True
+
+
+def configure_structlog(*, redact: bool = True) -> None:
+    """Re-configure structlog's current chain with our processors (keeps the user's processors).
+
+    Call before the first log call (structlog caches loggers with ``cache_logger_on_first_use``).
+
+    Example::
+
+        import structlog, agentpress_otel
+        agentpress_otel.instrument()
+        agentpress_otel.configure_structlog()
+    """
+    import structlog
+
+    cfg = structlog.get_config()
+    _orig_configure(processors=with_our_processors(list(cfg["processors"]), redact=redact))
+
+
+def _orig_configure(**kw: Any) -> None:
+    import structlog
+
+    fn = getattr(structlog.configure, "__wrapped__", structlog.configure)
+    fn(**kw)
+
+
+def _configure_wrapper(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+    try:
+        procs = kwargs.get("processors", args[0] if args else None)
+        if procs is not None:
+            new = with_our_processors(list(procs), redact=_redact_on)
+            if args:
+                args = (new, *args[1:])
+            else:
+                kwargs = {**kwargs, "processors": new}
+    except Exception as exc:
+        _selftel.record_error("logs.structlog", exc)
+    return wrapped(*args, **kwargs)
+
+
+def instrument(tel: Any) -> bool:
+    """Start the pipeline, add our processors to the current chain and to any later
+    ``structlog.configure`` call. Idempotent. Example: called by ``agentpress_otel.instrument()``.
+    """
+    global _policy, _saved, _redact_on
+    import structlog
+    import wrapt
+
+    if _saved is not None:
+        return True
+    cfg = tel.config
+    if tel.logger_provider is None:
+        return False
+    acquire_pipeline(
+        "structlog",
+        lambda: LogPipeline(
+            logger_provider=tel.logger_provider,
+            json_stdout=cfg.log_json,
+            max_queue_size=max(cfg.max_queue_size, 8192),
+            redact=cfg.redact,
+        ),
+    )
+    _policy = LevelPolicy(default=cfg.log_level, levels=cfg.logger_levels, sample_ratio=cfg.log_sample_ratio)
+    _redact_on = bool(cfg.redact)
+    _saved = {"processors": list(structlog.get_config()["processors"])}
+    configure_structlog(redact=_redact_on)
+    if not hasattr(structlog.configure, "__wrapped__"):
+        wrapt.wrap_function_wrapper(structlog, "configure", _configure_wrapper)
+    return True
+
+
+def uninstrument() -> None:
+    """Restore structlog's chain and ``structlog.configure``; stop our use of the pipeline."""
+    global _policy, _saved
+    import structlog
+
+    if _saved is None:
+        return
+    if hasattr(structlog.configure, "__wrapped__"):
+        structlog.configure = structlog.configure.__wrapped__
+    procs = [p for p in structlog.get_config()["processors"] if not _is_ours(p)]
+    structlog.configure(processors=procs)
+    _saved = None
+    _policy = None
+    release_pipeline("structlog")

@@ -1,0 +1,74 @@
+"""Per-logger levels and DEBUG/INFO sampling, shared by the stdlib handler and the structlog processor."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+
+from opentelemetry.trace import SpanContext
+
+_RATIO_SCALE = 1 << 64
+_SKIP_PREFIXES = ("opentelemetry", "agentpress_otel")
+_NAMES = {"WARN": logging.WARNING, "FATAL": logging.CRITICAL, "TRACE": 5}
+
+
+def parse_level(level: str | int) -> int:
+    """``"info"``/``"INFO"``/``20`` -> 20. Example: ``parse_level("warn") == logging.WARNING``."""
+    if isinstance(level, int):
+        return level
+    s = level.strip().upper()
+    if s.isdigit():
+        return int(s)
+    if s in _NAMES:
+        return _NAMES[s]
+    v = logging.getLevelName(s)
+    if not isinstance(v, int):
+        raise ValueError(f"unknown log level {level!r}")
+    return v
+
+
+class LevelPolicy:
+    """Decides whether a record enters the pipeline: per-logger thresholds (longest dotted prefix
+    wins) and a keep-ratio for records below WARNING (by trace id when there is one, so a sampled
+    trace keeps all its logs; WARNING and above are never sampled)."""
+
+    __slots__ = ("_cache", "default", "levels", "ratio")
+
+    def __init__(self, *, default: str | int = "INFO", levels: Mapping[str, str | int] | None = None,
+                 sample_ratio: float = 1.0) -> None:
+        if not 0.0 <= sample_ratio <= 1.0:
+            raise ValueError("sample_ratio must be within [0, 1]")
+        self.default = parse_level(default)
+        self.levels = {k: parse_level(v) for k, v in (levels or {}).items()}
+        self.ratio = sample_ratio
+        self._cache: dict[str, int] = {}
+
+    def threshold(self, name: str) -> int:
+        t = self._cache.get(name)
+        if t is None:
+            t = self.default
+            best = -1
+            for prefix, lvl in self.levels.items():
+                if (name == prefix or name.startswith(prefix + ".") or prefix in ("", "root")) and len(prefix) > best:
+                    best, t = len(prefix), lvl
+            if len(self._cache) < 10_000:
+                self._cache[name] = t
+        return t
+
+    def lowest(self) -> int:
+        return min([self.default, *self.levels.values()])
+
+    def keep(self, name: str, levelno: int, sc: SpanContext | None) -> bool:
+        if levelno < self.threshold(name):
+            return False
+        if levelno >= logging.WARNING or self.ratio >= 1.0:
+            return True
+        if sc is not None and sc.is_valid:
+            return (sc.trace_id & (_RATIO_SCALE - 1)) < self.ratio * _RATIO_SCALE
+        return random.random() < self.ratio
+
+
+def internal(name: str) -> bool:
+    """Records from the SDK/exporters and from us never enter the pipeline (no feedback loops)."""
+    return name.startswith(_SKIP_PREFIXES)

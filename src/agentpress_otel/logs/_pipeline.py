@@ -1,0 +1,419 @@
+"""The never-blocking log pipeline: cheap snapshot on the caller, everything else on one worker.
+
+Caller thread (inside ``logger.info(...)``): format the message (args may be mutated later), read
+the ids and the current span context, append a tuple to a bounded deque. No locks, no I/O, no
+redaction, no JSON. When the deque is full the record is dropped and counted.
+
+Worker thread: extras, exception formatting, redaction, one OTel ``LogRecord`` per record to the
+``LoggerProvider`` (whose ``BatchLogRecordProcessor`` does the network I/O on its own thread) and,
+optionally, one JSON line per record to stdout (orjson, one write per batch).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+from opentelemetry import trace
+from opentelemetry._logs import LoggerProvider, LogRecord, SeverityNumber
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext
+
+from agentpress_otel import _selftel
+from agentpress_otel.redaction import Redactor, default_redactor
+
+try:
+    from agentpress_otel._context import ID_ATTRIBUTES as _CTX_ID_ATTRIBUTES
+    from agentpress_otel._context import current_ids as _ctx_current_ids
+except ImportError:  # pragma: no cover - the context module ships with the package
+    _ctx_current_ids = None
+    _CTX_ID_ATTRIBUTES = None
+
+#: JSON field name -> OTLP attribute name of the correlation ids (stable; see docs/logging.md).
+ID_FIELDS: dict[str, str] = dict(
+    _CTX_ID_ATTRIBUTES
+    or {
+        "project_id": "agentpress.project.id",
+        "thread_id": "agentpress.thread.id",
+        "agent_run_id": "agentpress.agent_run.id",
+        "user_id": "user.id",
+        "request_id": "agentpress.request.id",
+    }
+)
+_BAGGAGE_KEYS = {v: k for k, v in ID_FIELDS.items()}
+
+# Attributes every stdlib LogRecord has; anything else on a record came from ``extra=``.
+RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+_SEVERITY = {
+    logging.DEBUG: (SeverityNumber.DEBUG, "DEBUG"),
+    logging.INFO: (SeverityNumber.INFO, "INFO"),
+    logging.WARNING: (SeverityNumber.WARN, "WARN"),
+    logging.ERROR: (SeverityNumber.ERROR, "ERROR"),
+    logging.CRITICAL: (SeverityNumber.FATAL, "FATAL"),
+}
+_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error",
+                logging.CRITICAL: "critical"}  # fmt: skip
+WORKER_THREAD_NAME = "agentpress-otel-logs"
+
+STDLIB = 0
+STRUCTLOG = 1
+
+
+def current_ids() -> dict[str, str]:
+    """The correlation ids in effect (JSON field names). Uses ``_context`` or, failing that, baggage."""
+    if _ctx_current_ids is not None:
+        return _ctx_current_ids()
+    from opentelemetry import baggage
+
+    bag = baggage.get_all()
+    return {_BAGGAGE_KEYS[k]: str(v) for k, v in bag.items() if k in _BAGGAGE_KEYS and v}
+
+
+def _severity(levelno: int) -> tuple[SeverityNumber, str]:
+    s = _SEVERITY.get(levelno)
+    if s is not None:
+        return s
+    for lvl in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG):
+        if levelno >= lvl:
+            return _SEVERITY[lvl]
+    return SeverityNumber.TRACE, "TRACE"
+
+
+def _attr_value(v: Any) -> Any:
+    """OTLP attribute values: primitives and homogeneous lists; everything else as JSON/str."""
+    if v is None or isinstance(v, (str, bool, int, float)):
+        return v
+    if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
+        return list(v)
+    try:
+        return orjson.dumps(v, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except Exception:
+        return str(v)
+
+
+def _iso(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class LogPipeline:
+    """Bounded queue + worker thread. One per process (see :func:`get_pipeline`)."""
+
+    def __init__(
+        self,
+        *,
+        logger_provider: LoggerProvider | None,
+        json_stdout: bool = False,
+        max_queue_size: int = 8192,
+        redact: bool = True,
+        redactor: Redactor | None = None,
+        stream: Callable[[], TextIO] | None = None,
+        batch_size: int = 512,
+    ) -> None:
+        self.logger_provider = logger_provider
+        self.json_stdout = json_stdout
+        self.max_queue_size = max_queue_size
+        self.redact = redact
+        self._redactor = redactor
+        self._stream = stream or (lambda: sys.stdout)
+        self._batch = batch_size
+        self._q: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._wake = threading.Event()
+        self._stop = False
+        self._busy = False
+        self.dropped = 0
+        self.processed = 0
+        self._loggers: dict[str, Any] = {}
+        self._thread: threading.Thread | None = None
+        self._start()
+        _live.add(self)
+
+    # ---------------------------------------------------------------- caller side
+    def submit(self, item: tuple[Any, ...]) -> bool:
+        """Enqueue a snapshot; never blocks. False (and counted) when the queue is full."""
+        q = self._q
+        if len(q) >= self.max_queue_size:
+            self.dropped += 1
+            _selftel.record_dropped("logs", "queue_full")
+            return False
+        q.append(item)
+        if len(q) == 1:
+            self._wake.set()
+        return True
+
+    # ---------------------------------------------------------------- lifecycle
+    def _start(self) -> None:
+        self._stop = False
+        t = threading.Thread(target=self._run, name=WORKER_THREAD_NAME, daemon=True)
+        self._thread = t
+        t.start()
+
+    def _after_fork(self) -> None:
+        # The worker thread does not survive fork; the inherited queue belongs to the parent.
+        self._q = collections.deque()
+        self._wake = threading.Event()
+        self._busy = False
+        self._loggers.clear()
+        self._start()
+
+    def flush(self, timeout_s: float = 2.0) -> bool:
+        """Wait (bounded) until queued records were handed to the provider / written."""
+        deadline = time.monotonic() + timeout_s
+        self._wake.set()
+        while self._q or self._busy:
+            if time.monotonic() >= deadline or self._thread is None or not self._thread.is_alive():
+                return False
+            time.sleep(0.002)
+        return True
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self.flush(timeout_s)
+        self._stop = True
+        self._wake.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout_s)
+        _live.discard(self)
+
+    # ---------------------------------------------------------------- worker side
+    def _run(self) -> None:
+        q = self._q
+        while not self._stop:
+            if q is not self._q:  # replaced after fork in a child (defensive)
+                q = self._q
+            if not q:
+                self._wake.clear()
+                if not q:
+                    self._wake.wait(0.1)
+                continue
+            self._busy = True
+            lines: list[bytes] = []
+            try:
+                n = 0
+                while q and n < self._batch:
+                    item = q.popleft()
+                    n += 1
+                    try:
+                        self._process(item, lines)
+                    except Exception as exc:
+                        _selftel.record_error("logs.worker", exc)
+                self.processed += n
+                if lines:
+                    self._write(lines)
+            finally:
+                self._busy = bool(q)
+
+    def _write(self, lines: list[bytes]) -> None:
+        try:
+            out = self._stream()
+            data = b"".join(lines)
+            buf = getattr(out, "buffer", None)
+            if buf is not None:
+                buf.write(data)
+                buf.flush()
+            else:
+                out.write(data.decode())
+                out.flush()
+        except Exception as exc:
+            _selftel.record_error("logs.stdout", exc)
+
+    def _otel_logger(self, name: str) -> Any:
+        lg = self._loggers.get(name)
+        if lg is None and self.logger_provider is not None:
+            lg = self.logger_provider.get_logger(name or "root")
+            if len(self._loggers) < 10_000:
+                self._loggers[name] = lg
+        return lg
+
+    def _process(self, item: tuple[Any, ...], lines: list[bytes]) -> None:
+        if item[0] == STDLIB:
+            rec = self._from_stdlib(item)
+        else:
+            rec = self._from_structlog(item)
+        ts_ns, levelno, name, message, ids, sc, extras, exc, code = rec
+        r = (self._redactor or default_redactor()) if self.redact else None
+        if r is not None:
+            message = r.redact(message) if isinstance(message, str) else r.redact_value(message)
+            if extras:
+                extras = r.redact_value(extras)
+            if exc:
+                exc = {k: r.redact(v) if isinstance(v, str) else v for k, v in exc.items()}
+        trace_id = f"{sc.trace_id:032x}" if sc is not None and sc.is_valid else None
+        span_id = f"{sc.span_id:016x}" if sc is not None and sc.is_valid else None
+
+        if self.logger_provider is not None:
+            attrs: dict[str, Any] = {}
+            if extras:
+                for k, v in extras.items():
+                    attrs[str(k)] = _attr_value(v)
+            for field, value in ids.items():
+                attr = ID_FIELDS.get(field)
+                if attr is not None and value is not None:
+                    attrs[attr] = str(value)
+            if exc:
+                for k, v in exc.items():
+                    attrs[f"exception.{k}"] = v
+            if code:
+                attrs.update(code)
+            sev, sev_text = _severity(levelno)
+            ctx = trace.set_span_in_context(NonRecordingSpan(sc), Context()) if trace_id else Context()
+            lg = self._otel_logger(name)
+            if lg is not None:
+                lg.emit(
+                    LogRecord(
+                        timestamp=ts_ns,
+                        context=ctx,
+                        severity_number=sev,
+                        severity_text=sev_text,
+                        body=message if isinstance(message, str) else _attr_value(message),
+                        attributes=attrs,
+                    )
+                )
+
+        if self.json_stdout and item[0] == STDLIB:
+            doc: dict[str, Any] = {
+                "timestamp": _iso(ts_ns),
+                "level": _LEVEL_NAMES.get(levelno, logging.getLevelName(levelno).lower()),
+                "logger": name,
+                "message": message,
+            }
+            if trace_id:
+                doc["trace_id"] = trace_id
+                doc["span_id"] = span_id
+            for field in ID_FIELDS:
+                v = ids.get(field)
+                if v is not None:
+                    doc[field] = v
+            if extras:
+                doc["extra"] = extras
+            if exc:
+                doc["exception"] = exc
+            lines.append(orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE))
+
+    @staticmethod
+    def _from_stdlib(item: tuple[Any, ...]) -> tuple[Any, ...]:
+        _, record, message, ids, sc = item
+        extras = {k: v for k, v in record.__dict__.items() if k not in RESERVED and not k.startswith("_")}
+        exc: dict[str, str] | None = None
+        ei = record.exc_info
+        if ei and ei[0] is not None:
+            exc = {
+                "type": ei[0].__name__,
+                "message": str(ei[1]),
+                "stacktrace": record.exc_text or "".join(traceback.format_exception(*ei)),
+            }
+        elif record.stack_info:
+            exc = None
+            extras["stack_info"] = record.stack_info
+        code = {
+            "code.file.path": record.pathname,
+            "code.function.name": record.funcName,
+            "code.line.number": record.lineno,
+        }
+        ts_ns = int(record.created * 1e9)
+        return ts_ns, record.levelno, record.name, message, ids, sc, extras, exc, code
+
+    @staticmethod
+    def _from_structlog(item: tuple[Any, ...]) -> tuple[Any, ...]:
+        _, ts_ns, levelno, name, event, ids, sc, raw_exc = item
+        message = event.pop("event", "")
+        for k in ("level", "timestamp", "logger", "exc_info", "exception", "trace_id", "span_id", *ID_FIELDS):
+            event.pop(k, None)
+        if not isinstance(message, str):
+            message = str(message)
+        return ts_ns, levelno, name, message, ids, sc, event, _structlog_exc(raw_exc), None
+
+
+def _structlog_exc(raw: Any) -> dict[str, str] | None:
+    """exception.* fields from an exc_info tuple, a formatted traceback or dict_tracebacks output."""
+    if raw is None:
+        return None
+    if isinstance(raw, tuple):
+        return {"type": raw[0].__name__, "message": str(raw[1]), "stacktrace": "".join(traceback.format_exception(*raw))}
+    if isinstance(raw, str):
+        last = raw.strip().splitlines()[-1] if raw.strip() else ""
+        typ, _, msg = last.partition(": ")
+        return {"type": typ, "message": msg, "stacktrace": raw}
+    if isinstance(raw, list) and raw and isinstance(raw[-1], dict):
+        last = raw[-1]
+        return {
+            "type": str(last.get("exc_type", "")),
+            "message": str(last.get("exc_value", "")),
+            "stacktrace": orjson.dumps(raw, default=str).decode(),
+        }
+    return None
+
+
+# ------------------------------------------------------------------------------------- process-wide
+_live: weakref.WeakSet[LogPipeline] = weakref.WeakSet()
+_pipeline: LogPipeline | None = None
+_users: set[str] = set()
+_lock = threading.Lock()
+
+
+def _fork_child() -> None:
+    for p in list(_live):
+        try:
+            p._after_fork()
+        except Exception as exc:  # pragma: no cover
+            _selftel.record_error("logs.fork", exc)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fork_child)
+
+
+def acquire_pipeline(user: str, factory: Callable[[], LogPipeline]) -> LogPipeline:
+    """Get (creating on first use) the process pipeline on behalf of ``user`` (an integration name)."""
+    global _pipeline
+    with _lock:
+        if _pipeline is None:
+            _pipeline = factory()
+        _users.add(user)
+        return _pipeline
+
+
+def release_pipeline(user: str, timeout_s: float = 2.0) -> None:
+    """Drop ``user``'s claim; the last one out drains (bounded) and stops the worker."""
+    global _pipeline
+    with _lock:
+        _users.discard(user)
+        p = _pipeline if not _users else None
+        if p is not None:
+            _pipeline = None
+    if p is not None:
+        p.stop(timeout_s)
+
+
+def get_pipeline() -> LogPipeline | None:
+    """The running pipeline, if any integration started one."""
+    return _pipeline
+
+
+def flush(timeout_s: float = 2.0) -> bool:
+    """Hand every queued record to the LoggerProvider (bounded wait). Example: ``logs.flush(1.0)``."""
+    p = _pipeline
+    return True if p is None else p.flush(timeout_s)
+
+
+def stats() -> Mapping[str, int]:
+    """Counters of the running pipeline: queued, processed, dropped."""
+    p = _pipeline
+    if p is None:
+        return {"queued": 0, "processed": 0, "dropped": 0}
+    return {"queued": len(p._q), "processed": p.processed, "dropped": p.dropped}
+
+
+def span_context() -> SpanContext | None:
+    sc = trace.get_current_span().get_span_context()
+    return sc if sc.is_valid else None

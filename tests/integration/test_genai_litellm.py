@@ -1,0 +1,301 @@
+"""Real LiteLLM against our loopback OpenAI-compatible server: spans, tokens, metrics, errors, streams."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is imported anywhere
+
+import asyncio
+import gc
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.trace import SpanKind, StatusCode
+
+from agentpress_otel._context import thread_context
+from agentpress_otel._harness.llm_server import LLMServer
+from agentpress_otel.genai import _state, agent_run, llm_call
+from agentpress_otel.genai._testkit import Kit, make_kit
+from agentpress_otel.integrations import litellm as ap_litellm
+
+pytestmark = pytest.mark.integration
+
+_LOCAL = ("127.0.0.1", "::1", "localhost")
+
+
+@pytest.fixture(scope="module")
+def offline() -> Iterator[list[Any]]:
+    """Record (and refuse) every non-loopback connection attempt made while these tests run."""
+    attempts: list[Any] = []
+    real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
+
+    def connect(self: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else address
+        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in _LOCAL:
+            attempts.append(address)
+            raise OSError("network disabled in tests")
+        return real_connect(self, address)
+
+    def getaddrinfo(host: Any, *a: Any, **kw: Any) -> Any:
+        if host not in _LOCAL and host is not None:
+            attempts.append(host)
+            raise socket.gaierror("network disabled in tests")
+        return real_getaddrinfo(host, *a, **kw)
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
+    try:
+        yield attempts
+    finally:
+        socket.socket.connect = real_connect  # type: ignore[method-assign]
+        socket.getaddrinfo = real_getaddrinfo
+
+
+@pytest.fixture(scope="module")
+def server(offline: list[Any]) -> Iterator[LLMServer]:
+    with LLMServer(ttft_s=0.05, chunk_delay_s=0.005) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def litellm_mod(offline: list[Any]) -> Any:
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.drop_params = True  # as AgentPress does
+    litellm.modify_params = True
+    ap_litellm.instrument()
+    yield litellm
+    ap_litellm.uninstrument()
+
+
+@pytest.fixture
+def kit(server: LLMServer, litellm_mod: Any) -> Iterator[Kit]:
+    k = make_kit()
+    _state.configure(k)
+    server.reset()
+    yield k
+    _state.unconfigure()
+    k.shutdown()
+
+
+def _kw(server: LLMServer, prompt: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "openai/gpt-5-mini", "api_base": server.base_url, "api_key": "sk-test",
+            "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": prompt}],
+            **extra}
+
+
+def _llm_spans(kit: Kit) -> list[Any]:
+    return [s for s in kit.spans() if s.name.startswith("chat ")]
+
+
+def test_completion_attributes_and_metrics_match_server(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    kwargs = _kw(server, "What is up [[words:12]] [[cached:3]]", temperature=0.2, max_tokens=50)
+    before = dict(kwargs)
+    with thread_context(thread_id="t1", project_id="p1"):
+        resp = litellm_mod.completion(**kwargs)
+    assert kwargs == before  # caller's request untouched
+    served = server.requests[-1]
+    (s,) = _llm_spans(kit)
+    a = dict(s.attributes or {})
+    assert s.name == "chat gpt-5-mini" and s.kind == SpanKind.CLIENT
+    assert a["gen_ai.provider.name"] == "openai"
+    assert a["gen_ai.usage.input_tokens"] == served.prompt_tokens == resp.usage.prompt_tokens
+    assert a["gen_ai.usage.output_tokens"] == served.completion_tokens == 12
+    assert a["gen_ai.usage.cache_read.input_tokens"] == 3
+    assert a["gen_ai.response.id"] == served.response_id
+    assert a["gen_ai.response.finish_reasons"] == ("stop",)
+    assert a["gen_ai.request.temperature"] == 0.2 and a["gen_ai.request.max_tokens"] == 50
+    assert a["server.address"] == "127.0.0.1" and a["server.port"] == server.port
+    assert a["agentpress.thread.id"] == "t1" and a["gen_ai.conversation.id"] == "t1"
+    assert a["agentpress.llm.cost_usd"] > 0
+    assert "gen_ai.input.messages" not in a
+    assert kit.metric_sum("gen_ai.client.token.usage", gen_ai__token__type="input") == served.prompt_tokens
+    assert kit.metric_sum("gen_ai.client.token.usage", gen_ai__token__type="output") == served.completion_tokens
+    assert kit.metric_sum("agentpress.llm.cost") == pytest.approx(a["agentpress.llm.cost_usd"])
+
+
+async def test_async_stream_with_usage_chunk(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    stream = await litellm_mod.acompletion(**_kw(server, "stream me [[words:6]]", stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert isinstance(stream, litellm_mod.CustomStreamWrapper)  # proxy is transparent
+    assert _llm_spans(kit) == []  # still open while streaming
+    text = ""
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+    served = server.requests[-1]
+    assert text == served.content
+    (s,) = _llm_spans(kit)
+    a = dict(s.attributes or {})
+    assert a["gen_ai.request.stream"] is True
+    assert a["gen_ai.usage.input_tokens"] == served.prompt_tokens
+    assert a["gen_ai.usage.output_tokens"] == served.completion_tokens == 6
+    assert "agentpress.usage.estimated" not in a
+    assert 0.04 <= a["gen_ai.response.time_to_first_chunk"] < (s.end_time - s.start_time) / 1e9  # type: ignore[operator]
+    assert kit.metric_count("gen_ai.client.operation.time_to_first_chunk") == 1
+    assert kit.metric_count("gen_ai.client.operation.time_per_output_chunk") >= 5
+    assert kit.metric_sum("gen_ai.client.token.usage", gen_ai__token__type="output") == 6
+
+
+def test_sync_stream_without_usage_is_estimated(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    chunks = list(litellm_mod.completion(**_kw(server, "no usage please [[words:5]]", stream=True)))
+    assert chunks
+    served = server.requests[-1]
+    assert served.include_usage is False
+    (s,) = _llm_spans(kit)
+    a = dict(s.attributes or {})
+    assert a["agentpress.usage.estimated"] is True
+    msgs = _kw(server, "no usage please [[words:5]]")["messages"]
+    assert a["gen_ai.usage.output_tokens"] == litellm_mod.token_counter(model="gpt-5-mini", text=served.content)
+    assert a["gen_ai.usage.input_tokens"] == litellm_mod.token_counter(model="gpt-5-mini", messages=msgs)
+
+
+async def test_abandoned_async_stream_ends_span(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    stream = await litellm_mod.acompletion(**_kw(server, "long [[words:40]]", stream=True))
+    n = 0
+    async for _ in stream:
+        n += 1
+        if n == 2:
+            break
+    assert _llm_spans(kit) == []
+    del stream
+    gc.collect()
+    (s,) = _llm_spans(kit)
+    assert (s.attributes or {})["agentpress.closed_early"] is True
+    assert s.status.status_code == StatusCode.UNSET
+
+
+async def test_aclose_and_cancel_end_span_once(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    stream = await litellm_mod.acompletion(**_kw(server, "a [[words:30]]", stream=True))
+    await stream.__anext__()
+    await stream.aclose()
+    await stream.aclose()
+
+    async def consume() -> None:
+        # Cancelled while waiting for the (slow) response: the wrapper sees CancelledError.
+        await litellm_mod.acompletion(**_kw(server, "b [[slow:2]]", stream=True))
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    gc.collect()
+    spans = _llm_spans(kit)
+    assert len(spans) == 2
+    assert any((s.attributes or {}).get("error.type") == "cancelled" for s in spans)
+
+
+def test_sync_stream_closed_early(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    stream = litellm_mod.completion(**_kw(server, "c [[words:30]]", stream=True))
+    next(iter(stream))
+    stream.close()
+    (s,) = _llm_spans(kit)
+    assert (s.attributes or {})["agentpress.closed_early"] is True
+
+
+@pytest.mark.parametrize(
+    ("magic", "etype"),
+    [("[[error:429]]", "rate_limit"), ("[[error:500]]", "server_error"), ("[[error:401]]", "authentication_error")],
+)
+def test_errors_set_error_type(kit: Kit, server: LLMServer, litellm_mod: Any, magic: str, etype: str) -> None:
+    with pytest.raises(Exception):
+        litellm_mod.completion(**_kw(server, f"fail {magic}", max_retries=0))
+    (s,) = _llm_spans(kit)
+    assert s.status.status_code == StatusCode.ERROR
+    assert (s.attributes or {})["error.type"] == etype
+    assert kit.metric_count("gen_ai.client.operation.duration", error__type=etype) == 1
+
+
+async def test_timeout_sets_error_type(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    with pytest.raises(Exception):
+        await litellm_mod.acompletion(**_kw(server, "slow [[slow:2]]", timeout=0.3, max_retries=0))
+    (s,) = _llm_spans(kit)
+    assert (s.attributes or {})["error.type"] == "timeout"
+
+
+def test_retries_are_one_span(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    resp = litellm_mod.completion(**_kw(server, "retry me [[flaky:429:2]]", num_retries=3, max_retries=0))
+    assert resp.choices[0].message.content
+    assert [r.status for r in server.requests if "retry me" in r.prompt] == [429, 429, 200]
+    (s,) = _llm_spans(kit)
+    assert s.status.status_code == StatusCode.UNSET
+    ok = [r for r in server.requests if "retry me" in r.prompt and r.status == 200]
+    assert (s.attributes or {})["gen_ai.usage.output_tokens"] == ok[-1].completion_tokens
+
+
+async def test_router_one_span_with_provider(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    router = litellm_mod.Router(model_list=[
+        {"model_name": "fast", "litellm_params": {"model": "openai/gpt-5-mini", "api_base": server.base_url,
+                                                  "api_key": "sk-test"}},
+    ])
+    resp = await router.acompletion(model="fast", messages=[{"role": "user", "content": "hi [[tool:get_weather]]"}])
+    assert resp.choices[0].finish_reason == "tool_calls"
+    (s,) = _llm_spans(kit)
+    a = dict(s.attributes or {})
+    assert s.name == "chat fast" and a["gen_ai.provider.name"] == "openai"
+    assert a["agentpress.llm.deployment_model"] == "gpt-5-mini"
+    assert a["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert a["gen_ai.usage.output_tokens"] == 10
+
+
+async def test_agent_run_with_tasks_and_threads(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    async with agent_run("suna", thread_id="t7", agent_run_id="r7"):
+        await asyncio.gather(
+            litellm_mod.acompletion(**_kw(server, "one")),
+            asyncio.create_task(litellm_mod.acompletion(**_kw(server, "two"))),
+        )
+        await asyncio.to_thread(lambda: litellm_mod.completion(**_kw(server, "three")))
+    agent = kit.spans("invoke_agent")[0]
+    llm = _llm_spans(kit)
+    assert len(llm) == 3
+    for s in llm:
+        assert s.parent is not None and s.parent.span_id == agent.context.span_id
+        assert (s.attributes or {})["agentpress.agent_run.id"] == "r7"
+
+
+def test_explicit_llm_call_suppresses_nested_litellm_and_util_genai(kit: Kit, server: LLMServer,
+                                                                     litellm_mod: Any) -> None:
+    from opentelemetry.util.genai.handler import TelemetryHandler
+
+    handler = TelemetryHandler(tracer_provider=kit.tracer_provider, meter_provider=kit.meter_provider)
+    with llm_call(model="gpt-5-mini", provider="openai"):
+        litellm_mod.completion(**_kw(server, "nested"))
+        with handler.inference("openai", request_model="gpt-5-mini"):  # what openai-v2 instrumentation does
+            pass
+    assert len(_llm_spans(kit)) == 1
+
+
+def test_capture_content_on(server: LLMServer, litellm_mod: Any) -> None:
+    k = make_kit(capture_content=True)
+    _state.configure(k)
+    try:
+        litellm_mod.completion(**_kw(server, "my key is sk-abcdefabcdefabcdefabcdef [[words:3]]"))
+        a = dict(_llm_spans(k)[0].attributes or {})
+        assert '"role":"user"' in str(a["gen_ai.input.messages"])
+        assert '"finish_reason":"stop"' in str(a["gen_ai.output.messages"])
+    finally:
+        _state.unconfigure()
+        k.shutdown()
+
+
+def test_uninstrument_is_idempotent_and_undoes(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    ap_litellm.uninstrument()
+    ap_litellm.uninstrument()
+    try:
+        litellm_mod.completion(**_kw(server, "plain"))
+        assert _llm_spans(kit) == []
+    finally:
+        ap_litellm.instrument()
+        ap_litellm.instrument()
+    litellm_mod.completion(**_kw(server, "again"))
+    assert len(_llm_spans(kit)) == 1
+
+
+def test_nothing_reached_the_network(offline: list[Any]) -> None:
+    assert offline == []

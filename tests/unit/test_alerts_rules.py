@@ -1,0 +1,139 @@
+"""Alert rules and Alertmanager config: promtool/amtool checks, unit tests, and our conventions."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agentpress_otel._harness import alertmanager as am_harness
+from agentpress_otel._harness._proc import find_binary
+from conftest import need
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "stack" / "prometheus" / "rules"
+RULE_FILES = sorted(RULES.glob("*.yml"))
+RULE_TESTS = sorted((RULES / "tests").glob("*.yml"))
+AM_CONFIG = ROOT / "stack" / "alertmanager" / "alertmanager.yml"
+
+
+def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def alert_rules() -> list[dict[str, object]]:
+    out = []
+    for f in RULE_FILES:
+        for g in yaml.safe_load(f.read_text())["groups"]:
+            out += [r for r in g["rules"] if "alert" in r]
+    return out
+
+
+def test_promtool_check_rules() -> None:
+    promtool = need(lambda: find_binary("promtool"))
+    proc = run([promtool, "check", "rules", *map(str, RULE_FILES)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_promtool_unit_tests() -> None:
+    promtool = need(lambda: find_binary("promtool"))
+    assert RULE_TESTS
+    proc = run([promtool, "test", "rules", *map(str, RULE_TESTS)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_alert_is_tested() -> None:
+    tested = set()
+    for f in RULE_TESTS:
+        for t in yaml.safe_load(f.read_text())["tests"]:
+            tested |= {a["alertname"] for a in t.get("alert_rule_test", []) if a.get("exp_alerts")}
+    assert {str(r["alert"]) for r in alert_rules()} <= tested
+
+
+def test_rule_conventions() -> None:
+    rules = alert_rules()
+    names = {str(r["alert"]) for r in rules}
+    for want in ("AgentRunErrorRateHigh", "LLMErrorRateHigh", "LLMLatencyP95High", "LLMCostBudgetExceeded",
+                 "LLMTokenBudgetExceeded", "LLMTimeToFirstChunkRegression", "OtelCollectorDroppingData",
+                 "OtelCollectorQueueNearlyFull", "ServiceTelemetryAbsent", "EventLoopLagHigh",
+                 "ProcessMemoryGrowing", "DramatiqQueueBacklogGrowing"):
+        assert want in names
+    for r in rules:
+        labels, ann = r["labels"], r["annotations"]
+        assert isinstance(labels, dict) and isinstance(ann, dict)
+        assert labels["severity"] in {"critical", "warning"}, r["alert"]
+        assert {"summary", "description", "grafana_url"} <= set(ann), r["alert"]
+        assert str(ann["grafana_url"]).startswith("http"), r["alert"]
+        # service_name must come out of the expression or be set statically: Alertmanager groups and inhibits on it.
+        assert "service_name" in labels or "service_name" in str(r["expr"]), r["alert"]
+        assert "for" in r, r["alert"]
+    # Dashboards linked from alerts exist.
+    dash_uids = {yaml.safe_load(p.read_text())["uid"] for p in (ROOT / "grafana" / "dashboards").glob("*.json")}
+    for r in rules:
+        m = re.search(r"/d/([\w-]+)", str(r["annotations"]["grafana_url"]))  # type: ignore[index]
+        assert m and m.group(1) in dash_uids, r["alert"]
+
+
+def _rendered_config(tmp: Path) -> Path:
+    url = tmp / "url"
+    url.write_text("http://127.0.0.1:1/services/x\n")
+    cfg = tmp / "alertmanager.yml"
+    cfg.write_text(am_harness.render_config(webhook_file=url))
+    return cfg
+
+
+def test_amtool_check_config() -> None:
+    amtool = need(am_harness.amtool)
+    with tempfile.TemporaryDirectory() as d:
+        proc = run([amtool, "check-config", str(_rendered_config(Path(d)))])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(("labels", "receiver"), [
+    (["severity=critical", "service_name=api"], "slack-critical"),
+    (["severity=warning", "service_name=api"], "slack-warning"),
+    (["service_name=api"], "slack-warning"),
+])
+def test_amtool_routes(labels: list[str], receiver: str) -> None:
+    amtool = need(am_harness.amtool)
+    with tempfile.TemporaryDirectory() as d:
+        proc = run([amtool, "config", "routes", "test", f"--config.file={_rendered_config(Path(d))}",
+                    f"--verify.receivers={receiver}", *labels])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_alertmanager_config_conventions() -> None:
+    text = AM_CONFIG.read_text()
+    assert "hooks.slack.com" not in text and "api_url:" not in text, "webhook URLs must come from a secret file"
+    doc = yaml.safe_load(text)
+    route = doc["route"]
+    assert route["group_by"] == ["alertname", "service_name", "severity"]
+    assert route["group_wait"] and route["group_interval"] and route["repeat_interval"]
+    inhibit = doc["inhibit_rules"][0]
+    assert inhibit["source_matchers"] == ['severity="critical"']
+    assert inhibit["target_matchers"] == ['severity="warning"']
+    assert set(inhibit["equal"]) == {"alertname", "service_name"}
+    for rcv in doc["receivers"]:
+        for sc in rcv["slack_configs"]:
+            assert sc["send_resolved"] is True
+            assert sc["api_url_file"] == am_harness.SECRET_PATH
+
+
+def test_timing_overlay_only_changes_timing() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        url = Path(d) / "url"
+        shipped = yaml.safe_load(am_harness.render_config(webhook_file=url))
+        fast = yaml.safe_load(am_harness.render_config(webhook_file=url, timing={"group_wait": "1s",
+                                                                                  "group_interval": "2s"}))
+    assert fast["route"]["group_wait"] == "1s" and fast["route"]["routes"][0]["group_wait"] == "1s"
+    assert "group_wait" not in fast["route"]["routes"][1]  # inherits, as shipped
+    for k in ("group_wait", "group_interval"):
+        fast["route"].pop(k)
+        shipped["route"].pop(k)
+        for r in fast["route"]["routes"] + shipped["route"]["routes"]:
+            r.pop(k, None)
+    assert fast == shipped

@@ -1,0 +1,242 @@
+"""The in-process Slack handler against a local Slack stand-in (a real HTTP server on loopback)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from agentpress_otel import _selftel
+from agentpress_otel._config import load_config
+from agentpress_otel._harness._proc import free_port
+from agentpress_otel._harness.slack_stub import SlackStub
+from agentpress_otel.alerts import slack as slack_mod
+from agentpress_otel.alerts.slack import SlackAlertHandler
+
+
+@pytest.fixture
+def stub() -> Iterator[SlackStub]:
+    with SlackStub() as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def _reset_selftel() -> Iterator[None]:
+    _selftel.reset()
+    yield
+    _selftel.reset()
+
+
+_made: list[tuple[logging.Logger, SlackAlertHandler]] = []
+
+
+@pytest.fixture(autouse=True)
+def _cleanup() -> Iterator[None]:
+    yield
+    while _made:
+        lg, h = _made.pop()
+        lg.removeHandler(h)
+        h.close()
+
+
+def make(url: str, name: str = "app", **kw: Any) -> tuple[logging.Logger, SlackAlertHandler]:
+    kw.setdefault("service", "api")
+    kw.setdefault("environment", "test")
+    kw.setdefault("grafana_url", "http://grafana.local:3000")
+    h = SlackAlertHandler(webhook_url=url, **kw)
+    lg = logging.getLogger(f"test_alerts_slack.{name}")
+    lg.propagate = False
+    lg.setLevel(logging.DEBUG)
+    lg.addHandler(h)
+    _made.append((lg, h))
+    return lg, h
+
+
+def fail_here(msg: str) -> None:
+    raise ValueError(msg)
+
+
+def blocks_text(post: Any) -> str:
+    return str(post.text)
+
+
+def test_burst_of_1000_identical_errors_is_one_message_and_one_summary(stub: SlackStub) -> None:
+    log, h = make(stub.url, dedup_window_s=1.0)
+    for i in range(1000):
+        try:
+            fail_here(f"upstream refused request #{i}")
+        except ValueError:
+            log.exception("agent step failed")
+    first = stub.wait_for(1, timeout=5)
+    assert "agent step failed" in blocks_text(first[0])
+    posts = stub.wait_for(2, timeout=10)  # the summary comes when the 1 s window closes
+    time.sleep(1.5)  # nothing else may follow
+    posts = stub.posts
+    assert len(posts) == 2, [p.text for p in posts]
+    summary = posts[1].json
+    assert "999 repeats" in summary["blocks"][1]["text"]["text"]
+    assert ":repeat: 999 more" in summary["text"]
+    assert "ValueError" in blocks_text(posts[1])
+    assert h.sent == 2
+    assert _selftel.dropped("slack") == 0
+
+
+def test_different_errors_are_not_merged(stub: SlackStub) -> None:
+    log, _ = make(stub.url, dedup_window_s=60)
+    other, _ = make(stub.url, name="other", dedup_window_s=60)
+    for _ in range(3):
+        try:
+            fail_here("a")
+        except ValueError:
+            log.exception("first kind")
+        try:
+            {}["missing"]  # noqa: B018 - raises KeyError at a different place
+        except KeyError:
+            log.exception("second kind")
+        try:
+            fail_here("a")
+        except ValueError:
+            other.exception("same error, other logger")
+        log.error("no exception, plain error log")
+    posts = stub.wait_for(4, timeout=5)
+    time.sleep(0.5)
+    posts = stub.posts
+    assert len(posts) == 4, [p.json["text"] for p in posts]
+    heads = sorted(p.json["text"] for p in posts)
+    assert any("first kind" in t for t in heads) and any("second kind" in t for t in heads)
+    assert any("other logger" in t for t in heads) and any("plain error log" in t for t in heads)
+
+
+def test_429_retry_after_is_honoured(stub: SlackStub) -> None:
+    stub.reply(429, headers={"Retry-After": "1"}, body=b"rate_limited")
+    log, h = make(stub.url)
+    log.error("disk full")
+    posts = stub.wait_for(2, timeout=10)
+    assert [p.status for p in posts] == [429, 200]
+    assert posts[1].at - posts[0].at >= 0.95, "retried before Retry-After elapsed"
+    assert posts[0].body == posts[1].body
+    assert h.sent == 1 and _selftel.dropped("slack") == 0
+
+
+def test_dead_webhook_never_blocks_or_raises() -> None:
+    dead_url = f"http://127.0.0.1:{free_port()}/services/x"  # nothing listens
+    with SlackStub(default_delay_s=3.0) as hanging:  # accepts, then answers far too late
+        for url in (dead_url, hanging.url):
+            log, h = make(url, name=f"dead{url[-5:]}", timeout_s=0.3, max_queue=5, rate_per_minute=6000, burst=500)
+            t0 = time.monotonic()
+            for i in range(1000):
+                logging.getLogger(f"test_alerts_slack.dead{url[-5:]}").error("error number %d", i)
+                # distinct fingerprints so dedup does not absorb them: a different logger each time
+                lg = logging.getLogger(f"test_alerts_slack.dead.{i % 200}")
+                lg.propagate = False
+                lg.addHandler(h)
+                lg.error("boom")
+                lg.removeHandler(h)
+            elapsed = time.monotonic() - t0
+            # 2,000 logging calls while every send hangs or fails: the caller never waits on the network.
+            assert elapsed < 5.0, f"logging took {elapsed:.1f}s with a dead webhook"
+            assert _selftel.dropped("slack", "queue_full") > 0
+            t1 = time.monotonic()
+            log.removeHandler(h)
+            h.close()
+            _made.remove((log, h))
+            assert time.monotonic() - t1 < h.close_timeout_s + 1.5  # shutdown is bounded too
+            assert h.sent == 0
+
+
+def test_no_secret_reaches_the_message(stub: SlackStub) -> None:
+    log, _ = make(stub.url)
+    api_key = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
+    bearer = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlc2lnbmF0dXJl"
+    try:
+        raise PermissionError(f"OpenAI rejected key {api_key} for user bob@example.com")
+    except PermissionError:
+        log.exception("LLM call failed: password=hunter2secret Authorization: Bearer %s", bearer)
+    post = stub.wait_for(1, timeout=5)[0]
+    body = post.body.decode()
+    for secret in (api_key, bearer, "hunter2secret", "bob@example.com"):
+        assert secret not in body, secret
+    assert "PermissionError" in body and "LLM call failed" in body
+
+
+def test_message_carries_context(stub: SlackStub) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from agentpress_otel._context import thread_context
+
+    log, _ = make(stub.url, stack_max_chars=400)
+    tracer = TracerProvider().get_tracer("t")
+
+    def deep(n: int) -> None:
+        if n == 0:
+            raise RuntimeError("tool crashed")
+        deep(n - 1)
+
+    with thread_context(project_id="proj-1", thread_id="thr-9", agent_run_id="run-3", request_id="req-7"), \
+            tracer.start_as_current_span("run") as span:
+        trace_id = f"{span.get_span_context().trace_id:032x}"
+        try:
+            deep(30)
+        except RuntimeError:
+            log.exception("agent run failed")
+    msg = stub.wait_for(1, timeout=5)[0].json
+    blocks = msg["blocks"]
+    assert blocks[0]["type"] == "header" and blocks[0]["text"]["text"] == ":red_circle: ERROR in api (test)"
+    assert "agent run failed" in blocks[1]["text"]["text"]
+    fields = " ".join(f["text"] for f in blocks[2]["fields"])
+    for want in ("RuntimeError", "proj-1", "thr-9", "run-3", "req-7", trace_id, "test_alerts_slack"):
+        assert want in fields, want
+    stack = blocks[3]["text"]["text"]
+    assert stack.startswith("```…(truncated)") and "RuntimeError: tool crashed" in stack and len(stack) < 450
+    buttons = {e["text"]["text"]: e["url"] for e in blocks[4]["elements"]}
+    assert trace_id in buttons["Open trace in Grafana"]
+    assert buttons["Open trace in Grafana"].startswith("http://grafana.local:3000/explore?")
+    assert buttons["Thread explorer"].endswith("/d/agentpress-thread-explorer?var-thread_id=thr-9")
+
+
+def test_global_rate_limit_drops_with_a_count(stub: SlackStub) -> None:
+    log, h = make(stub.url, burst=3, rate_per_minute=0.0)
+    for i in range(10):
+        logging.getLogger(f"test_alerts_slack.rl{i}").propagate = False
+        logging.getLogger(f"test_alerts_slack.rl{i}").addHandler(h)
+        logging.getLogger(f"test_alerts_slack.rl{i}").error("distinct %d", i)
+        logging.getLogger(f"test_alerts_slack.rl{i}").removeHandler(h)
+    stub.wait_for(3, timeout=5)
+    time.sleep(0.5)
+    assert len(stub.posts) == 3
+    assert _selftel.dropped("slack", "rate_limited") == 7
+
+
+def test_below_min_level_is_ignored(stub: SlackStub) -> None:
+    log, h = make(stub.url)
+    log.warning("just a warning")
+    log.info("info")
+    h.flush(1)
+    time.sleep(0.3)
+    assert stub.posts == []
+
+
+def test_integration_instrument_uninstrument(stub: SlackStub) -> None:
+    cfg = load_config(env={"AGENTPRESS_OTEL_SLACK_WEBHOOK_URL": stub.url, "OTEL_SERVICE_NAME": "worker",
+                           "AGENTPRESS_OTEL_SLACK_MIN_LEVEL": "warning"})
+    assert cfg.slack_webhook_url == stub.url and cfg.slack_min_level == "WARNING"
+    tel: Any = SimpleNamespace(config=cfg)
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        assert slack_mod.instrument(tel) is True
+        assert slack_mod.instrument(tel) is True  # idempotent: still one handler
+        added = [h for h in root.handlers if h not in before]
+        assert len(added) == 1 and isinstance(added[0], SlackAlertHandler)
+        logging.getLogger("test_alerts_slack.root").warning("queue backlog growing")
+        post = stub.wait_for(1, timeout=5)[0]
+        assert ":warning: WARNING in worker" in post.json["text"]
+    finally:
+        slack_mod.uninstrument()
+        slack_mod.uninstrument()
+    assert list(root.handlers) == before
+    assert slack_mod.instrument(SimpleNamespace(config=load_config(env={}))) is False  # no URL: not enabled

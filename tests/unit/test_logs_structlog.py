@@ -1,0 +1,133 @@
+"""structlog integration: our processors inserted into an AgentPress-like chain, ids reach OTLP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import structlog
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
+from opentelemetry.sdk.trace import TracerProvider
+
+from agentpress_otel._config import load_config
+from agentpress_otel.integrations import structlog as sl_integ
+from agentpress_otel.logs import flush
+from agentpress_otel.redaction import RedactingLogExporter
+
+SECRET = "ghp_" + "Ab1" * 12
+
+
+def agentpress_chain(out: list[str]) -> None:
+    """The processor chain of AgentPress utils/logger.py, rendering into ``out``."""
+
+    def capture(_l: Any, _m: str, ev: Any) -> Any:
+        out.append(ev)
+        return ev
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.dict_tracebacks,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.JSONRenderer(),
+            capture,
+        ][:-1],
+        logger_factory=lambda *a: _ListLogger(out),
+        wrapper_class=structlog.make_filtering_bound_logger(10),
+        cache_logger_on_first_use=False,
+    )
+
+
+class _ListLogger:
+    def __init__(self, out: list[str]) -> None:
+        self.out = out
+
+    def msg(self, line: str) -> None:
+        self.out.append(line)
+
+    info = warning = error = debug = exception = critical = msg
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[Any, InMemoryLogRecordExporter, list[str]]]:
+    out: list[str] = []
+    structlog.reset_defaults()
+    agentpress_chain(out)
+    exp = InMemoryLogRecordExporter()
+    lp = LoggerProvider()
+    lp.add_log_record_processor(BatchLogRecordProcessor(RedactingLogExporter(exp), schedule_delay_millis=50))
+    tel = SimpleNamespace(config=load_config({"log_level": "DEBUG"}, env={}), logger_provider=lp)
+    assert sl_integ.instrument(tel)
+    try:
+        yield tel, exp, out
+    finally:
+        sl_integ.uninstrument()
+        structlog.contextvars.clear_contextvars()
+        structlog.reset_defaults()
+        lp.shutdown()
+
+
+def _records(tel: Any, exp: InMemoryLogRecordExporter) -> list[Any]:
+    assert flush(2.0)
+    tel.logger_provider.force_flush()
+    return [r.log_record for r in exp.get_finished_logs()]
+
+
+def test_chain_keeps_user_processors_and_renderer_last(sink: Any) -> None:
+    procs = structlog.get_config()["processors"]
+    assert isinstance(procs[-1], structlog.processors.JSONRenderer)
+    assert sum(1 for p in procs if getattr(p, "_agentpress_otel", False)) == 3
+    assert procs[0] is structlog.stdlib.add_log_level
+
+
+def test_bound_ids_trace_and_redaction_reach_otlp_and_stdout(sink: Any) -> None:
+    tel, exp, out = sink
+    tp = TracerProvider()
+    structlog.contextvars.bind_contextvars(thread_id="t-9", agent_run_id="r-9", request_id="q-9")
+    log = structlog.get_logger()
+    with tp.get_tracer("t").start_as_current_span("run") as span:
+        log.info("tool done", tool="web", token=SECRET, note=f"leaked {SECRET}")
+    recs = [r for r in _records(tel, exp) if r.body == "tool done"]
+    assert len(recs) == 1
+    rec = recs[0]
+    a = rec.attributes
+    assert a["agentpress.thread.id"] == "t-9" and a["agentpress.agent_run.id"] == "r-9"
+    assert a["agentpress.request.id"] == "q-9" and a["tool"] == "web"
+    assert rec.trace_id == span.get_span_context().trace_id
+    assert SECRET not in json.dumps(dict(a))
+    line = json.loads(out[-1])
+    assert line["thread_id"] == "t-9" and line["trace_id"] == f"{span.get_span_context().trace_id:032x}"
+    assert SECRET not in out[-1]
+
+
+def test_configure_after_instrument_is_patched(sink: Any) -> None:
+    tel, exp, out = sink
+    agentpress_chain(out)  # the app (re)configures after instrument()
+    procs = structlog.get_config()["processors"]
+    assert sum(1 for p in procs if getattr(p, "_agentpress_otel", False)) == 3
+    assert isinstance(procs[-1], structlog.processors.JSONRenderer)
+
+
+def test_exception_from_dict_tracebacks(sink: Any) -> None:
+    tel, exp, out = sink
+    log = structlog.get_logger()
+    try:
+        raise KeyError("missing")
+    except KeyError:
+        log.exception("boom")
+    (rec,) = [r for r in _records(tel, exp) if r.body == "boom"]
+    assert rec.attributes["exception.type"] == "KeyError"
+    assert rec.severity_text == "ERROR"
+
+
+def test_uninstrument_restores_chain(sink: Any) -> None:
+    sl_integ.uninstrument()
+    procs = structlog.get_config()["processors"]
+    assert not any(getattr(p, "_agentpress_otel", False) for p in procs)
+    assert not hasattr(structlog.configure, "__wrapped__")

@@ -1,0 +1,126 @@
+"""RedactingSpanExporter / RedactingLogExporter: copies are redacted, originals untouched, errors counted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    InMemoryLogRecordExporter,
+    LogRecordExporter,
+    LogRecordExportResult,
+)
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
+
+from agentpress_otel import _selftel
+from agentpress_otel.redaction import RedactingLogExporter, RedactingSpanExporter
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LTEiLCJyb2xlIjoiYXV0aGVudGljYXRlZCJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+KEY = "sk-ant-api03-" + "Qx7_" * 20 + "AA"
+
+
+class _Keep(SpanExporter):
+    def __init__(self) -> None:
+        self.got: list[ReadableSpan] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.got.extend(spans)
+        return SpanExportResult.SUCCESS
+
+
+def test_span_exporter_redacts_copies_everywhere() -> None:
+    keep = _Keep()
+    tap = InMemorySpanExporter()  # sees the un-redacted original: proves we never mutate it
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(keep)))
+    tp.add_span_processor(SimpleSpanProcessor(tap))
+    with tp.get_tracer("t").start_as_current_span("GET /stream") as s:
+        s.set_attribute("url.full", f"https://h/api/agent-run/1/stream?token={JWT}&page=2")
+        s.set_attribute("http.target", f"/api/agent-run/1/stream?token={JWT}")
+        s.set_attribute("url.query", f"token={JWT}")
+        s.set_attribute("http.request.header.authorization", ("Bearer abc123",))
+        s.set_attribute("gen_ai.prompt", f"my key is {KEY}")
+        s.set_attribute("gen_ai.usage.input_tokens", 12)
+        s.add_event("exception", {"exception.message": f"auth failed for {KEY}", "exception.type": "X"})
+        s.set_status(Status(StatusCode.ERROR, f"bad {KEY}"))
+    (out,) = keep.got
+    blob = repr(dict(out.attributes or {})) + repr([dict(e.attributes or {}) for e in out.events]) + str(
+        out.status.description
+    )
+    assert JWT not in blob and KEY not in blob and "abc123" not in blob
+    assert out.attributes["gen_ai.usage.input_tokens"] == 12
+    assert "page=2" in out.attributes["url.full"]
+    assert out.context == tap.get_finished_spans()[0].context
+    (orig,) = tap.get_finished_spans()
+    assert JWT in orig.attributes["url.full"] and KEY in orig.status.description
+
+
+def test_clean_span_passes_through_same_object() -> None:
+    keep = _Keep()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(keep)))
+    with tp.get_tracer("t").start_as_current_span("clean") as s:
+        s.set_attribute("thread", "t-1")
+    assert keep.got[0].name == "clean" and keep.got[0].attributes["thread"] == "t-1"
+
+
+class _Boom(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        raise RuntimeError("down")
+
+
+def test_inner_errors_are_swallowed_and_counted() -> None:
+    _selftel.reset()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(_Boom())))
+    with tp.get_tracer("t").start_as_current_span("x"):
+        pass
+    assert _selftel.errors("exporter.spans") == 1 and _selftel.dropped("spans", "export_error") == 1
+
+
+def test_log_exporter_redacts_body_and_attributes() -> None:
+    exp = InMemoryLogRecordExporter()
+    tap = InMemoryLogRecordExporter()
+    lp = LoggerProvider()
+    lp.add_log_record_processor(BatchLogRecordProcessor(RedactingLogExporter(exp), schedule_delay_millis=20))
+    lp.add_log_record_processor(BatchLogRecordProcessor(tap, schedule_delay_millis=20))
+    lp.get_logger("x").emit(
+        body=f"token {KEY}",
+        severity_number=SeverityNumber.INFO,
+        attributes={"password": "hunter2", "note": f"url ?token={JWT}", "n": 3},
+    )
+    lp.force_flush()
+    (rec,) = exp.get_finished_logs()
+    assert KEY not in rec.log_record.body
+    a = rec.log_record.attributes
+    assert a["password"].startswith("[REDACTED:") and JWT not in a["note"] and a["n"] == 3
+    (orig,) = tap.get_finished_logs()
+    assert KEY in orig.log_record.body and orig.log_record.attributes["password"] == "hunter2"
+    lp.shutdown()
+
+
+class _BadLogs(LogRecordExporter):
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        raise RuntimeError("down")
+
+    def shutdown(self) -> None:
+        raise RuntimeError("down")
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        raise RuntimeError("down")
+
+
+def test_log_exporter_swallows() -> None:
+    _selftel.reset()
+    ex = RedactingLogExporter(_BadLogs())
+    lp = LoggerProvider()
+    lp.add_log_record_processor(BatchLogRecordProcessor(ex, schedule_delay_millis=20))
+    lp.get_logger("x").emit(body="hi", severity_number=SeverityNumber.INFO)
+    lp.force_flush()
+    lp.shutdown()
+    assert _selftel.errors("exporter.logs") >= 1
