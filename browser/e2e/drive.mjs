@@ -33,6 +33,7 @@ try {
   await page.evaluate(() => history.pushState({}, '', '/e2e/page.html?view=files&access_token=route-secret'));
   await page.waitForTimeout(200);
   result.fetchResult = await page.evaluate(() => window.__apotel_result);
+  result.xhrResult = await page.evaluate(() => window.__apotel_xhr);
   await page.evaluate(() => window.__apotel.flush());
 
   if (cfg.badPageUrl) {

@@ -16,6 +16,8 @@ export interface AgentpressOtelOptions {
   captureActions?: boolean;
   captureNavigation?: boolean;
   captureFetch?: boolean;
+  /** XMLHttpRequest spans (axios etc.); same propagation rule as fetch. */
+  captureXhr?: boolean;
   /** Attribute naming an action on an element. Default `data-otel-action`. */
   actionAttribute?: string;
   /** Extra fetch URLs not to trace. */

@@ -21,6 +21,7 @@ import { createSessionLogRecordProcessor, createSessionSpanProcessor } from '@op
 import { compileOrigins, endpointIgnoreRegExp } from './origins.js';
 import { ThreadContext, createContextLogProcessor, createContextSpanProcessor } from './processors.js';
 import { SessionProvider } from './session.js';
+import { installXhrCapture } from './xhr.js';
 import { emitException, installActionCapture, installErrorCapture, installNavigationCapture } from './browser.js';
 import { SeverityNumber } from '@opentelemetry/api';
 
@@ -100,6 +101,7 @@ function start(win, opts) {
     captureActions = true,
     captureNavigation = true,
     captureFetch = true,
+    captureXhr = true,
     actionAttribute = 'data-otel-action',
     ignoreUrls = [],
     redact,
@@ -192,6 +194,24 @@ function start(win, opts) {
           }),
         ],
       }),
+    );
+  }
+  if (captureXhr && win.XMLHttpRequest) {
+    const allow = compileOrigins(backendOrigins);
+    const ignoreRes = [endpointIgnoreRegExp(root, base), ...ignoreUrls];
+    const pageOrigin = new URL(base).origin;
+    undo.push(
+      installXhrCapture(
+        win.XMLHttpRequest,
+        tracerProvider.getTracer('@agentpress-otel/browser-xhr', VERSION),
+        {
+          base,
+          // Same rule as fetch: listed backends plus same-origin.
+          propagate: (u) => allow.matches(u) || new URL(u).origin === pageOrigin,
+          ignore: (u) => ignoreRes.some((r) => (typeof r === 'string' ? u.startsWith(r) : r.test(u))),
+        },
+        onInternalError,
+      ),
     );
   }
   if (captureErrors) undo.push(installErrorCapture(win, logger, {}, onInternalError));

@@ -6,8 +6,10 @@ The chain for each signal is ``Batch processor (bounded queue, background thread
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -138,11 +140,40 @@ class CountingLogExporter(LogRecordExporter):
         return bool(self.inner.force_flush(timeout_millis))
 
 
-def _queue_len(proc: Any) -> int:
+class _CountingDeque(collections.deque[Any]):
+    """The SDK batch queue evicts the oldest item silently when full; this one counts each eviction.
+
+    ``appendleft`` (producer) and ``pop`` (export worker) share a lock so the count is exact.
+    """
+
+    def __init__(self, maxlen: int, signal: str) -> None:
+        super().__init__((), maxlen)
+        self._signal = signal
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _guard(self) -> threading.Lock:
+        if self._pid != os.getpid():  # a lock held by another thread at fork() would never be released
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
+        return self._lock
+
+    def appendleft(self, item: Any) -> None:
+        with self._guard():
+            if len(self) == self.maxlen:
+                _selftel.record_dropped(self._signal, "queue_full")
+            super().appendleft(item)
+
+    def pop(self, *args: Any) -> Any:
+        with self._guard():
+            return super().pop(*args)
+
+
+def _install_counting_queue(proc: Any, max_queue_size: int, signal: str) -> None:
     try:
-        return len(proc._batch_processor._queue)
-    except Exception:
-        return -1
+        proc._batch_processor._queue = _CountingDeque(max_queue_size, signal)
+    except AttributeError as exc:  # SDK internals moved: keep working, lose only the drop count
+        _selftel.record_error("export.queue", exc)
 
 
 class DropCountingSpanProcessor(BatchSpanProcessor):
@@ -155,15 +186,12 @@ class DropCountingSpanProcessor(BatchSpanProcessor):
             schedule_delay_millis=schedule_delay_millis,
             max_export_batch_size=min(512, max_queue_size),
         )
-        self._max = max_queue_size
-
-    def on_end(self, span: ReadableSpan) -> None:
-        if span.context is not None and span.context.trace_flags.sampled and _queue_len(self) >= self._max:
-            _selftel.record_dropped("spans", "queue_full")
-        super().on_end(span)
+        _install_counting_queue(self, max_queue_size, "spans")
 
 
 class DropCountingLogProcessor(BatchLogRecordProcessor):
+    """BatchLogRecordProcessor that counts log records evicted by a full queue."""
+
     def __init__(
         self, exporter: LogRecordExporter, *, max_queue_size: int, schedule_delay_millis: float = 1000
     ) -> None:
@@ -173,12 +201,7 @@ class DropCountingLogProcessor(BatchLogRecordProcessor):
             schedule_delay_millis=schedule_delay_millis,
             max_export_batch_size=min(512, max_queue_size),
         )
-        self._max = max_queue_size
-
-    def on_emit(self, log_record: Any) -> None:
-        if _queue_len(self) >= self._max:
-            _selftel.record_dropped("logs", "queue_full")
-        super().on_emit(log_record)
+        _install_counting_queue(self, max_queue_size, "logs")
 
 
 class _DropTruncationWarnings(logging.Filter):

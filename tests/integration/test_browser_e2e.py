@@ -5,6 +5,7 @@ Real processes on loopback, all started through ``agentpress_otel._harness``:
 * our Collector build (``bin/otelcol-apotel``) with the shipped ``collector-config/config.yaml`` (only ports,
   paths and timings overridden by env), its Tempo and Loki destinations replaced by an in-process OTLP sink;
 * the instrumented FastAPI backend (``browser/e2e/backend_app.py``, ``agentpress_otel.instrument(app)``) on uvicorn;
+* the pipeline harness's ``start_collector`` for the Collector;
 * a static server for the test page (``browser/e2e/page.html`` + ``browser/dist``);
 * Debian's Chromium driven by ``playwright-core`` (``browser/e2e/drive.mjs``, no browser download).
 
@@ -46,7 +47,6 @@ from conftest import need  # type: ignore[import-not-found]  # tests/ is on sys.
 pytestmark = pytest.mark.integration
 
 BROWSER_DIR = REPO_ROOT / "browser"
-CONFIG = REPO_ROOT / "collector-config" / "config.yaml"
 SECRET = "s3cr3t-e2e-" + uuid.uuid4().hex[:8]  # not a JWT/key shape: only the SDK's redaction can hide it
 THREAD_ID = "thread-" + uuid.uuid4().hex[:8]
 PROJECT_ID = "project-e2e"
@@ -271,6 +271,25 @@ def test_fetch_span_click_and_errors_reach_the_collector_on_one_trace(stack: Sta
     assert fa["url.full"].endswith("?token=REDACTED"), fa["url.full"]
     assert fa["http.response.status_code"] == 200
     assert attrs_to_dict(server.attributes).get("agentpress.thread.id") == THREAD_ID
+
+    # The XMLHttpRequest call joins the backend the same way.
+    xhr_tp = driven["xhrResult"]["traceparent"]
+    assert xhr_tp and xhr_tp.startswith("00-"), driven["xhrResult"]
+    xhr_trace = xhr_tp.split("-")[1]
+    wait_until(
+        lambda: {s.kind for _, s in _browser_spans(stack.sink) if s.trace_id.hex() == xhr_trace} >= {2, 3},
+        timeout=45,
+        interval=0.3,
+        what="XHR span + backend server span",
+    )
+    xhr_spans = [(res, s) for res, s in _browser_spans(stack.sink) if s.trace_id.hex() == xhr_trace]
+    xhr = next(s for res, s in xhr_spans if res["_scope"] == "@agentpress-otel/browser-xhr")
+    xhr_server = next(s for res, s in xhr_spans if res.get("service.name") == "browser-e2e-backend" and s.kind == 2)
+    assert xhr_server.parent_span_id == xhr.span_id
+    xa = attrs_to_dict(xhr.attributes)
+    assert "api_key=REDACTED" in xa["url.full"], xa["url.full"]
+    assert xa["session.id"] == session_id
+    assert xa["agentpress.thread.id"] == THREAD_ID
 
     logs = [(res, rec) for res, rec in _log_records(stack.sink) if res.get("service.name") == "browser-e2e-frontend"]
     res0 = logs[0][0]

@@ -570,3 +570,148 @@ def test_sigkill_while_tempo_down_then_everything_accepted_is_delivered(stack: S
             col.stop()
         tempo.stop()
         loki.stop()
+
+
+# ------------------------------------------------------------------------------------------------ instrumented app
+# The same pipeline fed by the library itself: agentpress_otel.instrument(app) on a FastAPI app whose routes call
+# LiteLLM against the loopback OpenAI-compatible server. It runs in a child process because instrument() sets
+# process-wide providers, which must not leak into the other tests.
+
+_APP_SCRIPT = r"""
+import asyncio, json, logging, os, sys
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+endpoint, service = sys.argv[1], sys.argv[2]
+
+import httpx
+import litellm
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from opentelemetry import trace
+
+import agentpress_otel
+from agentpress_otel._harness.llm_server import LLMServer
+from agentpress_otel.genai import agent_run
+
+litellm.suppress_debug_info = True
+app = FastAPI()
+log = logging.getLogger("pipeline.app")
+srv = LLMServer().start()
+
+
+def kw(prompt):
+    return {"model": "openai/gpt-5-mini", "api_base": srv.base_url, "api_key": "sk-test",
+            "messages": [{"role": "user", "content": prompt}]}
+
+
+@app.post("/threads/{thread_id}/runs")
+async def run(thread_id: str):
+    tid = format(trace.get_current_span().get_span_context().trace_id, "032x")
+    async with agent_run("suna", thread_id=thread_id, agent_run_id="run-" + thread_id, project_id="p-e2e"):
+        await litellm.acompletion(**kw("say hello to " + thread_id + " [[words:7]]"))
+        log.info("run finished")
+    return {"trace_id": tid}
+
+
+@app.post("/threads/{thread_id}/broken")
+async def broken(thread_id: str):
+    tid = format(trace.get_current_span().get_span_context().trace_id, "032x")
+    async with agent_run("suna", thread_id=thread_id, project_id="p-e2e"):
+        try:
+            await litellm.acompletion(**kw("fail [[error:500]]"), num_retries=0)
+        except Exception:
+            log.warning("llm failed")
+    return JSONResponse({"trace_id": tid}, status_code=502)
+
+
+tel = agentpress_otel.instrument(app, service_name=service, endpoint=endpoint, protocol="grpc",
+                                 metric_interval_s=1.0, sample_ratio=1.0)
+
+
+async def main():
+    out = {"ok": [], "broken": [], "threads": {}}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app.test") as c:
+        for i in range(8):
+            r = await c.post(f"/threads/t-{i}/runs")
+            out["ok"].append(r.json()["trace_id"]); out["threads"][r.json()["trace_id"]] = f"t-{i}"
+        for i in range(3):
+            r = await c.post(f"/threads/b-{i}/broken")
+            out["broken"].append(r.json()["trace_id"]); out["threads"][r.json()["trace_id"]] = f"b-{i}"
+    return out
+
+
+out = asyncio.run(main())
+ok = [r for r in srv.requests if r.status == 200]
+out["input_tokens"] = sum(r.prompt_tokens for r in ok)
+out["output_tokens"] = sum(r.completion_tokens for r in ok)
+tel.force_flush()
+tel.shutdown()
+srv.stop()
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def app_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    import subprocess
+    import sys
+
+    pytest.importorskip("litellm")
+    script = tmp_path_factory.mktemp("app") / "app.py"
+    script.write_text(_APP_SCRIPT)
+    service = f"e2e-app-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("OTEL_", "AGENTPRESS_OTEL_"))}
+    res = subprocess.run(
+        [sys.executable, str(script), stack.collector.otlp_grpc_endpoint, service],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert lines, res.stdout[-3000:] + res.stderr[-3000:]
+    out: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
+    out["service"] = service
+    return out
+
+
+def test_instrumented_app_traces_logs_and_exact_tokens(stack: Stack, app_run: dict[str, Any]) -> None:
+    svc = app_run["service"]
+    # Traces: every broken (HTTP 502 + LLM error) trace is kept, with its chat span marked as an error.
+    broken = set(app_run["broken"])
+    spans = poll(
+        lambda: (lambda ss: ss if broken <= {s.trace_id for s in ss} else None)(
+            [s for s in stack.tempo.spans() if s.resource.get("service.name") == svc]
+        ),
+        timeout=60,
+        what="broken app traces at the Tempo stand-in",
+    )
+    llm_err = [s for s in spans if s.trace_id in broken and s.attributes.get("gen_ai.operation.name") == "chat"]
+    assert {s.trace_id for s in llm_err} == broken
+    assert all("error.type" in s.attributes for s in llm_err)
+    agent = [s for s in spans if s.name.startswith("invoke_agent")]
+    assert all(s.attributes.get("agentpress.thread.id") == app_run["threads"][s.trace_id] for s in agent)
+    # Logs: correlated with the trace and carrying the thread id.
+    want = set(app_run["threads"])
+
+    def app_logs() -> list[Any] | None:
+        logs = [r for r in stack.loki.logs() if r.resource.get("service.name") == svc and r.trace_id in want]
+        return logs if {r.trace_id for r in logs} == want else None
+
+    for r in poll(app_logs, timeout=30, what="one log per run at the Loki stand-in"):
+        assert r.attributes.get("agentpress.thread.id") == app_run["threads"][r.trace_id], r
+    # Metrics: the token totals in Prometheus equal what the LLM server reported.
+    q = 'sum(gen_ai_client_token_usage_sum{{service_name="{}", gen_ai_token_type="{}"}})'
+    poll(
+        lambda: (
+            stack.prom.query_value(q.format(svc, "input")) == app_run["input_tokens"]
+            and stack.prom.query_value(q.format(svc, "output")) == app_run["output_tokens"]
+        ),
+        timeout=30,
+        what=f"app token totals {app_run['input_tokens']}/{app_run['output_tokens']} in Prometheus",
+    )
+    # Span metrics per route, from all requests (before sampling).
+    rq = f'sum by (http_route) (traces_span_metrics_calls_total{{service_name="{svc}", span_kind="SPAN_KIND_SERVER"}})'
+    want_routes = {"/threads/{thread_id}/runs": 8.0, "/threads/{thread_id}/broken": 3.0}
+    poll(
+        lambda: {r["metric"].get("http_route"): float(r["value"][1]) for r in stack.prom.query(rq)} == want_routes,
+        timeout=30,
+        what=f"span metrics {want_routes}",
+    )

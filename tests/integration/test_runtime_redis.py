@@ -129,6 +129,10 @@ def test_redis_commands_are_client_spans_in_the_request_trace(srv: RedisServer) 
         status = httpx.get(f"{base}/api/sync-status/{run_id}", timeout=10).json()
         assert status == {"status": "running"}
         spans = cap.spans()
+        time.sleep(0.3)
+        # uvicorn's loop (on its own thread here) was found by the run_forever patch.
+        lag = cap.metrics()["agentpress.asyncio.loop_lag"]
+        assert any(p.attributes.get("loop") == "background" and p.count > 0 for p in lag)
 
     # The subscriber got the notification published inside the request.
     got = None

@@ -75,6 +75,7 @@ def test_burst_of_1000_identical_errors_is_one_message_and_one_summary(stub: Sla
     assert "agent step failed" in blocks_text(first[0])
     posts = stub.wait_for(2, timeout=10)  # the summary comes when the 1 s window closes
     time.sleep(1.5)  # nothing else may follow
+    h.flush(2)
     posts = stub.posts
     assert len(posts) == 2, [p.text for p in posts]
     summary = posts[1].json
@@ -119,6 +120,7 @@ def test_429_retry_after_is_honoured(stub: SlackStub) -> None:
     assert [p.status for p in posts] == [429, 200]
     assert posts[1].at - posts[0].at >= 0.95, "retried before Retry-After elapsed"
     assert posts[0].body == posts[1].body
+    h.flush(2)
     assert h.sent == 1 and _selftel.dropped("slack") == 0
 
 

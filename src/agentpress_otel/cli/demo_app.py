@@ -197,7 +197,7 @@ class DemoBackend:
         calls: list[dict[str, Any]] = []
         async for chunk in stream:
             rid = getattr(chunk, "id", None)
-            if rid and rid not in run.response_ids and not str(rid).startswith("chatcmpl-") is False:
+            if rid and str(rid) not in run.response_ids:
                 run.response_ids.append(str(rid))
             for choice in getattr(chunk, "choices", None) or []:
                 delta = choice.delta

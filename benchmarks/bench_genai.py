@@ -1,0 +1,142 @@
+"""llm_call span + metrics vs a bare SDK span with the same attributes (same run, same provider).
+
+Also measures util-genai 1.3b0's TelemetryHandler.inference() doing the same work, which is why our
+lean path exists. Prints ratios (medians over repeats) and writes benchmarks/results/genai.json.
+Goal: llm_call <= 1.5x bare.
+
+    .venv/bin/python benchmarks/bench_genai.py [--n 2000] [--repeats 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
+
+from agentpress_otel._context import ContextSpanProcessor, thread_context
+from agentpress_otel.genai import _state, llm_call, prices
+
+
+class _Drop(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+class _Tel:
+    def __init__(self, tp: TracerProvider, mp: MeterProvider) -> None:
+        self.tracer_provider = tp
+        self.meter_provider = mp
+        self.logger_provider = None
+        self.config = None
+
+
+MODEL = "gpt-5-mini"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=9)
+    args = ap.parse_args()
+
+    tp = TracerProvider()
+    tp.add_span_processor(ContextSpanProcessor())
+    tp.add_span_processor(BatchSpanProcessor(_Drop(), max_queue_size=1 << 16, schedule_delay_millis=200))
+    mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    _state.configure(_Tel(tp, mp))
+    tracer = tp.get_tracer("bench")
+
+    cost = prices.cost_usd(MODEL, input_tokens=1200, output_tokens=180, cache_read_tokens=1000)
+    start_attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                   "gen_ai.request.model": MODEL, "gen_ai.request.temperature": 0.0,
+                   "gen_ai.request.max_tokens": 1024, "gen_ai.conversation.id": "t-1"}
+    end_attrs = {"gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 180,
+                 "gen_ai.usage.cache_read.input_tokens": 1000, "gen_ai.response.model": MODEL + "-2025-08-07",
+                 "gen_ai.response.id": "chatcmpl-1", "gen_ai.response.finish_reasons": ["stop"],
+                 "agentpress.llm.cost_usd": cost, "agentpress.llm.prices_version": prices.PRICES_VERSION}
+
+    def bare() -> None:
+        with tracer.start_as_current_span(f"chat {MODEL}", kind=SpanKind.CLIENT, attributes=start_attrs) as sp:
+            sp.set_attributes(end_attrs)
+
+    def ours() -> None:
+        with llm_call(model=MODEL, provider="openai", temperature=0.0, max_tokens=1024) as c:
+            c.set_usage(input_tokens=1200, output_tokens=180, cache_read_tokens=1000)
+            c.set_response(model=MODEL + "-2025-08-07", id="chatcmpl-1", finish_reasons=["stop"])
+
+    util: Callable[[], None] | None = None
+    try:
+        from opentelemetry.util.genai.handler import TelemetryHandler
+
+        handler = TelemetryHandler(tracer_provider=tp, meter_provider=mp)
+
+        def util_genai() -> None:
+            with handler.inference("openai", request_model=MODEL) as inv:
+                inv.temperature = 0.0
+                inv.max_tokens = 1024
+                inv.input_tokens, inv.output_tokens, inv.cache_read_input_tokens = 1200, 180, 1000
+                inv.response_model_name, inv.response_id = MODEL + "-2025-08-07", "chatcmpl-1"
+                inv.finish_reasons = ["stop"]
+
+        util = util_genai
+    except Exception as exc:  # pragma: no cover - util-genai missing
+        print("util-genai unavailable:", exc)
+
+    cases: dict[str, Callable[[], None]] = {"bare_sdk_span": bare, "llm_call": ours}
+    if util is not None:
+        cases["util_genai_inference"] = util
+    per_op: dict[str, list[float]] = {k: [] for k in cases}
+    with thread_context(thread_id="t-1", project_id="p-1", agent_run_id="r-1"):
+        for fn in cases.values():  # warm-up
+            for _ in range(300):
+                fn()
+        for _ in range(args.repeats):
+            for name, fn in cases.items():  # interleaved so drift hits all cases alike
+                gc.collect()
+                t0 = time.perf_counter()
+                for _ in range(args.n):
+                    fn()
+                per_op[name].append((time.perf_counter() - t0) / args.n)
+                tp.force_flush()
+
+    med = {k: statistics.median(v) for k, v in per_op.items()}
+    base = med["bare_sdk_span"]
+    result = {
+        "benchmark": "genai",
+        "n_per_repeat": args.n,
+        "repeats": args.repeats,
+        "median_us": {k: round(v * 1e6, 3) for k, v in med.items()},
+        "ratio_llm_call_vs_bare": round(med["llm_call"] / base, 3),
+        "goal_ratio": 1.5,
+        "python": platform.python_version(),
+        "note": "llm_call = span + 3 histograms + cost counter + ContextSpanProcessor; bare = same span attributes",
+    }
+    if "util_genai_inference" in med:
+        result["ratio_util_genai_vs_bare"] = round(med["util_genai_inference"] / base, 3)
+    result["pass"] = result["ratio_llm_call_vs_bare"] <= 1.5
+    for k, v in result["median_us"].items():
+        print(f"{k:>24}: {v:8.2f} us/op  ({med[k] / base:.2f}x bare)")
+    print(f"llm_call / bare = {result['ratio_llm_call_vs_bare']}  (goal <= 1.5)  {'PASS' if result['pass'] else 'FAIL'}")
+    out = Path(__file__).resolve().parent / "results" / "genai.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    tp.shutdown()
+    mp.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""End to end: an app process logs through stdlib and structlog inside a thread context and a span;
+records travel over real OTLP (gRPC and HTTP) to a receiver on loopback, and as JSON lines to stdout.
+A planted secret sent through every path never appears in anything exported.
+
+The receivers are minimal in-test OTLP servers (grpc LogsService/TraceService, and an HTTP server
+decoding ExportLogsServiceRequest/ExportTraceServiceRequest); the app runs as a real child process.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import threading
+import zlib
+from collections.abc import Iterator
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from agentpress_otel._harness._proc import ManagedProcess, free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+SECRET = "sk-proj-" + "Pl4nt3d" * 7
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIiwicm9sZSI6ImF1dGhlbnRpY2F0ZWQifQ.cGxhbnRlZC1zaWduYXR1cmUtMTIz"
+
+
+class Received:
+    """Everything a receiver got: raw payloads (for the secret scan) and decoded requests."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.raw: list[bytes] = []
+        self.logs: list[logs_service_pb2.ExportLogsServiceRequest] = []
+        self.traces: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    def add(self, kind: str, raw: bytes) -> None:
+        with self.lock:
+            self.raw.append(raw)
+            if kind == "logs":
+                self.logs.append(logs_service_pb2.ExportLogsServiceRequest.FromString(raw))
+            else:
+                self.traces.append(trace_service_pb2.ExportTraceServiceRequest.FromString(raw))
+
+    def log_records(self) -> list[dict[str, Any]]:
+        out = []
+        with self.lock:
+            for req in self.logs:
+                for rl in req.resource_logs:
+                    for sl in rl.scope_logs:
+                        for lr in sl.log_records:
+                            out.append({
+                                "body": lr.body.string_value,
+                                "trace_id": lr.trace_id.hex(),
+                                "span_id": lr.span_id.hex(),
+                                "scope": sl.scope.name,
+                                "severity": lr.severity_text,
+                                "attrs": {a.key: _any(a.value) for a in lr.attributes},
+                            })
+        return out
+
+
+def _any(v: Any) -> Any:
+    kind = v.WhichOneof("value")
+    return getattr(v, kind) if kind else None
+
+
+@pytest.fixture
+def grpc_receiver() -> Iterator[tuple[str, Received]]:
+    got = Received()
+
+    class Logs(logs_service_pb2_grpc.LogsServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - grpc method name
+            got.add("logs", request.SerializeToString())
+            return logs_service_pb2.ExportLogsServiceResponse()
+
+    class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+            got.add("traces", request.SerializeToString())
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}", got
+    finally:
+        server.stop(grace=None)
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[tuple[str, Received]]:
+    got = Received()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            enc = self.headers.get("Content-Encoding", "")
+            if enc == "gzip":
+                body = gzip.decompress(body)
+            elif enc == "deflate":
+                body = zlib.decompress(body)
+            if self.path == "/v1/logs":
+                got.add("logs", body)
+                resp = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
+            elif self.path == "/v1/traces":
+                got.add("traces", body)
+                resp = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+            else:
+                resp = b""
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(resp)))
+            self.end_headers()
+            self.wfile.write(resp)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", got
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+APP = r'''
+import json, logging, sys
+import structlog
+from agentpress_otel._setup import instrument
+from agentpress_otel._context import thread_context
+from agentpress_otel.redaction import redact
+
+SECRET, JWT = sys.argv[3], sys.argv[4]
+tel = instrument(service_name="logs-it", endpoint=sys.argv[1], protocol=sys.argv[2], log_json=True,
+                 metrics=False, integrations=["logging", "structlog"], log_level="DEBUG")
+# AgentPress configures structlog at import time, possibly after instrument(): the chain still gets ours.
+structlog.configure(
+    processors=[structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
+                structlog.processors.dict_tracebacks, structlog.processors.TimeStamper(fmt="iso"),
+                structlog.processors.JSONRenderer()],
+    logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+    cache_logger_on_first_use=True,
+)
+log = logging.getLogger("agentpress.run")
+slog = structlog.get_logger()
+tracer = tel.tracer_provider.get_tracer("it")
+with thread_context(project_id="p-1", thread_id="t-1"):
+    with tracer.start_as_current_span("agent_run") as span:
+        sc = span.get_span_context()
+        print(json.dumps({"marker": "ids", "trace_id": f"{sc.trace_id:032x}", "span_id": f"{sc.span_id:016x}"}),
+              flush=True)
+        log.info("stdlib hello %s", "world", extra={"tool": "web", "note": f"secret {SECRET}"})
+        log.warning(f"message with {SECRET}")
+        span.set_attribute("url.full", f"http://h/api/agent-run/r-1/stream?token={JWT}")
+        span.set_attribute("http.request.header.authorization", f"Bearer {JWT}")
+        span.set_attribute("gen_ai.input.messages", json.dumps([{"role": "user", "content": f"key {SECRET}"}]))
+        span.set_attribute("app.llm.output", redact(f"the model said {SECRET}"))
+        structlog.contextvars.bind_contextvars(thread_id="t-1", agent_run_id="r-1")
+        slog.info("structlog hello", api_key=SECRET, detail=f"url ?token={JWT}")
+        try:
+            raise RuntimeError(f"failed with {SECRET}")
+        except RuntimeError as exc:
+            log.exception("boom")
+            span.record_exception(exc)
+            slog.exception("structlog boom")
+print(json.dumps({"marker": "done"}), flush=True)
+tel.shutdown(timeout_s=10)
+'''
+
+
+def _run_app(endpoint: str, protocol: str, tmp_path: Path) -> tuple[list[dict[str, Any]], str]:
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    proc = ManagedProcess("logs-app", [sys.executable, str(script), endpoint, protocol, SECRET, JWT],
+                          env={"OTEL_BLRP_SCHEDULE_DELAY": "100", "OTEL_BSP_SCHEDULE_DELAY": "100"}, log_dir=tmp_path)
+    proc.start()
+    try:
+        wait_until(lambda: not proc.running, timeout=60, what="app exit")
+    finally:
+        proc.stop()
+    out = proc.log_tail(10_000)
+    assert proc.proc is not None and proc.proc.returncode == 0, out
+    lines = []
+    for line in out.splitlines():
+        if line.startswith("{"):
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                pass
+    return lines, out
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_logs_over_real_otlp(protocol: str, grpc_receiver: Any, http_receiver: Any, tmp_path: Path) -> None:
+    endpoint, got = grpc_receiver if protocol == "grpc" else http_receiver
+    lines, out = _run_app(endpoint, protocol, tmp_path)
+    ids = next(x for x in lines if x.get("marker") == "ids")
+    wait_until(lambda: len(got.log_records()) >= 5 and got.traces, timeout=15, what="OTLP data")
+    recs = got.log_records()
+
+    def one(body: str) -> dict[str, Any]:
+        found = [r for r in recs if r["body"] == body]
+        assert found, (body, [r["body"] for r in recs])
+        return found[0]
+
+    for body in ("stdlib hello world", "structlog hello", "boom", "structlog boom"):
+        r = one(body)
+        assert r["trace_id"] == ids["trace_id"] and r["span_id"] == ids["span_id"], body
+        assert r["attrs"]["agentpress.project.id"] == "p-1", body
+        assert r["attrs"]["agentpress.thread.id"] == "t-1", body
+    assert one("stdlib hello world")["attrs"]["tool"] == "web"
+    assert one("stdlib hello world")["scope"] == "agentpress.run"
+    assert one("structlog hello")["attrs"]["agentpress.agent_run.id"] == "r-1"
+    boom = one("boom")["attrs"]
+    assert boom["exception.type"] == "RuntimeError" and "Traceback" in boom["exception.stacktrace"]
+    assert one("structlog boom")["attrs"]["exception.type"] == "RuntimeError"
+
+    # the same stdlib record as a JSON line on stdout
+    doc = next(x for x in lines if x.get("message") == "stdlib hello world")
+    assert doc["trace_id"] == ids["trace_id"] and doc["span_id"] == ids["span_id"]
+    assert doc["project_id"] == "p-1" and doc["thread_id"] == "t-1" and doc["logger"] == "agentpress.run"
+    assert doc["level"] == "info" and doc["extra"]["tool"] == "web"
+    # structlog renders its own line, with our ids and trace ids added
+    sdoc = next(x for x in lines if x.get("event") == "structlog hello")
+    assert sdoc["trace_id"] == ids["trace_id"] and sdoc["project_id"] == "p-1" and sdoc["agent_run_id"] == "r-1"
+
+    # the planted secret: not in any OTLP payload (logs and spans), not on stdout
+    blob = b"".join(got.raw)
+    assert got.traces, "no spans received"
+    assert SECRET.encode() not in blob and JWT.encode() not in blob
+    assert SECRET not in out and JWT not in out
+    assert b"[REDACTED:openai_key:" in blob and b"[REDACTED:jwt:" in blob
