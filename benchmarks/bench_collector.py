@@ -274,14 +274,14 @@ def main() -> None:
     rows = []
     for key, label, unit in (
         ("accepted_per_s", "spans/s accepted", "/s"),
-        ("delivered_per_s", "spans/s delivered to traces backend", "/s"),
+        ("delivered_per_s", "spans/s delivered to backend", "/s"),
         ("spans_per_cpu_s", "spans accepted per CPU-second", "/s"),
-        ("cpu_per_s", "Collector CPU (cores busy)", ""),
-        ("rss_peak_mib", "Collector peak RSS", "Mi"),
+        ("cpu_per_s", "CPU (cores busy)", ""),
+        ("rss_peak_mib", "peak RSS", "MiB"),
     ):
         ours, base = med("ours", key), med("minimal", key)
         goal = ">= 10000/s (sizing guide)" if key == "spans_per_cpu_s" else ""
-        rows.append({"name": f"collector {label}, our config vs minimal", "value": ours, "unit": unit,
+        rows.append({"name": f"{label}, our config vs minimal", "value": ours, "unit": unit,
                      "baseline": base, "ratio": ours / base if base else float("nan"), "goal": goal,
                      "pass": (ours >= 10000) if key == "spans_per_cpu_s" else None})
     report("collector", rows)

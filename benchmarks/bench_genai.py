@@ -2,7 +2,8 @@
 
 Also measures util-genai 1.3b0's TelemetryHandler.inference() doing the same work, which is why our
 lean path exists. Prints ratios (medians over repeats) and writes benchmarks/results/genai.json.
-Goal: llm_call <= 1.5x bare.
+Goal: llm_call <= 1.5x bare. Timed with time.thread_time() (CPU time of the calling thread), because
+the build machine is shared and wall time swings by 2x between runs.
 
     .venv/bin/python benchmarks/bench_genai.py [--n 2000] [--repeats 9]
 """
@@ -100,6 +101,8 @@ def main() -> None:
     if util is not None:
         cases["util_genai_inference"] = util
     per_op: dict[str, list[float]] = {k: [] for k in cases}
+    drain_per_op: list[float] = []
+    ins = _state.STATE.instruments
     with thread_context(thread_id="t-1", project_id="p-1", agent_run_id="r-1"):
         for fn in cases.values():  # warm-up
             for _ in range(300):
@@ -107,10 +110,18 @@ def main() -> None:
         for _ in range(args.repeats):
             for name, fn in cases.items():  # interleaved so drift hits all cases alike
                 gc.collect()
-                t0 = time.perf_counter()
+                t0 = time.thread_time()
                 for _ in range(args.n):
                     fn()
-                per_op[name].append((time.perf_counter() - t0) / args.n)
+                per_op[name].append((time.thread_time() - t0) / args.n)
+                if name == "llm_call":
+                    # The deferred metric replay normally runs at collection time on the reader's thread;
+                    # time it here too so the report shows the full cost, not only the hot path.
+                    t1 = time.thread_time()
+                    ins.drain()
+                    drain_per_op.append((time.thread_time() - t1) / args.n)
+                else:
+                    ins.drain()
                 tp.force_flush()
 
     med = {k: statistics.median(v) for k, v in per_op.items()}
@@ -125,11 +136,16 @@ def main() -> None:
         "python": platform.python_version(),
         "note": "llm_call = span + 3 histograms + cost counter + ContextSpanProcessor; bare = same span attributes",
     }
+    drain = statistics.median(drain_per_op)
+    result["deferred_metric_replay_us_per_op"] = round(drain * 1e6, 3)
+    result["ratio_llm_call_incl_replay_vs_bare"] = round((med["llm_call"] + drain) / base, 3)
     if "util_genai_inference" in med:
         result["ratio_util_genai_vs_bare"] = round(med["util_genai_inference"] / base, 3)
     result["pass"] = result["ratio_llm_call_vs_bare"] <= 1.5
     for k, v in result["median_us"].items():
         print(f"{k:>24}: {v:8.2f} us/op  ({med[k] / base:.2f}x bare)")
+    print(f"deferred metric replay (collection thread): {drain * 1e6:.2f} us/op; "
+          f"llm_call incl. replay = {result['ratio_llm_call_incl_replay_vs_bare']}x bare")
     print(f"llm_call / bare = {result['ratio_llm_call_vs_bare']}  (goal <= 1.5)  {'PASS' if result['pass'] else 'FAIL'}")
     out = Path(__file__).resolve().parent / "results" / "genai.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -101,15 +101,20 @@ def per_probe_cost_us() -> tuple[float, float]:
             t0 = time.process_time()
             asyncio.run(asyncio.sleep(seconds))
             cpu = time.process_time() - t0
-            pts = [
-                p
-                for rm in reader.get_metrics_data().resource_metrics
-                for sm in rm.scope_metrics
-                for m in sm.metrics
-                if m.name == runtime.LOOP_LAG
-                for p in m.data.data_points
-            ]
-            total = sum(p.count for p in pts)
+            data = reader.get_metrics_data()
+            pts: list[Any] = (
+                []
+                if data is None
+                else [
+                    p
+                    for rm in data.resource_metrics
+                    for sm in rm.scope_metrics
+                    for m in sm.metrics
+                    if m.name == runtime.LOOP_LAG
+                    for p in m.data.data_points
+                ]
+            )
+            total = int(sum(p.count for p in pts))
             costs.append(cpu / max(total - last, 1) * 1e6)
             last = total
         return statistics.median(costs), bare
@@ -139,6 +144,34 @@ def per_collect_cost_ms() -> tuple[float, float]:
             mp.shutdown()
 
     return measure(True), measure(False)
+
+
+def watch_loop_fast_path() -> tuple[float, float]:
+    """(µs per ``watch_loop()`` on an already-watched loop, µs per plain function call baseline)."""
+    mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    n = 50_000
+
+    def noop() -> bool:
+        return True
+
+    async def main() -> tuple[float, float]:
+        runtime.watch_loop()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            runtime.watch_loop()
+        t1 = time.perf_counter()
+        for _ in range(n):
+            noop()
+        t2 = time.perf_counter()
+        return (t1 - t0) / n * 1e6, (t2 - t1) / n * 1e6
+
+    try:
+        runtime.instrument(_tel(mp), patch_asyncio=False, system_metrics=False)
+        runs = [asyncio.run(main()) for _ in range(REPEATS)]
+        return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    finally:
+        runtime.uninstrument()
+        mp.shutdown()
 
 
 def direct_share(export_s: float) -> tuple[float, float]:
@@ -173,6 +206,7 @@ def main(argv: Sequence[str] = ()) -> dict[str, Any]:
     share_probe = probe_us * 1e-6 / DEFAULT_PROBE_S * 100
     share_collect = extra_collect_ms * 1e-3 / DEFAULT_EXPORT_S * 100
     share_default = share_probe + share_collect
+    watch_us, call_us = watch_loop_fast_path()
     direct_with, direct_without = direct_share(1.0)
     result = {
         "cores": os.cpu_count(),
@@ -189,6 +223,9 @@ def main(argv: Sequence[str] = ()) -> dict[str, Any]:
         "direct_idle_cpu_pct_with_runtime_export_1s": round(direct_with, 4),
         "direct_idle_cpu_pct_baseline_export_1s": round(direct_without, 4),
         "direct_overhead_pct_points_export_1s": round(direct_with - direct_without, 4),
+        "watch_loop_fast_path_us": round(watch_us, 3),
+        "plain_call_us_baseline": round(call_us, 3),
+        "watch_loop_vs_call_ratio": round(watch_us / call_us, 1) if call_us else None,
         "repeats": REPEATS,
         "runtime_s": 0.0,
     }
@@ -199,6 +236,7 @@ def main(argv: Sequence[str] = ()) -> dict[str, Any]:
     print(f"  per collection (process.*):  {collect_ms:8.3f} ms CPU  (empty provider {empty_collect_ms:.3f} ms)")
     print(f"  CPU share at defaults (probe {DEFAULT_PROBE_S}s, collect {DEFAULT_EXPORT_S:.0f}s): "
           f"{share_default:.5f} % of one core  (probe {share_probe:.5f} %, collect {share_collect:.5f} %)")
+    print(f"  watch_loop() when already watched: {watch_us:.3f} µs ({watch_us / call_us:.1f}x a plain call)")
     print(f"  direct, idle loop {IDLE_S}s, reader every 1 s (30x default): "
           f"{direct_with:.4f} % vs {direct_without:.4f} % baseline "
           f"(+{direct_with - direct_without:.4f} points)")

@@ -4,16 +4,18 @@
 import { SeverityNumber } from '@opentelemetry/api';
 import { redactText, redactUrl } from './redact.js';
 
-const MAX_STACK = 8192;
+const MAX_STACK = 4096; // x batch size must stay under the receiver body limit (256 KiB)
 const MAX_NAME = 80;
+const MAX_MESSAGE = 1024;
 
-/** Describe an error-ish value as OTel exception attributes (unredacted; processors redact). */
+/** Describe an error-ish value as OTel exception attributes (redacted, bounded). */
 export function exceptionAttributes(err, fallbackMessage) {
   if (err instanceof Error || (err && typeof err === 'object' && 'message' in err)) {
     return {
       'exception.type': String(err.name || err.constructor?.name || 'Error'),
-      'exception.message': String(err.message ?? fallbackMessage ?? ''),
-      'exception.stacktrace': String(err.stack || '').slice(0, MAX_STACK),
+      // Redact before truncating, so a cut can't leave half a secret that no pattern recognises.
+      'exception.message': redactText(String(err.message ?? fallbackMessage ?? '')).slice(0, MAX_MESSAGE),
+      'exception.stacktrace': redactText(String(err.stack || '')).slice(0, MAX_STACK),
     };
   }
   let message = fallbackMessage ?? '';
@@ -22,7 +24,10 @@ export function exceptionAttributes(err, fallbackMessage) {
   } catch {
     message = String(err);
   }
-  return { 'exception.type': typeof err === 'string' ? 'Error' : typeof err, 'exception.message': message };
+  return {
+    'exception.type': typeof err === 'string' ? 'Error' : typeof err,
+    'exception.message': redactText(String(message)).slice(0, MAX_MESSAGE),
+  };
 }
 
 /** Emit one `exception` log record. */

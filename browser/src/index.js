@@ -1,7 +1,7 @@
 // agentpress-otel browser entry point: one call wires traces, logs, sessions and capture.
 // Nothing secret is accepted: the exporter takes no headers or keys (the browser can't keep them).
 
-import { context, propagation, trace, logs } from '@opentelemetry/api';
+import { SeverityNumber, context, logs, propagation, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -23,7 +23,6 @@ import { ThreadContext, createContextLogProcessor, createContextSpanProcessor } 
 import { SessionProvider } from './session.js';
 import { installXhrCapture } from './xhr.js';
 import { emitException, installActionCapture, installErrorCapture, installNavigationCapture } from './browser.js';
-import { SeverityNumber } from '@opentelemetry/api';
 
 export { redactText, redactUrl, redactAttributes } from './redact.js';
 export { compileOrigins, originToRegExp } from './origins.js';
@@ -142,7 +141,7 @@ function start(win, opts) {
   });
 
   const batchOpts = {
-    maxExportBatchSize: batch.maxExportBatchSize ?? 50,
+    maxExportBatchSize: batch.maxExportBatchSize ?? 30,
     scheduledDelayMillis: batch.scheduledDelayMillis ?? 2000,
     maxQueueSize: batch.maxQueueSize ?? 512,
     exportTimeoutMillis: batch.exportTimeoutMillis ?? 10_000,
@@ -163,7 +162,7 @@ function start(win, opts) {
   });
   const loggerProvider = new LoggerProvider({
     resource,
-    logRecordLimits: { attributeValueLengthLimit: 8192, attributeCountLimit: 64 },
+    logRecordLimits: { attributeValueLengthLimit: 4096, attributeCountLimit: 64 },
     processors: [
       createContextLogProcessor(threadContext, redact, onInternalError),
       createSessionLogRecordProcessor(sessions),
@@ -306,7 +305,7 @@ export function clearThreadContext() {
   threadContext.clear();
 }
 
-/** The current trace id of the active span, or a fresh one for an EventSource query string. */
+/** `traceparent` of the active span (for a manual query string or message field), or null when there is none. */
 export function currentTraceparent() {
   const span = trace.getActiveSpan();
   const sc = span?.spanContext();
@@ -321,6 +320,7 @@ export function currentTraceparent() {
  */
 export function tracedEventSource(url, init, { param = 'traceparent', name = 'EventSource' } = {}) {
   const ES = globalThis.EventSource;
+  if (!ES) throw new TypeError('agentpress-otel: EventSource is not available here');
   const tracer = trace.getTracer(SCOPE, VERSION);
   const span = tracer.startSpan(name, { kind: 2 /* CLIENT */, attributes: { 'url.full': String(url) } });
   let target = String(url);

@@ -267,3 +267,21 @@ def test_dead_endpoint_never_hurts_requests_and_shutdown_keeps_its_deadline(prot
         if failure == "blackhole":
             hole.close()
         _setup._reset_for_tests()
+
+
+def test_event_source_trace_context_from_query_string(sink: OTLPSink) -> None:
+    app = FastAPI()
+
+    @app.get("/api/agent-run/{agent_run_id}/stream")
+    async def stream(agent_run_id: str) -> dict[str, str]:
+        return {"run": agent_run_id}
+
+    tel = agentpress_otel.instrument(app, endpoint=sink.grpc_endpoint, integrations=["fastapi"])
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with UvicornThread(app) as srv:
+        url = f"{srv.url}/api/agent-run/run-7/stream?token=abc&traceparent=00-{trace_id}-00f067aa0ba902b7-01"
+        assert httpx.get(url, timeout=10).status_code == 200
+    assert tel.force_flush(timeout_s=10)
+    (span,) = [s for s in sink.spans() if s.kind == SERVER]
+    assert span.trace_id.hex() == trace_id
+    assert attrs_to_dict(span.attributes)["agentpress.agent_run.id"] == "run-7"

@@ -230,7 +230,8 @@ def _run_app_workload(endpoint: str) -> Workload:
 
 
 @pytest.fixture(scope="module")
-def workload(stack: Stack) -> Workload:
+def workload(stack: Stack, app_process: AppProcess) -> Workload:
+    del app_process  # started first on purpose: it runs concurrently with this workload
     wl = _run_app_workload(stack.collector.otlp_grpc_endpoint.removeprefix("http://"))
     col = stack.collector
     # Every trace has reached a sampling decision once the tail-sampler has seen them all and decided.
@@ -650,25 +651,50 @@ print("RESULT " + json.dumps(out))
 """
 
 
+@dataclass
+class AppProcess:
+    proc: Any
+    service: str
+    out: Path
+    err: Path
+
+
 @pytest.fixture(scope="module")
-def app_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def app_process(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    """Start the instrumented app early (importing LiteLLM takes ~10 s) so it overlaps the SDK workload's waits."""
+    import os
     import subprocess
     import sys
 
     pytest.importorskip("litellm")
-    script = tmp_path_factory.mktemp("app") / "app.py"
+    wd = tmp_path_factory.mktemp("app")
+    script = wd / "app.py"
     script.write_text(_APP_SCRIPT)
     service = f"e2e-app-{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("OTEL_", "AGENTPRESS_OTEL_"))}
-    res = subprocess.run(
-        [sys.executable, str(script), stack.collector.otlp_grpc_endpoint, service],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
-    )  # fmt: skip
-    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert lines, res.stdout[-3000:] + res.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTPRESS_OTEL_"))}
+    out, err = wd / "stdout.txt", wd / "stderr.txt"
+    # Output goes to files, not pipes: a chatty child must never block on a full pipe.
+    with out.open("w") as fo, err.open("w") as fe:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), stack.collector.otlp_grpc_endpoint, service], stdout=fo, stderr=fe, env=env
+        )
+    try:
+        yield AppProcess(proc=proc, service=service, out=out, err=err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def app_run(app_process: AppProcess) -> dict[str, Any]:
+    app_process.proc.wait(timeout=180)
+    stdout, stderr = app_process.out.read_text(), app_process.err.read_text()
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
+    assert app_process.proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert lines, stdout[-3000:] + stderr[-3000:]
     out: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
-    out["service"] = service
+    out["service"] = app_process.service
     return out
 
 

@@ -27,10 +27,11 @@ from agentpress_otel._harness.redis import RedisServer, start_redis
 from agentpress_otel.testing import Capture, capture
 from conftest import need
 
+fastapi = pytest.importorskip("fastapi")
 redis = pytest.importorskip("redis")
 aioredis = pytest.importorskip("redis.asyncio")
-uvicorn = pytest.importorskip("uvicorn")
-fastapi = pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+from fastapi import FastAPI  # noqa: E402 - after the skip guards
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def _redis_spans(spans: list[ReadableSpan]) -> list[ReadableSpan]:
 
 def _agentpress_app(url: str) -> Any:
     """The AgentPress shapes: response list + pub/sub notify (worker side), LRANGE + subscribe (stream side)."""
-    app = fastapi.FastAPI()
+    app = FastAPI()
 
     @app.post("/api/agent-run/{agent_run_id}/respond")
     async def respond(agent_run_id: str) -> dict[str, int]:
@@ -233,7 +234,7 @@ def test_dramatiq_worker_on_redis_continues_the_request_trace(srv: RedisServer) 
     from dramatiq.middleware import AsyncIO
 
     integ = _dramatiq_integration()
-    app = fastapi.FastAPI()
+    app = FastAPI()
     done = threading.Event()
     seen: dict[str, Any] = {}
     queue = f"q{uuid.uuid4().hex[:6]}"
@@ -241,7 +242,7 @@ def test_dramatiq_worker_on_redis_continues_the_request_trace(srv: RedisServer) 
     with capture(app=app, disabled_integrations=["httpx"]) as cap:
         assert "dramatiq" in cap.telemetry.integrations
         # AgentPress's broker: Redis, with only the AsyncIO middleware (async actors).
-        broker = RedisBroker(url=srv.url, namespace=f"apotel-{queue}", middleware=[AsyncIO()])
+        broker = RedisBroker(url=srv.url, namespace=f"apotel-{queue}", middleware=[AsyncIO()])  # type: ignore[no-untyped-call]
         hook = getattr(integ, "instrument_broker", None)
         if hook is not None:
             hook(broker)
@@ -305,7 +306,7 @@ def test_event_loop_probe_runs_on_dramatiq_asyncio_thread(srv: RedisServer) -> N
     queue = f"q{uuid.uuid4().hex[:6]}"
     done = threading.Event()
     with capture(disabled_integrations=["httpx", "dramatiq"]) as cap:
-        broker = RedisBroker(url=srv.url, namespace=f"apotel-{queue}", middleware=[AsyncIO()])
+        broker = RedisBroker(url=srv.url, namespace=f"apotel-{queue}", middleware=[AsyncIO()])  # type: ignore[no-untyped-call]
 
         async def blocks() -> None:
             time.sleep(0.3)  # noqa: ASYNC251 - a blocking call inside an async actor stalls the worker's loop
@@ -326,3 +327,21 @@ def test_event_loop_probe_runs_on_dramatiq_asyncio_thread(srv: RedisServer) -> N
     bg = [p for p in pts if p.attributes.get("loop") == "background"]
     assert bg
     assert max(p.max for p in bg) >= 0.3 - 0.25 - 0.01
+
+
+def test_harness_redis_is_loopback_ephemeral_and_stops_cleanly() -> None:
+    server = need(start_redis)
+    try:
+        r = redis.Redis.from_url(server.url)
+        assert r.config_get("save") == {"save": ""}
+        assert r.config_get("appendonly") == {"appendonly": "no"}
+        assert r.config_get("bind")["bind"] == "127.0.0.1"
+        r.set("k", "v")
+        r.close()
+        proc = server.process.proc
+        assert proc is not None
+    finally:
+        server.stop()
+    assert proc.poll() is not None  # the process is gone
+    assert not server.ping()
+    assert not list(server.workdir.glob("*.rdb")) and not list(server.workdir.glob("appendonly*"))

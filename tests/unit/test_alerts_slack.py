@@ -95,7 +95,7 @@ def test_different_errors_are_not_merged(stub: SlackStub) -> None:
         except ValueError:
             log.exception("first kind")
         try:
-            {}["missing"]  # noqa: B018 - raises KeyError at a different place
+            {}["missing"]  # raises KeyError at a different place
         except KeyError:
             log.exception("second kind")
         try:
@@ -201,7 +201,7 @@ def test_message_carries_context(stub: SlackStub) -> None:
 
 
 def test_global_rate_limit_drops_with_a_count(stub: SlackStub) -> None:
-    log, h = make(stub.url, burst=3, rate_per_minute=0.0)
+    _, h = make(stub.url, burst=3, rate_per_minute=0.0)
     for i in range(10):
         logging.getLogger(f"test_alerts_slack.rl{i}").propagate = False
         logging.getLogger(f"test_alerts_slack.rl{i}").addHandler(h)

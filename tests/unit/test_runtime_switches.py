@@ -31,7 +31,7 @@ _TARGET_PREFIXES = ("redis", "httpx", "litellm", "dramatiq", "asyncio", "structl
 
 # Integrations that may defer patching to a post-import hook: their library must be loaded for the
 # "it patched something" check (litellm takes ~20 s to import here; its own tests cover that case).
-_TARGET_LIB = {"litellm": "litellm", "redis": "redis", "httpx": "httpx", "dramatiq": "dramatiq", "structlog": "structlog"}
+_TARGET_LIB = {name: name for name in ("litellm", "redis", "httpx", "dramatiq", "structlog")}
 
 
 def _is_wrapt(v: Any) -> bool:
@@ -273,3 +273,21 @@ def test_sample_ratio_half_is_roughly_half() -> None:
                 pass
         n = len(cap.spans())
         assert 140 <= n <= 260, n  # binomial(400, 0.5): +-6 sigma
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_capture_content_switch(on: bool) -> None:
+    genai = pytest.importorskip("agentpress_otel.genai")
+    with capture(capture_content=on) as cap:
+        with genai.tool_call("web_search", arguments={"query": "zebra-argument-text"}) as tool:
+            tool.set_result({"hits": ["zebra-result-text"]})
+        with genai.llm_call(model="gpt-test", provider="openai") as call:
+            call.set_input_messages([{"role": "user", "content": "zebra-prompt-text"}])
+            call.set_output_messages([{"role": "assistant", "content": "zebra-completion-text"}])
+        spans = cap.spans()
+        logs = cap.logs()
+    assert len(spans) >= 2  # the spans exist either way: only their content is switched
+    dump = " ".join(str(dict(s.attributes or {})) + str([dict(e.attributes or {}) for e in s.events]) for s in spans)
+    dump += " ".join(str(getattr(getattr(r, "log_record", r), "body", "")) for r in logs)
+    for text in ("zebra-argument-text", "zebra-result-text", "zebra-prompt-text", "zebra-completion-text"):
+        assert (text in dump) is on, (text, on)

@@ -135,7 +135,7 @@ class SlackAlertHandler(logging.Handler):
         self._windows: dict[str, _Window] = {}
         self._tokens = float(burst)
         self._tokens_at = time.monotonic()
-        self._queue: queue.Queue[_Event] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[_Event | None] = queue.Queue(maxsize=max_queue)  # None = wake up and stop
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._worker_ident: int | None = None
@@ -222,6 +222,9 @@ class SlackAlertHandler(logging.Handler):
                 ev = self._queue.get(timeout=sweep_every)
             except queue.Empty:
                 ev = None
+            else:
+                if ev is None:
+                    self._queue.task_done()
             if ev is not None:
                 try:
                     self._deliver(ev)
@@ -229,6 +232,8 @@ class SlackAlertHandler(logging.Handler):
                     _selftel.record_error("slack", exc)
                 finally:
                     self._queue.task_done()
+            elif self._stop.is_set():
+                break
             if time.monotonic() >= next_sweep:
                 self._sweep()
                 next_sweep = time.monotonic() + sweep_every
@@ -351,6 +356,10 @@ class SlackAlertHandler(logging.Handler):
         try:
             self.flush()
             self._stop.set()
+            try:
+                self._queue.put_nowait(None)  # wake the sender so it exits now, not at its next poll
+            except queue.Full:
+                pass
             w = self._worker
             if w is not None and w is not threading.current_thread():
                 w.join(timeout=self.close_timeout_s)

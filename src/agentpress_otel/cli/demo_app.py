@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +35,7 @@ import structlog
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
+from agentpress_otel._context import current_ids
 from agentpress_otel.genai import agent_run, record_score, tool_call
 
 __all__ = ["AgentStartRequest", "DemoBackend", "Scenario", "ToolResult", "create_app"]
@@ -40,10 +43,33 @@ __all__ = ["AgentStartRequest", "DemoBackend", "Scenario", "ToolResult", "create
 
 # ----------------------------------------------------------------------------------------- logging
 
+def _alert_tap(_logger: Any, method: str, event: Any) -> Any:
+    """Hand structlog errors to the Slack alert handler, which listens on stdlib logging only.
+
+    Workaround in the demo until the structlog integration taps ERROR/CRITICAL into the alerter
+    itself (agentpress-target.md §11 hook 8); a no-op when no Slack handler is installed.
+    """
+    if method in ("error", "exception", "critical"):
+        try:
+            from agentpress_otel.alerts.slack import current_handler
+
+            handler = current_handler()
+            if handler is not None:
+                level = logging.CRITICAL if method == "critical" else logging.ERROR
+                exc = sys.exc_info()
+                rec = logging.LogRecord("agentpress.run_agent_background", level, __file__, 0,
+                                        str(event.get("event")), None, exc if exc[0] is not None else None)
+                handler.handle(rec)
+        except Exception:  # noqa: S110 - logging must never fail the app
+            pass
+    return event
+
+
 def configure_logging(sink: io.StringIO) -> None:
     """AgentPress's ``utils/logger.py``: structlog JSON lines (here to ``sink``, not the terminal)."""
     structlog.configure(
         processors=[
+            _alert_tap,
             structlog.stdlib.add_log_level,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.dict_tracebacks,
@@ -172,7 +198,7 @@ class DemoBackend:
         for attempt in range(3):
             try:
                 return await litellm.acompletion(
-                    model=model_name, messages=messages, stream=True, temperature=0,
+                    model=model_name, messages=messages, stream=True,
                     stream_options={"include_usage": True}, api_base=self.llm_base_url, api_key="sk-local-demo",
                     max_retries=0, tools=[{"type": "function", "function": {"name": n, "parameters": {}}}
                                           for n in TOOLS],
@@ -248,16 +274,20 @@ class DemoBackend:
                                  model=model_name) as ar:
                 ctx = ar.span.get_span_context()
                 run.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
-                for step in sc.steps:
-                    if not await self.run_thread(run, history, step, model_name):
-                        break
+                try:
+                    for step in sc.steps:
+                        if not await self.run_thread(run, history, step, model_name):
+                            break
+                except Exception as exc:
+                    # AgentPress logs the failure with the traceback and marks the run failed: the Slack
+                    # trigger. Logged inside the run's span so the alert and log carry its trace and ids.
+                    logger.error("agent run failed", error=str(exc), exc_info=True)
+                    raise
             run.status = "completed"
             logger.info("agent run completed", iterations=len(sc.steps))
         except Exception as exc:
             run.status = "failed"
             run.error = str(exc)
-            # AgentPress logs the failure with the traceback and marks the run failed: the Slack trigger.
-            logger.error("agent run failed", error=str(exc), exc_info=True)
         finally:
             run.finished = time.monotonic()
 
@@ -305,7 +335,9 @@ def create_app(backend: DemoBackend, **telemetry_options: Any) -> FastAPI:
     @app.middleware("http")
     async def log_requests_middleware(request: Request, call_next: Any) -> Any:
         structlog.contextvars.clear_contextvars()
-        request_id = str(uuid.uuid4())
+        # Reuse the request id agentpress-otel assigned (and echoes as X-Request-ID), so logs, spans and
+        # the response header agree; AgentPress's own line was ``request_id = str(uuid.uuid4())``.
+        request_id = current_ids().get("request_id") or str(uuid.uuid4())
         structlog.contextvars.bind_contextvars(request_id=request_id, method=request.method,
                                                path=request.url.path, client_ip=request.client.host
                                                if request.client else None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
@@ -43,6 +44,9 @@ _util_loaded = False
 
 def _util_genai_data() -> Any:
     global _util_data_factory, _util_loaded
+    # Only instrumentations built on util-genai read the key; if none imported it, skip the work.
+    if "opentelemetry.util.genai.handler" not in sys.modules:
+        return None
     if not _util_loaded:
         _util_loaded = True
         try:
@@ -90,9 +94,9 @@ class _LRU:
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self.data: OrderedDict[str, tuple[SpanContext, str, str]] = OrderedDict()
+        self.data: OrderedDict[str | int, tuple[SpanContext, str, str]] = OrderedDict()
 
-    def put(self, key: str, value: tuple[SpanContext, str, str]) -> None:
+    def put(self, key: str | int, value: tuple[SpanContext, str, str]) -> None:
         d = self.data
         d[key] = value
         if len(d) > self.size:
@@ -101,7 +105,7 @@ class _LRU:
             except KeyError:  # pragma: no cover - concurrent pop
                 pass
 
-    def get(self, key: str) -> tuple[SpanContext, str, str] | None:
+    def get(self, key: str | int) -> tuple[SpanContext, str, str] | None:
         return self.data.get(key)
 
 
@@ -432,7 +436,8 @@ class AgentRun(_Op):
             return
         super()._start()
         try:
-            _state.STATE.instruments.active_runs.add(1, {"gen_ai.agent.name": self.name})
+            ins = _state.STATE.instruments
+            ins.record(ins.active_runs, 1, {"gen_ai.agent.name": self.name})
             self._active = True
         except Exception as exc:  # pragma: no cover
             _selftel.record_error("genai.metrics", exc)
@@ -442,9 +447,9 @@ class AgentRun(_Op):
         attrs = self._metric_attrs
         if self._error:
             attrs = {**attrs, "error.type": self._error}
-        ins.agent_duration.record(duration, attrs)
+        ins.record(ins.agent_duration, duration, attrs, self._ctx)
         if self._active:
-            ins.active_runs.add(-1, {"gen_ai.agent.name": self.name})
+            ins.record(ins.active_runs, -1, {"gen_ai.agent.name": self.name})
 
 
 def agent_run(
@@ -527,7 +532,8 @@ class ToolCall(_Op):
         attrs: dict[str, Any] = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": self.name}
         if self._error:
             attrs["error.type"] = self._error
-        _state.STATE.instruments.tool_duration.record(duration, attrs)
+        ins = _state.STATE.instruments
+        ins.record(ins.tool_duration, duration, attrs, self._ctx)
 
 
 def _result_ok(value: Any) -> bool | None:
@@ -782,19 +788,21 @@ class LLMCall(_Op):
         ins = _state.STATE.instruments
         base, inp, out, cost_attrs = _metric_attrs(
             (self.operation, self.provider, self.model, self.response_model, self._error, self.server_address))
-        ins.operation_duration.record(duration, base)
+        ctx = self._ctx
+        rec = ins.record
+        rec(ins.operation_duration, duration, base, ctx)
         ttfc = self.time_to_first_chunk
         if ttfc is not None:
             self._attrs["gen_ai.response.time_to_first_chunk"] = ttfc
-            ins.ttfc.record(ttfc, base)
+            rec(ins.ttfc, ttfc, base, ctx)
             if self._chunk_gaps:
-                rec = ins.tpoc.record
                 for g in self._chunk_gaps:
-                    rec(g, base)
+                    rec(ins.tpoc, g, base)
+        # Exemplars (trace links) only on the duration histogram: they cost a reservoir offer per record.
         if self.input_tokens is not None:
-            ins.token_usage.record(self.input_tokens, inp)
+            rec(ins.token_usage, self.input_tokens, inp)
         if self.output_tokens is not None:
-            ins.token_usage.record(self.output_tokens, out)
+            rec(ins.token_usage, self.output_tokens, out)
         if self.input_tokens is not None or self.output_tokens is not None:
             c = prices.cost_usd(
                 self.response_model if self.response_model and prices.lookup(self.response_model) else self.model,
@@ -802,17 +810,17 @@ class LLMCall(_Op):
                 cache_read_tokens=self.cache_read_tokens or 0, cache_write_tokens=self.cache_write_tokens or 0,
             )
             if c is None:
-                ins.unpriced.add(1, cost_attrs)
+                rec(ins.unpriced, 1, cost_attrs)
             else:
                 self.cost_usd = c
                 self._attrs["agentpress.llm.cost_usd"] = c
                 self._attrs["agentpress.llm.prices_version"] = prices.PRICES_VERSION
                 if c > 0:
-                    ins.cost.add(c, cost_attrs)
+                    rec(ins.cost, c, cost_attrs)
         sc = self.span.get_span_context()
         if sc.is_valid:
             entry = (sc, self.provider, self.model)
-            SPANS.put(format(sc.span_id, "016x"), entry)
+            SPANS.put(sc.span_id, entry)
             if self.response_id:
                 RESPONSES.put(self.response_id, entry)
 

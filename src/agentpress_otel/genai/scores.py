@@ -41,7 +41,7 @@ def record_score(
         found = False
         sc = span_context
         if sc is not None:
-            hit = _spans.SPANS.get(format(sc.span_id, "016x"))
+            hit = _spans.SPANS.get(sc.span_id)
             if hit is not None:
                 provider, model = hit[1], hit[2]
             found = sc.is_valid
@@ -55,7 +55,7 @@ def record_score(
             if cur.is_valid:
                 sc = cur
                 found = True
-                hit = _spans.SPANS.get(format(cur.span_id, "016x"))
+                hit = _spans.SPANS.get(cur.span_id)
                 if hit is not None:
                     provider, model = hit[1], hit[2]
         metric_attrs: dict[str, Any] = {"gen_ai.evaluation.name": name}
@@ -68,7 +68,7 @@ def record_score(
         if error_type:
             metric_attrs["error.type"] = error_type
         if value is not None:
-            st.instruments.score.record(float(value), metric_attrs)
+            st.instruments.record(st.instruments.score, float(value), metric_attrs)
         attrs: dict[str, Any] = {"gen_ai.evaluation.name": name}
         if value is not None:
             attrs["gen_ai.evaluation.score.value"] = float(value)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from urllib.parse import parse_qsl
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import Token
 from typing import Any
@@ -170,6 +171,12 @@ class AgentPressASGIMiddleware:
                 request_id = v.decode("latin-1")
         if not request_id or not _SAFE_REQUEST_ID.match(request_id):
             request_id = uuid.uuid4().hex
+        qs: bytes = scope.get("query_string") or b""
+        if "traceparent" not in carrier and b"traceparent=" in qs:
+            # EventSource cannot send headers: browsers put the trace context in the query string.
+            for key, value in parse_qsl(qs.decode("latin-1")):
+                if key in ("traceparent", "tracestate", "baggage"):
+                    carrier[key] = value
         parent = propagate.extract(carrier, getter=_GETTER)
         path: str = scope.get("path", "")
         ctx_mgr = None
