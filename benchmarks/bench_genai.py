@@ -79,7 +79,57 @@ def main() -> None:
             c.set_usage(input_tokens=1200, output_tokens=180, cache_read_tokens=1000)
             c.set_response(model=MODEL + "-2025-08-07", id="chatcmpl-1", finish_reasons=["stop"])
 
-    util: Callable[[], None] | None = None
+    ins = _state.STATE.instruments
+
+    def measure(cases: dict[str, Callable[[], None]]) -> tuple[dict[str, float], float]:
+        per_op: dict[str, list[float]] = {k: [] for k in cases}
+        drain_per_op: list[float] = []
+        with thread_context(thread_id="t-1", project_id="p-1", agent_run_id="r-1"):
+            for fn in cases.values():  # warm-up
+                for _ in range(300):
+                    fn()
+            ins.drain()
+            for _ in range(args.repeats):
+                for name, fn in cases.items():  # interleaved so drift hits all cases alike
+                    gc.collect()
+                    t0 = time.thread_time()
+                    for _ in range(args.n):
+                        fn()
+                    per_op[name].append((time.thread_time() - t0) / args.n)
+                    # The deferred metric replay normally runs at collection time on the reader's thread;
+                    # time it here too so the report shows the full cost, not only the caller's share.
+                    t1 = time.thread_time()
+                    ins.drain()
+                    if name == "llm_call":
+                        drain_per_op.append((time.thread_time() - t1) / args.n)
+                    tp.force_flush()
+        return {k: statistics.median(v) for k, v in per_op.items()}, statistics.median(drain_per_op)
+
+    # Phase A: the AgentPress case (no util-genai based SDK instrumentation loaded).
+    med, drain = measure({"bare_sdk_span": bare, "llm_call": ours})
+    base = med["bare_sdk_span"]
+    result: dict[str, object] = {
+        "benchmark": "genai",
+        "timer": "time.thread_time (CPU time of the calling thread)",
+        "n_per_repeat": args.n,
+        "repeats": args.repeats,
+        "median_us": {k: round(v * 1e6, 3) for k, v in med.items()},
+        "ratio_llm_call_vs_bare": round(med["llm_call"] / base, 3),
+        "deferred_metric_replay_us_per_op": round(drain * 1e6, 3),
+        "ratio_llm_call_incl_replay_vs_bare": round((med["llm_call"] + drain) / base, 3),
+        "goal_ratio": 1.5,
+        "python": platform.python_version(),
+        "note": ("llm_call = span + duration/token histograms + cost counter (replayed at collection) + "
+                 "ContextSpanProcessor on both; bare = same span attributes via start_as_current_span"),
+    }
+    result["pass"] = med["llm_call"] / base <= 1.5
+    print(f"{'bare_sdk_span':>24}: {med['bare_sdk_span'] * 1e6:8.2f} us/op")
+    print(f"{'llm_call':>24}: {med['llm_call'] * 1e6:8.2f} us/op  ({med['llm_call'] / base:.2f}x bare)")
+    print(f"deferred metric replay (collection thread): {drain * 1e6:.2f} us/op; "
+          f"llm_call incl. replay = {(med['llm_call'] + drain) / base:.2f}x bare")
+
+    # Phase B: util-genai loaded (as with the openai-v2 instrumentation): our suppression key is set,
+    # and util-genai's own TelemetryHandler doing the same work, for the build-vs-reuse decision.
     try:
         from opentelemetry.util.genai.handler import TelemetryHandler
 
@@ -93,60 +143,20 @@ def main() -> None:
                 inv.response_model_name, inv.response_id = MODEL + "-2025-08-07", "chatcmpl-1"
                 inv.finish_reasons = ["stop"]
 
-        util = util_genai
+        med_b, _ = measure({"bare_sdk_span": bare, "llm_call": ours, "util_genai_inference": util_genai})
+        base_b = med_b["bare_sdk_span"]
+        result["with_util_genai_loaded"] = {
+            "median_us": {k: round(v * 1e6, 3) for k, v in med_b.items()},
+            "ratio_llm_call_vs_bare": round(med_b["llm_call"] / base_b, 3),
+            "ratio_util_genai_vs_bare": round(med_b["util_genai_inference"] / base_b, 3),
+        }
+        print(f"with util-genai loaded: llm_call {med_b['llm_call'] / base_b:.2f}x bare, "
+              f"util-genai TelemetryHandler.inference {med_b['util_genai_inference'] / base_b:.2f}x bare")
     except Exception as exc:  # pragma: no cover - util-genai missing
         print("util-genai unavailable:", exc)
 
-    cases: dict[str, Callable[[], None]] = {"bare_sdk_span": bare, "llm_call": ours}
-    if util is not None:
-        cases["util_genai_inference"] = util
-    per_op: dict[str, list[float]] = {k: [] for k in cases}
-    drain_per_op: list[float] = []
-    ins = _state.STATE.instruments
-    with thread_context(thread_id="t-1", project_id="p-1", agent_run_id="r-1"):
-        for fn in cases.values():  # warm-up
-            for _ in range(300):
-                fn()
-        for _ in range(args.repeats):
-            for name, fn in cases.items():  # interleaved so drift hits all cases alike
-                gc.collect()
-                t0 = time.thread_time()
-                for _ in range(args.n):
-                    fn()
-                per_op[name].append((time.thread_time() - t0) / args.n)
-                if name == "llm_call":
-                    # The deferred metric replay normally runs at collection time on the reader's thread;
-                    # time it here too so the report shows the full cost, not only the hot path.
-                    t1 = time.thread_time()
-                    ins.drain()
-                    drain_per_op.append((time.thread_time() - t1) / args.n)
-                else:
-                    ins.drain()
-                tp.force_flush()
-
-    med = {k: statistics.median(v) for k, v in per_op.items()}
-    base = med["bare_sdk_span"]
-    result = {
-        "benchmark": "genai",
-        "n_per_repeat": args.n,
-        "repeats": args.repeats,
-        "median_us": {k: round(v * 1e6, 3) for k, v in med.items()},
-        "ratio_llm_call_vs_bare": round(med["llm_call"] / base, 3),
-        "goal_ratio": 1.5,
-        "python": platform.python_version(),
-        "note": "llm_call = span + 3 histograms + cost counter + ContextSpanProcessor; bare = same span attributes",
-    }
-    drain = statistics.median(drain_per_op)
-    result["deferred_metric_replay_us_per_op"] = round(drain * 1e6, 3)
-    result["ratio_llm_call_incl_replay_vs_bare"] = round((med["llm_call"] + drain) / base, 3)
-    if "util_genai_inference" in med:
-        result["ratio_util_genai_vs_bare"] = round(med["util_genai_inference"] / base, 3)
-    result["pass"] = result["ratio_llm_call_vs_bare"] <= 1.5
-    for k, v in result["median_us"].items():
-        print(f"{k:>24}: {v:8.2f} us/op  ({med[k] / base:.2f}x bare)")
-    print(f"deferred metric replay (collection thread): {drain * 1e6:.2f} us/op; "
-          f"llm_call incl. replay = {result['ratio_llm_call_incl_replay_vs_bare']}x bare")
-    print(f"llm_call / bare = {result['ratio_llm_call_vs_bare']}  (goal <= 1.5)  {'PASS' if result['pass'] else 'FAIL'}")
+    verdict = "PASS" if result["pass"] else "FAIL"
+    print(f"llm_call / bare = {result['ratio_llm_call_vs_bare']}  (goal <= 1.5)  {verdict}")
     out = Path(__file__).resolve().parent / "results" / "genai.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -422,27 +422,31 @@ def frontend() -> dict[str, Any]:
 
 
 def pipeline() -> dict[str, Any]:
+    # Collector self-metrics: 0.159 exposes counters without the _total suffix, older/other readers with it.
+    def name(metric_tpl: str, s: str) -> str:
+        return f'{{__name__=~"{metric_tpl.format(s=s)}(_total)?"}}'
+
     def sig(metric_tpl: str, by: str) -> list[dict[str, Any]]:
-        return [prom(f"sum by ({by}) (rate({metric_tpl.format(s=s)}[{RI}]))", f"{{{{{by}}}}} {s}")
+        return [prom(f"sum by ({by}) (rate({name(metric_tpl, s)}[{RI}]))", f"{{{{{by}}}}} {s}")
                 for s in ("spans", "log_records", "metric_points")]
 
     def failed(metric_tpl: str, by: str) -> list[dict[str, Any]]:
-        return [prom(f"sum by ({by}) (rate({metric_tpl.format(s=s)}[{RI}])) or vector(0)", f"{{{{{by}}}}} {s}")
+        return [prom(f"sum by ({by}) (rate({name(metric_tpl, s)}[{RI}])) or vector(0)", f"{{{{{by}}}}} {s}")
                 for s in ("spans", "log_records", "metric_points")]
 
     panels = [
-        ts("Accepted by receiver", sig("otelcol_receiver_accepted_{s}_total", "receiver"), unit="short"),
-        ts("Refused by receiver", failed("otelcol_receiver_refused_{s}_total", "receiver"), unit="short",
+        ts("Accepted by receiver", sig("otelcol_receiver_accepted_{s}", "receiver"), unit="short"),
+        ts("Refused by receiver", failed("otelcol_receiver_refused_{s}", "receiver"), unit="short",
            desc="Refused items were rejected (memory_limiter, invalid data); the client may retry."),
-        ts("Sent by exporter", sig("otelcol_exporter_sent_{s}_total", "exporter"), unit="short"),
-        ts("Export failures", failed("otelcol_exporter_send_failed_{s}_total", "exporter")
-           + failed("otelcol_exporter_enqueue_failed_{s}_total", "exporter"), unit="short",
+        ts("Sent by exporter", sig("otelcol_exporter_sent_{s}", "exporter"), unit="short"),
+        ts("Export failures", failed("otelcol_exporter_send_failed_{s}", "exporter")
+           + failed("otelcol_exporter_enqueue_failed_{s}", "exporter"), unit="short",
            desc="send_failed = backend errors after retries; enqueue_failed = queue full, data dropped."),
         ts("Exporter queue fill", [prom(
             "max by (exporter) (otelcol_exporter_queue_size) / max by (exporter) (otelcol_exporter_queue_capacity)",
             "{{exporter}}")], unit="percentunit"),
         ts("Remote-write failures (Prometheus exporter)", [prom(
-            f"sum(rate(otelcol_exporter_prometheusremotewrite_failed_translations_total[{RI}])) or vector(0)",
+            f'sum(rate({{__name__=~"otelcol_exporter_prometheusremotewrite_failed_translations(_total)?"}}[{RI}])) or vector(0)',
             "translation failures")], unit="short"),
         row("Application side (agentpress-otel)"),
         ts("Dropped by the app before export", [prom(

@@ -53,18 +53,19 @@ WORKLOAD = textwrap.dedent('''
     async def one_run(i: int, fail: bool) -> None:
         async with agent_run("suna", thread_id=f"thr-{i}", agent_run_id=f"run-{i}", project_id="proj-e2e",
                              model="gpt-5-mini"):
-            async with llm_call(model="gpt-5-mini", provider="openai", stream=True) as call:
+            async with llm_call(model="gpt-5-mini", provider="openai", server_address="api.openai.com",
+                                stream=True) as call:
                 await asyncio.sleep(0.01)
                 call.set_time_to_first_chunk(0.05 + i / 100)
                 call.set_usage(input_tokens=100 + i, output_tokens=20 + i, cache_read_tokens=10)
                 call.set_response(model="gpt-5-mini", id=f"resp-{i}", finish_reasons=["stop"])
             record_score("helpfulness", 0.8, response_id=f"resp-{i}")
-            async with llm_call(model="my-unpriced-model", provider="openai") as call:
+            async with llm_call(model="my-unpriced-model", provider="openai", server_address="llm.internal") as call:
                 call.set_usage(input_tokens=5, output_tokens=5)
             with tool_call("web_search") as t:
                 t.set_result({"success": True})
             try:
-                async with llm_call(model="gpt-5-mini", provider="openai"):
+                async with llm_call(model="gpt-5-mini", provider="openai", server_address="api.openai.com"):
                     if i % 3 == 0:
                         raise Boom("upstream 500")
             except Boom:
@@ -85,12 +86,6 @@ WORKLOAD = textwrap.dedent('''
     async def fail() -> JSONResponse:
         raise RuntimeError("broken endpoint")
 
-    @app.get("/api/outbound")
-    async def outbound() -> dict[str, str]:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://llm.internal") as c:
-            await c.get("/api/thread/x/run", params={"i": 1})
-        return {"ok": "yes"}
-
     async def main() -> None:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
@@ -98,7 +93,6 @@ WORKLOAD = textwrap.dedent('''
             i = 0
             while time.monotonic() < deadline:
                 await client.get(f"/api/thread/t{i}/run", params={"i": i})
-                await client.get("/api/outbound")
                 if i % 5 == 0:
                     await client.get("/api/fail")
                     time.sleep(0.02)  # a short blocking call: event-loop lag shows up
@@ -180,3 +174,31 @@ def test_metric_names_used_by_alert_rules_exist(workload: Any) -> None:
                  "process_memory_usage_bytes", "agentpress_otel_exporter_dropped_total", "target_info",
                  "otelcol_exporter_queue_size", "otelcol_exporter_queue_capacity"):
         assert prom.query(f'count({name})'), name
+
+
+# Attributes that only the browser SDK / browser receiver produce (issue 9); this workload has no browser.
+BROWSER_ONLY_SPAN = {"agentpress.telemetry.source", "http.response.status_code"}
+BROWSER_ONLY_LOG = {"agentpress_telemetry_source", "exception_type"}
+
+
+def test_traceql_and_logql_use_names_the_workload_really_emitted(workload: Any) -> None:
+    import re
+
+    from test_dashboards_structure import _logql_fields
+
+    spans = [s for s in workload.tempo.spans() if s.resource.get("service.name") == SERVICE]
+    logs = [r for r in workload.loki.logs() if r.resource.get("service.name") == SERVICE]
+    assert spans and logs
+    span_keys = {k for s in spans for k in s.attributes} | {k for s in spans for k in s.resource}
+    # Loki turns attribute dots into "_"; trace_id / span_id / severity_text come from the record itself.
+    log_keys = {k.replace(".", "_") for r in logs for k in (*r.attributes, *r.resource)}
+    log_keys |= {"trace_id", "span_id", "severity_text", "detected_level"}
+    assert {"agentpress.thread.id", "agentpress.project.id", "gen_ai.usage.cache_read.input_tokens"} <= span_keys
+    for path, dash in load_dashboards():
+        for title, t in targets(dash, "tempo"):
+            used = set(re.findall(r"\b(?:span|resource)\.([\w.]+)", t["query"]))
+            missing = used - span_keys - BROWSER_ONLY_SPAN
+            assert not missing, f"{path.name} / {title}: {sorted(missing)} not on any exported span"
+        for title, t in targets(dash, "loki"):
+            missing = _logql_fields(t["expr"]) - log_keys - BROWSER_ONLY_LOG
+            assert not missing, f"{path.name} / {title}: {sorted(missing)} not on any exported log record"

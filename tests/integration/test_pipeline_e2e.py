@@ -1,9 +1,12 @@
 """End to end: the real Collector build with the shipped config (unchanged; ports/paths/timings via OTELCOL_* env),
 Collector stand-ins for Tempo (OTLP gRPC -> file) and Loki (OTLP HTTP -> file), and Debian's Prometheus.
 
-Workload: a FastAPI app instrumented with the raw OpenTelemetry SDK (TracerProvider/MeterProvider/LoggerProvider +
-OTLP exporters), driven in-process through httpx's ASGI transport. Its /chat route emits a GenAI `chat` span and
-the gen_ai.client.token.usage histogram the way an LLM integration does.
+Two workloads feed the same pipeline:
+* a FastAPI app on the raw OpenTelemetry SDK (no client-side redaction), driven in-process through httpx's ASGI
+  transport; its routes emit GenAI `chat` spans and gen_ai.client.token.usage with known token counts, so the
+  sampling and metric assertions are exact;
+* a FastAPI app set up with ``agentpress_otel.instrument(app)`` calling LiteLLM against the loopback
+  OpenAI-compatible server (``_harness/llm_server.py``), in a child process (instrument() is process-wide).
 """
 
 from __future__ import annotations
@@ -354,6 +357,13 @@ def test_span_metrics_per_route_count_every_request_before_sampling(stack: Stack
         f'sum(traces_span_metrics_duration_seconds_count{{service_name="{workload.service}", http_route="/slow"}})'
     )
     assert hist == N_SLOW
+    # Exemplars link the latency histogram to traces; error traces are always kept, so their links resolve.
+    ex = stack.prom.exemplars(
+        f'traces_span_metrics_duration_seconds_bucket{{service_name="{workload.service}", http_route="/fail"}}'
+    )
+    linked = {e.get("trace_id") for e in ex}
+    assert linked, "no exemplars on the span-metrics histogram"
+    assert linked <= workload.trace_ids["/fail"]
 
 
 def test_prometheus_scrapes_collector_self_metrics(stack: Stack, workload: Workload) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
@@ -103,6 +104,17 @@ class Prometheus:
         if not rows:
             return None
         return float(rows[0]["value"][1])
+
+    def exemplars(self, promql: str, *, window_s: float = 600.0) -> list[dict[str, str]]:
+        """Exemplar label sets (``trace_id``, ``span_id``) attached to the series of ``promql`` in the last window.
+
+        Example::
+
+            ids = {e["trace_id"] for e in prom.exemplars('traces_span_metrics_duration_seconds_bucket')}
+        """
+        now = time.time()
+        data = self._get("/api/v1/query_exemplars", {"query": promql, "start": str(now - window_s), "end": str(now)})
+        return [dict(e["labels"]) for row in data for e in row.get("exemplars", [])]
 
     def series(self, match: str) -> list[dict[str, str]]:
         """Label sets of the series matching the selector ``match``."""

@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import logging
+import math
 import os
 import random
 import string
@@ -103,7 +104,7 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     if not values:
         return None
     s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, math.ceil(p / 100.0 * len(s)) - 1))
     return s[k]
 
 
@@ -291,32 +292,38 @@ def log_json(lr: Any) -> dict[str, Any]:
 
 
 def slack_text(post: Any) -> str:
-    """Human-readable text of a Slack webhook payload (``text``, Block Kit sections, attachments)."""
+    """Human-readable text of a Slack webhook payload: Block Kit blocks (fields on one line), else ``text``."""
     data = post.json
     if data is None:
         return str(post.body.decode("utf-8", "replace"))
+    if not isinstance(data, dict):
+        return json.dumps(data)
     lines: list[str] = []
-
-    def walk(o: Any) -> None:
-        if isinstance(o, dict):
-            if o.get("type") in ("mrkdwn", "plain_text") and isinstance(o.get("text"), str):
-                lines.append(o["text"])
-                return
-            for k, v in o.items():
-                if k == "text" and isinstance(v, str):
-                    lines.append(v)
-                elif k in ("blocks", "attachments", "fields", "elements") or isinstance(v, dict):
-                    walk(v)
-        elif isinstance(o, list):
-            for x in o:
-                walk(x)
-
-    walk(data)
-    seen: list[str] = []
-    for ln in lines:
-        if ln not in seen:
-            seen.append(ln)
-    return "\n".join(seen) if seen else json.dumps(data)
+    for block in data.get("blocks") or []:
+        if not isinstance(block, dict):
+            continue
+        text = block.get("text")
+        if isinstance(text, dict) and isinstance(text.get("text"), str):
+            lines.append(text["text"])
+        fields = [f.get("text", "").replace("\n", " ") for f in block.get("fields") or [] if isinstance(f, dict)]
+        if fields:
+            lines.append("  ·  ".join(fields))
+        elems = []
+        for e in block.get("elements") or []:
+            if not isinstance(e, dict):
+                continue
+            t = e.get("text")
+            label = t.get("text") if isinstance(t, dict) else t
+            if isinstance(label, str):
+                elems.append(f"{label} <{e['url']}>" if e.get("url") else label)
+        if elems:
+            lines.append("  ·  ".join(elems))
+    for att in data.get("attachments") or []:
+        if isinstance(att, dict) and isinstance(att.get("text"), str):
+            lines.append(att["text"])
+    if not lines and isinstance(data.get("text"), str):
+        lines.append(data["text"])
+    return "\n".join(lines) if lines else json.dumps(data)
 
 
 def grafana_links(base: str, thread_id: str | None, trace_id: str | None) -> list[tuple[str, str]]:
@@ -413,7 +420,7 @@ def run(*, threads: int = 3, endpoint: str | None = None, seed: int = 7, json_su
     from agentpress_otel.cli import demo_app
 
     mem_spans = InMemorySpanExporter()
-    mem_logs = InMemoryLogRecordExporter()
+    mem_logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     reader = InMemoryMetricReader()
     span_exp: Any = mem_spans
     log_exp: Any = mem_logs
@@ -590,12 +597,10 @@ def _render(console: Console, plans: list[ThreadPlan], spans: list[Any], logs: l
 
     if exporting:
         console.print()
-        table2 = Table(title=f"Grafana ({tel.config.grafana_url})", show_header=False)
-        table2.add_column("what")
-        table2.add_column("link", overflow="fold")
+        console.rule(f"[bold]Grafana[/] ({tel.config.grafana_url}; dashboards in folder AgentPress)")
         for title, url in grafana_links(tel.config.grafana_url, shown.thread_id, shown.trace_id):
-            table2.add_row(title, url)
-        console.print(table2)
+            # soft_wrap: long URLs stay on one line so terminals can open them
+            console.print(Text(f"{title}: ", style="bold") + Text(url, style=f"link {url}"), soft_wrap=True)
     else:
         console.print("[dim]Send this to a Collector: agentpress-otel demo --endpoint http://localhost:4317 "
                       "(see `agentpress-otel stack up`).[/]")

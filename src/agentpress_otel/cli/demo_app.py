@@ -194,6 +194,7 @@ class DemoBackend:
     async def make_llm_api_call(self, messages: list[dict[str, Any]], model_name: str) -> Any:
         import litellm
 
+        lit: Any = litellm  # its exception classes are not in its typed exports
         last: Exception | None = None
         for attempt in range(3):
             try:
@@ -203,11 +204,11 @@ class DemoBackend:
                     max_retries=0, tools=[{"type": "function", "function": {"name": n, "parameters": {}}}
                                           for n in TOOLS],
                 )
-            except litellm.RateLimitError as exc:
+            except lit.RateLimitError as exc:
                 last = exc
                 logger.warning("rate limited by provider, retrying", attempt=attempt + 1, model=model_name)
                 await asyncio.sleep(0.2)
-            except (litellm.InternalServerError, litellm.APIError, litellm.ServiceUnavailableError) as exc:
+            except (lit.InternalServerError, lit.APIError, lit.ServiceUnavailableError) as exc:
                 last = exc
                 logger.warning("provider error, retrying", attempt=attempt + 1, model=model_name,
                                error=type(exc).__name__)

@@ -18,7 +18,6 @@ import functools
 import inspect
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -27,6 +26,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from agentpress_otel import _context, _selftel
 from agentpress_otel.genai import _content, _state, prices
@@ -38,12 +38,17 @@ LLM_ACTIVE_KEY = otel_context.create_key("agentpress_otel.genai.llm_active")
 #: util-genai 1.3b0's key: when set, util-genai based SDK instrumentations suppress their inference span.
 UTIL_GENAI_INFERENCE_KEY = "opentelemetry.genai.client.inference.context"
 
-_util_data_factory: Callable[[], Any] | None = None
+_util_data: Any = None
 _util_loaded = False
 
 
 def _util_genai_data() -> Any:
-    global _util_data_factory, _util_loaded
+    """The value that makes util-genai suppress nested inference spans (None if util-genai is not in use).
+
+    One shared ``InferenceData``: suppressed invocations only merge their attributes into it and we never
+    read it back, so sharing is harmless and saves a dataclass per call.
+    """
+    global _util_data, _util_loaded
     # Only instrumentations built on util-genai read the key; if none imported it, skip the work.
     if "opentelemetry.util.genai.handler" not in sys.modules:
         return None
@@ -52,10 +57,10 @@ def _util_genai_data() -> Any:
         try:
             from opentelemetry.util.genai._inference_invocation import InferenceData
 
-            _util_data_factory = InferenceData
+            _util_data = InferenceData()
         except Exception:  # util-genai absent or moved: suppression of SDK spans not possible
-            _util_data_factory = None
-    return _util_data_factory() if _util_data_factory is not None else None
+            _util_data = None
+    return _util_data
 
 
 # ----------------------------------------------------------------------------------------------- errors
@@ -90,23 +95,26 @@ def error_type(exc: BaseException) -> str:
 # ------------------------------------------------------------------------------------- response-id map
 
 class _LRU:
-    """Bounded response-id / span-id -> (span context, provider, model) map for :func:`record_score`."""
+    """Bounded key -> (span context, provider, model) map for :func:`record_score`.
+
+    Two generations of plain dicts instead of an OrderedDict: a put is one dict store (hot path), and
+    when the young generation is full it becomes the old one. Holds between ``size`` and ``2*size`` keys.
+    """
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self.data: OrderedDict[str | int, tuple[SpanContext, str, str]] = OrderedDict()
+        self.young: dict[str | int, tuple[SpanContext, str, str]] = {}
+        self.old: dict[str | int, tuple[SpanContext, str, str]] = {}
 
     def put(self, key: str | int, value: tuple[SpanContext, str, str]) -> None:
-        d = self.data
-        d[key] = value
-        if len(d) > self.size:
-            try:
-                d.popitem(last=False)
-            except KeyError:  # pragma: no cover - concurrent pop
-                pass
+        y = self.young
+        y[key] = value
+        if len(y) >= self.size:
+            self.old, self.young = y, {}
 
     def get(self, key: str | int) -> tuple[SpanContext, str, str] | None:
-        return self.data.get(key)
+        v = self.young.get(key)
+        return v if v is not None else self.old.get(key)
 
 
 RESPONSES = _LRU()
@@ -142,8 +150,9 @@ class _Op:
     def _new_ids(self) -> dict[str, str] | None:
         return None
 
-    def _extend_context(self, ctx: Context) -> Context:
-        return ctx
+    def _context_values(self) -> dict[str, Any]:
+        """Extra OTel context values to set while this span is active."""
+        return {}
 
     def _on_end(self, duration: float, exc: BaseException | None) -> None:
         return None
@@ -174,12 +183,20 @@ class _Op:
                 finally:
                     _context.reset_ids(tok, self._outer_ids)
                 ctx = trace.set_span_in_context(self.span, base)
+                for k, v in self._context_values().items():
+                    ctx = otel_context.set_value(k, v, ctx)
+                self._ctx = ctx
             else:
                 self.span = st.tracer.start_span(
                     self._span_name(), kind=self._kind, attributes=self._start_attributes()
                 )
-                ctx = trace.set_span_in_context(self.span)
-            self._ctx = self._extend_context(ctx)
+                # One Context copy holding the span and our extra keys (set_value would copy per key).
+                extra = self._context_values()
+                if extra:
+                    extra[_SPAN_KEY] = self.span
+                    self._ctx = Context({**otel_context.get_current(), **extra})
+                else:
+                    self._ctx = trace.set_span_in_context(self.span)
         except Exception as exc:
             _selftel.record_error("genai.span", exc)
         self._t0 = time.perf_counter()
@@ -665,9 +682,9 @@ class LLMCall(_Op):
 
     def _request_attributes(self, attrs: dict[str, Any]) -> None:
         p = self.request_params
-        for key, attr in _PARAM_ATTRS.items():
-            v = p.get(key)
-            if v is not None and isinstance(v, (int, float, str, bool)):
+        for key, v in p.items():
+            attr = _PARAM_ATTRS.get(key)
+            if attr is not None and v is not None and isinstance(v, (int, float, str, bool)):
                 attrs[attr] = v
         if p.get("stream"):
             attrs["gen_ai.request.stream"] = True
@@ -688,13 +705,13 @@ class LLMCall(_Op):
             if tools:
                 attrs["gen_ai.tool.definitions"] = _content.prepare(tools)
 
-    def _extend_context(self, ctx: Context) -> Context:
-        ctx = otel_context.set_value(LLM_ACTIVE_KEY, self, ctx)
+    def _context_values(self) -> dict[str, Any]:
+        vals: dict[str, Any] = {LLM_ACTIVE_KEY: self}
         if self._suppress_nested:
             data = _util_genai_data()
             if data is not None:
-                ctx = otel_context.set_value(UTIL_GENAI_INFERENCE_KEY, data, ctx)
-        return ctx
+                vals[UTIL_GENAI_INFERENCE_KEY] = data
+        return vals
 
     # --- setters
     def set_usage(self, *, input_tokens: int | None = None, output_tokens: int | None = None,
@@ -785,38 +802,30 @@ class LLMCall(_Op):
         self._attrs[key] = value
 
     def _on_end(self, duration: float, exc: BaseException | None) -> None:
-        ins = _state.STATE.instruments
         base, inp, out, cost_attrs = _metric_attrs(
             (self.operation, self.provider, self.model, self.response_model, self._error, self.server_address))
-        ctx = self._ctx
-        rec = ins.record
-        rec(ins.operation_duration, duration, base, ctx)
         ttfc = self.time_to_first_chunk
+        attrs = self._attrs
         if ttfc is not None:
-            self._attrs["gen_ai.response.time_to_first_chunk"] = ttfc
-            rec(ins.ttfc, ttfc, base, ctx)
-            if self._chunk_gaps:
-                for g in self._chunk_gaps:
-                    rec(ins.tpoc, g, base)
-        # Exemplars (trace links) only on the duration histogram: they cost a reservoir offer per record.
-        if self.input_tokens is not None:
-            rec(ins.token_usage, self.input_tokens, inp)
-        if self.output_tokens is not None:
-            rec(ins.token_usage, self.output_tokens, out)
+            attrs["gen_ai.response.time_to_first_chunk"] = ttfc
+        cost = None
+        unpriced = False
         if self.input_tokens is not None or self.output_tokens is not None:
-            c = prices.cost_usd(
-                self.response_model if self.response_model and prices.lookup(self.response_model) else self.model,
-                input_tokens=self.input_tokens or 0, output_tokens=self.output_tokens or 0,
-                cache_read_tokens=self.cache_read_tokens or 0, cache_write_tokens=self.cache_write_tokens or 0,
-            )
-            if c is None:
-                rec(ins.unpriced, 1, cost_attrs)
+            price = (self.response_model and prices.lookup(self.response_model)) or prices.lookup(self.model)
+            if price is None:
+                unpriced = True
             else:
-                self.cost_usd = c
-                self._attrs["agentpress.llm.cost_usd"] = c
-                self._attrs["agentpress.llm.prices_version"] = prices.PRICES_VERSION
-                if c > 0:
-                    rec(ins.cost, c, cost_attrs)
+                cost = prices.price_cost(
+                    price, input_tokens=self.input_tokens or 0, output_tokens=self.output_tokens or 0,
+                    cache_read_tokens=self.cache_read_tokens or 0, cache_write_tokens=self.cache_write_tokens or 0,
+                )
+                self.cost_usd = cost
+                attrs["agentpress.llm.cost_usd"] = cost
+                attrs["agentpress.llm.prices_version"] = prices.PRICES_VERSION
+        # Exemplars (trace links) only on duration/TTFC: an exemplar offer per record is not free.
+        _state.STATE.instruments.record_llm(_state.LLMRecord(
+            duration, ttfc, self._chunk_gaps, self.input_tokens, self.output_tokens, cost, unpriced,
+            base, inp, out, cost_attrs, self._ctx))
         sc = self.span.get_span_context()
         if sc.is_valid:
             entry = (sc, self.provider, self.model)

@@ -33,7 +33,31 @@ _SCORE_BUCKETS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 3.
 #: Pending measurements above this are dropped (and counted) when no reader collects them.
 MAX_PENDING = 100_000
 
-Pending = tuple[Any, float, "dict[str, Any]", "Context | None"]
+# (instrument, value, attributes, context), or (None, LLMRecord) for one whole LLM call.
+Pending = tuple[Any, Any, Any, Any]
+
+
+class LLMRecord:
+    """Everything one LLM call contributes to metrics (replayed later when deferred)."""
+
+    __slots__ = ("base", "cost", "cost_attrs", "ctx", "duration", "gaps", "inp", "input_tokens", "out",
+                 "output_tokens", "ttfc", "unpriced")
+
+    def __init__(self, duration: float, ttfc: float | None, gaps: list[float] | None, input_tokens: int | None,
+                 output_tokens: int | None, cost: float | None, unpriced: bool, base: dict[str, Any],
+                 inp: dict[str, Any], out: dict[str, Any], cost_attrs: dict[str, Any], ctx: Context | None) -> None:
+        self.duration = duration
+        self.ttfc = ttfc
+        self.gaps = gaps
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.cost = cost
+        self.unpriced = unpriced
+        self.base = base
+        self.inp = inp
+        self.out = out
+        self.cost_attrs = cost_attrs
+        self.ctx = ctx
 
 
 class Instruments:
@@ -124,18 +148,50 @@ class Instruments:
             return
         q.append((instrument, value, attrs, ctx))
 
+    def record_llm(self, r: LLMRecord) -> None:
+        """All metrics of one LLM call: one deque append on the hot path when deferred."""
+        if not self.deferred:
+            self._replay_llm(r, None)
+            return
+        q = self.pending
+        if len(q) >= MAX_PENDING:
+            _selftel.record_dropped("metrics", "genai_pending_full")
+            return
+        q.append((None, r, None, None))
+
+    def _replay_llm(self, r: LLMRecord, sums: dict[tuple[int, int], list[Any]] | None) -> None:
+        empty = Context()
+        self.operation_duration.record(r.duration, r.base, context=r.ctx or empty)
+        if r.ttfc is not None:
+            self.ttfc.record(r.ttfc, r.base, context=r.ctx or empty)
+            for g in r.gaps or ():
+                self.tpoc.record(g, r.base, context=empty)
+        if r.input_tokens is not None:
+            self.token_usage.record(r.input_tokens, r.inp, context=empty)
+        if r.output_tokens is not None:
+            self.token_usage.record(r.output_tokens, r.out, context=empty)
+        if r.cost is not None or r.unpriced:
+            inst = self.unpriced if r.unpriced else self.cost
+            value = 1 if r.unpriced else r.cost
+            if not value:
+                return
+            if sums is None:
+                inst.add(value, r.cost_attrs, context=empty)
+            else:  # summed per attribute set during a drain, added once
+                key = (id(inst), id(r.cost_attrs))
+                e = sums.get(key)
+                if e is None:
+                    sums[key] = [inst, r.cost_attrs, value]
+                else:
+                    e[2] += value
+
     def drain(self) -> int:
+        """Replay pending measurements into the SDK instruments (collection thread); returns how many."""
         q = self.pending
         n = 0
         empty = Context()
         with self._sum_lock:
             sums, self.sums = self.sums, {}
-        for inst, attrs, total in sums.values():
-            n += 1
-            try:
-                inst.add(total, attrs, context=empty)
-            except Exception as exc:
-                _selftel.record_error("genai.metrics", exc)
         while True:
             try:
                 inst, value, attrs, ctx = q.popleft()
@@ -143,10 +199,16 @@ class Instruments:
                 break
             n += 1
             try:
-                if hasattr(inst, "add"):
-                    inst.add(value, attrs, context=ctx or empty)
+                if inst is None:
+                    self._replay_llm(value, sums)
                 else:
                     inst.record(value, attrs, context=ctx or empty)
+            except Exception as exc:
+                _selftel.record_error("genai.metrics", exc)
+        for inst, attrs, total in sums.values():
+            n += 1
+            try:
+                inst.add(total, attrs, context=empty)
             except Exception as exc:
                 _selftel.record_error("genai.metrics", exc)
         return n

@@ -201,6 +201,13 @@ def cost_usd(
     price = lookup(model)
     if price is None:
         return None
+    return price_cost(price, input_tokens=input_tokens, output_tokens=output_tokens,
+                      cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens)
+
+
+def price_cost(price: Price, *, input_tokens: int = 0, output_tokens: int = 0, cache_read_tokens: int = 0,
+               cache_write_tokens: int = 0) -> float:
+    """USD cost of the given token counts at ``price``."""
     cr = max(0, cache_read_tokens)
     cw = max(0, cache_write_tokens)
     fresh = max(0, input_tokens - cr - cw)

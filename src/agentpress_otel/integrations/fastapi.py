@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from urllib.parse import parse_qsl
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import Token
 from typing import Any
+from urllib.parse import parse_qsl
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace

@@ -136,8 +136,19 @@ class Redactor:
             opts = _re2.Options()
             opts.max_mem = 64 << 20  # the alternation is large; the default 8 MiB DFA budget thrashes
             self._rx: Any = _re2.compile(combined.encode(), opts)
+            self._low: Any = getattr(self._rx, "_regexp", None)
+            anchors = getattr(_re2, "_Anchor", None)
+            if self._low is None or not hasattr(self._low, "Match") or anchors is None:
+                self._low = None  # a wrapper version without the internals: use the public API
+            else:
+                self._unanchored = anchors.UNANCHORED
+                self._anchor_start = anchors.ANCHOR_START
+                bare = re.sub(r"\(\?P<[A-Za-z0-9_]+>", "(?:", combined)
+                self._bounds: Any = _re2.compile(bare.encode(), opts)._regexp
         else:
             self._rx = re.compile(combined)
+            self._low = None
+        self._ngroups = int(self._rx.groups)
         index: dict[str, int] = {
             (k.decode() if isinstance(k, bytes) else k): int(v) for k, v in self._rx.groupindex.items()
         }
@@ -307,110 +318,133 @@ class Redactor:
             return True
         return any(r.fullmatch(secret) for r in self._allow_res)
 
-    def _scan(self, value: str, found: list[str]) -> None:
-        """Record kinds of accepted matches that cover all of ``value``."""
-        subject: Any = value.encode("utf-8", "surrogatepass") if self.engine == "re2" else value
-        m = self._rx.search(subject)
-        while m is not None:
-            res = self._judge(m, subject)
-            if res is not None:
-                kind, s, e, _pos = res
-                if m.start() == 0 and m.end() == len(subject) and kind != "secret":
-                    found.append(kind)
-                return
-            m = self._rx.search(subject, m.end()) if m.end() > m.start() else None
+    def _search(self, subject: Any, pos: int) -> tuple[tuple[int, int], ...] | None:
+        """Spans of every group of the next match at or after ``pos`` (None when there is none).
 
-    def _judge(self, m: Any, subject: Any) -> tuple[str, int, int, int] | None:
-        """(kind, start, end of the part to replace, resume pos) for an accepted match, else None."""
+        With RE2 we call the compiled program directly: the wrapper's per-group accessors re-query
+        the group count on every call and cost more than the scan itself.
+        """
+        if self._low is not None:
+            # Stage 1: the capture-free program finds the match bounds with the DFA alone.
+            # Stage 2: the capturing program, anchored on those bounds, fills the groups on a short span.
+            s, e = self._bounds.Match(self._unanchored, subject, pos, len(subject))[0]
+            if s < 0:
+                return None
+            spans = self._low.Match(self._anchor_start, subject, s, e)
+            return None if spans[0][0] < 0 else spans  # type: ignore[no-any-return]
+        m = self._rx.search(subject, pos)
+        if m is None:
+            return None
+        if isinstance(m, re.Match):
+            return m.regs
+        return tuple(m.span(i) for i in range(self._ngroups + 1))
+
+    def _scan(self, value: str, found: list[str]) -> None:
+        """Record the kind of the first accepted match if it covers all of ``value``."""
+        subject: Any = value.encode("utf-8", "surrogatepass") if self.engine == "re2" else value
+        sp = self._search(subject, 0)
+        while sp is not None:
+            res = self._judge(sp, subject)
+            if res is not None:
+                if sp[0] == (0, len(subject)) and res[0] != "secret":
+                    found.append(res[0])
+                return
+            nxt = self._resume(sp)
+            if nxt >= len(subject):
+                return
+            sp = self._search(subject, nxt)
+
+    def _which(self, sp: tuple[tuple[int, int], ...]) -> _Compiled:
         for c in self._compiled:
-            if m.start(c.dgroup) < 0:
-                continue
-            start, end = m.start(), m.end()
-            vs, ve = start, end
-            for g in c.vgroups:
-                if m.start(g) >= 0:
-                    vs, ve = m.start(g), m.end(g)
-                    break
-            if start >= 10 and subject[start - 10 : start] in (_TAG_PREFIX, _TAG_PREFIX_B):
-                return None
-            dec = _dec if isinstance(subject, bytes) else _same
-            secret = dec(subject[vs:ve])
-            whole = dec(subject[start:end])
-            kind: str | None = c.det.kind
-            if c.det.validate is not None:
-                key = dec(m.group(c.kgroup)) if c.kgroup >= 0 and m.start(c.kgroup) >= 0 else None
-                scheme = dec(m.group(c.sgroup)) if c.sgroup >= 0 and m.start(c.sgroup) >= 0 else None
-                kind = c.det.validate(whole, secret, key, scheme)
-            if kind is None or self._allowed(secret, whole):
-                return None
-            if kind in ("secret", "bearer", "authorization"):
-                # A generic context (key=value, Authorization) holding a known token keeps its kind.
-                inner = self.classify(secret) if len(secret) >= 20 else None
-                if inner:
-                    kind = inner
-            return kind, vs, ve, ve
-        return None
+            if sp[c.dgroup][0] >= 0:
+                return c
+        raise AssertionError("match without a detector group")  # pragma: no cover
+
+    def _judge(self, sp: tuple[tuple[int, int], ...], subject: Any) -> tuple[str, int, int] | None:
+        """(kind, start, end of the part to replace) for an accepted match, else None."""
+        c = self._which(sp)
+        start, end = sp[0]
+        vs, ve = start, end
+        for g in c.vgroups:
+            if sp[g][0] >= 0:
+                vs, ve = sp[g]
+                break
+        if start >= 10 and subject[start - 10 : start] in (_TAG_PREFIX, _TAG_PREFIX_B):
+            return None  # inside one of our own tags: keeps redaction idempotent
+        dec = _dec if isinstance(subject, bytes) else _same
+        secret = dec(subject[vs:ve])
+        whole = dec(subject[start:end])
+        kind: str | None = c.det.kind
+        if c.det.validate is not None:
+            key = dec(subject[sp[c.kgroup][0] : sp[c.kgroup][1]]) if c.kgroup >= 0 and sp[c.kgroup][0] >= 0 else None
+            scheme = dec(subject[sp[c.sgroup][0] : sp[c.sgroup][1]]) if c.sgroup >= 0 and sp[c.sgroup][0] >= 0 else None
+            kind = c.det.validate(whole, secret, key, scheme)
+        if kind is None or self._allowed(secret, whole):
+            return None
+        if kind in ("secret", "bearer", "authorization"):
+            # A generic context (key=value, Authorization) holding a known token keeps its kind.
+            inner = self.classify(secret) if len(secret) >= 20 else None
+            if inner:
+                kind = inner
+        return kind, vs, ve
 
     def _scan_bytes(self, data: bytes) -> bytes | None:
-        rx = self._rx
-        m = rx.search(data)
-        if m is None:
+        sp = self._search(data, 0)
+        if sp is None:
             return None
         pieces: list[bytes] = []
         last = 0
-        while m is not None:
-            res = self._judge(m, data)
+        while sp is not None:
+            res = self._judge(sp, data)
             if res is None:
-                nxt = self._resume(m)
+                nxt = self._resume(sp)
             else:
-                kind, vs, ve, _ = res
+                kind, vs, ve = res
                 pieces.append(data[last:vs])
                 pieces.append(self.tag(kind, _dec(data[vs:ve])).encode())
                 last = ve
-                nxt = m.end()
+                nxt = sp[0][1]
             if nxt >= len(data):
                 break
-            m = rx.search(data, nxt)
+            sp = self._search(data, nxt)
         if not pieces:
             return None
         pieces.append(data[last:])
         return b"".join(pieces)
 
     def _scan_str(self, text: str) -> str | None:
-        rx = self._rx
-        m = rx.search(text)
-        if m is None:
+        sp = self._search(text, 0)
+        if sp is None:
             return None
         pieces: list[str] = []
         last = 0
-        while m is not None:
-            res = self._judge(m, text)
+        while sp is not None:
+            res = self._judge(sp, text)
             if res is None:
-                nxt = self._resume(m)
+                nxt = self._resume(sp)
             else:
-                kind, vs, ve, _ = res
+                kind, vs, ve = res
                 pieces.append(text[last:vs])
                 pieces.append(self.tag(kind, text[vs:ve]))
                 last = ve
-                nxt = m.end()
+                nxt = sp[0][1]
             if nxt >= len(text):
                 break
-            m = rx.search(text, nxt)
+            sp = self._search(text, nxt)
         if not pieces:
             return None
         pieces.append(text[last:])
         return "".join(pieces)
 
-    def _resume(self, m: Any) -> int:
-        """Where to continue after a rejected match (always forward, so the scan stays linear-ish)."""
-        for c in self._compiled:
-            if m.start(c.dgroup) >= 0:
-                if c.det.resume == "value":
-                    for g in c.vgroups:
-                        if m.start(g) > m.start():
-                            return int(m.start(g))
-                break
-        return int(m.end()) if m.end() > m.start() else int(m.start()) + 1
+    def _resume(self, sp: tuple[tuple[int, int], ...]) -> int:
+        """Where to continue after a rejected match (always forward, so the scan stays linear)."""
+        start, end = sp[0]
+        c = self._which(sp)
+        if c.det.resume == "value":
+            for g in c.vgroups:
+                if sp[g][0] > start:
+                    return sp[g][0]
+        return end if end > start else start + 1
 
 
 def _dec(b: bytes) -> str:

@@ -1,0 +1,136 @@
+"""Redaction throughput: our RE2 engine vs a naive stdlib-``re`` alternation, same run, same text.
+
+Run: .venv/bin/python benchmarks/bench_redaction.py   (writes benchmarks/results/redaction.json)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from agentpress_otel.redaction import Redactor, luhn_ok
+
+LINES = [
+    "2026-11-25T10:02:00.123Z INFO agentpress.thread_manager run_thread thread_id=3f2a1c4e-9b8d-4e2f-a1b2-c3d4e5f60718 "
+    "model=claude-3-5-sonnet-20241022 prompt_tokens=1234 completion_tokens=567 duration_ms=2345.6",
+    'GET /api/agent-run/8b7c6d5e-4f3a-2b1c-0d9e-8f7a6b5c4d3e/stream 200 12.3ms ua="Mozilla/5.0 (X11; Linux x86_64)"',
+    'Tool web_search returned 10 results in 1.2s for query "latest python 3.13 release notes" (cache miss, v1.4.2)',
+    '{"event": "llm_response", "level": "info", "request_id": "a1b2c3d4", "cost_usd": 0.00123, "finish_reason": "stop", '
+    '"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}',
+    'Traceback (most recent call last):\n  File "/app/agent/run.py", line 142, in run_agent\n    await tm.run_thread(t)\n'
+    "ValueError: sandbox 12345 not ready after 30 attempts",
+    "User asked: can you summarise the quarterly report and email it to the team by Friday? Assistant: Sure, here is",
+]
+SECRET_LINE = "auth ok for jane.doe@example.com with key sk-proj-" + "Ab3d" * 12 + " and card 4111 1111 1111 1111"
+
+# The naive baseline of performance.md section 10: 10 patterns, one named-group alternation, re.sub + callback.
+NAIVE = re.compile(
+    "|".join(
+        f"(?P<{k}>{p})"
+        for k, p in [
+            ("openai", r"sk-(?:proj-)?[A-Za-z0-9_-]{20,}"),
+            ("anthropic", r"sk-ant-[A-Za-z0-9_-]{20,}"),
+            ("aws", r"(?:AKIA|ASIA)[A-Z2-7]{16}"),
+            ("github", r"gh[pousr]_[A-Za-z0-9]{36,}"),
+            ("jwt", r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
+            ("bearer", r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"),
+            ("email", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
+            ("card", r"\b(?:\d[ -]?){12,18}\d\b"),
+            ("phone", r"\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}"),
+            ("pkey", r"-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?-----END[A-Z ]*PRIVATE KEY-----"),
+        ]
+    )
+)
+
+
+def naive(text: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        if m.lastgroup == "card" and not luhn_ok(re.sub(r"\D", "", m.group())):
+            return m.group()
+        return f"[REDACTED:{m.lastgroup}]"
+
+    return NAIVE.sub(repl, text)
+
+
+def corpus(size: int, rng: random.Random, secret_every: int = 0) -> str:
+    parts: list[str] = []
+    n = 0
+    while sum(len(p) + 1 for p in parts) < size:
+        n += 1
+        parts.append(SECRET_LINE if secret_every and n % secret_every == 0 else rng.choice(LINES))
+    return "\n".join(parts)[:size]
+
+
+def timeit(fn: Any, arg: Any, budget_s: float = 0.4, repeats: int = 5) -> float:
+    """Median seconds per call over ``repeats`` runs of about ``budget_s`` each."""
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn(arg)
+        if time.perf_counter() - t0 > 0.05:
+            break
+        n *= 4
+    per = (time.perf_counter() - t0) / n
+    loops = max(1, int(budget_s / max(per, 1e-9) / repeats))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(loops):
+            fn(arg)
+        samples.append((time.perf_counter() - t0) / loops)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    rng = random.Random(7)
+    ours = Redactor()
+    stdlib_engine = Redactor(engine="re")
+    results: dict[str, Any] = {"sizes": {}}
+    for size in (100, 1024, 10 * 1024):
+        clean = corpus(size, rng)
+        mixed = corpus(size, rng, secret_every=8) if size > 200 else SECRET_LINE[:size]
+        row: dict[str, Any] = {}
+        for label, text in (("clean", clean), ("mixed", mixed)):
+            t_ours = timeit(ours.redact, text)
+            t_naive = timeit(naive, text)
+            t_re = timeit(stdlib_engine.redact, text, budget_s=0.2, repeats=3)
+            row[label] = {
+                "ours_us": t_ours * 1e6,
+                "naive_re_us": t_naive * 1e6,
+                "ours_stdlib_fallback_us": t_re * 1e6,
+                "ours_MBps": len(text) / t_ours / 1e6,
+                "naive_re_MBps": len(text) / t_naive / 1e6,
+                "speedup_vs_naive": t_naive / t_ours,
+            }
+            print(
+                f"{size:>6} B {label:5}: ours {t_ours * 1e6:8.1f} us ({len(text) / t_ours / 1e6:6.1f} MB/s)  "
+                f"naive re {t_naive * 1e6:8.1f} us ({len(text) / t_naive / 1e6:5.1f} MB/s)  "
+                f"ratio {t_naive / t_ours:5.1f}x  [stdlib fallback engine {t_re * 1e6:8.1f} us]"
+            )
+        results["sizes"][str(size)] = row
+    # bulk throughput on a larger mixed log text (the 50 MB/s goal)
+    bulk = corpus(256 * 1024, rng, secret_every=16)
+    t_ours = timeit(Redactor(max_chars=1 << 20).redact, bulk)
+    t_naive = timeit(naive, bulk, budget_s=1.0, repeats=3)
+    results["bulk_256KiB"] = {"ours_MBps": len(bulk) / t_ours / 1e6, "naive_re_MBps": len(bulk) / t_naive / 1e6,
+                              "ratio": t_naive / t_ours}
+    print(f"bulk 256 KiB mixed: ours {len(bulk) / t_ours / 1e6:.1f} MB/s vs naive re {len(bulk) / t_naive / 1e6:.1f} MB/s"
+          f" -> {t_naive / t_ours:.1f}x")
+    nested = {f"k{i}": {"user": "u-1", "note": "all fine here", "password": "hunter2", "n": i} for i in range(5)}
+    t_val = timeit(ours.redact_value, nested)
+    results["redact_value_nested_20_keys_us"] = t_val * 1e6
+    print(f"redact_value on a nested 20-key dict: {t_val * 1e6:.1f} us")
+    out = Path(__file__).parent / "results" / "redaction.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

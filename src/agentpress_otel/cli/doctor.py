@@ -1,0 +1,441 @@
+"""``agentpress-otel doctor``: effective configuration, a live export check, and version sanity.
+
+Exit codes: 0 all good (warnings allowed), 1 a check failed (endpoint or versions), 2 the configuration
+itself is invalid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+from urllib.parse import urlparse
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from agentpress_otel._config import Config, ConfigError, load_config
+
+#: Distributions whose versions are reported (present ones only).
+PACKAGES = (
+    "agentpress-otel",
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+    "opentelemetry-proto",
+    "opentelemetry-exporter-otlp-proto-common",
+    "opentelemetry-exporter-otlp-proto-grpc",
+    "opentelemetry-exporter-otlp-proto-http",
+    "opentelemetry-semantic-conventions",
+    "opentelemetry-instrumentation",
+    "opentelemetry-instrumentation-fastapi",
+    "opentelemetry-instrumentation-asgi",
+    "opentelemetry-instrumentation-httpx",
+    "opentelemetry-instrumentation-redis",
+    "opentelemetry-instrumentation-system-metrics",
+    "opentelemetry-util-http",
+    "opentelemetry-util-genai",
+    "litellm",
+    "openai",
+    "fastapi",
+    "uvicorn",
+    "structlog",
+    "dramatiq",
+    "redis",
+    "protobuf",
+    "grpcio",
+)
+
+# SDK-versioned packages (1.x) must equal the SDK; contrib packages (0.Nb) pair with SDK 1.(N-21).
+_SDK_LOCKSTEP = ("opentelemetry-api", "opentelemetry-proto", "opentelemetry-exporter-otlp-proto-common",
+                 "opentelemetry-exporter-otlp-proto-grpc", "opentelemetry-exporter-otlp-proto-http",
+                 "opentelemetry-exporter-otlp")
+_CONTRIB_OFFSET = 21
+
+
+@dataclass
+class Finding:
+    level: str  # "ok" | "warn" | "fail"
+    what: str
+    detail: str
+
+
+def installed_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` (absent ones left out).
+
+    Example::
+
+        installed_versions(("opentelemetry-sdk",))  # {"opentelemetry-sdk": "1.45.2"}
+    """
+    out: dict[str, str] = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _minor(v: str) -> tuple[int, int] | None:
+    m = re.match(r"^(\d+)\.(\d+)", v)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def version_findings(versions: dict[str, str]) -> list[Finding]:
+    """Known-bad combinations: API/SDK/exporters out of lockstep, contrib not matching the SDK, unmet pins.
+
+    Example::
+
+        version_findings({"opentelemetry-sdk": "1.45.2", "opentelemetry-api": "1.44.0"})  # one "fail"
+    """
+    out: list[Finding] = []
+    sdk = versions.get("opentelemetry-sdk")
+    if sdk is None:
+        return [Finding("fail", "opentelemetry-sdk", "not installed: nothing can be exported")]
+    sdk_m = _minor(sdk)
+    for name in _SDK_LOCKSTEP:
+        v = versions.get(name) or _safe_version(name)
+        if v is not None and v != sdk:
+            out.append(Finding("fail", name, f"{v} differs from opentelemetry-sdk {sdk}; install the same release"))
+    for name in sorted(set(versions) | set(_installed_otel())):
+        if not name.startswith(("opentelemetry-instrumentation", "opentelemetry-semantic-conventions",
+                                "opentelemetry-util-http")):
+            continue
+        v = versions.get(name) or _safe_version(name)
+        m = _minor(v) if v else None
+        if v is None or m is None or sdk_m is None:
+            continue
+        if m[0] == 0 and m[1] - _CONTRIB_OFFSET != sdk_m[1]:
+            want = f"0.{sdk_m[1] + _CONTRIB_OFFSET}bX"
+            out.append(Finding("fail", name, f"{v} is built for opentelemetry-sdk 1.{m[1] - _CONTRIB_OFFSET}.x, "
+                                             f"not {sdk}; install {name}=={want}"))
+    out.extend(_unmet_requirements())
+    lite = versions.get("litellm")
+    if lite is not None:
+        lm = _minor(lite)
+        if lm is not None and lm < (1, 40):
+            out.append(Finding("warn", "litellm", f"{lite} predates stream_options usage chunks; streamed token "
+                                                  "counts will be estimated"))
+        if os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "").lower() not in ("true", "1"):
+            out.append(Finding("warn", "litellm", "LITELLM_LOCAL_MODEL_COST_MAP is not set: LiteLLM downloads its "
+                                                  "price map at import (instrument() sets it when it runs first)"))
+    if not any(f.level == "fail" for f in out):
+        out.insert(0, Finding("ok", "versions", f"OpenTelemetry packages are one coherent release (SDK {sdk})"))
+    return out
+
+
+def _safe_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _installed_otel() -> list[str]:
+    names = set()
+    for d in metadata.distributions():
+        n = (d.name or "").lower().replace("_", "-")
+        if n.startswith("opentelemetry-"):
+            names.add(n)
+    return sorted(names)
+
+
+def _unmet_requirements() -> list[Finding]:
+    """Pins between installed opentelemetry-* distributions that pip let slip (e.g. after a partial upgrade)."""
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # packaging absent: the lockstep checks above still run
+        return []
+    out: list[Finding] = []
+    for name in _installed_otel():
+        try:
+            reqs = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for raw in reqs:
+            try:
+                req = Requirement(raw)
+            except Exception:  # noqa: S112 - a malformed requirement string is not ours to judge
+                continue
+            if req.marker is not None or not req.name.startswith("opentelemetry-"):
+                continue
+            have = _safe_version(req.name)
+            if have is not None and req.specifier and not req.specifier.contains(have, prereleases=True):
+                out.append(Finding("fail", name, f"requires {req}, but {req.name} {have} is installed"))
+    return out
+
+
+# ------------------------------------------------------------------------------------ endpoint checks
+
+def _with_deadline(fn: Callable[[], Any], timeout_s: float) -> tuple[bool, Any]:
+    """Run ``fn`` on a daemon thread; (finished, result or exception)."""
+    box: list[Any] = []
+    t = threading.Thread(target=lambda: box.append(_call(fn)), name="apotel-doctor", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    return (bool(box), box[0] if box else None)
+
+
+def _call(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception as exc:
+        return exc
+
+
+def tcp_reachable(endpoint: str, timeout_s: float = 1.0) -> str | None:
+    """None when something accepts TCP connections at ``endpoint``, else a short reason."""
+    u = urlparse(endpoint)
+    host = u.hostname or "localhost"
+    port = u.port or (443 if u.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return f"nothing accepts connections at {host}:{port} ({exc.strerror or exc})"
+
+
+def check_endpoint(cfg: Config, timeout_s: float) -> list[Finding]:
+    """Send one test span, log record and metric with the configured exporters; one finding per signal.
+
+    Example::
+
+        check_endpoint(load_config({"endpoint": "http://localhost:4317"}), timeout_s=3)
+    """
+    from agentpress_otel import _export
+
+    cfg = dataclasses.replace(cfg, export_timeout_s=timeout_s)
+    where = f"{cfg.endpoint} ({cfg.protocol})"
+    reason = tcp_reachable(cfg.endpoint, timeout_s=min(1.0, timeout_s))
+    if reason is not None:
+        hint = "start a Collector (`agentpress-otel stack up`) or fix --endpoint / OTEL_EXPORTER_OTLP_ENDPOINT"
+        return [Finding("fail", sig, f"{where}: {reason}; {hint}") for sig in _signals(cfg)]
+    from opentelemetry.sdk.resources import Resource
+
+    resource = Resource.create({"service.name": cfg.service_name, "agentpress_otel.doctor": True})
+    checks: dict[str, Callable[[], Any]] = {}
+    if cfg.traces:
+        checks["traces"] = lambda: _export_span(_export.make_span_exporter(cfg), resource)
+    if cfg.logs:
+        checks["logs"] = lambda: _export_log(_export.make_log_exporter(cfg), resource)
+    if cfg.metrics:
+        checks["metrics"] = lambda: _export_metric(_export.make_metric_exporter(cfg), resource, timeout_s)
+    results: dict[str, tuple[bool, Any]] = {}
+    threads = []
+    quiet = _Quiet()
+    with quiet:
+        for sig, fn in checks.items():
+            t = threading.Thread(target=lambda s=sig, f=fn: results.__setitem__(s, _with_deadline(f, timeout_s + 1)),
+                                 daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join(timeout_s + 2)
+    out = []
+    for sig in checks:
+        finished, res = results.get(sig, (False, None))
+        if finished and res is True:
+            out.append(Finding("ok", sig, f"{where} accepted a test {_NOUN[sig]}"))
+            continue
+        if not finished:
+            why = f"no answer within {timeout_s:g} s"
+        elif isinstance(res, Exception):
+            why = f"{type(res).__name__}: {res}"
+        else:
+            why = "the export was rejected" + (f" ({quiet.last})" if quiet.last else "")
+        out.append(Finding("fail", sig, f"{where} did not accept a test {_NOUN[sig]}: {why}{_protocol_hint(cfg)}"))
+    return out
+
+
+_NOUN = {"traces": "span", "logs": "log record", "metrics": "metric"}
+
+
+def _signals(cfg: Config) -> list[str]:
+    return [s for s, on in (("traces", cfg.traces), ("logs", cfg.logs), ("metrics", cfg.metrics)) if on]
+
+
+def _protocol_hint(cfg: Config) -> str:
+    port = urlparse(cfg.endpoint).port
+    if port == 4318 and cfg.protocol == "grpc":
+        return "; port 4318 is usually OTLP/HTTP: set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+    if port == 4317 and cfg.protocol == "http/protobuf":
+        return "; port 4317 is usually OTLP/gRPC: set OTEL_EXPORTER_OTLP_PROTOCOL=grpc"
+    return ""
+
+
+class _Quiet(logging.Handler):
+    """Silence the exporters' retry warnings while checking, but remember the last one for the report."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last = ""
+        self._saved: list[tuple[logging.Logger, bool, list[logging.Handler]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.last = record.getMessage()[:200]
+
+    def __enter__(self) -> _Quiet:
+        for name in ("opentelemetry.exporter", "opentelemetry.sdk"):
+            lg = logging.getLogger(name)
+            self._saved.append((lg, lg.propagate, list(lg.handlers)))
+            lg.propagate = False
+            lg.handlers = [self]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for lg, prop, handlers in self._saved:
+            lg.propagate = prop
+            lg.handlers = handlers
+
+
+def _export_span(exporter: Any, resource: Any) -> bool:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    mem = InMemorySpanExporter()
+    tp = TracerProvider(resource=resource, shutdown_on_exit=False)
+    tp.add_span_processor(SimpleSpanProcessor(mem))
+    with tp.get_tracer("agentpress_otel.doctor").start_as_current_span("agentpress-otel doctor") as span:
+        span.set_attribute("agentpress_otel.doctor.check", "traces")
+    try:
+        return bool(exporter.export(mem.get_finished_spans()) == SpanExportResult.SUCCESS)
+    finally:
+        exporter.shutdown()
+
+
+def _export_log(exporter: Any, resource: Any) -> bool:
+    from opentelemetry._logs import SeverityNumber
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import (
+        InMemoryLogRecordExporter,
+        LogRecordExportResult,
+        SimpleLogRecordProcessor,
+    )
+
+    mem = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    lp = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    lp.add_log_record_processor(SimpleLogRecordProcessor(mem))
+    lp.get_logger("agentpress_otel.doctor").emit(
+        body="agentpress-otel doctor test log record", severity_number=SeverityNumber.INFO, severity_text="INFO",
+        attributes={"agentpress_otel.doctor.check": "logs"},
+    )
+    try:
+        return bool(exporter.export(mem.get_finished_logs()) == LogRecordExportResult.SUCCESS)
+    finally:
+        exporter.shutdown()
+
+
+def _export_metric(exporter: Any, resource: Any, timeout_s: float) -> bool:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
+
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
+    mp.get_meter("agentpress_otel.doctor").create_counter("agentpress_otel.doctor.check").add(1, {"check": "metrics"})
+    data = reader.get_metrics_data()
+    try:
+        return bool(exporter.export(data, timeout_millis=timeout_s * 1000) == MetricExportResult.SUCCESS)
+    finally:
+        exporter.shutdown(timeout_millis=500)
+
+
+# --------------------------------------------------------------------------------------------- report
+
+_SECRET_OPTIONS = {"headers", "slack_webhook_url"}
+
+
+def _show(name: str, value: Any) -> str:
+    if name in _SECRET_OPTIONS and value:
+        if isinstance(value, dict):
+            return ", ".join(f"{k}=***" for k in value)
+        return str(value).split("/services/")[0] + "/services/***" if "/services/" in str(value) else "***"
+    if isinstance(value, (frozenset, set, tuple, list)):
+        return ", ".join(sorted(str(v) for v in value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    return str(value)
+
+
+def config_table(cfg: Config) -> Table:
+    """Every option, its effective value and where it came from."""
+    t = Table(title="Effective configuration", title_justify="left")
+    t.add_column("option")
+    t.add_column("value", overflow="fold")
+    t.add_column("source")
+    for f in dataclasses.fields(cfg):
+        if f.name == "sources":
+            continue
+        src = cfg.sources.get(f.name, "derived")
+        t.add_row(f.name, _show(f.name, getattr(cfg, f.name)),
+                  Text(src, style="dim" if src in ("default", "derived") else "bold green"))
+    return t
+
+
+def run(*, endpoint: str | None = None, protocol: str | None = None, timeout_s: float = 3.0,
+        console: Console | None = None) -> int:
+    """Run all checks and print the report; returns the exit code.
+
+    Example::
+
+        raise SystemExit(run(endpoint="http://localhost:4317"))
+    """
+    console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    t0 = time.monotonic()
+    overrides: dict[str, Any] = {}
+    if endpoint:
+        overrides["endpoint"] = endpoint
+        if protocol is None and urlparse(endpoint).port == 4318:
+            protocol = "http/protobuf"
+    if protocol:
+        overrides["protocol"] = protocol
+    try:
+        cfg = load_config(overrides)
+    except ConfigError as exc:
+        console.print(f"[bold red]✗ invalid configuration:[/] {exc}")
+        return 2
+    console.print(config_table(cfg))
+
+    versions = installed_versions()
+    vt = Table(title="Versions", title_justify="left")
+    vt.add_column("package")
+    vt.add_column("version")
+    for n, v in versions.items():
+        vt.add_row(n, v)
+    console.print(vt)
+
+    findings = version_findings(versions)
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        findings.append(Finding("warn", "OTEL_SDK_DISABLED", "is true: instrument() will do nothing"))
+        endpoint_findings: list[Finding] = []
+    else:
+        console.print(f"Checking {cfg.endpoint} ({cfg.protocol}) with a test span, log record and metric …")
+        endpoint_findings = check_endpoint(cfg, timeout_s)
+    findings.extend(endpoint_findings)
+
+    ft = Table(title="Checks", title_justify="left")
+    ft.add_column("")
+    ft.add_column("check")
+    ft.add_column("result", overflow="fold")
+    marks = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "bold red")}
+    for f in findings:
+        mark, style = marks[f.level]
+        ft.add_row(Text(mark, style=style), f.what, Text(f.detail, style="red" if f.level == "fail" else ""))
+    console.print(ft)
+    failed = [f for f in findings if f.level == "fail"]
+    took = time.monotonic() - t0
+    if failed:
+        console.print(f"[bold red]✗ {len(failed)} problem(s) found[/] ({took:.1f} s). First: "
+                      f"{failed[0].what}: {failed[0].detail}")
+        return 1
+    console.print(f"[bold green]✓ all checks passed[/] ({took:.1f} s)")
+    return 0

@@ -1,0 +1,85 @@
+"""A burst of 100,000 spans into a slow Collector: memory stays bounded and every lost span is counted.
+
+Real OTLP/HTTP export to an OTLPSink that takes 50 ms per request (so the batch processor can export
+~10k spans/s while the burst produces several times that). After the burst drains, every span is
+either at the receiver or in ``agentpress_otel._selftel.dropped("spans")``: exported + dropped == created.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+
+import agentpress_otel
+from agentpress_otel import _selftel, _setup
+from agentpress_otel._harness.otlp_sink import OTLPSink
+
+pytestmark = pytest.mark.integration
+
+N = 100_000
+QUEUE = 2048
+PEAK_MAX_BYTES = 64 * 2**20  # the queue holds 2048 small spans (~2 MB); generous for batches in flight
+RETAINED_MAX_BYTES = 8 * 2**20
+
+
+@pytest.fixture
+def slow_sink() -> Iterator[OTLPSink]:
+    _setup._reset_for_tests()
+    _selftel.reset()
+    with OTLPSink() as sink:
+        sink.mode = "slow"
+        sink.delay_s = 0.05
+        try:
+            yield sink
+        finally:
+            _setup._reset_for_tests()
+
+
+def test_burst_with_slow_exporter_is_bounded_and_fully_accounted(slow_sink: OTLPSink) -> None:
+    tel = agentpress_otel.instrument(
+        service_name="burst", endpoint=slow_sink.http_endpoint, protocol="http/protobuf", metrics=False,
+        logs=False, integrations=(), max_queue_size=QUEUE, export_timeout_s=10,
+    )
+    tracer = trace.get_tracer("burst")
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        t0 = time.monotonic()
+        for i in range(N):
+            with tracer.start_as_current_span("burst.op") as span:
+                span.set_attribute("i", i)
+                span.set_attribute("agentpress.thread.id", "t-1")
+        burst_s = time.monotonic() - t0
+        # Drain what is still queued (bounded: the queue holds at most QUEUE spans, ~4 slow batches).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            exported = len({s.span_id for s in slow_sink.spans()})
+            if exported + _selftel.dropped("spans") >= N:
+                break
+            time.sleep(0.2)
+        _, peak = tracemalloc.get_traced_memory()
+        gc.collect()
+        retained, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    spans = slow_sink.spans()
+    exported = len({s.span_id for s in spans})
+    dropped = _selftel.dropped("spans")
+    info = (f"burst {N} spans in {burst_s:.1f}s; exported {exported} (received {len(spans)}), dropped {dropped} "
+            f"(by reason: queue_full {_selftel.dropped('spans', 'queue_full')}, export_failed "
+            f"{_selftel.dropped('spans', 'export_failed')}); tracemalloc peak {(peak - base) / 2**20:.1f} MiB, "
+            f"retained {(retained - base) / 2**20:.1f} MiB")
+    print(info)
+    assert len(spans) == exported, "duplicates at the receiver: " + info
+    assert dropped > 0, "the slow exporter should not keep up with the burst: " + info
+    assert exported + dropped == N, info
+    assert peak - base <= PEAK_MAX_BYTES, info
+    assert retained - base <= RETAINED_MAX_BYTES, info
+    assert tel.shutdown(timeout_s=2)
