@@ -20,9 +20,11 @@ LINES = [
     "model=claude-3-5-sonnet-20241022 prompt_tokens=1234 completion_tokens=567 duration_ms=2345.6",
     'GET /api/agent-run/8b7c6d5e-4f3a-2b1c-0d9e-8f7a6b5c4d3e/stream 200 12.3ms ua="Mozilla/5.0 (X11; Linux x86_64)"',
     'Tool web_search returned 10 results in 1.2s for query "latest python 3.13 release notes" (cache miss, v1.4.2)',
-    '{"event": "llm_response", "level": "info", "request_id": "a1b2c3d4", "cost_usd": 0.00123, "finish_reason": "stop", '
+    '{"event": "llm_response", "level": "info", "request_id": "a1b2c3d4", "cost_usd": 0.00123, '
+    '"finish_reason": "stop", '
     '"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}',
-    'Traceback (most recent call last):\n  File "/app/agent/run.py", line 142, in run_agent\n    await tm.run_thread(t)\n'
+    'Traceback (most recent call last):\n  File "/app/agent/run.py", line 142, in run_agent\n'
+    "    await tm.run_thread(t)\n"
     "ValueError: sandbox 12345 not ready after 30 attempts",
     "User asked: can you summarise the quarterly report and email it to the team by Friday? Assistant: Sure, here is",
 ]
@@ -118,10 +120,15 @@ def main() -> None:
     bulk = corpus(256 * 1024, rng, secret_every=16)
     t_ours = timeit(Redactor(max_chars=1 << 20).redact, bulk)
     t_naive = timeit(naive, bulk, budget_s=1.0, repeats=3)
-    results["bulk_256KiB"] = {"ours_MBps": len(bulk) / t_ours / 1e6, "naive_re_MBps": len(bulk) / t_naive / 1e6,
-                              "ratio": t_naive / t_ours}
-    print(f"bulk 256 KiB mixed: ours {len(bulk) / t_ours / 1e6:.1f} MB/s vs naive re {len(bulk) / t_naive / 1e6:.1f} MB/s"
-          f" -> {t_naive / t_ours:.1f}x")
+    results["bulk_256KiB"] = {
+        "ours_MBps": len(bulk) / t_ours / 1e6,
+        "naive_re_MBps": len(bulk) / t_naive / 1e6,
+        "ratio": t_naive / t_ours,
+    }
+    print(
+        f"bulk 256 KiB mixed: ours {len(bulk) / t_ours / 1e6:.1f} MB/s vs naive re {len(bulk) / t_naive / 1e6:.1f} MB/s"
+        f" -> {t_naive / t_ours:.1f}x"
+    )
     nested = {f"k{i}": {"user": "u-1", "note": "all fine here", "password": "hunter2", "n": i} for i in range(5)}
     t_val = timeit(ours.redact_value, nested)
     results["redact_value_nested_20_keys_us"] = t_val * 1e6

@@ -45,6 +45,9 @@ SPAN_DUR = "traces_span_metrics_duration_seconds"
 LOOP_LAG = "agentpress_asyncio_loop_lag_seconds"
 PROC_MEM = "process_memory_usage_bytes"
 PROC_CPU = "process_cpu_utilization_ratio"
+Q_ENQ = "agentpress_queue_messages_enqueued_total"
+Q_DONE = "agentpress_queue_messages_processed_total"
+Q_WAIT = "agentpress_queue_wait_duration_seconds"
 DROPPED = "agentpress_otel_exporter_dropped_total"
 INTERNAL_ERR = "agentpress_otel_internal_errors_total"
 
@@ -382,6 +385,15 @@ def service_health() -> dict[str, Any]:
         ts("Process memory", [prom(f"sum by (service_name, service_instance_id) ({PROC_MEM}{{{rt}}})",
                                    "{{service_name}} {{service_instance_id}}")], unit="bytes"),
         ts("Process CPU", [prom(f"sum by (service_name) ({PROC_CPU}{{{rt}}})", "{{service_name}}")], unit="percentunit"),
+        row("Worker queues (Dramatiq)"),
+        ts("Queue backlog by queue", [prom(
+            f'sum by (queue) ({Q_ENQ}{{deployment_environment_name=~"$env"}})'
+            f' - sum by (queue) ({Q_DONE}{{deployment_environment_name=~"$env"}})', "{{queue}}")], unit="short",
+           desc="Enqueued by producers minus finished by workers (all services of the environment)."),
+        ts("Messages processed per minute by queue and status", [prom(
+            f"sum by (queue, status) (rate({Q_DONE}{{{rt}}}[{RI}])) * 60", "{{queue}} {{status}}")]),
+        ts("Queue wait p95 by queue", quantiles(Q_WAIT, rt, by="queue", qs=(0.95,)), unit="s", w=24,
+           desc="Time from enqueue (or ETA) until a worker starts the message."),
     ]
     variables = [env_var(SPAN_CALLS), service_var(SPAN_CALLS),
                  query_var("route", "Route", f'label_values({SPAN_CALLS}{{{ENV_SVC}, span_kind="SPAN_KIND_SERVER"}}, http_route)')]

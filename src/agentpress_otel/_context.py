@@ -91,7 +91,7 @@ def current_ids() -> dict[str, str]:
         return {}
 
 
-class thread_context:  # noqa: N801 - used like a function: ``with thread_context(...)``
+class thread_context:
     """Make ids current for the enclosed code (sync ``with`` or ``async with``); nests and merges.
 
     Inner values override outer ones; ``None`` keeps the outer value. Ids are also put into W3C baggage

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - generator tables read best one entry per line
 """Generate tests/data/redaction_corpus.jsonl: labelled, fake-but-real-looking secrets and near-misses.
 
 Run: .venv/bin/python tests/data/redaction_corpus.py   (deterministic; seed fixed)
@@ -47,13 +48,15 @@ def luhn_bad(prefix: str, length: int) -> str:
 
 # --------------------------------------------------------------------------------------- positives
 def openai() -> str:
-    return R.choice([
-        lambda: "sk-proj-" + rs(74, AN + "_-") + rs(2),
-        lambda: "sk-svcacct-" + rs(60, AN + "_-") + rs(2),
-        lambda: "sk-admin-" + rs(50, AN + "_-") + rs(2),
-        lambda: "sk-" + rs(20) + "T3BlbkFJ" + rs(20),
-        lambda: "sk-" + rs(48),
-    ])()
+    return R.choice(
+        [
+            lambda: "sk-proj-" + rs(74, AN + "_-") + rs(2),
+            lambda: "sk-svcacct-" + rs(60, AN + "_-") + rs(2),
+            lambda: "sk-admin-" + rs(50, AN + "_-") + rs(2),
+            lambda: "sk-" + rs(20) + "T3BlbkFJ" + rs(20),
+            lambda: "sk-" + rs(48),
+        ]
+    )()
 
 
 def anthropic() -> str:
@@ -62,7 +65,9 @@ def anthropic() -> str:
 
 def jwt() -> str:
     header = b64url(json.dumps({"alg": R.choice(["HS256", "RS256"]), "typ": "JWT"}).encode())
-    payload = b64url(json.dumps({"sub": rs(12), "role": "authenticated", "exp": 1764000000 + R.randrange(10**6)}).encode())
+    payload = b64url(
+        json.dumps({"sub": rs(12), "role": "authenticated", "exp": 1764000000 + R.randrange(10**6)}).encode()
+    )
     return f"{header}.{payload}.{b64url(R.randbytes(32))}"
 
 
@@ -76,8 +81,12 @@ def card() -> str:
     kind = R.choice(["visa", "mc", "amex", "disc", "fixed"])
     if kind == "fixed":
         return R.choice(["4111 1111 1111 1111", "5555 5555 5555 4444", "3782 822463 10005", "4242-4242-4242-4242"])
-    num = {"visa": lambda: luhn_complete("4", 16), "mc": lambda: luhn_complete(R.choice(["51", "53", "55", "22"]), 16),
-           "amex": lambda: luhn_complete(R.choice(["34", "37"]), 15), "disc": lambda: luhn_complete("6011", 16)}[kind]()
+    num = {
+        "visa": lambda: luhn_complete("4", 16),
+        "mc": lambda: luhn_complete(R.choice(["51", "53", "55", "22"]), 16),
+        "amex": lambda: luhn_complete(R.choice(["34", "37"]), 15),
+        "disc": lambda: luhn_complete("6011", 16),
+    }[kind]()
     sep = R.choice(["", " ", "-"])
     if not sep:
         return num
@@ -87,14 +96,16 @@ def card() -> str:
 
 
 def phone() -> str:
-    return R.choice([
-        lambda: "+1" + str(R.randint(201, 989)) + str(R.randint(2000000, 9999999)),
-        lambda: f"+1 {R.randint(201, 989)} {R.randint(200, 999)} {R.randint(1000, 9999)}",
-        lambda: f"+44 20 {R.randint(7000, 7999)} {R.randint(1000, 9999)}",
-        lambda: f"+49 30 {R.randint(10000000, 99999999)}",
-        lambda: f"({R.randint(201, 989)}) {R.randint(200, 999)}-{R.randint(1000, 9999)}",
-        lambda: f"{R.randint(201, 989)}-{R.randint(200, 999)}-{R.randint(1000, 9999)}",
-    ])()
+    return R.choice(
+        [
+            lambda: "+1" + str(R.randint(201, 989)) + str(R.randint(2000000, 9999999)),
+            lambda: f"+1 {R.randint(201, 989)} {R.randint(200, 999)} {R.randint(1000, 9999)}",
+            lambda: f"+44 20 {R.randint(7000, 7999)} {R.randint(1000, 9999)}",
+            lambda: f"+49 30 {R.randint(10000000, 99999999)}",
+            lambda: f"({R.randint(201, 989)}) {R.randint(200, 999)}-{R.randint(1000, 9999)}",
+            lambda: f"{R.randint(201, 989)}-{R.randint(200, 999)}-{R.randint(1000, 9999)}",
+        ]
+    )()
 
 
 def email() -> str:
@@ -109,14 +120,20 @@ SIMPLE = {
     "anthropic_key": anthropic,
     "google_api_key": lambda: "AIza" + rs(35, AN + "_-"),
     "aws_access_key": lambda: R.choice(["AKIA", "ASIA"]) + rs(16, B32),
-    "github_token": lambda: R.choice(["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]) + rs(36)
-    if R.random() < 0.8
-    else "github_pat_" + rs(22) + "_" + rs(59),
+    "github_token": lambda: (
+        R.choice(["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]) + rs(36)
+        if R.random() < 0.8
+        else "github_pat_" + rs(22) + "_" + rs(59)
+    ),
     "gitlab_token": lambda: "glpat-" + rs(20, AN + "_-"),
     "huggingface_token": lambda: "hf_" + rs(34, string.ascii_letters),
-    "slack_token": lambda: R.choice(["xoxb-", "xoxp-", "xoxa-"]) + f"{R.randint(10**11, 10**12)}-{R.randint(10**12, 10**13)}-{rs(24)}",
+    "slack_token": lambda: (
+        R.choice(["xoxb-", "xoxp-", "xoxa-"]) + f"{R.randint(10**11, 10**12)}-{R.randint(10**12, 10**13)}-{rs(24)}"
+    ),
     "slack_webhook": lambda: f"https://hooks.slack.com/services/T{rs(8, B32)}/B{rs(8, B32)}/{rs(24)}",
-    "stripe_key": lambda: R.choice(["sk_live_", "sk_test_", "rk_live_"]) + rs(24) if R.random() < 0.8 else "whsec_" + rs(32),
+    "stripe_key": lambda: (
+        R.choice(["sk_live_", "sk_test_", "rk_live_"]) + rs(24) if R.random() < 0.8 else "whsec_" + rs(32)
+    ),
     "jwt": jwt,
     "email": email,
     "card": card,
@@ -129,13 +146,32 @@ TEXT_TEMPLATES = [
     ("json", '{{"event": "llm_call", "value": "{s}", "thread_id": "t-1"}}'),
     ("json_escaped", '"{{\\"msg\\": \\"found {s} in tool output\\"}}"'),
     ("logline", "2026-11-25T10:02:00Z WARN agent.tools value={s} tool=web_search"),
-    ("traceback", 'Traceback (most recent call last):\n  File "/app/run.py", line 42, in call\n'
-                  '    client.call(key="{s}")\nRuntimeError: rejected {s}'),
+    (
+        "traceback",
+        'Traceback (most recent call last):\n  File "/app/run.py", line 42, in call\n'
+        '    client.call(key="{s}")\nRuntimeError: rejected {s}',
+    ),
     ("repr", "kwargs={{'model': 'gpt-4o', 'extra': '{s}'}}"),
     ("llm", "Assistant: I found these details in the file: {s}. Shall I continue?"),
 ]
-URL_SAFE = {"openai_key", "anthropic_key", "google_api_key", "aws_access_key", "github_token", "gitlab_token",
-            "huggingface_token", "stripe_key", "jwt"}
+# Encodings and glued contexts: URL-encoded "=", JSON-escaped newlines, markdown, shell exports.
+ENCODED_TEMPLATES = [
+    ("url_encoded", "redirect=https%3A%2F%2Fapp.example.com%2Fcb%3Fkey%3D{s}%26x%3D1"),
+    ("json_newline", '{{"log": "config dump:\\n{s}\\nend"}}'),
+    ("markdown", "```bash\nexport API_KEY={s}\n```"),
+    ("shell", "curl -s -u '{s}:' https://api.example.com"),
+]
+URL_SAFE = {
+    "openai_key",
+    "anthropic_key",
+    "google_api_key",
+    "aws_access_key",
+    "github_token",
+    "gitlab_token",
+    "huggingface_token",
+    "stripe_key",
+    "jwt",
+}
 
 
 def positives() -> list[dict[str, object]]:
@@ -146,10 +182,19 @@ def positives() -> list[dict[str, object]]:
                 s = gen()
                 out.append({"kind": kind, "placement": placement, "text": tpl.format(s=s), "secrets": [s]})
         if kind in URL_SAFE:
+            for placement, tpl in ENCODED_TEMPLATES:
+                s = gen()
+                out.append({"kind": kind, "placement": placement, "text": tpl.format(s=s), "secrets": [s]})
             for _ in range(4):
                 s = gen()
-                out.append({"kind": kind, "placement": "url", "secrets": [s],
-                            "text": f"GET https://api.example.com/v1/items?page=2&q={s} 200"})
+                out.append(
+                    {
+                        "kind": kind,
+                        "placement": "url",
+                        "secrets": [s],
+                        "text": f"GET https://api.example.com/v1/items?page=2&q={s} 200",
+                    }
+                )
     # contextual secrets: only the value part must vanish
     ctx = []
     for _ in range(12):
@@ -158,6 +203,8 @@ def positives() -> list[dict[str, object]]:
         tok = rs(40, AN + "._-")
         ctx.append(("bearer", "header", f"Authorization: Bearer {tok}", tok))
         ctx.append(("bearer", "curl", f"curl -H 'Authorization: bearer {tok}' https://x", tok))
+        ctx.append(("bearer", "upper", f"AUTHORIZATION:BEARER {tok}", tok))
+        ctx.append(("bearer", "prose", f"retrying with Bearer {tok} after 401", tok))
         cred = base64.b64encode(f"{rs(6).lower()}:{rs(12)}".encode()).decode()
         ctx.append(("basic_auth", "header", f"authorization: Basic {cred}", cred))
         pw = rs(14, AN + "!#$%^*")
@@ -194,30 +241,97 @@ def negatives() -> list[dict[str, object]]:
         ("number", lambda: f"processed {R.randint(0, 10**9):,} rows in {R.random() * 100:.2f}s"),
         ("number", lambda: f"order {R.randint(10**9, 10**10)} total {R.randint(1, 9999)}.{R.randint(0, 99):02d} USD"),
         ("epoch", lambda: f"ts={R.randint(1_600_000_000_000, 1_800_000_000_000)} ns={R.randint(10**18, 2 * 10**18)}"),
-        ("timestamp", lambda: f"2026-{R.randint(1, 12):02d}-{R.randint(1, 28):02d}T{R.randint(0, 23):02d}:{R.randint(0, 59):02d}:00.{R.randint(0, 999):03d}+00:00 INFO ok"),
-        ("version", lambda: f"python {R.randint(2, 3)}.{R.randint(0, 13)}.{R.randint(0, 20)} litellm 1.{R.randint(10, 110)}.{R.randint(0, 9)} build 10.0.19041.{R.randint(1000, 9999)}"),
-        ("version", lambda: f"semver {R.randint(0, 9)}.{R.randint(0, 9)}.{R.randint(0, 9)}-rc.{R.randint(1, 9)}+build.{R.randint(1, 99)}"),
+        (
+            "timestamp",
+            lambda: (
+                f"2026-{R.randint(1, 12):02d}-{R.randint(1, 28):02d}T{R.randint(0, 23):02d}:{R.randint(0, 59):02d}:00.{R.randint(0, 999):03d}+00:00 INFO ok"
+            ),
+        ),
+        (
+            "version",
+            lambda: (
+                f"python {R.randint(2, 3)}.{R.randint(0, 13)}.{R.randint(0, 20)} litellm 1.{R.randint(10, 110)}.{R.randint(0, 9)} build 10.0.19041.{R.randint(1000, 9999)}"
+            ),
+        ),
+        (
+            "version",
+            lambda: (
+                f"semver {R.randint(0, 9)}.{R.randint(0, 9)}.{R.randint(0, 9)}-rc.{R.randint(1, 9)}+build.{R.randint(1, 99)}"
+            ),
+        ),
         ("base64_id", lambda: f"id={base64.urlsafe_b64encode(R.randbytes(R.choice([12, 16, 24]))).decode()}"),
         ("base64_blob", lambda: f"image/png;base64,{base64.b64encode(R.randbytes(90)).decode()}"),
         ("eyJ_nonjwt", lambda: f"state={b64url(json.dumps({'n': R.randint(1, 99)}).encode())}"),
         ("luhn_invalid", lambda: f"reference {luhn_bad('4', 16)} pending"),
         ("luhn_invalid", lambda: f"ref {luhn_bad('5', 16)[:4]} {luhn_bad('5', 16)[4:8]} ok"),
-        ("model", lambda: R.choice(["model=claude-3-5-sonnet-20241022", "model=gpt-4o-mini-2024-07-18",
-                                    "model=anthropic/claude-sonnet-4-20250514", "model: gemini-2.5-pro"])),
-        ("words", lambda: R.choice(["risk-averse rollout of task-scheduler", "the ask-user tool and desk-booking",
-                                    "tokens start with ghp_ and sk- prefixes", "passwordless login is enabled",
-                                    "the password field is required", "Basic plan upgraded", "bearer of bad news",
-                                    "Authorization header missing", "secret santa event", "token budget exceeded"])),
-        ("usage", lambda: f"max_tokens={R.randint(100, 8192)} prompt_tokens={R.randint(1, 9999)} token_count: {R.randint(1, 99)}"),
-        ("ids", lambda: f"api_key_id=ak_{R.randint(1, 999)} session.id={R.getrandbits(64):016x} auth_method=jwt token_type=bearer"),
-        ("decorator", lambda: R.choice(["@app.get('/api/threads')", "@dramatiq.actor(max_retries=3)", "cc @john_doe please"])),
-        ("isbn", lambda: f"ISBN 978-{R.randint(0, 9)}-{R.randint(10, 99)}-{R.randint(100000, 999999)}-{R.randint(0, 9)}"),
-        ("path", lambda: f"/api/agent-run/{uuid.UUID(int=R.getrandbits(128), version=4)}/stream?page={R.randint(1, 9)}"),
-        ("duration", lambda: f"GET /health 200 {R.random() * 50:.1f}ms HTTP/1.1 port 127.0.0.1:{R.randint(1024, 65535)}"),
+        (
+            "model",
+            lambda: R.choice(
+                [
+                    "model=claude-3-5-sonnet-20241022",
+                    "model=gpt-4o-mini-2024-07-18",
+                    "model=anthropic/claude-sonnet-4-20250514",
+                    "model: gemini-2.5-pro",
+                ]
+            ),
+        ),
+        (
+            "words",
+            lambda: R.choice(
+                [
+                    "risk-averse rollout of task-scheduler",
+                    "the ask-user tool and desk-booking",
+                    "tokens start with ghp_ and sk- prefixes",
+                    "passwordless login is enabled",
+                    "the password field is required",
+                    "Basic plan upgraded",
+                    "bearer of bad news",
+                    "Authorization header missing",
+                    "secret santa event",
+                    "token budget exceeded",
+                ]
+            ),
+        ),
+        (
+            "usage",
+            lambda: (
+                f"max_tokens={R.randint(100, 8192)} prompt_tokens={R.randint(1, 9999)} token_count: {R.randint(1, 99)}"
+            ),
+        ),
+        (
+            "ids",
+            lambda: (
+                f"api_key_id=ak_{R.randint(1, 999)} session.id={R.getrandbits(64):016x} auth_method=jwt token_type=bearer"
+            ),
+        ),
+        (
+            "decorator",
+            lambda: R.choice(["@app.get('/api/threads')", "@dramatiq.actor(max_retries=3)", "cc @john_doe please"]),
+        ),
+        (
+            "isbn",
+            lambda: f"ISBN 978-{R.randint(0, 9)}-{R.randint(10, 99)}-{R.randint(100000, 999999)}-{R.randint(0, 9)}",
+        ),
+        (
+            "path",
+            lambda: f"/api/agent-run/{uuid.UUID(int=R.getrandbits(128), version=4)}/stream?page={R.randint(1, 9)}",
+        ),
+        (
+            "duration",
+            lambda: f"GET /health 200 {R.random() * 50:.1f}ms HTTP/1.1 port 127.0.0.1:{R.randint(1024, 65535)}",
+        ),
         ("hex", lambda: f"color #{R.getrandbits(24):06x} mac {':'.join(f'{R.getrandbits(8):02x}' for _ in range(6))}"),
-        ("date", lambda: f"due {R.randint(1, 28):02d}/{R.randint(1, 12):02d}/2026 or 2026-{R.randint(1, 12):02d}-{R.randint(1, 28):02d}"),
+        (
+            "date",
+            lambda: (
+                f"due {R.randint(1, 28):02d}/{R.randint(1, 12):02d}/2026 or 2026-{R.randint(1, 12):02d}-{R.randint(1, 28):02d}"
+            ),
+        ),
         ("k8s", lambda: f"pod agentpress-worker-{R.getrandbits(32):08x}-{rs(5).lower()} restarted"),
-        ("placeholder", lambda: R.choice(["password=*** (hidden)", "api_key=${OPENAI_API_KEY}", "token={{ secrets.TOKEN }}"])),
+        (
+            "placeholder",
+            lambda: R.choice(["password=*** (hidden)", "api_key=${OPENAI_API_KEY}", "token={{ secrets.TOKEN }}"]),
+        ),
     ]
     out: list[dict[str, object]] = []
     for placement, g in gens:

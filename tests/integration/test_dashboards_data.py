@@ -44,7 +44,16 @@ WORKLOAD = textwrap.dedent('''
     app = FastAPI()
     tel = agentpress_otel.instrument(
         app, service_name=os.environ["SVC"], environment="e2e", endpoint=os.environ["EP"], metric_interval_s=1.0,
-        runtime_interval_s=1.0, integrations=["fastapi", "httpx", "runtime", "logging"])
+        runtime_interval_s=1.0, integrations=["fastapi", "httpx", "runtime", "logging", "dramatiq"])
+    import dramatiq
+    from dramatiq.brokers.stub import StubBroker
+    broker = StubBroker()
+    dramatiq.set_broker(broker)
+
+    @dramatiq.actor(queue_name="agent_runs", max_retries=0)
+    def background_run(i: int) -> None:
+        if i % 4 == 0:
+            raise ValueError("worker failed")
     log = logging.getLogger("dash.e2e")
 
     class Boom(Exception):
@@ -64,6 +73,7 @@ WORKLOAD = textwrap.dedent('''
                 call.set_usage(input_tokens=5, output_tokens=5)
             with tool_call("web_search") as t:
                 t.set_result({"success": True})
+            log.warning("tool web_search was slow")
             try:
                 async with llm_call(model="gpt-5-mini", provider="openai", server_address="api.openai.com"):
                     if i % 3 == 0:
@@ -100,6 +110,13 @@ WORKLOAD = textwrap.dedent('''
                 i += 1
                 await asyncio.sleep(0.2)
 
+    for i in range(20):
+        background_run.send(i)
+    worker = dramatiq.Worker(broker, worker_timeout=50)
+    worker.start()
+    broker.join("agent_runs", timeout=20000)
+    worker.join()
+    worker.stop()
     asyncio.run(main())
     time.sleep(2.5)  # let the 1 s metric reader export the final values a few times
     tel.shutdown(timeout_s=10)

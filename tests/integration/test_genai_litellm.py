@@ -299,3 +299,19 @@ def test_uninstrument_is_idempotent_and_undoes(kit: Kit, server: LLMServer, lite
 
 def test_nothing_reached_the_network(offline: list[Any]) -> None:
     assert offline == []
+
+
+@pytest.mark.parametrize(
+    ("model", "provider", "bare"),
+    [
+        ("openai/gpt-5", "openai", "gpt-5"),
+        ("gpt-5-mini", "openai", "gpt-5-mini"),
+        ("anthropic/claude-sonnet-4-20250514", "anthropic", "claude-sonnet-4-20250514"),
+        ("gemini/gemini-2.5-pro", "gcp.gemini", "gemini-2.5-pro"),
+        ("xai/grok-4", "x_ai", "grok-4"),
+        ("openrouter/moonshotai/kimi-k2", "openrouter", "moonshotai/kimi-k2"),
+        ("openrouter/qwen/qwen3-235b-a22b", "openrouter", "qwen/qwen3-235b-a22b"),
+    ],
+)
+def test_provider_mapping(litellm_mod: Any, model: str, provider: str, bare: str) -> None:
+    assert ap_litellm.provider_for(model) == (provider, bare)

@@ -24,7 +24,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from agentpress_otel._harness._proc import ManagedProcess, free_port, wait_until
+from agentpress_otel._harness._proc import ManagedProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -56,14 +56,16 @@ class Received:
                 for rl in req.resource_logs:
                     for sl in rl.scope_logs:
                         for lr in sl.log_records:
-                            out.append({
-                                "body": lr.body.string_value,
-                                "trace_id": lr.trace_id.hex(),
-                                "span_id": lr.span_id.hex(),
-                                "scope": sl.scope.name,
-                                "severity": lr.severity_text,
-                                "attrs": {a.key: _any(a.value) for a in lr.attributes},
-                            })
+                            out.append(
+                                {
+                                    "body": lr.body.string_value,
+                                    "trace_id": lr.trace_id.hex(),
+                                    "span_id": lr.span_id.hex(),
+                                    "scope": sl.scope.name,
+                                    "severity": lr.severity_text,
+                                    "attrs": {a.key: _any(a.value) for a in lr.attributes},
+                                }
+                            )
         return out
 
 
@@ -77,12 +79,12 @@ def grpc_receiver() -> Iterator[tuple[str, Received]]:
     got = Received()
 
     class Logs(logs_service_pb2_grpc.LogsServiceServicer):
-        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - grpc method name
+        def Export(self, request: Any, context: Any) -> Any:
             got.add("logs", request.SerializeToString())
             return logs_service_pb2.ExportLogsServiceResponse()
 
     class Traces(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+        def Export(self, request: Any, context: Any) -> Any:
             got.add("traces", request.SerializeToString())
             return trace_service_pb2.ExportTraceServiceResponse()
 
@@ -102,7 +104,7 @@ def http_receiver() -> Iterator[tuple[str, Received]]:
     got = Received()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             enc = self.headers.get("Content-Encoding", "")
             if enc == "gzip":
@@ -136,7 +138,7 @@ def http_receiver() -> Iterator[tuple[str, Received]]:
         server.server_close()
 
 
-APP = r'''
+APP = r"""
 import json, logging, sys
 import structlog
 from agentpress_otel._setup import instrument
@@ -178,14 +180,18 @@ with thread_context(project_id="p-1", thread_id="t-1"):
             slog.exception("structlog boom")
 print(json.dumps({"marker": "done"}), flush=True)
 tel.shutdown(timeout_s=10)
-'''
+"""
 
 
 def _run_app(endpoint: str, protocol: str, tmp_path: Path) -> tuple[list[dict[str, Any]], str]:
     script = tmp_path / "app.py"
     script.write_text(APP)
-    proc = ManagedProcess("logs-app", [sys.executable, str(script), endpoint, protocol, SECRET, JWT],
-                          env={"OTEL_BLRP_SCHEDULE_DELAY": "100", "OTEL_BSP_SCHEDULE_DELAY": "100"}, log_dir=tmp_path)
+    proc = ManagedProcess(
+        "logs-app",
+        [sys.executable, str(script), endpoint, protocol, SECRET, JWT],
+        env={"OTEL_BLRP_SCHEDULE_DELAY": "100", "OTEL_BSP_SCHEDULE_DELAY": "100"},
+        log_dir=tmp_path,
+    )
     proc.start()
     try:
         wait_until(lambda: not proc.running, timeout=60, what="app exit")

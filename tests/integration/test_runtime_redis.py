@@ -224,16 +224,13 @@ def _dramatiq_integration() -> ModuleType:
         pytest.skip(msg)
 
 
-def _metric_names(cap: Capture) -> set[str]:
-    return set(cap.metrics())
-
-
 def test_dramatiq_worker_on_redis_continues_the_request_trace(srv: RedisServer) -> None:
     dramatiq = pytest.importorskip("dramatiq")
     from dramatiq.brokers.redis import RedisBroker
     from dramatiq.middleware import AsyncIO
 
     integ = _dramatiq_integration()
+    assert integ.OtelMiddleware is not None
     app = FastAPI()
     done = threading.Event()
     seen: dict[str, Any] = {}
@@ -243,9 +240,8 @@ def test_dramatiq_worker_on_redis_continues_the_request_trace(srv: RedisServer) 
         assert "dramatiq" in cap.telemetry.integrations
         # AgentPress's broker: Redis, with only the AsyncIO middleware (async actors).
         broker = RedisBroker(url=srv.url, namespace=f"apotel-{queue}", middleware=[AsyncIO()])  # type: ignore[no-untyped-call]
-        hook = getattr(integ, "instrument_broker", None)
-        if hook is not None:
-            hook(broker)
+        # The integration wraps Broker.__init__: brokers created after instrument() get its middleware.
+        assert any(isinstance(m, integ.OtelMiddleware) for m in broker.middleware)
 
         async def run_agent_background(agent_run_id: str) -> None:
             ctx = trace.get_current_span().get_span_context()
@@ -276,7 +272,7 @@ def test_dramatiq_worker_on_redis_continues_the_request_trace(srv: RedisServer) 
             worker.stop(timeout=10_000)
             broker.close()
         spans = cap.spans()
-        metric_names = _metric_names(cap)
+        cap_metrics = _queue_points(cap)
 
     server = _server_span(spans, "agent/start")
     consumers = [s for s in spans if s.kind is SpanKind.CONSUMER]
@@ -289,12 +285,120 @@ def test_dramatiq_worker_on_redis_continues_the_request_trace(srv: RedisServer) 
     (rp,) = [s for s in _redis_spans(spans) if s.name == "RPUSH"]
     assert _descends_from(rp, consumers[0], spans)
 
-    # Queue metrics: whatever names the integration declares must all appear.
-    declared = {v for k, v in vars(integ).items() if k.isupper() and isinstance(v, str) and "." in v and
-                v.split(".")[0] in {"agentpress", "messaging", "dramatiq"}}  # fmt: skip
-    assert declared, "integrations/dramatiq.py declares no metric-name constants"
-    missing = {n for n in declared if n not in metric_names and not n.endswith(("failed", "retried", "retries"))}
-    assert not missing, (missing, sorted(metric_names))
+    # Queue metrics, by queue and actor (names from integrations/dramatiq.py).
+    attrs = {"queue": queue, "actor": f"run_{queue}"}
+    assert cap_metrics["agentpress.queue.messages.enqueued"] == [(attrs, 1)]
+    assert cap_metrics["agentpress.queue.messages.processed"] == [({**attrs, "status": "ok"}, 1)]
+    ((wattrs, wait_n),) = cap_metrics["agentpress.queue.wait.duration"]
+    assert wattrs == attrs
+    assert wait_n == 1
+    assert [a for a, _ in cap_metrics["messaging.process.duration"]] == [attrs]
+    assert "agentpress.queue.messages.failed" not in cap_metrics
+
+
+def _queue_points(cap: Capture) -> dict[str, list[tuple[dict[str, Any], float]]]:
+    """metric name -> [(attributes, value or histogram count)] for the queue metrics."""
+    out: dict[str, list[tuple[dict[str, Any], float]]] = {}
+    for name, pts in cap.metrics().items():
+        if name.startswith(("agentpress.queue.", "messaging.")):
+            out[name] = [(dict(p.attributes or {}), getattr(p, "value", getattr(p, "count", 0))) for p in pts]
+    return out
+
+
+def test_dramatiq_failed_and_retried_messages_are_counted(srv: RedisServer) -> None:
+    dramatiq = pytest.importorskip("dramatiq")
+    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq.middleware import AsyncIO, Retries
+
+    _dramatiq_integration()
+    queue = f"q{uuid.uuid4().hex[:6]}"
+    calls: list[int] = []
+    done = threading.Event()
+    with capture(disabled_integrations=["httpx"]) as cap:
+        broker = RedisBroker(  # type: ignore[no-untyped-call]
+            url=srv.url, namespace=f"apotel-{queue}",
+            middleware=[AsyncIO(), Retries(max_retries=1, min_backoff=10, max_backoff=20)],
+        )  # fmt: skip
+
+        def flaky() -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise ConnectionError("LLM provider hiccup")
+            done.set()
+
+        actor = dramatiq.actor(flaky, broker=broker, queue_name=queue, actor_name=f"flaky_{queue}")
+        with trace.get_tracer("t").start_as_current_span("api request"):
+            actor.send()
+        worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+        worker.start()
+        try:
+            assert done.wait(20), "the retry never succeeded"
+            time.sleep(0.3)
+        finally:
+            worker.stop(timeout=10_000)
+            broker.close()
+        pts = _queue_points(cap)
+        spans = cap.spans()
+    attrs = {"queue": queue, "actor": f"flaky_{queue}"}
+    assert len(calls) == 2
+    base = [(a, v) for a, v in pts["agentpress.queue.messages.enqueued"] if a == attrs]
+    # The first send, plus the worker moving the retry from the delay queue back to the queue.
+    assert base == [(attrs, 2)]
+    assert sum(v for _, v in pts["agentpress.queue.messages.retried"]) == 1
+    assert pts["agentpress.queue.messages.failed"] == [({**attrs, "error.type": "ConnectionError"}, 1)]
+    assert pts["agentpress.queue.wait.duration"] == [(attrs, 2)]
+    processed = {a["status"]: v for a, v in pts["agentpress.queue.messages.processed"]}
+    assert processed == {"failed": 1, "ok": 1}
+    # Both attempts are in the trace of the request that sent the message.
+    (root,) = [s for s in spans if s.name == "api request"]
+    consumers = [s for s in spans if s.kind is SpanKind.CONSUMER]
+    assert len(consumers) == 2
+    assert {s.context.trace_id for s in consumers} == {root.context.trace_id}
+
+
+@pytest.mark.xfail(
+    reason="integrations/dramatiq.py, delayed sends: (1) the worker's move from 'X.DQ' to 'X' runs "
+    "before_enqueue with no active span and retries=0, so the carrier is replaced and the consumer starts a "
+    "new trace; (2) metrics are labelled queue='X.DQ', a series whose enqueued count never gets a matching "
+    "processed count, so enqueued-processed backlog alerts see a backlog that never drains. Expected: keep "
+    "an existing carrier; canonical queue names (dramatiq.common.q_name).",
+    strict=False,
+)
+def test_dramatiq_queue_labels_are_canonical(srv: RedisServer) -> None:
+    dramatiq = pytest.importorskip("dramatiq")
+    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq.middleware import AsyncIO
+
+    _dramatiq_integration()
+    queue = f"q{uuid.uuid4().hex[:6]}"
+    done = threading.Event()
+    with capture(disabled_integrations=["httpx"]) as cap:
+        broker = RedisBroker(url=srv.url, namespace=f"apotel-{queue}", middleware=[AsyncIO()])  # type: ignore[no-untyped-call]
+
+        def later() -> None:
+            done.set()
+
+        actor = dramatiq.actor(later, broker=broker, queue_name=queue, actor_name=f"later_{queue}")
+        with trace.get_tracer("t").start_as_current_span("api request"):
+            actor.send_with_options(delay=50)  # a delayed send goes through the delay queue "X.DQ"
+        worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+        worker.start()
+        try:
+            assert done.wait(20)
+            time.sleep(0.3)
+        finally:
+            worker.stop(timeout=10_000)
+            broker.close()
+        pts = _queue_points(cap)
+        spans = cap.spans()
+    (root,) = [s for s in spans if s.name == "api request"]
+    (consumer,) = [s for s in spans if s.kind is SpanKind.CONSUMER]
+    assert consumer.context.trace_id == root.context.trace_id  # the DQ -> queue move keeps the carrier
+    queues = {a["queue"] for name, series in pts.items() for a, _ in series}
+    assert queues == {queue}, queues
+    enq = sum(v for _, v in pts["agentpress.queue.messages.enqueued"])
+    done_n = sum(v for _, v in pts["agentpress.queue.messages.processed"])
+    assert enq == done_n  # backlog (enqueued - processed) drains to zero
 
 
 def test_event_loop_probe_runs_on_dramatiq_asyncio_thread(srv: RedisServer) -> None:

@@ -52,9 +52,9 @@ async def test_async_with_tasks_and_to_thread() -> None:
 
 def test_processor_sets_attributes(kit: Kit) -> None:
     tracer = kit.tracer_provider.get_tracer("t")
-    with thread_context(project_id="p", thread_id="t", agent_run_id="r", user_id="u", request_id="q"):
-        with tracer.start_as_current_span("x"):
-            pass
+    with thread_context(project_id="p", thread_id="t", agent_run_id="r", user_id="u", request_id="q"), \
+            tracer.start_as_current_span("x"):
+        pass
     (span,) = kit.spans("x")
     a = span.attributes or {}
     assert a["agentpress.project.id"] == "p"

@@ -60,13 +60,13 @@ def test_works_before_configure() -> None:
 
 
 def test_llm_call_span_metrics_cost(kit: Kit) -> None:
-    with thread_context(thread_id="t1", project_id="p1"):
-        with llm_call(model="openai/gpt-5-mini", provider="openai", temperature=0, max_tokens=100, stream=True,
-                      server_address="api.openai.com", messages=[{"role": "user", "content": "secret"}]) as c:
-            c.chunk()
-            c.chunk()
-            c.set_usage(input_tokens=1000, output_tokens=200, cache_read_tokens=400, reasoning_tokens=50)
-            c.set_response(model="gpt-5-mini-2025-08-07", id="chatcmpl-1", finish_reasons=["stop"])
+    call = llm_call(model="openai/gpt-5-mini", provider="openai", temperature=0, max_tokens=100, stream=True,
+                    server_address="api.openai.com", messages=[{"role": "user", "content": "secret"}])
+    with thread_context(thread_id="t1", project_id="p1"), call as c:
+        c.chunk()
+        c.chunk()
+        c.set_usage(input_tokens=1000, output_tokens=200, cache_read_tokens=400, reasoning_tokens=50)
+        c.set_response(model="gpt-5-mini-2025-08-07", id="chatcmpl-1", finish_reasons=["stop"])
     (s,) = kit.spans("chat ")
     a = dict(s.attributes or {})
     assert s.name == "chat openai/gpt-5-mini" and s.kind == SpanKind.CLIENT

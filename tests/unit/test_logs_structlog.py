@@ -107,7 +107,7 @@ def test_bound_ids_trace_and_redaction_reach_otlp_and_stdout(sink: Any) -> None:
 
 
 def test_configure_after_instrument_is_patched(sink: Any) -> None:
-    tel, exp, out = sink
+    _, _, out = sink
     agentpress_chain(out)  # the app (re)configures after instrument()
     procs = structlog.get_config()["processors"]
     assert sum(1 for p in procs if getattr(p, "_agentpress_otel", False)) == 3
@@ -115,7 +115,7 @@ def test_configure_after_instrument_is_patched(sink: Any) -> None:
 
 
 def test_exception_from_dict_tracebacks(sink: Any) -> None:
-    tel, exp, out = sink
+    tel, exp, _ = sink
     log = structlog.get_logger()
     try:
         raise KeyError("missing")

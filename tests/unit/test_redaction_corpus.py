@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Literal
+
+import pytest
 
 from agentpress_otel.redaction import Redactor
 
@@ -15,8 +18,9 @@ def _rows() -> list[dict[str, object]]:
     return [json.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
 
 
-def test_corpus_recall_and_false_positive_rate() -> None:
-    r = Redactor(hash_key=b"corpus")
+@pytest.mark.parametrize("engine", ["re2", "re"])
+def test_corpus_recall_and_false_positive_rate(engine: Literal["re2", "re"]) -> None:
+    r = Redactor(hash_key=b"corpus", engine=engine)
     rows = _rows()
     pos = [x for x in rows if x["kind"]]
     neg = [x for x in rows if not x["kind"]]
@@ -33,7 +37,7 @@ def test_corpus_recall_and_false_positive_rate() -> None:
     fps = [(x["id"], x["placement"]) for x in neg if r.redact(str(x["text"])) != x["text"]]
     recall = 1 - len(misses) / len(pos)
     fpr = len(fps) / len(neg)
-    print(f"corpus: {len(pos)} positives, {len(neg)} negatives, recall={recall:.4f}, fpr={fpr:.4f}")
+    print(f"corpus ({engine}): {len(pos)} positives, {len(neg)} negatives, recall={recall:.4f}, fpr={fpr:.4f}")
     assert recall >= 0.99, misses[:20]
     assert fpr <= 0.01, fps[:20]
     assert len(wrong_kind) <= 0.02 * len(pos), wrong_kind[:20]

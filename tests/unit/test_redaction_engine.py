@@ -66,16 +66,41 @@ def test_clean_text_is_returned_unchanged_object(r: Redactor) -> None:
 
 
 def test_key_rules() -> None:
-    for k in ("password", "DB_PASSWORD", "X-Api-Key", "authorization", "http.request.header.cookie", "access_token",
-              "client_secret", "apiKey", "refresh-token", "pwd"):
+    for k in (
+        "password",
+        "DB_PASSWORD",
+        "X-Api-Key",
+        "authorization",
+        "http.request.header.cookie",
+        "access_token",
+        "client_secret",
+        "apiKey",
+        "refresh-token",
+        "pwd",
+    ):
         assert is_sensitive_key(k), k
-    for k in ("max_tokens", "gen_ai.usage.input_tokens", "token_count", "api_key_id", "auth_method", "token_type",
-              "session.id", "thread_id", "author", "user.id", "password_length"):
+    for k in (
+        "max_tokens",
+        "gen_ai.usage.input_tokens",
+        "token_count",
+        "api_key_id",
+        "auth_method",
+        "token_type",
+        "session.id",
+        "thread_id",
+        "author",
+        "user.id",
+        "password_length",
+    ):
         assert not is_sensitive_key(k), k
 
 
 def test_redact_value_nested_never_mutates(r: Redactor) -> None:
-    obj = {"user": {"password": "x1", "note": "mail a@b.io"}, "list": [{"api_key": 123}, "ok"], "t": ("sk_test_abcdefghijkl",)}
+    obj = {
+        "user": {"password": "x1", "note": "mail a@b.io"},
+        "list": [{"api_key": 123}, "ok"],
+        "t": ("sk_test_abcdefghijkl",),
+    }
     snapshot = repr(obj)
     out = r.redact_value(obj)
     assert repr(obj) == snapshot
@@ -98,7 +123,9 @@ def test_url_query_redaction(r: Redactor) -> None:
 
 
 def test_allowlist_and_user_patterns() -> None:
-    r = Redactor(allowlist=["ops@example.com"], allow_patterns=[r".*@internal\.dev"], patterns={"acme_id": r"ACME-[0-9]{6}"})
+    r = Redactor(
+        allowlist=["ops@example.com"], allow_patterns=[r".*@internal\.dev"], patterns={"acme_id": r"ACME-[0-9]{6}"}
+    )
     out = r.redact("ops@example.com bob@internal.dev eve@corp.com ACME-123456")
     assert "ops@example.com" in out and "bob@internal.dev" in out
     assert "eve@corp.com" not in out and "[REDACTED:acme_id:" in out

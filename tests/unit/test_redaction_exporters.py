@@ -49,8 +49,10 @@ def test_span_exporter_redacts_copies_everywhere() -> None:
         s.add_event("exception", {"exception.message": f"auth failed for {KEY}", "exception.type": "X"})
         s.set_status(Status(StatusCode.ERROR, f"bad {KEY}"))
     (out,) = keep.got
-    blob = repr(dict(out.attributes or {})) + repr([dict(e.attributes or {}) for e in out.events]) + str(
-        out.status.description
+    blob = (
+        repr(dict(out.attributes or {}))
+        + repr([dict(e.attributes or {}) for e in out.events])
+        + str(out.status.description)
     )
     assert JWT not in blob and KEY not in blob and "abc123" not in blob
     assert out.attributes["gen_ai.usage.input_tokens"] == 12

@@ -24,9 +24,15 @@ def test_never_raises_and_idempotent(text: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.one_of(st.none(), st.integers(), st.floats(), TEXT),
-                    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(["password", "msg", "token", "n"]), c, max_size=4),
-                    max_leaves=20))
+@given(
+    st.recursive(
+        st.one_of(st.none(), st.integers(), st.floats(), TEXT),
+        lambda c: (
+            st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(["password", "msg", "token", "n"]), c, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
 def test_redact_value_never_raises(obj: object) -> None:
     out = R.redact_value(obj)
     assert R.redact_value(out) == out or out != out  # NaN floats compare unequal to themselves

@@ -38,8 +38,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _MAGIC = re.compile(r"\[\[(error|flaky|slow|tool|words|cached):([^\]]*)\]\]")
-_WORDS = ("The quick agent answered the question using the local deterministic model server "
-          "and then stopped politely after finishing every requested word in order today").split()
+_WORDS = (
+    'The', 'quick', 'agent', 'answered', 'the', 'question', 'using', 'the', 'local', 'deterministic', 'model', 'server',
+    'and', 'then', 'stopped', 'politely', 'after', 'finishing', 'every', 'requested', 'word', 'in', 'order', 'today',
+)
 
 
 @dataclass
@@ -147,7 +149,7 @@ class LLMServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 return None
 
             def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
@@ -160,7 +162,7 @@ class LLMServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            def do_GET(self) -> None:
                 if self.path.rstrip("/") in ("/health", "/v1/health"):
                     self._json(200, {"status": "ok"})
                 elif self.path.startswith("/v1/models"):
@@ -168,7 +170,7 @@ class LLMServer:
                 else:
                     self._json(404, {"error": {"message": "not found"}})
 
-            def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            def do_POST(self) -> None:
                 try:
                     length = int(self.headers.get("Content-Length") or 0)
                     body = json.loads(self.rfile.read(length) or b"{}")
@@ -234,8 +236,8 @@ class LLMServer:
             finish = "tool_calls"
             kind = "tool"
         else:
-            n = int(magic.get("words", 8) or 8)
-            words = [_WORDS[i % len(_WORDS)] for i in range(n)]
+            n_words = int(magic.get("words", 8) or 8)
+            words = [_WORDS[i % len(_WORDS)] for i in range(n_words)]
             completion_tokens = len(words)
             tool_calls = []
             finish = "stop"

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--protocol", choices=("grpc", "http/protobuf"), default=None,
                       help="OTLP protocol (default: http/protobuf for port 4318, else grpc)")
     demo.add_argument("--seed", type=int, default=7, help="workload seed (default 7)")
+    demo.add_argument("--worker", choices=("auto", "dramatiq", "asyncio"), default="auto",
+                      help="background worker: Dramatiq (StubBroker) when its integration is available, else asyncio")
     demo.add_argument("--json-summary", metavar="PATH", default=None,
                       help="also write what was measured and what the local LLM server sent, as JSON")
 
@@ -65,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("agentpress-otel demo: --threads must be >= 1", file=sys.stderr)
             return 2
         return demo.run(threads=args.threads, endpoint=args.endpoint, seed=args.seed,
-                        json_summary=args.json_summary, protocol=args.protocol)
+                        json_summary=args.json_summary, protocol=args.protocol, worker=args.worker)
     if args.command == "doctor":
         from agentpress_otel.cli import doctor
 

@@ -208,9 +208,9 @@ def span_label(span: Any) -> Text:
     elif op == "execute_tool":
         if a.get("gen_ai.tool.call.id"):
             t.append(f"  call {a['gen_ai.tool.call.id']}", style="dim")
+    elif span.kind == SpanKind.CLIENT:
+        t.append("  (HTTP client: the demo's traffic driver)", style="dim")
     elif "http.response.status_code" in a:
-        if span.kind == SpanKind.CLIENT:
-            t.append("  (client)", style="dim")
         t.append(f"  HTTP {a['http.response.status_code']}", style="dim")
         if a.get("agentpress.request.id"):
             t.append(f"  request_id={a['agentpress.request.id']}", style="dim")
@@ -315,7 +315,7 @@ def slack_text(post: Any) -> str:
             t = e.get("text")
             label = t.get("text") if isinstance(t, dict) else t
             if isinstance(label, str):
-                elems.append(f"{label} <{e['url']}>" if e.get("url") else label)
+                elems.append(label)  # button URLs are long; the Grafana links are listed separately
         if elems:
             lines.append("  ·  ".join(elems))
     for att in data.get("attachments") or []:
@@ -400,7 +400,7 @@ def _send_fallback_alert(url: str, plan: ThreadPlan) -> None:
 # -------------------------------------------------------------------------------------------- main
 
 def run(*, threads: int = 3, endpoint: str | None = None, seed: int = 7, json_summary: str | None = None,
-        protocol: str | None = None, console: Console | None = None) -> int:
+        protocol: str | None = None, worker: str = "auto", console: Console | None = None) -> int:
     """Run the demo; returns the process exit code."""
     t_start = time.monotonic()
     if console is None:
@@ -441,7 +441,7 @@ def run(*, threads: int = 3, endpoint: str | None = None, seed: int = 7, json_su
     sink = io.StringIO()
     try:
         demo_app.configure_logging(sink)
-        backend = demo_app.DemoBackend(llm_base_url=llm.base_url, seed=seed)
+        backend = demo_app.DemoBackend(llm_base_url=llm.base_url, seed=seed, worker=worker)
         options: dict[str, Any] = dict(
             service_name=DEMO_SERVICE, environment="demo", capture_content=True,
             slack_webhook_url=slack.url, export_otlp=exporting, metric_interval_s=5.0,

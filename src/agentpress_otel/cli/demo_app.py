@@ -181,14 +181,19 @@ TOOLS: dict[str, Callable[..., Any]] = {"web_search": web_search, "sb_shell": sb
 class DemoBackend:
     """The API process and its worker (asyncio task, or Dramatiq when available), sharing run state."""
 
-    def __init__(self, *, llm_base_url: str, seed: int = 7, model: str = "openai/gpt-5-mini") -> None:
+    def __init__(self, *, llm_base_url: str, seed: int = 7, model: str = "openai/gpt-5-mini",
+                 worker: str = "auto") -> None:
         self.llm_base_url = llm_base_url
         self.model = model
         self.scenarios = scenarios(seed)
         self.runs: dict[str, RunState] = {}
         self.queue: asyncio.Queue[tuple[dict[str, Any], dict[str, str]]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.worker_wanted = worker
         self.worker_kind = "asyncio"
+        self._actor: Any = None
+        self._dramatiq_worker: Any = None
+        self._broker: Any = None
 
     # ---- services/llm.py: make_llm_api_call with the Era-A retry loop
     async def make_llm_api_call(self, messages: list[dict[str, Any]], model_name: str) -> Any:
@@ -310,21 +315,72 @@ class DemoBackend:
             task.add_done_callback(self._tasks.discard)
 
     def enqueue(self, kwargs: dict[str, Any]) -> None:
+        """``run_agent_background.send(...)``: to Dramatiq when it runs, else to the asyncio queue."""
+        if self._actor is not None:
+            self._actor.send(**kwargs)
+            return
         from agentpress_otel._context import inject
 
         assert self.queue is not None
         self.queue.put_nowait((kwargs, inject({})))
 
+    def _start_dramatiq(self) -> bool:
+        """A Dramatiq worker on a StubBroker with the AsyncIO middleware (AgentPress uses Redis/RabbitMQ).
+
+        Started after ``instrument()`` so our Dramatiq middleware joins the broker; without the Dramatiq
+        integration the asyncio worker (with explicit context propagation) is used instead.
+        """
+        if self.worker_wanted == "asyncio":
+            return False
+        try:
+            import dramatiq
+            from dramatiq.brokers.stub import StubBroker
+            from dramatiq.middleware import AsyncIO
+
+            from agentpress_otel.integrations import dramatiq as _integration  # noqa: F401
+        except ImportError:
+            if self.worker_wanted == "dramatiq":
+                raise
+            return False
+        broker = StubBroker()
+        broker.add_middleware(AsyncIO())
+        dramatiq.set_broker(broker)
+        backend = self
+
+        async def run_agent_background(**kwargs: Any) -> None:
+            await backend.run_agent_background(**kwargs)
+
+        self._actor = dramatiq.actor(actor_name="run_agent_background", broker=broker, max_retries=0)(
+            run_agent_background)
+        worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
+        worker.start()
+        self._broker, self._dramatiq_worker = broker, worker
+        self.worker_kind = "dramatiq (StubBroker + AsyncIO)"
+        return True
+
+    def _stop_dramatiq(self) -> None:
+        if self._dramatiq_worker is not None:
+            self._dramatiq_worker.stop(timeout=5000)
+            self._dramatiq_worker = None
+        if self._broker is not None:
+            self._broker.close()
+            self._broker = None
+        self._actor = None
+
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         self.queue = asyncio.Queue()
-        worker = asyncio.get_running_loop().create_task(self._worker())
+        worker = None
+        if not await asyncio.to_thread(self._start_dramatiq):
+            worker = asyncio.get_running_loop().create_task(self._worker())
         try:
             yield
         finally:
-            worker.cancel()
+            if worker is not None:
+                worker.cancel()
             for t in list(self._tasks):
                 t.cancel()
+            await asyncio.to_thread(self._stop_dramatiq)
 
 
 def create_app(backend: DemoBackend, **telemetry_options: Any) -> FastAPI:

@@ -414,8 +414,11 @@ def run(*, endpoint: str | None = None, protocol: str | None = None, timeout_s: 
     console.print(vt)
 
     findings = version_findings(versions)
-    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        findings.append(Finding("warn", "OTEL_SDK_DISABLED", "is true: instrument() will do nothing"))
+    from agentpress_otel._setup import _sdk_disabled
+
+    if _sdk_disabled(os.environ):
+        findings.append(Finding("warn", "disabled", "OTEL_SDK_DISABLED or AGENTPRESS_OTEL_DISABLED is set: "
+                                                    "instrument() will do nothing"))
         endpoint_findings: list[Finding] = []
     else:
         console.print(f"Checking {cfg.endpoint} ({cfg.protocol}) with a test span, log record and metric …")

@@ -22,7 +22,7 @@ def _get_redactor() -> Callable[[str], str] | None:
     if not _redact_loaded:
         _redact_loaded = True
         try:
-            from agentpress_otel.redaction import redact  # type: ignore[attr-defined]
+            from agentpress_otel.redaction import redact
 
             _redact = redact
         except Exception:  # module not there yet or failed to import: truncate only

@@ -133,7 +133,7 @@ class _Op:
         self._ctx: Context | None = None
         self._ids: dict[str, str] | None = None
         self._outer_ids: dict[str, str] | None = None
-        self._tokens: list[tuple[object, Any]] = []
+        self._tokens: list[tuple[object, Any] | None] = []
         self._t0 = 0.0
         self._started = False
         self._ended = False
@@ -263,14 +263,14 @@ class _Op:
     # --- context manager
     def __enter__(self) -> Any:
         self._start()
-        self._tokens.append(self._activate())  # type: ignore[arg-type]
+        self._tokens.append(self._activate())
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._tokens:
-            self._deactivate(self._tokens.pop())  # type: ignore[arg-type]
+            self._deactivate(self._tokens.pop())
         self.end(exc)
 
     async def __aenter__(self) -> Any:
@@ -554,10 +554,7 @@ class ToolCall(_Op):
 
 
 def _result_ok(value: Any) -> bool | None:
-    if isinstance(value, Mapping):
-        s = value.get("success")
-    else:
-        s = getattr(value, "success", None)
+    s = value.get("success") if isinstance(value, Mapping) else getattr(value, "success", None)
     return s if isinstance(s, bool) else None
 
 
@@ -742,7 +739,7 @@ class LLMCall(_Op):
         if estimated:
             a["agentpress.usage.estimated"] = True
 
-    def set_response(self, *, model: str | None = None, id: str | None = None,  # noqa: A002 - semconv name
+    def set_response(self, *, model: str | None = None, id: str | None = None,
                      finish_reasons: Sequence[str] | None = None) -> None:
         """Response model, id and finish reasons.
 

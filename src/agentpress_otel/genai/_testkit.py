@@ -87,6 +87,6 @@ def make_kit(**config: Any) -> Kit:
     reader = InMemoryMetricReader()
     mp = MeterProvider(metric_readers=[reader])
     lp = LoggerProvider()
-    lexp = InMemoryLogRecordExporter()
+    lexp = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     lp.add_log_record_processor(SimpleLogRecordProcessor(lexp))
     return Kit(cfg, tp, mp, lp, exp, reader, lexp)

@@ -35,7 +35,7 @@ import wrapt
 from agentpress_otel import _selftel
 from agentpress_otel.genai._spans import LLMCall, current_llm_call, register_error_mapper
 
-__all__ = ["instrument", "uninstrument", "provider_for"]
+__all__ = ["instrument", "provider_for", "uninstrument"]
 
 # LiteLLM provider ids -> gen_ai.provider.name (semconv well-known values where they exist).
 PROVIDER_NAMES: dict[str, str] = {
@@ -219,8 +219,18 @@ def _absorb_response(call: LLMCall, resp: Any) -> None:
 class _StreamState:
     """Per-stream accumulation; owned by the proxy, ended by it or by the GC finalizer."""
 
-    __slots__ = ("call", "model", "messages", "usage_seen", "text", "finish", "resp_id", "resp_model", "done",
-                 "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "call",
+        "done",
+        "finish",
+        "messages",
+        "model",
+        "resp_id",
+        "resp_model",
+        "text",
+        "usage_seen",
+    )
 
     def __init__(self, call: LLMCall, model: str, messages: Any) -> None:
         self.call = call
@@ -292,7 +302,7 @@ def _finalize(state: _StreamState) -> None:
         state.finish_stream(closed_early=True)
 
 
-class _SyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
+class _SyncStream(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """Transparent proxy over a LiteLLM sync stream (``CustomStreamWrapper``)."""
 
     def __init__(self, wrapped: Any, state: _StreamState) -> None:
@@ -338,7 +348,7 @@ class _SyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         self.close()
 
 
-class _AsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
+class _AsyncStream(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """Transparent proxy over a LiteLLM async stream."""
 
     def __init__(self, wrapped: Any, state: _StreamState) -> None:
@@ -466,7 +476,7 @@ def _patch(litellm: Any) -> None:
         wrapt.wrap_function_wrapper(litellm, "completion", _sync_wrapper)
         wrapt.wrap_function_wrapper(litellm, "acompletion", _async_entry)
         try:
-            from litellm import Router
+            from litellm.router import Router
 
             for name, fn in (("completion", _sync_wrapper), ("acompletion", _async_entry)):
                 _router_had_own[name] = Router.__dict__.get(name)
@@ -547,7 +557,7 @@ def uninstrument() -> None:
                 if isinstance(cur, wrapt.FunctionWrapper):
                     setattr(litellm, name, cur.__wrapped__)
             try:
-                from litellm import Router
+                from litellm.router import Router
 
                 for name, own in _router_had_own.items():
                     if own is None:

@@ -43,7 +43,7 @@ class OTelQueueHandler(logging.Handler):
         self.pipeline = pipeline
         self.policy = policy or LevelPolicy()
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock: the queue append is atomic, and the lock would serialise app threads.
         try:
             name = record.name

@@ -127,8 +127,18 @@ def make_export_processor(policy: LevelPolicy | None = None) -> Processor:
                 v = event.get(f)
                 if v is not None:
                     ids[f] = str(v)
-            p.submit((STRUCTLOG, time.time_ns(), levelno, name, dict(event), ids, sc if sc.is_valid else None,
-                      _exc_info(event)))
+            p.submit(
+                (
+                    STRUCTLOG,
+                    time.time_ns(),
+                    levelno,
+                    name,
+                    dict(event),
+                    ids,
+                    sc if sc.is_valid else None,
+                    _exc_info(event),
+                )
+            )
         except Exception as exc:
             _selftel.record_error("logs.structlog", exc)
         return event

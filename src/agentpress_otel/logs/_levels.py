@@ -35,8 +35,9 @@ class LevelPolicy:
 
     __slots__ = ("_cache", "default", "levels", "ratio")
 
-    def __init__(self, *, default: str | int = "INFO", levels: Mapping[str, str | int] | None = None,
-                 sample_ratio: float = 1.0) -> None:
+    def __init__(
+        self, *, default: str | int = "INFO", levels: Mapping[str, str | int] | None = None, sample_ratio: float = 1.0
+    ) -> None:
         if not 0.0 <= sample_ratio <= 1.0:
             raise ValueError("sample_ratio must be within [0, 1]")
         self.default = parse_level(default)

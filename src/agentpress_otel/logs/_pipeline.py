@@ -32,10 +32,14 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext
 from agentpress_otel import _selftel
 from agentpress_otel.redaction import Redactor, default_redactor
 
+_ctx_current_ids: Callable[[], dict[str, str]] | None
+_CTX_ID_ATTRIBUTES: dict[str, str] | None
 try:
-    from agentpress_otel._context import ID_ATTRIBUTES as _CTX_ID_ATTRIBUTES
-    from agentpress_otel._context import current_ids as _ctx_current_ids
-except ImportError:  # pragma: no cover - the context module ships with the package
+    from agentpress_otel import _context as _ctx
+
+    _ctx_current_ids = _ctx.current_ids
+    _CTX_ID_ATTRIBUTES = dict(_ctx.ID_ATTRIBUTES)
+except ImportError:  # pragma: no cover - until the context module exists, ids come from baggage
     _ctx_current_ids = None
     _CTX_ID_ATTRIBUTES = None
 
@@ -236,10 +240,7 @@ class LogPipeline:
         return lg
 
     def _process(self, item: tuple[Any, ...], lines: list[bytes]) -> None:
-        if item[0] == STDLIB:
-            rec = self._from_stdlib(item)
-        else:
-            rec = self._from_structlog(item)
+        rec = self._from_stdlib(item) if item[0] == STDLIB else self._from_structlog(item)
         ts_ns, levelno, name, message, ids, sc, extras, exc, code = rec
         r = (self._redactor or default_redactor()) if self.redact else None
         if r is not None:
@@ -339,16 +340,20 @@ def _structlog_exc(raw: Any) -> dict[str, str] | None:
     if raw is None:
         return None
     if isinstance(raw, tuple):
-        return {"type": raw[0].__name__, "message": str(raw[1]), "stacktrace": "".join(traceback.format_exception(*raw))}
+        return {
+            "type": raw[0].__name__,
+            "message": str(raw[1]),
+            "stacktrace": "".join(traceback.format_exception(*raw)),
+        }
     if isinstance(raw, str):
         last = raw.strip().splitlines()[-1] if raw.strip() else ""
         typ, _, msg = last.partition(": ")
         return {"type": typ, "message": msg, "stacktrace": raw}
     if isinstance(raw, list) and raw and isinstance(raw[-1], dict):
-        last = raw[-1]
+        frame: dict[str, Any] = raw[-1]
         return {
-            "type": str(last.get("exc_type", "")),
-            "message": str(last.get("exc_value", "")),
+            "type": str(frame.get("exc_type", "")),
+            "message": str(frame.get("exc_value", "")),
             "stacktrace": orjson.dumps(raw, default=str).decode(),
         }
     return None

@@ -179,6 +179,9 @@ def _kv(_full: str, v: str, k: str | None, _s: str | None) -> str | None:
 # ---------------------------------------------------------------------------------------------------
 # the detectors, in priority order (earlier wins when two start at the same offset)
 
+# Start of a token: a word boundary, or an escape glued to it (URL-encoded "%3D", JSON "\\n"), which
+# is consumed but kept (only the ``v`` group is replaced).
+_B = r"(?:\b|%[0-9A-Fa-f]{2}|\\[nrt])"
 _Q = r"""(?:\\?["'])?"""  # optional (possibly JSON-escaped) closing quote of a key
 _SEP = r"\s{0,3}[:=]\s{0,3}"
 _VALUE = r"""(?:\\?"(?P<vq>[^"\\\r\n]+)\\?"|'(?P<vs>[^'\r\n]+)'|(?P<v>[^\s"'&,;}\]<>)\\]+))"""
@@ -201,18 +204,19 @@ BUILTIN: tuple[Detector, ...] = (
         r"(?:(?P<s>(?i:bearer|basic|token|digest|negotiate|apikey))\s+)?(?P<v>[^\s\"',;\\]{4,})",
         _auth_header,
     ),
-    Detector("cookie", r"(?i:\b(?:set-)?cookie)" + _Q + _SEP + r"""\\?["']?(?P<v>[^\r\n"'\\]+)""",
-             _not_redacted("cookie")),
-    Detector("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{20,}"),
-    Detector("openai_key", r"\bsk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{32,})"),
-    Detector("stripe_key", r"\b(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})"),
-    Detector("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}"),
-    Detector("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}\b"),
-    Detector("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
-    Detector("gitlab_token", r"\bglpat-[A-Za-z0-9_-]{20,}"),
-    Detector("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}"),
-    Detector("slack_token", r"\b(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,})"),
-    Detector("jwt", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
+    Detector(
+        "cookie", r"(?i:\b(?:set-)?cookie)" + _Q + _SEP + r"""\\?["']?(?P<v>[^\r\n"'\\]+)""", _not_redacted("cookie")
+    ),
+    Detector("anthropic_key", _B + r"(?P<v>sk-ant-[A-Za-z0-9_-]{20,})"),
+    Detector("openai_key", _B + r"(?P<v>sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{32,}))"),
+    Detector("stripe_key", _B + r"(?P<v>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})"),
+    Detector("google_api_key", _B + r"(?P<v>AIza[0-9A-Za-z_-]{35})"),
+    Detector("aws_access_key", _B + r"(?P<v>(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16})\b"),
+    Detector("github_token", _B + r"(?P<v>gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+    Detector("gitlab_token", _B + r"(?P<v>glpat-[A-Za-z0-9_-]{20,})"),
+    Detector("huggingface_token", _B + r"(?P<v>hf_[A-Za-z0-9]{30,})"),
+    Detector("slack_token", _B + r"(?P<v>xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,})"),
+    Detector("jwt", _B + r"(?P<v>eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)"),
     Detector("bearer", r"\b(?i:bearer)\s+(?P<v>[A-Za-z0-9._~+/=-]{8,})", _bearer),
     Detector("basic_auth", r"\b(?i:basic)\s+(?P<v>[A-Za-z0-9+/]{6,}={0,2})", _basic),
     Detector(
@@ -222,8 +226,7 @@ BUILTIN: tuple[Detector, ...] = (
         # Only suffixes that still name the secret itself; "max_tokens", "token_count", "auth_method"
         # fail here in the DFA instead of costing a rejected match each.
         r"(?:[_.-]?(?i:key|value|hash|str|string|b64|base64|enc|encoded|raw|plain|text|header|param|cookie)"
-        r"|[0-9]{1,2})?)"
-        + _Q + _SEP + _VALUE,
+        r"|[0-9]{1,2})?)" + _Q + _SEP + _VALUE,
         _kv,
         resume="value",
     ),
@@ -250,3 +253,31 @@ BUILTIN: tuple[Detector, ...] = (
 
 #: kinds switched on by default (ip is off: version strings look like IPv4 and ops need client ips).
 DEFAULT_OFF = frozenset({"ip"})
+
+#: Substring gates for the stdlib ``re`` fallback engine (checked against the lower-cased text): a
+#: detector whose gates are all absent cannot match and is left out of that scan. "0-9" means
+#: "the text has a digit". RE2 needs no gates: its DFA scans all detectors at once.
+GATES: dict[str, tuple[str, ...]] = {
+    "private_key": ("private key",),
+    "slack_webhook": ("hooks.slack.com",),
+    "url_password": ("://",),
+    "authorization": ("authorization",),
+    "cookie": ("cookie",),
+    "anthropic_key": ("sk-ant-",),
+    "openai_key": ("sk-",),
+    "stripe_key": ("_live_", "_test_", "whsec_"),
+    "google_api_key": ("aiza",),
+    "aws_access_key": ("akia", "asia", "abia", "acca", "a3t"),
+    "github_token": ("gh", "github_pat_"),
+    "gitlab_token": ("glpat-",),
+    "huggingface_token": ("hf_",),
+    "slack_token": ("xox", "xapp-"),
+    "jwt": ("eyj",),
+    "bearer": ("bearer",),
+    "basic_auth": ("basic",),
+    "secret": ("pass", "pwd", "secret", "token", "key", "credential", "auth", "signature"),
+    "email": ("@",),
+    "card": ("0-9",),
+    "phone": ("0-9",),
+    "ip": ("0-9",),
+}

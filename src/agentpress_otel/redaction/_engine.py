@@ -22,6 +22,7 @@ from urllib.parse import unquote
 from agentpress_otel.redaction._detectors import (
     BUILTIN,
     DEFAULT_OFF,
+    GATES,
     URL_QUERY_KEYS,
     Detector,
     is_sensitive_key,
@@ -47,7 +48,7 @@ _MAX_DEPTH = 32
 
 
 class _Compiled:
-    __slots__ = ("dgroup", "det", "kgroup", "sgroup", "vgroups")
+    __slots__ = ("det", "dgroup", "kgroup", "sgroup", "vgroups")
 
     def __init__(self, det: Detector, dgroup: int, vgroups: tuple[int, ...], kgroup: int, sgroup: int) -> None:
         self.det = det
@@ -148,6 +149,10 @@ class Redactor:
         else:
             self._rx = re.compile(combined)
             self._low = None
+            self._parts = parts
+            self._gates = [GATES.get(d.kind, ()) if d in BUILTIN else () for d in self._detectors]
+            self._gated: dict[int, Any] = {}
+            self._last: tuple[str, Any] | None = None
         self._ngroups = int(self._rx.groups)
         index: dict[str, int] = {
             (k.decode() if isinstance(k, bytes) else k): int(v) for k, v in self._rx.groupindex.items()
@@ -282,8 +287,11 @@ class Redactor:
 
     # ------------------------------------------------------------------ internals
     def _force(self, value: Any) -> Any:
-        if value is None or isinstance(value, bool) or value == "" or (
-            isinstance(value, str) and value.startswith(_TAG_PREFIX)
+        if (
+            value is None
+            or isinstance(value, bool)
+            or value == ""
+            or (isinstance(value, str) and value.startswith(_TAG_PREFIX))
         ):
             return value
         if isinstance(value, (Mapping, list, tuple, set, frozenset)):
@@ -331,13 +339,39 @@ class Redactor:
             if s < 0:
                 return None
             spans = self._low.Match(self._anchor_start, subject, s, e)
-            return None if spans[0][0] < 0 else spans  # type: ignore[no-any-return]
-        m = self._rx.search(subject, pos)
+            return None if spans[0][0] < 0 else spans
+        m = (self._rx if isinstance(subject, bytes) else self._gated_rx(subject)).search(subject, pos)
         if m is None:
             return None
         if isinstance(m, re.Match):
             return m.regs
         return tuple(m.span(i) for i in range(self._ngroups + 1))
+
+    def _gated_rx(self, text: str) -> Any:
+        """stdlib engine: the alternation restricted to detectors whose gate substrings occur.
+
+        Disabled detectors keep their groups behind an always-failing ``(?!)`` so group numbers
+        stay the same for every subset; compiled subsets are cached.
+        """
+        last = self._last
+        if last is not None and last[0] is text:
+            return last[1]  # the same text, scanned again after a match
+        low = text.lower()
+        has_digit = any(c.isdigit() for c in text) if len(text) < 4096 else re.search(r"\d", text) is not None
+        mask = 0
+        for i, gates in enumerate(self._gates):
+            if not gates or any((has_digit if g == "0-9" else g in low) for g in gates):
+                mask |= 1 << i
+        rx = self._gated.get(mask)
+        if rx is None:
+            parts = [
+                p if mask >> i & 1 else p.replace(f"(?P<d{i}>", f"(?P<d{i}>(?!)", 1) for i, p in enumerate(self._parts)
+            ]
+            rx = re.compile("|".join(parts))
+            if len(self._gated) < 256:
+                self._gated[mask] = rx
+        self._last = (text, rx)  # one tuple assignment: safe when threads share the redactor
+        return rx
 
     def _scan(self, value: str, found: list[str]) -> None:
         """Record the kind of the first accepted match if it covers all of ``value``."""

@@ -13,11 +13,11 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import Link, Status
 
 from agentpress_otel import _selftel
@@ -64,7 +64,7 @@ class RedactingSpanExporter(SpanExporter):
                 changed = True
                 events.append(Event(ev.name, ea, ev.timestamp))
             else:
-                events.append(ev)  # type: ignore[arg-type]
+                events.append(ev)
         links: list[Link] = []
         for ln in s.links:
             la = _attrs(r, ln.attributes)
@@ -185,7 +185,7 @@ class RedactingLogExporter(LogRecordExporter):
 
     def shutdown(self) -> None:
         try:
-            self._inner.shutdown()
+            self._inner.shutdown()  # type: ignore[no-untyped-call]
         except Exception as exc:
             _selftel.record_error("exporter.logs", exc)
 

@@ -1,0 +1,279 @@
+"""Dramatiq: trace context and ids through every message, a consumer span per message, queue metrics.
+
+``instrument()`` adds :class:`OtelMiddleware` to the global broker (if one is set) and to every broker
+created afterwards (``Broker.__init__`` is wrapped), so the AgentPress shape
+``RedisBroker(middleware=[AsyncIO()])`` created at import time is covered either way.
+
+* ``before_enqueue``: a PRODUCER span ``send {actor}``; ``traceparent``/``tracestate``/``baggage`` (with
+  thread/run/project/user/request ids) and the enqueue time go into ``message.options["otel"]``.
+* ``before_process_message``: the context is restored (ids included) and a CONSUMER span
+  ``process {actor}`` starts, child of the producer span, so the worker's agent run is in the same trace
+  as the HTTP request that enqueued it. Async actors (``AsyncIO`` middleware) inherit it: Dramatiq
+  schedules the coroutine with ``run_coroutine_threadsafe``, which copies the worker thread's context.
+* Metrics, labelled by ``queue`` and ``actor`` only: ``agentpress.queue.messages.enqueued``,
+  ``.processed`` (+ ``status`` = ok/failed/skipped), ``.failed`` (+ ``error.type``), ``.retried``,
+  ``agentpress.queue.wait.duration`` (s, enqueue or ETA -> start) and ``messaging.process.duration`` (s).
+* Fork safety: :func:`set_process_boot_hook` registers a callable run in ``after_process_boot`` (each
+  forked worker process), where the caller re-creates exporters/threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+import wrapt
+from dramatiq.broker import Broker
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from agentpress_otel import __version__, _context, _selftel
+from agentpress_otel.genai._spans import error_type
+
+__all__ = ["OtelMiddleware", "instrument", "set_process_boot_hook", "uninstrument"]
+
+OPTION_KEY = "otel"
+SCOPE = "agentpress_otel.dramatiq"
+_WAIT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+
+_lock = threading.Lock()
+_installed = False
+_tel: Any = None
+_brokers: list[Broker] = []
+_boot_hook: Callable[[Any], None] | None = None
+
+
+def set_process_boot_hook(fn: Callable[[Any], None] | None) -> None:
+    """Run ``fn(broker)`` in every Dramatiq worker process after it forks (``after_process_boot``).
+
+    Example::
+
+        set_process_boot_hook(lambda broker: agentpress_otel.instrument(service_name="worker"))
+    """
+    global _boot_hook
+    _boot_hook = fn
+
+
+class _Metrics:
+    def __init__(self, meter_provider: Any = None) -> None:
+        meter = (meter_provider.get_meter(SCOPE, __version__) if meter_provider is not None
+                 else metrics.get_meter(SCOPE, __version__))
+        self.enqueued = meter.create_counter("agentpress.queue.messages.enqueued", unit="{message}",
+                                             description="Messages sent to a Dramatiq queue")
+        self.processed = meter.create_counter("agentpress.queue.messages.processed", unit="{message}",
+                                              description="Messages a worker finished (status=ok|failed|skipped)")
+        self.failed = meter.create_counter("agentpress.queue.messages.failed", unit="{message}",
+                                           description="Messages whose actor raised")
+        self.retried = meter.create_counter("agentpress.queue.messages.retried", unit="{message}",
+                                            description="Messages re-enqueued for a retry")
+        self.wait = meter.create_histogram("agentpress.queue.wait.duration", unit="s",
+                                           description="Time from enqueue (or ETA) to processing start",
+                                           explicit_bucket_boundaries_advisory=_WAIT_BUCKETS)
+        self.process = meter.create_histogram("messaging.process.duration", unit="s",
+                                              description="Actor run time per message",
+                                              explicit_bucket_boundaries_advisory=_WAIT_BUCKETS)
+
+
+class _Inflight:
+    __slots__ = ("attrs", "ids_token", "outer_ids", "span", "t0", "token")
+
+    def __init__(self, span: Any, token: object, ids_token: Any, outer_ids: Any, t0: float,
+                 attrs: dict[str, str]) -> None:
+        self.span = span
+        self.token = token
+        self.ids_token = ids_token
+        self.outer_ids = outer_ids
+        self.t0 = t0
+        self.attrs = attrs
+
+
+class OtelMiddleware(dramatiq.Middleware):
+    """Dramatiq middleware: propagation, producer/consumer spans and queue metrics (see module doc)."""
+
+    def __init__(self, tel: Any = None) -> None:
+        self._tracer = (tel.tracer_provider.get_tracer(SCOPE, __version__) if tel is not None
+                        and getattr(tel, "tracer_provider", None) is not None else trace.get_tracer(SCOPE, __version__))
+        self._m = _Metrics(getattr(tel, "meter_provider", None) if tel is not None else None)
+        self._producing: dict[str, tuple[Any, object]] = {}
+        self._inflight: dict[str, _Inflight] = {}
+
+    @staticmethod
+    def _attrs(message: Any) -> dict[str, str]:
+        return {"queue": str(message.queue_name), "actor": str(message.actor_name)}
+
+    # ------------------------------------------------------------------ producer
+    def before_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
+        try:
+            attrs = self._attrs(message)
+            retries = int(message.options.get("retries", 0) or 0)
+            if retries and message.options.get(OPTION_KEY, {}).get("retry_seen") != retries:
+                self._m.retried.add(1, attrs)
+            parent = None
+            prev = message.options.get(OPTION_KEY)
+            if retries and isinstance(prev, dict) and not trace.get_current_span().get_span_context().is_valid:
+                # Dramatiq runs after_* hooks in reverse order, so Retries re-enqueues after our consumer
+                # span ended: continue the original trace from the carrier the message still holds.
+                parent = _context._propagator().extract({k: v for k, v in prev.items() if isinstance(v, str)})
+            span = self._tracer.start_span(
+                f"send {message.actor_name}", kind=SpanKind.PRODUCER, context=parent,
+                attributes={"messaging.system": "dramatiq", "messaging.operation.type": "send",
+                            "messaging.destination.name": message.queue_name,
+                            "messaging.message.id": message.message_id,
+                            "dramatiq.actor.name": message.actor_name},
+            )
+            ctx = trace.set_span_in_context(span, parent)
+            token = otel_context.attach(ctx)
+            try:
+                carrier = _context.inject({})
+            finally:
+                otel_context.detach(token)
+            carrier["enqueued_at_ms"] = int(time.time() * 1000)
+            if retries:
+                carrier["retry_seen"] = retries
+            message.options[OPTION_KEY] = carrier
+            self._producing[message.message_id] = (span, None)
+            self._m.enqueued.add(1, attrs)
+        except Exception as exc:
+            _selftel.record_error("dramatiq", exc)
+
+    def after_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
+        item = self._producing.pop(message.message_id, None)
+        if item is not None:
+            try:
+                item[0].end()
+            except Exception as exc:
+                _selftel.record_error("dramatiq", exc)
+
+    # ------------------------------------------------------------------ consumer
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        try:
+            attrs = self._attrs(message)
+            carrier = dict(message.options.get(OPTION_KEY) or {})
+            now_ms = time.time() * 1000
+            start_ms = max(float(carrier.get("enqueued_at_ms") or message.message_timestamp),
+                           float(message.options.get("eta") or 0))
+            self._m.wait.record(max(0.0, (now_ms - start_ms) / 1000.0), attrs)
+            ctx = _context._propagator().extract({k: v for k, v in carrier.items() if isinstance(v, str)})
+            ids = _context._ids_from_baggage(ctx)
+            outer = _context.get_ids_raw()
+            ids_token = _context.set_ids({**(outer or {}), **ids}) if ids else None
+            span = self._tracer.start_span(
+                f"process {message.actor_name}", context=ctx, kind=SpanKind.CONSUMER,
+                attributes={"messaging.system": "dramatiq", "messaging.operation.type": "process",
+                            "messaging.destination.name": message.queue_name,
+                            "messaging.message.id": message.message_id,
+                            "dramatiq.actor.name": message.actor_name,
+                            "messaging.message.delivery_count": int(message.options.get("retries", 0) or 0) + 1},
+            )
+            token = otel_context.attach(trace.set_span_in_context(span, ctx))
+            self._inflight[message.message_id] = _Inflight(span, token, ids_token, outer, time.perf_counter(), attrs)
+        except Exception as exc:
+            _selftel.record_error("dramatiq", exc)
+
+    def _finish(self, message: Any, status: str, exception: BaseException | None = None) -> None:
+        item = self._inflight.pop(message.message_id, None)
+        if item is None:
+            return
+        try:
+            attrs = item.attrs
+            dur = time.perf_counter() - item.t0
+            if exception is not None:
+                et = error_type(exception)
+                item.span.set_status(Status(StatusCode.ERROR, str(exception)[:512]))
+                item.span.set_attribute("error.type", et)
+                item.span.record_exception(exception)
+                self._m.failed.add(1, {**attrs, "error.type": et})
+                self._m.process.record(dur, {**attrs, "error.type": et})
+            else:
+                self._m.process.record(dur, attrs)
+            if status == "skipped":
+                item.span.set_attribute("dramatiq.skipped", True)
+            self._m.processed.add(1, {**attrs, "status": status})
+            item.span.end()
+        except Exception as exc:
+            _selftel.record_error("dramatiq", exc)
+        finally:
+            try:
+                otel_context.detach(item.token)  # type: ignore[arg-type]
+            except Exception as exc:  # pragma: no cover
+                _selftel.record_error("dramatiq", exc)
+            if item.ids_token is not None:
+                _context.reset_ids(item.ids_token, item.outer_ids)
+
+    def after_process_message(self, broker: Any, message: Any, *, result: Any = None,
+                              exception: BaseException | None = None) -> None:
+        self._finish(message, "failed" if exception is not None else "ok", exception)
+
+    def after_skip_message(self, broker: Any, message: Any) -> None:
+        self._finish(message, "skipped")
+
+    # ------------------------------------------------------------------ fork safety
+    def after_process_boot(self, broker: Any) -> None:
+        hook = _boot_hook
+        if hook is not None:
+            try:
+                hook(broker)
+            except Exception as exc:
+                _selftel.record_error("dramatiq.boot_hook", exc)
+
+
+def _add_to(broker: Broker) -> None:
+    if any(isinstance(m, OtelMiddleware) for m in broker.middleware):
+        return
+    broker.add_middleware(OtelMiddleware(_tel))
+    _brokers.append(broker)
+
+
+def _init_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    result = wrapped(*args, **kwargs)
+    if _installed:
+        try:
+            _add_to(instance)
+        except Exception as exc:
+            _selftel.record_error("dramatiq", exc)
+    return result
+
+
+def instrument(tel: Any = None) -> None:
+    """Add :class:`OtelMiddleware` to the current and all future Dramatiq brokers. Idempotent.
+
+    Example::
+
+        from agentpress_otel.integrations import dramatiq as ap_dramatiq
+        ap_dramatiq.instrument(tel)
+    """
+    global _installed, _tel
+    with _lock:
+        _tel = tel
+        if _installed:
+            return
+        _installed = True
+        if not isinstance(Broker.__init__, wrapt.FunctionWrapper):
+            wrapt.wrap_function_wrapper(Broker, "__init__", _init_wrapper)
+        current = dramatiq.broker.global_broker
+        if current is not None:
+            _add_to(current)
+
+
+def uninstrument() -> None:
+    """Remove the middleware from every broker it was added to and stop hooking new brokers.
+
+    Example::
+
+        ap_dramatiq.uninstrument()
+    """
+    global _installed
+    with _lock:
+        if not _installed:
+            return
+        _installed = False
+        init = Broker.__dict__.get("__init__")
+        if isinstance(init, wrapt.FunctionWrapper):
+            Broker.__init__ = init.__wrapped__  # type: ignore[method-assign]
+        for b in _brokers:
+            b.middleware[:] = [m for m in b.middleware if not isinstance(m, OtelMiddleware)]
+        _brokers.clear()

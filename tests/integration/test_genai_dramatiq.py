@@ -1,0 +1,129 @@
+"""Dramatiq middleware with a real StubBroker + Worker: propagation, consumer spans, queue metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dramatiq
+import pytest
+from dramatiq import Worker
+from dramatiq.brokers.stub import StubBroker
+from opentelemetry.trace import SpanKind, StatusCode
+
+from agentpress_otel._context import current_ids, thread_context
+from agentpress_otel.genai import _state
+from agentpress_otel.genai._testkit import Kit, make_kit
+from agentpress_otel.integrations import dramatiq as ap_dramatiq
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def kit() -> Iterator[Kit]:
+    k = make_kit()
+    _state.configure(k)
+    ap_dramatiq.instrument(k)
+    yield k
+    ap_dramatiq.uninstrument()
+    _state.unconfigure()
+    k.shutdown()
+
+
+def _run(broker: StubBroker, queue: str = "default") -> None:
+    worker = Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        broker.join(queue, timeout=20_000)
+        worker.join()
+    finally:
+        worker.stop()
+
+
+def _points(kit: Kit, name: str) -> list[tuple[dict[str, Any], Any]]:
+    return list(kit.points(name))
+
+
+def test_ids_and_trace_cross_the_queue(kit: Kit) -> None:
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    seen: list[dict[str, str]] = []
+
+    @dramatiq.actor(broker=broker)
+    def work() -> None:
+        seen.append(current_ids())
+
+    tracer = kit.tracer_provider.get_tracer("t")
+    with thread_context(thread_id="t1", agent_run_id="r1", user_id="u1"), tracer.start_as_current_span("http"):
+        work.send()
+    _run(broker)
+    assert seen == [{"thread_id": "t1", "agent_run_id": "r1", "user_id": "u1"}]
+    http = kit.spans("http")[0]
+    proc = kit.spans("process work")[0]
+    send = kit.spans("send work")[0]
+    assert proc.kind == SpanKind.CONSUMER and send.kind == SpanKind.PRODUCER
+    assert proc.context.trace_id == http.context.trace_id
+    assert proc.parent is not None and proc.parent.span_id == send.context.span_id
+    assert (proc.attributes or {})["agentpress.agent_run.id"] == "r1"
+    assert kit.metric_sum("agentpress.queue.messages.enqueued", actor="work", queue="default") == 1
+    assert kit.metric_sum("agentpress.queue.messages.processed", actor="work", status="ok") == 1
+    assert kit.metric_count("agentpress.queue.wait.duration", actor="work") == 1
+    assert kit.metric_count("messaging.process.duration", actor="work") == 1
+    for name in ("agentpress.queue.messages.enqueued", "agentpress.queue.wait.duration"):
+        for attrs, _ in _points(kit, name):
+            assert set(attrs) <= {"queue", "actor", "status", "error.type"}
+    assert current_ids() == {}
+
+
+def test_failures_and_retries_are_counted(kit: Kit) -> None:
+    broker = StubBroker()  # default middleware includes Retries
+    broker.emit_after("process_boot")
+    calls = {"n": 0}
+
+    @dramatiq.actor(broker=broker, max_retries=2, min_backoff=1, max_backoff=5)
+    def flaky() -> None:
+        calls["n"] += 1
+        raise KeyError("boom")
+
+    flaky.send()
+    worker = Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        broker.join("default", timeout=20_000, fail_fast=False)
+        worker.join()
+    finally:
+        worker.stop()
+    assert calls["n"] == 3
+    procs = kit.spans("process flaky")
+    assert len(procs) == 3
+    assert all(p.status.status_code == StatusCode.ERROR for p in procs)
+    assert all((p.attributes or {})["error.type"] == "KeyError" for p in procs)
+    assert len({p.context.trace_id for p in procs}) == 1  # retries stay in the original trace
+    assert kit.metric_sum("agentpress.queue.messages.failed", actor="flaky", error__type="KeyError") == 3
+    assert kit.metric_sum("agentpress.queue.messages.retried", actor="flaky") == 2
+    assert kit.metric_sum("agentpress.queue.messages.processed", actor="flaky", status="failed") == 3
+
+
+def test_existing_global_broker_and_uninstrument(kit: Kit) -> None:
+    ap_dramatiq.uninstrument()
+    broker = StubBroker()
+    dramatiq.set_broker(broker)
+    assert not any(isinstance(m, ap_dramatiq.OtelMiddleware) for m in broker.middleware)
+    ap_dramatiq.instrument(kit)
+    ap_dramatiq.instrument(kit)  # idempotent
+    assert sum(isinstance(m, ap_dramatiq.OtelMiddleware) for m in broker.middleware) == 1
+    ap_dramatiq.uninstrument()
+    assert not any(isinstance(m, ap_dramatiq.OtelMiddleware) for m in broker.middleware)
+    assert not any(isinstance(m, ap_dramatiq.OtelMiddleware) for m in StubBroker().middleware)
+    ap_dramatiq.instrument(kit)
+
+
+def test_process_boot_hook(kit: Kit) -> None:
+    called: list[Any] = []
+    ap_dramatiq.set_process_boot_hook(called.append)
+    try:
+        broker = StubBroker()
+        broker.emit_after("process_boot")
+        assert called == [broker]
+    finally:
+        ap_dramatiq.set_process_boot_hook(None)
