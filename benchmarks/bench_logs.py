@@ -36,7 +36,7 @@ from agentpress_otel.logs import flush
 from agentpress_otel.redaction import RedactingLogExporter
 
 BURST = 2000
-REPEATS = 7
+REPEATS = 11
 
 
 class NullExporter(LogRecordExporter):

@@ -353,7 +353,8 @@ def thread_explorer() -> dict[str, Any]:
     variables = [
         textbox("thread_id", "Thread id", desc="AgentPress thread id (= gen_ai.conversation.id)"),
         textbox("project_id", "Project id"),
-        query_var("service", "Service", f"label_values({SPAN_CALLS}, service_name)"),
+        # Used only in Loki selectors, which need a matcher that cannot match the empty string: All = ".+".
+        {**query_var("service", "Service", f"label_values({SPAN_CALLS}, service_name)"), "allValue": ".+"},
     ]
     # The env filter is not needed here: thread ids are unique across environments.
     return dashboard("agentpress-thread-explorer", "AgentPress / Thread explorer",

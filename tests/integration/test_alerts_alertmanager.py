@@ -53,8 +53,13 @@ def attachment(post: Any) -> dict[str, Any]:
 
 def test_storm_of_20_is_one_message_with_shipped_config(slack: SlackStub) -> None:
     with _am(slack) as am:
-        am.post_alerts(storm(20))
+        alerts = storm(20)
+        t0 = time.monotonic()
+        for i in range(0, 20, 5):  # the storm trickles in over ~3 s, as rule evaluations would send it
+            am.post_alerts(alerts[i:i + 5])
+            time.sleep(1)
         posts = slack.wait_for(1, timeout=40)
+        assert posts[0].at - t0 >= 9, "sent before the shipped critical group_wait (10s)"
         time.sleep(4)  # anything else from the same storm would have arrived by now
         posts = slack.posts
         assert len(posts) == 1, [p.text for p in posts]

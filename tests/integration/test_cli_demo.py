@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from agentpress_otel._harness._proc import free_port
 from agentpress_otel._harness.otlp_sink import OTLPSink
 
 pytestmark = pytest.mark.integration
@@ -71,8 +72,8 @@ def test_per_thread_tokens_equal_what_the_llm_server_sent(embedded: tuple[str, s
         assert (t["input_tokens"], t["output_tokens"]) == (want_in, want_out)
         row = _table_row(out, t["thread_id"])
         assert row[1] == t["scenario"]
-        assert (int(row[4]), int(row[5])) == (want_in, want_out)
-        assert int(row[3]) == t["llm_calls"]
+        assert (int(row[5]), int(row[6])) == (want_in, want_out)
+        assert int(row[4]) == t["llm_calls"]
         total_in += want_in
         total_out += want_out
     # Every successful answer the server sent is accounted for in exactly one thread.
@@ -125,3 +126,22 @@ def test_demo_exports_to_an_otlp_endpoint(tmp_path: Path) -> None:
         for s in sink.spans():
             assert raw not in s.SerializeToString()
     assert "agentpress-thread-explorer?var-thread_id=" + summary["shown_thread"] in proc.stdout.replace("\n", "")
+
+
+def test_demo_asyncio_worker_and_dead_endpoint_fallback(tmp_path: Path) -> None:
+    # One run covers two fallbacks: the asyncio worker, and an endpoint where nothing listens (the demo
+    # says so and shows the telemetry in the terminal instead of exporting into nothing).
+    dead = f"http://127.0.0.1:{free_port()}"
+    proc, summary = _run_demo(tmp_path, "--worker", "asyncio", "--endpoint", dead)
+    assert "worker: asyncio" in proc.stdout
+    assert "invoke_agent suna" in proc.stdout
+    assert "nothing accepts connections" in proc.stdout
+    assert summary["mode"] == "embedded"
+    assert {t["status"] for t in summary["threads"]} == {"completed", "failed"}
+    assert "Traceback" not in proc.stderr
+
+
+def test_demo_worker_is_dramatiq_by_default(embedded: tuple[str, str, dict[str, Any]]) -> None:
+    out, _, _ = embedded
+    assert "worker: dramatiq" in out
+    assert "process run_agent_background" in out

@@ -114,7 +114,7 @@ WORKLOAD = textwrap.dedent('''
         background_run.send(i)
     worker = dramatiq.Worker(broker, worker_timeout=50)
     worker.start()
-    broker.join("agent_runs", timeout=20000)
+    broker.join("agent_runs", timeout=20000, fail_fast=False)
     worker.join()
     worker.stop()
     asyncio.run(main())

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import BackgroundTasks, FastAPI  # module level: FastAPI resolves string annotations here
 
 from agentpress_otel._harness._proc import free_port, wait_until
 from agentpress_otel._harness.llm_server import LLMServer
@@ -39,7 +40,6 @@ def test_http_to_worker_agent_run_is_one_trace(llm_server: LLMServer) -> None:
     from dramatiq import Worker
     from dramatiq.brokers.stub import StubBroker
     from dramatiq.middleware import AsyncIO
-    from fastapi import FastAPI
 
     from agentpress_otel._context import thread_context
     from agentpress_otel.genai import agent_run, tool_call
@@ -154,3 +154,44 @@ def test_http_to_worker_agent_run_is_one_trace(llm_server: LLMServer) -> None:
         assert cap.metric_sum("agentpress.queue.messages.enqueued", actor="run_agent_background") == 1
         assert cap.metric_sum("agentpress.queue.messages.processed", actor="run_agent_background", status="ok") == 1
         assert any(p for p in cap.metrics().get("agentpress.queue.wait.duration", []))
+
+
+def test_fastapi_background_task_keeps_trace_and_ids(llm_server: LLMServer) -> None:
+    import litellm
+    import uvicorn
+    from agentpress_otel.testing import capture
+
+    litellm.suppress_debug_info = True
+    app = FastAPI()
+    done = threading.Event()
+
+    async def name_project(thread_id: str) -> None:  # AgentPress generates project names like this
+        await litellm.acompletion(model="openai/gpt-5-mini", api_base=llm_server.base_url, api_key="sk-test",
+                                  messages=[{"role": "user", "content": f"name {thread_id}"}])
+        done.set()
+
+    @app.post("/api/thread/{thread_id}/name")
+    async def name(thread_id: str, background: BackgroundTasks) -> dict[str, str]:
+        background.add_task(name_project, thread_id)
+        return {"status": "queued"}
+
+    with capture(app=app, service_name="bg") as cap:
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+        th = threading.Thread(target=server.run, daemon=True)
+        th.start()
+        try:
+            wait_until(lambda: server.started, timeout=20, what="uvicorn started")
+            r = httpx.post(f"http://127.0.0.1:{port}/api/thread/th-9/name", headers={"X-Request-ID": "req-bg"})
+            assert r.status_code == 200
+            assert done.wait(15)
+        finally:
+            server.should_exit = True
+            th.join(timeout=10)
+        spans = cap.spans()
+        chat = [s for s in spans if s.name == "chat gpt-5-mini"]
+        assert len(chat) == 1
+        server_span = [s for s in spans if s.kind.name == "SERVER"][0]
+        assert chat[0].context.trace_id == server_span.context.trace_id
+        a = chat[0].attributes or {}
+        assert a.get("agentpress.request.id") == "req-bg" and a.get("agentpress.thread.id") == "th-9"

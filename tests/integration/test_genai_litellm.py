@@ -315,3 +315,31 @@ def test_nothing_reached_the_network(offline: list[Any]) -> None:
 )
 def test_provider_mapping(litellm_mod: Any, model: str, provider: str, bare: str) -> None:
     assert ap_litellm.provider_for(model) == (provider, bare)
+
+
+def test_instrument_before_import_patches_on_import_and_stays_offline() -> None:
+    """instrument() must not import LiteLLM (slow) and must make its import offline; patch on import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, socket\n"
+        "os.environ.pop('LITELLM_LOCAL_MODEL_COST_MAP', None)\n"
+        "bad = []\n"
+        "real = socket.getaddrinfo\n"
+        "def gai(host, *a, **k):\n"
+        "    if host not in ('127.0.0.1', 'localhost', '::1'):\n"
+        "        bad.append(host); raise socket.gaierror('offline')\n"
+        "    return real(host, *a, **k)\n"
+        "socket.getaddrinfo = gai\n"
+        "from agentpress_otel.integrations import litellm as ap\n"
+        "ap.instrument()\n"
+        "assert 'litellm' not in sys.modules\n"
+        "import litellm, wrapt\n"
+        "assert isinstance(litellm.acompletion, wrapt.FunctionWrapper)\n"
+        "assert os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] == 'True'\n"
+        "assert not bad, bad\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

@@ -249,3 +249,49 @@ def test_logs_over_real_otlp(protocol: str, grpc_receiver: Any, http_receiver: A
     assert SECRET.encode() not in blob and JWT.encode() not in blob
     assert SECRET not in out and JWT not in out
     assert b"[REDACTED:openai_key:" in blob and b"[REDACTED:jwt:" in blob
+
+
+FORK_APP = r"""
+import logging, os, sys
+from agentpress_otel._setup import instrument
+from agentpress_otel._context import thread_context
+
+tel = instrument(service_name="logs-fork", endpoint=sys.argv[1], protocol="http/protobuf", metrics=False,
+                 traces=False, integrations=["logging"])
+log = logging.getLogger("agentpress.fork")
+log.info("before fork")
+pid = os.fork()
+if pid == 0:  # the child (gunicorn --preload worker): the pipeline restarts its worker thread here
+    with thread_context(thread_id="t-child"):
+        log.info("from child")
+    tel.shutdown(timeout_s=10)
+    os._exit(0)
+os.waitpid(pid, 0)
+with thread_context(thread_id="t-parent"):
+    log.info("from parent")
+tel.shutdown(timeout_s=10)
+"""
+
+
+def test_logs_survive_fork(http_receiver: Any, tmp_path: Path) -> None:
+    endpoint, got = http_receiver
+    script = tmp_path / "fork_app.py"
+    script.write_text(FORK_APP)
+    proc = ManagedProcess(
+        "logs-fork", [sys.executable, str(script), endpoint], env={"OTEL_BLRP_SCHEDULE_DELAY": "100"}, log_dir=tmp_path
+    )
+    proc.start()
+    try:
+        wait_until(lambda: not proc.running, timeout=60, what="app exit")
+    finally:
+        proc.stop()
+    assert proc.proc is not None and proc.proc.returncode == 0, proc.log_tail()
+    wait_until(
+        lambda: {"from child", "from parent"} <= {r["body"] for r in got.log_records()},
+        timeout=15,
+        what="records from parent and child",
+    )
+    by_body = {r["body"]: r for r in got.log_records()}
+    assert by_body["from child"]["attrs"]["agentpress.thread.id"] == "t-child"
+    assert by_body["from parent"]["attrs"]["agentpress.thread.id"] == "t-parent"
+    assert [r["body"] for r in got.log_records()].count("before fork") == 1  # the child did not re-send it

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from agentpress_otel._harness import alertmanager as am_harness
 from agentpress_otel._harness._proc import find_binary

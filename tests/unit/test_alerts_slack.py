@@ -95,7 +95,8 @@ def test_different_errors_are_not_merged(stub: SlackStub) -> None:
         except ValueError:
             log.exception("first kind")
         try:
-            {}["missing"]  # raises KeyError at a different place
+            empty: dict[str, int] = {}
+            empty["missing"]  # raises KeyError at a different place
         except KeyError:
             log.exception("second kind")
         try:
@@ -241,4 +242,5 @@ def test_integration_instrument_uninstrument(stub: SlackStub) -> None:
         slack_mod.uninstrument()
         slack_mod.uninstrument()
     assert list(root.handlers) == before
-    assert slack_mod.instrument(SimpleNamespace(config=load_config(env={}))) is False  # no URL: not enabled
+    no_url: Any = SimpleNamespace(config=load_config(env={}))
+    assert slack_mod.instrument(no_url) is False  # no URL: not enabled

@@ -166,3 +166,19 @@ def test_stream_is_pluggable() -> None:
     p.stop()
     doc = json.loads(buf.getvalue())
     assert doc["message"] == "hello w" and doc["thread_id"] == "t" and "trace_id" not in doc
+
+
+def test_exporter_thread_warnings_do_not_feed_back(sink: Any) -> None:
+    tel, exp = sink
+    import threading
+
+    def export_thread() -> None:  # what urllib3/grpc do inside a failing OTLP export
+        logging.getLogger("urllib3.connectionpool").warning("Retrying after connection refused")
+
+    t = threading.Thread(target=export_thread, name="OtelBatchLogRecordProcessor")
+    t.start()
+    t.join()
+    logging.getLogger("urllib3.connectionpool").warning("app-level urllib3 warning")
+    bodies = {r.body for r in _records(tel, exp)}
+    assert "app-level urllib3 warning" in bodies
+    assert "Retrying after connection refused" not in bodies

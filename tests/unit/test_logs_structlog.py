@@ -131,3 +131,27 @@ def test_uninstrument_restores_chain(sink: Any) -> None:
     procs = structlog.get_config()["processors"]
     assert not any(getattr(p, "_agentpress_otel", False) for p in procs)
     assert not hasattr(structlog.configure, "__wrapped__")
+
+
+def test_logger_cached_before_instrument_is_covered() -> None:
+    """AgentPress creates and uses its module-level logger at import, before instrument() runs."""
+    out: list[str] = []
+    structlog.reset_defaults()
+    agentpress_chain(out)
+    structlog.configure(cache_logger_on_first_use=True)
+    early = structlog.get_logger()
+    early.info("before instrument")  # caches the assembled logger and its processor list
+    exp = InMemoryLogRecordExporter()
+    lp = LoggerProvider()
+    lp.add_log_record_processor(BatchLogRecordProcessor(exp, schedule_delay_millis=50))
+    tel = SimpleNamespace(config=load_config({}, env={}), logger_provider=lp)
+    assert sl_integ.instrument(tel)
+    try:
+        early.info("after instrument", api_key=SECRET)
+        recs = _records(tel, exp)
+        assert [r.body for r in recs] == ["after instrument"]
+        assert SECRET not in out[-1]
+    finally:
+        sl_integ.uninstrument()
+        structlog.reset_defaults()
+        lp.shutdown()

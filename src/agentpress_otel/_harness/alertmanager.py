@@ -125,13 +125,16 @@ class Alertmanager:
 
     # -- API v2 ---------------------------------------------------------------------------------
     def post_alerts(self, alerts: Sequence[Mapping[str, Any]], *, resolved: bool = False) -> None:
-        """POST alerts like Prometheus does; ``resolved=True`` sets endsAt in the past."""
+        """POST alerts like Prometheus does (startsAt = now); ``resolved=True`` sets endsAt in the past."""
         now = datetime.now(UTC)
         body = []
         for a in alerts:
             item: dict[str, Any] = {"labels": dict(a["labels"]), "annotations": dict(a.get("annotations", {})),
                                     "generatorURL": a.get("generatorURL", "http://127.0.0.1:9090/graph")}
-            item["startsAt"] = a.get("startsAt", (now - timedelta(minutes=5)).isoformat())
+            # Prometheus sends startsAt = when the alert started firing (FiredAt), i.e. "now" for a new alert. An
+            # older startsAt would make Alertmanager skip group_wait and flush the group on its first alert.
+            started = now - timedelta(minutes=1) if resolved else now
+            item["startsAt"] = a.get("startsAt", started.isoformat())
             if resolved:
                 item["endsAt"] = (now - timedelta(seconds=1)).isoformat()
             else:

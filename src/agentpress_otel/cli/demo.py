@@ -408,6 +408,17 @@ def run(*, threads: int = 3, endpoint: str | None = None, seed: int = 7, json_su
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     env_endpoint = os.environ.get("AGENTPRESS_OTEL_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     exporting = bool(endpoint or env_endpoint)
+    if exporting:
+        from agentpress_otel.cli.doctor import tcp_reachable
+
+        target = str(endpoint or env_endpoint)
+        reason = tcp_reachable(target, timeout_s=1.0)
+        if reason is not None:
+            # Exporting into nothing would only add retries and SDK warnings: show it in the terminal instead.
+            console.print(f"[bold yellow]! {target}: {reason}.[/] Start a Collector with "
+                          "`agentpress-otel stack up` (or check it with `agentpress-otel doctor`); "
+                          "showing the telemetry in the terminal instead.")
+            exporting, endpoint = False, None
 
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -527,20 +538,27 @@ def _render(console: Console, plans: list[ThreadPlan], spans: list[Any], logs: l
     console.rule(f"[bold]Span tree of thread {shown.thread_id}[/] (scenario: {shown.scenario})")
     console.print(build_tree(f"thread {shown.thread_id} · agent_run {shown.agent_run_id}", thread_spans, logs))
 
-    # 2. one row per thread
+    # 2. one row per thread (fewer columns on a narrow terminal, so numbers are never cut)
+    compact = console.width < 130
+    cols = [("thread", "left"), ("scenario", "left"), ("model", "left"), ("run", "left"), ("LLM calls", "right"),
+            ("in tok", "right"), ("out tok", "right"), ("cost USD", "right"), ("p50", "right"), ("p95", "right"),
+            ("TTFT p50", "right"), ("tools", "right"), ("errors", "right")]
+    dropped = {"model", "p50", "TTFT p50", "tools", "scenario"} if compact else set()
     table = Table(title="Per-thread LLM usage (from the exported spans)", show_lines=False)
-    for col, just in (("thread", "left"), ("scenario", "left"), ("run", "left"), ("LLM calls", "right"),
-                      ("input tok", "right"), ("output tok", "right"), ("cost USD", "right"), ("p50", "right"),
-                      ("p95", "right"), ("TTFT p50", "right"), ("tools", "right"), ("errors", "right")):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for col, just in cols:
+        if col not in dropped:
+            table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for p in plans:
         st = stats.get(p.thread_id, ThreadStats())
-        table.add_row(p.thread_id[:8], p.scenario,
-                      Text(p.status, style="green" if p.status == "completed" else "bold red"),
-                      str(st.llm_calls), str(st.input_tokens), str(st.output_tokens), f"{st.cost_usd:.6f}",
-                      _ms(percentile(st.durations_ms, 50)), _ms(percentile(st.durations_ms, 95)),
-                      _ms(percentile(st.ttft_ms, 50)), str(st.tool_calls),
-                      Text(str(st.errors), style="bold red" if st.errors else ""))
+        row: dict[str, Any] = {
+            "thread": p.thread_id[:8], "scenario": p.scenario, "model": p.model.split("/", 1)[-1],
+            "run": Text(p.status, style="green" if p.status == "completed" else "bold red"),
+            "LLM calls": str(st.llm_calls), "in tok": str(st.input_tokens), "out tok": str(st.output_tokens),
+            "cost USD": f"{st.cost_usd:.6f}", "p50": _ms(percentile(st.durations_ms, 50)),
+            "p95": _ms(percentile(st.durations_ms, 95)), "TTFT p50": _ms(percentile(st.ttft_ms, 50)),
+            "tools": str(st.tool_calls), "errors": Text(str(st.errors), style="bold red" if st.errors else ""),
+        }
+        table.add_row(*(row[c] for c, _ in cols if c not in dropped))
     console.print()
     console.print(table)
 

@@ -223,7 +223,8 @@ class DemoBackend:
     # ---- agentpress/thread_manager.py + response_processor.py: one iteration
     async def run_thread(self, run: RunState, history: list[dict[str, Any]], step: str, model: str) -> bool:
         """One LLM call plus its tool calls; returns True when the assistant asked for a tool."""
-        messages = [*history, {"role": "system", "content": f"iteration instructions {step}"}]
+        # The thread id keeps the server's per-prompt behaviour (e.g. "fail once with 429") per thread.
+        messages = [*history, {"role": "system", "content": f"iteration instructions for {run.thread_id} {step}"}]
         stream = await self.make_llm_api_call(messages, model)
         content: list[str] = []
         calls: list[dict[str, Any]] = []

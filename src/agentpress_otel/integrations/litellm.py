@@ -22,6 +22,7 @@ post-import hook, so ``instrument()`` neither imports LiteLLM (slow) nor lets it
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import threading
@@ -88,6 +89,7 @@ _enabled = False
 _patched_modules: list[tuple[Any, str, Any]] = []  # (module, attr, original)
 _router_had_own: dict[str, Any] = {}
 _provider_cache: dict[str, tuple[str, str]] = {}
+_warmed = False
 
 
 def _litellm_error_type(exc: BaseException) -> str | None:
@@ -498,8 +500,13 @@ def _patch(litellm: Any) -> None:
                     setattr(mod, attr, new[id(cur)])
         register_error_mapper(_litellm_error_type)
         _installed = True
-    # Warm the tokenizer off the caller's thread so a later usage estimate does no disk I/O inline.
-    threading.Thread(target=_warm_tokenizer, args=(litellm,), name="agentpress-otel-tokenizer", daemon=True).start()
+    # Warm the tokenizer off the caller's thread (once per process) so a later usage estimate does no disk
+    # I/O inline.
+    global _warmed
+    if not _warmed:
+        _warmed = True
+        threading.Thread(target=_warm_tokenizer, args=(litellm,), name="agentpress-otel-tokenizer",
+                         daemon=True).start()
 
 
 def _warm_tokenizer(litellm: Any) -> None:
@@ -518,6 +525,8 @@ def instrument(tel: Any = None) -> None:
         ap_litellm.instrument(tel)
     """
     global _enabled, _hook_registered
+    if "litellm" not in sys.modules and importlib.util.find_spec("litellm") is None:
+        raise ImportError("litellm is not installed")  # instrument() skips the integration quietly
     _enabled = True
     if "litellm" not in sys.modules:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

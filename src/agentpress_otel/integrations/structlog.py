@@ -4,8 +4,8 @@ AgentPress configures structlog once (``utils/logger.py``) with ``merge_contextv
 ``JSONRenderer``; ids are bound with ``structlog.contextvars.bind_contextvars(thread_id=...)``.
 :func:`configure_structlog` inserts our three processors just before the renderer of the current
 chain (keeping the user's processors), and ``instrument(tel)`` also wraps ``structlog.configure`` so
-a chain configured *after* ``instrument()`` gets them too. With ``cache_logger_on_first_use=True``
-this must happen before the first log call of each logger.
+a chain configured *after* ``instrument()`` gets them too. The current chain is edited in place, so
+loggers that structlog already cached (``cache_logger_on_first_use=True``) pick the processors up.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ _redact_on = True
 def configure_structlog(*, redact: bool = True) -> None:
     """Re-configure structlog's current chain with our processors (keeps the user's processors).
 
-    Call before the first log call (structlog caches loggers with ``cache_logger_on_first_use``).
+    The chain list is edited in place, so loggers structlog already cached see the change.
 
     Example::
 
@@ -201,8 +201,13 @@ def configure_structlog(*, redact: bool = True) -> None:
     """
     import structlog
 
-    cfg = structlog.get_config()
-    _orig_configure(processors=with_our_processors(list(cfg["processors"]), redact=redact))
+    current = structlog.get_config()["processors"]
+    new = with_our_processors(list(current), redact=redact)
+    if isinstance(current, list):
+        # In place: loggers already cached by ``cache_logger_on_first_use`` hold this very list.
+        current[:] = new
+    else:
+        _orig_configure(processors=new)
 
 
 def _orig_configure(**kw: Any) -> None:
@@ -266,8 +271,12 @@ def uninstrument() -> None:
         return
     if hasattr(structlog.configure, "__wrapped__"):
         structlog.configure = structlog.configure.__wrapped__
-    procs = [p for p in structlog.get_config()["processors"] if not _is_ours(p)]
-    structlog.configure(processors=procs)
+    current = structlog.get_config()["processors"]
+    procs = [p for p in current if not _is_ours(p)]
+    if isinstance(current, list):
+        current[:] = procs  # in place, for cached loggers (see configure_structlog)
+    else:
+        structlog.configure(processors=procs)
     _saved = None
     _policy = None
     release_pipeline("structlog")

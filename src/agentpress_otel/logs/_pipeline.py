@@ -30,7 +30,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from agentpress_otel import _selftel
-from agentpress_otel.redaction import Redactor, default_redactor
+from agentpress_otel.redaction import PreRedactedLogRecord, Redactor, default_redactor
 
 _ctx_current_ids: Callable[[], dict[str, str]] | None
 _CTX_ID_ATTRIBUTES: dict[str, str] | None
@@ -270,8 +270,9 @@ class LogPipeline:
             ctx = trace.set_span_in_context(NonRecordingSpan(sc), Context()) if trace_id else Context()
             lg = self._otel_logger(name)
             if lg is not None:
+                cls = PreRedactedLogRecord if r is not None else LogRecord
                 lg.emit(
-                    LogRecord(
+                    cls(
                         timestamp=ts_ns,
                         context=ctx,
                         severity_number=sev,

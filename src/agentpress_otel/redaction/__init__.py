@@ -15,10 +15,11 @@ from agentpress_otel.redaction._engine import (
     redact_url,
     redact_value,
 )
-from agentpress_otel.redaction._exporters import RedactingLogExporter, RedactingSpanExporter
+from agentpress_otel.redaction._exporters import PreRedactedLogRecord, RedactingLogExporter, RedactingSpanExporter
 
 __all__ = [
     "URL_ATTRIBUTES",
+    "PreRedactedLogRecord",
     "RedactingLogExporter",
     "RedactingSpanExporter",
     "Redactor",

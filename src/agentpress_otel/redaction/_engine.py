@@ -45,6 +45,15 @@ _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 #: attribute names whose values are URLs or query strings (query parameters get key rules).
 URL_ATTRIBUTES = frozenset({"url.full", "url.query", "http.url", "http.target", "url.original", "server.url"})
 _MAX_DEPTH = 32
+_NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z0-9_]+>")
+_DIGIT = re.compile(r"\d")
+_MISSING: Any = object()
+
+
+def _kv_boundary(pattern: str) -> str:
+    """For the backtracking engine, start key names only at a key boundary; otherwise every
+    character of every word is retried as a key start (quadratic in the word length)."""
+    return pattern.replace("k>[A-Za-z0-9_.-]*", "k>(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]*")
 
 
 class _Compiled:
@@ -97,6 +106,7 @@ class Redactor:
         self.engine: Engine = engine
         self.max_chars = max_chars
         self._key = hash_key if hash_key is not None else os.urandom(32)
+        self._tags: dict[tuple[str, str], str] = {}
         self._allow = frozenset(allowlist)
         self._extra_keys = frozenset(normalize_key(k) for k in sensitive_keys)
         self._allow_res = [self._compile_user(p, "allow pattern") for p in allow_patterns]
@@ -144,15 +154,16 @@ class Redactor:
             else:
                 self._unanchored = anchors.UNANCHORED
                 self._anchor_start = anchors.ANCHOR_START
-                bare = re.sub(r"\(\?P<[A-Za-z0-9_]+>", "(?:", combined)
+                self._anchor_both = anchors.ANCHOR_BOTH
+                bare = _NAMED_GROUP.sub("(?:", combined)
                 self._bounds: Any = _re2.compile(bare.encode(), opts)._regexp
         else:
-            self._rx = re.compile(combined)
+            # Backtracking engine: start key names only at a key boundary, or every character of
+            # every word is retried as a key start (quadratic in word length).
+            self._rx = re.compile("|".join(_kv_boundary(p) for p in parts))
             self._low = None
-            self._parts = parts
             self._gates = [GATES.get(d.kind, ()) if d in BUILTIN else () for d in self._detectors]
-            self._gated: dict[int, Any] = {}
-            self._last: tuple[str, Any] | None = None
+            self._last: tuple[str, list[int], dict[int, Any]] | None = None
         self._ngroups = int(self._rx.groups)
         index: dict[str, int] = {
             (k.decode() if isinstance(k, bytes) else k): int(v) for k, v in self._rx.groupindex.items()
@@ -167,6 +178,22 @@ class Redactor:
             )
             for i, d in enumerate(self._detectors)
         )
+        self._re_smalls: list[tuple[re.Pattern[str], list[tuple[int, int]]]] = []
+        if self.engine == "re":
+            for i, d in enumerate(self._detectors):
+                small = re.compile(_kv_boundary(d.pattern))
+                self._re_smalls.append((small, [(v, index[f"d{i}_{k}"]) for k, v in small.groupindex.items()]))
+        if self._low is not None:
+            assert _re2 is not None
+            self._set: Any = _re2.Set.FullMatchSet(opts)
+            self._smalls: list[tuple[Any, list[tuple[int, int]]]] = []
+            for i, d in enumerate(self._detectors):
+                if self._set.Add(_NAMED_GROUP.sub("(?:", d.pattern).encode()) != i:
+                    raise AssertionError("RE2 set indices out of order")  # pragma: no cover
+                small = _re2.compile(d.pattern.encode(), opts)
+                names = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in small.groupindex.items()}
+                self._smalls.append((small._regexp, [(v, index[f"d{i}_{k}"]) for k, v in names.items()]))
+            self._set.Compile()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -179,8 +206,18 @@ class Redactor:
 
         Example: ``Redactor(hash_key=b"k").tag("password", "hunter2") -> '[REDACTED:password:....]'``
         """
-        h = hmac.digest(self._key, secret.encode("utf-8", "surrogatepass"), "sha256")[:2].hex()
-        return f"{_TAG_PREFIX}{kind}:{h}]"
+        key = (kind, secret)
+        t = self._tags.get(key)
+        if t is None:
+            h = hmac.digest(self._key, secret.encode("utf-8", "surrogatepass"), "sha256")[:2].hex()
+            t = f"{_TAG_PREFIX}{kind}:{h}]"
+            # The same secret recurs (a JWT on every request line); a small cache skips the HMAC.
+            # Secrets up to 256 chars only, at most 2048 entries: bounded memory.
+            if len(secret) <= 256:
+                if len(self._tags) >= 2048:
+                    self._tags.clear()
+                self._tags[key] = t
+        return t
 
     def is_sensitive_key(self, key: str) -> bool:
         """True when a field named ``key`` holds a secret. Example: ``r.is_sensitive_key("api_key")``."""
@@ -338,40 +375,69 @@ class Redactor:
             s, e = self._bounds.Match(self._unanchored, subject, pos, len(subject))[0]
             if s < 0:
                 return None
+            # Which detector: an RE2 set (DFA only) over the span; then that detector's own small
+            # program fills its groups. The big capturing program is ~5x slower (its BitState/NFA
+            # cost grows with program size) and stays only as the fallback.
+            hits = self._set.Match(subject[s:e]) if e > s else None
+            if hits:
+                i = min(hits)
+                small, mapping = self._smalls[i]
+                got = small.Match(self._anchor_both, subject, s, e)
+                if got[0][0] >= 0:
+                    spans = [(-1, -1)] * (self._ngroups + 1)
+                    spans[0] = spans[self._compiled[i].dgroup] = (s, e)
+                    for a, b in mapping:
+                        spans[b] = got[a]
+                    spans.append((i, i))  # the detector, so _which need not search for it
+                    return tuple(spans)
             spans = self._low.Match(self._anchor_start, subject, s, e)
             return None if spans[0][0] < 0 else spans
-        m = (self._rx if isinstance(subject, bytes) else self._gated_rx(subject)).search(subject, pos)
+        if isinstance(subject, str) and self._re_smalls:
+            return self._search_multi(subject, pos)
+        m = self._rx.search(subject, pos)
         if m is None:
             return None
         if isinstance(m, re.Match):
             return m.regs
         return tuple(m.span(i) for i in range(self._ngroups + 1))
 
-    def _gated_rx(self, text: str) -> Any:
-        """stdlib engine: the alternation restricted to detectors whose gate substrings occur.
+    def _search_multi(self, text: str, pos: int) -> tuple[tuple[int, int], ...] | None:
+        """stdlib engine: one search per detector whose gate substrings occur in ``text``, merged
+        leftmost-first (ties go to the earlier detector, as in the alternation).
 
-        Disabled detectors keep their groups behind an always-failing ``(?!)`` so group numbers
-        stay the same for every subset; compiled subsets are cached.
+        A backtracking alternation retries every detector at every offset; separate searches let
+        each pattern use its literal prefix, and gates skip detectors that cannot match at all.
+        Each detector's next match is cached per text, so a scan stays one pass per detector.
         """
-        last = self._last
-        if last is not None and last[0] is text:
-            return last[1]  # the same text, scanned again after a match
-        low = text.lower()
-        has_digit = any(c.isdigit() for c in text) if len(text) < 4096 else re.search(r"\d", text) is not None
-        mask = 0
-        for i, gates in enumerate(self._gates):
-            if not gates or any((has_digit if g == "0-9" else g in low) for g in gates):
-                mask |= 1 << i
-        rx = self._gated.get(mask)
-        if rx is None:
-            parts = [
-                p if mask >> i & 1 else p.replace(f"(?P<d{i}>", f"(?P<d{i}>(?!)", 1) for i, p in enumerate(self._parts)
+        st = self._last
+        if pos == 0 or st is None or st[0] is not text:  # every scan starts at 0: fresh state
+            low = text.lower()
+            digit = _DIGIT.search(text) is not None
+            active = [
+                i
+                for i, gates in enumerate(self._gates)
+                if not gates or any((digit if g == "0-9" else g in low) for g in gates)
             ]
-            rx = re.compile("|".join(parts))
-            if len(self._gated) < 256:
-                self._gated[mask] = rx
-        self._last = (text, rx)  # one tuple assignment: safe when threads share the redactor
-        return rx
+            st = (text, active, {})
+            self._last = st  # one tuple assignment: safe when threads share the redactor
+        _, active, cache = st
+        best: re.Match[str] | None = None
+        bi = -1
+        for i in active:
+            m = cache.get(i, _MISSING)
+            if m is _MISSING or (m is not None and m.start() < pos):
+                m = self._re_smalls[i][0].search(text, pos)
+                cache[i] = m
+            if m is not None and (best is None or m.start() < best.start()):
+                best, bi = m, i
+        if best is None:
+            return None
+        spans = [(-1, -1)] * (self._ngroups + 1)
+        spans[0] = spans[self._compiled[bi].dgroup] = best.span()
+        for a, b in self._re_smalls[bi][1]:
+            spans[b] = best.span(a)
+        spans.append((bi, bi))
+        return tuple(spans)
 
     def _scan(self, value: str, found: list[str]) -> None:
         """Record the kind of the first accepted match if it covers all of ``value``."""
@@ -389,6 +455,9 @@ class Redactor:
             sp = self._search(subject, nxt)
 
     def _which(self, sp: tuple[tuple[int, int], ...]) -> _Compiled:
+        # The RE2 path puts the detector index in a trailing slot (see _search).
+        if len(sp) > self._ngroups + 1:
+            return self._compiled[sp[-1][0]]
         for c in self._compiled:
             if sp[c.dgroup][0] >= 0:
                 return c

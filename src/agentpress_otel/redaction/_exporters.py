@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry._logs import LogRecord
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -22,6 +23,11 @@ from opentelemetry.trace import Link, Status
 
 from agentpress_otel import _selftel
 from agentpress_otel.redaction._engine import Redactor, default_redactor
+
+
+class PreRedactedLogRecord(LogRecord):
+    """A LogRecord whose body and attributes agentpress-otel already redacted (the log worker
+    does it for the JSON line anyway); :class:`RedactingLogExporter` passes it through unscanned."""
 
 
 def _attrs(r: Redactor, attrs: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -150,6 +156,8 @@ class RedactingLogExporter(LogRecordExporter):
     @staticmethod
     def _redact_record(r: Redactor, rec: ReadableLogRecord) -> ReadableLogRecord:
         lr = rec.log_record
+        if type(lr) is PreRedactedLogRecord:
+            return rec
         body = lr.body
         if isinstance(body, str):
             new_body: Any = r.redact(body)
