@@ -19,10 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import per_call_us, report  # noqa: E402
-
-from agentpress_otel._harness.slack_stub import SlackStub  # noqa: E402
-from agentpress_otel.alerts.slack import SlackAlertHandler  # noqa: E402
+from _common import per_call_us, report
+from agentpress_otel._harness.slack_stub import SlackStub
+from agentpress_otel.alerts.slack import SlackAlertHandler
 
 N = 5000
 

@@ -42,3 +42,14 @@ def test_redact_value_never_raises(obj: object) -> None:
 @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz ,.!?", max_size=200))
 def test_plain_words_untouched(text: str) -> None:
     assert R.redact(text) == text
+
+
+ATTR_KEYS = st.sampled_from(["url.full", "url.query", "http.target", "password", "gen_ai.prompt", "n", "tags"])
+ATTR_VALUES = st.one_of(TEXT, st.integers(), st.booleans(), st.lists(TEXT, max_size=3).map(tuple))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(ATTR_KEYS, ATTR_VALUES, max_size=6))
+def test_redact_attributes_never_raises_and_is_idempotent(attrs: dict[str, object]) -> None:
+    once = R.redact_attributes(attrs) or attrs
+    assert (R.redact_attributes(once) or once) == once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from agentpress_otel._setup import Telemetry
@@ -16,6 +17,9 @@ def instrument(tel: Telemetry) -> bool:
 
     if _instrumentor is not None:
         return True
+    # Stable HTTP semantic conventions (server.address, http.request.method, ...) unless the app chose otherwise;
+    # dashboards group outbound calls by server.address.
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     inst = HTTPXClientInstrumentor()
     if inst.is_instrumented_by_opentelemetry:
         return False  # the app instrumented httpx itself: leave it alone
