@@ -81,6 +81,7 @@ def kit(server: LLMServer, litellm_mod: Any) -> Iterator[Kit]:
     yield k
     _state.unconfigure()
     k.shutdown()
+    gc.collect()  # LiteLLM's per-loop logging worker: see tests/integration/test_genai_agentpress_e2e.py
 
 
 def _kw(server: LLMServer, prompt: str, **extra: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -75,6 +76,46 @@ def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     return sum(len(_text_of(m.get("content")).split()) + 4 for m in messages)
 
 
+class _Server(ThreadingHTTPServer):
+    """Tracks open connections so ``stop()`` can close keep-alive sockets and join their threads."""
+
+    daemon_threads = True
+
+    def __init__(self, addr: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(addr, handler)
+        self._conns: dict[Any, threading.Thread | None] = {}
+        self._conn_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        t = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                             name="llm-server-conn", daemon=True)
+        with self._conn_lock:
+            self._conns[request] = t
+        t.start()
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conn_lock:
+            self._conns.pop(request, None)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients dropping connections (timeouts, abandoned streams) are expected here; printing a
+        # traceback from a server thread would only be noise.
+        return None
+
+    def close_connections(self) -> None:
+        with self._conn_lock:
+            conns = list(self._conns.items())
+        for sock, _ in conns:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for _, t in conns:
+            if t is not None and t is not threading.current_thread():
+                t.join(timeout=5)
+
+
 class LLMServer:
     """Start with ``start()`` or ``with``; stop with ``stop()``. Thread-safe request log."""
 
@@ -89,8 +130,7 @@ class LLMServer:
         self._flaky: dict[str, int] = {}
         self._seq = 0
         self._stop = threading.Event()
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -111,11 +151,13 @@ class LLMServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving and close kept-alive client connections, so no handler thread outlives us."""
         self._stop.set()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join(timeout=5)
             self._thread = None
+        self._httpd.close_connections()
         self._httpd.server_close()
 
     def __enter__(self) -> LLMServer:

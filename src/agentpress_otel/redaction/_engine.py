@@ -160,7 +160,7 @@ class Redactor:
         else:
             # Backtracking engine: start key names only at a key boundary, or every character of
             # every word is retried as a key start (quadratic in word length).
-            self._rx = re.compile("|".join(_kv_boundary(p) for p in parts))
+            self._rx = re.compile("|".join(_kv_boundary(p) for p in parts), re.ASCII)
             self._low = None
             self._gates = [GATES.get(d.kind, ()) if d in BUILTIN else () for d in self._detectors]
             self._last: tuple[str, list[int], dict[int, Any]] | None = None
@@ -181,7 +181,7 @@ class Redactor:
         self._re_smalls: list[tuple[re.Pattern[str], list[tuple[int, int]]]] = []
         if self.engine == "re":
             for i, d in enumerate(self._detectors):
-                small = re.compile(_kv_boundary(d.pattern))
+                small = re.compile(_kv_boundary(d.pattern), re.ASCII)  # RE2 classes are ASCII
                 self._re_smalls.append((small, [(v, index[f"d{i}_{k}"]) for k, v in small.groupindex.items()]))
         if self._low is not None:
             assert _re2 is not None
