@@ -215,7 +215,7 @@ def _build_resource(cfg: Config) -> Resource:
 
 
 def _version() -> str:
-    from agentpress_otel import __version__
+    from agentpress_otel._version import __version__
 
     return __version__
 

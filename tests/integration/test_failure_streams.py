@@ -146,8 +146,14 @@ async def test_streams_and_cancelled_tasks_end_spans_and_do_not_leak(cap: Captur
         after = _live_counts()
     finally:
         tracemalloc.stop()
-    grown = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0) > 2}
+    # A per-call leak would add 5 x ROUNDS LLMCall objects. A handful can stay reachable for a while from
+    # OTel Contexts captured by LiteLLM's background logging tasks/threads (they are ended; see below), so
+    # the bound is one per round, not zero.
+    grown = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0) > ROUNDS}
     assert not grown, f"live objects grew over {ROUNDS} rounds: {grown} (before {dict(before)})"
+    open_calls = [o for o in gc.get_objects() if type(o).__name__ in {"LLMCall", "ToolCall", "AgentRun"}
+                  and not getattr(o, "ended", True)]
+    assert not open_calls, f"{len(open_calls)} toolkit spans still open after their streams/tasks went away"
     assert mem_b - mem_a <= GROWTH_MAX_BYTES, (
         f"agentpress_otel/opentelemetry allocations grew {mem_b - mem_a} bytes over {ROUNDS} rounds"
     )

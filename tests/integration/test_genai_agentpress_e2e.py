@@ -166,6 +166,7 @@ def test_http_to_worker_agent_run_is_one_trace(llm_server: LLMServer) -> None:
 def test_fastapi_background_task_keeps_trace_and_ids(llm_server: LLMServer) -> None:
     import litellm
     import uvicorn
+
     from agentpress_otel.testing import capture
 
     litellm.suppress_debug_info = True
@@ -198,7 +199,7 @@ def test_fastapi_background_task_keeps_trace_and_ids(llm_server: LLMServer) -> N
         spans = cap.spans()
         chat = [s for s in spans if s.name == "chat gpt-5-mini"]
         assert len(chat) == 1
-        server_span = [s for s in spans if s.kind.name == "SERVER"][0]
+        server_span = next(s for s in spans if s.kind.name == "SERVER")
         assert chat[0].context.trace_id == server_span.context.trace_id
         a = chat[0].attributes or {}
         assert a.get("agentpress.request.id") == "req-bg" and a.get("agentpress.thread.id") == "th-9"

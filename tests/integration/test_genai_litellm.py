@@ -276,9 +276,11 @@ def test_capture_content_on(server: LLMServer, litellm_mod: Any) -> None:
     k = make_kit(capture_content=True)
     _state.configure(k)
     try:
-        litellm_mod.completion(**_kw(server, "my key is sk-abcdefabcdefabcdefabcdef [[words:3]]"))
+        litellm_mod.completion(**_kw(server, "my key is sk-proj-AbC123dEf456GhI789jKl012MnO345 [[words:3]]"))
         a = dict(_llm_spans(k)[0].attributes or {})
         assert '"role":"user"' in str(a["gen_ai.input.messages"])
+        assert "AbC123dEf456" not in str(a["gen_ai.input.messages"])  # redacted before it is set
+        assert "[REDACTED:" in str(a["gen_ai.input.messages"])
         assert '"finish_reason":"stop"' in str(a["gen_ai.output.messages"])
     finally:
         _state.unconfigure()

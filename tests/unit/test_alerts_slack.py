@@ -40,7 +40,7 @@ def _cleanup() -> Iterator[None]:
     while _made:
         lg, h = _made.pop()
         lg.removeHandler(h)
-        h.close()
+        h.stop()
 
 
 def make(url: str, name: str = "app", **kw: Any) -> tuple[logging.Logger, SlackAlertHandler]:
@@ -145,7 +145,7 @@ def test_dead_webhook_never_blocks_or_raises() -> None:
             assert _selftel.dropped("slack", "queue_full") > 0
             t1 = time.monotonic()
             log.removeHandler(h)
-            h.close()
+            h.stop()
             _made.remove((log, h))
             assert time.monotonic() - t1 < h.close_timeout_s + 1.5  # shutdown is bounded too
             assert h.sent == 0
@@ -244,3 +244,48 @@ def test_integration_instrument_uninstrument(stub: SlackStub) -> None:
     assert list(root.handlers) == before
     no_url: Any = SimpleNamespace(config=load_config(env={}))
     assert slack_mod.instrument(no_url) is False  # no URL: not enabled
+
+
+def test_alerts_survive_uvicorn_logging_setup(stub: SlackStub) -> None:
+    """uvicorn runs logging.config.dictConfig at start-up, which close()s every existing handler."""
+    import logging.config
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    log, _h = make(stub.url, name="dictconfig")
+    logging.config.dictConfig(LOGGING_CONFIG)
+    try:
+        fail_here("after uvicorn configured logging")
+    except ValueError:
+        log.exception("still alerting")
+    assert "still alerting" in blocks_text(stub.wait_for(1, timeout=5)[0])
+
+
+def test_structlog_errors_reach_slack(stub: SlackStub) -> None:
+    """AgentPress logs only through structlog; its errors must alert like stdlib ones."""
+    import io
+
+    import structlog
+
+    from agentpress_otel.testing import capture
+
+    sink = io.StringIO()
+    structlog.configure(
+        processors=[structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()],
+        logger_factory=structlog.PrintLoggerFactory(file=sink),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        with capture(slack_webhook_url=stub.url, integrations=["structlog", "slack", "logging"]):
+            log = structlog.get_logger("agentpress.worker")
+            try:
+                fail_here("tool crashed with key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD")
+            except ValueError:
+                log.exception("agent run failed", thread_id="th-9")
+            text = blocks_text(stub.wait_for(1, timeout=5)[0])
+    finally:
+        structlog.reset_defaults()
+    assert "agent run failed" in text
+    assert "th-9" in text
+    assert "ValueError" in text
+    assert "sk-proj-abcdefghij" not in text

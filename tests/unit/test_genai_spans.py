@@ -304,3 +304,34 @@ def test_record_score_by_response_id(kit: Kit) -> None:
     assert kit.metric_sum("gen_ai.evaluation.score", gen_ai__evaluation__name="helpfulness",
                           gen_ai__request__model="gpt-5") == pytest.approx(0.8)
     assert record_score("thumbs", 1.0, response_id="unknown") is False
+
+
+def test_decorated_llm_function_reads_response(kit: Kit) -> None:
+    @llm_call(model="claude-sonnet-4-20250514", provider="anthropic")
+    def call() -> dict[str, object]:
+        return {"id": "msg_1", "model": "claude-sonnet-4-20250514",
+                "choices": [{"finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+                "usage": {"prompt_tokens": 2000, "completion_tokens": 100, "cache_read_input_tokens": 1000,
+                          "cache_creation_input_tokens": 500}}
+
+    call()
+    a = dict(kit.spans("chat")[0].attributes or {})
+    assert a["gen_ai.usage.input_tokens"] == 2000 and a["gen_ai.usage.cache_write.input_tokens"] == 500
+    expected = (500 * 3.0 + 1000 * 0.30 + 500 * 3.75 + 100 * 15.0) / 1e6
+    assert a["agentpress.llm.cost_usd"] == pytest.approx(expected)
+    assert a["gen_ai.response.id"] == "msg_1"
+
+
+def test_deferred_metrics_are_bounded(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentpress_otel import _selftel
+
+    ins = _state.STATE.instruments
+    assert ins.deferred
+    monkeypatch.setattr(_state, "MAX_PENDING", 3)
+    before = _selftel.dropped("metrics", "genai_pending_full")
+    for _ in range(5):
+        with llm_call(model="gpt-5", provider="openai") as c:
+            c.set_usage(input_tokens=1, output_tokens=1)
+    assert _selftel.dropped("metrics", "genai_pending_full") - before == 2
+    assert kit.metric_count("gen_ai.client.operation.duration") == 3
+    assert len(ins.pending) == 0  # collection drained the queue

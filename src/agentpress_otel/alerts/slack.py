@@ -33,13 +33,14 @@ import logging
 import os
 import queue
 import re
+import sys
 import threading
 import time
 import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +96,7 @@ class SlackAlertHandler(logging.Handler):
                                     grafana_url="https://grafana.example.com")
         logging.getLogger().addHandler(handler)
         ...
-        handler.close()  # flushes what is queued, bounded by close_timeout_s
+        handler.stop()  # flushes what is queued, bounded by close_timeout_s
     """
 
     def __init__(
@@ -179,7 +180,7 @@ class SlackAlertHandler(logging.Handler):
         elif record.stack_info:
             stack = record.stack_info
         return _Event("alert", fp, record.levelname, record.name, message, exc_type, location, stack,
-                      _current_ids(), _current_trace_id(record), record.created)
+                      _record_ids(record), _current_trace_id(record), record.created)
 
     def _summary(self, fp: str, win: _Window) -> _Event:
         s = win.sample
@@ -353,6 +354,19 @@ class SlackAlertHandler(logging.Handler):
             time.sleep(0.01)
 
     def close(self) -> None:
+        """Drain (bounded) but keep sending.
+
+        ``logging.config.dictConfig`` (which uvicorn runs at start-up) calls ``close()`` on every existing
+        handler while leaving them attached to their loggers; stopping here would silently end all alerts.
+        :meth:`stop` really stops (``uninstrument()`` calls it).
+        """
+        try:
+            self.flush()
+        except Exception as exc:
+            _selftel.record_error("slack", exc)
+
+    def stop(self) -> None:
+        """Drain (bounded) and stop the sender thread."""
         try:
             self.flush()
             self._stop.set()
@@ -390,6 +404,16 @@ def _fingerprint(record: logging.LogRecord) -> tuple[str, str, str]:
             location = f"{code.co_filename}:{tb.tb_lineno} in {code.co_name}"
     digest = hashlib.blake2b(f"{exc_type}|{location}|{record.name}".encode(), digest_size=12).hexdigest()
     return digest, exc_type, location
+
+
+def _record_ids(record: logging.LogRecord) -> dict[str, str]:
+    """Ids from the context, overridden by ids given on the record (``extra=`` or structlog's bound values)."""
+    ids = _current_ids()
+    for key, _label in _ID_FIELDS:
+        v = record.__dict__.get(key)
+        if v is not None:
+            ids[key] = str(v)
+    return ids
 
 
 def _current_ids() -> dict[str, str]:
@@ -494,8 +518,32 @@ def uninstrument() -> None:
         handler, _handler = _handler, None
     if handler is not None:
         logging.getLogger().removeHandler(handler)
-        handler.close()
+        handler.stop()
 
 
 def current_handler() -> SlackAlertHandler | None:
     return _handler
+
+
+def alert_from_structlog(logger_name: str, levelno: int, event: Mapping[str, Any]) -> None:
+    """Hand a structlog event to the Slack handler (AgentPress logs through structlog only, not stdlib).
+
+    Called by the structlog integration for WARNING and above; a no-op without a handler or below its level.
+    """
+    handler = _handler
+    if handler is None or levelno < handler.level:
+        return
+    try:
+        ei: Any = event.get("exc_info")
+        if ei is True or not isinstance(ei, (tuple, BaseException)):
+            # exc_info=True, or dict_tracebacks already turned it into data: we are still inside the except block.
+            ei = sys.exc_info() if sys.exc_info()[0] is not None else None
+        elif isinstance(ei, BaseException):
+            ei = (type(ei), ei, ei.__traceback__)
+        rec = logging.LogRecord(logger_name, levelno, "structlog", 0, str(event.get("event", "")), None, ei)
+        for key in ("thread_id", "agent_run_id", "project_id", "request_id", "user_id"):
+            if key in event:
+                setattr(rec, key, event[key])
+        handler.handle(rec)
+    except Exception as exc:
+        _selftel.record_error("slack.structlog", exc)

@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import os
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -43,33 +41,10 @@ __all__ = ["AgentStartRequest", "DemoBackend", "Scenario", "ToolResult", "create
 
 # ----------------------------------------------------------------------------------------- logging
 
-def _alert_tap(_logger: Any, method: str, event: Any) -> Any:
-    """Hand structlog errors to the Slack alert handler, which listens on stdlib logging only.
-
-    Workaround in the demo until the structlog integration taps ERROR/CRITICAL into the alerter
-    itself (agentpress-target.md §11 hook 8); a no-op when no Slack handler is installed.
-    """
-    if method in ("error", "exception", "critical"):
-        try:
-            from agentpress_otel.alerts.slack import current_handler
-
-            handler = current_handler()
-            if handler is not None:
-                level = logging.CRITICAL if method == "critical" else logging.ERROR
-                exc = sys.exc_info()
-                rec = logging.LogRecord("agentpress.run_agent_background", level, __file__, 0,
-                                        str(event.get("event")), None, exc if exc[0] is not None else None)
-                handler.handle(rec)
-        except Exception:  # noqa: S110 - logging must never fail the app
-            pass
-    return event
-
-
 def configure_logging(sink: io.StringIO) -> None:
     """AgentPress's ``utils/logger.py``: structlog JSON lines (here to ``sink``, not the terminal)."""
     structlog.configure(
         processors=[
-            _alert_tap,
             structlog.stdlib.add_log_level,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.dict_tracebacks,

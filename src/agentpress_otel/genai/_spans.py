@@ -553,6 +553,14 @@ class ToolCall(_Op):
         ins.record(ins.tool_duration, duration, attrs, self._ctx)
 
 
+def _field(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
 def _result_ok(value: Any) -> bool | None:
     s = value.get("success") if isinstance(value, Mapping) else getattr(value, "success", None)
     return s if isinstance(s, bool) else None
@@ -755,6 +763,58 @@ class LLMCall(_Op):
             self._attrs["gen_ai.response.id"] = self.response_id
         if finish_reasons:
             self._attrs["gen_ai.response.finish_reasons"] = [str(f) for f in finish_reasons]
+
+    def record_usage(self, usage: Any) -> bool:
+        """Read an OpenAI/LiteLLM-shaped ``usage`` object or dict; returns False when it has no counts.
+
+        Example::
+
+            call.record_usage(resp.usage)  # prompt_tokens, completion_tokens, *_tokens_details, cache_*
+        """
+        try:
+            if usage is None:
+                return False
+            pt = _field(usage, "prompt_tokens")
+            ct = _field(usage, "completion_tokens")
+            if pt is None:
+                pt = _field(usage, "input_tokens")
+            if ct is None:
+                ct = _field(usage, "output_tokens")
+            if pt is None and ct is None:
+                return False
+            cache_read = (_field(_field(usage, "prompt_tokens_details"), "cached_tokens")
+                          or _field(usage, "cache_read_input_tokens"))
+            cache_write = _field(usage, "cache_creation_input_tokens")
+            reasoning = _field(_field(usage, "completion_tokens_details"), "reasoning_tokens")
+            self.set_usage(input_tokens=pt, output_tokens=ct, cache_read_tokens=cache_read or None,
+                           cache_write_tokens=cache_write or None, reasoning_tokens=reasoning or None)
+            return True
+        except Exception as exc:
+            _selftel.record_error("genai.llm", exc)
+            return False
+
+    def record_response(self, resp: Any) -> None:
+        """Read usage, model, id, finish reasons (and output messages when capturing) from an
+        OpenAI/LiteLLM-shaped chat completion (object or dict). Decorated functions get this for free.
+
+        Example::
+
+            async with llm_call(model="gpt-5", provider="openai") as call:
+                call.record_response(await client.chat.completions.create(...))
+        """
+        try:
+            choices = _field(resp, "choices") or []
+            finish = [str(_field(c, "finish_reason")) for c in choices if _field(c, "finish_reason")]
+            self.set_response(model=_field(resp, "model"), id=_field(resp, "id"), finish_reasons=finish or None)
+            self.record_usage(_field(resp, "usage"))
+            if self.capture and choices:
+                self.set_output_messages([_field(c, "message") for c in choices], finish_reasons=finish)
+        except Exception as exc:
+            _selftel.record_error("genai.llm", exc)
+
+    def _on_return(self, value: Any) -> None:
+        if value is not None and _field(value, "choices") is not None:
+            self.record_response(value)
 
     def set_input_messages(self, messages: Any) -> None:
         """OpenAI-style messages; recorded (converted, truncated, redacted) only when capture is on."""

@@ -16,7 +16,8 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation, UpDownCounter
 from opentelemetry.trace import Tracer
 
-from agentpress_otel import __version__, _selftel
+from agentpress_otel import _selftel
+from agentpress_otel._version import __version__
 
 if TYPE_CHECKING:
     from opentelemetry._logs import Logger

@@ -31,7 +31,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from agentpress_otel import __version__, _context, _selftel
+from agentpress_otel import _context, _selftel
+from agentpress_otel._version import __version__
 from agentpress_otel.genai._spans import error_type
 
 __all__ = ["OtelMiddleware", "instrument", "set_process_boot_hook", "uninstrument"]

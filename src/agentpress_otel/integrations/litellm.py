@@ -190,30 +190,11 @@ def _get(obj: Any, key: str) -> Any:
 
 
 def _absorb_usage(call: LLMCall, usage: Any) -> bool:
-    if usage is None:
-        return False
-    pt = _get(usage, "prompt_tokens")
-    ct = _get(usage, "completion_tokens")
-    if pt is None and ct is None:
-        return False
-    cache_read = _get(_get(usage, "prompt_tokens_details"), "cached_tokens") or _get(usage, "cache_read_input_tokens")
-    cache_write = _get(usage, "cache_creation_input_tokens")
-    reasoning = _get(_get(usage, "completion_tokens_details"), "reasoning_tokens")
-    call.set_usage(input_tokens=pt, output_tokens=ct, cache_read_tokens=cache_read or None,
-                   cache_write_tokens=cache_write or None, reasoning_tokens=reasoning or None)
-    return True
+    return call.record_usage(usage)
 
 
 def _absorb_response(call: LLMCall, resp: Any) -> None:
-    try:
-        choices = _get(resp, "choices") or []
-        finish = [str(_get(c, "finish_reason")) for c in choices if _get(c, "finish_reason")]
-        call.set_response(model=_get(resp, "model"), id=_get(resp, "id"), finish_reasons=finish or None)
-        _absorb_usage(call, _get(resp, "usage"))
-        if call.capture and choices:
-            call.set_output_messages([_get(c, "message") for c in choices], finish_reasons=finish)
-    except Exception as exc:
-        _selftel.record_error("litellm", exc)
+    call.record_response(resp)
 
 
 # ------------------------------------------------------------------------------------------ streams

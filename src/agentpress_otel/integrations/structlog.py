@@ -127,6 +127,10 @@ def make_export_processor(policy: LevelPolicy | None = None) -> Processor:
                 v = event.get(f)
                 if v is not None:
                     ids[f] = str(v)
+            if levelno >= logging.WARNING:
+                from agentpress_otel.alerts.slack import alert_from_structlog
+
+                alert_from_structlog(name, levelno, event)
             p.submit(
                 (
                     STRUCTLOG,
