@@ -114,6 +114,12 @@ class Telemetry:
         def flush_all() -> bool:
             ok = True
             ms = int(timeout_s * 1000)
+            try:  # hand the log pipeline's queue to the LoggerProvider first
+                from agentpress_otel.logs import flush as flush_logs
+
+                ok = flush_logs(timeout_s) and ok
+            except ImportError:
+                pass
             for p in self._providers():
                 fn = getattr(p, "force_flush", None)
                 if fn is not None:

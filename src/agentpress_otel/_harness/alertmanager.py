@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from ._proc import REPO_ROOT, ComponentMissing, ManagedProcess, find_binary, free_port, http_ok
 
