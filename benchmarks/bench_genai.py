@@ -24,6 +24,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
 
 from agentpress_otel._context import ContextSpanProcessor, thread_context
 from agentpress_otel.genai import _state, llm_call, prices
@@ -62,10 +63,10 @@ def main() -> None:
     tracer = tp.get_tracer("bench")
 
     cost = prices.cost_usd(MODEL, input_tokens=1200, output_tokens=180, cache_read_tokens=1000)
-    start_attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+    start_attrs: dict[str, AttributeValue] = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
                    "gen_ai.request.model": MODEL, "gen_ai.request.temperature": 0.0,
                    "gen_ai.request.max_tokens": 1024, "gen_ai.conversation.id": "t-1"}
-    end_attrs = {"gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 180,
+    end_attrs: dict[str, AttributeValue] = {"gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 180,
                  "gen_ai.usage.cache_read.input_tokens": 1000, "gen_ai.response.model": MODEL + "-2025-08-07",
                  "gen_ai.response.id": "chatcmpl-1", "gen_ai.response.finish_reasons": ["stop"],
                  "agentpress.llm.cost_usd": cost, "agentpress.llm.prices_version": prices.PRICES_VERSION}

@@ -16,7 +16,7 @@ Example::
 from __future__ import annotations
 
 from agentpress_otel._config import Config, ConfigError
-from agentpress_otel._context import current_ids, extract, inject, thread_context
+from agentpress_otel._context import ContextSpanProcessor, current_ids, extract, inject, thread_context
 from agentpress_otel._setup import Telemetry, current, instrument
 from agentpress_otel._version import __version__
 from agentpress_otel.alerts.slack import SlackAlertHandler
@@ -51,6 +51,7 @@ __all__ = [
     "PROPAGATION_HEADERS",
     "AgentRun",
     "Config",
+    "ContextSpanProcessor",
     "ConfigError",
     "LLMCall",
     "Price",

@@ -161,6 +161,12 @@ class Telemetry:
                     p.shutdown()
                 except Exception as exc:
                     _selftel.record_error("shutdown", exc)
+            try:  # after the final metric collection: back to the cheap unconfigured state
+                from agentpress_otel import genai
+
+                genai.unconfigure()
+            except Exception as exc:
+                _selftel.record_error("genai.unconfigure", exc)
             return True
 
         return _run_with_deadline(stop_all, deadline, "shutdown")

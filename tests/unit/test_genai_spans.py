@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -78,6 +78,7 @@ def test_llm_call_span_metrics_cost(kit: Kit) -> None:
     assert a["gen_ai.usage.reasoning.output_tokens"] == 50
     assert a["gen_ai.response.finish_reasons"] == ("stop",)
     assert a["gen_ai.conversation.id"] == "t1" and a["agentpress.project.id"] == "p1"
+    assert isinstance(a["gen_ai.response.time_to_first_chunk"], float)
     assert a["gen_ai.response.time_to_first_chunk"] >= 0
     assert "gen_ai.input.messages" not in a  # capture off by default
     expected = (600 * 0.25 + 400 * 0.025 + 200 * 2.0) / 1e6
@@ -222,7 +223,7 @@ async def test_async_generator_decorator_spans_whole_iteration(kit: Kit) -> None
 
 async def test_async_generator_closed_early_ends_span(kit: Kit) -> None:
     @agent_run("gen")
-    async def run() -> AsyncIterator[int]:
+    async def run() -> AsyncGenerator[int, None]:
         for i in range(10):
             yield i
 
@@ -250,7 +251,7 @@ async def test_coroutine_returning_async_generator(kit: Kit) -> None:
     assert kit.spans("invoke_agent") == []  # still open
     assert [c async for c in gen] == ["a", "b"]
     (s,) = kit.spans("invoke_agent run_thread")
-    assert (s.end_time or 0) - s.start_time >= 15_000_000
+    assert (s.end_time or 0) - (s.start_time or 0) >= 15_000_000
 
 
 async def test_async_generator_error_propagates(kit: Kit) -> None:
@@ -335,3 +336,21 @@ def test_deferred_metrics_are_bounded(kit: Kit, monkeypatch: pytest.MonkeyPatch)
     assert _selftel.dropped("metrics", "genai_pending_full") - before == 2
     assert kit.metric_count("gen_ai.client.operation.duration") == 3
     assert len(ins.pending) == 0  # collection drained the queue
+
+
+def test_record_score_by_span_context_and_without_log_pipeline(kit: Kit) -> None:
+    with llm_call(model="gpt-5-mini", provider="openai"):
+        pass
+    span = kit.spans("chat")[0]
+    assert record_score("relevance", 0.5, label="pass", span_context=span.context) is True
+    kit.force_flush()
+    rec = kit.logs()[-1].log_record
+    assert rec.span_id == span.context.span_id
+    assert kit.metric_sum("gen_ai.evaluation.score", gen_ai__evaluation__name="relevance",
+                          gen_ai__request__model="gpt-5-mini") == pytest.approx(0.5)
+    # No LoggerProvider: the event goes onto the current (recording) span instead.
+    _state.STATE.event_logger = None
+    with kit.tracer_provider.get_tracer("t").start_as_current_span("judge"):
+        record_score("thumbs", 1.0, label="thumbs_up")
+    judge = kit.spans("judge")[0]
+    assert [e.name for e in judge.events] == ["gen_ai.evaluation.result"]
