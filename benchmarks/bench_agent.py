@@ -5,7 +5,8 @@ JSON response, each "tool call" does a little dict work, and every step logs one
 is what the toolkit adds around that work:
 
 * ``on``:  ``instrument(...)`` with traces + metrics + logs exported over OTLP/HTTP to a real receiver
-  (OTLPSink in this process's parent), default options, ``thread_context`` ids, ``agent_run``/``llm_call``/``tool_call`` spans, GenAI metrics and one
+  (OTLPSink in this process's parent), default options, ``thread_context`` ids,
+  ``agent_run``/``llm_call``/``tool_call`` spans, GenAI metrics and one
   log record per step through our log pipeline;
 * ``content``: ``on`` plus content capture (prompts/completions/tool args JSON-encoded, redacted, truncated);
 * ``off``: the same script with ``OTEL_SDK_DISABLED=true`` (instrument() returns a no-op handle; the
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = ("off", "on", "content")
@@ -68,7 +70,8 @@ async def agent_once(i: int, log: logging.Logger) -> int:
                 tc = msg["tool_calls"][0]
                 args = json.loads(tc["function"]["arguments"])
                 async with tool_call("web_search", call_id=tc["id"], arguments=args) as t:
-                    result = {"success": True, "output": [{"title": f"doc {k}", "url": f"https://x/{k}"} for k in range(5)]}
+                    hits = [{"title": f"doc {k}", "url": f"https://x/{k}"} for k in range(5)]
+                    result: dict[str, Any] = {"success": True, "output": hits}
                     t.set_result(result)
                 log.info("tool done", extra={"tool": "web_search", "results": len(result["output"])})
                 messages.append({"role": "tool", "content": json.dumps(result["output"])})
@@ -113,7 +116,7 @@ def run_variant(variant: str, endpoint: str) -> float:
     env.pop("OTEL_SDK_DISABLED", None)
     if variant == "off":
         env["OTEL_SDK_DISABLED"] = "true"
-    out = subprocess.run(  # noqa: S603 - our own script
+    out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", variant],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )
@@ -129,7 +132,6 @@ def run_variant(variant: str, endpoint: str) -> float:
 def main() -> None:
     sys.path.insert(0, str(HERE))
     from _common import report
-
     from agentpress_otel._harness.otlp_sink import OTLPSink
 
     res: dict[str, list[float]] = {v: [] for v in VARIANTS}

@@ -131,10 +131,10 @@ def _generator(endpoint: str, stop_at: float, counter: Any) -> None:
 class _NullHTTP(BaseHTTPRequestHandler):
     """Answers remote-write and OTLP/HTTP posts with 2xx and drops them (the span_metrics/logs side)."""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.send_response(204)
         self.end_headers()
@@ -155,7 +155,7 @@ def _pin(pid: int, cpus: str) -> bool:
     taskset = shutil.which("taskset")
     if taskset is None:
         return False
-    r = subprocess.run([taskset, "-a", "-p", "-c", cpus, str(pid)], capture_output=True, check=False)  # noqa: S603
+    r = subprocess.run([taskset, "-a", "-p", "-c", cpus, str(pid)], capture_output=True, check=False)
     return r.returncode == 0
 
 
@@ -236,7 +236,6 @@ def run_one(kind: str, sink_grpc: str, null_url: str) -> dict[str, float]:
 
 def main() -> None:
     from _common import report
-
     from agentpress_otel._harness._proc import ComponentMissing
     from agentpress_otel._harness.otlp_sink import OTLPSink
 

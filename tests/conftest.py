@@ -20,3 +20,14 @@ def need(factory: Callable[[], T]) -> T:
         if in_ci():
             pytest.fail(f"component missing under CI=true: {exc}")
         pytest.skip(str(exc))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under CI=true no test may skip (importorskip included): a missing component is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.longrepr = f"skipped under CI=true (components must be present): {reason}"

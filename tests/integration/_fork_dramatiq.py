@@ -11,7 +11,7 @@ from opentelemetry import metrics, trace
 
 import agentpress_otel
 
-broker = RedisBroker(url=os.environ["FORK_REDIS_URL"])
+broker = RedisBroker(url=os.environ["FORK_REDIS_URL"])  # type: ignore[no-untyped-call]
 dramatiq.set_broker(broker)
 tel = agentpress_otel.instrument(service_name="fork-worker", logs=False, integrations=("dramatiq",))
 tracer = trace.get_tracer("fork-worker")

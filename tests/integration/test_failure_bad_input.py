@@ -165,10 +165,12 @@ def test_genai_setters_never_raise_and_truncate(cap: Capture, obj: Any) -> None:
 def test_thread_context_never_raises(cap: Capture, obj: Any) -> None:
     cap.clear()
     try:
-        with thread_context(project_id=obj, thread_id=obj, agent_run_id=obj, user_id=obj, request_id=obj):
-            with agent_run("ctx", thread_id=obj, agent_run_id=obj, user_id=obj):
-                with llm_call(model="m", provider="openai"):
-                    pass
+        with (
+            thread_context(project_id=obj, thread_id=obj, agent_run_id=obj, user_id=obj, request_id=obj),
+            agent_run("ctx", thread_id=obj, agent_run_id=obj, user_id=obj),
+            llm_call(model="m", provider="openai"),
+        ):
+            pass
     except Exception as exc:
         pytest.fail(f"telemetry raised into user code: {exc!r}")
     _check_limits(cap)

@@ -147,7 +147,7 @@ def test_dramatiq_processes_each_export_with_own_identity(redis_url: str) -> Non
             env={**ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.http_endpoint, "FORK_REDIS_URL": redis_url},
             cwd=HERE,
         )
-        broker = RedisBroker(url=redis_url)
+        broker = RedisBroker(url=redis_url)  # type: ignore[no-untyped-call]
         try:
             with proc:
                 proc.start(timeout=30)

@@ -89,10 +89,12 @@ async def _one_round(litellm: Any, server: LLMServer) -> None:
 
     # 5. task cancelled inside nested spans
     async def agent() -> None:
-        async with agent_run("cancelled", thread_id="t-1"):
-            async with tool_call("slow_tool"):
-                async with llm_call(model="gpt-5-mini", provider="openai"):
-                    await asyncio.sleep(10)
+        async with (
+            agent_run("cancelled", thread_id="t-1"),
+            tool_call("slow_tool"),
+            llm_call(model="gpt-5-mini", provider="openai"),
+        ):
+            await asyncio.sleep(10)
 
     task = asyncio.create_task(agent())
     await asyncio.sleep(0.005)

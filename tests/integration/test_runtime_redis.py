@@ -356,14 +356,6 @@ def test_dramatiq_failed_and_retried_messages_are_counted(srv: RedisServer) -> N
     assert {s.context.trace_id for s in consumers} == {root.context.trace_id}
 
 
-@pytest.mark.xfail(
-    reason="integrations/dramatiq.py, delayed sends: (1) the worker's move from 'X.DQ' to 'X' runs "
-    "before_enqueue with no active span and retries=0, so the carrier is replaced and the consumer starts a "
-    "new trace; (2) metrics are labelled queue='X.DQ', a series whose enqueued count never gets a matching "
-    "processed count, so enqueued-processed backlog alerts see a backlog that never drains. Expected: keep "
-    "an existing carrier; canonical queue names (dramatiq.common.q_name).",
-    strict=False,
-)
 def test_dramatiq_queue_labels_are_canonical(srv: RedisServer) -> None:
     dramatiq = pytest.importorskip("dramatiq")
     from dramatiq.brokers.redis import RedisBroker

@@ -27,6 +27,7 @@ from typing import Any
 import dramatiq
 import wrapt
 from dramatiq.broker import Broker
+from dramatiq.common import q_name
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -104,17 +105,22 @@ class OtelMiddleware(dramatiq.Middleware):
 
     @staticmethod
     def _attrs(message: Any) -> dict[str, str]:
-        return {"queue": str(message.queue_name), "actor": str(message.actor_name)}
+        # Canonical queue name: delayed messages sit in "X.DQ" first, but they are X's backlog.
+        return {"queue": q_name(str(message.queue_name)), "actor": str(message.actor_name)}
 
     # ------------------------------------------------------------------ producer
     def before_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
         try:
             attrs = self._attrs(message)
             retries = int(message.options.get("retries", 0) or 0)
-            if retries and message.options.get(OPTION_KEY, {}).get("retry_seen") != retries:
+            prev = message.options.get(OPTION_KEY)
+            is_retry = bool(retries) and (prev or {}).get("retry_seen") != retries
+            if isinstance(prev, dict) and not is_retry and not trace.get_current_span().get_span_context().is_valid:
+                # The worker moving a delayed message from "X.DQ" to "X": same delivery, same trace, counted once.
+                return
+            if is_retry:
                 self._m.retried.add(1, attrs)
             parent = None
-            prev = message.options.get(OPTION_KEY)
             if retries and isinstance(prev, dict) and not trace.get_current_span().get_span_context().is_valid:
                 # Dramatiq runs after_* hooks in reverse order, so Retries re-enqueues after our consumer
                 # span ended: continue the original trace from the carrier the message still holds.
@@ -122,7 +128,7 @@ class OtelMiddleware(dramatiq.Middleware):
             span = self._tracer.start_span(
                 f"send {message.actor_name}", kind=SpanKind.PRODUCER, context=parent,
                 attributes={"messaging.system": "dramatiq", "messaging.operation.type": "send",
-                            "messaging.destination.name": message.queue_name,
+                            "messaging.destination.name": attrs["queue"],
                             "messaging.message.id": message.message_id,
                             "dramatiq.actor.name": message.actor_name},
             )
@@ -165,7 +171,7 @@ class OtelMiddleware(dramatiq.Middleware):
             span = self._tracer.start_span(
                 f"process {message.actor_name}", context=ctx, kind=SpanKind.CONSUMER,
                 attributes={"messaging.system": "dramatiq", "messaging.operation.type": "process",
-                            "messaging.destination.name": message.queue_name,
+                            "messaging.destination.name": attrs["queue"],
                             "messaging.message.id": message.message_id,
                             "dramatiq.actor.name": message.actor_name,
                             "messaging.message.delivery_count": int(message.options.get("retries", 0) or 0) + 1},
