@@ -127,3 +127,35 @@ def test_process_boot_hook(kit: Kit) -> None:
         assert called == [broker]
     finally:
         ap_dramatiq.set_process_boot_hook(None)
+
+
+def test_actor_kwargs_ids_reach_the_consumer_span() -> None:
+    """AgentPress's actor gets agent_run_id/thread_id as kwargs, sent from code with no thread context."""
+    import dramatiq
+    from dramatiq.brokers.stub import StubBroker
+
+    from agentpress_otel.testing import capture
+
+    with capture(integrations=["dramatiq"]) as cap:
+        broker = StubBroker()
+        broker.emit_after("process_boot")
+        dramatiq.set_broker(broker)
+        from agentpress_otel.integrations import dramatiq as integ
+
+        integ.instrument(cap.telemetry)
+
+        @dramatiq.actor(broker=broker, actor_name="run_agent_background_kw")
+        def run_agent_background(agent_run_id: str, thread_id: str, instance_id: str) -> None:
+            return None
+
+        run_agent_background.send(agent_run_id="run-77", thread_id="th-77", instance_id="single")
+        worker = dramatiq.Worker(broker, worker_timeout=100)
+        worker.start()
+        try:
+            broker.join(run_agent_background.queue_name)
+            worker.join()
+        finally:
+            worker.stop()
+        (consumer,) = [s for s in cap.spans() if s.name == "process run_agent_background_kw"]
+        assert consumer.attributes["agentpress.agent_run.id"] == "run-77"
+        assert consumer.attributes["agentpress.thread.id"] == "th-77"

@@ -93,6 +93,17 @@ class _Inflight:
         self.attrs = attrs
 
 
+_ID_KWARGS = ("project_id", "thread_id", "agent_run_id", "user_id", "request_id")
+
+
+def _ids_from_kwargs(message: Any) -> dict[str, str]:
+    """AgentPress passes its ids as actor kwargs (``run_agent_background.send(agent_run_id=..., ...)``)."""
+    kwargs = getattr(message, "kwargs", None)
+    if not isinstance(kwargs, dict):
+        return {}
+    return {k: str(v) for k in _ID_KWARGS if isinstance(v := kwargs.get(k), (str, int)) and str(v)}
+
+
 class OtelMiddleware(dramatiq.Middleware):
     """Dramatiq middleware: propagation, producer/consumer spans and queue metrics (see module doc)."""
 
@@ -165,7 +176,7 @@ class OtelMiddleware(dramatiq.Middleware):
                            float(message.options.get("eta") or 0))
             self._m.wait.record(max(0.0, (now_ms - start_ms) / 1000.0), attrs)
             ctx = _context._propagator().extract({k: v for k, v in carrier.items() if isinstance(v, str)})
-            ids = _context._ids_from_baggage(ctx)
+            ids = {**_context._ids_from_baggage(ctx), **_ids_from_kwargs(message)}
             outer = _context.get_ids_raw()
             ids_token = _context.set_ids({**(outer or {}), **ids}) if ids else None
             span = self._tracer.start_span(
