@@ -186,7 +186,9 @@ def test_logql_syntax_and_fields(path: Path) -> None:
         # variables take by default (All -> allValue, textbox -> its default).
         values = {v["name"]: (v.get("allValue") if v.get("includeAll") else v.get("query")) or ""
                   for v in dash["templating"]["list"]}
-        sel = re.sub(r"\$\{?(\w+)(?::\w+)?\}?", lambda m, values=values: str(values.get(m.group(1), "")), selector.group(1))
+        sel = re.sub(
+            r"\$\{?(\w+)(?::\w+)?\}?", lambda m, values=values: str(values.get(m.group(1), "")), selector.group(1)
+        )
         matchers = re.findall(r'(\w+)\s*(=~|=|!=|!~)\s*"([^"]*)"', sel)
         assert any((op == "=" and val) or (op == "=~" and not re.fullmatch(val, "")) for _, op, val in matchers), \
             f"{path.name} / {title}: every matcher of {sel!r} matches the empty string (Loki refuses it)"
