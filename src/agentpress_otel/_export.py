@@ -7,137 +7,112 @@ The chain for each signal is ``Batch processor (bounded queue, background thread
 from __future__ import annotations
 
 import collections
+import importlib
 import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord
+from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import MetricExporter
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from agentpress_otel import _selftel
 from agentpress_otel._config import Config
 
-# Signal path suffixes for OTLP/HTTP when the endpoint is a base URL (OTEL_EXPORTER_OTLP_ENDPOINT semantics).
-_HTTP_PATHS = {"traces": "/v1/traces", "metrics": "/v1/metrics", "logs": "/v1/logs"}
+# signal -> (gRPC exporter class, HTTP exporter class, OTLP/HTTP path appended to a base endpoint)
+_EXPORTERS = {
+    "traces": (
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter:OTLPSpanExporter",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter",
+        "/v1/traces",
+    ),
+    "metrics": (
+        "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:OTLPMetricExporter",
+        "opentelemetry.exporter.otlp.proto.http.metric_exporter:OTLPMetricExporter",
+        "/v1/metrics",
+    ),
+    "logs": (
+        "opentelemetry.exporter.otlp.proto.grpc._log_exporter:OTLPLogExporter",
+        "opentelemetry.exporter.otlp.proto.http._log_exporter:OTLPLogExporter",
+        "/v1/logs",
+    ),
+}
 
 
-def _http_endpoint(cfg: Config, signal: str) -> str:
-    return cfg.endpoint.rstrip("/") + _HTTP_PATHS[signal]
-
-
-def _grpc_endpoint(cfg: Config) -> tuple[str, bool]:
-    insecure = not cfg.endpoint.startswith("https://")
-    return cfg.endpoint, insecure
+def _make_exporter(cfg: Config, signal: str) -> Any:
+    """The OTLP exporter for ``signal``; imported lazily so only the chosen transport is loaded."""
+    grpc_cls, http_cls, path = _EXPORTERS[signal]
+    module, _, name = (grpc_cls if cfg.protocol == "grpc" else http_cls).partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    common = {"headers": cfg.headers or None, "timeout": cfg.export_timeout_s}
+    if cfg.protocol == "grpc":
+        return cls(endpoint=cfg.endpoint, insecure=not cfg.endpoint.startswith("https://"), **common)
+    return cls(endpoint=cfg.endpoint.rstrip("/") + path, **common)
 
 
 def make_span_exporter(cfg: Config) -> SpanExporter:
-    if cfg.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-
-        ep, insecure = _grpc_endpoint(cfg)
-        return GrpcSpanExporter(
-            endpoint=ep, insecure=insecure, headers=cfg.headers or None, timeout=cfg.export_timeout_s
-        )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
-
-    return HttpSpanExporter(
-        endpoint=_http_endpoint(cfg, "traces"), headers=cfg.headers or None, timeout=cfg.export_timeout_s
-    )
+    return cast(SpanExporter, _make_exporter(cfg, "traces"))
 
 
 def make_metric_exporter(cfg: Config) -> MetricExporter:
-    if cfg.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
-
-        ep, insecure = _grpc_endpoint(cfg)
-        return GrpcMetricExporter(
-            endpoint=ep, insecure=insecure, headers=cfg.headers or None, timeout=cfg.export_timeout_s
-        )
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
-
-    return HttpMetricExporter(
-        endpoint=_http_endpoint(cfg, "metrics"), headers=cfg.headers or None, timeout=cfg.export_timeout_s
-    )
+    return cast(MetricExporter, _make_exporter(cfg, "metrics"))
 
 
 def make_log_exporter(cfg: Config) -> LogRecordExporter:
-    if cfg.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
-
-        ep, insecure = _grpc_endpoint(cfg)
-        return GrpcLogExporter(
-            endpoint=ep, insecure=insecure, headers=cfg.headers or None, timeout=cfg.export_timeout_s
-        )
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
-
-    return HttpLogExporter(
-        endpoint=_http_endpoint(cfg, "logs"), headers=cfg.headers or None, timeout=cfg.export_timeout_s
-    )
+    return cast(LogRecordExporter, _make_exporter(cfg, "logs"))
 
 
-class CountingSpanExporter(SpanExporter):
-    """Counts spans lost to failed exports; rebuilds its inner exporter after fork (gRPC channels do not survive it)."""
+class _Counting:
+    """Counts items lost to failed exports and never raises; rebuilds the inner exporter after fork
+    (a gRPC channel does not survive it)."""
 
-    def __init__(self, factory: Callable[[], SpanExporter]) -> None:
+    signal = ""
+    success: Any = None
+    failure: Any = None
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
         self._factory = factory
         self.inner = factory()
         self._pid = os.getpid()
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self.inner = self._factory()
-        try:
-            result = self.inner.export(spans)
-        except Exception as exc:
-            _selftel.record_error("export.spans", exc)
-            result = SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
-            _selftel.record_dropped("spans", "export_failed", len(spans))
-        return result
-
-    def shutdown(self) -> None:
-        try:
-            self.inner.shutdown()
-        except Exception as exc:
-            _selftel.record_error("export.spans", exc)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return bool(self.inner.force_flush(timeout_millis))
-
-
-class CountingLogExporter(LogRecordExporter):
-    def __init__(self, factory: Callable[[], LogRecordExporter]) -> None:
-        self._factory = factory
-        self.inner = factory()
-        self._pid = os.getpid()
-
-    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+    def export(self, batch: Sequence[Any]) -> Any:
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self.inner = self._factory()
         try:
             result = self.inner.export(batch)
         except Exception as exc:
-            _selftel.record_error("export.logs", exc)
-            result = LogRecordExportResult.FAILURE
-        if result is not LogRecordExportResult.SUCCESS:
-            _selftel.record_dropped("logs", "export_failed", len(batch))
+            _selftel.record_error(f"export.{self.signal}", exc)
+            result = self.failure
+        if result is not self.success:
+            _selftel.record_dropped(self.signal, "export_failed", len(batch))
         return result
 
     def shutdown(self) -> None:
         try:
-            self.inner.shutdown()  # type: ignore[no-untyped-call]
+            self.inner.shutdown()
         except Exception as exc:
-            _selftel.record_error("export.logs", exc)
+            _selftel.record_error(f"export.{self.signal}", exc)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return bool(self.inner.force_flush(timeout_millis))
+
+
+class CountingSpanExporter(_Counting, SpanExporter):
+    signal, success, failure = "spans", SpanExportResult.SUCCESS, SpanExportResult.FAILURE
+
+    def __init__(self, factory: Callable[[], SpanExporter]) -> None:
+        _Counting.__init__(self, factory)
+
+
+class CountingLogExporter(_Counting, LogRecordExporter):
+    signal, success, failure = "logs", LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
+
+    def __init__(self, factory: Callable[[], LogRecordExporter]) -> None:
+        _Counting.__init__(self, factory)
 
 
 class _CountingDeque(collections.deque[Any]):
