@@ -44,7 +44,7 @@ def report(area: str, rows: list[dict[str, Any]]) -> None:
         ratio = r.get("ratio")
         print(
             f"{r['name']:58} {r['value']:>10.2f}{r.get('unit', ''):>2} {r.get('baseline', float('nan')):>12.2f}"
-            f" {ratio if ratio is None else format(ratio, '.2f'):>8}  {r.get('goal', '')}"
+            f" {'-' if ratio is None else format(ratio, '.2f'):>8}  {r.get('goal', '')}"
         )
     RESULTS.mkdir(exist_ok=True)
     out = {"area": area, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), "rows": rows}

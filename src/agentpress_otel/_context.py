@@ -91,6 +91,19 @@ def current_ids() -> dict[str, str]:
         return {}
 
 
+_MAX_ID = 256  # ids are UUIDs; anything longer is a bug upstream, never worth a megabyte of baggage
+
+
+def _id_text(value: object) -> str:
+    """``str(value)`` that never raises into the caller, cut to a sane id length."""
+    try:
+        text = str(value)
+    except Exception as exc:
+        _selftel.record_error("context", exc)
+        text = f"<unprintable {type(value).__name__}>"
+    return text[:_MAX_ID]
+
+
 class thread_context:
     """Make ids current for the enclosed code (sync ``with`` or ``async with``); nests and merges.
 
@@ -116,16 +129,15 @@ class thread_context:
         request_id: str | None = None,
     ) -> None:
         new: dict[str, str] = {}
-        if project_id is not None:
-            new["project_id"] = str(project_id)
-        if thread_id is not None:
-            new["thread_id"] = str(thread_id)
-        if agent_run_id is not None:
-            new["agent_run_id"] = str(agent_run_id)
-        if user_id is not None:
-            new["user_id"] = str(user_id)
-        if request_id is not None:
-            new["request_id"] = str(request_id)
+        for key, value in (
+            ("project_id", project_id),
+            ("thread_id", thread_id),
+            ("agent_run_id", agent_run_id),
+            ("user_id", user_id),
+            ("request_id", request_id),
+        ):
+            if value is not None:
+                new[key] = value if type(value) is str and len(value) <= _MAX_ID else _id_text(value)
         self._new = new
         self._tokens: list[tuple[contextvars.Token[dict[str, str] | None], object, dict[str, str] | None]] = []
 

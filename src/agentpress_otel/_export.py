@@ -115,6 +115,12 @@ class CountingLogExporter(_Counting, LogRecordExporter):
         _Counting.__init__(self, factory)
 
 
+def _batch_size(max_queue_size: int) -> int:
+    # Wake the exporter well before the queue is full: a batch as large as the queue drops spans even when
+    # the receiver is healthy.
+    return min(512, max(1, max_queue_size // 4))
+
+
 class _CountingDeque(collections.deque[Any]):
     """The SDK batch queue evicts the oldest item silently when full; this one counts each eviction.
 
@@ -159,7 +165,7 @@ class DropCountingSpanProcessor(BatchSpanProcessor):
             exporter,
             max_queue_size=max_queue_size,
             schedule_delay_millis=schedule_delay_millis,
-            max_export_batch_size=min(512, max_queue_size),
+            max_export_batch_size=_batch_size(max_queue_size),
         )
         _install_counting_queue(self, max_queue_size, "spans")
 
@@ -174,7 +180,7 @@ class DropCountingLogProcessor(BatchLogRecordProcessor):
             exporter,
             max_queue_size=max_queue_size,
             schedule_delay_millis=schedule_delay_millis,
-            max_export_batch_size=min(512, max_queue_size),
+            max_export_batch_size=_batch_size(max_queue_size),
         )
         _install_counting_queue(self, max_queue_size, "logs")
 

@@ -47,7 +47,10 @@ def to_text(value: Any) -> str:
     try:
         return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"))
     except Exception:
-        return str(value)
+        try:
+            return str(value)
+        except Exception:
+            return f"<unprintable {type(value).__name__}>"
 
 
 def prepare(value: Any, max_chars: int | None = None) -> str:
@@ -68,7 +71,8 @@ def prepare(value: Any, max_chars: int | None = None) -> str:
                 _selftel.record_error("genai.redact", exc)
                 return "[redaction failed]"
     if limit >= 0 and len(text) > limit:
-        text = text[:limit] + "…[truncated]"
+        marker = "…[truncated]"
+        text = text[: limit - len(marker)] + marker if limit > len(marker) else text[:limit]
     return text
 
 

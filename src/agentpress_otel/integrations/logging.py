@@ -98,6 +98,7 @@ def instrument(tel: Any) -> bool:
                 json_stdout=cfg.log_json,
                 max_queue_size=max(cfg.max_queue_size, 8192),
                 redact=cfg.redact,
+                max_attr_chars=cfg.attribute_max_chars,
             ),
         )
         pipeline.json_stdout = pipeline.json_stdout or cfg.log_json

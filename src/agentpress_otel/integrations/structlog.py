@@ -255,6 +255,7 @@ def instrument(tel: Any) -> bool:
             json_stdout=cfg.log_json,
             max_queue_size=max(cfg.max_queue_size, 8192),
             redact=cfg.redact,
+            max_attr_chars=cfg.attribute_max_chars,
         ),
     )
     _policy = LevelPolicy(default=cfg.log_level, levels=cfg.logger_levels, sample_ratio=cfg.log_sample_ratio)

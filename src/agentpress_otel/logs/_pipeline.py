@@ -94,16 +94,35 @@ def _severity(levelno: int) -> tuple[SeverityNumber, str]:
     return SeverityNumber.TRACE, "TRACE"
 
 
-def _attr_value(v: Any) -> Any:
-    """OTLP attribute values: primitives and homogeneous lists; everything else as JSON/str."""
-    if v is None or isinstance(v, (str, bool, int, float)):
-        return v
-    if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
-        return list(v)
+_TRUNCATED = "…[truncated]"
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(_TRUNCATED))] + _TRUNCATED if limit > len(_TRUNCATED) else text[:limit]
+
+
+def _safe_str(v: Any) -> str:
     try:
-        return orjson.dumps(v, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-    except Exception:
         return str(v)
+    except Exception:
+        return f"<unprintable {type(v).__name__}>"
+
+
+def _attr_value(v: Any, limit: int = 8192) -> Any:
+    """OTLP attribute values: primitives and homogeneous lists; everything else as JSON/str; cut to ``limit``."""
+    if v is None or isinstance(v, (bool, int, float)):
+        return v
+    if isinstance(v, str):
+        return _cut(v, limit)
+    if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
+        return [_cut(x, limit) for x in v]
+    try:
+        text = orjson.dumps(v, default=_safe_str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except Exception:
+        text = _safe_str(v)
+    return _cut(text, limit)
 
 
 def _iso(ts_ns: int) -> str:
@@ -123,7 +142,9 @@ class LogPipeline:
         redactor: Redactor | None = None,
         stream: Callable[[], TextIO] | None = None,
         batch_size: int = 512,
+        max_attr_chars: int = 8192,
     ) -> None:
+        self.max_attr_chars = max_attr_chars
         self.logger_provider = logger_provider
         self.json_stdout = json_stdout
         self.max_queue_size = max_queue_size
@@ -256,13 +277,17 @@ class LogPipeline:
             attrs: dict[str, Any] = {}
             if extras:
                 for k, v in extras.items():
-                    attrs[str(k)] = _attr_value(v)
+                    attrs[str(k)] = _attr_value(v, self.max_attr_chars)
             for field, value in ids.items():
                 attr = ID_FIELDS.get(field)
                 if attr is not None and value is not None:
                     attrs[attr] = str(value)
             if exc:
+                limit = self.max_attr_chars
                 for k, v in exc.items():
+                    if isinstance(v, str) and len(v) > limit:
+                        # keep the end of a stack trace: the innermost frames and the exception line
+                        v = _TRUNCATED + v[-(limit - len(_TRUNCATED)) :] if k == "stacktrace" else _cut(v, limit)
                     attrs[f"exception.{k}"] = v
             if code:
                 attrs.update(code)
@@ -277,7 +302,7 @@ class LogPipeline:
                         context=ctx,
                         severity_number=sev,
                         severity_text=sev_text,
-                        body=message if isinstance(message, str) else _attr_value(message),
+                        body=message if isinstance(message, str) else _attr_value(message, self.max_attr_chars),
                         attributes=attrs,
                     )
                 )
