@@ -168,3 +168,12 @@ def test_stdlib_engine_agrees(r: Redactor) -> None:
 
 def test_module_level_redact() -> None:
     assert "hunter22" not in redact("password: hunter22")
+
+
+def test_lone_surrogates_become_encodable() -> None:
+    """OTLP's protobuf encoder rejects lone surrogates; redaction hands the exporter valid UTF-8."""
+    from agentpress_otel.redaction import redact as _redact
+
+    out = _redact("bad \ud800 byte")
+    out.encode("utf-8")  # must not raise
+    assert out == "bad ? byte"

@@ -237,6 +237,11 @@ class Redactor:
             text = text[: self.max_chars - len(marker)] + marker
         if not text:
             return text
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates: OTLP (protobuf) cannot encode them
+                text = text.encode("utf-8", "replace").decode("utf-8")
         if self.engine == "re2":
             data = text.encode("utf-8", "surrogatepass")
             out = self._scan_bytes(data)
