@@ -20,6 +20,7 @@ from agentpress_otel.logs._pipeline import (
     LogPipeline,
     acquire_pipeline,
     current_ids,
+    pipeline_for,
     release_pipeline,
 )
 
@@ -91,16 +92,7 @@ def instrument(tel: Any) -> bool:
         if tel.logger_provider is None and not cfg.log_json:
             return False
         policy = LevelPolicy(default=cfg.log_level, levels=cfg.logger_levels, sample_ratio=cfg.log_sample_ratio)
-        pipeline = acquire_pipeline(
-            "logging",
-            lambda: LogPipeline(
-                logger_provider=tel.logger_provider,
-                json_stdout=cfg.log_json,
-                max_queue_size=max(cfg.max_queue_size, 8192),
-                redact=cfg.redact,
-                max_attr_chars=cfg.attribute_max_chars,
-            ),
-        )
+        pipeline = acquire_pipeline("logging", lambda: pipeline_for(tel))
         pipeline.json_stdout = pipeline.json_stdout or cfg.log_json
         _handler = OTelQueueHandler(pipeline, policy=policy)
         root = logging.getLogger()

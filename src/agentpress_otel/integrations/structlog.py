@@ -23,10 +23,10 @@ from agentpress_otel.logs._levels import LevelPolicy, internal
 from agentpress_otel.logs._pipeline import (
     ID_FIELDS,
     STRUCTLOG,
-    LogPipeline,
     acquire_pipeline,
     current_ids,
     get_pipeline,
+    pipeline_for,
     release_pipeline,
 )
 from agentpress_otel.redaction import Redactor, default_redactor
@@ -248,16 +248,7 @@ def instrument(tel: Any) -> bool:
     cfg = tel.config
     if tel.logger_provider is None:
         return False
-    acquire_pipeline(
-        "structlog",
-        lambda: LogPipeline(
-            logger_provider=tel.logger_provider,
-            json_stdout=cfg.log_json,
-            max_queue_size=max(cfg.max_queue_size, 8192),
-            redact=cfg.redact,
-            max_attr_chars=cfg.attribute_max_chars,
-        ),
-    )
+    acquire_pipeline("structlog", lambda: pipeline_for(tel))
     _policy = LevelPolicy(default=cfg.log_level, levels=cfg.logger_levels, sample_ratio=cfg.log_sample_ratio)
     _redact_on = bool(cfg.redact)
     _saved = {"processors": list(structlog.get_config()["processors"])}

@@ -448,3 +448,15 @@ def stats() -> Mapping[str, int]:
 def span_context() -> SpanContext | None:
     sc = trace.get_current_span().get_span_context()
     return sc if sc.is_valid else None
+
+
+def pipeline_for(tel: Any) -> LogPipeline:
+    """A pipeline configured from ``tel.config`` (the stdlib and structlog integrations share one)."""
+    cfg = tel.config
+    return LogPipeline(
+        logger_provider=tel.logger_provider,
+        json_stdout=cfg.log_json,
+        max_queue_size=max(cfg.max_queue_size, 8192),
+        redact=cfg.redact,
+        max_attr_chars=cfg.attribute_max_chars,
+    )
