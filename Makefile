@@ -2,7 +2,9 @@
 .PHONY: setup demo test bench lint
 setup:
 	scripts/setup.sh
-demo: setup
+# The demo needs only Python (telemetry is shown in the terminal): skip the Collector build, apt and npm.
+demo:
+	APOTEL_SKIP_APT=1 APOTEL_SKIP_COLLECTOR=1 APOTEL_SKIP_BROWSER=1 scripts/setup.sh
 	.venv/bin/agentpress-otel demo
 test:
 	scripts/test.sh
