@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentpress_otel import _setup
 
-__all__ = ["Capture", "capture", "telemetry_capture"]
+__all__ = ["Capture", "capture", "metric_points", "telemetry_capture"]
 
 
 class Capture:
@@ -78,15 +78,7 @@ class Capture:
 
     def metrics(self) -> dict[str, list[Any]]:
         """Metric name -> list of data points (every scope and resource merged)."""
-        out: dict[str, list[Any]] = {}
-        data = self._reader.get_metrics_data()
-        if data is None:
-            return out
-        for rm in data.resource_metrics:
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    out.setdefault(m.name, []).extend(m.data.data_points)
-        return out
+        return metric_points(self._reader)
 
     def metric_sum(self, name: str, **attributes: Any) -> float:
         """Sum of a counter's values, or of a histogram's sums, over points matching ``attributes``."""
@@ -152,6 +144,26 @@ try:
     telemetry_capture = pytest.fixture(_fixture, name="telemetry_capture")
 except ImportError:  # pytest is optional for users
     telemetry_capture = None  # type: ignore[assignment]
+
+
+def metric_points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    """Collect ``reader`` now: metric name -> data points, every scope and resource merged.
+
+    Example::
+
+        reader = InMemoryMetricReader()
+        ...
+        assert metric_points(reader)["gen_ai.client.token.usage"]
+    """
+    out: dict[str, list[Any]] = {}
+    data = reader.get_metrics_data()
+    if data is None:
+        return out
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                out.setdefault(m.name, []).extend(m.data.data_points)
+    return out
 
 
 def span_names(spans: Sequence[ReadableSpan]) -> list[str]:

@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from agentpress_otel import runtime
 from agentpress_otel._config import load_config
+from agentpress_otel.testing import metric_points
 
 INTERVAL = 0.02  # probe period used by these tests (the default is 0.25 s)
 
@@ -28,15 +29,7 @@ class Rig:
         self.tel = SimpleNamespace(config=load_config(cfg, env={}), meter_provider=self.mp)
 
     def points(self) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {}
-        data = self.reader.get_metrics_data()
-        if data is None:
-            return out
-        for rm in data.resource_metrics:
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    out.setdefault(m.name, []).extend(m.data.data_points)
-        return out
+        return metric_points(self.reader)
 
 
 @pytest.fixture
