@@ -21,7 +21,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-from agentpress_otel._harness._proc import in_ci
 from agentpress_otel._harness.asgi_server import UvicornThread
 from agentpress_otel._harness.redis import RedisServer, start_redis
 from agentpress_otel.testing import Capture, capture
@@ -215,13 +214,7 @@ def test_disabled_redis_integration_makes_no_spans(srv: RedisServer) -> None:
 
 
 def _dramatiq_integration() -> ModuleType:
-    try:
-        return importlib.import_module("agentpress_otel.integrations.dramatiq")
-    except ImportError as exc:
-        msg = f"agentpress_otel.integrations.dramatiq not available yet (genai, issue 4): {exc}"
-        if in_ci():
-            pytest.fail(msg)
-        pytest.skip(msg)
+    return importlib.import_module("agentpress_otel.integrations.dramatiq")
 
 
 def test_dramatiq_worker_on_redis_continues_the_request_trace(srv: RedisServer) -> None:
