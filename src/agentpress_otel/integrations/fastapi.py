@@ -27,6 +27,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agentpress_otel import _selftel
+from agentpress_otel._context import thread_context
 from agentpress_otel._setup import Telemetry
 
 Scope = MutableMapping[str, Any]
@@ -96,13 +97,6 @@ class AgentPressASGIMiddleware:
         )
         self._id_routes: list[re.Pattern[str]] = []
         self._n_routes = -1
-        self._thread_context: Callable[..., Any] | None
-        try:
-            from agentpress_otel._context import thread_context
-
-            self._thread_context = thread_context
-        except ImportError:  # the context model is optional for the middleware
-            self._thread_context = None
 
     def _ids_from_path(self, path: str) -> dict[str, str]:
         routes = getattr(self.fastapi_app, "routes", None)
@@ -157,11 +151,10 @@ class AgentPressASGIMiddleware:
             raise
         finally:
             self._finish(scope, span, status_code, start, failed)
-            if ctx_mgr is not None:
-                ctx_mgr.__exit__(None, None, None)
+            ctx_mgr.__exit__(None, None, None)
             otel_context.detach(token)
 
-    def _prepare(self, scope: Scope) -> tuple[Any, Token[Context], str, Any, float]:
+    def _prepare(self, scope: Scope) -> tuple[Any, Token[Context], str, thread_context, float]:
         carrier: dict[str, str] = {}
         request_id = ""
         for k, v in scope.get("headers") or ():
@@ -179,18 +172,15 @@ class AgentPressASGIMiddleware:
                     carrier[key] = value
         parent = propagate.extract(carrier, getter=_GETTER)
         path: str = scope.get("path", "")
-        ctx_mgr = None
-        if self._thread_context is not None:
-            ctx_mgr = self._thread_context(request_id=request_id, **self._ids_from_path(path))
+        # The ids (request id included) reach the span through ContextSpanProcessor, logs through current_ids().
+        ctx_mgr = thread_context(request_id=request_id, **self._ids_from_path(path))
         token = otel_context.attach(parent)
-        if ctx_mgr is not None:
-            ctx_mgr.__enter__()
+        ctx_mgr.__enter__()
         method: str = scope.get("method", "GET")
         attrs: dict[str, Any] = {
             "http.request.method": method,
             "url.path": path,
             "url.scheme": scope.get("scheme", "http"),
-            "agentpress.request.id": request_id,
         }
         if scope.get("query_string"):
             attrs["url.query"] = scope["query_string"].decode("latin-1")
