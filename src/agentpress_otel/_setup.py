@@ -338,7 +338,7 @@ def instrument(
         resource = _build_resource(cfg)
         tp = _setup_traces(cfg, resource, export_otlp, additional_span_processors)
         mp, owned_mp = _setup_metrics(cfg, resource, export_otlp, additional_metric_readers)
-        lp, owned_lp = _setup_logs(cfg, resource, export_otlp, additional_log_processors, mp)
+        lp, owned_lp = _setup_logs(cfg, resource, export_otlp, additional_log_processors)
         tel = Telemetry(config=cfg, resource=resource, tracer_provider=tp[0], meter_provider=mp, logger_provider=lp)
         tel._owned = [p for p, owned in (tp, (mp, owned_mp), (lp, owned_lp)) if owned and p is not None]
         _selftel.register_metrics(mp)
@@ -447,7 +447,6 @@ def _setup_logs(
     resource: Resource,
     export_otlp: bool,
     extra: Sequence[LogRecordProcessor],
-    mp: metrics_api.MeterProvider,
 ) -> tuple[LoggerProvider | None, bool]:
     if not cfg.logs:
         return None, False

@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentpress_otel import _setup
 
-__all__ = ["Capture", "capture", "metric_points", "telemetry_capture"]
+__all__ = ["Capture", "agentpress_structlog_processors", "capture", "metric_points", "telemetry_capture"]
 
 
 class Capture:
@@ -164,6 +164,26 @@ def metric_points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
             for m in sm.metrics:
                 out.setdefault(m.name, []).extend(m.data.data_points)
     return out
+
+
+def agentpress_structlog_processors() -> list[Any]:
+    """The structlog processor chain of AgentPress's ``utils/logger.py`` (JSON lines), for tests and demos
+    that must look like the real backend.
+
+    Example::
+
+        structlog.configure(processors=agentpress_structlog_processors(), cache_logger_on_first_use=False)
+    """
+    import structlog
+
+    return [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.processors.dict_tracebacks,
+        structlog.processors.TimeStamper(fmt="iso"),
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.JSONRenderer(),
+    ]
 
 
 def span_names(spans: Sequence[ReadableSpan]) -> list[str]:

@@ -17,6 +17,7 @@ from agentpress_otel._config import load_config
 from agentpress_otel.integrations import structlog as sl_integ
 from agentpress_otel.logs import flush
 from agentpress_otel.redaction import RedactingLogExporter
+from agentpress_otel.testing import agentpress_structlog_processors
 
 SECRET = "ghp_" + "Ab1" * 12
 
@@ -24,20 +25,8 @@ SECRET = "ghp_" + "Ab1" * 12
 def agentpress_chain(out: list[str]) -> None:
     """The processor chain of AgentPress utils/logger.py, rendering into ``out``."""
 
-    def capture(_l: Any, _m: str, ev: Any) -> Any:
-        out.append(ev)
-        return ev
-
     structlog.configure(
-        processors=[
-            structlog.stdlib.add_log_level,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.processors.dict_tracebacks,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.JSONRenderer(),
-            capture,
-        ][:-1],
+        processors=agentpress_structlog_processors(),
         logger_factory=lambda *a: _ListLogger(out),
         wrapper_class=structlog.make_filtering_bound_logger(10),
         cache_logger_on_first_use=False,

@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 from agentpress_otel._context import current_ids
 from agentpress_otel.genai import agent_run, record_score, tool_call
+from agentpress_otel.testing import agentpress_structlog_processors
 
 __all__ = ["AgentStartRequest", "DemoBackend", "Scenario", "ToolResult", "create_app"]
 
@@ -44,14 +45,7 @@ __all__ = ["AgentStartRequest", "DemoBackend", "Scenario", "ToolResult", "create
 def configure_logging(sink: io.StringIO) -> None:
     """AgentPress's ``utils/logger.py``: structlog JSON lines (here to ``sink``, not the terminal)."""
     structlog.configure(
-        processors=[
-            structlog.stdlib.add_log_level,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.processors.dict_tracebacks,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=agentpress_structlog_processors(),
         logger_factory=structlog.PrintLoggerFactory(file=sink),
         wrapper_class=structlog.make_filtering_bound_logger(20),
         cache_logger_on_first_use=False,
