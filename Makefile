@@ -11,4 +11,4 @@ test:
 bench: setup
 	.venv/bin/python benchmarks/run.py
 lint: setup
-	.venv/bin/ruff check src tests benchmarks && .venv/bin/mypy
+	.venv/bin/ruff check src tests benchmarks grafana && .venv/bin/mypy

@@ -36,16 +36,23 @@ def machine() -> dict[str, Any]:
     }
 
 
-def report(area: str, rows: list[dict[str, Any]]) -> None:
-    """Print a table (name, value, unit, baseline, ratio, goal) and write results/<area>.json."""
+def report(area: str, rows: list[dict[str, Any]], *, details: dict[str, Any] | None = None) -> None:
+    """Print a table (name, value, unit, baseline, ratio, goal) and write results/<area>.json.
+
+    ``details`` (raw measurements behind the rows) are kept in the JSON for later comparison.
+    """
     print(f"\n== {area}")
     print(f"{'benchmark':58} {'value':>12} {'baseline':>12} {'ratio':>8}  goal")
     for r in rows:
         ratio = r.get("ratio")
+        value = float("nan") if r.get("value") is None else r["value"]
+        baseline = "-" if r.get("baseline") is None else format(r["baseline"], ".2f")
         print(
-            f"{r['name']:58} {r['value']:>10.2f}{r.get('unit', ''):>2} {r.get('baseline', float('nan')):>12.2f}"
+            f"{r['name']:58} {value:>10.2f}{r.get('unit', ''):>2} {baseline:>12}"
             f" {'-' if ratio is None else format(ratio, '.2f'):>8}  {r.get('goal', '')}"
         )
     RESULTS.mkdir(exist_ok=True)
-    out = {"area": area, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), "rows": rows}
+    out: dict[str, Any] = {"area": area, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), "rows": rows}
+    if details:
+        out["details"] = details
     (RESULTS / f"{area}.json").write_text(json.dumps(out, indent=2))

@@ -1,4 +1,12 @@
-"""The trivial endpoint served by uvicorn for bench_http.py, in one of four modes (argv[1])."""
+"""The trivial endpoint served by uvicorn for bench_http.py, in one of five modes (argv[1]).
+
+* ``bare``: no telemetry (FastAPI's native telemetry off);
+* ``default``: the one line a user writes, ``agentpress_otel.instrument(app)``, every default on (traces,
+  metrics, logs, all integrations, runtime probe), exporting over OTLP to the benchmark's local sink;
+* ``ours``: only our FastAPI integration, logs off (the middleware's own cost);
+* ``stock``: the SDK + upstream ``FastAPIInstrumentor``;
+* ``native``: the SDK with FastAPI's built-in OpenTelemetry spans.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +25,11 @@ async def status(thread_id: str) -> dict[str, str]:
     return {"thread_id": thread_id, "status": "running"}
 
 
-if mode == "ours":
+if mode == "default":
+    import agentpress_otel
+
+    agentpress_otel.instrument(app)  # service name from OTEL_SERVICE_NAME, endpoint from OTEL_EXPORTER_OTLP_*
+elif mode == "ours":
     import agentpress_otel
 
     agentpress_otel.instrument(app, service_name="bench", integrations=["fastapi"], metrics=True, logs=False)

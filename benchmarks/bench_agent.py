@@ -148,7 +148,7 @@ def main() -> None:
         rows.append({"name": f"agent run 5 LLM+5 tools, {label} vs SDK off", "value": m[v], "unit": "us",
                      "baseline": m_off, "ratio": m[v] / m_off, "goal": ""})
         rows.append({"name": f"agent run overhead per run, {label}", "value": m[v] - m_off, "unit": "us",
-                     "baseline": m_off, "ratio": float("nan"), "goal": ""})
+                     "baseline": None, "ratio": None, "goal": ""})
     report("agent", rows)
     print(f"(spans received by the OTLP sink: {spans}; sent: {2 * REPEATS * (RUNS + WARMUP) * 11})")
 

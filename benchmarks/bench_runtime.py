@@ -16,12 +16,10 @@ Run: ``.venv/bin/python benchmarks/bench_runtime.py``
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,6 +32,7 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 
+from _common import report
 from agentpress_otel import runtime
 from agentpress_otel._config import load_config
 
@@ -240,10 +239,13 @@ def main(argv: Sequence[str] = ()) -> dict[str, Any]:
     print(f"  direct, idle loop {IDLE_S}s, reader every 1 s (30x default): "
           f"{direct_with:.4f} % vs {direct_without:.4f} % baseline "
           f"(+{direct_with - direct_without:.4f} points)")
-    out = Path(__file__).resolve().parent / "results" / "runtime.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"  wrote {out} in {result['runtime_s']} s")
+    rows = [
+        {"name": "runtime metrics + loop probe, CPU share at defaults", "value": share_default, "unit": "%",
+         "baseline": 0.0, "ratio": None, "goal": ""},
+        {"name": "loop-lag probe CPU vs a bare timer wake-up", "value": probe_us, "unit": "us",
+         "baseline": base_probe_us, "ratio": result["probe_vs_bare_timer_ratio"], "goal": ""},
+    ]
+    report("runtime", rows, details=result)
     return result
 
 

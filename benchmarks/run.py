@@ -91,62 +91,6 @@ def verdict(row: dict[str, Any]) -> bool | None:
             "<": subject < limit, ">": subject > limit}[op]
 
 
-def _g(d: Any, *path: str) -> Any:
-    for k in path:
-        d = d.get(k) if isinstance(d, dict) else None
-    return d
-
-
-def adapt(area: str, data: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """Rows for results files written before their script used ``_common.report`` (known shapes only).
-
-    Remove an adapter once its benchmark writes ``rows`` itself.
-    """
-    rows: list[dict[str, Any]] = []
-    if area == "genai" and "ratio_llm_call_vs_bare" in data:
-        rows.append({"name": "llm_call span + metrics vs bare SDK span", "value": _g(data, "median_us", "llm_call"),
-                     "unit": "us", "baseline": _g(data, "median_us", "bare_sdk_span"),
-                     "ratio": data["ratio_llm_call_vs_bare"], "goal": "<= 1.5x"})
-        if "ratio_llm_call_incl_replay_vs_bare" in data:
-            rows.append({"name": "llm_call incl. deferred metric replay vs bare span", "value": None, "unit": "",
-                         "baseline": _g(data, "median_us", "bare_sdk_span"),
-                         "ratio": data["ratio_llm_call_incl_replay_vs_bare"], "goal": ""})
-    elif area == "logs" and "otel_sdk_handler" in data:
-        sdk = data["otel_sdk_handler"]
-        for key in ("ours_otlp", "ours_otlp_json"):
-            ours = data.get(key)
-            if not isinstance(ours, dict):
-                continue
-            rows.append({"name": f"log call {key}: caller wall vs SDK LoggingHandler", "value": ours.get("wall_us"),
-                         "unit": "us", "baseline": sdk.get("wall_us"), "ratio": ours.get("wall_vs_sdk"),
-                         "goal": "< 1x"})
-            # Total CPU includes our worker thread (redaction, JSON); the script's cpu_vs_sdk is caller-only.
-            tot, sdk_tot = _num(ours.get("total_cpu_us")), _num(sdk.get("total_cpu_us"))
-            rows.append({"name": f"log call {key}: total CPU (all threads) vs SDK handler", "value": tot,
-                         "unit": "us", "baseline": sdk_tot, "ratio": tot / sdk_tot if tot and sdk_tot else None,
-                         "goal": ""})
-            rows.append({"name": f"log call {key}: caller wall vs stdlib JSON formatter", "value": ours.get("wall_us"),
-                         "unit": "us", "baseline": _g(data, "stdlib_json", "wall_us"),
-                         "ratio": ours.get("wall_vs_stdlib"), "goal": ""})
-    elif area == "redaction" and "bulk_256KiB" in data:
-        bulk = data["bulk_256KiB"]
-        rows.append({"name": "redaction throughput, 256 KiB bulk vs naive alternation", "value": bulk.get("ours_MBps"),
-                     "unit": "MB/s", "baseline": bulk.get("naive_re_MBps"), "ratio": bulk.get("ratio"),
-                     "goal": ">= 50 MB/s"})
-        for kind, v in (_g(data, "sizes", "1024") or {}).items():
-            rows.append({"name": f"redaction throughput, 1 KB {kind} vs naive", "value": v.get("ours_MBps"),
-                         "unit": "MB/s", "baseline": v.get("naive_re_MBps"), "ratio": v.get("speedup_vs_naive"),
-                         "goal": ""})
-    elif area == "runtime" and "cpu_share_pct_default_total" in data:
-        rows.append({"name": "runtime metrics + loop probe, CPU share at defaults", "unit": "%",
-                     "value": data["cpu_share_pct_default_total"], "baseline": 0.0, "ratio": None, "goal": ""})
-        rows.append({"name": "loop-lag probe CPU vs a bare timer wake-up", "unit": "us",
-                     "value": data.get("probe_cpu_us"),
-                     "baseline": data.get("bare_timer_wakeup_cpu_us_baseline"),
-                     "ratio": data.get("probe_vs_bare_timer_ratio"), "goal": ""})
-    return rows or None
-
-
 def collect(areas_since: float | None) -> list[dict[str, Any]]:
     """Rows of every results/<area>.json (written after ``areas_since`` if given), tagged with area and verdict."""
     rows: list[dict[str, Any]] = []
@@ -160,16 +104,14 @@ def collect(areas_since: float | None) -> list[dict[str, Any]]:
             continue
         if not isinstance(data, dict):
             continue
-        src_rows = data.get("rows") if isinstance(data.get("rows"), list) else adapt(f.stem, data)
-        if src_rows is None:
+        src_rows = data.get("rows")
+        if not isinstance(src_rows, list):
             print(f"warning: {f.name} has no 'rows' list (write it with _common.report); not tabulated",
                   file=sys.stderr)
             continue
         for r in src_rows:
             row = dict(r)
             row["area"] = data.get("area", f.stem)
-            if "rows" not in data:
-                row["adapted"] = True  # read from the script's own JSON shape
             row["pass"] = verdict(r)
             row["measured_at"] = data.get("time")
             rows.append(row)

@@ -7,9 +7,16 @@ reviewable.
 
 Metric names are the OTel names of docs/telemetry.md as Prometheus stores them after the Collector's
 ``prometheus_remote_write`` exporter (dots -> ``_``, unit suffix such as ``_seconds``, ``_total`` on counters,
-``_bucket/_sum/_count`` on histograms, units in braces dropped). Resource attributes arrive as labels
-(``service_name``, ``deployment_environment_name``) because the Collector enables
-``resource_to_telemetry_conversion``; variables default to ``All`` = ``.*`` so a missing label still matches.
+``_bucket/_sum/_count`` on histograms, units in braces dropped). ``resource_to_telemetry_conversion`` is OFF
+(host, pid and instance ids would explode cardinality): the Collector's ``transform/metric_labels`` copies just
+``service.name`` and ``deployment.environment.name`` (and ``host.name`` on host ``system.*`` metrics) onto the data
+points, so they arrive as the labels ``service_name``, ``deployment_environment_name`` (``host_name``); the remote-write
+translation adds ``job`` (service.namespace/service.name) and ``instance`` (service.instance.id). Everything else
+stays in ``target_info``. Variables default to ``All`` = ``.*`` so a missing label still matches.
+
+Fallbacks: error panels show 0 instead of "No data" when nothing failed (``zero_if_absent``, ``or_zero``). Each
+Prometheus target whose ``expr`` has such a fallback also carries ``mainExpr``, the expression without it, so
+tests/integration/test_dashboards_data.py can require that the real data (not the fallback) is there.
 """
 
 # ruff: noqa: E501 - dashboard data reads better unwrapped
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +36,11 @@ LOKI = {"type": "loki", "uid": "loki"}
 TEMPO = {"type": "tempo", "uid": "tempo"}
 
 RI = "$__rate_interval"
+# TraceQL panels read Tempo, which only holds the traces tail sampling kept: every error trace, every slow trace,
+# every trace with an LLM error, and OTELCOL_TAIL_SAMPLING_PERCENTAGE (10% by default) of the rest.
+SAMPLED = ("From tail-sampled traces in Tempo, so biased: error and slow traces are all kept, the rest only at the "
+           "sampling share (10% by default). Counts are undercounted and skewed towards failures and slow requests; "
+           "percentiles are too high. Use it for shapes and breakdowns, not totals.")
 ENV_SVC = 'deployment_environment_name=~"$env", service_name=~"$service"'
 
 # Metric names (Prometheus spelling). One place, so dashboards and docs/dashboards.md agree.
@@ -39,7 +52,7 @@ TOKENS = "gen_ai_client_token_usage"
 COST = "agentpress_llm_cost_USD_total"
 UNPRICED = "agentpress_llm_unpriced_total"
 ACTIVE_RUNS = "agentpress_agent_active_runs"
-SCORE = "gen_ai_evaluation_score"
+SCORE = "agentpress_evaluation_score"  # ours: semconv defines no evaluation metric
 SPAN_CALLS = "traces_span_metrics_calls_total"
 SPAN_DUR = "traces_span_metrics_duration_seconds"
 LOOP_LAG = "agentpress_asyncio_loop_lag_seconds"
@@ -50,14 +63,49 @@ Q_DONE = "agentpress_queue_messages_processed_total"
 Q_WAIT = "agentpress_queue_wait_duration_seconds"
 DROPPED = "agentpress_otel_exporter_dropped_total"
 INTERNAL_ERR = "agentpress_otel_internal_errors_total"
+LOOP_LAG_MAX = "agentpress_asyncio_loop_lag_max_seconds"
+PROC_FDS = "process_open_file_descriptor_count"
+PROC_THREADS = "process_thread_count"
+GC_COLLECTIONS = "cpython_gc_collections_total"
+Q_FAILED = "agentpress_queue_messages_failed_total"
+Q_RETRIED = "agentpress_queue_messages_retried_total"
+SG_REQ = "traces_service_graph_request_total"
+SG_FAILED = "traces_service_graph_request_failed_total"
+# Host metrics (Collector host_metrics receiver, `docker compose --profile hostmetrics`); host_name is copied onto
+# the data points by the gateway Collector.
+HOST_CPU = "system_cpu_time_seconds_total"
+HOST_LOAD = "system_cpu_load_average_1m"
+HOST_MEM = "system_memory_usage_bytes"
+HOST_FS = "system_filesystem_usage_bytes"
+HOST_DISK = "system_disk_io_bytes_total"
+HOST_NET = "system_network_io_bytes_total"
 
 
 # ----------------------------------------------------------------------------------------------- helpers
 
 
+# A fallback is written inline between these markers (\x01 main \x02 fallback \x03) so that it survives any
+# f-string composition; prom() renders the target's ``expr`` (main OR fallback) and ``mainExpr`` (main only).
+_FB_OPEN, _FB_SEP, _FB_CLOSE = "\x01", "\x02", "\x03"
+_FB = re.compile("\x01([^\x01\x02\x03]*)\x02([^\x01\x02\x03]*)\x03")
+
+
 def zero_if_absent(expr: str, base: str) -> str:
     """``expr`` or, for every series of ``base``, 0: error panels show 0 instead of "No data" when nothing failed."""
-    return f"({expr}) or ({base}) * 0"
+    return f"{_FB_OPEN}{expr}{_FB_SEP}({base}) * 0{_FB_CLOSE}"
+
+
+def or_zero(expr: str) -> str:
+    """``expr`` or a single 0: for series that only exist once something went wrong (Collector failures)."""
+    return f"{_FB_OPEN}{expr}{_FB_SEP}vector(0){_FB_CLOSE}"
+
+
+def render_fallbacks(expr: str) -> tuple[str, str]:
+    """(expression as Grafana runs it, main expression without the fallbacks)."""
+    full = _FB.sub(lambda m: f"({m.group(1)}) or {m.group(2)}", expr)
+    main = _FB.sub(lambda m: f"({m.group(1)})", expr)
+    assert not any(c in full for c in (_FB_OPEN, _FB_SEP, _FB_CLOSE)), expr
+    return full, main
 
 
 def ratio(num: str, den: str) -> str:
@@ -78,7 +126,10 @@ def quantiles(metric: str, sel: str, by: str = "", qs: tuple[float, ...] = (0.5,
 
 
 def prom(expr: str, legend: str = "__auto", *, exemplar: bool = False, instant: bool = False) -> dict[str, Any]:
-    t: dict[str, Any] = {"datasource": PROM, "expr": expr, "legendFormat": legend, "range": not instant}
+    full, main = render_fallbacks(expr)
+    t: dict[str, Any] = {"datasource": PROM, "expr": full, "legendFormat": legend, "range": not instant}
+    if main != full:
+        t["mainExpr"] = main  # not a Grafana field (ignored there): the data test queries it
     if instant:
         t["instant"] = True
     if exemplar:
@@ -293,7 +344,9 @@ def llm_usage() -> dict[str, Any]:
         ts("Cached input tokens by model (from spans)", [traceql(
             f'{{span.gen_ai.operation.name = "chat" && {tsel_model}}} '
             "| sum_over_time(span.gen_ai.usage.cache_read.input_tokens) by (span.gen_ai.request.model)",
-            metrics=True)], ds=TEMPO, desc="TraceQL metrics over chat spans: prompt tokens served from the provider's cache."),
+            metrics=True)], ds=TEMPO,
+           desc="TraceQL metrics over chat spans: prompt tokens served from the provider's cache (no metric carries "
+                "them yet). " + SAMPLED),
         row("Latency"),
         ts("Call duration p50 / p95 / p99", quantiles(LLM_DUR, sel), unit="s"),
         ts("Time to first chunk p50 / p95 by model",
@@ -305,7 +358,8 @@ def llm_usage() -> dict[str, Any]:
             "{{error_type}}")], unit="percentunit"),
         ts("Finish reasons (from spans)", [traceql(
             f'{{span.gen_ai.operation.name = "chat" && {tsel_model}}} '
-            "| count_over_time() by (span.gen_ai.response.finish_reasons)", metrics=True)], ds=TEMPO),
+            "| count_over_time() by (span.gen_ai.response.finish_reasons)", metrics=True)], ds=TEMPO,
+           desc="TraceQL metrics over chat spans (no metric carries finish reasons). " + SAMPLED),
         ts("Unpriced calls by model", [prom(zero_if_absent(
             f"sum by (gen_ai_request_model) (rate({UNPRICED}{{{sel}}}[{RI}]))",
             f"sum by (gen_ai_request_model) (rate({LLM_DUR}_count{{{sel}}}[{RI}]))"), "{{gen_ai_request_model}}")],
@@ -370,6 +424,7 @@ def service_health() -> dict[str, Any]:
     rate_host = f"sum by (server_address) (rate({SPAN_CALLS}{{{cli}}}[{RI}]))"
     err_host = f'sum by (server_address) (rate({SPAN_CALLS}{{{cli}, status_code="STATUS_CODE_ERROR"}}[{RI}]))'
     rt = f'{ENV_SVC}'
+    host = 'deployment_environment_name=~"$env"'
     panels = [
         row("Inbound requests (span metrics, before sampling)"),
         ts("Request rate by route", [prom(rate_route, "{{http_route}}")], unit="reqps"),
@@ -380,12 +435,36 @@ def service_health() -> dict[str, Any]:
         ts("Outbound request rate by host", [prom(rate_host, "{{server_address}}")], unit="reqps"),
         ts("Outbound error rate by host", [prom(ratio(err_host, rate_host), "{{server_address}}")], unit="percentunit"),
         ts("Outbound duration p95 by host", quantiles(SPAN_DUR, cli, by="server_address", qs=(0.95,)), unit="s", w=24),
+        row("Service graph (Collector service_graph connector, before sampling)"),
+        ts("Calls between services", [prom(
+            f'sum by (client, server) (rate({SG_REQ}{{deployment_environment_name=~"$env", server=~"$service"}}[{RI}]))',
+            "{{client}} → {{server}}")], unit="reqps",
+           desc="Edges of the Tempo service map: client service → server service (\"user\" = a request from outside; "
+                "a virtual node such as an LLM API host when the callee sends no spans)."),
+        ts("Failed calls between services", [prom(zero_if_absent(
+            f'sum by (client, server) (rate({SG_FAILED}{{deployment_environment_name=~"$env", server=~"$service"}}[{RI}]))',
+            f'sum by (client, server) (rate({SG_REQ}{{deployment_environment_name=~"$env", server=~"$service"}}[{RI}]))'),
+            "{{client}} → {{server}}")], unit="reqps"),
         row("Runtime"),
         ts("Event-loop lag p99", quantiles(LOOP_LAG, rt, by="service_name", qs=(0.99,)), unit="s",
-           desc="Delay between when a probe callback was due and when it ran; a blocked loop shows here first."),
-        ts("Process memory", [prom(f"sum by (service_name, service_instance_id) ({PROC_MEM}{{{rt}}})",
-                                   "{{service_name}} {{service_instance_id}}")], unit="bytes"),
+           desc="Delay between when a probe callback was due and when it ran. A loop that stays blocked stops "
+                "running the probe, so this histogram goes flat: see the max lag next to it."),
+        ts("Event-loop max lag (stall in progress)", [prom(
+            f"max by (service_name, loop) ({LOOP_LAG_MAX}{{{rt}}})", "{{service_name}} {{loop}}")], unit="s",
+           desc="Worst lag in the last window, including how overdue the pending probe is: keeps rising while a loop "
+                "is stuck (alert EventLoopBlocked)."),
+        ts("Process memory (RSS) by instance", [prom(f"sum by (service_name, instance) ({PROC_MEM}{{{rt}}})",
+                                                     "{{service_name}} {{instance}}")], unit="bytes",
+           desc="instance = service.instance.id (one line per process)."),
         ts("Process CPU", [prom(f"sum by (service_name) ({PROC_CPU}{{{rt}}})", "{{service_name}}")], unit="percentunit"),
+        ts("Open file descriptors", [prom(f"max by (service_name, instance) ({PROC_FDS}{{{rt}}})",
+                                          "{{service_name}} {{instance}}")], unit="short",
+           desc="A steady climb is a leak (unclosed sockets, files, HTTP clients)."),
+        ts("Threads", [prom(f"max by (service_name, instance) ({PROC_THREADS}{{{rt}}})",
+                            "{{service_name}} {{instance}}")], unit="short"),
+        ts("Garbage collections per minute by generation", [prom(
+            f"sum by (service_name, generation) (rate({GC_COLLECTIONS}{{{rt}}}[{RI}])) * 60",
+            "{{service_name}} gen {{generation}}")], unit="short", w=24),
         row("Worker queues (Dramatiq)"),
         ts("Queue backlog by queue", [prom(
             f'sum by (queue) ({Q_ENQ}{{deployment_environment_name=~"$env"}})'
@@ -393,8 +472,31 @@ def service_health() -> dict[str, Any]:
            desc="Enqueued by producers minus finished by workers (all services of the environment)."),
         ts("Messages processed per minute by queue and status", [prom(
             f"sum by (queue, status) (rate({Q_DONE}{{{rt}}}[{RI}])) * 60", "{{queue}} {{status}}")]),
-        ts("Queue wait p95 by queue", quantiles(Q_WAIT, rt, by="queue", qs=(0.95,)), unit="s", w=24,
+        ts("Queue wait p95 by queue", quantiles(Q_WAIT, rt, by="queue", qs=(0.95,)), unit="s",
            desc="Time from enqueue (or ETA) until a worker starts the message."),
+        ts("Failed messages per minute by actor and error type", [prom(zero_if_absent(
+            f"sum by (actor, error_type) (rate({Q_FAILED}{{{rt}}}[{RI}])) * 60",
+            f"sum by (actor) (rate({Q_DONE}{{{rt}}}[{RI}])) * 60"), "{{actor}} {{error_type}}")], unit="short",
+           desc="Messages whose actor raised (each attempt, retried or not)."),
+        ts("Retried messages per minute by actor", [prom(zero_if_absent(
+            f"sum by (actor) (rate({Q_RETRIED}{{{rt}}}[{RI}])) * 60",
+            f"sum by (actor) (rate({Q_DONE}{{{rt}}}[{RI}])) * 60"), "{{actor}}")], unit="short"),
+        row("Host (docker compose --profile hostmetrics)"),
+        ts("Host CPU busy", [prom(
+            f'1 - sum by (host_name) (rate({HOST_CPU}{{{host}, state="idle"}}[{RI}]))'
+            f" / sum by (host_name) (rate({HOST_CPU}{{{host}}}[{RI}]))", "{{host_name}}")], unit="percentunit",
+           desc="Share of CPU time not idle, all cores. Needs the host-metrics agent (compose profile hostmetrics)."),
+        ts("Host load average (1 min)", [prom(f"max by (host_name) ({HOST_LOAD}{{{host}}})", "{{host_name}}")]),
+        ts("Host memory by state", [prom(f"sum by (host_name, state) ({HOST_MEM}{{{host}}})",
+                                         "{{host_name}} {{state}}")], unit="bytes"),
+        ts("Filesystem used", [prom(
+            f'sum by (host_name, mountpoint) ({HOST_FS}{{{host}, state="used"}})'
+            f" / sum by (host_name, mountpoint) ({HOST_FS}{{{host}}})", "{{host_name}} {{mountpoint}}")],
+           unit="percentunit"),
+        ts("Disk I/O", [prom(f"sum by (host_name, direction) (rate({HOST_DISK}{{{host}}}[{RI}]))",
+                             "{{host_name}} {{direction}}")], unit="Bps"),
+        ts("Network I/O", [prom(f"sum by (host_name, direction) (rate({HOST_NET}{{{host}}}[{RI}]))",
+                                "{{host_name}} {{direction}}")], unit="Bps"),
     ]
     variables = [env_var(SPAN_CALLS), service_var(SPAN_CALLS),
                  query_var("route", "Route", f'label_values({SPAN_CALLS}{{{ENV_SVC}, span_kind="SPAN_KIND_SERVER"}}, http_route)')]
@@ -404,27 +506,38 @@ def service_health() -> dict[str, Any]:
 
 
 def frontend() -> dict[str, Any]:
-    # Browser spans skip the span_metrics connector (untrusted names would explode label cardinality), so the
-    # frontend views use TraceQL metrics over the sampled traces in Tempo and the error logs in Loki. The Collector
-    # stamps resource attribute agentpress.telemetry.source="browser" on everything from its browser receiver.
+    # Browser spans skip the span_metrics connector (untrusted names would explode label cardinality) and browser/
+    # emits no metrics, so: exact counts from Loki (errors, `browser.page_view` events; logs are not sampled) and
+    # TraceQL metrics over the tail-sampled traces in Tempo for fetches and page-load timing (biased, see SAMPLED).
+    # The Collector stamps resource attribute agentpress.telemetry.source="browser" on everything from its browser
+    # receiver.
     src = 'resource.agentpress.telemetry.source = "browser" && resource.service.name =~ "$frontend"'
     fetch = f"{{{src} && kind = client}}"
-    page = f'{{{src} && name =~ "documentLoad|page_load|route_change|routeChange"}}'
-    logs = '{service_name=~"$frontend"} | agentpress_telemetry_source = "browser" | exception_type != ""'
+    load = f'{{{src} && name = "documentLoad"}}'
+    browser_logs = '{service_name=~"$frontend"} | agentpress_telemetry_source = "browser"'
+    logs = f'{browser_logs} | exception_type != ""'
+    views = f'{browser_logs} | browser_page_view_type != ""'
     panels = [
         ts("Browser errors by type", [loki(f"sum by (exception_type) (count_over_time({logs} [$__auto]))",
                                            "{{exception_type}}")], ds=LOKI,
-           desc="Global errors and unhandled rejections reported by browser/ as OTLP log records."),
-        ts("Page loads and route changes", [traceql(f"{page} | count_over_time() by (name)", metrics=True)], ds=TEMPO,
-           desc="From sampled traces: multiply by the sampling share for absolute numbers."),
-        ts("Fetch rate by status", [traceql(f"{fetch} | rate() by (status)", metrics=True)], ds=TEMPO),
+           desc="Global errors and unhandled rejections reported by browser/ as OTLP log records (logs are not sampled)."),
+        ts("Page loads and route changes", [loki(
+            f"sum by (browser_page_view_type) (count_over_time({views} [$__auto]))", "{{browser_page_view_type}}")],
+           ds=LOKI,
+           desc="browser/ emits one `browser.page_view` log event per page load (type load) and per history route "
+                "change (type route_change). Logs are not sampled: these are exact counts."),
+        ts("Fetch rate by status", [traceql(f"{fetch} | rate() by (status)", metrics=True)], ds=TEMPO,
+           desc="Browser fetch/XHR client spans (they skip span metrics: page-supplied names are untrusted). "
+                + SAMPLED),
         ts("Fetch failures by status code", [traceql(
             f"{{{src} && kind = client && status = error}} | rate() by (span.http.response.status_code)",
-            metrics=True)], ds=TEMPO),
+            metrics=True)], ds=TEMPO,
+           desc="Failed fetches are error traces, which tail sampling always keeps: close to exact, unless a trace "
+                "was dropped for another reason."),
         ts("Fetch duration p50 / p95 / p99", [traceql(f"{fetch} | quantile_over_time(duration, .5, .95, .99)",
-                                                      metrics=True)], ds=TEMPO, unit="s"),
-        ts("Page load duration p95", [traceql(f"{page} | quantile_over_time(duration, .95) by (name)", metrics=True)],
-           ds=TEMPO, unit="s"),
+                                                      metrics=True)], ds=TEMPO, unit="s", desc=SAMPLED),
+        ts("Page load duration p95", [traceql(f"{load} | quantile_over_time(duration, .95)", metrics=True)],
+           ds=TEMPO, unit="s", desc="documentLoad spans (Navigation Timing). " + SAMPLED),
         panel("logs", "Browser errors", [loki(logs)], ds=LOKI, w=24, h=10,
               desc="Each line links to its trace; the backend spans of the same fetch are in that trace."),
     ]
@@ -444,7 +557,7 @@ def pipeline() -> dict[str, Any]:
                 for s in ("spans", "log_records", "metric_points")]
 
     def failed(metric_tpl: str, by: str) -> list[dict[str, Any]]:
-        return [prom(f"sum by ({by}) (rate({name(metric_tpl, s)}[{RI}])) or vector(0)", f"{{{{{by}}}}} {s}")
+        return [prom(or_zero(f"sum by ({by}) (rate({name(metric_tpl, s)}[{RI}]))"), f"{{{{{by}}}}} {s}")
                 for s in ("spans", "log_records", "metric_points")]
 
     panels = [
@@ -458,16 +571,16 @@ def pipeline() -> dict[str, Any]:
         ts("Exporter queue fill", [prom(
             "max by (exporter) (otelcol_exporter_queue_size) / max by (exporter) (otelcol_exporter_queue_capacity)",
             "{{exporter}}")], unit="percentunit"),
-        ts("Remote-write failures (Prometheus exporter)", [prom(
-            f'sum(rate({{__name__=~"otelcol_exporter_prometheusremotewrite_failed_translations(_total)?"}}[{RI}])) or vector(0)',
+        ts("Remote-write failures (Prometheus exporter)", [prom(or_zero(
+            f'sum(rate({{__name__=~"otelcol_exporter_prometheusremotewrite_failed_translations(_total)?"}}[{RI}]))'),
             "translation failures")], unit="short"),
         row("Application side (agentpress-otel)"),
-        ts("Dropped by the app before export", [prom(
-            f"sum by (service_name, signal, reason) (rate({DROPPED}{{{ENV_SVC}}}[{RI}])) or vector(0)",
+        ts("Dropped by the app before export", [prom(or_zero(
+            f"sum by (service_name, signal, reason) (rate({DROPPED}{{{ENV_SVC}}}[{RI}]))"),
             "{{service_name}} {{signal}} {{reason}}")], unit="short",
            desc="Items agentpress-otel dropped: full queues, failed exports, Slack overload."),
-        ts("Errors swallowed inside agentpress-otel", [prom(
-            f"sum by (service_name, component) (rate({INTERNAL_ERR}{{{ENV_SVC}}}[{RI}])) or vector(0)",
+        ts("Errors swallowed inside agentpress-otel", [prom(or_zero(
+            f"sum by (service_name, component) (rate({INTERNAL_ERR}{{{ENV_SVC}}}[{RI}]))"),
             "{{service_name}} {{component}}")], unit="short"),
         ts("Instances reporting metrics, by service", [prom(
             'count by (job) (target_info{deployment_environment_name=~"$env"})', "{{job}}")], unit="short",

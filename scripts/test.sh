@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-echo "== ruff"; .venv/bin/ruff check src tests benchmarks
+echo "== ruff"; .venv/bin/ruff check src tests benchmarks grafana
 echo "== mypy --strict"; .venv/bin/mypy
 if [ -f browser/package.json ]; then echo "== browser unit tests"; (cd browser && npm test --silent); fi
 echo "== pytest"

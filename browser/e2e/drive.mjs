@@ -31,7 +31,9 @@ try {
   await page.waitForFunction(() => window.__apotel_done === true, null, { timeout: 20_000 });
   // A route change through the history API, then let the error handlers run before flushing.
   await page.evaluate(() => history.pushState({}, '', '/e2e/page.html?view=files&access_token=route-secret'));
-  await page.waitForTimeout(200);
+  // The fetch instrumentation ends its span 300 ms after the body was read (it waits for resource timing);
+  // leaving the page before that loses the span, so give it well over that before flushing.
+  await page.waitForTimeout(1200);
   result.fetchResult = await page.evaluate(() => window.__apotel_result);
   result.xhrResult = await page.evaluate(() => window.__apotel_xhr);
   await page.evaluate(() => window.__apotel.flush());

@@ -84,16 +84,33 @@ export function installErrorCapture(win, logger, { maxPerMinute = 60 } = {}, onE
 
 const ACTION_ROLES = 'button,a[href],[role=button],[role=link],[role=menuitem],[role=tab],[role=option],[role=checkbox],[role=switch],input[type=submit],input[type=button],summary';
 
+// Elements whose text or value is what the user typed or chose: never read.
+const FORM_FIELDS = new Set(['INPUT', 'TEXTAREA', 'SELECT']);
+// Inputs whose `value` attribute is a label written by the developer, not user data.
+const LABEL_INPUT_TYPES = new Set(['submit', 'button', 'reset']);
+
+function visibleLabel(el) {
+  const tag = String(el.tagName || '').toUpperCase();
+  if (tag === 'INPUT') {
+    const type = String(el.getAttribute?.('type') || 'text').toLowerCase();
+    // `getAttribute('value')`, never `.value` (what was typed), and only on button-like inputs.
+    return LABEL_INPUT_TYPES.has(type) ? el.getAttribute?.('value') : null;
+  }
+  if (FORM_FIELDS.has(tag) || el.isContentEditable || el.getAttribute?.('contenteditable') === 'true') return null;
+  return el.innerText ?? el.textContent;
+}
+
 /**
- * A readable, bounded name for a clicked element: the action attribute, aria-label,
- * visible text, or `tag#id`. Never input values.
+ * A readable, bounded name for a clicked element: the action attribute, aria-label, title,
+ * visible text (buttons and links only), or `tag#id`. Never what a user typed: the value and
+ * text of text fields, text areas, selects and editable content are not read.
  */
 export function targetName(el, actionAttribute) {
   const pick = [
     el.getAttribute?.(actionAttribute),
     el.getAttribute?.('aria-label'),
     el.getAttribute?.('title'),
-    el.tagName === 'INPUT' ? el.getAttribute?.('value') : (el.innerText ?? el.textContent),
+    visibleLabel(el),
   ];
   for (const p of pick) {
     const s = typeof p === 'string' ? p.replace(/\s+/g, ' ').trim() : '';

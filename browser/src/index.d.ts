@@ -8,7 +8,7 @@ export interface AgentpressOtelOptions {
   serviceVersion?: string;
   /** Sets `deployment.environment.name`. */
   environment?: string;
-  /** Origins that receive `traceparent` on fetch: `https://api.example.com`, `https://*.example.com`, or RegExps. Same-origin requests always do. */
+  /** Origins that receive `traceparent` on fetch, XHR and `tracedEventSource`: `https://api.example.com`, `https://*.example.com`, or RegExps. Same-origin requests always do. */
   backendOrigins?: Array<string | RegExp>;
   /** Head sampling ratio for traces started in the browser (0..1). Logs (errors, actions) are not sampled. Default 1. */
   sampleRatio?: number;
@@ -29,6 +29,8 @@ export interface AgentpressOtelOptions {
   resourceAttributes?: Record<string, string | number | boolean>;
   /** Testing: replace the OTLP exporters. */
   exporters?: { spans?: unknown; logs?: unknown };
+  /** Not supported: anything in browser code is public. Passing it disables telemetry with a `console.warn`. */
+  headers?: never;
   /** Testing / iframes: the window to instrument. */
   window?: Window;
 }
@@ -56,6 +58,7 @@ export function initAgentpressOtel(options?: AgentpressOtelOptions): AgentpressO
 export function setThreadContext(ids: ThreadIds): void;
 export function clearThreadContext(): void;
 export function currentTraceparent(): string | null;
+/** An EventSource inside a CLIENT span, with `?traceparent=` added for same-origin URLs and `backendOrigins` only. */
 export function tracedEventSource(url: string | URL, init?: EventSourceInit, opts?: { param?: string; name?: string }): EventSource;
 export function redactUrl(url: unknown): string;
 export function redactText(text: unknown): string;

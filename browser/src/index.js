@@ -40,6 +40,16 @@ const onInternalError = (e) => {
 };
 
 let active = null;
+// Which URLs may receive `traceparent` (set by initAgentpressOtel; same-origin only until then).
+let mayPropagate = (url, base) => sameOrigin(url, base);
+
+function sameOrigin(url, base) {
+  try {
+    return new URL(url, base).origin === new URL(base).origin;
+  } catch {
+    return false;
+  }
+}
 
 function noopHandle() {
   return {
@@ -83,6 +93,8 @@ export function initAgentpressOtel(options = {}) {
     active = start(win, options);
   } catch (e) {
     onInternalError(e);
+    // Telemetry is off for this page: say why instead of failing silently.
+    globalThis.console?.warn?.(`agentpress-otel: telemetry disabled: ${e && e.message ? e.message : e}`);
     return noopHandle();
   }
   return active;
@@ -111,7 +123,10 @@ function start(win, opts) {
   } = opts;
   if ('headers' in opts) {
     // Headers in browser code are public; refuse rather than leak a key.
-    throw new TypeError('agentpress-otel: `headers` is not supported in the browser; add credentials at the Collector');
+    throw new TypeError(
+      '`headers` is not supported in the browser (anything in browser code is public); ' +
+        'remove it and add credentials on the Collector\'s exporter instead',
+    );
   }
   const base = win.location.href;
   const root = new URL(endpoint, base).href.replace(/\/+$/, '');
@@ -179,15 +194,16 @@ function start(win, opts) {
   const logger = loggerProvider.getLogger(SCOPE, VERSION);
   const undo = [];
 
+  const allowed = compileOrigins(backendOrigins);
+  mayPropagate = (url, b = base) => allowed.matches(url, b) || sameOrigin(url, b);
   if (captureFetch) {
-    const allow = compileOrigins(backendOrigins);
     undo.push(
       registerInstrumentations({
         tracerProvider,
         instrumentations: [
           new FetchInstrumentation({
             // traceparent only to listed backends (plus same-origin, which the library always allows).
-            propagateTraceHeaderCorsUrls: allow.regexps,
+            propagateTraceHeaderCorsUrls: allowed.regexps,
             ignoreUrls: [endpointIgnoreRegExp(root, base), ...ignoreUrls],
             ignoreNetworkEvents: true,
           }),
@@ -196,9 +212,7 @@ function start(win, opts) {
     );
   }
   if (captureXhr && win.XMLHttpRequest) {
-    const allow = compileOrigins(backendOrigins);
     const ignoreRes = [endpointIgnoreRegExp(root, base), ...ignoreUrls];
-    const pageOrigin = new URL(base).origin;
     undo.push(
       installXhrCapture(
         win.XMLHttpRequest,
@@ -206,7 +220,7 @@ function start(win, opts) {
         {
           base,
           // Same rule as fetch: listed backends plus same-origin.
-          propagate: (u) => allow.matches(u) || new URL(u).origin === pageOrigin,
+          propagate: (u) => mayPropagate(u, base),
           ignore: (u) => ignoreRes.some((r) => (typeof r === 'string' ? u.startsWith(r) : r.test(u))),
         },
         onInternalError,
@@ -281,6 +295,7 @@ function start(win, opts) {
       logs.disable();
       context.disable();
       propagation.disable();
+      mayPropagate = (url, b) => sameOrigin(url, b);
       active = null;
     },
   };
@@ -315,7 +330,9 @@ export function currentTraceparent() {
 
 /**
  * Open an EventSource inside a span and carry its traceparent in the query string
- * (EventSource cannot send headers). The backend reads `?traceparent=`.
+ * (EventSource cannot send headers). The backend reads `?traceparent=`. Like fetch, the
+ * parameter is added only for same-origin URLs and the `backendOrigins` given to
+ * `initAgentpressOtel`; other URLs are opened unchanged (the span is still recorded).
  * @example const es = tracedEventSource(`${API}/agent-run/${id}/stream?token=${t}`);
  */
 export function tracedEventSource(url, init, { param = 'traceparent', name = 'EventSource' } = {}) {
@@ -326,8 +343,9 @@ export function tracedEventSource(url, init, { param = 'traceparent', name = 'Ev
   let target = String(url);
   try {
     const sc = span.spanContext();
-    if (trace.isSpanContextValid(sc)) {
-      const u = new URL(target, globalThis.location?.href);
+    const base = globalThis.location?.href;
+    if (trace.isSpanContextValid(sc) && mayPropagate(target, base)) {
+      const u = new URL(target, base);
       u.searchParams.set(param, `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`);
       target = u.href;
     }

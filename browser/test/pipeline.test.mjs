@@ -88,11 +88,23 @@ test('init is idempotent and gives a session id', () => {
   assert.match(handle.sessionId(), /^[0-9a-f]{16,}$/);
 });
 
-test('headers are refused (no secrets in the browser)', async () => {
+test('headers are refused (no secrets in the browser), with a console warning saying why', async () => {
   await handle.shutdown();
-  const h = api.initAgentpressOtel({ window: fakeWindow(), headers: { 'x-api-key': 'k' } });
+  const warnings = [];
+  const warn = console.warn;
+  console.warn = (...args) => warnings.push(args.join(' '));
+  let h;
+  try {
+    h = api.initAgentpressOtel({ window: fakeWindow(), headers: { 'x-api-key': 'k' } });
+  } finally {
+    console.warn = warn;
+  }
   assert.equal(h.enabled, false);
   assert.ok(api.selfTelemetry.errors >= 1);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /agentpress-otel: telemetry disabled: `headers` is not supported in the browser/);
+  assert.match(warnings[0], /Collector/);
+  assert.ok(!warnings[0].includes("'k'") && !warnings[0].includes('x-api-key'), 'the warning must not echo the key');
   handle = api.initAgentpressOtel({
     window: win,
     endpoint: 'http://collector.test:4319',
@@ -175,7 +187,8 @@ test('tracedEventSource carries traceparent in the query string and redacts the 
   }
   globalThis.EventSource = FakeEventSource;
   try {
-    const es = api.tracedEventSource('http://api.test/agent-run/r1/stream?token=jwt-ish-secret');
+    const listed = `http://127.0.0.1:${allowed.address().port}`;
+    const es = api.tracedEventSource(`${listed}/agent-run/r1/stream?token=jwt-ish-secret`);
     const u = new URL(es.url);
     assert.equal(u.searchParams.get('token'), 'jwt-ish-secret', 'the app still sends its own token');
     const tp = u.searchParams.get('traceparent');
@@ -184,7 +197,26 @@ test('tracedEventSource carries traceparent in the query string and redacts the 
     await handle.flush();
     const span = spans.items().find((s) => s.name === 'EventSource');
     assert.equal(span.spanContext().traceId, tp.split('-')[1]);
-    assert.equal(span.attributes['url.full'], 'http://api.test/agent-run/r1/stream?token=REDACTED');
+    assert.equal(span.attributes['url.full'], `${listed}/agent-run/r1/stream?token=REDACTED`);
+  } finally {
+    delete globalThis.EventSource;
+  }
+});
+
+test('tracedEventSource adds traceparent only for backendOrigins and the page origin', () => {
+  class FakeEventSource extends EventTarget {
+    constructor(url) { super(); this.url = url; }
+  }
+  globalThis.EventSource = FakeEventSource;
+  try {
+    // Not listed: a third party must not learn our trace ids; the URL is left exactly as given.
+    const url = 'http://api.test/agent-run/r1/stream?token=abc';
+    assert.equal(api.tracedEventSource(url).url, url);
+    assert.equal(api.tracedEventSource('https://evil.example/x').url, 'https://evil.example/x');
+    // Same origin as the page (relative URL): allowed, like fetch.
+    const same = new URL(api.tracedEventSource('/api/stream').url);
+    assert.equal(same.origin, 'http://app.test');
+    assert.match(same.searchParams.get('traceparent'), /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
   } finally {
     delete globalThis.EventSource;
   }

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
-from opentelemetry.sdk.metrics.export import MetricExporter
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from agentpress_otel import _selftel
@@ -115,6 +115,53 @@ class CountingLogExporter(_Counting, LogRecordExporter):
         _Counting.__init__(self, factory)
 
 
+class CountingMetricExporter(MetricExporter):
+    """Counts metric data points lost to failed exports (``signal="metrics"``) and never raises; rebuilds
+    the inner exporter after fork like :class:`_Counting`."""
+
+    def __init__(self, factory: Callable[[], MetricExporter]) -> None:
+        self._factory = factory
+        self.inner = factory()
+        self._pid = os.getpid()
+        # The reader asks the exporter for temporality and aggregation: answer with the inner one's.
+        super().__init__(
+            preferred_temporality=self.inner._preferred_temporality,
+            preferred_aggregation=self.inner._preferred_aggregation,
+        )
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self.inner = self._factory()
+        try:
+            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        except Exception as exc:
+            _selftel.record_error("export.metrics", exc)
+            result = MetricExportResult.FAILURE
+        if result is not MetricExportResult.SUCCESS:
+            points = sum(
+                len(m.data.data_points)
+                for rm in metrics_data.resource_metrics
+                for sm in rm.scope_metrics
+                for m in sm.metrics
+            )
+            _selftel.record_dropped("metrics", "export_failed", points)
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        try:
+            return bool(self.inner.force_flush(timeout_millis=timeout_millis))
+        except Exception as exc:
+            _selftel.record_error("export.metrics", exc)
+            return False
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        try:
+            self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+        except Exception as exc:
+            _selftel.record_error("export.metrics", exc)
+
+
 def _batch_size(max_queue_size: int) -> int:
     # Wake the exporter well before the queue is full: a batch as large as the queue drops spans even when
     # the receiver is healthy.
@@ -148,6 +195,34 @@ class _CountingDeque(collections.deque[Any]):
     def pop(self, *args: Any) -> Any:
         with self._guard():
             return super().pop(*args)
+
+    def abandon(self) -> int:
+        """Empty the queue, counting every item as dropped (``reason="shutdown"``)."""
+        with self._guard():
+            n = len(self)
+            self.clear()
+        if n:
+            _selftel.record_dropped(self._signal, "shutdown", n)
+        return n
+
+
+def abandon_queue(proc: Any) -> int:
+    """Give up on what ``proc`` (one of our batch processors) still holds, counting it as dropped.
+
+    Used when shutdown hits its deadline: the items would be lost at process exit anyway, uncounted.
+    Also stops the exporter's retry backoff, so a batch in flight fails now and is counted as
+    ``export_failed`` instead of vanishing with the process.
+    """
+    bp = getattr(proc, "_batch_processor", None)
+    queue = getattr(bp, "_queue", None)
+    n = queue.abandon() if isinstance(queue, _CountingDeque) else 0
+    exporter = getattr(bp, "_exporter", None)
+    if exporter is not None:
+        try:
+            exporter.shutdown()
+        except Exception as exc:
+            _selftel.record_error("export.abandon", exc)
+    return n
 
 
 def _install_counting_queue(proc: Any, max_queue_size: int, signal: str) -> None:
@@ -203,10 +278,12 @@ def quiet_sdk_loggers() -> None:
 
 __all__ = [
     "CountingLogExporter",
+    "CountingMetricExporter",
     "CountingSpanExporter",
     "DropCountingLogProcessor",
     "DropCountingSpanProcessor",
     "LogRecordProcessor",
+    "abandon_queue",
     "make_log_exporter",
     "make_metric_exporter",
     "make_span_exporter",

@@ -10,6 +10,7 @@ published as observable counters once a MeterProvider exists:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -73,6 +74,21 @@ def reset() -> None:
         _dropped.clear()
         _errors.clear()
         _last_warned.clear()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child is a new process with its own ``service.instance.id``: its counts start at zero.
+
+    The lock is re-created too: another thread of the parent may have held it at ``fork()``.
+    """
+    global _lock
+    _lock = threading.Lock()
+    _dropped.clear()
+    _errors.clear()
+    _last_warned.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _observe_dropped(_opts: CallbackOptions) -> Iterable[Observation]:

@@ -20,7 +20,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 from agentpress_otel import _export, _selftel
 from agentpress_otel._config import Config, default_instance_id, load_config
@@ -29,6 +29,8 @@ __all__ = ["Telemetry", "current", "instrument"]
 
 _lock = threading.RLock()
 _current: Telemetry | None = None
+# Set once a handle that created the global providers has shut them down: the SDK sets them once per process.
+_providers_shut_down = False
 
 # Integration name -> module implementing instrument(tel)/uninstrument(). Imported lazily.
 _INTEGRATION_MODULES: dict[str, str] = {
@@ -97,6 +99,7 @@ class Telemetry:
         self.disabled = disabled
         self.integrations: list[str] = []
         self._owned: list[Any] = []  # providers we created (and so flush and shut down)
+        self._processors: list[Any] = []  # our processors on providers the app owns (shut down without them)
         self._shut = False
         self.app: Any = None
 
@@ -137,13 +140,15 @@ class Telemetry:
 
             tel.shutdown(timeout_s=5)
         """
-        global _current
+        global _current, _providers_shut_down
         with _lock:
             if self._shut:
                 return True
             self._shut = True
             if _current is self:
                 _current = None
+            if self._owned:
+                _providers_shut_down = True
         deadline = self.config.shutdown_timeout_s if timeout_s is None else timeout_s
         for name in reversed(self.integrations):
             try:
@@ -156,7 +161,7 @@ class Telemetry:
             return True
 
         def stop_all() -> bool:
-            for p in self._owned:
+            for p in [*self._processors, *self._owned]:
                 try:
                     p.shutdown()
                 except Exception as exc:
@@ -169,7 +174,27 @@ class Telemetry:
                 _selftel.record_error("genai.unconfigure", exc)
             return True
 
-        return _run_with_deadline(stop_all, deadline, "shutdown")
+        if _run_with_deadline(stop_all, deadline, "shutdown"):
+            return True
+        # Deadline hit (a dead or slow Collector): what is still queued would vanish with the process.
+        # Count it as dropped now and cut the exporters' retries, so the loss shows in the drop counter.
+        for p in self._processors_to_abandon():
+            try:
+                _export.abandon_queue(p)
+            except Exception as exc:
+                _selftel.record_error("shutdown.abandon", exc)
+        return False
+
+    def _processors_to_abandon(self) -> list[Any]:
+        out: list[Any] = list(self._processors)
+        for provider in (self.tracer_provider, self.logger_provider):
+            multi = getattr(provider, "_active_span_processor", None) or getattr(
+                provider, "_multi_log_record_processor", None
+            )
+            for key in ("_span_processors", "_log_record_processors"):
+                out.extend(getattr(multi, key, ()) or ())
+        return [p for p in dict.fromkeys(out) if isinstance(
+            p, (_export.DropCountingSpanProcessor, _export.DropCountingLogProcessor))]
 
     async def ashutdown(self, timeout_s: float | None = None) -> bool:
         """:meth:`shutdown` for async code: the event loop keeps running while exporters drain.
@@ -201,7 +226,14 @@ class Telemetry:
 
 
 def current() -> Telemetry | None:
-    """The active :class:`Telemetry` handle, or ``None`` before :func:`instrument`."""
+    """The active :class:`Telemetry` handle, or ``None`` before :func:`instrument` (and after ``shutdown()``).
+
+    Example::
+
+        tel = agentpress_otel.current()
+        if tel is not None and not tel.disabled:
+            tel.force_flush(timeout_s=2)
+    """
     return _current
 
 
@@ -284,6 +316,7 @@ def instrument(
     logger_levels: Mapping[str, str] | None = None,
     log_sample_ratio: float | None = None,
     redact: bool | None = None,
+    redact_hash_key: str | None = None,
     slack_webhook_url: str | None = None,
     slack_min_level: str | None = None,
     grafana_url: str | None = None,
@@ -292,6 +325,9 @@ def instrument(
     metric_interval_s: float | None = None,
     max_queue_size: int | None = None,
     runtime_interval_s: float | None = None,
+    schedule_delay_s: float | None = None,
+    internal_hosts: Sequence[str] | None = None,
+    trust_baggage_user_id: bool | None = None,
     export_otlp: bool = True,
     additional_span_processors: Sequence[SpanProcessor] = (),
     additional_metric_readers: Sequence[MetricReader] = (),
@@ -300,8 +336,9 @@ def instrument(
     """Set up traces, metrics and logs over OTLP and instrument ``app`` (FastAPI) and the libraries present.
 
     Every option falls back to ``AGENTPRESS_OTEL_<OPTION>``, then to the standard ``OTEL_*`` variable,
-    then to a default (see docs/configuration.md). Calling it again returns the same handle.
-    ``OTEL_SDK_DISABLED=true`` makes everything a no-op.
+    then to a default (see docs/configuration.md). A bad argument raises :class:`ConfigError`; a bad
+    environment value is ignored with a warning (listed in ``Config.config_warnings``). Calling it again
+    returns the same handle. ``OTEL_SDK_DISABLED=true`` makes everything a no-op and never raises.
 
     Example::
 
@@ -321,26 +358,33 @@ def instrument(
 
         overrides = {k: v for k, v in locals().items() if k in _OPTION_NAMES and v is not None}
         if _sdk_disabled(os.environ):
-            cfg = load_config(overrides)
-            tel = Telemetry(
-                config=cfg,
-                resource=Resource.get_empty(),
-                tracer_provider=trace_api.NoOpTracerProvider(),
-                meter_provider=metrics_api.NoOpMeterProvider(),
-                logger_provider=None,
-                disabled=True,
-            )
-            _current = tel
-            return tel
+            # The kill switch must work whatever else is set: nothing here may raise.
+            _current = _disabled_handle(_config_never_raising(overrides))
+            return _current
 
         cfg = load_config(overrides)
+        if _providers_shut_down:
+            warnings.warn(
+                "agentpress_otel.instrument() was called after shutdown() in the same process; the OpenTelemetry "
+                "SDK allows one global provider per process and ours are shut down, so this handle is disabled "
+                "(no telemetry). Restart the process to instrument again.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            _current = _disabled_handle(cfg)
+            return _current
         _export.quiet_sdk_loggers()
+        if cfg.redact and cfg.sources.get("redact_hash_key") == "argument" and cfg.redact_hash_key:
+            _use_redaction_hash_key(cfg.redact_hash_key)
         resource = _build_resource(cfg)
-        tp = _setup_traces(cfg, resource, export_otlp, additional_span_processors)
+        ours: list[Any] = []
+        tp = _setup_traces(cfg, resource, export_otlp, additional_span_processors, ours)
         mp, owned_mp = _setup_metrics(cfg, resource, export_otlp, additional_metric_readers)
-        lp, owned_lp = _setup_logs(cfg, resource, export_otlp, additional_log_processors)
+        lp, owned_lp = _setup_logs(cfg, resource, export_otlp, additional_log_processors, ours)
         tel = Telemetry(config=cfg, resource=resource, tracer_provider=tp[0], meter_provider=mp, logger_provider=lp)
         tel._owned = [p for p, owned in (tp, (mp, owned_mp), (lp, owned_lp)) if owned and p is not None]
+        # Our export processors on a provider the app owns: shutdown() stops them, the app's provider lives on.
+        tel._processors = [p for p, prov in ours if not any(prov is o for o in tel._owned)]
         _selftel.register_metrics(mp)
         _current = tel
         _configure_genai(tel)
@@ -355,6 +399,17 @@ def instrument(
         return tel
 
 
+def _use_redaction_hash_key(key: str) -> None:
+    """Tags from several processes correlate only under one key; the env variable is read by the engine
+    itself, an argument needs the process-wide redactor rebuilt with it."""
+    try:
+        from agentpress_otel.redaction import configure_redaction
+
+        configure_redaction(hash_key=key.encode("utf-8"))  # encode() sees the value, not the masked str()
+    except Exception as exc:
+        _selftel.record_error("redaction.configure", exc)
+
+
 _OPTION_NAMES = frozenset(
     {
         "service_name", "service_version", "environment", "endpoint", "protocol", "headers", "resource_attributes",
@@ -362,8 +417,45 @@ _OPTION_NAMES = frozenset(
         "content_max_chars", "attribute_max_chars", "excluded_urls", "request_id_header", "log_json", "log_level",
         "logger_levels", "log_sample_ratio", "redact", "slack_webhook_url", "slack_min_level", "grafana_url",
         "shutdown_timeout_s", "export_timeout_s", "metric_interval_s", "max_queue_size", "runtime_interval_s",
+        "schedule_delay_s", "internal_hosts", "trust_baggage_user_id", "redact_hash_key",
     }
 )  # fmt: skip
+
+
+def _config_never_raising(overrides: Mapping[str, Any]) -> Config:
+    """The config for a disabled handle: a bad argument is reported, never raised."""
+    try:
+        return load_config(overrides)
+    except Exception as exc:
+        warnings.warn(
+            f"agentpress-otel: telemetry is disabled; ignoring an invalid option: {exc}", RuntimeWarning, stacklevel=3
+        )
+    try:
+        return load_config({})
+    except Exception:  # an environment value no parser expected: the built-in defaults still work
+        return load_config({}, env={})
+
+
+def _disabled_handle(cfg: Config) -> Telemetry:
+    return Telemetry(
+        config=cfg,
+        resource=Resource.get_empty(),
+        tracer_provider=trace_api.NoOpTracerProvider(),
+        meter_provider=metrics_api.NoOpMeterProvider(),
+        logger_provider=None,
+        disabled=True,
+    )
+
+
+def _sampler(cfg: Config) -> Sampler:
+    """Our ratio (parent-based), or the standard OTEL_TRACES_SAMPLER: only ``parentbased_*`` follow the parent."""
+    if cfg.sample_ratio >= 1.0:
+        root: Sampler = ALWAYS_ON
+    elif cfg.sample_ratio <= 0.0:
+        root = ALWAYS_OFF
+    else:
+        root = TraceIdRatioBased(cfg.sample_ratio)
+    return ParentBased(root) if cfg.parent_based_sampling else root
 
 _warned = False
 
@@ -380,7 +472,7 @@ def _warn_once() -> None:
 
 
 def _setup_traces(
-    cfg: Config, resource: Resource, export_otlp: bool, extra: Sequence[SpanProcessor]
+    cfg: Config, resource: Resource, export_otlp: bool, extra: Sequence[SpanProcessor], ours: list[Any]
 ) -> tuple[trace_api.TracerProvider, bool]:
     existing = trace_api.get_tracer_provider()
     owned = False
@@ -393,7 +485,7 @@ def _setup_traces(
         tp = TracerProvider(
             resource=resource,
             shutdown_on_exit=False,  # our atexit hook shuts down with a deadline; the SDK's can block 30 s
-            sampler=ParentBased(TraceIdRatioBased(cfg.sample_ratio)),
+            sampler=_sampler(cfg),
             span_limits=SpanLimits(max_attribute_length=cfg.attribute_max_chars),
         )
         trace_api.set_tracer_provider(tp)
@@ -413,9 +505,13 @@ def _setup_traces(
             tp.add_span_processor(p)
         if export_otlp:
             exporter = _export.CountingSpanExporter(lambda: _export.make_span_exporter(cfg))
-            tp.add_span_processor(
-                _export.DropCountingSpanProcessor(_redacting("spans", exporter, cfg), max_queue_size=cfg.max_queue_size)
+            proc = _export.DropCountingSpanProcessor(
+                _redacting("spans", exporter, cfg),
+                max_queue_size=cfg.max_queue_size,
+                schedule_delay_millis=cfg.schedule_delay_s * 1000,
             )
+            tp.add_span_processor(proc)
+            ours.append((proc, tp))
     return tp, owned
 
 
@@ -432,7 +528,7 @@ def _setup_metrics(
     if export_otlp:
         readers.append(
             PeriodicExportingMetricReader(
-                _export.make_metric_exporter(cfg),
+                _export.CountingMetricExporter(lambda: _export.make_metric_exporter(cfg)),
                 export_interval_millis=cfg.metric_interval_s * 1000,
                 export_timeout_millis=cfg.export_timeout_s * 1000,
             )
@@ -447,6 +543,7 @@ def _setup_logs(
     resource: Resource,
     export_otlp: bool,
     extra: Sequence[LogRecordProcessor],
+    ours: list[Any],
 ) -> tuple[LoggerProvider | None, bool]:
     if not cfg.logs:
         return None, False
@@ -460,9 +557,13 @@ def _setup_logs(
         lp.add_log_record_processor(p)
     if export_otlp:
         exporter = _export.CountingLogExporter(lambda: _export.make_log_exporter(cfg))
-        lp.add_log_record_processor(
-            _export.DropCountingLogProcessor(_redacting("logs", exporter, cfg), max_queue_size=cfg.max_queue_size)
+        proc = _export.DropCountingLogProcessor(
+            _redacting("logs", exporter, cfg),
+            max_queue_size=cfg.max_queue_size,
+            schedule_delay_millis=cfg.log_schedule_delay_s * 1000,
         )
+        lp.add_log_record_processor(proc)
+        ours.append((proc, lp))
     return lp, owned
 
 
@@ -513,12 +614,13 @@ def _instrument_app(tel: Telemetry, app: Any) -> None:
 
 def _reset_for_tests() -> None:
     """Forget the global handle and the global providers (tests only; the SDK forbids re-setting them)."""
-    global _current, _warned
+    global _current, _warned, _providers_shut_down
     with _lock:
         if _current is not None:
             _current.shutdown(timeout_s=2)
         _current = None
         _warned = False
+        _providers_shut_down = False
     from opentelemetry import _logs as logs_api
 
     trace_api._TRACER_PROVIDER_SET_ONCE._done = False

@@ -14,8 +14,9 @@ Integration name ``runtime``. Two parts:
 
 Loops are found by wrapping ``asyncio.BaseEventLoop.run_forever`` (covers ``asyncio.run``,
 uvicorn's asyncio loop and Dramatiq's AsyncIO middleware thread); a loop already running when
-``instrument()`` is called is watched too; :func:`watch_loop` covers anything else (e.g. uvloop,
-call it from the FastAPI lifespan). Fork-safe: a forked child re-binds psutil to its own pid and
+``instrument()`` is called is watched too; the FastAPI middleware calls :func:`watch_loop` on the first
+request it sees on each loop, which covers uvloop servers; call it yourself for anything else (e.g. a
+uvloop-based worker without HTTP). Fork-safe: a forked child re-binds psutil to its own pid and
 forgets loops whose thread did not survive the fork.
 """
 
@@ -465,7 +466,8 @@ def watch_loop(loop: asyncio.AbstractEventLoop | None = None, *, interval_s: flo
 
     Needed only for loops the ``run_forever`` patch cannot see (uvloop, or a loop already running
     before ``instrument()``); harmless otherwise, and cheap enough (~1 µs when already watched) to
-    call from a per-request middleware. Callable from any thread; never raises.
+    call from a per-request middleware (ours calls it on the first request of each loop). Callable
+    from any thread; never raises.
 
     Example::
 

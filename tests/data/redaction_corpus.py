@@ -127,6 +127,7 @@ SIMPLE = {
     ),
     "gitlab_token": lambda: "glpat-" + rs(20, AN + "_-"),
     "huggingface_token": lambda: "hf_" + rs(34, string.ascii_letters),
+    "openrouter_key": lambda: "sk-or-v1-" + rs(64, "0123456789abcdef"),
     "slack_token": lambda: (
         R.choice(["xoxb-", "xoxp-", "xoxa-"]) + f"{R.randint(10**11, 10**12)}-{R.randint(10**12, 10**13)}-{rs(24)}"
     ),
@@ -169,6 +170,7 @@ URL_SAFE = {
     "github_token",
     "gitlab_token",
     "huggingface_token",
+    "openrouter_key",
     "stripe_key",
     "jwt",
 }
@@ -215,6 +217,20 @@ def positives() -> list[dict[str, object]]:
         ctx.append(("secret", "url", f"https://api.example.com/cb?code=1&access_token={pw}&x=1", pw))
         ctx.append(("url_password", "dsn", f"DATABASE_URL=postgres://app:{pw}@db.internal:5432/app", pw))
         ctx.append(("url_password", "dsn", f"redis://default:{pw}@cache:6379/0 connected", pw))
+        ctx.append(("url_password", "dsn", f"REDIS_URL=redis://:{pw}@redis:6379/0", pw))  # no user
+        # key names the text scan must know as well as the dict rules do
+        ctx.append(("secret", "env", f"DB_PASS={pw}", pw))
+        ctx.append(("secret", "yaml", f"SMTP_PASS: {pw}", pw))
+        ctx.append(("secret", "kv", f"login user=bob pass={pw} host=db", pw))
+        ctx.append(
+            ("secret", "json", f'{{"ssn": "{R.randint(100, 899)}-{R.randint(10, 99)}-{R.randint(1000, 9999)}"}}', None)
+        )
+        ctx.append(("secret", "kv", f"sessionid={rs(32).lower()} path=/", None))
+        ctx.append(("secret", "kv", f"signing_key={rs(40, AN + '/+')}", None))
+        # a JWT cut by a length limit (header.payload, no signature) still carries its claims
+        j = jwt().rsplit(".", 1)[0]
+        cut = j[: R.randint(j.index(".") + 8, len(j))]  # at least a few characters of the claims
+        ctx.append(("jwt", "truncated", f"stream opened with {cut}…[truncated]", cut))
         ck = rs(32)
         ctx.append(("cookie", "header", f"Cookie: sessionid={ck}; csrftoken={rs(20)}", ck))
         ctx.append(("cookie", "header", f"set-cookie: sb-access-token={ck}; Path=/; HttpOnly", ck))
@@ -223,7 +239,8 @@ def positives() -> list[dict[str, object]]:
         ctx.append(("private_key", "pem_json", json.dumps({"key": p})[1:-1], p.split("\n")[2]))
     for kind, placement, text, secret in ctx:
         if secret is None:
-            secret = text.split("=", 1)[1]
+            sep = "=" if "=" in text else ": "
+            secret = text.split(sep, 1)[1].split(" ")[0].strip('"}')
         out.append({"kind": kind, "placement": placement, "text": text, "secrets": [secret]})
     return out
 
@@ -332,6 +349,50 @@ def negatives() -> list[dict[str, object]]:
             "placeholder",
             lambda: R.choice(["password=*** (hidden)", "api_key=${OPENAI_API_KEY}", "token={{ secrets.TOKEN }}"]),
         ),
+        # what a key=value scan must leave alone: states, counts, token metadata
+        (
+            "kv_state",
+            lambda: R.choice(
+                [
+                    "token_type=Bearer expires_in=3600",
+                    f"token_type=bearer expires_in={R.randint(60, 86400)} scope=read",
+                    "secret=False",
+                    "secret=None rotated=false",
+                    "auth=ok",
+                    "auth=OK user=bob",
+                    "authorization: granted",
+                    "Authorization: Bearer",
+                    f"token: {R.randint(1, 9999)}",
+                    "api_key=sk-...abcd",
+                    "pass=1 fail=0 skip=2",
+                ]
+            ),
+        ),
+        # numbers in structured logs: floats (costs, scores), ns epochs and durations, long ids
+        ("float", lambda: json.dumps({f"score_{i}": R.random() for i in range(6)} | {"latency_s": R.random() * 30})),
+        (
+            "cost_usd",
+            lambda: json.dumps(
+                {"event": "llm_call", "model": "gpt-4o"} | {f"cost_usd_{i}": R.random() / 100 for i in range(4)}
+            ),
+        ),
+        ("cost_usd", lambda: f"cost_usd={R.random() / 10:.16f} prompt_tokens={R.randint(1, 99999)}"),
+        (
+            "epoch_ns",
+            lambda: json.dumps(
+                {
+                    "ts_ns": R.randint(1_700_000_000 * 10**9, 1_800_000_000 * 10**9),
+                    "duration_ns": R.randint(10**6, 10**13),
+                }
+            ),
+        ),
+        # 16-19 digit ids a card cannot be: no issuer prefix, a wrong length, or glued to other digits
+        (
+            "long_id",
+            lambda: f"snowflake_id={R.randint(10**17, 2 * 10**18)} chat_id={R.randint(7 * 10**15, 10**16 - 1)}",
+        ),
+        ("long_id", lambda: f"order {luhn_complete(R.choice(['4', '51', '34']), 17)} shipped"),
+        ("long_id", lambda: f"version 1.{luhn_complete('4', 16)} and x{luhn_complete('4', 16)}"),
     ]
     out: list[dict[str, object]] = []
     for placement, g in gens:

@@ -1,8 +1,13 @@
-"""Real Alertmanager (Debian's package) with the shipped config, posting to a local Slack stand-in.
+"""Real Alertmanager (Debian's package) with the shipped config, posting to local Slack stand-ins.
 
-* a storm of 20 firing alerts of one group -> exactly one Slack message (shipped timing: critical group_wait 10s);
-* the resolved message follows, and a warning is inhibited while its critical fires. These two use a timing
-  overlay (group_wait 1s, group_interval 2s) because the shipped group_interval is 5 minutes; routing, grouping,
+There are two stand-ins, one per severity webhook (``slack_webhook_url_critical`` / ``_warning``), as in production
+where each Slack incoming webhook is bound to its own channel:
+
+* a storm of 20 firing alerts of one group -> exactly one Slack message, on the critical webhook only (shipped
+  timing: critical group_wait 10s);
+* the resolved message follows; a warning is inhibited while its critical fires, but only the warning of the SAME
+  alert instance (same provider/model), not the warning of another provider. These use a timing overlay
+  (group_wait 1s, group_interval 2s) because the shipped group_interval is 5 minutes; routing, grouping,
   inhibition, receivers and templates are the shipped ones.
 """
 
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -33,15 +39,33 @@ def storm(n: int = 20, *, severity: str = "critical", service: str = "api") -> l
     } for i in range(n)]
 
 
+@dataclass
+class Slack:
+    critical: SlackStub
+    warning: SlackStub
+
+    @property
+    def posts(self) -> list[Any]:
+        return sorted(self.critical.posts + self.warning.posts, key=lambda p: p.at)
+
+    def wait_for(self, n: int, *, timeout: float) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while len(self.posts) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"expected {n} Slack posts within {timeout}s, got {len(self.posts)}")
+            time.sleep(0.1)
+        return self.posts
+
+
 @pytest.fixture
-def slack() -> Iterator[SlackStub]:
-    with SlackStub() as stub:
-        yield stub
+def slack() -> Iterator[Slack]:
+    with SlackStub() as crit, SlackStub() as warn:
+        yield Slack(critical=crit, warning=warn)
 
 
-def _am(slack: SlackStub, timing: dict[str, str] | None = None) -> Alertmanager:
+def _am(slack: Slack, timing: dict[str, str] | None = None) -> Alertmanager:
     need(binary)
-    return Alertmanager(webhook_url=slack.url, timing=timing)
+    return Alertmanager(webhook_urls={"critical": slack.critical.url, "warning": slack.warning.url}, timing=timing)
 
 
 def attachment(post: Any) -> dict[str, Any]:
@@ -51,7 +75,7 @@ def attachment(post: Any) -> dict[str, Any]:
     return att
 
 
-def test_storm_of_20_is_one_message_with_shipped_config(slack: SlackStub) -> None:
+def test_storm_of_20_is_one_message_with_shipped_config(slack: Slack) -> None:
     with _am(slack) as am:
         alerts = storm(20)
         t0 = time.monotonic()
@@ -63,8 +87,8 @@ def test_storm_of_20_is_one_message_with_shipped_config(slack: SlackStub) -> Non
         time.sleep(4)  # anything else from the same storm would have arrived by now
         posts = slack.posts
         assert len(posts) == 1, [p.text for p in posts]
-        body = posts[0].json
-        assert body["channel"] == "#agentpress-alerts-critical"
+        # It went to the critical channel's own webhook, nothing to the warning one.
+        assert slack.critical.posts == posts and slack.warning.posts == []
         att = attachment(posts[0])
         assert att["title"] == "[FIRING:20] LLMErrorRateHigh in api (critical)"
         assert att["color"] == "danger"
@@ -78,7 +102,7 @@ def test_storm_of_20_is_one_message_with_shipped_config(slack: SlackStub) -> Non
         assert "stubstub" not in posts[0].text  # the webhook secret is not echoed into the message
 
 
-def test_resolved_message_follows(slack: SlackStub) -> None:
+def test_resolved_message_follows(slack: Slack) -> None:
     with _am(slack, FAST) as am:
         alerts = storm(20)
         am.post_alerts(alerts)
@@ -95,7 +119,7 @@ def test_resolved_message_follows(slack: SlackStub) -> None:
         assert ":white_check_mark:" in second["text"]
 
 
-def test_warning_inhibited_while_critical_fires(slack: SlackStub) -> None:
+def test_warning_inhibited_while_critical_fires(slack: Slack) -> None:
     with _am(slack, FAST) as am:
         am.post_alerts(storm(1, severity="critical", service="api") + storm(1, severity="warning", service="api")
                        + storm(1, severity="warning", service="worker"))
@@ -104,8 +128,11 @@ def test_warning_inhibited_while_critical_fires(slack: SlackStub) -> None:
         titles = sorted(attachment(p)["title"] for p in slack.posts)
         assert titles == ["[FIRING:1] LLMErrorRateHigh in api (critical)",
                           "[FIRING:1] LLMErrorRateHigh in worker (warning)"], titles
-        channels = sorted(p.json["channel"] for p in slack.posts)
-        assert channels == ["#agentpress-alerts", "#agentpress-alerts-critical"]
+        # Each severity reached its own webhook URL.
+        assert [attachment(p)["title"] for p in slack.critical.posts] == [
+            "[FIRING:1] LLMErrorRateHigh in api (critical)"]
+        assert [attachment(p)["title"] for p in slack.warning.posts] == [
+            "[FIRING:1] LLMErrorRateHigh in worker (warning)"]
         inhibited = [a for a in am.alerts() if a["status"]["inhibitedBy"]]
         assert [(a["labels"]["service_name"], a["labels"]["severity"]) for a in inhibited] == [("api", "warning")]
 
@@ -118,3 +145,29 @@ def test_warning_inhibited_while_critical_fires(slack: SlackStub) -> None:
             time.sleep(0.2)
         else:
             pytest.fail(f"warning not announced after the critical resolved: {[p.text for p in slack.posts]}")
+
+
+def _llm_alert(severity: str, provider: str, model: str) -> dict[str, Any]:
+    return {"labels": {"alertname": "LLMErrorRateHigh", "severity": severity, "service_name": "api",
+                       "deployment_environment_name": "prod", "gen_ai_provider_name": provider,
+                       "gen_ai_request_model": model},
+            "annotations": {"summary": f"api: {provider} {model} calls fail"}}
+
+
+def test_critical_on_one_provider_does_not_inhibit_a_warning_on_another(slack: Slack) -> None:
+    with _am(slack, FAST) as am:
+        am.post_alerts([
+            _llm_alert("critical", "anthropic", "claude"),
+            _llm_alert("warning", "anthropic", "claude"),   # its own warning twin: inhibited
+            _llm_alert("warning", "openai", "gpt-4o"),      # another provider and model: must be announced
+        ])
+        slack.critical.wait_for(1, timeout=20)
+        slack.warning.wait_for(1, timeout=20)
+        time.sleep(4)
+        inhibited = [(a["labels"]["gen_ai_provider_name"], a["labels"]["severity"])
+                     for a in am.alerts() if a["status"]["inhibitedBy"]]
+        assert inhibited == [("anthropic", "warning")]
+        assert len(slack.critical.posts) == 1 and len(slack.warning.posts) == 1, [p.text for p in slack.posts]
+        warned = slack.warning.posts[0].text
+        assert "gen_ai_provider_name=openai" in warned and "anthropic" not in warned
+        assert "gen_ai_provider_name=anthropic" in slack.critical.posts[0].text

@@ -18,6 +18,7 @@ import functools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import urllib.error
@@ -62,11 +63,24 @@ def _chromium() -> str:
 
 def _browser_build() -> str:
     node = find_binary("node")
-    if not (BROWSER_DIR / "dist" / "agentpress-otel.js").is_file():
-        raise ComponentMissing("browser/dist missing: run scripts/setup-browser.sh")
-    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
-        raise ComponentMissing("browser/node_modules missing: run scripts/setup-browser.sh")
+    for dep in ("playwright-core", "esbuild", "@opentelemetry/sdk-trace"):
+        if not (BROWSER_DIR / "node_modules" / dep).is_dir():
+            raise ComponentMissing(f"browser/node_modules/{dep} missing: run scripts/setup-browser.sh")
     return node
+
+
+def _rebuild_dist(node: str) -> None:
+    """Bundle browser/src into browser/dist (esbuild, well under a second), so the page tests the current source.
+
+    A stale dist/ from an earlier build would otherwise make this test pass or fail for code that no longer
+    exists. A build failure fails the test (it is not a missing component).
+    """
+    proc = subprocess.run([node, "scripts/build.mjs"], cwd=BROWSER_DIR, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert proc.returncode == 0, f"browser build failed:\n{proc.stdout}\n{proc.stderr}"
+    bundle = BROWSER_DIR / "dist" / "agentpress-otel.js"
+    newest_src = max(f.stat().st_mtime for f in (BROWSER_DIR / "src").glob("*.js"))
+    assert bundle.stat().st_mtime >= newest_src, "browser/dist is older than browser/src after the build"
 
 
 @dataclass
@@ -90,7 +104,8 @@ COLLECTOR_TEST_ENV = {
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    need(_browser_build)
+    node = need(_browser_build)
+    _rebuild_dist(node)
     need(_chromium)
     need(ensure_collector_binary)
     page_port, other_port, backend_port = free_port(), free_port(), free_port()
@@ -247,9 +262,14 @@ def test_fetch_span_click_and_errors_reach_the_collector_on_one_trace(stack: Sta
         kinds = {(res.get("service.name"), s.kind) for res, s in spans if s.trace_id.hex() == trace_id}
         return ("browser-e2e-frontend", 3) in kinds and ("browser-e2e-backend", 2) in kinds
 
-    wait_until(
-        fetch_and_server, timeout=45, interval=0.3, what="browser fetch span + backend server span in Tempo sink"
-    )
+    try:
+        wait_until(
+            fetch_and_server, timeout=45, interval=0.3, what="browser fetch span + backend server span in Tempo sink"
+        )
+    except TimeoutError as exc:
+        seen = [(res.get("service.name"), s.kind, s.name, s.trace_id.hex()) for res, s in _browser_spans(stack.sink)]
+        logs = {p.name: p.log_path.read_text()[-3000:] for p in stack.logs if p.log_path and p.log_path.exists()}
+        raise AssertionError(f"{exc}; trace {trace_id}; spans seen: {seen}; driver: {driven}; logs: {logs}") from exc
 
     def wanted_logs() -> bool:
         names = [
@@ -306,8 +326,14 @@ def test_fetch_span_click_and_errors_reach_the_collector_on_one_trace(stack: Sta
         a = attrs_to_dict(rec.attributes)
         assert a["exception.type"] in {"Error", "TypeError"}
         assert "REDACTED" in a["exception.message"], a["exception.message"]
-        assert "exception.stacktrace" in a or a["exception.source"] == "unhandledrejection"
+        # Both are Error objects (the page rejects with a TypeError and throws an Error): each has its stack,
+        # pointing into the page that raised it.
+        assert "page.html" in a.get("exception.stacktrace", ""), (a["exception.source"], a)
         assert rec.severity_number == 17
+    rejection = next(attrs_to_dict(r.attributes) for r in errors
+                     if attrs_to_dict(r.attributes)["exception.source"] == "unhandledrejection")
+    assert rejection["exception.type"] == "TypeError"
+    assert rejection["exception.stacktrace"].startswith("TypeError: stream failed"), rejection
     # Every browser log record (page views, click, errors) carries the one session and the thread.
     for _, rec in logs:
         a = attrs_to_dict(rec.attributes)

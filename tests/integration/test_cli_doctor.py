@@ -15,8 +15,8 @@ from agentpress_otel._harness.otlp_sink import OTLPSink
 pytestmark = pytest.mark.integration
 
 
-def _doctor(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTPRESS_OTEL_"))}
+def _doctor(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTPRESS_OTEL_"))}, **(env or {})}
     return subprocess.run([sys.executable, "-m", "agentpress_otel", "doctor", *args], capture_output=True,
                           text=True, env=env, timeout=timeout, check=False)
 
@@ -63,3 +63,21 @@ def test_doctor_rejects_invalid_configuration() -> None:
     proc = _doctor("--endpoint", "localhost:4317")
     assert proc.returncode == 2
     assert "invalid configuration" in proc.stdout
+
+
+def test_doctor_reports_an_ignored_environment_value(sink: OTLPSink) -> None:
+    # instrument() would warn and fall back to the default; doctor names the variable and exits 2.
+    proc = _doctor("--endpoint", sink.grpc_endpoint, env={"AGENTPRESS_OTEL_SAMPLE_RATIO": "2"})
+    assert proc.returncode == 2, proc.stdout
+    assert "AGENTPRESS_OTEL_SAMPLE_RATIO='2' ignored" in proc.stdout.replace("\n", " ")
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_doctor_names_the_sources_it_used(sink: OTLPSink) -> None:
+    proc = _doctor("--endpoint", sink.grpc_endpoint, env={"AGENTPRESS_OTEL_DISABLED_INTEGRATIONS": "redis"})
+    assert proc.returncode == 0, proc.stdout
+    rows = {ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[2:-1]]
+            for ln in proc.stdout.splitlines() if ln.startswith("│") and ln.count("│") >= 4}
+    assert rows["integrations"][-1] == "AGENTPRESS_OTEL_DISABLED_INTEGRATIONS"
+    assert "redis" not in rows["integrations"][0]
+    assert rows["service_instance_id"][0] and rows["service_instance_id"][-1] == "generated"

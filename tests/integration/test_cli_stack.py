@@ -45,7 +45,13 @@ def test_stack_up_status_doctor_down(tmp_path: Path) -> None:
         assert {"collector", "tempo-standin", "loki-standin", "slack-stub"} <= names
         for c in comps:
             assert (state / f"{c['name']}.pid").read_text().strip() == str(c["pid"])
-        assert _cli(state, "stack", "status").returncode == 0
+        status = _cli(state, "stack", "status")
+        assert status.returncode == 0, status.stdout
+        collector = next(c for c in comps if c["name"] == "collector")
+        # Where to point a front end: the browser receiver's address is shown with the OTLP ones.
+        assert collector["browser"] and f"browser {collector['browser']}" in status.stdout, status.stdout
+        for c in comps:  # what identifies each process beyond its pid
+            assert c["argv"] and c["start_ticks"], c
         grpc = comps[0]["grpc"]
         doctor = _cli(state, "doctor", "--endpoint", grpc)
         assert doctor.returncode == 0, doctor.stdout

@@ -8,8 +8,11 @@ recommended for forking servers (gRPC channels do not survive fork).
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
+import textwrap
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -175,3 +178,48 @@ def test_dramatiq_processes_each_export_with_own_identity(redis_url: str) -> Non
                     assert after.get(inst, 0) > before.get(inst, 0), f"metrics stopped for {inst}: {after}"
         finally:
             broker.close()
+
+
+def _dropped_by_instance(sink: OTLPSink) -> dict[str, int]:
+    """service.instance.id -> latest ``agentpress_otel.exporter.dropped`` total (cumulative counter)."""
+    out: dict[str, int] = {}
+    with sink.lock:
+        for r in sink.received.metrics:
+            for rm in r.resource_metrics:
+                inst = str(attrs_to_dict(rm.resource.attributes).get("service.instance.id"))
+                for sm in rm.scope_metrics:
+                    for m in sm.metrics:
+                        if m.name == "agentpress_otel.exporter.dropped":
+                            out[inst] = max(out.get(inst, 0), sum(int(p.as_int) for p in m.sum.data_points))
+    return out
+
+
+def test_forked_child_self_telemetry_starts_at_zero() -> None:
+    """Drop and error counts are per process: a child must not report the parent's losses as its own."""
+    code = """
+        import os
+        import agentpress_otel
+        from agentpress_otel import _selftel
+        tel = agentpress_otel.instrument(service_name="selftel-fork", integrations=[], logs=False)
+        _selftel.record_dropped("spans", "queue_full", 7)
+        _selftel.record_error("parent.only")
+        pid = os.fork()
+        if pid == 0:
+            clean = _selftel.dropped() == 0 and _selftel.errors() == 0
+            _selftel.record_dropped("spans", "queue_full", 2)
+            flushed = tel.force_flush(10)
+            os._exit(0 if clean and flushed else 3)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        assert _selftel.dropped() == 7 and _selftel.errors() == 1  # the parent keeps its own
+        assert tel.force_flush(10)
+        print("child", pid, "parent", os.getpid())
+    """
+    with OTLPSink() as sink:
+        res = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60,
+            env={**os.environ, **ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.http_endpoint},
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        wait_until(lambda: len(_dropped_by_instance(sink)) >= 2, timeout=10, what="drop counts from both processes")
+        assert sorted(_dropped_by_instance(sink).values()) == [2, 7]

@@ -159,3 +159,44 @@ def test_actor_kwargs_ids_reach_the_consumer_span() -> None:
         (consumer,) = [s for s in cap.spans() if s.name == "process run_agent_background_kw"]
         assert consumer.attributes["agentpress.agent_run.id"] == "run-77"
         assert consumer.attributes["agentpress.thread.id"] == "th-77"
+
+
+def test_failed_enqueue_ends_producer_span_with_error_and_is_not_counted(kit: Kit) -> None:
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+
+    @dramatiq.actor(broker=broker)
+    def work(x: Any) -> None:
+        return None
+
+    for _ in range(3):
+        with pytest.raises(TypeError):
+            work.send(object())  # not JSON-serialisable: the broker raises between the two hooks
+    work.send(1)
+    mw = next(m for m in broker.middleware if isinstance(m, ap_dramatiq.OtelMiddleware))
+    assert mw._producing == {}
+    sends = kit.spans("send work")
+    assert len(sends) == 4 and all(s.end_time is not None for s in sends)
+    failed = [s for s in sends if s.status.status_code == StatusCode.ERROR]
+    assert len(failed) == 3 and all((s.attributes or {})["error.type"] == "TypeError" for s in failed)
+    assert kit.metric_sum("agentpress.queue.messages.enqueued", actor="work") == 1
+    ap_dramatiq.uninstrument()
+    assert "enqueue" not in broker.__dict__  # the instance wrapper is removed again
+    ap_dramatiq.instrument(kit)
+
+
+def test_producer_map_is_bounded(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enqueues that never reach after_enqueue (bypassing the wrapped enqueue) cannot pile up."""
+    monkeypatch.setattr(ap_dramatiq, "MAX_PRODUCING", 2)
+    broker = StubBroker()
+
+    @dramatiq.actor(broker=broker)
+    def work() -> None:
+        return None
+
+    mw = next(m for m in broker.middleware if isinstance(m, ap_dramatiq.OtelMiddleware))
+    for _ in range(5):
+        mw.before_enqueue(broker, work.message(), None)
+    assert len(mw._producing) == 2
+    stale = [s for s in kit.spans("send work") if (s.attributes or {}).get("error.type") == "enqueue_incomplete"]
+    assert len(stale) == 3

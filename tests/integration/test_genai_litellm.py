@@ -8,6 +8,7 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is importe
 
 import asyncio
 import gc
+import json
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -178,6 +179,10 @@ async def test_aclose_and_cancel_end_span_once(kit: Kit, server: LLMServer, lite
     await stream.__anext__()
     await stream.aclose()
     await stream.aclose()
+    del stream
+    gc.collect()  # the GC finalizer must not end it again either
+    # The SDK ignores a second span.end(), so count the duration points: one per ended call.
+    assert kit.metric_count("gen_ai.client.operation.duration") == 1
 
     async def consume() -> None:
         # Cancelled while waiting for the (slow) response: the wrapper sees CancelledError.
@@ -192,6 +197,8 @@ async def test_aclose_and_cancel_end_span_once(kit: Kit, server: LLMServer, lite
     spans = _llm_spans(kit)
     assert len(spans) == 2
     assert any((s.attributes or {}).get("error.type") == "cancelled" for s in spans)
+    assert kit.metric_count("gen_ai.client.operation.duration") == 2
+    assert kit.metric_count("gen_ai.client.operation.duration", error__type="cancelled") == 1
 
 
 def test_sync_stream_closed_early(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
@@ -302,7 +309,16 @@ def test_uninstrument_is_idempotent_and_undoes(kit: Kit, server: LLMServer, lite
     assert len(_llm_spans(kit)) == 1
 
 
-def test_nothing_reached_the_network(offline: list[Any]) -> None:
+def test_nothing_reached_the_network(kit: Kit, offline: list[Any], server: LLMServer, litellm_mod: Any) -> None:
+    """Self-contained (any order, or alone): the guard works, and a completion, a stream without usage
+    (tokenizer estimate) and provider mapping reach nothing but loopback."""
+    with pytest.raises(OSError):
+        socket.getaddrinfo("example.com", 443)  # the guard is live: it records and refuses
+    assert offline.pop() == "example.com"
+    litellm_mod.completion(**_kw(server, "net [[words:3]]"))
+    list(litellm_mod.completion(**_kw(server, "net stream [[words:3]]", stream=True)))
+    ap_litellm.provider_for("anthropic/claude-sonnet-4-20250514")
+    assert len(_llm_spans(kit)) == 2
     assert offline == []
 
 
@@ -350,6 +366,24 @@ def test_instrument_before_import_patches_on_import_and_stays_offline() -> None:
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
 
 
+def test_instrument_leaves_an_explicit_cost_map_choice_alone() -> None:
+    """The variable also picks the prices the app's own LiteLLM cost calls use: an explicit value wins."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] = 'False'\n"
+        "from agentpress_otel.integrations import litellm as ap\n"
+        "ap.instrument()\n"
+        "assert 'litellm' not in sys.modules\n"
+        "assert os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] == 'False'\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
 async def test_streamed_tool_call(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
     stream = await litellm_mod.acompletion(**_kw(server, "weather? [[tool:get_weather]]", stream=True,
                                                  stream_options={"include_usage": True}))
@@ -364,6 +398,75 @@ async def test_streamed_tool_call(kit: Kit, server: LLMServer, litellm_mod: Any)
     a = dict(s.attributes or {})
     assert a["gen_ai.response.finish_reasons"] == ("tool_calls",)
     assert a["gen_ai.usage.output_tokens"] == server.requests[-1].completion_tokens == 10
+
+
+async def test_streamed_tool_call_captured_as_tool_call_part(server: LLMServer, litellm_mod: Any) -> None:
+    k = make_kit(capture_content=True)
+    _state.configure(k)
+    try:
+        stream = await litellm_mod.acompletion(**_kw(server, "weather? [[tool:get_weather]]", stream=True))
+        args = ""
+        async for chunk in stream:
+            for c in chunk.choices:
+                for tc in c.delta.tool_calls or []:
+                    args += (tc.function and tc.function.arguments) or ""
+        (s,) = _llm_spans(k)
+        out = json.loads(str((s.attributes or {})["gen_ai.output.messages"]))
+        parts = out[0]["parts"]
+        assert [p["type"] for p in parts] == ["tool_call"], parts  # not assistant text
+        assert parts[0]["name"] == "get_weather" and parts[0]["id"]
+        assert parts[0]["arguments"] == args and json.loads(args)
+        assert out[0]["finish_reason"] == "tool_calls"
+    finally:
+        _state.unconfigure()
+        k.shutdown()
+
+
+def test_usage_estimate_of_a_long_history_is_bounded(kit: Kit, server: LLMServer, litellm_mod: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """No usage chunk and a long history: the estimate tokenizes a bounded sample, not everything."""
+    history = [{"role": "system", "content": "You are terse. " * 2000}]
+    history += [{"role": "user", "content": f"message {i}: " + "lorem ipsum dolor sit amet " * 600} for i in range(25)]
+    exact = litellm_mod.token_counter(model="gpt-5-mini", messages=history)
+    assert exact > 50_000
+    counted: list[int] = []
+    real = litellm_mod.token_counter
+
+    def spy(*args: Any, **kwargs: Any) -> Any:  # only our module calls litellm.token_counter by attribute
+        msgs = kwargs.get("messages") or []
+        counted.append(len(kwargs.get("text") or "") + sum(len(str(m.get("content"))) for m in msgs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(litellm_mod, "token_counter", spy)
+    kw = {**_kw(server, "x"), "messages": [*history, {"role": "user", "content": "go [[words:3]]"}], "stream": True}
+    list(litellm_mod.completion(**kw))
+    a = dict(_llm_spans(kit)[0].attributes or {})
+    assert a["agentpress.usage.estimated"] is True
+    assert abs(a["gen_ai.usage.input_tokens"] - exact) / exact < 0.1
+    assert counted and max(counted) <= ap_litellm.ESTIMATE_SAMPLE_CHARS, counted
+
+
+def test_capture_env_var_turns_content_on_end_to_end(server: LLMServer, litellm_mod: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT alone, through instrument(), captures content."""
+    from agentpress_otel.testing import capture
+
+    monkeypatch.delenv("AGENTPRESS_OTEL_CAPTURE_CONTENT", raising=False)
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+    try:
+        with capture(service_name="capture-env", integrations=["litellm"], logs=False) as cap:
+            litellm_mod.completion(**_kw(server, "capture me [[words:3]]"))
+            (s,) = [s for s in cap.spans() if s.name.startswith("chat ")]
+        a = dict(s.attributes or {})
+        assert "capture me" in str(a["gen_ai.input.messages"])
+        assert '"role":"assistant"' in str(a["gen_ai.output.messages"])
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "NO_CONTENT")
+        with capture(service_name="capture-env", integrations=["litellm"], logs=False) as cap:
+            litellm_mod.completion(**_kw(server, "not me [[words:3]]"))
+            (s,) = [s for s in cap.spans() if s.name.startswith("chat ")]
+        assert "gen_ai.input.messages" not in (s.attributes or {})
+    finally:
+        ap_litellm.instrument()  # capture() uninstruments on exit; the module fixture's patch must stay
 
 
 def test_abandoned_sync_stream_ends_span_on_gc(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:

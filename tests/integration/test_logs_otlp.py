@@ -49,6 +49,16 @@ class Received:
             else:
                 self.traces.append(trace_service_pb2.ExportTraceServiceRequest.FromString(raw))
 
+    def span_attributes(self, name: str) -> list[dict[str, Any]]:
+        """Attributes of every received span called ``name``."""
+        out = []
+        with self.lock:
+            for req in self.traces:
+                for rs in req.resource_spans:
+                    for ss in rs.scope_spans:
+                        out.extend({a.key: _any(a.value) for a in sp.attributes} for sp in ss.spans if sp.name == name)
+        return out
+
     def log_records(self) -> list[dict[str, Any]]:
         out = []
         with self.lock:
@@ -143,9 +153,16 @@ import json, logging, sys
 import structlog
 from agentpress_otel._setup import instrument
 from agentpress_otel._context import thread_context
-from agentpress_otel.redaction import redact
+from agentpress_otel.genai import llm_call
 
 SECRET, JWT = sys.argv[3], sys.argv[4]
+
+
+class Client:  # an SDK client object whose repr shows its key
+    def __repr__(self):
+        return f"Client(api_key={SECRET})"
+
+
 tel = instrument(service_name="logs-it", endpoint=sys.argv[1], protocol=sys.argv[2], log_json=True,
                  metrics=False, integrations=["logging", "structlog"], log_level="DEBUG")
 # AgentPress configures structlog at import time, possibly after instrument(): the chain still gets ours.
@@ -166,12 +183,19 @@ with thread_context(project_id="p-1", thread_id="t-1"):
               flush=True)
         log.info("stdlib hello %s", "world", extra={"tool": "web", "note": f"secret {SECRET}"})
         log.warning(f"message with {SECRET}")
+        # extras that are not strings: the encoders would stringify them after redaction
+        objects = {"payload": SECRET.encode(), "error": ValueError(f"auth failed for {SECRET}"), "client": Client()}
+        log.info("stdlib objects", extra=objects)
         span.set_attribute("url.full", f"http://h/api/agent-run/r-1/stream?token={JWT}")
         span.set_attribute("http.request.header.authorization", f"Bearer {JWT}")
         span.set_attribute("gen_ai.input.messages", json.dumps([{"role": "user", "content": f"key {SECRET}"}]))
-        span.set_attribute("app.llm.output", redact(f"the model said {SECRET}"))
+        # LLM content, captured by the GenAI span helper itself (no redaction by the caller)
+        with llm_call(model="gpt-4o", provider="openai", capture_content=True,
+                      messages=[{"role": "user", "content": f"my key is {SECRET}, token {JWT}"}]) as call:
+            call.set_output_messages([{"role": "assistant", "content": f"the model said {SECRET}"}])
         structlog.contextvars.bind_contextvars(thread_id="t-1", agent_run_id="r-1")
         slog.info("structlog hello", api_key=SECRET, detail=f"url ?token={JWT}")
+        slog.info("structlog objects", **objects)
         try:
             raise RuntimeError(f"failed with {SECRET}")
         except RuntimeError as exc:
@@ -222,7 +246,8 @@ def test_logs_over_real_otlp(protocol: str, grpc_receiver: Any, http_receiver: A
         assert found, (body, [r["body"] for r in recs])
         return found[0]
 
-    for body in ("stdlib hello world", "structlog hello", "boom", "structlog boom"):
+    bodies = ("stdlib hello world", "structlog hello", "boom", "structlog boom", "stdlib objects", "structlog objects")
+    for body in bodies:
         r = one(body)
         assert r["trace_id"] == ids["trace_id"] and r["span_id"] == ids["span_id"], body
         assert r["attrs"]["agentpress.project.id"] == "p-1", body
@@ -242,6 +267,23 @@ def test_logs_over_real_otlp(protocol: str, grpc_receiver: Any, http_receiver: A
     # structlog renders its own line, with our ids and trace ids added
     sdoc = next(x for x in lines if x.get("event") == "structlog hello")
     assert sdoc["trace_id"] == ids["trace_id"] and sdoc["project_id"] == "p-1" and sdoc["agent_run_id"] == "r-1"
+
+    # non-string extras arrive as redacted text, over OTLP and on stdout, from both logging APIs
+    for body in ("stdlib objects", "structlog objects"):
+        a = one(body)["attrs"]
+        assert a["payload"].startswith("[REDACTED:openai_key:"), (body, a)
+        assert a["error"].startswith("ValueError: auth failed for [REDACTED:openai_key:"), (body, a)
+        assert a["client"].startswith("Client(api_key=[REDACTED:openai_key:"), (body, a)
+    odoc = next(x for x in lines if x.get("message") == "stdlib objects")
+    assert odoc["extra"]["client"].startswith("Client(api_key=[REDACTED:openai_key:")
+    sodoc = next(x for x in lines if x.get("event") == "structlog objects")
+    assert sodoc["payload"].startswith("[REDACTED:openai_key:")
+
+    # LLM content went through llm_call's capture: recorded, and redacted
+    wait_until(lambda: got.span_attributes("chat gpt-4o"), timeout=15, what="the LLM span")
+    (llm,) = got.span_attributes("chat gpt-4o")
+    assert "[REDACTED:openai_key:" in llm["gen_ai.input.messages"] and "[REDACTED:jwt:" in llm["gen_ai.input.messages"]
+    assert "the model said [REDACTED:openai_key:" in llm["gen_ai.output.messages"]
 
     # the planted secret: not in any OTLP payload (logs and spans), not on stdout
     blob = b"".join(got.raw)

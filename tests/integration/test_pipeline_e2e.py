@@ -51,6 +51,8 @@ COLLECTOR_ENV = {
     "OTELCOL_TAIL_DECISION_WAIT": "2s",
     "OTELCOL_TAIL_SLOW_MS": str(SLOW_MS),
     "OTELCOL_SPANMETRICS_FLUSH_INTERVAL": "1s",
+    "OTELCOL_SERVICEGRAPH_FLUSH_INTERVAL": "1s",
+    "OTELCOL_SERVICEGRAPH_STORE_TTL": "2s",
     "OTELCOL_BATCH_FLUSH_TIMEOUT": "200ms",
     "OTELCOL_RETRY_MAX_INTERVAL": "1s",
     "OTELCOL_LOG_LEVEL": "warn",
@@ -366,6 +368,21 @@ def test_span_metrics_per_route_count_every_request_before_sampling(stack: Stack
     assert linked <= workload.trace_ids["/fail"]
 
 
+def test_service_graph_metrics_for_the_tempo_service_map(stack: Stack, workload: Workload) -> None:
+    """Grafana's Tempo service map queries traces_service_graph_* in Prometheus; the Collector's service_graph
+    connector produces them from all traces, before sampling. Every request of the workload is a root server span:
+    an edge from the virtual "user" node to the service, failed when the server span is an error."""
+    svc = workload.service
+    total = N_OK + N_ERR + N_LLM_ERR + N_SLOW
+    q = f'sum(traces_service_graph_request_total{{client="user", server="{svc}"}})'
+    poll(lambda: stack.prom.query_value(q) == total, timeout=45,
+         what=f"{total} user -> {svc} edges in traces_service_graph_request_total")
+    failed = stack.prom.query_value(f'sum(traces_service_graph_request_failed_total{{server="{svc}"}})')
+    assert failed == N_ERR
+    hist = stack.prom.query_value(f'sum(traces_service_graph_request_server_seconds_count{{server="{svc}"}})')
+    assert hist == total
+
+
 def test_prometheus_scrapes_collector_self_metrics(stack: Stack, workload: Workload) -> None:
     poll(lambda: stack.prom.query_value('up{job="otel-collector"}') == 1, timeout=30, what="otel-collector target up")
     accepted = poll(
@@ -474,6 +491,20 @@ def test_browser_receiver_cors_allowlist(stack: Stack) -> None:
         },
     )
     assert "authorization" not in hdr.get("Access-Control-Allow-Headers", "").lower()
+
+
+def test_browser_receiver_cors_is_enforced_by_browsers_only(stack: Stack) -> None:
+    """What docs/pipeline.md states: CORS only tells a browser whether a page may read the answer. A non-browser
+    client (curl, a script) with a forbidden Origin is accepted like any other; only the grant header is missing.
+    Abuse protection therefore needs the reverse proxy / rate limit in front, not the allowlist."""
+    marker = uuid.uuid4().hex
+    status, headers = _http(f"{stack.collector.browser_endpoint}/v1/traces", method="POST",
+                            headers={"Origin": "https://evil.example", "Content-Type": "application/json"},
+                            body=_browser_trace(marker))
+    assert status == 200
+    assert "Access-Control-Allow-Origin" not in headers
+    poll(lambda: [sp for sp in stack.tempo.spans() if sp.attributes.get("test.marker") == marker], timeout=30,
+         what="the span posted with a forbidden Origin at the Tempo stand-in")
 
 
 def _browser_trace(marker: str, *, pad: int = 0) -> bytes:

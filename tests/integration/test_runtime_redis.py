@@ -121,18 +121,21 @@ def test_redis_commands_are_client_spans_in_the_request_trace(srv: RedisServer) 
     run_id = uuid.uuid4().hex[:8]
     sub = redis.Redis.from_url(srv.url).pubsub()
     sub.subscribe(f"agent_run:{run_id}:new_response")
-    with capture(app=app, disabled_integrations=["httpx"]) as cap, serve(app) as base:
-        assert "redis" in cap.telemetry.integrations
-        resp = httpx.post(f"{base}/api/agent-run/{run_id}/respond", timeout=10)
-        assert resp.status_code == 200
-        assert resp.json() == {"n": 1}
-        status = httpx.get(f"{base}/api/sync-status/{run_id}", timeout=10).json()
-        assert status == {"status": "running"}
+    with capture(app=app, disabled_integrations=["httpx"]) as cap:
+        with serve(app) as base:
+            assert "redis" in cap.telemetry.integrations
+            resp = httpx.post(f"{base}/api/agent-run/{run_id}/respond", timeout=10)
+            assert resp.status_code == 200
+            assert resp.json() == {"n": 1}
+            status = httpx.get(f"{base}/api/sync-status/{run_id}", timeout=10).json()
+            assert status == {"status": "running"}
+            time.sleep(0.3)
+            # uvicorn's loop (on its own thread here) was found by the run_forever patch.
+            lag = cap.metrics()["agentpress.asyncio.loop_lag"]
+            assert any(p.attributes.get("loop") == "background" and p.count > 0 for p in lag)
+        # The client can have its response before the server span ends; uvicorn's shutdown waits for
+        # in-flight requests, so every server span is finished here.
         spans = cap.spans()
-        time.sleep(0.3)
-        # uvicorn's loop (on its own thread here) was found by the run_forever patch.
-        lag = cap.metrics()["agentpress.asyncio.loop_lag"]
-        assert any(p.attributes.get("loop") == "background" and p.count > 0 for p in lag)
 
     # The subscriber got the notification published inside the request.
     got = None
@@ -172,30 +175,84 @@ def test_stream_endpoint_sees_list_and_pubsub(srv: RedisServer) -> None:
     run_id = uuid.uuid4().hex[:8]
     seed = redis.Redis.from_url(srv.url)
     seed.rpush(f"agent_run:{run_id}:responses", "a", "b")
-    with capture(app=app, disabled_integrations=["httpx"]) as cap, serve(app) as base:
-        out: dict[str, Any] = {}
+    with capture(app=app, disabled_integrations=["httpx"]) as cap:
+        with serve(app) as base:
+            out: dict[str, Any] = {}
 
-        def call() -> None:
-            out.update(httpx.get(f"{base}/api/agent-run/{run_id}/stream", timeout=15).json())
+            def call() -> None:
+                out.update(httpx.get(f"{base}/api/agent-run/{run_id}/stream", timeout=15).json())
 
-        t = threading.Thread(target=call)
-        t.start()
-        # Publish until the subscriber is listening (PUBLISH returns the receiver count).
-        deadline = time.monotonic() + 10
-        while seed.publish(f"agent_run:{run_id}:new_response", "new") == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        t.join(timeout=15)
-        spans = cap.spans()
+            t = threading.Thread(target=call)
+            t.start()
+            # Publish until the subscriber is listening (PUBLISH returns the receiver count).
+            deadline = time.monotonic() + 10
+            while seed.publish(f"agent_run:{run_id}:new_response", "new") == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            t.join(timeout=15)
+        spans = cap.spans()  # after uvicorn's shutdown: the server span has ended
     seed.close()
     assert out == {"existing": 2, "notified": "new"}
     server = _server_span(spans, "stream")
     lr = [s for s in _redis_spans(spans) if s.name == "LRANGE" and s.context.trace_id == server.context.trace_id]
     assert len(lr) == 1
     assert _descends_from(lr[0], server, spans)
-    # The publisher outside any request makes root-less CLIENT spans in their own traces, never in the request's.
-    pubs = [s for s in _redis_spans(spans) if s.name == "PUBLISH"]
-    assert pubs
-    assert all(s.context.trace_id != server.context.trace_id for s in pubs)
+    # The publisher outside any request (several PUBLISH calls above) makes no spans at all: Redis commands
+    # are traced only inside a trace, never as one-span root traces of their own.
+    assert [s.name for s in _redis_spans(spans) if s.name == "PUBLISH"] == []
+    assert all(s.parent is not None for s in _redis_spans(spans))
+
+
+def test_idle_dramatiq_worker_exports_no_redis_spans(srv: RedisServer) -> None:
+    """An idle worker polls the Redis broker (EVALSHA/SCRIPT LOAD) several times a second: none of that
+    may become a trace, while Redis calls inside a trace still do."""
+    dramatiq = pytest.importorskip("dramatiq")
+    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq.middleware import AsyncIO
+
+    queue = f"q{uuid.uuid4().hex[:6]}"
+    with capture(disabled_integrations=["httpx"]) as cap:
+        assert "redis" in cap.telemetry.integrations
+        broker = RedisBroker(url=srv.url, namespace=f"apotel-{queue}", middleware=[AsyncIO()])  # type: ignore[no-untyped-call]
+        dramatiq.actor(lambda: None, broker=broker, queue_name=queue, actor_name=f"idle_{queue}")
+        worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+        worker.start()
+        try:
+            time.sleep(3.0)
+            idle = cap.spans()
+        finally:
+            worker.stop(timeout=10_000)
+            broker.close()
+        r = redis.Redis.from_url(srv.url)
+        r.ping()  # outside a trace: no span
+        with trace.get_tracer("t").start_as_current_span("request"):
+            r.rpush(f"{queue}:k", "v")
+            with r.pipeline() as pipe:
+                pipe.lrange(f"{queue}:k", 0, -1).expire(f"{queue}:k", 60).execute()
+        r.close()
+        spans = cap.spans()
+    assert idle == [], [s.name for s in idle][:10]
+    (root,) = [s for s in spans if s.name == "request"]
+    inside = _redis_spans(spans)
+    assert [s.name for s in inside] == ["RPUSH", "LRANGE EXPIRE"]  # the pipeline is one span
+    assert all(s.context.trace_id == root.context.trace_id and s.parent is not None for s in inside)
+
+
+def test_app_instrumented_redis_is_left_alone(srv: RedisServer) -> None:
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    mine = RedisInstrumentor()
+    mine.instrument(skip_dep_check=True)
+    try:
+        patched = redis.Redis.__dict__["execute_command"]
+        with capture(disabled_integrations=["httpx"]) as cap:
+            assert "redis" not in cap.telemetry.integrations
+            assert redis.Redis.__dict__["execute_command"] is patched  # not re-bound to our provider
+        # Our shutdown did not remove the app's instrumentation.
+        assert redis.Redis.__dict__["execute_command"] is patched
+        assert mine.is_instrumented_by_opentelemetry
+    finally:
+        mine.uninstrument()
+    assert not hasattr(redis.Redis.execute_command, "__wrapped__")
 
 
 def test_disabled_redis_integration_makes_no_spans(srv: RedisServer) -> None:
@@ -415,7 +472,9 @@ def test_event_loop_probe_runs_on_dramatiq_asyncio_thread(srv: RedisServer) -> N
         pts = cap.metrics()["agentpress.asyncio.loop_lag"]
     bg = [p for p in pts if p.attributes.get("loop") == "background"]
     assert bg
-    assert max(p.max for p in bg) >= 0.3 - 0.25 - 0.01
+    worst = max(p.max for p in bg)
+    # The 0.3 s block is seen, minus at most one probe period (0.25 s), plus scheduling slack.
+    assert 0.3 - 0.25 - 0.01 <= worst <= 0.3 + 0.15, worst
 
 
 def test_harness_redis_is_loopback_ephemeral_and_stops_cleanly() -> None:

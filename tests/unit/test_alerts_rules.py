@@ -79,10 +79,12 @@ def test_rule_conventions() -> None:
 
 
 def _rendered_config(tmp: Path) -> Path:
-    url = tmp / "url"
-    url.write_text("http://127.0.0.1:1/services/x\n")
+    files = {}
+    for sev in am_harness.SECRET_PATHS:
+        files[sev] = tmp / f"url-{sev}"
+        files[sev].write_text(f"http://127.0.0.1:1/services/{sev}\n")
     cfg = tmp / "alertmanager.yml"
-    cfg.write_text(am_harness.render_config(webhook_file=url))
+    cfg.write_text(am_harness.render_config(webhook_files=files))
     return cfg
 
 
@@ -116,11 +118,34 @@ def test_alertmanager_config_conventions() -> None:
     inhibit = doc["inhibit_rules"][0]
     assert inhibit["source_matchers"] == ['severity="critical"']
     assert inhibit["target_matchers"] == ['severity="warning"']
-    assert set(inhibit["equal"]) == {"alertname", "service_name"}
+    assert {"alertname", "service_name"} <= set(inhibit["equal"])
+    # Each severity has its own webhook (an incoming webhook is bound to one channel; `channel:` is ignored).
+    files = {}
     for rcv in doc["receivers"]:
         for sc in rcv["slack_configs"]:
             assert sc["send_resolved"] is True
-            assert sc["api_url_file"] == am_harness.SECRET_PATH
+            files[rcv["name"]] = sc["api_url_file"]
+    assert files == {"slack-critical": am_harness.SECRET_PATHS["critical"],
+                     "slack-warning": am_harness.SECRET_PATHS["warning"]}
+    assert len(set(files.values())) == 2
+
+
+def _grouping_labels(expr: str) -> set[str]:
+    """Labels an alert expression keeps: every `by (...)` clause (le is aggregated away by histogram_quantile)."""
+    out: set[str] = set()
+    for grp in re.findall(r"\bby\s*\(([^)]*)\)", expr):
+        out |= {g.strip() for g in grp.split(",") if g.strip()}
+    out |= set(re.findall(r'label_replace\([^"]*"(\w+)"', expr))
+    return out - {"le"}
+
+
+def test_inhibition_equal_covers_every_label_that_tells_alerts_apart() -> None:
+    """Too short an `equal` list lets a critical on one provider/model/exporter silence a warning on another."""
+    equal = set(yaml.safe_load(AM_CONFIG.read_text())["inhibit_rules"][0]["equal"])
+    for r in alert_rules():
+        labels = _grouping_labels(str(r["expr"])) | (set(r["labels"]) - {"severity"})  # type: ignore[arg-type]
+        missing = labels - equal
+        assert not missing, f"{r['alert']}: inhibition ignores {sorted(missing)}"
 
 
 def test_timing_overlay_only_changes_timing() -> None:

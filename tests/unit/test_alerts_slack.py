@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -289,3 +291,75 @@ def test_structlog_errors_reach_slack(stub: SlackStub) -> None:
     assert "th-9" in text
     assert "ValueError" in text
     assert "sk-proj-abcdefghij" not in text
+
+
+def test_rate_limited_alert_opens_no_window(stub: SlackStub) -> None:
+    """A rate-limited first alert was never sent: no follow-up may refer to it; the next occurrence is a full alert."""
+    _, h = make(stub.url, burst=1, rate_per_minute=60.0, dedup_window_s=1.0)  # 1 token, refilled after 1 s
+    first = logging.getLogger("test_alerts_slack.rlw.first")
+    second = logging.getLogger("test_alerts_slack.rlw.second")
+    for lg in (first, second):
+        lg.propagate = False
+        lg.addHandler(h)
+    try:
+        first.error("takes the only token")
+        for _ in range(3):
+            second.error("rate limited: never sent")
+        assert _selftel.dropped("slack", "rate_limited") == 3
+        stub.wait_for(1, timeout=5)
+        time.sleep(1.3)  # the bucket refills and any window the rate-limited alert might have opened has closed
+        second.error("rate limited: never sent")
+        posts = stub.wait_for(2, timeout=5)
+        time.sleep(1.5)  # windows close; a (wrong) follow-up would be sent now
+        h.flush(2)
+        posts = stub.posts
+        texts = [p.json["text"] for p in posts]
+        assert len(posts) == 2, texts
+        assert not any(":repeat:" in t for t in texts), texts
+        assert "rate limited: never sent" in texts[1] and texts[1].startswith(":red_circle:")
+    finally:
+        for lg in (first, second):
+            lg.removeHandler(h)
+
+
+def test_failed_delivery_closes_the_window() -> None:
+    """Slack refused the alert (4xx): repeats are not summarised as if it had been seen; the next one alerts again."""
+    with SlackStub(default_status=404) as gone:
+        log, h = make(gone.url, dedup_window_s=60.0)
+        log.error("webhook gone")
+        gone.wait_for(1, timeout=5)
+        h.flush(2)
+        deadline = time.monotonic() + 5
+        while h._windows and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not h._windows
+        log.error("webhook gone")
+        gone.wait_for(2, timeout=5)  # a full alert again, not swallowed by a 60 s window
+        assert _selftel.dropped("slack", "send_failed") >= 1
+
+
+def test_state_lock_is_replaced_in_a_forked_child(stub: SlackStub) -> None:
+    """A lock held by another thread at fork time would stay held forever in the child and hang its first alert."""
+    log, h = make(stub.url, name="forked")
+    h._state_lock.acquire()  # as if an application thread were inside emit() when the process forked
+    try:
+        pid = os.fork()
+        if pid == 0:  # child: must not block, and must still deliver
+            code = 1
+            try:
+                log.error("alert from the child")
+                h.flush(5)
+                code = 0 if h.sent == 1 else 3
+            finally:
+                os._exit(code)
+    finally:
+        h._state_lock.release()
+    deadline = time.monotonic() + 15
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung on the handler's lock")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert "alert from the child" in stub.wait_for(1, timeout=5)[0].text

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped]
+from test_dashboards_querylang import QueryError, parse_logql, parse_traceql
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "grafana"
@@ -33,7 +34,7 @@ LOKI_FIELDS = {
     "service_name", "deployment_environment_name", "trace_id", "span_id", "severity_text", "detected_level",
     "agentpress_thread_id", "agentpress_project_id", "agentpress_agent_run_id", "agentpress_request_id",
     "user_id", "session_id", "agentpress_telemetry_source", "exception_type", "exception_message",
-    "exception_stacktrace", "code_function_name",
+    "exception_stacktrace", "code_function_name", "browser_page_view_type",
 }
 # Span attributes agreed in docs/team-brief.md "Names" (the context processor and cost code are other issues');
 # the util-genai ones are added by _emitted_genai_attributes() from what util-genai really puts on spans.
@@ -43,8 +44,14 @@ CONTRACT_SPAN_ATTRS = {
     # set by the Collector (resource/browser) and by the browser SDK
     "agentpress.telemetry.source", "service.name", "http.response.status_code",
 }
-TRACEQL_INTRINSICS = {"status", "name", "kind", "duration", "statusMessage", "rootName", "rootServiceName",
-                      "traceDuration", "span:status", "span:name", "span:kind", "span:duration"}
+# Resource attributes (TraceQL `resource.` scope): the SDK's resource, what the Collector adds, the browser's.
+RESOURCE_ATTRS = {"service.name", "service.namespace", "service.instance.id", "service.version",
+                  "deployment.environment.name", "agentpress.telemetry.source", "telemetry.sdk.name",
+                  "telemetry.sdk.language", "telemetry.sdk.version", "telemetry.distro.name", "host.name"}
+# Where names we emit are documented (docs/telemetry.md and the pages it points to, plus the browser package's).
+TELEMETRY_DOCS = [ROOT / "docs" / n for n in ("telemetry.md", "genai.md", "logging.md", "pipeline.md", "browser.md")]
+# Fields Loki derives itself rather than from our attributes.
+LOKI_DERIVED = {"detected_level"}
 
 
 def load_dashboards() -> list[tuple[Path, dict[str, Any]]]:
@@ -167,33 +174,54 @@ def test_promql_parses(path: Path) -> None:
 
 
 def _logql_fields(expr: str) -> set[str]:
-    """Label / structured-metadata names used in stream selectors and label filters."""
-    names = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", expr))
-    for grp in re.findall(r"by\s*\(([^)]*)\)", expr):
-        names |= {g.strip() for g in grp.split(",")}
-    return names
+    """Label / structured-metadata names used in stream selectors, label filters and groupings."""
+    return parse_logql(substitute(expr)).fields
+
+
+def _documented_names() -> tuple[str, set[str]]:
+    """(all docs text, dotted names found in it turned into Loki's underscore form)."""
+    text = "\n".join(p.read_text() for p in TELEMETRY_DOCS)
+    dotted = set(re.findall(r"\b[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+\b", text))
+    return text, {d.replace(".", "_") for d in dotted}
+
+
+def _documented(name: str, text: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text) is not None
+
+
+def loki_index_labels() -> set[str]:
+    """Resource attributes stack/loki/loki.yaml makes index labels, in Loki's spelling (dots -> _)."""
+    loki = yaml.safe_load((ROOT / "stack" / "loki" / "loki.yaml").read_text())
+    rules = loki["limits_config"]["otlp_config"]["resource_attributes"]["attributes_config"]
+    return {a.replace(".", "_") for r in rules if r.get("action") == "index_label" for a in r.get("attributes", [])}
 
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
 def test_logql_syntax_and_fields(path: Path) -> None:
     dash = json.loads(path.read_text())
+    index_labels = loki_index_labels()
+    text, documented_sm = _documented_names()
     for title, t in targets(dash, "loki"):
         expr = t["expr"]
-        assert expr.count("{") == expr.count("}") and expr.count("(") == expr.count(")"), title
-        selector = re.search(r"\{([^}]*)\}", expr)
-        assert selector, f"{title}: no stream selector"
+        try:
+            q = parse_logql(substitute(expr))
+        except QueryError as exc:
+            pytest.fail(f"{path.name} / {title}: {exc}")
+        # The stream selector may only use index labels: structured metadata goes in a filter after it.
+        not_labels = {n for n, _, _ in q.selector} - index_labels
+        assert not not_labels, f"{path.name} / {title}: {sorted(not_labels)} are not Loki index labels"
         # Loki rejects selectors whose matchers can all match the empty string; check with the values the
         # variables take by default (All -> allValue, textbox -> its default).
         values = {v["name"]: (v.get("allValue") if v.get("includeAll") else v.get("query")) or ""
                   for v in dash["templating"]["list"]}
-        sel = re.sub(
-            r"\$\{?(\w+)(?::\w+)?\}?", lambda m, values=values: str(values.get(m.group(1), "")), selector.group(1)
-        )
-        matchers = re.findall(r'(\w+)\s*(=~|=|!=|!~)\s*"([^"]*)"', sel)
-        assert any((op == "=" and val) or (op == "=~" and not re.fullmatch(val, "")) for _, op, val in matchers), \
+        sel = parse_logql(re.sub(r"\$\{?(\w+)(?::\w+)?\}?", lambda m, values=values: str(values.get(m.group(1), "")),
+                                 expr.replace("$__auto", "1m"))).selector
+        assert any((op == "=" and val) or (op == "=~" and not re.fullmatch(val, "")) for _, op, val in sel), \
             f"{path.name} / {title}: every matcher of {sel!r} matches the empty string (Loki refuses it)"
-        unknown = {f for f in _logql_fields(expr) if f and f not in LOKI_FIELDS}
+        unknown = {f for f in q.fields if f not in LOKI_FIELDS}
         assert not unknown, f"{path.name} / {title}: fields we never emit {sorted(unknown)}"
+        undocumented = {f for f in q.fields - LOKI_DERIVED if f not in documented_sm and not _documented(f, text)}
+        assert not undocumented, f"{path.name} / {title}: {sorted(undocumented)} not in docs/telemetry.md & co."
 
 
 def _emitted_genai_attributes() -> set[str]:
@@ -223,14 +251,19 @@ def _emitted_genai_attributes() -> set[str]:
 def test_traceql_uses_emitted_attributes() -> None:
     emitted = _emitted_genai_attributes() | CONTRACT_SPAN_ATTRS
     assert "gen_ai.usage.cache_read.input_tokens" in emitted  # sanity: the probe worked
+    text, _ = _documented_names()
     for path, dash in load_dashboards():
         for title, t in targets(dash, "tempo"):
-            q = t["query"]
-            assert q.count("{") == q.count("}") and q.count("(") == q.count(")"), title
-            assert q.strip().startswith("{"), title
-            attrs = set(re.findall(r"\b(?:span|resource)\.([\w.]+)", q))
-            unknown = attrs - emitted
-            assert not unknown, f"{path.name} / {title}: attributes we never emit {sorted(unknown)}"
+            try:
+                q = parse_traceql(substitute(t["query"]))
+            except QueryError as exc:
+                pytest.fail(f"{path.name} / {title}: {exc}")
+            for scope, name in q.attributes:
+                # The scope decides where Tempo looks: span.service.name or resource.gen_ai.* never match anything.
+                assert scope in {"span", "resource"}, f"{path.name} / {title}: use an explicit scope for {name}"
+                assert (scope == "resource") == (name in RESOURCE_ATTRS), f"{path.name} / {title}: {scope}.{name}"
+                assert name in emitted, f"{path.name} / {title}: {scope}.{name} is never emitted"
+                assert _documented(name, text), f"{path.name} / {title}: {name} not in docs/telemetry.md & co."
 
 
 def test_provisioning_escapes_grafana_macros() -> None:

@@ -45,6 +45,30 @@ def test_queue_full_drops_are_counted_exactly() -> None:
     tp.shutdown()
 
 
+def test_full_queue_evicts_the_oldest_and_keeps_the_newest() -> None:
+    """What docs/configuration.md promises: a full queue still takes the new span and evicts the oldest."""
+    _selftel.reset()
+    names: list[str] = []
+
+    class Recording(SlowExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            names.extend(s.name for s in spans)
+            return super().export(spans)
+
+    exporter = Recording(0.0)
+    tp = TracerProvider()
+    tp.add_span_processor(DropCountingSpanProcessor(CountingSpanExporter(lambda: exporter), max_queue_size=16))
+    tracer = tp.get_tracer("t")
+    for i in range(200):
+        tracer.start_span(f"s{i}").end()
+    exporter.gate.set()
+    tp.force_flush()
+    tp.shutdown()
+    # At most one batch (4) left before the exporter blocked; the queue then kept the 16 newest.
+    assert names[-16:] == [f"s{i}" for i in range(184, 200)]
+    assert len(names) + _selftel.dropped("spans", "queue_full") == 200
+
+
 def test_failed_exports_are_counted() -> None:
     _selftel.reset()
     exporter = SlowExporter(0.0, fail=True)
@@ -65,3 +89,47 @@ def test_counters_are_exported_as_metrics() -> None:
         _selftel.record_error("unit-test", ValueError("boom"))
         assert cap.metric_sum("agentpress_otel.exporter.dropped", signal="logs", reason="queue_full") == 7
         assert cap.metric_sum("agentpress_otel.internal.errors", component="unit-test") == 1
+
+
+def test_failed_metric_exports_count_every_lost_point() -> None:
+    """Metric data points a Collector refused are counted like spans and logs (``signal="metrics"``)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter,
+        MetricExportResult,
+        MetricsData,
+        PeriodicExportingMetricReader,
+    )
+
+    from agentpress_otel._export import CountingMetricExporter
+
+    class Refusing(MetricExporter):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kw: object) -> MetricExportResult:
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("exporter bug")  # a raising exporter is counted too, never propagated
+            return MetricExportResult.FAILURE
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kw: object) -> None:
+            return None
+
+    _selftel.reset()
+    inner = Refusing()
+    reader = PeriodicExportingMetricReader(CountingMetricExporter(lambda: inner), export_interval_millis=3_600_000)
+    mp = MeterProvider(metric_readers=[reader])
+    counter = mp.get_meter("t").create_counter("c")
+    for route in ("/a", "/b", "/c"):
+        counter.add(1, {"route": route})
+    mp.force_flush()
+    mp.force_flush()
+    assert inner.calls == 2
+    assert _selftel.dropped("metrics", "export_failed") == 2 * 3  # two collections of three points each
+    assert _selftel.errors("export.metrics") == 1
+    mp.shutdown()

@@ -302,7 +302,7 @@ def test_record_score_by_response_id(kit: Kit) -> None:
     assert rec.event_name == "gen_ai.evaluation.result"
     assert rec.span_id == span.context.span_id and rec.trace_id == span.context.trace_id
     assert dict(rec.attributes)["gen_ai.evaluation.score.value"] == 0.8
-    assert kit.metric_sum("gen_ai.evaluation.score", gen_ai__evaluation__name="helpfulness",
+    assert kit.metric_sum("agentpress.evaluation.score", gen_ai__evaluation__name="helpfulness",
                           gen_ai__request__model="gpt-5") == pytest.approx(0.8)
     assert record_score("thumbs", 1.0, response_id="unknown") is False
 
@@ -346,7 +346,7 @@ def test_record_score_by_span_context_and_without_log_pipeline(kit: Kit) -> None
     kit.force_flush()
     rec = kit.logs()[-1].log_record
     assert rec.span_id == span.context.span_id
-    assert kit.metric_sum("gen_ai.evaluation.score", gen_ai__evaluation__name="relevance",
+    assert kit.metric_sum("agentpress.evaluation.score", gen_ai__evaluation__name="relevance",
                           gen_ai__request__model="gpt-5-mini") == pytest.approx(0.5)
     # No LoggerProvider: the event goes onto the current (recording) span instead.
     _state.STATE.event_logger = None

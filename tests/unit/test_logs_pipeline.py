@@ -106,6 +106,7 @@ def test_queue_full_drops_and_counts() -> None:
     p._wake.set()
     assert p._thread is not None
     p._thread.join(1)
+    p._stop = False  # a stopped pipeline rejects everything (see test_stop_counts_what_is_left)
     ok = [p.submit((0,)) for _ in range(25)]
     assert ok.count(True) == 10 and p.dropped == 15
     assert _selftel.dropped("logs", "queue_full") == 15
@@ -182,3 +183,141 @@ def test_exporter_thread_warnings_do_not_feed_back(sink: Any) -> None:
     bodies = {r.body for r in _records(tel, exp)}
     assert "app-level urllib3 warning" in bodies
     assert "Retrying after connection refused" not in bodies
+
+
+# ------------------------------------------------------------------------------------ audit fixes
+class _BadStr:
+    def __str__(self) -> str:
+        raise RuntimeError("boom")
+
+    __repr__ = __str__
+
+
+def _record(msg: str, **extra: Any) -> logging.LogRecord:
+    rec = logging.LogRecord("edge", logging.INFO, __file__, 1, msg, (), None)
+    for k, v in extra.items():
+        setattr(rec, k, v)
+    return rec
+
+
+def test_json_line_written_for_every_record_even_unserialisable_ones() -> None:
+    """orjson rejects tuple keys and default=str re-raises a failing __str__: the line must still be written."""
+    buf = io.StringIO()
+    p = LogPipeline(logger_provider=None, json_stdout=True, stream=lambda: buf)
+    recs = [
+        _record("tuple key", m={(1, SECRET): "x", 1: SECRET}),
+        _record("bad str", b=_BadStr()),
+        _record("huge int", n=1 << 70),
+        _record("bytes", payload=SECRET.encode()),
+    ]
+    for rec in recs:
+        assert p.submit((0, rec, rec.getMessage(), {}, None))
+    assert p.flush(2.0)
+    p.stop()
+    docs = {d["message"]: d for d in map(json.loads, buf.getvalue().splitlines())}
+    assert set(docs) == {"tuple key", "bad str", "huge int", "bytes"}
+    assert SECRET not in buf.getvalue()  # a secret in a non-string key is scanned too
+    assert docs["bad str"]["extra"]["b"] == "<unprintable _BadStr>"
+    assert docs["huge int"]["extra"]["n"] == str(1 << 70)
+    assert docs["bytes"]["extra"]["payload"].startswith("[REDACTED:openai_key:")
+
+
+class _BlockingLogger:
+    def __init__(self, gate: Any) -> None:
+        self.gate = gate
+
+    def emit(self, record: Any) -> None:
+        self.gate.wait(5)  # an exporter stuck on a dead endpoint, or a slow processor
+
+
+class _BlockingProvider:
+    def __init__(self, gate: Any) -> None:
+        self.gate = gate
+
+    def get_logger(self, name: str, *args: Any, **kwargs: Any) -> _BlockingLogger:
+        return _BlockingLogger(self.gate)
+
+
+def test_stop_counts_what_is_left_in_the_queue_as_dropped() -> None:
+    import threading
+
+    _selftel.reset()
+    gate = threading.Event()
+    p = LogPipeline(logger_provider=_BlockingProvider(gate), max_queue_size=100)  # type: ignore[arg-type]
+    rec = _record("m")
+    assert all(p.submit((0, rec, "m", {}, None)) for _ in range(50))
+    p.stop(timeout_s=0.2)  # the worker is stuck on its first record: the drain cannot finish
+    assert p.dropped >= 40 and _selftel.dropped("logs", "shutdown") == p.dropped
+    assert not p.submit((0, rec, "late", {}, None))  # after stop nothing is queued for a worker that is gone
+    gate.set()
+    assert p._thread is not None
+    p._thread.join(2)
+    # every record is either handed to the provider or counted as lost, exactly
+    assert p.processed + p.dropped == 51
+    assert _selftel.dropped("logs") == p.dropped
+
+
+def test_long_stack_trace_keeps_head_and_innermost_frames() -> None:
+    exp = InMemoryLogRecordExporter()
+    lp = LoggerProvider()
+    lp.add_log_record_processor(BatchLogRecordProcessor(exp, schedule_delay_millis=50))
+    buf = io.StringIO()
+    p = LogPipeline(logger_provider=lp, json_stdout=True, stream=lambda: buf, max_attr_chars=4000)
+    frames = "".join(f'  File "/app/mod{i}.py", line {i}, in f{i}\n    g()\n' for i in range(3000))
+    tb = "Traceback (most recent call last):\n" + frames + f"RuntimeError: failed with {SECRET}\n"
+    assert len(tb) > 65_536  # over the redactor's limit too
+    try:
+        raise RuntimeError("failed")
+    except RuntimeError:
+        import sys
+
+        rec = logging.LogRecord("n", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
+    rec.exc_text = tb
+    p.submit((0, rec, "boom", {}, None))
+    assert p.flush(2.0)
+    p.stop()
+    lp.force_flush()
+    (lr,) = [r.log_record for r in exp.get_finished_logs()]
+    for st in (lr.attributes["exception.stacktrace"], json.loads(buf.getvalue())["exception"]["stacktrace"]):
+        assert st.startswith('Traceback (most recent call last):\n  File "/app/mod0.py"')
+        assert "mod2999.py" in st and "RuntimeError: failed with [REDACTED:openai_key:" in st
+        assert "chars cut]" in st and SECRET not in st
+    assert len(lr.attributes["exception.stacktrace"]) <= 4000
+    lp.shutdown()
+
+
+def test_exception_whose_str_raises_is_still_exported() -> None:
+    exp = InMemoryLogRecordExporter()
+    lp = LoggerProvider()
+    lp.add_log_record_processor(BatchLogRecordProcessor(exp, schedule_delay_millis=50))
+    p = LogPipeline(logger_provider=lp)
+
+    class Weird(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no message")
+
+    try:
+        raise Weird()
+    except Weird:
+        import sys
+
+        rec = logging.LogRecord("n", logging.ERROR, __file__, 1, "weird", (), sys.exc_info())
+    p.submit((0, rec, "weird", {}, None))
+    assert p.flush(2.0)
+    p.stop()
+    lp.force_flush()
+    (lr,) = [r.log_record for r in exp.get_finished_logs()]
+    assert lr.attributes["exception.type"] == "Weird" and "unprintable" in lr.attributes["exception.message"]
+    lp.shutdown()
+
+
+def test_bad_logger_levels_are_rejected_by_config() -> None:
+    from agentpress_otel._config import ConfigError
+
+    with pytest.raises(ConfigError, match="httpx"):
+        load_config({"logger_levels": {"httpx": "LOUD"}}, env={})
+    with pytest.warns(RuntimeWarning, match="AGENTPRESS_OTEL_LOGGER_LEVELS"):
+        cfg = load_config({}, env={"AGENTPRESS_OTEL_LOGGER_LEVELS": "httpx=LOUD,app=DEBUG"})
+    assert cfg.logger_levels == {}  # the variable is ignored as a whole, the integration still starts
+    ok = load_config({"logger_levels": {"a": "warn", "b": 10}}, env={})
+    assert LevelPolicy(levels=ok.logger_levels).threshold("a.x") == logging.WARNING

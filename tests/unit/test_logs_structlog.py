@@ -144,3 +144,60 @@ def test_logger_cached_before_instrument_is_covered() -> None:
         sl_integ.uninstrument()
         structlog.reset_defaults()
         lp.shutdown()
+
+
+# ------------------------------------------------------------------------------------ audit fixes
+class _Client:
+    def __repr__(self) -> str:
+        return f"Client(key={SECRET})"
+
+
+def test_non_string_values_are_redacted_in_the_line_and_over_otlp(sink: Any) -> None:
+    tel, exp, out = sink
+    structlog.get_logger().info(
+        "objects", payload=SECRET.encode(), error=ValueError(f"bad {SECRET}"), client=_Client(), n=3, ok=True
+    )
+    (rec,) = [r for r in _records(tel, exp) if r.body == "objects"]
+    a = dict(rec.attributes)
+    assert SECRET not in json.dumps(a, default=str) and SECRET not in out[-1]
+    assert a["payload"].startswith("[REDACTED:github_token:")
+    assert a["error"].startswith("ValueError: bad [REDACTED:github_token:")
+    assert a["client"].startswith("Client(key=[REDACTED:github_token:")
+    assert a["n"] == 3 and a["ok"] is True
+
+
+def test_structlog_through_stdlib_is_exported_once() -> None:
+    """ProcessorFormatter.wrap_for_formatter + stdlib.LoggerFactory: structlog's event reaches the stdlib
+    root handler too; it must not become a second OTLP record (with the event dict's repr as body)."""
+    import logging
+
+    from agentpress_otel.integrations import logging as log_integ
+
+    structlog.reset_defaults()
+    exp = InMemoryLogRecordExporter()
+    lp = LoggerProvider()
+    lp.add_log_record_processor(BatchLogRecordProcessor(exp, schedule_delay_millis=50))
+    tel = SimpleNamespace(config=load_config({"log_level": "INFO"}, env={}), logger_provider=lp)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    assert log_integ.instrument(tel) and sl_integ.instrument(tel)
+    try:
+        structlog.get_logger("agentpress.api").info("hello once", thread_id="t-1")
+        logging.getLogger("agentpress.api").info("plain stdlib")  # foreign records are still exported
+        recs = _records(tel, exp)
+        assert [r.body for r in recs if r.body != "plain stdlib"] == ["hello once"]
+        assert "plain stdlib" in [r.body for r in recs]
+        (hello,) = [r for r in recs if r.body == "hello once"]
+        assert hello.attributes["agentpress.thread.id"] == "t-1"
+    finally:
+        sl_integ.uninstrument()
+        log_integ.uninstrument()
+        structlog.reset_defaults()
+        lp.shutdown()

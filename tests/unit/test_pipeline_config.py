@@ -36,12 +36,17 @@ KIND_SUFFIX = {
 }
 # Type names that do not follow "<module name without kind suffix> == <type without underscores>".
 TYPE_ALIASES = {"otlp_grpc": "otlp"}
+# Old type names that 0.159 still accepts but logs as deprecated on every start ("hostmetrics" alias is deprecated;
+# use "host_metrics"), or removed ones. tests/integration/test_pipeline_validate.py starts every shipped config and
+# fails on any deprecation warning; this is the offline first line.
 DEPRECATED = {
     "exporters": {"otlp", "otlphttp", "prometheusremotewrite", "logging", "loki", "loadbalancing"},
     "connectors": {"spanmetrics", "servicegraph"},
-    "receivers": {"hostmetrics_"},  # placeholder: hostmetrics has no new-style alias in this release
+    "receivers": {"hostmetrics"},
+    "processors": {"memorylimiter", "tailsampling", "resourcedetection"},
 }
 ENV_REF = re.compile(r"\$\{env:([A-Za-z0-9_]+)(:-([^}]*))?\}")
+ENV_DEFAULT = re.compile(r"\$\{\w+:-([^}]+)\}")  # compose's ${VAR:-default}
 
 
 def load(path: Path) -> Any:
@@ -192,6 +197,21 @@ def test_span_metrics_computed_before_tail_sampling(cfg: dict[str, Any]) -> None
         assert "otlp" in pipes[f]["receivers"], f"{f} must receive the unsampled OTLP traces"
         # ...and the same pipeline fans out (via a connector) to the tail-sampling pipeline.
         assert set(sampled) & _downstream(cfg, f), f"{f} must also feed tail sampling"
+
+
+def test_service_graph_fed_before_sampling_into_the_metrics_pipeline(cfg: dict[str, Any]) -> None:
+    """Grafana's Tempo service map reads traces_service_graph_* from Prometheus: something must produce them."""
+    pipes = cfg["service"]["pipelines"]
+    graphs = [c for c in cfg.get("connectors") or {} if ctype(c) == "service_graph"]
+    assert graphs, "no service_graph connector: the Tempo service map in Grafana would be empty"
+    for g in graphs:
+        feeders = [n for n, p in pipes.items() if g in p.get("exporters", [])]
+        assert feeders and all("otlp" in pipes[f]["receivers"] for f in feeders), feeders
+        for f in feeders:  # the unsampled pipeline: no tail sampling on the way
+            assert not any(ctype(x) == "tail_sampling" for x in pipes[f].get("processors", [])), f
+        consumers = [n for n, p in pipes.items() if g in p.get("receivers", [])]
+        assert consumers and all(n.split("/")[0] == "metrics" for n in consumers), consumers
+        assert all("prometheus_remote_write" in pipes[n]["exporters"] for n in consumers)
 
 
 def test_every_connector_is_both_exporter_and_receiver(cfg: dict[str, Any]) -> None:
@@ -391,6 +411,123 @@ def test_compose_publishes_only_needed_ports(compose: dict[str, Any]) -> None:
     assert not published["loki"], "backends are reached through Grafana/the Collector"
     for name in ("prometheus", "alertmanager"):
         assert all(p.startswith("127.0.0.1:") for p in published[name]), name
+    # Grafana: loopback unless the user overrides GRAFANA_BIND on purpose.
+    (grafana_port,) = published["grafana"]
+    assert grafana_port.startswith(("127.0.0.1:", "${GRAFANA_BIND:-127.0.0.1}:")), grafana_port
     assert compose["services"]["hostmetrics"]["profiles"] == ["hostmetrics"]
     for name in ("prometheus", "alertmanager", "grafana"):
         assert "healthcheck" in compose["services"][name], name
+
+
+# Readiness endpoint each service's healthcheck must probe (Tempo and Loki: /ready; Collector: health_check).
+READY = {"tempo": ":3200/ready", "loki": ":3100/ready", "otel-collector": ":13133/health"}
+
+
+def test_compose_healthchecks_probe_readiness(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    init = services["volume-init"]
+    probe_vol = next(v.split(":")[0] for v in init["volumes"] if v.split(":")[1] == "/probe")
+    assert "cp /bin/busybox /probe/busybox" in " ".join(init["command"])
+    assert init["image"].endswith("-musl"), "the probe must be a static binary (scratch/distroless images)"
+    for name, endpoint in READY.items():
+        svc = services[name]
+        test = svc["healthcheck"]["test"]
+        assert test[0] == "CMD" and test[1] == "/probe/busybox" and test[-1].endswith(endpoint), (name, test)
+        assert f"{probe_vol}:/probe:ro" in svc["volumes"], name
+        assert svc["depends_on"]["volume-init"]["condition"] == "service_completed_successfully", name
+    # Dependents wait for real readiness, not just a started container.
+    for name in ("otel-collector", "grafana"):
+        for dep in ("tempo", "loki"):
+            assert services[name]["depends_on"][dep]["condition"] == "service_healthy", (name, dep)
+
+
+def _bytes(size: str) -> int:
+    m = re.fullmatch(r"(\d+)\s*([kmg]i?b?)?", size.strip().lower())
+    assert m, size
+    mult = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[(m.group(2) or "")[:1]]
+    return int(m.group(1)) * mult
+
+
+def test_compose_collectors_have_a_memory_limit_and_gomemlimit(compose: dict[str, Any]) -> None:
+    """memory_limiter's limit_percentage is a share of the cgroup limit; without one it is 80% of the host's RAM."""
+    for name in ("otel-collector", "hostmetrics"):
+        svc = compose["services"][name]
+        limit = ENV_DEFAULT.search(str(svc["mem_limit"]))
+        gomem = ENV_DEFAULT.search(str(svc["environment"]["GOMEMLIMIT"]))
+        assert limit and gomem, name
+        lim, go = _bytes(limit.group(1)), _bytes(gomem.group(1))
+        assert 0.6 * lim <= go <= 0.9 * lim, (name, lim, go)
+    for path in (CONFIG, CC / "hostmetrics.yaml"):
+        ml = load(path)["processors"]["memory_limiter"]
+        assert "limit_percentage" in ml or "limit_mib" in ml, path
+
+
+def test_compose_grafana_has_no_default_password(compose: dict[str, Any]) -> None:
+    env = compose["services"]["grafana"]["environment"]
+    pw = str(env.get("GF_SECURITY_ADMIN_PASSWORD", "")) + str(env.get("GF_SECURITY_ADMIN_PASSWORD__FILE", ""))
+    assert pw, "Grafana admin password must be configured"
+    assert not re.search(r":-\s*admin\b|^admin$", pw), pw
+    if "GF_SECURITY_ADMIN_PASSWORD" in env:
+        assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", pw), "required env var, no default"
+
+
+def test_compose_slack_secrets_match_alertmanager_receivers(compose: dict[str, Any]) -> None:
+    """One webhook secret per severity, mounted where alertmanager.yml reads it."""
+    am = load(ROOT / "stack" / "alertmanager" / "alertmanager.yml")
+    files = {sc["api_url_file"] for r in am["receivers"] for sc in r["slack_configs"]}
+    mounted = {f"/run/secrets/{name}" for name in compose["services"]["alertmanager"]["secrets"]}
+    assert files == mounted and len(files) == 2, (files, mounted)
+    for name in compose["services"]["alertmanager"]["secrets"]:
+        assert name in compose["secrets"], name
+
+
+# ------------------------------------------------------------------------------------------------ Tempo and Loki
+
+# Top-level blocks Tempo 3.x removed: a 3.x binary refuses the whole file ("field compactor not found in type
+# app.Config"). Compaction and retention moved to backend_scheduler / backend_worker.
+TEMPO_REMOVED_IN_3 = {"ingester", "ingester_client", "compactor", "metrics_generator_client"}
+TEMPO_3_TOP_LEVEL = {
+    "target", "http_api_prefix", "server", "internal_server", "distributor", "querier", "query_frontend",
+    "frontend_worker", "metrics_generator", "storage", "overrides", "memberlist", "usage_report", "cache",
+    "backend_scheduler", "backend_scheduler_client", "backend_worker", "block_builder", "live_store",
+    "live_store_client", "ingest", "partition_ring_live_store", "stream_over_http_enabled", "multitenancy_enabled",
+}
+
+
+def test_tempo_config_fits_tempo_3() -> None:
+    compose = load(COMPOSE)
+    tag = compose["services"]["tempo"]["image"].rsplit(":", 1)[1]
+    assert tag.split(".")[0] == "3", tag
+    tempo = load(ROOT / "stack" / "tempo" / "tempo.yaml")
+    removed = TEMPO_REMOVED_IN_3 & set(tempo)
+    assert not removed, f"Tempo 3.x refuses these top-level blocks: {sorted(removed)}"
+    assert set(tempo) <= TEMPO_3_TOP_LEVEL, sorted(set(tempo) - TEMPO_3_TOP_LEVEL)
+    # Retention lives where 3.x reads it: the worker runs retention jobs, the scheduler plans compaction.
+    worker = tempo["backend_worker"]["compaction"]["block_retention"]
+    sched = tempo["backend_scheduler"]["provider"]["compaction"]["compaction"]["block_retention"]
+    assert worker == sched == "336h"
+
+
+def _loki_action(otlp: dict[str, Any], attribute: str) -> str:
+    """Loki's rule for resource attributes (pkg/loghttp/push/otlp_config.go): its default index-label list is
+    prepended unless ignore_defaults, the first matching rule wins, unmatched attributes are structured metadata."""
+    ra = otlp.get("resource_attributes", {})
+    rules = list(ra.get("attributes_config", []))
+    if not ra.get("ignore_defaults"):
+        defaults = ["service.name", "service.instance.id", "k8s.pod.name"]  # part of Loki's list
+        rules.insert(0, {"action": "index_label", "attributes": defaults})
+    for r in rules:
+        if attribute in r.get("attributes", []) or ("regex" in r and re.fullmatch(r["regex"], attribute)):
+            return str(r.get("action", "structured_metadata"))
+    return "structured_metadata"
+
+
+def test_loki_index_labels_are_low_cardinality() -> None:
+    otlp = load(ROOT / "stack" / "loki" / "loki.yaml")["limits_config"]["otlp_config"]
+    # Random per process / pod: a new stream on every restart would churn Loki's index.
+    for attr in ("service.instance.id", "k8s.pod.name", "agentpress.thread.id", "agentpress.project.id",
+                 "user.id", "session.id", "gen_ai.conversation.id"):
+        assert _loki_action(otlp, attr) == "structured_metadata", attr
+    # What Grafana selects streams by (dashboards' {service_name=...}, tracesToLogsV2 tags) stays a label.
+    for attr in ("service.name", "deployment.environment.name", "service.namespace"):
+        assert _loki_action(otlp, attr) == "index_label", attr

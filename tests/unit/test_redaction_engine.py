@@ -179,3 +179,173 @@ def test_lone_surrogates_become_encodable() -> None:
     out = _redact("bad \ud800 byte")
     out.encode("utf-8")  # must not raise
     assert out == "bad ? byte"
+
+
+# ------------------------------------------------------------------------------------ audit fixes
+OPENROUTER = "sk-or-v1-" + "0123456789abcdef" * 4
+SK = "sk-proj-" + "Lk9" * 16
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "kind"),
+    [
+        ("redis://:s3cretPw0rd@redis:6379/0", "s3cretPw0rd", "url_password"),  # no user before ':'
+        ("DB_PASS=hunter2hunter2", "hunter2hunter2", "secret"),
+        ("SMTP_PASS: Tr0ub4dor&3", "Tr0ub4dor&3", "secret"),
+        ("pass=hunter22 user=bob", "hunter22", "secret"),
+        ('{"ssn": "123-45-6789"}', "123-45-6789", "secret"),
+        ("sessionid=abcdef0123456789abcdef; path=/", "abcdef0123456789abcdef", "secret"),
+        ("signing_key=Zm9vYmFyYmF6cXV4", "Zm9vYmFyYmF6cXV4", "secret"),
+        (f"router key {OPENROUTER} loaded", OPENROUTER, "openrouter_key"),
+        # a JWT cut by a length limit: header and (part of the) claims, no signature
+        (f"stream?t={JWT.rsplit('.', 1)[0]}", JWT.rsplit(".", 1)[0], "jwt"),
+        (f"claims {JWT[:60]}…[truncated]", JWT[:60], "jwt"),
+    ],
+)
+def test_detector_misses_found_by_audit(r: Redactor, text: str, secret: str, kind: str) -> None:
+    for engine in (r, Redactor(hash_key=b"test-key", engine="re")):
+        out = engine.redact(text)
+        assert secret not in out and f"[REDACTED:{kind}:" in out, out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "token_type=Bearer expires_in=3600",
+        "secret=False",
+        "secret=NONE",
+        "auth=ok",
+        "authorization: granted",
+        "Authorization: Bearer",
+        "token: 1234",
+        "api_key=sk-...abcd",
+        "pass=1 fail=0",
+        '{"score": 0.1234567890123456, "cost_usd": 0.0041111111111111}',
+        "ts_ns=1767616496789123456 duration_ns=2571515729833",
+        "snowflake 1234567890123456789 and 41111111111111111",  # no issuer prefix / 17 digits
+        "amount 4111111111111111.25 and v1.4111111111111111",  # a decimal, after a '.'
+    ],
+)
+def test_false_positives_found_by_audit(r: Redactor, text: str) -> None:
+    assert r.redact(text) == text
+    assert Redactor(hash_key=b"test-key", engine="re").redact(text) == text
+
+
+def test_cards_still_found_next_to_the_new_boundaries(r: Redactor) -> None:
+    for text in ("4111111111111111", "card:4111 1111 1111 1111.", '"cc": "5555-5555-5555-4444"', "(3782 822463 10005)"):
+        assert "[REDACTED:card:" in r.redact(text), text
+
+
+def test_floats_and_ns_integers_are_never_touched() -> None:
+    """Random floats, ns epochs and durations in JSON log lines: the old card pattern altered ~3% of them."""
+    import json
+    import random
+
+    rng = random.Random(11)
+    r = Redactor(hash_key=b"k")
+    lines = [
+        json.dumps(
+            {
+                "score": rng.random(),
+                "cost_usd": rng.random() / 100,
+                "ts_ns": rng.randint(10**18, 2 * 10**18),
+                "duration_ns": rng.randint(10**6, 10**13),
+            }
+        )
+        for _ in range(3000)
+    ]
+    altered = [x for x in lines if r.redact(x) != x]
+    assert altered == []
+
+
+def test_key_rules_found_by_audit() -> None:
+    for k in ("DB_PASS", "smtpPass", "sessionid", "PHPSESSID", "signing_key", "encryption_key", "ssh_key", "user_pin"):
+        assert is_sensitive_key(k), k
+    for k in ("bypass", "compass", "session.id", "session_id", "ssh_key_id", "spin", "pass_count"):
+        assert not is_sensitive_key(k), k
+
+
+class _Client:
+    def __repr__(self) -> str:
+        return f"Client(api_key={SK})"
+
+
+class _Raises:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    __repr__ = __str__
+
+
+def test_non_string_leaves_are_stringified_and_scanned(r: Redactor) -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Cfg:
+        api: str
+
+    obj = {
+        "payload": SK.encode(),
+        "err": ValueError(f"auth failed with {SK}"),
+        "client": _Client(),
+        "cfg": Cfg(SK),
+        "bad": _Raises(),
+        "n": 3,
+        "f": 0.5,
+        "ok": True,
+        "none": None,
+        "pin": 1234,  # a number under a sensitive key is still replaced
+    }
+    out = r.redact_value(obj)
+    assert SK not in repr(out)
+    assert out["payload"].startswith("[REDACTED:openai_key:")
+    assert out["err"].startswith("ValueError: auth failed with [REDACTED:openai_key:")
+    assert out["client"].startswith("Client(api_key=[REDACTED:openai_key:")
+    assert "[REDACTED:openai_key:" in out["cfg"]
+    assert out["bad"] == "<unprintable _Raises>"
+    assert (out["n"], out["f"], out["ok"], out["none"]) == (3, 0.5, True, None)
+    assert out["pin"].startswith("[REDACTED:secret:")
+    # attributes (span and log exporters): bytes are scanned too, clean bytes come back as they were
+    assert r.redact_attribute("http.body", SK.encode()).startswith("[REDACTED:openai_key:")
+    clean = b"hello"
+    assert r.redact_attribute("http.body", clean) is clean
+    nums = [1, 2, 3]
+    assert r.redact_attribute("sizes", nums) is nums
+
+
+def test_hash_key_from_environment_correlates_across_redactors(monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = [f"token ghp_{i}" + "aB3" * 12 for i in range(8)]
+    monkeypatch.setenv("AGENTPRESS_OTEL_REDACT_HASH_KEY", "shared-key-0123456789")
+    a, b = Redactor(), Redactor()  # two processes with the same configuration
+    assert [a.redact(s) for s in secrets] == [b.redact(s) for s in secrets]
+    monkeypatch.setenv("AGENTPRESS_OTEL_REDACT_HASH_KEY", "short")  # too short: ignored, random per redactor
+    c, d = Redactor(), Redactor()
+    assert [c.redact(s) for s in secrets] != [d.redact(s) for s in secrets]
+    monkeypatch.delenv("AGENTPRESS_OTEL_REDACT_HASH_KEY")
+    e, f = Redactor(), Redactor()
+    assert [e.redact(s) for s in secrets] != [f.redact(s) for s in secrets]
+
+
+def test_hash_key_option_in_config() -> None:
+    from agentpress_otel._config import ConfigError, load_config
+
+    cfg = load_config({}, env={"AGENTPRESS_OTEL_REDACT_HASH_KEY": "shared-key-0123456789"})
+    assert cfg.redact_hash_key == "shared-key-0123456789"
+    assert cfg.sources["redact_hash_key"] == "AGENTPRESS_OTEL_REDACT_HASH_KEY"
+    assert "shared-key" not in repr(cfg) and str(cfg.redact_hash_key) == "***"  # doctor prints str()
+    assert load_config({}, env={}).redact_hash_key is None
+    with pytest.raises(ConfigError, match="redact_hash_key"):
+        load_config({"redact_hash_key": "short"}, env={})
+    with pytest.warns(RuntimeWarning, match="AGENTPRESS_OTEL_REDACT_HASH_KEY"):
+        assert load_config({}, env={"AGENTPRESS_OTEL_REDACT_HASH_KEY": "short"}).redact_hash_key is None
+
+
+def test_long_stack_trace_keeps_head_and_innermost_frames() -> None:
+    r = Redactor(max_chars=2000)
+    frames = "".join(f'  File "/app/m{i}.py", line {i}, in f{i}\n    call()\n' for i in range(400))
+    tb = "Traceback (most recent call last):\n" + frames + f"RuntimeError: failed with {SK}\n"
+    out = r.redact_attribute("exception.stacktrace", tb)
+    assert len(out) <= 2000
+    assert out.startswith("Traceback (most recent call last):")
+    assert "m399.py" in out and "RuntimeError: failed with [REDACTED:openai_key:" in out and SK not in out
+    assert "chars cut]" in out

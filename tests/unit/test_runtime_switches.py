@@ -29,6 +29,9 @@ _TARGET_PREFIXES = ("redis", "httpx", "litellm", "dramatiq", "asyncio", "structl
                     "starlette")  # fmt: skip
 
 
+# Slack attaches its handler only with a webhook URL; this one is never called (nothing logs at ERROR).
+_HOOK = "http://127.0.0.1:9/slack-webhook"
+
 # Integrations that may defer patching to a post-import hook: their library must be loaded for the
 # "it patched something" check (litellm takes ~20 s to import here; its own tests cover that case).
 _TARGET_LIB = {name: name for name in ("litellm", "redis", "httpx", "dramatiq", "structlog")}
@@ -106,7 +109,7 @@ def all_on() -> tuple[set[str], set[str], set[str]]:
     _setup._reset_for_tests()
     baseline = patch_points()
     app = _app()
-    with capture(app=app) as cap:
+    with capture(app=app, slack_webhook_url=_HOOK) as cap:
         on = patch_points(app)
         names = set(cap.telemetry.integrations)
     after = patch_points(app)
@@ -123,7 +126,7 @@ def all_on() -> tuple[set[str], set[str], set[str]]:
 def test_disabled_integration_patches_nothing(name: str, all_on: tuple[set[str], set[str], set[str]]) -> None:
     baseline, on, enabled_ok = all_on
     app = _app()
-    with capture(app=app, disabled_integrations=[name]) as cap:
+    with capture(app=app, disabled_integrations=[name], slack_webhook_url=_HOOK) as cap:
         assert name not in cap.telemetry.integrations
         assert not cap.telemetry.config.enabled(name)
         now = patch_points(app)
@@ -158,6 +161,45 @@ def test_redis_switch_specifically(all_on: tuple[set[str], set[str], set[str]]) 
         assert hasattr(redis.Redis.execute_command, "__wrapped__")
         assert hasattr(aioredis.Redis.execute_command, "__wrapped__")
     assert not hasattr(redis.Redis.execute_command, "__wrapped__")
+
+
+def test_slack_switch_specifically() -> None:
+    from agentpress_otel.alerts import slack
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+
+    def ours() -> list[logging.Handler]:
+        return [h for h in root.handlers if isinstance(h, slack.SlackAlertHandler)]
+
+    with capture(slack_webhook_url=_HOOK, disabled_integrations=["slack"]) as cap:
+        assert "slack" not in cap.telemetry.integrations
+        assert ours() == [] and slack.current_handler() is None
+    with capture(slack_webhook_url=_HOOK) as cap:
+        assert "slack" in cap.telemetry.integrations
+        handler = slack.current_handler()
+        assert handler is not None and ours() == [handler]
+    assert ours() == [] and slack.current_handler() is None
+    assert root.handlers == before
+
+
+def test_litellm_switch_specifically(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
+    litellm = pytest.importorskip("litellm")
+
+    def functions() -> tuple[Any, ...]:
+        return litellm.completion, litellm.acompletion
+
+    original = functions()
+    with capture(disabled_integrations=["litellm"]) as cap:
+        assert "litellm" not in cap.telemetry.integrations
+        assert all(a is b for a, b in zip(functions(), original, strict=True))
+    with capture() as cap:
+        assert "litellm" in cap.telemetry.integrations
+        patched = functions()
+        assert all(a is not b for a, b in zip(patched, original, strict=True))
+        assert litellm.completion.__wrapped__ is original[0]
+    assert all(a is b for a, b in zip(functions(), original, strict=True))  # undone at shutdown
 
 
 def test_runtime_switch_specifically() -> None:
@@ -236,7 +278,8 @@ def test_logs_switch(on: bool) -> None:
     with capture(logs=on) as cap:
         _emit_everything(cap)
         bodies = [str(getattr(getattr(r, "log_record", r), "body", "")) for r in cap.logs()]
-        if on and "logging" in cap.telemetry.integrations:
+        if on:
+            assert "logging" in cap.telemetry.integrations  # stdlib records reach OTLP only through it
             assert any("switch log line" in b for b in bodies), bodies
         if not on:
             assert bodies == []

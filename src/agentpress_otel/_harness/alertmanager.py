@@ -1,8 +1,9 @@
 """Run the real Alertmanager (Debian's ``prometheus-alertmanager`` or ``bin/alertmanager``) with the shipped config.
 
-The shipped ``stack/alertmanager/alertmanager.yml`` is used as is, except for the two container paths that only
-exist in docker-compose: the webhook secret file (``/run/secrets/slack_webhook_url``, replaced by a temp file
-holding the URL you pass, e.g. a :class:`~agentpress_otel._harness.slack_stub.SlackStub`) and the templates
+The shipped ``stack/alertmanager/alertmanager.yml`` is used as is, except for the container paths that only
+exist in docker-compose: the two webhook secret files (``/run/secrets/slack_webhook_url_critical`` and
+``/run/secrets/slack_webhook_url_warning``, one Slack incoming webhook per severity channel, replaced by temp files
+holding the URLs you pass, e.g. of a :class:`~agentpress_otel._harness.slack_stub.SlackStub`) and the templates
 directory (replaced by the repo's ``stack/alertmanager/templates``). ``timing`` optionally overrides
 ``group_wait``/``group_interval``/``repeat_interval`` on every route, for tests that cannot wait minutes; routing,
 grouping keys, inhibition, receivers and templates stay as shipped.
@@ -12,6 +13,9 @@ Example::
     with SlackStub() as slack, Alertmanager(webhook_url=slack.url) as am:
         am.post_alerts([{"labels": {"alertname": "X", "severity": "critical", "service_name": "api"}}])
         slack.wait_for(1, timeout=30)
+
+    # one webhook per severity, as in production:
+    Alertmanager(webhook_urls={"critical": crit.url, "warning": warn.url})
 """
 
 from __future__ import annotations
@@ -31,7 +35,11 @@ from ._proc import REPO_ROOT, ComponentMissing, ManagedProcess, find_binary, fre
 
 CONFIG = REPO_ROOT / "stack" / "alertmanager" / "alertmanager.yml"
 TEMPLATES = REPO_ROOT / "stack" / "alertmanager" / "templates"
-SECRET_PATH = "/run/secrets/slack_webhook_url"  # noqa: S105 - a path, not a secret
+# severity -> the compose secret file its Slack receiver reads (api_url_file)
+SECRET_PATHS = {
+    "critical": "/run/secrets/slack_webhook_url_critical",
+    "warning": "/run/secrets/slack_webhook_url_warning",
+}
 CONTAINER_TEMPLATES = "/etc/alertmanager/templates"
 _TIMING_KEYS = ("group_wait", "group_interval", "repeat_interval")
 
@@ -50,13 +58,25 @@ def amtool() -> str:
     return find_binary("amtool")
 
 
-def render_config(*, webhook_file: Path, templates_dir: Path = TEMPLATES,
-                  timing: Mapping[str, str] | None = None, source: Path = CONFIG) -> str:
-    """The shipped config with the container paths pointed at local files (and optional timing overrides)."""
+def render_config(*, webhook_file: Path | None = None, webhook_files: Mapping[str, Path] | None = None,
+                  templates_dir: Path = TEMPLATES, timing: Mapping[str, str] | None = None,
+                  source: Path = CONFIG) -> str:
+    """The shipped config with the container paths pointed at local files (and optional timing overrides).
+
+    ``webhook_files`` maps a severity (``critical``, ``warning``) to the file holding its webhook URL;
+    ``webhook_file`` is the default for severities not in it.
+    """
+    files = {sev: webhook_file for sev in SECRET_PATHS}
+    files.update(webhook_files or {})
     text = source.read_text()
-    if SECRET_PATH not in text:
-        raise ValueError(f"{source} does not read the webhook from {SECRET_PATH}")
-    text = text.replace(SECRET_PATH, str(webhook_file)).replace(CONTAINER_TEMPLATES, str(templates_dir))
+    for sev, secret in SECRET_PATHS.items():
+        if secret not in text:
+            raise ValueError(f"{source} does not read the {sev} webhook from {secret}")
+        path = files.get(sev)
+        if path is None:
+            raise ValueError(f"no webhook file for severity {sev!r}")
+        text = text.replace(secret, str(path))
+    text = text.replace(CONTAINER_TEMPLATES, str(templates_dir))
     if not timing:
         return text
     doc = yaml.safe_load(text)
@@ -75,8 +95,15 @@ def render_config(*, webhook_file: Path, templates_dir: Path = TEMPLATES,
 class Alertmanager:
     """One Alertmanager process on free loopback ports; clustering off (it would bind a fixed port)."""
 
-    def __init__(self, *, webhook_url: str, timing: Mapping[str, str] | None = None,
-                 workdir: Path | None = None) -> None:
+    def __init__(self, *, webhook_url: str | None = None, webhook_urls: Mapping[str, str] | None = None,
+                 timing: Mapping[str, str] | None = None, workdir: Path | None = None) -> None:
+        """``webhook_url`` serves every severity unless ``webhook_urls`` (severity -> URL) names its own."""
+        urls = {sev: webhook_url for sev in SECRET_PATHS if webhook_url is not None}
+        urls.update(webhook_urls or {})
+        missing = set(SECRET_PATHS) - set(urls)
+        if missing:
+            raise ValueError(f"no webhook URL for severities {sorted(missing)}")
+        self.webhook_urls: dict[str, str] = {sev: str(u) for sev, u in urls.items()}
         self.webhook_url = webhook_url
         self.timing = dict(timing or {})
         self._own_dir = workdir is None
@@ -90,11 +117,13 @@ class Alertmanager:
 
     def start(self, timeout: float = 30.0) -> Alertmanager:
         exe = binary()
-        webhook_file = self.workdir / "slack_webhook_url"
-        webhook_file.write_text(self.webhook_url + "\n")
-        webhook_file.chmod(0o600)
+        files: dict[str, Path] = {}
+        for sev, url in self.webhook_urls.items():
+            files[sev] = self.workdir / f"slack_webhook_url_{sev}"
+            files[sev].write_text(url + "\n")
+            files[sev].chmod(0o600)
         cfg = self.workdir / "alertmanager.yml"
-        cfg.write_text(render_config(webhook_file=webhook_file, timing=self.timing))
+        cfg.write_text(render_config(webhook_files=files, timing=self.timing))
         (self.workdir / "data").mkdir(exist_ok=True)
         self.port = free_port()
         self.proc = ManagedProcess(

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -49,12 +50,15 @@ __all__ = [
     "read_logs",
     "read_spans",
     "start_collector",
+    "start_hostmetrics_agent",
     "start_standin",
+    "startup_log",
     "validate_config",
 ]
 
 COLLECTOR_BINARY = "otelcol-apotel"
 COLLECTOR_CONFIG = REPO_ROOT / "collector-config" / "config.yaml"
+HOSTMETRICS_CONFIG = REPO_ROOT / "collector-config" / "hostmetrics.yaml"
 STANDIN_CONFIGS = {
     "traces": REPO_ROOT / "collector-config" / "testing" / "standin-traces.yaml",
     "logs": REPO_ROOT / "collector-config" / "testing" / "standin-logs.yaml",
@@ -113,6 +117,44 @@ def validate_config(
         timeout=60,
         check=False,
     )
+
+
+READY_LINE = "Everything is ready"
+
+
+def startup_log(
+    config: Path, *, env: Mapping[str, str] | None = None, timeout: float = 30.0, settle_s: float = 1.0
+) -> str:
+    """Run ``otelcol-apotel --config=config`` until it is up, stop it, and return everything it logged.
+
+    ``validate`` prints nothing on success, and deprecation warnings (e.g. ``"hostmetrics" alias is deprecated``)
+    are only logged when components are built at start-up, so this is how tests look for them. Waits for the
+    Collector's ``Everything is ready`` line (plus ``settle_s`` for late warnings), then SIGTERM. Raises
+    ``RuntimeError`` if it exits early or never gets ready; the log is in the message.
+
+    Example::
+
+        log = startup_log(REPO_ROOT / "collector-config" / "hostmetrics.yaml", env={"HOSTMETRICS_ROOT_PATH": "/"})
+        assert "deprecated" not in log.lower()
+    """
+    binary = ensure_collector_binary()
+    wd = Path(tempfile.mkdtemp(prefix="apotel-otelcol-startup-"))
+    proc = ManagedProcess(name="otelcol", argv=[binary, f"--config={config}"], env=env, cwd=wd, log_dir=wd)
+
+    def ready() -> bool:
+        return proc.log_path is not None and READY_LINE in proc.log_path.read_text(errors="replace")
+
+    try:
+        proc.start(ready=ready, timeout=timeout)
+        time.sleep(settle_s)
+    except TimeoutError as exc:
+        raise RuntimeError(f"collector never logged {READY_LINE!r}:\n{proc.log_tail(80)}") from exc
+    finally:
+        proc.stop()
+    assert proc.log_path is not None
+    text = proc.log_path.read_text(errors="replace")
+    shutil.rmtree(wd, ignore_errors=True)
+    return text
 
 
 def _health_ready(port: int) -> bool:
@@ -272,6 +314,44 @@ def start_collector(
         metrics_port=ports["metrics"],
     )
     return col.start(timeout=timeout)
+
+
+def start_hostmetrics_agent(
+    gateway_endpoint: str,
+    *,
+    interval: str = "30s",
+    host_name: str = "local-host",
+    root_path: str = "/",
+    workdir: Path | None = None,
+    timeout: float = START_TIMEOUT,
+) -> ManagedProcess:
+    """Run the shipped host-metrics agent (``collector-config/hostmetrics.yaml``) against ``gateway_endpoint``
+    (host:port of a Collector's OTLP gRPC receiver); the caller must ``stop()`` it.
+
+    Example::
+
+        agent = start_hostmetrics_agent(col.otlp_grpc_endpoint.removeprefix("http://"), interval="1s")
+    """
+    binary = ensure_collector_binary()
+    wd = workdir or Path(tempfile.mkdtemp(prefix="apotel-hostmetrics-"))
+    wd.mkdir(parents=True, exist_ok=True)
+    proc = ManagedProcess(
+        name="hostmetrics",
+        argv=[binary, f"--config={HOSTMETRICS_CONFIG}"],
+        env={
+            "HOSTMETRICS_GATEWAY_ENDPOINT": gateway_endpoint,
+            "HOSTMETRICS_INTERVAL": interval,
+            "HOSTMETRICS_HOST_NAME": host_name,
+            "HOSTMETRICS_ROOT_PATH": root_path,
+        },
+        cwd=wd,
+        log_dir=wd,
+    )
+
+    def ready() -> bool:
+        return proc.log_path is not None and READY_LINE in proc.log_path.read_text(errors="replace")
+
+    return proc.start(ready=ready, timeout=timeout)
 
 
 # --------------------------------------------------------------------------------------------------------------

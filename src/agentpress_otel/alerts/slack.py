@@ -9,7 +9,9 @@ It is built so that an error storm or a broken Slack never hurts the app:
 
 * **dedup**: records with the same fingerprint (exception type, code location, logger) within ``dedup_window_s``
   (default 10 min) produce one message; when the window closes, ONE follow-up says how many repeats were
-  suppressed;
+  suppressed. A window only opens for an alert that was actually handed to the sender (not rate limited, not
+  dropped on a full queue) and is closed again if Slack never accepts it, so a follow-up never refers to a message
+  nobody saw: the next occurrence is alerted afresh instead;
 * **global rate limit**: a token bucket (``rate_per_minute``, ``burst``) caps what reaches Slack; the excess is
   dropped and counted (``agentpress_otel.exporter.dropped{signal="slack"}``);
 * **never blocks**: ``emit`` only fingerprints and enqueues into a bounded queue; formatting, redaction and HTTP
@@ -40,6 +42,7 @@ import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -117,7 +120,7 @@ class SlackAlertHandler(logging.Handler):
         stack_max_chars: int = 2500,
         close_timeout_s: float = 2.0,
     ) -> None:
-        super().__init__(level=logging._checkLevel(level) if isinstance(level, str) else level)  # type: ignore[attr-defined]
+        super().__init__(level=_level_number(level))
         self.webhook_url = webhook_url
         self.service = service
         self.environment = environment
@@ -142,6 +145,7 @@ class SlackAlertHandler(logging.Handler):
         self._worker_ident: int | None = None
         self._pid = os.getpid()
         self._redact: Callable[[str], str] | None = None
+        _handlers.add(self)  # fork safety: see _after_fork_in_child
 
     # ------------------------------------------------------------------------------ caller's thread
     def emit(self, record: logging.LogRecord) -> None:
@@ -159,12 +163,14 @@ class SlackAlertHandler(logging.Handler):
                     self._windows.pop(fp)
                     if win.suppressed:
                         self._enqueue(self._summary(fp, win))
-                ev = self._capture(record, fp, exc_type, location)
-                self._windows[fp] = _Window(now, ev)
                 if not self._take_token(now):
+                    # Not sent, so no window: a later occurrence is alerted in full once the bucket refills,
+                    # instead of a follow-up about a message nobody saw.
                     _selftel.record_dropped(_SIGNAL, "rate_limited")
                     return
-                self._enqueue(ev)
+                ev = self._capture(record, fp, exc_type, location)
+                if self._enqueue(ev):
+                    self._windows[fp] = _Window(now, ev)
         except Exception as exc:  # never raise into the app's logging call
             _selftel.record_error("slack", exc)
 
@@ -195,12 +201,14 @@ class SlackAlertHandler(logging.Handler):
             return True
         return False
 
-    def _enqueue(self, ev: _Event) -> None:
+    def _enqueue(self, ev: _Event) -> bool:
         self._ensure_worker()
         try:
             self._queue.put_nowait(ev)
         except queue.Full:
             _selftel.record_dropped(_SIGNAL, "queue_full")
+            return False
+        return True
 
     def _ensure_worker(self) -> None:
         if self._pid != os.getpid():  # forked child: the parent's thread and queue do not exist here
@@ -259,6 +267,14 @@ class SlackAlertHandler(logging.Handler):
             if wait < 0 or attempt == self.max_attempts or self._stop.wait(wait):
                 break
         _selftel.record_dropped(_SIGNAL, "send_failed")
+        if ev.kind == "alert":
+            # Slack never showed it: close its window, so the next occurrence is a full alert, not a follow-up.
+            with self._state_lock:
+                win = self._windows.get(ev.fingerprint)
+                if win is not None and win.sample is ev:
+                    del self._windows[ev.fingerprint]
+                    if win.suppressed:
+                        _selftel.record_dropped(_SIGNAL, "send_failed", win.suppressed)
 
     def _post(self, body: bytes) -> float | None:
         """POST once; None on success, else how long to wait before retrying."""
@@ -480,9 +496,26 @@ def _button(label: str, url: str) -> dict[str, Any]:
     return {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url[:3000]}
 
 
+# ------------------------------------------------------------------------------------ fork safety
+# Every live handler, so a forked child (gunicorn/uvicorn workers, Dramatiq processes) can replace locks that a
+# thread of the parent may have held at fork time: that thread does not exist in the child, so the lock would stay
+# held forever and the first error logged in the child would hang the app. The sender thread and queue are
+# replaced lazily by _ensure_worker (it compares pids).
+_handlers: weakref.WeakSet[SlackAlertHandler] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+    for h in list(_handlers):
+        h._state_lock = threading.Lock()
+
+
 # ------------------------------------------------------------------------------------ integration
 _handler: SlackAlertHandler | None = None
 _lock = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def instrument(tel: Telemetry) -> bool:
@@ -523,6 +556,19 @@ def uninstrument() -> None:
 
 def current_handler() -> SlackAlertHandler | None:
     return _handler
+
+
+def _level_number(level: int | str) -> int:
+    """``"ERROR"``, ``"error"``, ``"40"`` or ``40`` (the config accepts all of them) as a number."""
+    if isinstance(level, int):
+        return level
+    s = level.strip().upper()
+    if s.isdigit():
+        return int(s)
+    n = {"WARN": logging.WARNING, "FATAL": logging.CRITICAL, "TRACE": 5}.get(s, logging.getLevelName(s))
+    if not isinstance(n, int):
+        raise ValueError(f"{level!r} is not a log level")
+    return n
 
 
 def alert_from_structlog(logger_name: str, levelno: int, event: Mapping[str, Any]) -> None:

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 from rich.console import Console
 from rich.json import JSON
@@ -34,17 +34,24 @@ from rich.tree import Tree
 
 DEMO_SERVICE = "agentpress-api"
 MODELS = ("openai/gpt-5-mini", "openai/gpt-5", "openai/gpt-4.1-mini")
+_KEY_PROMPT = "Check why last night's deploy failed and post a summary. My OpenAI key for the eval step is {secret}"
 PROMPTS = {
-    "full": "Check why last night's deploy failed and post a summary. My OpenAI key for the eval step is {secret}",
+    "full": _KEY_PROMPT,
+    "all": _KEY_PROMPT,
     "ok": "Summarise yesterday's incidents for the team channel.",
     "fail": "Draft the release notes for v2.3 from the merged pull requests.",
 }
 SCENARIO_CYCLE = ("full", "ok", "fail")
+#: Scenarios that carry the planted secret and are shown as the span tree.
+SHOWN_SCENARIOS = ("full", "all")
+#: The workload cases; every run covers all of them, whatever the number of threads.
+CASES = ("429 retried", "tool failure", "slow LLM call", "failed run (Slack alert)", "redacted secret", "user score")
 DASHBOARDS = (
     ("Agent overview", "agentpress-agent-overview"),
     ("LLM usage and cost", "agentpress-llm-usage"),
     ("Service health (RED)", "agentpress-service-health"),
     ("Thread explorer", "agentpress-thread-explorer"),
+    ("Frontend", "agentpress-frontend"),
     ("Telemetry pipeline", "agentpress-telemetry-pipeline"),
 )
 
@@ -88,11 +95,24 @@ def make_secret(seed: int) -> str:
     return "sk-" + "proj-" + "".join(rnd.choice(alphabet) for _ in range(40))
 
 
+def scenario_order(n: int) -> list[str]:
+    """Scenario per thread. From 3 threads on, ``full``/``ok``/``fail`` in turn; with fewer, the first thread
+    runs ``all`` (every case of ``full`` plus a final provider failure that fails the run and alerts Slack),
+    so even ``--threads 1`` shows every case.
+
+    Example::
+
+        scenario_order(2)  # ["all", "ok"]
+    """
+    if n < len(SCENARIO_CYCLE):
+        return ["all", "ok"][:n]
+    return [SCENARIO_CYCLE[i % len(SCENARIO_CYCLE)] for i in range(n)]
+
+
 def plan_threads(n: int, seed: int, secret: str) -> list[ThreadPlan]:
     rnd = random.Random(seed)
     plans = []
-    for i in range(n):
-        scenario = SCENARIO_CYCLE[i % len(SCENARIO_CYCLE)]
+    for i, scenario in enumerate(scenario_order(n)):
         tid = str(uuid.UUID(int=rnd.getrandbits(128), version=4))
         model = MODELS[0] if i < len(SCENARIO_CYCLE) else rnd.choice(MODELS)
         plans.append(ThreadPlan(tid, scenario, model, PROMPTS[scenario].format(secret=secret)))
@@ -248,6 +268,8 @@ def build_tree(title: str, spans: Sequence[Any], logs: Sequence[Any]) -> Tree:
                 prompt_shown = True
                 sub.add(Text(f"prompt (as exported): {um[:140]}", style="dim italic"))
         for ev in events.get(s.context.span_id, []):
+            # The semconv attributes of the gen_ai.evaluation.result event (the score *metric* is
+            # agentpress.evaluation.score; the demo does not read it).
             ea = dict(ev.attributes or {})
             sub.add(Text(f"★ {ev.event_name} {ea.get('gen_ai.evaluation.name')}="
                          f"{ea.get('gen_ai.evaluation.score.value')} ({ea.get('gen_ai.evaluation.score.label')})",
@@ -367,7 +389,9 @@ async def drive(base_url: str, plans: list[ThreadPlan], console: Console, timeou
                     await asyncio.sleep(0.05)
                 else:
                     p.status = "timeout"
-                if p.status == "completed" and p.scenario in ("full", "ok"):
+                # The user scores the answer; in "all" the (failed) run still gets a thumbs-down.
+                if (p.status == "completed" and p.scenario in ("full", "ok")) or (
+                        p.status in ("completed", "failed") and p.scenario == "all"):
                     score, label = (1.0, "thumbs_up") if p.scenario == "full" else (0.0, "thumbs_down")
                     fr = await client.post(f"/api/thread/{p.thread_id}/feedback",
                                            json={"agent_run_id": p.agent_run_id, "score": score, "label": label})
@@ -401,24 +425,51 @@ def _send_fallback_alert(url: str, plan: ThreadPlan) -> None:
 
 def run(*, threads: int = 3, endpoint: str | None = None, seed: int = 7, json_summary: str | None = None,
         protocol: str | None = None, worker: str = "auto", console: Console | None = None) -> int:
-    """Run the demo; returns the process exit code."""
+    """Run the demo; returns the process exit code (1: the run or its export failed; 2: invalid configuration)."""
     t_start = time.monotonic()
     if console is None:
-        console = Console(width=None if sys.stdout.isatty() else 140, highlight=False)
+        # Not a terminal: 140 columns, unless COLUMNS says otherwise (rich reads it).
+        console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140, highlight=False)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    env_endpoint = os.environ.get("AGENTPRESS_OTEL_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    exporting = bool(endpoint or env_endpoint)
-    if exporting:
-        from agentpress_otel.cli.doctor import tcp_reachable
+    from agentpress_otel import _selftel
+    from agentpress_otel._config import ConfigError
+    from agentpress_otel.cli import doctor
 
-        target = str(endpoint or env_endpoint)
-        reason = tcp_reachable(target, timeout_s=1.0)
+    base_options: dict[str, Any] = dict(service_name=DEMO_SERVICE, environment="demo", capture_content=True)
+    try:
+        # Validate first: a bad variable is one clear line, not a traceback from inside instrument().
+        cfg = doctor.load_effective_config(endpoint, protocol, base_options)
+    except ConfigError as exc:
+        console.print(Text("✗ invalid configuration: ", style="bold red") + Text(str(exc)))
+        return 2
+    ignored = doctor.config_warnings(cfg)
+    if ignored:
+        # instrument() would run with these values replaced by defaults; a demo should show what was asked.
+        for msg in ignored:
+            console.print(Text("✗ invalid configuration: ", style="bold red") + Text(msg))
+        return 2
+    env_endpoint = any((os.environ.get(v) or "").strip() for v in ("AGENTPRESS_OTEL_ENDPOINT",
+                                                                   "OTEL_EXPORTER_OTLP_ENDPOINT"))
+    exporting = bool(endpoint) or env_endpoint
+    if exporting:
+        reason = doctor.tcp_reachable(cfg.endpoint, timeout_s=1.0)
         if reason is not None:
             # Exporting into nothing would only add retries and SDK warnings: show it in the terminal instead.
-            console.print(f"[bold yellow]! {target}: {reason}.[/] Start a Collector with "
+            console.print(f"[bold yellow]! {cfg.endpoint}: {reason}.[/] Start a Collector with "
                           "`agentpress-otel stack up` (or check it with `agentpress-otel doctor`); "
                           "showing the telemetry in the terminal instead.")
-            exporting, endpoint = False, None
+            exporting = False
+        else:
+            # Something listens: make sure it speaks OTLP in the configured protocol before running.
+            bad = [f for f in doctor.check_endpoint(cfg, timeout_s=3.0) if f.level == "fail"]
+            if bad:
+                for f in bad:
+                    console.print(Text(f"✗ {f.what}: ", style="bold red") + Text(f.detail))
+                console.print(Text(f"✗ {cfg.endpoint} does not accept OTLP over {cfg.protocol}: nothing was run. "
+                                   "Fix the endpoint or protocol (see `agentpress-otel doctor`), or unset it to "
+                                   "see the telemetry in the terminal.", style="bold red"))
+                return 1
+    dropped_before = {sig: _selftel.dropped(sig) for sig in _EXPORTED_SIGNALS}
 
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -454,18 +505,14 @@ def run(*, threads: int = 3, endpoint: str | None = None, seed: int = 7, json_su
         demo_app.configure_logging(sink)
         backend = demo_app.DemoBackend(llm_base_url=llm.base_url, seed=seed, worker=worker)
         options: dict[str, Any] = dict(
-            service_name=DEMO_SERVICE, environment="demo", capture_content=True,
-            slack_webhook_url=slack.url, export_otlp=exporting, metric_interval_s=5.0,
+            **base_options, slack_webhook_url=slack.url, export_otlp=exporting, metric_interval_s=5.0,
             additional_span_processors=[BatchSpanProcessor(span_exp, schedule_delay_millis=200)],
             additional_metric_readers=[reader],
             additional_log_processors=[BatchLogRecordProcessor(log_exp, schedule_delay_millis=200)],
         )
-        if endpoint:
-            options["endpoint"] = endpoint
-            port = urlparse(endpoint).port
-            options["protocol"] = protocol or ("http/protobuf" if port == 4318 else "grpc")
-        elif protocol:
-            options["protocol"] = protocol
+        if exporting:
+            # What was checked above, including a protocol guessed from port 4318.
+            options["endpoint"], options["protocol"] = cfg.endpoint, cfg.protocol
         app = demo_app.create_app(backend, **options)
         import agentpress_otel
 
@@ -503,12 +550,14 @@ def run(*, threads: int = 3, endpoint: str | None = None, seed: int = 7, json_su
                 posts = slack.wait_for(1, timeout=5.0)
             except TimeoutError:
                 posts = slack.posts
-        tel.force_flush(timeout_s=5)
+        flushed = tel.force_flush(timeout_s=10 if exporting else 5)
         spans = list(mem_spans.get_finished_spans())
         logs = list(mem_logs.get_finished_logs())
         stats = thread_stats(spans)
-        return _render(console, plans, spans, logs, stats, posts, alerts_available, llm, tel, reader, exporting,
-                       json_summary, secret, sink, (t_start, t_ready, t_driven))
+        lost = {sig: _selftel.dropped(sig) - n for sig, n in dropped_before.items()}
+        export = ExportOutcome(exporting, flushed, {k: v for k, v in lost.items() if v > 0})
+        return _render(console, plans, spans, logs, stats, posts, alerts_available, llm, tel, reader, export,
+                       json_summary, secret, sink, (t_start, t_ready, t_driven), backend.scenarios)
     finally:
         if server is not None:
             server.stop()
@@ -516,6 +565,33 @@ def run(*, threads: int = 3, endpoint: str | None = None, seed: int = 7, json_su
             tel.shutdown(timeout_s=3)
         llm.stop()
         slack.stop()
+
+
+#: Signals whose losses ``agentpress_otel.exporter.dropped`` counts (``attributes`` are truncations, not losses).
+_EXPORTED_SIGNALS = ("spans", "logs", "metrics")
+_NOUNS = {"spans": "spans", "logs": "log records", "metrics": "metric points"}
+
+
+@dataclass
+class ExportOutcome:
+    """What happened to the OTLP export: whether it was on, flushed in time, and items lost per signal."""
+
+    exporting: bool
+    flushed: bool = True
+    lost: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.exporting or (self.flushed and not self.lost)
+
+    def problem(self, endpoint: str) -> str | None:
+        """One line naming what did not reach ``endpoint``, or None."""
+        if self.ok:
+            return None
+        parts = [f"{n} {_NOUNS.get(sig, sig)}" for sig, n in sorted(self.lost.items())]
+        what = (", ".join(parts) + " were lost (agentpress_otel.exporter.dropped)") if parts else ""
+        late = "" if self.flushed else "the export did not finish within 10 s"
+        return f"export to {endpoint} failed: " + "; ".join(x for x in (what, late) if x)
 
 
 def _alerts_available() -> bool:
@@ -526,11 +602,97 @@ def _alerts_available() -> bool:
     return True
 
 
+def _cost(v: float) -> str:
+    """Compact USD amount with three significant digits and never an exponent: 0.000133, 0.0421, 12.50."""
+    if v <= 0:
+        return "0"
+    decimals = min(8, max(2, 2 - math.floor(math.log10(v))))
+    return f"{v:.{decimals}f}"
+
+
+_STATUS_MARK = {"completed": ("✓", "green"), "failed": ("✗", "bold red")}
+# (key, header, justify, only on wide terminals)
+_TABLE_COLUMNS = (
+    ("thread", "thread", "left", False), ("case", "run", "left", False), ("model", "model", "left", True),
+    ("calls", "LLM", "right", False), ("in", "in", "right", False),
+    ("out", "out", "right", False), ("cost", "cost $", "right", False), ("p50", "p50", "right", False),
+    ("p95", "p95", "right", False), ("ttft", "TTFT p50", "right", True), ("tools", "tools", "right", True),
+    ("errors", "err", "right", False),
+)
+WIDE_TABLE_MIN_WIDTH = 110
+
+
+def thread_table(plans: Sequence[ThreadPlan], stats: dict[str, ThreadStats], width: int) -> Table:
+    """One row per thread, its run marked ✓/✗. Numbers are never cut: every cell is short and no-wrap at its
+    full width; below
+    ``WIDE_TABLE_MIN_WIDTH`` columns the model, TTFT and tool columns go, and only the thread column may
+    shrink (the full id of the shown thread is in the span tree above)."""
+    wide = width >= WIDE_TABLE_MIN_WIDTH
+    cols = [c for c in _TABLE_COLUMNS if wide or not c[3]]
+    rows: list[dict[str, Any]] = []
+    for p in plans:
+        st = stats.get(p.thread_id, ThreadStats())
+        mark, style = _STATUS_MARK.get(p.status, ("?", "yellow"))
+        rows.append({
+            "thread": p.thread_id[:8], "case": Text(mark, style=style) + Text(f" {p.scenario}"),
+            "model": p.model.split("/", 1)[-1], "calls": str(st.llm_calls), "in": str(st.input_tokens),
+            "out": str(st.output_tokens), "cost": _cost(st.cost_usd), "p50": _ms(percentile(st.durations_ms, 50)),
+            "p95": _ms(percentile(st.durations_ms, 95)), "ttft": _ms(percentile(st.ttft_ms, 50)),
+            "tools": str(st.tool_calls), "errors": Text(str(st.errors), style="bold red" if st.errors else ""),
+        })
+    table = Table(title="Per thread: LLM calls, tokens in/out, cost, latency (exported spans)", show_lines=False)
+    for key, header, just, _ in cols:
+        if key == "thread":
+            table.add_column(header, justify=just, no_wrap=False, overflow="ellipsis",  # type: ignore[arg-type]
+                             min_width=len(header))
+            continue
+        full = max([len(header), *(len(str(r[key])) for r in rows)])
+        table.add_column(header, justify=just, no_wrap=True, min_width=full)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(*(r[key] for key, *_ in cols))
+    return table
+
+
+def _exported_text(items: Iterable[Any]) -> str:
+    out = []
+    for it in items:
+        fn = getattr(it, "to_json", None) or getattr(getattr(it, "log_record", None), "to_json", None)
+        out.append(fn() if fn is not None else repr(it))
+    return "\n".join(out)
+
+
+@dataclass
+class RedactionCheck:
+    """The planted secret against everything that left the process (spans, logs, Slack posts)."""
+
+    leaked_in: list[str]
+    tagged: bool
+
+    @property
+    def ok(self) -> bool:
+        return not self.leaked_in and self.tagged
+
+
+def check_redaction(secret: str, spans: Sequence[Any], logs: Sequence[Any], posts: Sequence[Any],
+                    shown_spans: Sequence[Any]) -> RedactionCheck:
+    """Whether ``secret`` is absent from every exported span, log record and Slack post, and its
+    ``[REDACTED:...]`` tag is in the shown thread's exported spans."""
+    texts = {"spans": _exported_text(spans), "log records": _exported_text(logs),
+             "Slack posts": "\n".join(json.dumps(p.json) if p.json is not None else
+                                      p.body.decode("utf-8", "replace") for p in posts)}
+    leaked = [name for name, text in texts.items() if secret in text]
+    return RedactionCheck(leaked, "[REDACTED:openai_key:" in _exported_text(shown_spans))
+
+
 def _render(console: Console, plans: list[ThreadPlan], spans: list[Any], logs: list[Any],
             stats: dict[str, ThreadStats], posts: list[Any], alerts_available: bool, llm: Any, tel: Any,
-            reader: Any, exporting: bool, json_summary: str | None, secret: str, sink: io.StringIO,
-            times: tuple[float, float, float]) -> int:
-    shown = next((p for p in plans if p.scenario == "full"), plans[0])
+            reader: Any, export: ExportOutcome, json_summary: str | None, secret: str, sink: io.StringIO,
+            times: tuple[float, float, float], scenarios: dict[str, Any]) -> int:
+    exporting = export.exporting
+    shown = next((p for p in plans if p.scenario in SHOWN_SCENARIOS), plans[0])
+    skipped = _skipped_cases(plans)
+    if skipped:
+        console.print(f"[yellow]! not covered by this run: {', '.join(skipped)}[/]")
 
     # 1. the span tree of one thread
     thread_spans = spans_of_thread(spans, shown.thread_id)
@@ -538,40 +700,23 @@ def _render(console: Console, plans: list[ThreadPlan], spans: list[Any], logs: l
     console.rule(f"[bold]Span tree of thread {shown.thread_id}[/] (scenario: {shown.scenario})")
     console.print(build_tree(f"thread {shown.thread_id} · agent_run {shown.agent_run_id}", thread_spans, logs))
 
-    # 2. one row per thread (fewer columns on a narrow terminal, so numbers are never cut)
-    compact = console.width < 130
-    cols = [("thread", "left"), ("scenario", "left"), ("model", "left"), ("run", "left"), ("LLM calls", "right"),
-            ("in tok", "right"), ("out tok", "right"), ("cost USD", "right"), ("p50", "right"), ("p95", "right"),
-            ("TTFT p50", "right"), ("tools", "right"), ("errors", "right")]
-    dropped = {"model", "p50", "TTFT p50", "tools", "scenario"} if compact else set()
-    table = Table(title="Per-thread LLM usage (from the exported spans)", show_lines=False)
-    for col, just in cols:
-        if col not in dropped:
-            table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
-    for p in plans:
-        st = stats.get(p.thread_id, ThreadStats())
-        row: dict[str, Any] = {
-            "thread": p.thread_id[:8], "scenario": p.scenario, "model": p.model.split("/", 1)[-1],
-            "run": Text(p.status, style="green" if p.status == "completed" else "bold red"),
-            "LLM calls": str(st.llm_calls), "in tok": str(st.input_tokens), "out tok": str(st.output_tokens),
-            "cost USD": f"{st.cost_usd:.6f}", "p50": _ms(percentile(st.durations_ms, 50)),
-            "p95": _ms(percentile(st.durations_ms, 95)), "TTFT p50": _ms(percentile(st.ttft_ms, 50)),
-            "tools": str(st.tool_calls), "errors": Text(str(st.errors), style="bold red" if st.errors else ""),
-        }
-        table.add_row(*(row[c] for c, _ in cols if c not in dropped))
+    # 2. one row per thread
     console.print()
-    console.print(table)
+    console.print(thread_table(plans, stats, console.width))
 
     # 3. correlated log lines
     console.print()
     console.rule("[bold]Correlated log lines[/] (JSON, as exported; ids join them to the trace)")
     records = [log_json(lr) for lr in logs]
     mine = [r for r in records if r.get("thread_id") == shown.thread_id and r.get("trace_id")]
+    picked: list[dict[str, Any]] = []
     if mine:
-        wanted = ("starting agent run", "rate limited", "tool failed", "agent run completed", "user feedback")
+        wanted = ("starting agent run", "rate limited", "tool failed", "agent run failed", "agent run completed",
+                  "user feedback")
         picked = [next(r for r in mine if str(r.get("event", "")).startswith(w)) for w in wanted
                   if any(str(r.get("event", "")).startswith(w) for r in mine)] or mine[:5]
-        for r in picked[:5]:
+        picked = [_clip_values(r) for r in picked[:5]]
+        for r in picked:
             console.print(JSON.from_data(r, indent=None))
     else:
         from agentpress_otel.redaction import redact
@@ -594,9 +739,18 @@ def _render(console: Console, plans: list[ThreadPlan], spans: list[Any], logs: l
     elif failed:
         console.print("[bold red]No Slack message arrived for the failed run(s).[/]")
 
-    # 5. redaction
-    console.print(f"[bold]Redaction:[/] the prompt of thread {shown.thread_id[:8]} contained an OpenAI key; "
-                  "the exported spans and logs carry only the [REDACTED:...] tag shown above.")
+    # 5. redaction, checked on what was exported rather than asserted
+    red = check_redaction(secret, spans, logs, posts, thread_spans)
+    if red.ok:
+        console.print(f"[bold]Redaction:[/] ✓ the prompt of thread {shown.thread_id[:8]} contained an OpenAI key; "
+                      "it is in none of the exported spans, log records or Slack posts, which carry only the "
+                      "[REDACTED:...] tag shown above.")
+    elif red.leaked_in:
+        console.print(f"[bold red]✗ Redaction failed: the planted OpenAI key is in the exported "
+                      f"{', '.join(red.leaked_in)}.[/]")
+    else:
+        console.print("[bold red]✗ Redaction check: no [REDACTED:openai_key:...] tag in the shown thread's "
+                      "spans (was the prompt captured?).[/]")
 
     served = [dict(response_id=s.response_id, status=s.status, kind=s.kind, model=s.model,
                    prompt_tokens=s.prompt_tokens, completion_tokens=s.completion_tokens) for s in llm.requests]
@@ -613,27 +767,48 @@ def _render(console: Console, plans: list[ThreadPlan], spans: list[Any], logs: l
                   f"{len(llm.requests)} requests served by the local LLM server · start-up (LiteLLM import) "
                   f"{t_ready - t_start:.1f} s, workload {t_driven - t_ready:.1f} s, total {elapsed:.1f} s[/]")
 
-    if exporting:
+    export_problem = export.problem(tel.config.endpoint)
+    # A failed export is reported last, below, without dashboard links (they would not show this run).
+    if exporting and not export_problem:
         console.print()
-        console.rule(f"[bold]Grafana[/] ({tel.config.grafana_url}; dashboards in folder AgentPress)")
-        for title, url in grafana_links(tel.config.grafana_url, shown.thread_id, shown.trace_id):
+        console.print(f"[green]✓ everything was exported to {tel.config.endpoint} ({tel.config.protocol})[/]")
+        grafana = tel.config.grafana_url
+        from agentpress_otel._harness._proc import http_ok
+
+        grafana_up = http_ok(f"{grafana.rstrip('/')}/api/health", timeout=0.5)
+        if grafana_up:
+            console.rule(f"[bold]Grafana[/] ({grafana}; dashboards in folder AgentPress)")
+        else:
+            console.rule("[bold]Grafana links[/]")
+            console.print(f"[yellow]! no Grafana answers at {grafana}: these links need the compose stack's "
+                          "Grafana (`docker compose up -d`, see the README; `agentpress-otel stack up` has none) "
+                          "or AGENTPRESS_OTEL_GRAFANA_URL pointing at yours.[/]")
+        for title, url in grafana_links(grafana, shown.thread_id, shown.trace_id):
             # soft_wrap: long URLs stay on one line so terminals can open them
             console.print(Text(f"{title}: ", style="bold") + Text(url, style=f"link {url}"), soft_wrap=True)
-    else:
+    elif not exporting:
         console.print("[dim]Send this to a Collector: agentpress-otel demo --endpoint http://localhost:4317 "
                       "(see `agentpress-otel stack up`).[/]")
 
     if json_summary:
+        sc = scenarios.get(shown.scenario)
         summary = {
             "mode": "export" if exporting else "embedded",
             "elapsed_s": round(elapsed, 3),
             "demo_secret": secret,
             "shown_thread": shown.thread_id,
+            "shown_slow_delay_s": getattr(sc, "slow_s", None),
+            "shown_logs": picked,
+            "redaction_ok": red.ok,
+            "export_ok": export.ok,
+            "export_lost": export.lost,
+            "skipped_cases": skipped,
             "threads": [
                 {"thread_id": p.thread_id, "scenario": p.scenario, "agent_run_id": p.agent_run_id,
                  "status": p.status, "error": p.error, "trace_id": p.trace_id, "feedback": p.feedback,
                  **{k: v for k, v in vars(stats.get(p.thread_id, ThreadStats())).items() if k != "durations_ms"
                     and k != "ttft_ms"},
+                 "chat_durations_ms": stats.get(p.thread_id, ThreadStats()).durations_ms,
                  "p50_ms": percentile(stats.get(p.thread_id, ThreadStats()).durations_ms, 50),
                  "p95_ms": percentile(stats.get(p.thread_id, ThreadStats()).durations_ms, 95)}
                 for p in plans],
@@ -650,5 +825,29 @@ def _render(console: Console, plans: list[ThreadPlan], spans: list[Any], logs: l
     ok = bool(spans) and all(p.status in ("completed", "failed") for p in plans)
     if not ok:
         console.print("[bold red]demo did not complete: some runs timed out or no spans were recorded[/]")
-    return 0 if ok else 1
+    if exporting and export_problem:
+        console.print()
+        console.print(Text(f"✗ {export_problem}. Check the endpoint with `agentpress-otel doctor`.",
+                           style="bold red"))
+    return 0 if ok and red.ok and export.ok else 1
 
+
+def _clip_values(record: dict[str, Any], limit: int = 160) -> dict[str, Any]:
+    """A log line for the terminal: long values (a stack trace with locals) cut to ``limit`` characters."""
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        if isinstance(v, str) and len(v) > limit:
+            v = f"{v[:limit]}… ({len(v)} chars)"
+        out[k] = v
+    return out
+
+
+def _skipped_cases(plans: Sequence[ThreadPlan]) -> list[str]:
+    """Workload cases (see ``CASES``) that no planned thread exercises."""
+    have = {p.scenario for p in plans}
+    covered: set[str] = set()
+    if have & {"full", "all"}:
+        covered |= {"429 retried", "tool failure", "slow LLM call", "redacted secret", "user score"}
+    if have & {"fail", "all"}:
+        covered.add("failed run (Slack alert)")
+    return [c for c in CASES if c not in covered]

@@ -33,7 +33,7 @@ import structlog
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
-from agentpress_otel._context import current_ids
+from agentpress_otel import current_ids, extract, inject
 from agentpress_otel.genai import agent_run, record_score, tool_call
 from agentpress_otel.testing import agentpress_structlog_processors
 
@@ -92,6 +92,7 @@ class Scenario:
     name: str
     steps: list[str]
     score: tuple[float, str] | None = None
+    slow_s: float | None = None  # the deliberately slow LLM call's delay, when there is one
 
 
 def scenarios(seed: int) -> dict[str, Scenario]:
@@ -104,11 +105,16 @@ def scenarios(seed: int) -> dict[str, Scenario]:
     return {
         # 429 retried, a working tool, a failing tool, a slow final answer, a thumbs-up.
         "full": Scenario("full", ["[[flaky:429:1]] [[tool:web_search]]", "[[tool:sb_shell]]",
-                                  f"[[slow:{slow}]] [[words:{words[0]}]]"], (1.0, "thumbs_up")),
+                                  f"[[slow:{slow}]] [[words:{words[0]}]]"], (1.0, "thumbs_up"), slow),
         # The happy path: one tool, one answer, a thumbs-down.
         "ok": Scenario("ok", ["[[tool:web_search]]", f"[[words:{words[1]}]]"], (0.0, "thumbs_down")),
         # The provider keeps failing: retries exhausted, the run fails, Slack is told.
         "fail": Scenario("fail", [f"[[words:{words[2]}]] [[tool:web_search]]", "[[error:500]]"]),
+        # Every case in one run (for --threads 1 or 2): "full", then the provider fails for good, the run
+        # fails and Slack is told; the user still scores the (failed) answer.
+        "all": Scenario("all", ["[[flaky:429:1]] [[tool:web_search]]", "[[tool:sb_shell]]",
+                                f"[[slow:{slow}]] [[tool:web_search]]", "[[error:500]]"], (0.0, "thumbs_down"),
+                        slow),
     }
 
 
@@ -269,8 +275,6 @@ class DemoBackend:
 
     # ---- worker plumbing
     async def _worker(self) -> None:
-        from agentpress_otel._context import extract
-
         assert self.queue is not None
         while True:
             kwargs, carrier = await self.queue.get()
@@ -289,8 +293,6 @@ class DemoBackend:
         if self._actor is not None:
             self._actor.send(**kwargs)
             return
-        from agentpress_otel._context import inject
-
         assert self.queue is not None
         self.queue.put_nowait((kwargs, inject({})))
 

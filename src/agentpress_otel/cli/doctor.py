@@ -1,7 +1,7 @@
 """``agentpress-otel doctor``: effective configuration, a live export check, and version sanity.
 
 Exit codes: 0 all good (warnings allowed), 1 a check failed (endpoint or versions), 2 the configuration
-itself is invalid.
+itself is invalid (a bad argument, or an environment value that instrument() would ignore).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -24,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agentpress_otel._config import Config, ConfigError, load_config
+from agentpress_otel._config import Config, ConfigError, default_instance_id, load_config
 
 #: Distributions whose versions are reported (present ones only).
 PACKAGES = (
@@ -176,10 +177,10 @@ def _unmet_requirements() -> list[Finding]:
 
 # ------------------------------------------------------------------------------------ endpoint checks
 
-def _with_deadline(fn: Callable[[], Any], timeout_s: float) -> tuple[bool, Any]:
-    """Run ``fn`` on a daemon thread; (finished, result or exception)."""
+def _with_deadline(fn: Callable[[], Any], timeout_s: float, name: str = "apotel-doctor") -> tuple[bool, Any]:
+    """Run ``fn`` on a daemon thread named ``name``; (finished, result or exception)."""
     box: list[Any] = []
-    t = threading.Thread(target=lambda: box.append(_call(fn)), name="apotel-doctor", daemon=True)
+    t = threading.Thread(target=lambda: box.append(_call(fn)), name=name, daemon=True)
     t.start()
     t.join(timeout_s)
     return (bool(box), box[0] if box else None)
@@ -202,6 +203,53 @@ def tcp_reachable(endpoint: str, timeout_s: float = 1.0) -> str | None:
             return None
     except OSError as exc:
         return f"nothing accepts connections at {host}:{port} ({exc.strerror or exc})"
+
+
+def guess_protocol(endpoint: str | None, protocol: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The OTLP protocol to pass as an argument: ``protocol`` when given; else ``http/protobuf`` when the
+    endpoint (``endpoint``, else ``AGENTPRESS_OTEL_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT``) is on port 4318
+    and no protocol is configured anywhere; else ``None`` (the configuration decides).
+
+    Example::
+
+        guess_protocol("http://localhost:4318", None, {})  # "http/protobuf"
+        guess_protocol(None, None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+                                    "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})  # None: configured
+    """
+    if protocol:
+        return protocol
+    environ = os.environ if env is None else env
+    if any((environ.get(v) or "").strip() for v in _PROTOCOL_VARS):
+        return None
+    ep = endpoint or next((environ[v] for v in _ENDPOINT_VARS if (environ.get(v) or "").strip()), None)
+    try:
+        port = urlparse(ep).port if ep else None
+    except ValueError:  # a malformed port: load_config reports it
+        return None
+    return "http/protobuf" if port == 4318 else None
+
+
+_PROTOCOL_VARS = ("AGENTPRESS_OTEL_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+_ENDPOINT_VARS = ("AGENTPRESS_OTEL_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+GUESSED_SOURCE = "guessed from port 4318 (no protocol configured)"
+
+
+def load_effective_config(endpoint: str | None, protocol: str | None,
+                          extra: Mapping[str, Any] | None = None) -> Config:
+    """``load_config`` with ``--endpoint``/``--protocol`` applied and the port-4318 guess; raises ConfigError."""
+    overrides: dict[str, Any] = dict(extra or {})
+    if endpoint:
+        overrides["endpoint"] = endpoint
+    chosen = guess_protocol(endpoint, protocol)
+    if chosen:
+        overrides["protocol"] = chosen
+    with warnings.catch_warnings():
+        # Ignored variables are in cfg.config_warnings; the commands report them themselves.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        cfg = load_config(overrides)
+    if chosen and not protocol:
+        cfg.sources["protocol"] = GUESSED_SOURCE
+    return cfg
 
 
 def check_endpoint(cfg: Config, timeout_s: float) -> list[Finding]:
@@ -234,8 +282,9 @@ def check_endpoint(cfg: Config, timeout_s: float) -> list[Finding]:
     quiet = _Quiet()
     with quiet:
         for sig, fn in checks.items():
-            t = threading.Thread(target=lambda s=sig, f=fn: results.__setitem__(s, _with_deadline(f, timeout_s + 1)),
-                                 daemon=True)
+            t = threading.Thread(
+                target=lambda s=sig, f=fn: results.__setitem__(s, _with_deadline(f, timeout_s + 1, _thread_name(s))),
+                daemon=True)
             t.start()
             threads.append(t)
         for t in threads:
@@ -251,7 +300,8 @@ def check_endpoint(cfg: Config, timeout_s: float) -> list[Finding]:
         elif isinstance(res, Exception):
             why = f"{type(res).__name__}: {res}"
         else:
-            why = "the export was rejected" + (f" ({quiet.last})" if quiet.last else "")
+            last = quiet.last_for(sig)
+            why = "the export was rejected" + (f" ({last})" if last else "")
         out.append(Finding("fail", sig, f"{where} did not accept a test {_NOUN[sig]}: {why}{_protocol_hint(cfg)}"))
     return out
 
@@ -272,16 +322,39 @@ def _protocol_hint(cfg: Config) -> str:
     return ""
 
 
+_THREAD_PREFIX = "apotel-doctor-"
+# OTLP/HTTP exporters log under a per-signal logger; the gRPC ones share one (the thread tells them apart).
+_HTTP_LOGGERS = {"trace_exporter": "traces", "_log_exporter": "logs", "metric_exporter": "metrics"}
+
+
+def _thread_name(signal: str) -> str:
+    return _THREAD_PREFIX + signal
+
+
 class _Quiet(logging.Handler):
-    """Silence the exporters' retry warnings while checking, but remember the last one for the report."""
+    """Silence the exporters' retry warnings while checking, but remember the last one per signal.
+
+    The three checks run concurrently: a warning is attributed to the signal whose check thread logged it
+    (or, for OTLP/HTTP, whose exporter logger did), never to whichever check happens to finish last.
+    """
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.last = ""
+        self._last: dict[str, str] = {}
         self._saved: list[tuple[logging.Logger, bool, list[logging.Handler]]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.last = record.getMessage()[:200]
+        sig = None
+        if record.threadName and record.threadName.startswith(_THREAD_PREFIX):
+            sig = record.threadName[len(_THREAD_PREFIX):]
+        else:
+            sig = next((s for part, s in _HTTP_LOGGERS.items() if record.name.endswith("." + part)), None)
+        if sig is not None:
+            self._last[sig] = record.getMessage()[:200]
+
+    def last_for(self, signal: str) -> str:
+        """The last warning logged while checking ``signal`` ("" when there was none)."""
+        return self._last.get(signal, "")
 
     def __enter__(self) -> _Quiet:
         for name in ("opentelemetry.exporter", "opentelemetry.sdk"):
@@ -366,18 +439,44 @@ def _show(name: str, value: Any) -> str:
     return str(value)
 
 
+def config_warnings(cfg: Config) -> tuple[str, ...]:
+    """Environment values the configuration ignored because they were invalid (empty when all were usable)."""
+    return tuple(getattr(cfg, "config_warnings", ()) or ())
+
+
+def config_rows(cfg: Config) -> list[tuple[str, str, str]]:
+    """(option, effective value, source) for every option, as the config table shows them.
+
+    Example::
+
+        dict((o, s) for o, _, s in config_rows(load_config()))["endpoint"]  # "default"
+    """
+    rows = []
+    for f in dataclasses.fields(cfg):
+        if f.name in ("sources", "config_warnings"):
+            continue
+        value = _show(f.name, getattr(cfg, f.name))
+        src = cfg.sources.get(f.name, "derived")
+        if f.name == "integrations":
+            # `integrations` minus `disabled_integrations`: name every setting that shaped the set.
+            given = [s for s in (src, cfg.sources.get("disabled_integrations", "default")) if s != "default"]
+            src = " + ".join(given) if given else "default"
+        elif f.name == "service_instance_id" and not cfg.service_instance_id:
+            # Not configured: instrument() generates one per process (and per forked child).
+            value = f"{default_instance_id()} (hostname-pid-random, new per process)"
+            src = "generated"
+        rows.append((f.name, value, src))
+    return rows
+
+
 def config_table(cfg: Config) -> Table:
     """Every option, its effective value and where it came from."""
     t = Table(title="Effective configuration", title_justify="left")
     t.add_column("option")
     t.add_column("value", overflow="fold")
     t.add_column("source")
-    for f in dataclasses.fields(cfg):
-        if f.name == "sources":
-            continue
-        src = cfg.sources.get(f.name, "derived")
-        t.add_row(f.name, _show(f.name, getattr(cfg, f.name)),
-                  Text(src, style="dim" if src in ("default", "derived") else "bold green"))
+    for name, value, src in config_rows(cfg):
+        t.add_row(name, value, Text(src, style="dim" if src in ("default", "derived", "generated") else "bold green"))
     return t
 
 
@@ -391,19 +490,13 @@ def run(*, endpoint: str | None = None, protocol: str | None = None, timeout_s: 
     """
     console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     t0 = time.monotonic()
-    overrides: dict[str, Any] = {}
-    if endpoint:
-        overrides["endpoint"] = endpoint
-        if protocol is None and urlparse(endpoint).port == 4318:
-            protocol = "http/protobuf"
-    if protocol:
-        overrides["protocol"] = protocol
     try:
-        cfg = load_config(overrides)
+        cfg = load_effective_config(endpoint, protocol)
     except ConfigError as exc:
-        console.print(f"[bold red]✗ invalid configuration:[/] {exc}")
+        console.print(Text("✗ invalid configuration: ", style="bold red") + Text(str(exc)))
         return 2
     console.print(config_table(cfg))
+    ignored = config_warnings(cfg)
 
     versions = installed_versions()
     vt = Table(title="Versions", title_justify="left")
@@ -413,7 +506,9 @@ def run(*, endpoint: str | None = None, protocol: str | None = None, timeout_s: 
         vt.add_row(n, v)
     console.print(vt)
 
-    findings = version_findings(versions)
+    findings = [Finding("fail", "configuration", f"{msg} (instrument() would warn and run without it)")
+                for msg in ignored]
+    findings += version_findings(versions)
     from agentpress_otel._setup import _sdk_disabled
 
     if _sdk_disabled(os.environ):
@@ -437,8 +532,8 @@ def run(*, endpoint: str | None = None, protocol: str | None = None, timeout_s: 
     failed = [f for f in findings if f.level == "fail"]
     took = time.monotonic() - t0
     if failed:
-        console.print(f"[bold red]✗ {len(failed)} problem(s) found[/] ({took:.1f} s). First: "
-                      f"{failed[0].what}: {failed[0].detail}")
-        return 1
+        console.print(Text(f"✗ {len(failed)} problem(s) found", style="bold red") +
+                      Text(f" ({took:.1f} s). First: {failed[0].what}: {failed[0].detail}"))
+        return 2 if ignored else 1
     console.print(f"[bold green]✓ all checks passed[/] ({took:.1f} s)")
     return 0

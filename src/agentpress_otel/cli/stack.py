@@ -63,18 +63,30 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _cmdline(pid: int) -> str:
+def _start_ticks(pid: int) -> int | None:
+    """The process start time (clock ticks after boot, /proc/<pid>/stat field 22), or None."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return ""
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0")[:-1]]
 
 
 def _record(sd: Path, name: str, proc: ManagedProcess, **info: Any) -> dict[str, Any]:
     assert proc.proc is not None
     pid = proc.proc.pid
     (sd / f"{name}.pid").write_text(f"{pid}\n")
-    return {"name": name, "pid": pid, "argv0": str(proc.argv[0]), "log": str(proc.log_path), **info}
+    # The full command line and the start time identify the process: a pid alone may be reused.
+    return {"name": name, "pid": pid, "argv0": str(proc.argv[0]), "argv": [str(a) for a in proc.argv],
+            "start_ticks": _start_ticks(pid), "log": str(proc.log_path), **info}
 
 
 def _load(sd: Path) -> list[dict[str, Any]]:
@@ -90,8 +102,20 @@ def _load(sd: Path) -> list[dict[str, Any]]:
 
 
 def _running(comp: dict[str, Any]) -> bool:
+    """Whether the recorded process still runs: same pid, same start time and same full command line
+    (``stack down`` must never signal an unrelated process that got the pid later)."""
     pid = int(comp.get("pid", 0))
-    return pid > 0 and _alive(pid) and Path(str(comp.get("argv0", ""))).name in _cmdline(pid)
+    if pid <= 0 or not _alive(pid):
+        return False
+    ticks = comp.get("start_ticks")
+    if ticks is not None and _start_ticks(pid) != int(ticks):
+        return False
+    argv = comp.get("argv")
+    if argv:
+        return _argv(pid) == [str(a) for a in argv]
+    # stack.json written before argv/start_ticks were recorded: the whole first argument must match.
+    argv0 = str(comp.get("argv0", ""))
+    return bool(argv0) and _argv(pid)[:1] == [argv0]
 
 
 def _build(console: Console) -> None:
@@ -236,6 +260,10 @@ def down(console: Console) -> int:
     return 1 if problems else 0
 
 
+_WHERE = (("grpc", "OTLP gRPC "), ("http", "OTLP/HTTP "), ("browser", "browser "), ("url", ""),
+          ("endpoint", ""), ("output", ""))
+
+
 def status(console: Console) -> int:
     comps = _load(state_dir())
     if not comps:
@@ -252,7 +280,7 @@ def status(console: Console) -> int:
         healthy = alive and (health is None or http_ok(health, timeout=1.0))
         down_count += not healthy
         state = "[green]up[/]" if healthy else ("[yellow]unhealthy[/]" if alive else "[red]down[/]")
-        where = " ".join(str(c[k]) for k in ("grpc", "http", "url", "endpoint", "output") if c.get(k))
+        where = "\n".join(f"{label}{c[k]}" for k, label in _WHERE if c.get(k))
         t.add_row(f"{c['name']}\n[dim]{c.get('what', '')}[/]", str(c.get("pid")), state, where, str(c.get("log")))
     console.print(t)
     return 1 if down_count else 0

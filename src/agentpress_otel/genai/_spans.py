@@ -8,7 +8,10 @@ is active, so util-genai based OpenAI/Anthropic instrumentations underneath supp
 
 Each object is a context manager (sync and async) and a decorator for functions, coroutines, generators
 and async generators; a coroutine that *returns* an async generator keeps its span until that generator
-finishes or is closed (AgentPress ``run_thread``).
+finishes, is closed or is dropped (AgentPress ``run_thread``).
+
+Setters never raise into the caller: a bad value is skipped and counted
+(``agentpress_otel.internal.errors{component="genai.invalid_value"}``).
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import math
+import operator
 import sys
 import time
+import weakref
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
+import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -164,6 +171,13 @@ class _Op:
         raise NotImplementedError
 
     # --- lifecycle
+    def _safe_start_attributes(self) -> dict[str, Any]:
+        try:
+            return self._start_attributes()
+        except Exception as exc:  # a bad attribute must not cost the whole span
+            _selftel.record_error("genai.span", exc)
+            return {}
+
     def _start(self) -> None:
         if self._started:
             return
@@ -178,7 +192,7 @@ class _Op:
                 tok = _context.set_ids(ids)  # so ContextSpanProcessor sees the new ids on this span
                 try:
                     self.span = st.tracer.start_span(
-                        self._span_name(), context=base, kind=self._kind, attributes=self._start_attributes()
+                        self._span_name(), context=base, kind=self._kind, attributes=self._safe_start_attributes()
                     )
                 finally:
                     _context.reset_ids(tok, self._outer_ids)
@@ -188,7 +202,7 @@ class _Op:
                 self._ctx = ctx
             else:
                 self.span = st.tracer.start_span(
-                    self._span_name(), kind=self._kind, attributes=self._start_attributes()
+                    self._span_name(), kind=self._kind, attributes=self._safe_start_attributes()
                 )
                 # One Context copy holding the span and our extra keys (set_value would copy per key).
                 extra = self._context_values()
@@ -252,9 +266,20 @@ class _Op:
             self._on_end(duration, exc)
             if self._attrs:
                 self.span.set_attributes(self._attrs)
-            self.span.end()
         except Exception as e:
             _selftel.record_error("genai.span", e)
+        finally:
+            # Whatever failed above, the span is still ended (and exported) exactly once.
+            try:
+                self.span.end()
+            except Exception as e:
+                _selftel.record_error("genai.span", e)
+
+    def _safe_on_return(self, value: Any) -> None:
+        try:
+            self._on_return(value)
+        except Exception as exc:  # reading the return value must never reach user code
+            _selftel.record_error("genai.span", exc)
 
     @property
     def ended(self) -> bool:
@@ -307,8 +332,8 @@ class _Op:
                 op._deactivate(tok)
                 if inspect.isasyncgen(result):
                     # "async def" returning a generator: the work happens while it is iterated.
-                    return wrap_async_generator(op, result)
-                op._on_return(result)
+                    return _AsyncGenProxy(result, op)
+                op._safe_on_return(result)
                 op.end()
                 return result
 
@@ -333,7 +358,7 @@ class _Op:
                 op.end(exc)
                 raise
             op._deactivate(tok)
-            op._on_return(result)
+            op._safe_on_return(result)
             op.end()
             return result
 
@@ -344,22 +369,32 @@ async def wrap_async_generator(op: _Op, agen: AsyncGenerator[Any, Any]) -> Async
     """Run ``agen`` inside ``op``'s span, step by step; end the span when it finishes or is closed.
 
     The span context is attached only while the inner generator runs, never across our ``yield``, so the
-    consumer's context is not polluted. Values sent with ``asend`` are forwarded; exceptions thrown in
-    with ``athrow`` close the inner generator and end the span with that error.
+    consumer's context is not polluted. Like ``yield from``: values sent with ``asend`` and exceptions
+    thrown in with ``athrow`` are forwarded to the inner generator, which may handle them and go on.
     """
     op._start()
     exc: BaseException | None = None
     try:
         send: Any = None
+        thrown: BaseException | None = None
         while True:
             tok = op._activate()
             try:
-                item = await agen.asend(send)
+                if thrown is None:
+                    item = await agen.asend(send)
+                else:
+                    err, thrown = thrown, None
+                    item = await agen.athrow(err)
             except StopAsyncIteration:
                 break
             finally:
                 op._deactivate(tok)
-            send = yield item
+            try:
+                send = yield item
+            except GeneratorExit:
+                raise
+            except BaseException as e:  # athrow(): the inner generator decides what happens
+                thrown, send = e, None
     except GeneratorExit:
         op._attrs["agentpress.closed_early"] = True
         tok = op._activate()
@@ -368,40 +403,90 @@ async def wrap_async_generator(op: _Op, agen: AsyncGenerator[Any, Any]) -> Async
         finally:
             op._deactivate(tok)
         raise
-    except BaseException as e:
+    except BaseException as e:  # raised by the inner generator (its own error, or a thrown one not handled)
         exc = e
-        if not isinstance(e, StopAsyncIteration):
-            try:
-                await agen.aclose()
-            except BaseException:  # noqa: S110 - inner already failing; report the original
-                pass
         raise
     finally:
         op.end(exc)
 
 
+def _abandon(op: _Op) -> None:
+    # weakref.finalize callback (any thread, at garbage collection): end the span, never raise.
+    if not op.ended:
+        op._attrs["agentpress.closed_early"] = True
+        op.end()
+
+
+class _AsyncGenProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """The async generator a decorated coroutine returned (``run_thread``), stepped inside ``op``'s span.
+
+    Transparent (``inspect.isasyncgen`` still holds). A proxy rather than a bare wrapper generator because
+    a generator that is never started never runs its ``finally``: if the caller drops it before iterating
+    (say, a billing check raises first), ``weakref.finalize`` ends the span, as the LiteLLM stream proxy does.
+    """
+
+    def __init__(self, agen: AsyncGenerator[Any, Any], op: _Op) -> None:
+        super().__init__(agen)
+        self._self_op = op
+        self._self_steps = wrap_async_generator(op, agen)
+        weakref.finalize(self, _abandon, op)
+
+    def __aiter__(self) -> _AsyncGenProxy:
+        return self
+
+    def __anext__(self) -> Any:
+        return self._self_steps.__anext__()
+
+    def asend(self, value: Any) -> Any:
+        return self._self_steps.asend(value)
+
+    async def athrow(self, *args: Any) -> Any:
+        try:
+            return await self._self_steps.athrow(*args)
+        except BaseException as e:
+            self._self_op.end(e)  # thrown before the first step: the wrapper never ran; no-op otherwise
+            raise
+
+    async def aclose(self) -> None:
+        await self._self_steps.aclose()
+        _abandon(self._self_op)  # closed before the first step: the wrapper never ran; no-op otherwise
+
+
 def wrap_generator(op: _Op, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
-    """Sync twin of :func:`wrap_async_generator`."""
+    """Sync twin of :func:`wrap_async_generator` (``send``/``throw`` forwarded, return value kept)."""
     op._start()
     exc: BaseException | None = None
     try:
         send: Any = None
+        thrown: BaseException | None = None
         while True:
             tok = op._activate()
             try:
-                item = gen.send(send)
+                if thrown is None:
+                    item = gen.send(send)
+                else:
+                    err, thrown = thrown, None
+                    item = gen.throw(err)
             except StopIteration as stop:
                 return stop.value
             finally:
                 op._deactivate(tok)
-            send = yield item
+            try:
+                send = yield item
+            except GeneratorExit:
+                raise
+            except BaseException as e:  # throw(): e.g. @contextmanager passing the block's exception in
+                thrown, send = e, None
     except GeneratorExit:
         op._attrs["agentpress.closed_early"] = True
-        gen.close()
+        tok = op._activate()
+        try:
+            gen.close()
+        finally:
+            op._deactivate(tok)
         raise
     except BaseException as e:
         exc = e
-        gen.close()
         raise
     finally:
         op.end(exc)
@@ -410,7 +495,13 @@ def wrap_generator(op: _Op, gen: Generator[Any, Any, Any]) -> Generator[Any, Any
 # --------------------------------------------------------------------------------------------- agent
 
 class AgentRun(_Op):
-    """``invoke_agent {name}`` (INTERNAL) that also makes its ids current. See :func:`agent_run`."""
+    """``invoke_agent {name}`` (INTERNAL) that also makes its ids current. See :func:`agent_run`.
+
+    Example::
+
+        async with agent_run("planner", thread_id="t-1", agent_run_id="r-1") as run:
+            ...  # every span and log record in here carries the thread and run ids
+    """
 
     def __init__(
         self,
@@ -427,6 +518,8 @@ class AgentRun(_Op):
         self._kw = {"thread_id": thread_id, "agent_run_id": agent_run_id, "project_id": project_id,
                     "user_id": user_id, "model": model}
         self._metric_attrs: dict[str, Any] = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name}
+        if model:
+            self._metric_attrs["gen_ai.request.model"] = str(model)
         self._active = False
 
     def _clone(self) -> AgentRun:
@@ -464,7 +557,7 @@ class AgentRun(_Op):
         attrs = self._metric_attrs
         if self._error:
             attrs = {**attrs, "error.type": self._error}
-        ins.record(ins.agent_duration, duration, attrs, self._ctx)
+        ins.record(ins.agent_duration, duration, attrs, self.span.get_span_context())
         if self._active:
             ins.record(ins.active_runs, -1, {"gen_ai.agent.name": self.name})
 
@@ -495,7 +588,13 @@ def agent_run(
 # ---------------------------------------------------------------------------------------------- tool
 
 class ToolCall(_Op):
-    """``execute_tool {name}`` (INTERNAL). See :func:`tool_call`."""
+    """``execute_tool {name}`` (INTERNAL). See :func:`tool_call`.
+
+    Example::
+
+        with tool_call("web_search", call_id="call_1", arguments={"q": "otel"}) as tool:
+            tool.set_result({"success": False, "output": "rate limited"})  # marks the span as an error
+    """
 
     def __init__(self, name: str, *, call_id: str | None = None, arguments: Any = None,
                  tool_type: str | None = "function", capture_content: bool | None = None) -> None:
@@ -547,18 +646,64 @@ class ToolCall(_Op):
 
     def _on_end(self, duration: float, exc: BaseException | None) -> None:
         attrs: dict[str, Any] = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": self.name}
+        if self.tool_type:
+            attrs["gen_ai.tool.type"] = self.tool_type
         if self._error:
             attrs["error.type"] = self._error
         ins = _state.STATE.instruments
-        ins.record(ins.tool_duration, duration, attrs, self._ctx)
+        ins.record(ins.tool_duration, duration, attrs, self.span.get_span_context())
 
 
 def _field(obj: Any, key: str) -> Any:
     if obj is None:
         return None
-    if isinstance(obj, Mapping):
-        return obj.get(key)
-    return getattr(obj, key, None)
+    try:
+        if isinstance(obj, Mapping):
+            return obj.get(key)
+        return getattr(obj, key, None)
+    except Exception:  # e.g. a __getattr__ raising KeyError: not the shape we read
+        return None
+
+
+def _invalid(what: str, value: Any) -> None:
+    """Count (and warn about, once a minute) a value a setter ignored; the value itself is not logged."""
+    _selftel.record_error("genai.invalid_value", ValueError(f"{what}: unusable {type(value).__name__}"))
+
+
+def _count(what: str, v: Any) -> int | None:
+    """``v`` as a non-negative int token count, or None (counted) for NaN, negatives, bools, text..."""
+    if type(v) is int and v >= 0:  # the common case, first
+        return v
+    n: int | None = None
+    try:
+        if isinstance(v, bool):
+            n = None
+        elif isinstance(v, float):
+            n = int(v) if math.isfinite(v) else None
+        elif isinstance(v, str):
+            n = int(v.strip())
+        else:
+            n = operator.index(v)  # int subclasses, numpy integers
+    except (TypeError, ValueError, OverflowError):
+        n = None
+    if n is None or n < 0:
+        _invalid(what, v)
+        return None
+    return n
+
+
+def _seconds(what: str, v: Any) -> float | None:
+    """``v`` as finite seconds (int, float or numeric string), or None (counted)."""
+    if type(v) is float and math.isfinite(v):
+        return v
+    try:
+        f = None if isinstance(v, bool) else float(v)
+    except (TypeError, ValueError, OverflowError):
+        f = None
+    if f is None or not math.isfinite(f):
+        _invalid(what, v)
+        return None
+    return f
 
 
 def _result_ok(value: Any) -> bool | None:
@@ -615,10 +760,11 @@ def _metric_attrs(key: _MetricKey) -> tuple[dict[str, Any], dict[str, Any], dict
         base["gen_ai.response.model"] = resp_model
     if server:
         base["server.address"] = server
-    if err:
-        base["error.type"] = err
+    # Semconv lists error.type for the duration metric only; token usage is about billed tokens.
     inp = {**base, "gen_ai.token.type": "input"}
     out = {**base, "gen_ai.token.type": "output"}
+    if err:
+        base["error.type"] = err
     cost = {"gen_ai.provider.name": provider, "gen_ai.request.model": model}
     if len(_metric_cache) > 2048:  # unbounded model strings must not grow memory
         _metric_cache.clear()
@@ -627,7 +773,15 @@ def _metric_attrs(key: _MetricKey) -> tuple[dict[str, Any], dict[str, Any], dict
 
 
 class LLMCall(_Op):
-    """``{operation} {model}`` (CLIENT) with usage, cost and (opt-in) content. See :func:`llm_call`."""
+    """``{operation} {model}`` (CLIENT) with usage, cost and (opt-in) content. See :func:`llm_call`.
+
+    Example::
+
+        async with llm_call(model="gpt-5-mini", provider="openai", temperature=0.2) as call:
+            resp = await client.chat.completions.create(...)
+            call.record_usage(resp.usage)
+            call.set_response(model=resp.model, id=resp.id, finish_reasons=["stop"])
+    """
 
     _kind = SpanKind.CLIENT
 
@@ -653,6 +807,7 @@ class LLMCall(_Op):
         self.response_id: str | None = None
         self.cost_usd: float | None = None
         self._first_chunk: float | None = None
+        self._ttfc_set: float | None = None
         self._last_chunk: float | None = None
         self._chunk_gaps: list[float] | None = None
         self.chunks = 0
@@ -686,29 +841,51 @@ class LLMCall(_Op):
         return attrs
 
     def _request_attributes(self, attrs: dict[str, Any]) -> None:
+        # Each parameter is checked on its own: one odd value (stop=5) skips that attribute, not the span.
         p = self.request_params
-        for key, v in p.items():
-            attr = _PARAM_ATTRS.get(key)
-            if attr is not None and v is not None and isinstance(v, (int, float, str, bool)):
-                attrs[attr] = v
-        if p.get("stream"):
-            attrs["gen_ai.request.stream"] = True
-        stop = p.get("stop")
-        if stop:
-            attrs["gen_ai.request.stop_sequences"] = [stop] if isinstance(stop, str) else [str(s) for s in stop]
-        n = p.get("n")
-        if isinstance(n, int) and n != 1:
-            attrs["gen_ai.request.choice.count"] = n
-        rf = p.get("response_format")
-        if rf is not None:
-            attrs["gen_ai.output.type"] = "json"
-        if self.capture:
-            msgs = p.get("messages")
-            if msgs is not None:
-                attrs["gen_ai.input.messages"] = _content.prepare(_content.convert_messages(msgs))
-            tools = p.get("tools")
-            if tools:
-                attrs["gen_ai.tool.definitions"] = _content.prepare(tools)
+        try:
+            for key, v in p.items():
+                attr = _PARAM_ATTRS.get(key)
+                if attr is not None and v is not None:
+                    if isinstance(v, (int, float, str, bool)):
+                        attrs[attr] = v
+                    else:
+                        _invalid(key, v)
+            if p.get("stream"):
+                attrs["gen_ai.request.stream"] = True
+            stop = p.get("stop")
+            if stop:
+                if isinstance(stop, str):
+                    attrs["gen_ai.request.stop_sequences"] = [stop]
+                elif isinstance(stop, (list, tuple)) and all(isinstance(x, str) for x in stop):
+                    attrs["gen_ai.request.stop_sequences"] = list(stop)
+                else:
+                    _invalid("stop", stop)
+            n = p.get("n")
+            if n is not None and not isinstance(n, bool) and isinstance(n, int):
+                if n != 1:
+                    attrs["gen_ai.request.choice.count"] = n
+            elif n is not None:
+                _invalid("n", n)
+            rf = p.get("response_format")
+            if rf is not None:
+                ot = _output_type(rf)
+                if ot is not None:
+                    attrs["gen_ai.output.type"] = ot
+            if self.capture:
+                msgs = p.get("messages")
+                if msgs is not None:
+                    attrs["gen_ai.input.messages"] = _content.prepare(_content.convert_messages(msgs))
+                tools = p.get("tools")
+                if tools:
+                    attrs["gen_ai.tool.definitions"] = _content.prepare(tools)
+        except Exception as exc:
+            _selftel.record_error("genai.span", exc)
+        finally:
+            if "messages" in p or "tools" in p:
+                # Content (if captured) is in attrs now. Keeping the caller's whole thread history
+                # referenced from this call (and every Context copy holding it) would only retain memory.
+                self.request_params = {k: v for k, v in p.items() if k not in ("messages", "tools")}
 
     def _context_values(self) -> dict[str, Any]:
         vals: dict[str, Any] = {LLM_ACTIVE_KEY: self}
@@ -724,68 +901,97 @@ class LLMCall(_Op):
                   reasoning_tokens: int | None = None, estimated: bool = False) -> None:
         """Token usage (``input_tokens`` includes cached ones, ``output_tokens`` includes reasoning).
 
+        Values that are not non-negative whole numbers (NaN, "abc", lists, negatives) are ignored and
+        counted; numeric strings and floats are converted.
+
         Example::
 
             call.set_usage(input_tokens=1200, output_tokens=80, cache_read_tokens=1000)
         """
-        a = self._attrs
-        if input_tokens is not None:
-            self.input_tokens = int(input_tokens)
-            a["gen_ai.usage.input_tokens"] = self.input_tokens
-        if output_tokens is not None:
-            self.output_tokens = int(output_tokens)
-            a["gen_ai.usage.output_tokens"] = self.output_tokens
-        if cache_read_tokens is not None:
-            self.cache_read_tokens = int(cache_read_tokens)
-            a["gen_ai.usage.cache_read.input_tokens"] = self.cache_read_tokens
-        if cache_write_tokens is not None:
-            self.cache_write_tokens = int(cache_write_tokens)
-            a["gen_ai.usage.cache_write.input_tokens"] = self.cache_write_tokens
-        if reasoning_tokens is not None:
-            self.reasoning_tokens = int(reasoning_tokens)
-            a["gen_ai.usage.reasoning.output_tokens"] = self.reasoning_tokens
-        if estimated:
-            a["agentpress.usage.estimated"] = True
+        try:
+            a = self._attrs
+            if input_tokens is not None and (n := _count("input_tokens", input_tokens)) is not None:
+                self.input_tokens = n
+                a["gen_ai.usage.input_tokens"] = n
+            if output_tokens is not None and (n := _count("output_tokens", output_tokens)) is not None:
+                self.output_tokens = n
+                a["gen_ai.usage.output_tokens"] = n
+            if cache_read_tokens is not None and (n := _count("cache_read_tokens", cache_read_tokens)) is not None:
+                self.cache_read_tokens = n
+                a["gen_ai.usage.cache_read.input_tokens"] = n
+            if cache_write_tokens is not None and (n := _count("cache_write_tokens", cache_write_tokens)) is not None:
+                self.cache_write_tokens = n
+                a["gen_ai.usage.cache_write.input_tokens"] = n
+            if reasoning_tokens is not None and (n := _count("reasoning_tokens", reasoning_tokens)) is not None:
+                self.reasoning_tokens = n
+                a["gen_ai.usage.reasoning.output_tokens"] = n
+            if estimated:
+                a["agentpress.usage.estimated"] = True
+        except Exception as exc:  # pragma: no cover - defensive
+            _selftel.record_error("genai.llm", exc)
 
     def set_response(self, *, model: str | None = None, id: str | None = None,
-                     finish_reasons: Sequence[str] | None = None) -> None:
-        """Response model, id and finish reasons.
+                     finish_reasons: Sequence[str] | str | None = None) -> None:
+        """Response model, id and finish reasons (a single string counts as one reason).
 
         Example::
 
             call.set_response(model="gpt-5-2025-08-07", id="chatcmpl-1", finish_reasons=["stop"])
         """
-        if model:
-            self.response_model = str(model)
-            self._attrs["gen_ai.response.model"] = self.response_model
-        if id:
-            self.response_id = str(id)
-            self._attrs["gen_ai.response.id"] = self.response_id
-        if finish_reasons:
-            self._attrs["gen_ai.response.finish_reasons"] = [str(f) for f in finish_reasons]
+        try:
+            if model:
+                self.response_model = str(model)
+                self._attrs["gen_ai.response.model"] = self.response_model
+            if id:
+                self.response_id = str(id)
+                self._attrs["gen_ai.response.id"] = self.response_id
+            if finish_reasons:
+                if isinstance(finish_reasons, str):
+                    self._attrs["gen_ai.response.finish_reasons"] = [finish_reasons]
+                elif isinstance(finish_reasons, (list, tuple)):
+                    self._attrs["gen_ai.response.finish_reasons"] = [str(f) for f in finish_reasons]
+                else:
+                    _invalid("finish_reasons", finish_reasons)
+        except Exception as exc:
+            _selftel.record_error("genai.llm", exc)
 
     def record_usage(self, usage: Any) -> bool:
-        """Read an OpenAI/LiteLLM-shaped ``usage`` object or dict; returns False when it has no counts.
+        """Read a ``usage`` object or dict; returns False when it has no counts. Understood shapes:
+
+        * OpenAI Chat Completions / LiteLLM: ``prompt_tokens`` (includes cached), ``completion_tokens``,
+          ``prompt_tokens_details.cached_tokens``, ``completion_tokens_details.reasoning_tokens``, and
+          LiteLLM's ``cache_read_input_tokens``/``cache_creation_input_tokens``;
+        * OpenAI Responses: ``input_tokens`` (includes cached), ``output_tokens``,
+          ``input_tokens_details.cached_tokens``, ``output_tokens_details.reasoning_tokens``;
+        * Anthropic Messages: ``input_tokens`` *excludes* the cache, so ``gen_ai.usage.input_tokens`` =
+          ``input_tokens + cache_read_input_tokens + cache_creation_input_tokens`` (semconv, anthropic.md).
 
         Example::
 
-            call.record_usage(resp.usage)  # prompt_tokens, completion_tokens, *_tokens_details, cache_*
+            call.record_usage(resp.usage)
         """
         try:
             if usage is None:
                 return False
             pt = _field(usage, "prompt_tokens")
             ct = _field(usage, "completion_tokens")
-            if pt is None:
-                pt = _field(usage, "input_tokens")
-            if ct is None:
-                ct = _field(usage, "output_tokens")
-            if pt is None and ct is None:
-                return False
-            cache_read = (_field(_field(usage, "prompt_tokens_details"), "cached_tokens")
-                          or _field(usage, "cache_read_input_tokens"))
+            cache_read = _field(_field(usage, "prompt_tokens_details"), "cached_tokens") or _field(
+                usage, "cache_read_input_tokens")
             cache_write = _field(usage, "cache_creation_input_tokens")
             reasoning = _field(_field(usage, "completion_tokens_details"), "reasoning_tokens")
+            if pt is None and ct is None:
+                pt = _field(usage, "input_tokens")
+                ct = _field(usage, "output_tokens")
+                if pt is None and ct is None:
+                    return False
+                in_details = _field(usage, "input_tokens_details")
+                if in_details is not None:  # OpenAI Responses
+                    cache_read = _field(in_details, "cached_tokens")
+                    reasoning = _field(_field(usage, "output_tokens_details"), "reasoning_tokens")
+                elif (cache_read is not None or cache_write is not None) and pt is not None:  # Anthropic
+                    base = _count("input_tokens", pt)
+                    extra = [_count("cache_tokens", c) for c in (cache_read, cache_write) if c is not None]
+                    pt = None if base is None or None in extra else base + sum(x for x in extra if x)
             self.set_usage(input_tokens=pt, output_tokens=ct, cache_read_tokens=cache_read or None,
                            cache_write_tokens=cache_write or None, reasoning_tokens=reasoning or None)
             return True
@@ -819,23 +1025,40 @@ class LLMCall(_Op):
     def set_input_messages(self, messages: Any) -> None:
         """OpenAI-style messages; recorded (converted, truncated, redacted) only when capture is on."""
         if self.capture and messages is not None:
-            self._attrs["gen_ai.input.messages"] = _content.prepare(_content.convert_messages(messages))
+            try:
+                self._attrs["gen_ai.input.messages"] = _content.prepare(_content.convert_messages(messages))
+            except Exception as exc:
+                _selftel.record_error("genai.content", exc)
 
     def set_output_messages(self, messages: Any, *, finish_reasons: Sequence[str] | None = None) -> None:
         """Output messages (e.g. ``[choice.message]``); recorded only when capture is on."""
         if self.capture and messages is not None:
-            fr = list(finish_reasons) if finish_reasons else None
-            self._attrs["gen_ai.output.messages"] = _content.prepare(
-                _content.convert_messages(messages, finish_reasons=fr))
+            try:
+                fr = [finish_reasons] if isinstance(finish_reasons, str) else (
+                    [str(f) for f in finish_reasons] if finish_reasons else None)
+                self._attrs["gen_ai.output.messages"] = _content.prepare(
+                    _content.convert_messages(messages, finish_reasons=fr))
+            except Exception as exc:
+                _selftel.record_error("genai.content", exc)
 
     def set_system_instructions(self, text: Any) -> None:
         """System prompt; recorded only when capture is on."""
         if self.capture and text is not None:
-            self._attrs["gen_ai.system_instructions"] = _content.prepare([{"type": "text", "content": text}])
+            try:
+                self._attrs["gen_ai.system_instructions"] = _content.prepare([{"type": "text", "content": text}])
+            except Exception as exc:
+                _selftel.record_error("genai.content", exc)
 
     def chunk(self, now: float | None = None) -> None:
-        """Call once per streamed chunk: the first sets time to first chunk, the rest the per-chunk gaps."""
-        t = time.perf_counter() if now is None else now
+        """Call once per streamed chunk: the first sets time to first chunk, the rest the per-chunk gaps.
+
+        ``now`` is a ``time.perf_counter()`` value; anything else unusable is counted and replaced by now.
+        """
+        if now is None:
+            t = time.perf_counter()
+        else:
+            checked = _seconds("chunk(now)", now)
+            t = time.perf_counter() if checked is None else checked
         self.chunks += 1
         if self._first_chunk is None:
             self._first_chunk = t
@@ -847,11 +1070,17 @@ class LLMCall(_Op):
         self._last_chunk = t
 
     def set_time_to_first_chunk(self, seconds: float) -> None:
-        """Set the time to first chunk directly (when timing is measured elsewhere)."""
-        self._first_chunk = self._t0 + seconds
+        """Set the time to first chunk directly (when timing is measured elsewhere); bad values are counted."""
+        v = _seconds("time_to_first_chunk", seconds)
+        if v is not None and v >= 0:
+            self._ttfc_set = v
+        elif v is not None:
+            _invalid("time_to_first_chunk", seconds)
 
     @property
     def time_to_first_chunk(self) -> float | None:
+        if self._ttfc_set is not None:
+            return self._ttfc_set
         return None if self._first_chunk is None else self._first_chunk - self._t0
 
     def set_attribute(self, key: str, value: Any) -> None:
@@ -880,15 +1109,28 @@ class LLMCall(_Op):
                 attrs["agentpress.llm.cost_usd"] = cost
                 attrs["agentpress.llm.prices_version"] = prices.PRICES_VERSION
         # Exemplars (trace links) only on duration/TTFC: an exemplar offer per record is not free.
+        sc = self.span.get_span_context()
+        # The record keeps only the span context (exemplars): never this call or its Context.
         _state.STATE.instruments.record_llm(_state.LLMRecord(
             duration, ttfc, self._chunk_gaps, self.input_tokens, self.output_tokens, cost, unpriced,
-            base, inp, out, cost_attrs, self._ctx))
-        sc = self.span.get_span_context()
+            base, inp, out, cost_attrs, sc))
         if sc.is_valid:
             entry = (sc, self.provider, self.model)
             SPANS.put(sc.span_id, entry)
             if self.response_id:
                 RESPONSES.put(self.response_id, entry)
+
+
+def _output_type(rf: Any) -> str | None:
+    """``response_format`` -> ``gen_ai.output.type`` (``text`` | ``json``), None when unrecognised."""
+    if isinstance(rf, type):  # a pydantic model class: structured (JSON) output
+        return "json"
+    t = _field(rf, "type") if not isinstance(rf, str) else rf
+    if t == "text":
+        return "text"
+    if t in ("json_object", "json_schema", "json"):
+        return "json"
+    return None
 
 
 def llm_call(*, model: str, provider: str, operation: str = "chat", server_address: str | None = None,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation, UpDownCounter
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer
 
 from agentpress_otel import _selftel
 from agentpress_otel._version import __version__
@@ -34,19 +34,31 @@ _SCORE_BUCKETS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 3.
 #: Pending measurements above this are dropped (and counted) when no reader collects them.
 MAX_PENDING = 100_000
 
-# (instrument, value, attributes, context), or (None, LLMRecord) for one whole LLM call.
+# (instrument, value, attributes, span context), or (None, LLMRecord) for one whole LLM call.
 Pending = tuple[Any, Any, Any, Any]
+
+
+def exemplar_context(sc: SpanContext | None) -> Context:
+    """A Context holding only ``sc`` (for exemplars), built at record time.
+
+    Pending records keep the bare SpanContext, never the span or the call's Context: those reach the
+    caller's objects (an LLMCall's request messages), which must not live until the next collection.
+    """
+    if sc is None or not sc.is_valid:
+        return Context()
+    return trace.set_span_in_context(NonRecordingSpan(sc), Context())
 
 
 class LLMRecord:
     """Everything one LLM call contributes to metrics (replayed later when deferred)."""
 
-    __slots__ = ("base", "cost", "cost_attrs", "ctx", "duration", "gaps", "inp", "input_tokens", "out",
-                 "output_tokens", "ttfc", "unpriced")
+    __slots__ = ("base", "cost", "cost_attrs", "duration", "gaps", "inp", "input_tokens", "out",
+                 "output_tokens", "sc", "ttfc", "unpriced")
 
     def __init__(self, duration: float, ttfc: float | None, gaps: list[float] | None, input_tokens: int | None,
                  output_tokens: int | None, cost: float | None, unpriced: bool, base: dict[str, Any],
-                 inp: dict[str, Any], out: dict[str, Any], cost_attrs: dict[str, Any], ctx: Context | None) -> None:
+                 inp: dict[str, Any], out: dict[str, Any], cost_attrs: dict[str, Any],
+                 sc: SpanContext | None) -> None:
         self.duration = duration
         self.ttfc = ttfc
         self.gaps = gaps
@@ -58,18 +70,18 @@ class LLMRecord:
         self.inp = inp
         self.out = out
         self.cost_attrs = cost_attrs
-        self.ctx = ctx
+        self.sc = sc
 
 
 class Instruments:
     """Every GenAI metric instrument, created once per meter.
 
     With ``deferred=True`` (an SDK MeterProvider from ``configure``), hot-path code only appends
-    ``(instrument, value, attributes, context)`` to a deque; an observable-instrument callback, which the
-    SDK runs at the start of every collection, replays them into the real instruments before the
+    ``(instrument, value, attributes, span context)`` to a deque; an observable-instrument callback, which
+    the SDK runs at the start of every collection, replays them into the real instruments before the
     aggregations are read. The Python SDK spends ~0.25x a span per ``record()`` (attribute cleaning,
     hashing, exemplar check), so this keeps that work off the request path; values, attributes and
-    exemplar contexts are unchanged.
+    exemplar trace links are unchanged. Only used when a reader exists (see :func:`configure`).
     """
 
     def __init__(self, meter: Meter, *, deferred: bool = False) -> None:
@@ -111,8 +123,10 @@ class Instruments:
         self.active_runs: UpDownCounter = meter.create_up_down_counter(
             "agentpress.agent.active_runs", unit="{run}", description="Agent runs in progress",
         )
+        # Ours, not semconv: GenAI semconv defines the gen_ai.evaluation.result event but no evaluation metric.
         self.score: Histogram = meter.create_histogram(
-            "gen_ai.evaluation.score", unit="1", description="Evaluation / feedback scores by gen_ai.evaluation.name",
+            "agentpress.evaluation.score", unit="1",
+            description="Evaluation / feedback scores by gen_ai.evaluation.name",
             explicit_bucket_boundaries_advisory=_SCORE_BUCKETS,
         )
         if deferred:
@@ -121,13 +135,13 @@ class Instruments:
                 description="GenAI measurements waiting for the next collection (replayed at collect time)",
             )
 
-    def record(self, instrument: Any, value: float, attrs: dict[str, Any], ctx: Context | None = None) -> None:
+    def record(self, instrument: Any, value: float, attrs: dict[str, Any], sc: SpanContext | None = None) -> None:
         """Record now, or queue for the next collection when deferred (see class docstring)."""
         if not self.deferred:
             if hasattr(instrument, "add"):
-                instrument.add(value, attrs, context=ctx)
+                instrument.add(value, attrs)
             else:
-                instrument.record(value, attrs, context=ctx)
+                instrument.record(value, attrs, context=exemplar_context(sc) if sc is not None else None)
             return
         if hasattr(instrument, "add"):
             # Counters are summed here, keyed by the (cached, long-lived) attribute dict's identity; the
@@ -147,7 +161,7 @@ class Instruments:
         if len(q) >= MAX_PENDING:
             _selftel.record_dropped("metrics", "genai_pending_full")
             return
-        q.append((instrument, value, attrs, ctx))
+        q.append((instrument, value, attrs, sc))
 
     def record_llm(self, r: LLMRecord) -> None:
         """All metrics of one LLM call: one deque append on the hot path when deferred."""
@@ -162,9 +176,10 @@ class Instruments:
 
     def _replay_llm(self, r: LLMRecord, sums: dict[tuple[int, int], list[Any]] | None) -> None:
         empty = Context()
-        self.operation_duration.record(r.duration, r.base, context=r.ctx or empty)
+        ctx = exemplar_context(r.sc)
+        self.operation_duration.record(r.duration, r.base, context=ctx)
         if r.ttfc is not None:
-            self.ttfc.record(r.ttfc, r.base, context=r.ctx or empty)
+            self.ttfc.record(r.ttfc, r.base, context=ctx)
             for g in r.gaps or ():
                 self.tpoc.record(g, r.base, context=empty)
         if r.input_tokens is not None:
@@ -195,7 +210,7 @@ class Instruments:
             sums, self.sums = self.sums, {}
         while True:
             try:
-                inst, value, attrs, ctx = q.popleft()
+                inst, value, attrs, sc = q.popleft()
             except IndexError:
                 break
             n += 1
@@ -203,7 +218,7 @@ class Instruments:
                 if inst is None:
                     self._replay_llm(value, sums)
                 else:
-                    inst.record(value, attrs, context=ctx or empty)
+                    inst.record(value, attrs, context=exemplar_context(sc) if sc is not None else empty)
             except Exception as exc:
                 _selftel.record_error("genai.metrics", exc)
         for inst, attrs, total in sums.values():
@@ -227,11 +242,20 @@ def _env_capture() -> bool:
     return v in {"1", "TRUE", "YES", "ON", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT"}
 
 
+def _global_meter() -> Meter:
+    mp = metrics.get_meter_provider()
+    # After our own shutdown the global provider is a shut-down SDK provider (globals cannot be unset):
+    # asking it for a meter only logs a warning, so go straight to the no-op meter it would return.
+    if getattr(mp, "_shutdown", False) is True:
+        return metrics.NoOpMeter(SCOPE)
+    return mp.get_meter(SCOPE, __version__, schema_url=SCHEMA_URL)
+
+
 class State:
     def __init__(self) -> None:
         self.configured = False
         self.tracer: Tracer = trace.get_tracer(SCOPE, __version__, schema_url=SCHEMA_URL)
-        self.instruments = Instruments(metrics.get_meter(SCOPE, __version__, schema_url=SCHEMA_URL))
+        self.instruments = Instruments(_global_meter())
         self.event_logger: Logger | None = None
         self.capture_content: bool = _env_capture()
         self.content_max_chars: int = 16_384
@@ -239,6 +263,20 @@ class State:
 
 
 STATE = State()
+
+
+def _has_readers(mp: Any) -> bool:
+    """Defer only on an SDK MeterProvider with at least one reader: nothing else ever drains the queue.
+
+    Without a reader (or with an unknown provider) records go straight to the instruments, which is
+    cheap there, instead of piling up until ``MAX_PENDING``.
+    """
+    if not type(mp).__module__.startswith("opentelemetry.sdk"):
+        return False
+    readers = getattr(mp, "_metric_readers", None)
+    if readers is None:  # SDK internals moved: older releases kept them on _sdk_config
+        readers = getattr(getattr(mp, "_sdk_config", None), "metric_readers", None)
+    return bool(readers)
 
 
 def configure(tel: Any) -> None:
@@ -258,8 +296,8 @@ def configure(tel: Any) -> None:
         if tp is not None:
             st.tracer = tp.get_tracer(SCOPE, __version__, schema_url=SCHEMA_URL)
         if mp is not None:
-            deferred = type(mp).__module__.startswith("opentelemetry.sdk")
-            st.instruments = Instruments(mp.get_meter(SCOPE, __version__, schema_url=SCHEMA_URL), deferred=deferred)
+            st.instruments = Instruments(mp.get_meter(SCOPE, __version__, schema_url=SCHEMA_URL),
+                                         deferred=_has_readers(mp))
         if lp is not None:
             st.event_logger = lp.get_logger(SCOPE, __version__, schema_url=SCHEMA_URL)
         if cfg is not None:

@@ -4,6 +4,11 @@ Prices are list prices as of :data:`PRICES_VERSION` for the models AgentPress ro
 from the network; override or extend them with :func:`set_prices` or a JSON file named by
 ``AGENTPRESS_OTEL_PRICES_FILE`` (same shape as :data:`DEFAULT_PRICES`).
 
+Matching is exact after normalisation (see :func:`_candidates`): routing prefix, date, ``-latest``,
+``-preview[-...]`` and version suffixes are dropped, nothing else. A variant that is not listed
+(``gpt-4.1-nano``, ``o3-pro``, ``grok-4-fast``...) is unpriced rather than priced as its family, since
+variants differ in price by up to 10x. OpenRouter's ``:free`` variants cost 0.
+
 Example::
 
     set_prices({"my-finetune": {"input": 1.0, "output": 4.0}})
@@ -27,7 +32,12 @@ PRICES_VERSION = "2025-09-01"
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million tokens. ``cache_read``/``cache_write`` default to the input price when unknown."""
+    """USD per million tokens. ``cache_read``/``cache_write`` default to the input price when unknown.
+
+    Example::
+
+        set_prices({"my-finetune": Price(input=3.0, output=12.0, cache_read=0.3)})
+    """
 
     input: float
     output: float
@@ -41,11 +51,17 @@ DEFAULT_PRICES: dict[str, Price] = {
     "gpt-5": Price(1.25, 10.00, 0.125),
     "gpt-5-mini": Price(0.25, 2.00, 0.025),
     "gpt-5-nano": Price(0.05, 0.40, 0.005),
+    "gpt-5-chat": Price(1.25, 10.00, 0.125),  # gpt-5-chat-latest
     "gpt-4.1": Price(2.00, 8.00, 0.50),
     "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
+    "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
     "gpt-4o": Price(2.50, 10.00, 1.25),
+    "gpt-4o-2024-05-13": Price(5.00, 15.00),  # the first gpt-4o snapshot kept its launch price
     "gpt-4o-mini": Price(0.15, 0.60, 0.075),
+    "o1": Price(15.00, 60.00, 7.50),
     "o3": Price(2.00, 8.00, 0.50),
+    "o3-pro": Price(20.00, 80.00),
+    "o3-mini": Price(1.10, 4.40, 0.55),
     "o4-mini": Price(1.10, 4.40, 0.275),
     # Anthropic (cache_write = 5-minute cache write price)
     "claude-opus-4": Price(15.00, 75.00, 1.50, 18.75),
@@ -57,6 +73,8 @@ DEFAULT_PRICES: dict[str, Price] = {
     # Google Gemini (prompts <= 200k tokens)
     "gemini-2.5-pro": Price(1.25, 10.00, 0.31),
     "gemini-2.5-flash": Price(0.30, 2.50, 0.075),
+    "gemini-2.5-flash-lite": Price(0.10, 0.40, 0.025),
+    "gemini-2.0-flash": Price(0.10, 0.40, 0.025),
     # xAI
     "grok-4": Price(3.00, 15.00, 0.75),
     "grok-3": Price(3.00, 15.00, 0.75),
@@ -73,7 +91,16 @@ _PREFIXES = (
     "openai/", "anthropic/", "gemini/", "vertex_ai/", "xai/", "x_ai/", "bedrock/", "azure/", "groq/",
     "openrouter/", "deepseek/", "together_ai/", "fireworks_ai/", "openai-compatible/",
 )
-_DATE_SUFFIX = re.compile(r"(-\d{8}|-\d{4}-\d{2}-\d{2}|-latest|-preview(-\d{2}-\d{2})?|@\d{8}|:.*)$")
+# One suffix per pass, applied until nothing changes: "-preview-05-20", "-latest", dates ("-20250514",
+# "-2025-08-07", "@20250514", month-day "-0709"), and versions ("-v1:0" on Bedrock, "-001"/"@001").
+_SUFFIX = re.compile(
+    r"(-preview(-[a-z0-9]+)*|-latest|[-@]\d{8}|-\d{4}-\d{2}-\d{2}|-(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])"
+    r"|-v\d+(:\d+)?|[-@]\d{3})$"
+)
+# Bedrock ids: "[us.|eu.|apac.|global.]anthropic.claude-..."
+_BEDROCK_VENDOR = re.compile(r"^((us|eu|apac|global)\.)?(anthropic|amazon|meta|mistral|cohere|ai21)\.")
+#: Price of OpenRouter's ":free" variants.
+FREE = Price(0.0, 0.0, 0.0, 0.0)
 
 _lock = threading.Lock()
 _prices: dict[str, Price] = dict(DEFAULT_PRICES)
@@ -132,6 +159,7 @@ def load_prices_file(path: str | None = None) -> int:
 
 
 def _candidates(model: str) -> list[str]:
+    """Names to look up, most specific first: as given, without routing prefix, then without suffixes."""
     m = model.strip().lower()
     out = [m]
     for pre in _PREFIXES:
@@ -141,11 +169,17 @@ def _candidates(model: str) -> list[str]:
             if "/" in rest:  # openrouter/vendor/model -> also try model alone
                 out.append(rest.split("/", 1)[1])
             break
+    bedrock = _BEDROCK_VENDOR.sub("", out[-1])
+    if bedrock != out[-1]:
+        out.append(bedrock)
     more = []
     for c in out:
-        stripped = _DATE_SUFFIX.sub("", c)
-        if stripped != c:
+        while True:
+            stripped = _SUFFIX.sub("", c)
+            if stripped == c or not stripped:
+                break
             more.append(stripped)
+            c = stripped
     return out + more
 
 
@@ -163,18 +197,14 @@ def lookup(model: str | None) -> Price | None:
         return hit  # type: ignore[return-value]
     with _lock:
         found: Price | None = None
-        for cand in _candidates(model):
+        cands = _candidates(model)
+        for cand in cands:
             found = _prices.get(cand)
             if found is not None:
                 break
-            # Longest table key that is a dash-delimited prefix ("gpt-5-mini-2025-08-07" -> "gpt-5-mini").
-            best = ""
-            for key in _prices:
-                if len(key) > len(best) and cand.startswith(key) and cand[len(key):len(key) + 1] in ("-", ""):
-                    best = key
-            if best:
-                found = _prices[best]
-                break
+        if found is None and cands[0].endswith(":free"):
+            found = FREE  # OpenRouter's free variant of any model, listed or not
+        # No family fallback (the longest-prefix match priced gpt-4.1-nano as gpt-4.1): unlisted = unpriced.
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()
         _cache[model] = found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from opentelemetry import trace
@@ -23,63 +24,87 @@ def record_score(
     response_id: str | None = None,
     span_context: SpanContext | None = None,
     error_type: str | None = None,
+    model: str | None = None,
+    provider: str | None = None,
 ) -> bool:
     """Record an evaluation (LLM-as-judge score, user thumbs up/down...) of an LLM response.
 
     The event is parented to ``span_context``, else to the LLM span that produced ``response_id`` (remembered
-    for the last 4096 responses in this process), else to the current span. The histogram
-    ``gen_ai.evaluation.score`` gets ``gen_ai.evaluation.name``, ``gen_ai.evaluation.score.label`` and, when
-    the evaluated call is known, its provider and model. Returns True when the evaluated span was found.
+    for the last 4096-8192 LLM calls in this process), else to the current span. The histogram
+    ``agentpress.evaluation.score`` gets ``gen_ai.evaluation.name``, ``gen_ai.evaluation.score.label``,
+    ``error.type`` and the evaluated call's ``gen_ai.provider.name`` / ``gen_ai.request.model``: from
+    ``provider=`` / ``model=`` when given (feedback handled in another process than the LLM call), else
+    from the remembered call.
+
+    Returns True when the event is attached to the span the caller meant: a valid ``span_context``, the
+    span of ``response_id`` found in this process, or, when neither is given, a valid current span.
+    Returns False when the score is rejected (``name`` not a non-empty string, ``value`` not a finite
+    number; counted in ``agentpress_otel.internal.errors{component="genai.score"}``, nothing recorded), or
+    when the evaluated span is not known here: the event and histogram are still recorded, the event
+    parented to the current span (if any) and carrying ``gen_ai.response.id``.
 
     Example::
 
-        record_score("user_feedback", 1.0, label="thumbs_up", response_id="chatcmpl-123")
+        record_score("user_feedback", 1.0, label="thumbs_up", response_id="chatcmpl-123",
+                     model="gpt-5-mini", provider="openai")
     """
     try:
+        if not isinstance(name, str) or not name:
+            raise ValueError("evaluation name must be a non-empty string")
+        score: float | None = None
+        if value is not None:
+            score = float(value)
+            if not math.isfinite(score):
+                raise ValueError("score must be a finite number")
         st = _state.STATE
-        provider = model = None
+        prov = mod = None
         found = False
         sc = span_context
         if sc is not None:
             hit = _spans.SPANS.get(sc.span_id)
             if hit is not None:
-                provider, model = hit[1], hit[2]
+                prov, mod = hit[1], hit[2]
             found = sc.is_valid
         elif response_id:
             hit = _spans.RESPONSES.get(response_id)
             if hit is not None:
-                sc, provider, model = hit
+                sc, prov, mod = hit
                 found = True
         if sc is None:
             cur = trace.get_current_span().get_span_context()
             if cur.is_valid:
                 sc = cur
-                found = True
+                # The current span is the target only when the caller named no other one.
+                found = not response_id
                 hit = _spans.SPANS.get(cur.span_id)
                 if hit is not None:
-                    provider, model = hit[1], hit[2]
+                    prov, mod = hit[1], hit[2]
+        prov = str(provider) if provider else prov
+        mod = str(model) if model else mod
+        label = None if label is None else str(label)
         metric_attrs: dict[str, Any] = {"gen_ai.evaluation.name": name}
         if label is not None:
             metric_attrs["gen_ai.evaluation.score.label"] = label
-        if provider:
-            metric_attrs["gen_ai.provider.name"] = provider
-        if model:
-            metric_attrs["gen_ai.request.model"] = model
+        if prov:
+            metric_attrs["gen_ai.provider.name"] = prov
+        if mod:
+            metric_attrs["gen_ai.request.model"] = mod
         if error_type:
-            metric_attrs["error.type"] = error_type
-        if value is not None:
-            st.instruments.record(st.instruments.score, float(value), metric_attrs)
+            metric_attrs["error.type"] = str(error_type)
+        if score is not None:
+            st.instruments.record(st.instruments.score, score, metric_attrs)
         attrs: dict[str, Any] = {"gen_ai.evaluation.name": name}
-        if value is not None:
-            attrs["gen_ai.evaluation.score.value"] = float(value)
+        if score is not None:
+            attrs["gen_ai.evaluation.score.value"] = score
         if label is not None:
             attrs["gen_ai.evaluation.score.label"] = label
         if explanation is not None:
-            attrs["gen_ai.evaluation.explanation"] = explanation[:4096]
+            attrs["gen_ai.evaluation.explanation"] = (
+                explanation if isinstance(explanation, str) else _content_text(explanation))[:4096]
         if response_id:
-            attrs["gen_ai.response.id"] = response_id
+            attrs["gen_ai.response.id"] = str(response_id)
         if error_type:
-            attrs["error.type"] = error_type
+            attrs["error.type"] = str(error_type)
         logger = st.event_logger
         if logger is not None:
             ctx = trace.set_span_in_context(NonRecordingSpan(sc)) if sc is not None else None
@@ -94,3 +119,9 @@ def record_score(
     except Exception as exc:
         _selftel.record_error("genai.score", exc)
         return False
+
+
+def _content_text(value: Any) -> str:
+    from agentpress_otel.genai._content import to_text
+
+    return to_text(value)

@@ -6,6 +6,9 @@ created afterwards (``Broker.__init__`` is wrapped), so the AgentPress shape
 
 * ``before_enqueue``: a PRODUCER span ``send {actor}``; ``traceparent``/``tracestate``/``baggage`` (with
   thread/run/project/user/request ids) and the enqueue time go into ``message.options["otel"]``.
+  ``after_enqueue`` ends it and counts the message. Dramatiq has no hook for a failed enqueue (encoding or
+  Redis errors raise between the two hooks), so each instrumented broker's ``enqueue`` is also wrapped on
+  the instance: when it raises, the span ends with that error and nothing is counted.
 * ``before_process_message``: the context is restored (ids included) and a CONSUMER span
   ``process {actor}`` starts, child of the producer span, so the worker's agent run is in the same trace
   as the HTTP request that enqueued it. Async actors (``AsyncIO`` middleware) inherit it: Dramatiq
@@ -41,6 +44,9 @@ __all__ = ["OtelMiddleware", "instrument", "set_process_boot_hook", "uninstrumen
 OPTION_KEY = "otel"
 SCOPE = "agentpress_otel.dramatiq"
 _WAIT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+#: Producer spans between before_enqueue and after_enqueue; above this the oldest are ended as failed (a
+#: safety net for enqueues that bypass the wrapped ``broker.enqueue``).
+MAX_PRODUCING = 4096
 
 _lock = threading.Lock()
 _installed = False
@@ -111,7 +117,7 @@ class OtelMiddleware(dramatiq.Middleware):
         self._tracer = (tel.tracer_provider.get_tracer(SCOPE, __version__) if tel is not None
                         and getattr(tel, "tracer_provider", None) is not None else trace.get_tracer(SCOPE, __version__))
         self._m = _Metrics(getattr(tel, "meter_provider", None) if tel is not None else None)
-        self._producing: dict[str, tuple[Any, object]] = {}
+        self._producing: dict[str, tuple[Any, dict[str, str], bool]] = {}  # id -> (span, attrs, is_retry)
         self._inflight: dict[str, _Inflight] = {}
 
     @staticmethod
@@ -129,8 +135,6 @@ class OtelMiddleware(dramatiq.Middleware):
             if isinstance(prev, dict) and not is_retry and not trace.get_current_span().get_span_context().is_valid:
                 # The worker moving a delayed message from "X.DQ" to "X": same delivery, same trace, counted once.
                 return
-            if is_retry:
-                self._m.retried.add(1, attrs)
             parent = None
             if retries and isinstance(prev, dict) and not trace.get_current_span().get_span_context().is_valid:
                 # Dramatiq runs after_* hooks in reverse order, so Retries re-enqueues after our consumer
@@ -153,8 +157,12 @@ class OtelMiddleware(dramatiq.Middleware):
             if retries:
                 carrier["retry_seen"] = retries
             message.options[OPTION_KEY] = carrier
-            self._producing[message.message_id] = (span, None)
-            self._m.enqueued.add(1, attrs)
+            old = self._producing.pop(message.message_id, None)  # a broker retrying the same message
+            if old is not None:
+                self._end_failed(old, "enqueue_retried")
+            self._producing[message.message_id] = (span, attrs, is_retry)
+            while len(self._producing) > MAX_PRODUCING:
+                self._end_failed(self._producing.pop(next(iter(self._producing))), "enqueue_incomplete")
         except Exception as exc:
             _selftel.record_error("dramatiq", exc)
 
@@ -162,9 +170,36 @@ class OtelMiddleware(dramatiq.Middleware):
         item = self._producing.pop(message.message_id, None)
         if item is not None:
             try:
-                item[0].end()
+                span, attrs, is_retry = item
+                # Counted here, not in before_enqueue: only messages that reached the broker.
+                self._m.enqueued.add(1, attrs)
+                if is_retry:
+                    self._m.retried.add(1, attrs)
+                span.end()
             except Exception as exc:
                 _selftel.record_error("dramatiq", exc)
+
+    def enqueue_failed(self, message: Any, exc: BaseException) -> None:
+        """``broker.enqueue`` raised after ``before_enqueue``: end the producer span with the error."""
+        try:
+            item = self._producing.pop(getattr(message, "message_id", None), None)  # type: ignore[arg-type]
+            if item is not None:
+                self._end_failed(item, error_type(exc), exc)
+        except Exception as e:
+            _selftel.record_error("dramatiq", e)
+
+    @staticmethod
+    def _end_failed(item: tuple[Any, dict[str, str], bool], etype: str, exc: BaseException | None = None) -> None:
+        span = item[0]
+        try:
+            span.set_status(Status(StatusCode.ERROR, str(exc)[:512] if exc is not None else etype))
+            span.set_attribute("error.type", etype)
+            if exc is not None:
+                span.record_exception(exc)
+        except Exception as e:
+            _selftel.record_error("dramatiq", e)
+        finally:
+            span.end()
 
     # ------------------------------------------------------------------ consumer
     def before_process_message(self, broker: Any, message: Any) -> None:
@@ -239,10 +274,25 @@ class OtelMiddleware(dramatiq.Middleware):
                 _selftel.record_error("dramatiq.boot_hook", exc)
 
 
+def _enqueue_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as exc:
+        message = args[0] if args else kwargs.get("message")
+        broker = getattr(wrapped, "__self__", None)
+        for m in getattr(broker, "middleware", ()):
+            if isinstance(m, OtelMiddleware):
+                m.enqueue_failed(message, exc)
+        raise
+
+
 def _add_to(broker: Broker) -> None:
     if any(isinstance(m, OtelMiddleware) for m in broker.middleware):
         return
     broker.add_middleware(OtelMiddleware(_tel))
+    # On the instance, so broker subclasses overriding enqueue (Redis, RabbitMQ, Stub) are covered too.
+    if not isinstance(broker.__dict__.get("enqueue"), wrapt.FunctionWrapper):
+        broker.enqueue = wrapt.FunctionWrapper(broker.enqueue, _enqueue_wrapper)  # type: ignore[method-assign]
     _brokers.append(broker)
 
 
@@ -294,4 +344,6 @@ def uninstrument() -> None:
             Broker.__init__ = init.__wrapped__  # type: ignore[method-assign]
         for b in _brokers:
             b.middleware[:] = [m for m in b.middleware if not isinstance(m, OtelMiddleware)]
+            if isinstance(b.__dict__.get("enqueue"), wrapt.FunctionWrapper):
+                del b.enqueue
         _brokers.clear()

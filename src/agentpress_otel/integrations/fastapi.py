@@ -8,10 +8,19 @@ few routes that carry AgentPress ids (``{thread_id}``, ``{agent_run_id}``, ``{pr
 
 It is installed outermost (around Starlette's ServerErrorMiddleware) so a crashing endpoint's 500
 still carries ``X-Request-ID`` and is recorded on the span.
+
+Trust boundary: ids in inbound ``baggage`` (``agentpress.project.id``, ``.thread.id``, ``.agent_run.id``,
+``.request.id``) are accepted, but ``user.id`` is dropped unless ``Config.trust_baggage_user_id`` is on:
+any browser can send a baggage header, so the app sets the user after authentication with
+``thread_context(user_id=...)``.
+
+Excluded paths (``Config.excluded_urls``) are regular expressions searched in the request path, as the
+standard ``OTEL_PYTHON_*_EXCLUDED_URLS`` are; the defaults are anchored (exact path, optional ``/``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -20,14 +29,15 @@ from contextvars import Token
 from typing import Any
 from urllib.parse import parse_qsl
 
+from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from agentpress_otel import _selftel
-from agentpress_otel._context import thread_context
+from agentpress_otel import _selftel, runtime
+from agentpress_otel._context import ID_ATTRIBUTES, thread_context
 from agentpress_otel._setup import Telemetry
 
 Scope = MutableMapping[str, Any]
@@ -59,6 +69,15 @@ class _Getter(Getter[dict[str, str]]):
 
 _GETTER = _Getter()
 _WANTED = frozenset({b"traceparent", b"tracestate", b"baggage", b"user-agent", b"host"})
+_USER_ID_KEY = ID_ATTRIBUTES["user_id"]
+
+
+def compile_excluded(patterns: tuple[str, ...] | list[str]) -> re.Pattern[str] | None:
+    """One alternation of the exclusion regexes (searched in the path); ``None`` when there are none."""
+    pats = [p for p in patterns if p]
+    if not pats:
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in pats))
 
 
 class AgentPressASGIMiddleware:
@@ -69,7 +88,9 @@ class AgentPressASGIMiddleware:
         self.tel = tel
         self.fastapi_app = fastapi_app
         cfg = tel.config
-        self.excluded = frozenset(cfg.excluded_urls)
+        self.excluded = compile_excluded(cfg.excluded_urls)
+        self.trust_user_id = cfg.trust_baggage_user_id
+        self._loop: object = None  # the last event loop seen; new loops are handed to runtime.watch_loop()
         self.rid_header = cfg.request_id_header.lower().encode("latin-1")
         self.rid_header_out = cfg.request_id_header.encode("latin-1")
         self.tracer = tel.tracer_provider.get_tracer("agentpress_otel.fastapi")
@@ -116,7 +137,12 @@ class AgentPressASGIMiddleware:
         return {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.excluded:
+        if self._loop is not (loop := asyncio.events._get_running_loop()):
+            # First request on this loop: probe it for lag even if the run_forever patch could not see it
+            # (uvloop, a loop started before instrument()). Cheap and never raises.
+            self._loop = loop
+            runtime.watch_loop()
+        if scope["type"] != "http" or (self.excluded is not None and self.excluded.search(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
         try:
@@ -135,8 +161,10 @@ class AgentPressASGIMiddleware:
             if message["type"] == "http.response.start":
                 status_code = int(message["status"])
                 headers = list(message.get("headers") or ())
-                headers.append((self.rid_header_out, rid_value))
-                message = {**message, "headers": headers}
+                # The app may have set its own request id header: never send two.
+                if not any(k.lower() == self.rid_header for k, _ in headers):
+                    headers.append((self.rid_header_out, rid_value))
+                    message = {**message, "headers": headers}
             await send(message)
 
         try:
@@ -171,6 +199,8 @@ class AgentPressASGIMiddleware:
                 if key in ("traceparent", "tracestate", "baggage"):
                     carrier[key] = value
         parent = propagate.extract(carrier, getter=_GETTER)
+        if not self.trust_user_id and "baggage" in carrier and otel_baggage.get_baggage(_USER_ID_KEY, parent):
+            parent = otel_baggage.remove_baggage(_USER_ID_KEY, parent)  # a browser could claim any user
         path: str = scope.get("path", "")
         # The ids (request id included) reach the span through ContextSpanProcessor, logs through current_ids().
         ctx_mgr = thread_context(request_id=request_id, **self._ids_from_path(path))

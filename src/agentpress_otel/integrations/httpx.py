@@ -1,17 +1,141 @@
-"""httpx: CLIENT spans with W3C traceparent/tracestate/baggage injected (stock instrumentation, our provider)."""
+"""httpx: CLIENT spans with W3C traceparent/tracestate/baggage injected (stock instrumentation, our provider).
+
+Our id baggage entries (``agentpress.*`` and ``user.id``) stay inside your network: they are sent only
+to loopback and private-network addresses, single-label and ``localhost``/``.internal``/``.local``/
+``.svc``/``.cluster.local`` names, and hosts matching ``Config.internal_hosts`` (suffix match). Requests to
+anyone else (an LLM provider, a payment API) carry ``traceparent``/``tracestate`` and the app's other
+baggage entries, but not our ids. This is done by a thin wrapper *under* the upstream one, so it sees the
+headers after they were injected.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Any
 
+from agentpress_otel import _selftel
+from agentpress_otel._context import ID_ATTRIBUTES
 from agentpress_otel._setup import Telemetry
 
 _instrumentor: Any = None
+_filters: list[tuple[Any, str, Any]] = []  # (class, method name, the original) we wrapped
+
+#: Name suffixes that never leave a private network.
+_INTERNAL_SUFFIXES = ("localhost", ".localhost", ".internal", ".local", ".svc", ".cluster.local")
+_OUR_KEYS = frozenset(ID_ATTRIBUTES.values())
+_internal_hosts: tuple[str, ...] = ()
+_cache: dict[str, bool] = {}
+_active = False
+
+
+def is_internal_host(host: str, extra: tuple[str, ...] = ()) -> bool:
+    """Whether ``host`` is inside the app's network: loopback/private/link-local addresses, single-label
+    and ``localhost``/``.internal``/``.local``/``.svc`` names, or a match of ``extra`` (suffix, dot-aligned).
+
+    Example::
+
+        is_internal_host("10.0.3.7")                           # True
+        is_internal_host("api.openai.com")                     # False
+        is_internal_host("billing.corp.example", (".corp.example",))  # True
+    """
+    h = host.strip("[]").rstrip(".").lower()
+    if not h:
+        return False
+    try:
+        ip = ipaddress.ip_address(h)
+    except ValueError:
+        pass
+    else:
+        return ip.is_loopback or ip.is_private or ip.is_link_local
+    if "." not in h or h.endswith(_INTERNAL_SUFFIXES):
+        return True
+    for suffix in extra:
+        if h == suffix.lstrip(".") or h.endswith(suffix if suffix.startswith(".") else "." + suffix):
+            return True
+    return False
+
+
+def _internal(host: str) -> bool:
+    hit = _cache.get(host)
+    if hit is None:
+        hit = is_internal_host(host, _internal_hosts)
+        if len(_cache) > 1024:
+            _cache.clear()
+        _cache[host] = hit
+    return hit
+
+
+def strip_id_baggage(value: str) -> str:
+    """``value`` (a W3C ``baggage`` header) without our id entries.
+
+    Example::
+
+        strip_id_baggage("agentpress.thread.id=t-1,team=a")  # "team=a"
+    """
+    kept = [m for m in value.split(",") if m.split("=", 1)[0].strip() not in _OUR_KEYS and m.strip()]
+    return ",".join(kept)
+
+
+def _filter_request(request: Any) -> None:
+    if not _active:
+        return
+    headers = request.headers
+    value = headers.get("baggage")
+    if not value or _internal(request.url.host):
+        return
+    kept = strip_id_baggage(value)
+    if kept == value:
+        return
+    if kept:
+        headers["baggage"] = kept
+    else:
+        del headers["baggage"]
+
+
+def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return args[0] if args else kwargs.get("request")
+
+
+def _sync_filter(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        _filter_request(_request_of(args, kwargs))
+    except Exception as exc:  # telemetry must never break the request
+        _selftel.record_error("httpx.baggage", exc)
+    return wrapped(*args, **kwargs)
+
+
+def _async_filter(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    # Synchronous on purpose: the headers are final when the transport is called; return its coroutine.
+    try:
+        _filter_request(_request_of(args, kwargs))
+    except Exception as exc:
+        _selftel.record_error("httpx.baggage", exc)
+    return wrapped(*args, **kwargs)
+
+
+def _install_filters() -> None:
+    import httpx
+    import wrapt
+
+    for cls, name, fn in ((httpx.HTTPTransport, "handle_request", _sync_filter),
+                          (httpx.AsyncHTTPTransport, "handle_async_request", _async_filter)):  # fmt: skip
+        original = cls.__dict__[name]
+        wrapt.wrap_function_wrapper(cls, name, fn)
+        _filters.append((cls, name, original))
+
+
+def _remove_filters() -> None:
+    while _filters:
+        cls, name, original = _filters.pop()
+        cur = cls.__dict__.get(name)
+        if getattr(cur, "__wrapped__", None) is original:
+            setattr(cls, name, original)
+        # else someone wrapped on top of ours since: keep their chain; ours is a pass-through now (_active).
 
 
 def instrument(tel: Telemetry) -> bool:
-    global _instrumentor
+    global _instrumentor, _internal_hosts, _active
     import httpx  # noqa: F401  - ImportError here means "not installed": the integration is skipped
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
@@ -23,13 +147,24 @@ def instrument(tel: Telemetry) -> bool:
     inst = HTTPXClientInstrumentor()
     if inst.is_instrumented_by_opentelemetry:
         return False  # the app instrumented httpx itself: leave it alone
-    inst.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider)
+    _internal_hosts = tuple(tel.config.internal_hosts)
+    _cache.clear()
+    _active = True
+    _install_filters()  # first, so the upstream wrapper (which injects the headers) runs outside it
+    try:
+        inst.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider)
+    except Exception:
+        _active = False
+        _remove_filters()
+        raise
     _instrumentor = inst
     return True
 
 
 def uninstrument() -> None:
-    global _instrumentor
+    global _instrumentor, _active
+    _active = False
     if _instrumentor is not None:
         _instrumentor.uninstrument()
         _instrumentor = None
+        _remove_filters()

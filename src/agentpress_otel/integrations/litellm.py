@@ -10,14 +10,19 @@ closures, default arguments, ``functools.partial``) keep calling the original; m
   util-genai inference context key is set, so OpenAI/Anthropic SDK instrumentations built on util-genai
   do not add a second LLM span.
 * Streams (sync and async) are returned inside a transparent ``wrapt.ObjectProxy`` that records time to
-  first chunk, per-chunk gaps, finish reasons and usage; without a usage chunk, tokens are counted with
-  ``litellm.token_counter`` and ``agentpress.usage.estimated=true`` is set. The span ends exactly once:
-  on exhaustion, error, ``close()``/``aclose()``, cancellation, or when the stream is garbage-collected.
+  first chunk, per-chunk gaps, finish reasons, usage and (when capturing) the text and tool calls; without
+  a usage chunk, tokens are estimated (:func:`_estimate_tokens`) and ``agentpress.usage.estimated=true``
+  is set. The span ends exactly once: on exhaustion, error, ``close()``/``aclose()``, cancellation, or
+  when the stream is garbage-collected.
 * The caller's kwargs and LiteLLM's response objects are never modified.
 
-LiteLLM downloads its model price map at import unless ``LITELLM_LOCAL_MODEL_COST_MAP=True``; when it is
-not imported yet, :func:`instrument` sets that default (an explicit value wins) and defers patching to a
-post-import hook, so ``instrument()`` neither imports LiteLLM (slow) nor lets it reach the network.
+LiteLLM downloads its model price map at import unless ``LITELLM_LOCAL_MODEL_COST_MAP=True``. That
+variable also decides which prices ``litellm.cost_per_token`` (which apps may bill with) uses, so we only
+touch it when it cannot have mattered yet: if LiteLLM is not imported when :func:`instrument` runs and the
+variable is unset, it is set to ``True`` (the import then stays offline and fast, and the bundled map of
+the installed LiteLLM is used); an explicit value, ``False`` included, always wins, and once LiteLLM is
+imported its map is already loaded and the variable is left alone. Patching is deferred to a post-import
+hook, so ``instrument()`` does not import LiteLLM itself.
 """
 
 from __future__ import annotations
@@ -90,6 +95,11 @@ _patched_modules: list[tuple[Any, str, Any]] = []  # (module, attr, original)
 _router_had_own: dict[str, Any] = {}
 _provider_cache: dict[str, tuple[str, str]] = {}
 _warmed = False
+
+#: Usage estimates count at most this many characters per text with the tokenizer (0.5-2 ms; a 100k-token
+#: history took 15-27 ms) and extrapolate the rest by the sample's tokens per character: the estimate runs
+#: on the event loop when a stream ends.
+ESTIMATE_SAMPLE_CHARS = 8_000
 
 
 def _litellm_error_type(exc: BaseException) -> str | None:
@@ -212,6 +222,7 @@ class _StreamState:
         "resp_id",
         "resp_model",
         "text",
+        "tools",
         "usage_seen",
     )
 
@@ -221,6 +232,7 @@ class _StreamState:
         self.messages = messages
         self.usage_seen = False
         self.text: list[str] = []
+        self.tools: dict[int, list[Any]] = {}  # index -> [id, name, argument fragments]
         self.finish: list[str] = []
         self.resp_id: str | None = None
         self.resp_model: str | None = None
@@ -243,12 +255,31 @@ class _StreamState:
                 if content:
                     self.text.append(content)
                 for tc in _get(delta, "tool_calls") or ():
-                    fn = _get(tc, "function")
-                    for part in (_get(fn, "name"), _get(fn, "arguments")):
-                        if part:
-                            self.text.append(str(part))
+                    self._tool_delta(tc)
         except Exception as exc:
             _selftel.record_error("litellm", exc)
+
+    def _tool_delta(self, tc: Any) -> None:
+        # OpenAI-style deltas: the first for an index has id and name, the rest argument fragments.
+        idx = _get(tc, "index")
+        tc_id = _get(tc, "id")
+        if not isinstance(idx, int):
+            idx = len(self.tools) if tc_id or not self.tools else max(self.tools)
+        entry = self.tools.get(idx)
+        if entry is None:
+            entry = self.tools[idx] = [None, None, []]
+        fn = _get(tc, "function")
+        name, args = _get(fn, "name"), _get(fn, "arguments")
+        if tc_id and not entry[0]:
+            entry[0] = str(tc_id)
+        if name and not entry[1]:
+            entry[1] = str(name)
+        if args:
+            entry[2].append(str(args))
+
+    def _tool_calls(self) -> list[dict[str, Any]]:
+        return [{"id": e[0], "type": "function", "function": {"name": e[1], "arguments": "".join(e[2])}}
+                for _, e in sorted(self.tools.items())]
 
     def finish_stream(self, exc: BaseException | None = None, *, closed_early: bool = False) -> None:
         if self.done:
@@ -261,22 +292,79 @@ class _StreamState:
                 call.set_attribute("agentpress.closed_early", True)
             if not self.usage_seen:
                 self._estimate()
-            if call.capture and self.text:
-                call.set_output_messages([{"role": "assistant", "content": "".join(self.text)}],
-                                         finish_reasons=self.finish or None)
+            if call.capture and (self.text or self.tools):
+                msg: dict[str, Any] = {"role": "assistant", "content": "".join(self.text) or None}
+                if self.tools:  # tool_call parts, as for a non-streamed response
+                    msg["tool_calls"] = self._tool_calls()
+                call.set_output_messages([msg], finish_reasons=self.finish or None)
         except Exception as e:
             _selftel.record_error("litellm", e)
+        finally:
+            # Nothing needs the request history or the streamed text any more; the proxy may live on.
+            self.messages = None
+            self.text = []
+            self.tools = {}
         call.end(exc)
 
     def _estimate(self) -> None:
         try:
             import litellm
 
-            pt = litellm.token_counter(model=self.model, messages=self.messages or [])
-            ct = litellm.token_counter(model=self.model, text="".join(self.text)) if self.text else 0
+            out = "".join(self.text) + "".join(
+                f"{e[1] or ''}{''.join(e[2])}" for e in self.tools.values())
+            pt = _estimate_tokens(litellm, self.model, messages=self.messages or [])
+            ct = _estimate_tokens(litellm, self.model, text=out) if out else 0
             self.call.set_usage(input_tokens=pt, output_tokens=ct, estimated=True)
         except Exception as exc:
             _selftel.record_error("litellm.token_counter", exc)
+
+
+def _estimate_tokens(litellm: Any, model: str, *, text: str | None = None, messages: Any = None) -> int:
+    """``litellm.token_counter``, exact up to :data:`ESTIMATE_SAMPLE_CHARS`, extrapolated beyond.
+
+    Past the limit, ``ESTIMATE_SAMPLE_CHARS`` characters taken in 8 slices spread over the whole text are
+    counted and scaled by total length (so the tokens-per-character of the mix of system prompt, code,
+    prose or CJK text is kept); for messages, 3 tokens per message plus 3 are added, as OpenAI's chat
+    format does. Approximate either way: such spans carry ``agentpress.usage.estimated=true``.
+    """
+    if messages is not None:
+        pieces = _message_texts(messages)
+        total = sum(len(p) for p in pieces)
+        if total <= ESTIMATE_SAMPLE_CHARS:
+            return int(litellm.token_counter(model=model, messages=messages))
+        text = "".join(pieces)
+        overhead = 3 * len(messages) + 3
+    else:
+        text = text or ""
+        overhead = 0
+    if len(text) <= ESTIMATE_SAMPLE_CHARS:
+        return int(litellm.token_counter(model=model, text=text)) + overhead
+    k = 8
+    width = ESTIMATE_SAMPLE_CHARS // k
+    step = (len(text) - width) / (k - 1)
+    sample = "".join(text[int(i * step):int(i * step) + width] for i in range(k))
+    n = int(litellm.token_counter(model=model, text=sample))
+    return round(n * len(text) / len(sample)) + overhead
+
+
+def _message_texts(messages: Any) -> list[str]:
+    """The text in OpenAI-style messages (string contents, text parts, tool-call names and arguments)."""
+    out: list[str] = []
+    for m in messages if isinstance(messages, (list, tuple)) else [messages]:
+        content = _get(m, "content")
+        if isinstance(content, str):
+            out.append(content)
+        elif isinstance(content, (list, tuple)):
+            for part in content:
+                t = _get(part, "text")
+                if isinstance(t, str):
+                    out.append(t)
+        for tc in _get(m, "tool_calls") or ():
+            fn = _get(tc, "function")
+            for v in (_get(fn, "name"), _get(fn, "arguments")):
+                if isinstance(v, str):
+                    out.append(v)
+    return out
 
 
 def _finalize(state: _StreamState) -> None:

@@ -51,6 +51,8 @@ class OTelQueueHandler(logging.Handler):
             tn = record.threadName or ""
             if internal(name) or tn == WORKER_THREAD_NAME or tn.startswith("Otel"):
                 return False  # SDK/exporter output (incl. urllib3/grpc warnings on export threads)
+            if type(record.msg) is dict and self.pipeline.structlog_exports and _from_structlog(record):
+                return False  # structlog -> stdlib: our structlog processor already exported this event
             sc = _get_span().get_span_context()
             if not self.policy.keep(name, record.levelno, sc):
                 return False
@@ -71,6 +73,13 @@ class OTelQueueHandler(logging.Handler):
         # bounded drain into the provider is fine.
         if threading.current_thread().name != WORKER_THREAD_NAME:
             self.pipeline.flush(1.0)
+
+
+def _from_structlog(record: logging.LogRecord) -> bool:
+    """A record structlog forwarded to stdlib: ``ProcessorFormatter.wrap_for_formatter`` puts the event
+    dict in ``msg`` and its markers ``_logger``/``_name`` in the record's extras."""
+    d = record.__dict__
+    return "_logger" in d and "_name" in d
 
 
 _state_lock = threading.Lock()

@@ -71,13 +71,10 @@ def make_redact_processor(redactor: Redactor | None = None) -> Processor:
             r = redactor or default_redactor()
             for k, v in list(event.items()):
                 if k == "exc_info" or v is None or isinstance(v, (bool, int, float)):
-                    continue
-                if isinstance(v, str):
-                    nv = r.redact_attribute(k, v)
-                elif isinstance(v, (dict, list, tuple)):
-                    nv = r.redact_value({k: v})[k]
-                else:
-                    continue
+                    continue  # exc_info stays for the export processor; numbers need no scan
+                # Containers get key rules; bytes, exceptions and other objects would be rendered
+                # to text by the renderer anyway: redact_value scans that text now (as on stdlib).
+                nv = r.redact_attribute(k, v) if isinstance(v, str) else r.redact_value({k: v})[k]
                 if nv is not v:
                     event[k] = nv
         except Exception as exc:
@@ -248,7 +245,8 @@ def instrument(tel: Any) -> bool:
     cfg = tel.config
     if tel.logger_provider is None:
         return False
-    acquire_pipeline("structlog", lambda: pipeline_for(tel))
+    pipeline = acquire_pipeline("structlog", lambda: pipeline_for(tel))
+    pipeline.structlog_exports = True  # the stdlib handler skips events structlog forwards to stdlib
     _policy = LevelPolicy(default=cfg.log_level, levels=cfg.logger_levels, sample_ratio=cfg.log_sample_ratio)
     _redact_on = bool(cfg.redact)
     _saved = {"processors": list(structlog.get_config()["processors"])}
@@ -275,4 +273,7 @@ def uninstrument() -> None:
         structlog.configure(processors=procs)
     _saved = None
     _policy = None
+    p = get_pipeline()
+    if p is not None:
+        p.structlog_exports = False
     release_pipeline("structlog")

@@ -31,6 +31,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from agentpress_otel import _selftel
 from agentpress_otel.redaction import PreRedactedLogRecord, Redactor, default_redactor
+from agentpress_otel.redaction._engine import cut_middle, to_text
 
 _ctx_current_ids: Callable[[], dict[str, str]] | None
 _CTX_ID_ATTRIBUTES: dict[str, str] | None
@@ -104,13 +105,62 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _safe_str(v: Any) -> str:
+    return to_text(v)  # str(), then repr(), then a placeholder: never raises
+
+
+def _exc_message(e: Any) -> str:
+    """``str(exception)`` for ``exception.message``; a raising ``__str__`` must not lose the record."""
     try:
-        return str(v)
+        return str(e)
     except Exception:
-        return f"<unprintable {type(v).__name__}>"
+        return f"<unprintable {type(e).__name__} message>"
 
 
-def _attr_value(v: Any, limit: int = 8192) -> Any:
+#: Stack traces longer than this are cut (head and tail kept) even when redaction is off.
+_MAX_STACK_CHARS = 65_536
+_JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # orjson's integer range
+
+
+def _jsonable(obj: Any, r: Redactor | None, depth: int = 0) -> Any:
+    """A copy orjson always accepts: string keys, bounded depth, 64-bit ints, text for other leaves.
+
+    Only used when orjson rejected the document (a tuple key, a raising ``__str__``, a cycle, a huge
+    int). Keys and leaves turned into text are scanned too: the redactor never saw them as text.
+    """
+    if obj is None or isinstance(obj, (bool, str, float)):
+        return obj
+    if isinstance(obj, int):
+        return obj if _INT_MIN <= obj <= _INT_MAX else str(obj)
+    if depth > 32:
+        return "[depth]"
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            ks = k if isinstance(k, str) else to_text(k)
+            out[ks if r is None or ks is k else r.redact(ks)] = _jsonable(v, r, depth + 1)
+        return out
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_jsonable(v, r, depth + 1) for v in obj]
+    text = to_text(obj)
+    return text if r is None else r.redact(text)
+
+
+def _json_line(doc: dict[str, Any], r: Redactor | None) -> bytes:
+    """One JSON line for ``doc``; never raises, so a record is never missing from stdout."""
+    try:
+        return orjson.dumps(doc, default=_safe_str, option=_JSON_OPTS)
+    except Exception:  # noqa: S110 - retried below with a safe copy
+        pass
+    try:
+        return orjson.dumps(_jsonable(doc, r), option=_JSON_OPTS)
+    except Exception as exc:
+        _selftel.record_error("logs.json", exc)
+        keep = {k: _safe_str(doc[k]) for k in ("timestamp", "level", "logger", "message") if k in doc}
+        return orjson.dumps(keep, option=_JSON_OPTS)
+
+
+def _attr_value(v: Any, limit: int = 8192, r: Redactor | None = None) -> Any:
     """OTLP attribute values: primitives and homogeneous lists; everything else as JSON/str; cut to ``limit``."""
     if v is None or isinstance(v, (bool, int, float)):
         return v
@@ -121,7 +171,10 @@ def _attr_value(v: Any, limit: int = 8192) -> Any:
     try:
         text = orjson.dumps(v, default=_safe_str, option=orjson.OPT_NON_STR_KEYS).decode()
     except Exception:
-        text = _safe_str(v)
+        try:
+            text = orjson.dumps(_jsonable(v, r), option=orjson.OPT_NON_STR_KEYS).decode()
+        except Exception:
+            text = _safe_str(v)
     return _cut(text, limit)
 
 
@@ -158,6 +211,9 @@ class LogPipeline:
         self._busy = False
         self.dropped = 0
         self.processed = 0
+        #: set by the structlog integration while its export processor is in structlog's chain: the
+        #: stdlib handler then skips records structlog forwarded to stdlib (already exported).
+        self.structlog_exports = False
         self._loggers: dict[str, Any] = {}
         self._thread: threading.Thread | None = None
         self._start()
@@ -165,11 +221,12 @@ class LogPipeline:
 
     # ---------------------------------------------------------------- caller side
     def submit(self, item: tuple[Any, ...]) -> bool:
-        """Enqueue a snapshot; never blocks. False (and counted) when the queue is full."""
+        """Enqueue a snapshot; never blocks. False (and counted) when the queue is full or stopped."""
         q = self._q
-        if len(q) >= self.max_queue_size:
+        if len(q) >= self.max_queue_size or self._stop:
             self.dropped += 1
-            _selftel.record_dropped("logs", "queue_full")
+            # After stop() no worker would ever take it: counted as lost at shutdown.
+            _selftel.record_dropped("logs", "shutdown" if self._stop else "queue_full")
             return False
         q.append(item)
         if len(q) == 1:
@@ -202,12 +259,26 @@ class LogPipeline:
         return True
 
     def stop(self, timeout_s: float = 2.0) -> None:
+        """Drain (bounded), stop the worker, and count what is still queued as dropped ("shutdown")."""
         self.flush(timeout_s)
         self._stop = True
         self._wake.set()
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(timeout_s)
+        # Whatever the drain did not reach is lost: count it, so dropped + processed == submitted.
+        # popleft is atomic, so a worker still running cannot take (and process) a record counted here.
+        left = 0
+        q = self._q
+        while True:
+            try:
+                q.popleft()
+            except IndexError:
+                break
+            left += 1
+        if left:
+            self.dropped += left
+            _selftel.record_dropped("logs", "shutdown", left)
         _live.discard(self)
 
     # ---------------------------------------------------------------- worker side
@@ -224,15 +295,22 @@ class LogPipeline:
             self._busy = True
             lines: list[bytes] = []
             try:
-                n = 0
-                while q and n < self._batch:
-                    item = q.popleft()
+                n = ok = 0
+                while n < self._batch:
+                    try:
+                        item = q.popleft()
+                    except IndexError:  # emptied (stop() drains concurrently)
+                        break
                     n += 1
                     try:
                         self._process(item, lines)
+                        ok += 1
                     except Exception as exc:
+                        # The record is lost: count it as a drop as well as an error.
                         _selftel.record_error("logs.worker", exc)
-                self.processed += n
+                        self.dropped += 1
+                        _selftel.record_dropped("logs", "error")
+                self.processed += ok
                 if lines:
                     self._write(lines)
             finally:
@@ -264,6 +342,9 @@ class LogPipeline:
         rec = self._from_stdlib(item) if item[0] == STDLIB else self._from_structlog(item)
         ts_ns, levelno, name, message, ids, sc, extras, exc, code = rec
         r = (self._redactor or default_redactor()) if self.redact else None
+        if exc and isinstance(exc.get("stacktrace"), str):
+            # Cut before scanning (cost is linear), keeping the head and the innermost frames.
+            exc["stacktrace"] = cut_middle(exc["stacktrace"], r.max_chars if r is not None else _MAX_STACK_CHARS)
         if r is not None:
             message = r.redact(message) if isinstance(message, str) else r.redact_value(message)
             if extras:
@@ -277,7 +358,8 @@ class LogPipeline:
             attrs: dict[str, Any] = {}
             if extras:
                 for k, v in extras.items():
-                    attrs[str(k)] = _attr_value(v, self.max_attr_chars)
+                    ks = k if isinstance(k, str) else _safe_str(k)
+                    attrs[ks if r is None or ks is k else r.redact(ks)] = _attr_value(v, self.max_attr_chars, r)
             for field, value in ids.items():
                 attr = ID_FIELDS.get(field)
                 if attr is not None and value is not None:
@@ -286,8 +368,8 @@ class LogPipeline:
                 limit = self.max_attr_chars
                 for k, v in exc.items():
                     if isinstance(v, str) and len(v) > limit:
-                        # keep the end of a stack trace: the innermost frames and the exception line
-                        v = _TRUNCATED + v[-(limit - len(_TRUNCATED)) :] if k == "stacktrace" else _cut(v, limit)
+                        # a stack trace keeps its head and its end (the innermost frames, the exception line)
+                        v = cut_middle(v, limit) if k == "stacktrace" else _cut(v, limit)
                     attrs[f"exception.{k}"] = v
             if code:
                 attrs.update(code)
@@ -302,7 +384,7 @@ class LogPipeline:
                         context=ctx,
                         severity_number=sev,
                         severity_text=sev_text,
-                        body=message if isinstance(message, str) else _attr_value(message, self.max_attr_chars),
+                        body=message if isinstance(message, str) else _attr_value(message, self.max_attr_chars, r),
                         attributes=attrs,
                     )
                 )
@@ -325,7 +407,7 @@ class LogPipeline:
                 doc["extra"] = extras
             if exc:
                 doc["exception"] = exc
-            lines.append(orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE))
+            lines.append(_json_line(doc, r))
 
     @staticmethod
     def _from_stdlib(item: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -336,7 +418,7 @@ class LogPipeline:
         if ei and ei[0] is not None:
             exc = {
                 "type": ei[0].__name__,
-                "message": str(ei[1]),
+                "message": _exc_message(ei[1]),
                 "stacktrace": record.exc_text or "".join(traceback.format_exception(*ei)),
             }
         elif record.stack_info:
@@ -357,7 +439,7 @@ class LogPipeline:
         for k in ("level", "timestamp", "logger", "exc_info", "exception", "trace_id", "span_id", *ID_FIELDS):
             event.pop(k, None)
         if not isinstance(message, str):
-            message = str(message)
+            message = _safe_str(message)
         return ts_ns, levelno, name, message, ids, sc, event, _structlog_exc(raw_exc), None
 
 
@@ -368,7 +450,7 @@ def _structlog_exc(raw: Any) -> dict[str, str] | None:
     if isinstance(raw, tuple):
         return {
             "type": raw[0].__name__,
-            "message": str(raw[1]),
+            "message": _exc_message(raw[1]),
             "stacktrace": "".join(traceback.format_exception(*raw)),
         }
     if isinstance(raw, str):
@@ -377,10 +459,14 @@ def _structlog_exc(raw: Any) -> dict[str, str] | None:
         return {"type": typ, "message": msg, "stacktrace": raw}
     if isinstance(raw, list) and raw and isinstance(raw[-1], dict):
         frame: dict[str, Any] = raw[-1]
+        try:
+            stack = orjson.dumps(raw, default=_safe_str).decode()
+        except Exception:
+            stack = _safe_str(raw)
         return {
-            "type": str(frame.get("exc_type", "")),
-            "message": str(frame.get("exc_value", "")),
-            "stacktrace": orjson.dumps(raw, default=str).decode(),
+            "type": _safe_str(frame.get("exc_type", "")),
+            "message": _safe_str(frame.get("exc_value", "")),
+            "stacktrace": stack,
         }
     return None
 

@@ -43,9 +43,15 @@ class Detector:
 _NORM = re.compile(r"[^a-z0-9]")
 _SENSITIVE_PARTS = (
     "password", "passwd", "passphrase", "secret", "apikey", "privatekey", "accesskey", "credential",
-    "cookie", "authorization", "xapikey", "signature", "clientsecret",
+    "cookie", "authorization", "xapikey", "signature", "clientsecret", "signingkey", "encryptionkey", "sshkey",
 )  # fmt: skip
-_SENSITIVE_EXACT = frozenset({"pwd", "pass", "auth", "token", "jwt", "sid", "otp", "pin", "cvv", "cvc", "ssn"})
+_SENSITIVE_EXACT = frozenset(
+    {"pwd", "pass", "auth", "token", "jwt", "sid", "otp", "pin", "cvv", "cvc", "ssn", "sessionkey"}
+)
+# Short words that hold a secret when they end a compound key ("DB_PASS", "smtpPass", "user_pin"),
+# checked on the words of the raw key: normalised, "bypass" or "spin" would end in them too.
+_SENSITIVE_LAST_WORDS = frozenset({"pass", "pwd", "pin", "otp", "ssn", "cvv", "cvc", "jwt", "auth"})
+_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 # A sensitive word followed by one of these describes the secret rather than holding it
 # ("password_length", "api_key_id", "token_type", "max_tokens" ends in "tokens").
 _BENIGN_SUFFIXES = (
@@ -90,14 +96,21 @@ def _builtin_sensitive(key: str) -> bool:
         return True
     if _strip_benign(n) is None:
         return False
-    return n.endswith("token") or any(p in n for p in _SENSITIVE_PARTS)
+    if n.endswith("token") or any(p in n for p in _SENSITIVE_PARTS):
+        return True
+    # Session cookies ("sessionid", "PHPSESSID"), but not OTel's "session.id": only the unseparated form.
+    low = key.lower()
+    if low.endswith(("sessionid", "sessid")):
+        return True
+    words = _WORDS.findall(key)
+    return len(words) > 1 and words[-1].lower() in _SENSITIVE_LAST_WORDS
 
 
 # ---------------------------------------------------------------------------------------------------
 # validators
 
 _HAS_DIGIT_OR_PUNCT = re.compile(r"[0-9._~+/=-]")
-_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|2)|35)")
+_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2(?:22[1-9]|2[3-9]|[3-6]|7[01]|720)|3[47]|3[0689]|6(?:011|5|4[4-9]|2)|35)")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -112,21 +125,17 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _card(full: str, _v: str, _k: str | None, _s: str | None) -> str | None:
-    digits = full.replace(" ", "").replace("-", "")
-    if not 13 <= len(digits) <= 19 or not _CARD_PREFIX.match(digits) or not luhn_ok(digits):
+def _card(full: str, v: str, _k: str | None, _s: str | None) -> str | None:
+    # The pattern already demands an issuer prefix, a valid length and standard grouping, and no
+    # '.' or digit right before (floats, longer numbers). It may take a trailing ".<digit>": then
+    # the number is the integer part of a decimal ("1234567890123456.5"), not a card.
+    if not full.endswith(v):
         return None
-    seps = {c for c in full if c in " -"}
-    if len(seps) > 1:
+    if " " in v and "-" in v:
+        return None  # mixed separators: a table of numbers, not one card
+    digits = v.replace(" ", "").replace("-", "")
+    if not 14 <= len(digits) <= 19 or not _CARD_PREFIX.match(digits) or not luhn_ok(digits):
         return None
-    if seps:
-        groups = [len(g) for g in re.split(r"[ -]", full)]
-        ok = (groups[:3] == [4, 4, 4] and len(groups) in (4, 5) and all(1 <= g <= 4 for g in groups[3:])) or groups in (
-            [4, 6, 5],
-            [4, 6, 4],
-        )
-        if not ok:
-            return None
     return "card"
 
 
@@ -135,8 +144,15 @@ def _phone(full: str, _v: str, _k: str | None, _s: str | None) -> str | None:
     return "phone" if 8 <= n <= 15 else None
 
 
-def _bearer(_full: str, v: str, _k: str | None, _s: str | None) -> str | None:
-    if len(v) < 8 or v.startswith("[REDACTED") or not _HAS_DIGIT_OR_PUNCT.search(v):
+def _plausible_token(v: str) -> bool:
+    """A credential, not a word: 8+ characters with a digit or token punctuation, or 20+ characters."""
+    return len(v) >= 8 and (len(v) >= 20 or _HAS_DIGIT_OR_PUNCT.search(v) is not None)
+
+
+def _bearer(full: str, v: str, _k: str | None, _s: str | None) -> str | None:
+    # The pattern may take one character past the token: when it does, the "token" was followed by
+    # "=<more>", i.e. it is a key=value pair ("token_type=Bearer expires_in=3600"), not a credential.
+    if not full.endswith(v) or v.startswith("[REDACTED") or not _plausible_token(v.rstrip("=")):
         return None
     return "bearer"
 
@@ -156,23 +172,43 @@ def _not_redacted(kind: str) -> Validator:
     return check
 
 
+_AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate", "apikey"})
+
+
 def _auth_header(_full: str, v: str, _k: str | None, scheme: str | None) -> str | None:
     if v.startswith("[REDACTED"):
         return None
     s = (scheme or "").lower()
-    if s == "bearer":
-        return "bearer"
     if s == "basic":
         return "basic_auth"
+    if s in ("", "bearer", "token") and not _plausible_token(v):
+        return None  # "authorization: granted", a bare "Authorization: Bearer", "Bearer expired"
+    if s == "bearer":
+        return "bearer"
     return "authorization"
+
+
+# Values that say something about a secret (state, a placeholder) instead of holding one; any case.
+_PLACEHOLDERS = frozenset({
+    "none", "null", "nil", "true", "false", "yes", "no", "on", "off", "ok", "''", '""', "undefined", "n/a",
+    "redacted", "hidden", "masked", "required", "optional", "enabled", "disabled", "set", "unset", "missing",
+    "empty", "invalid", "valid", "expired", "granted", "denied", "changeme",
+})  # fmt: skip
 
 
 def _kv(_full: str, v: str, k: str | None, _s: str | None) -> str | None:
     if not v or v.startswith("[REDACTED") or k is None or not is_sensitive_key(k):
         return None
-    # Placeholders and templating are not secrets.
-    if v in {"***", "*****", "None", "null", "none", "true", "false", "''", '""'} or v.startswith(("${", "{{", "<")):
+    # Placeholders, masks ("***", "sk-...abcd") and templating are not secrets.
+    if v.lower() in _PLACEHOLDERS or not v.strip("*") or "..." in v or "…" in v or "***" in v:
         return None
+    if v.startswith(("${", "{{", "<", "%(")):
+        return None
+    # "token: 1234", "auth=42": a count or a small id under an ambiguous word; a PIN or password keeps its tag.
+    if v.isdigit() and len(v) <= 6:
+        n = normalize_key(k)
+        if n.endswith(("token", "auth", "sid")) or (n == "pass" and len(v) <= 3):  # "pass=1 fail=0"
+            return None
     return "secret"
 
 
@@ -186,6 +222,19 @@ _Q = r"""(?:\\?["'])?"""  # optional (possibly JSON-escaped) closing quote of a 
 _SEP = r"\s{0,3}[:=]\s{0,3}"
 _VALUE = r"""(?:\\?"(?P<vq>[^"\\\r\n]+)\\?"|'(?P<vs>[^'\r\n]+)'|(?P<v>[^\s"'&,;}\]<>)\\]+))"""
 
+# Issuer prefixes with their lengths (Visa 16/19, Mastercard 51-55 and 2221-2720, Amex 15, Diners
+# 14/16, JCB/Discover/UnionPay 16-19), plain or in the standard groups (4-4-4-4[-3], Amex 4-6-5,
+# Diners 4-6-4). Requiring them in the pattern keeps ns timestamps, durations and most long ids
+# from ever reaching the (Python) validator: that was the slow path on real JSON logs.
+_MC2 = r"2(?:22[1-9]|2[3-9][0-9]|[3-6][0-9]{2}|7[01][0-9]|720)"
+_P16 = r"(?:4[0-9]{3}|5[1-5][0-9]{2}|" + _MC2 + r"|35[0-9]{2}|6011|65[0-9]{2}|64[4-9][0-9]|62[0-9]{2}|3[0689][0-9]{2})"
+_CARD_NUMBER = (
+    r"4[0-9]{15}(?:[0-9]{3})?|5[1-5][0-9]{14}|" + _MC2 + r"[0-9]{12}|3[47][0-9]{13}"
+    r"|3(?:0[0-5]|[689][0-9])[0-9]{11}(?:[0-9]{2})?|(?:35[0-9]{2}|6011|65[0-9]{2}|64[4-9][0-9]|62[0-9]{2})[0-9]{12,15}"
+    r"|" + _P16 + r"(?:[ -][0-9]{4}){3}(?:[ -][0-9]{3})?"
+    r"|3[47][0-9]{2}[ -][0-9]{6}[ -][0-9]{5}|3(?:0[0-5]|[689][0-9])[0-9][ -][0-9]{6}[ -][0-9]{4}"
+)
+
 BUILTIN: tuple[Detector, ...] = (
     Detector(
         "private_key",
@@ -195,7 +244,8 @@ BUILTIN: tuple[Detector, ...] = (
     Detector("slack_webhook", r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]{8,}"),
     Detector(
         "url_password",
-        r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"<>]+:(?P<v>[^\s@/'\"<>]+)@",
+        # The user may be empty: "redis://:password@cache:6379/0".
+        r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"<>]*:(?P<v>[^\s@/'\"<>]+)@",
         _not_redacted("url_password"),
     ),
     Detector(
@@ -208,6 +258,8 @@ BUILTIN: tuple[Detector, ...] = (
         "cookie", r"(?i:\b(?:set-)?cookie)" + _Q + _SEP + r"""\\?["']?(?P<v>[^\r\n"'\\]+)""", _not_redacted("cookie")
     ),
     Detector("anthropic_key", _B + r"(?P<v>sk-ant-[A-Za-z0-9_-]{20,})"),
+    # OpenRouter: "sk-or-v1-" + 64 hex (the openai_key pattern stops at the second '-').
+    Detector("openrouter_key", _B + r"(?P<v>sk-or-v1-[0-9a-fA-F]{20,})"),
     Detector("openai_key", _B + r"(?P<v>sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{32,}))"),
     Detector("stripe_key", _B + r"(?P<v>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})"),
     Detector("google_api_key", _B + r"(?P<v>AIza[0-9A-Za-z_-]{35})"),
@@ -216,13 +268,20 @@ BUILTIN: tuple[Detector, ...] = (
     Detector("gitlab_token", _B + r"(?P<v>glpat-[A-Za-z0-9_-]{20,})"),
     Detector("huggingface_token", _B + r"(?P<v>hf_[A-Za-z0-9]{30,})"),
     Detector("slack_token", _B + r"(?P<v>xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,})"),
-    Detector("jwt", _B + r"(?P<v>eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)"),
-    Detector("bearer", r"\b(?i:bearer)\s+(?P<v>[A-Za-z0-9._~+/=-]{8,})", _bearer),
+    # The signature is optional: a JWT cut by a length limit still carries its claims.
+    Detector("jwt", _B + r"(?P<v>eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*)?)"),
+    # RFC 6750 b64token: '=' only as trailing padding. One more alphanumeric is taken when present so
+    # the validator can reject "Bearer expires_in=3600" (see _bearer).
+    Detector("bearer", r"\b(?i:bearer)\s+(?P<v>[A-Za-z0-9._~+/-]{8,}=*)[A-Za-z0-9]?", _bearer),
     Detector("basic_auth", r"\b(?i:basic)\s+(?P<v>[A-Za-z0-9+/]{6,}={0,2})", _basic),
     Detector(
         "secret",
-        r"(?P<k>[A-Za-z0-9_.-]*(?i:passwords?|passwd|pwd|passphrase|secrets?|token|api[_-]?keys?|apikey|"
-        r"access[_-]?key|private[_-]?key|credentials?|auth|signature)"
+        # The same words as the key rules (is_sensitive_key), which the validator applies to the key.
+        # Grouped by first letter: the backtracking fallback engine tries the words at every position.
+        r"(?P<k>[A-Za-z0-9_.-]*(?i:p(?:ass(?:words?|wd|phrase)?|wd|rivate[_-]?key|in)"
+        r"|s(?:ecrets?|ign(?:ing[_-]?key|ature)|sh[_-]?key|ess(?:ion)?id|sn)|token"
+        r"|a(?:pi[_-]?keys?|ccess[_-]?key|uth(?:orization)?)|c(?:redentials?|ookies?|v[vc])"
+        r"|encryption[_-]?key|jwt|otp)"
         # Only suffixes that still name the secret itself; "max_tokens", "token_count", "auth_method"
         # fail here in the DFA instead of costing a rejected match each.
         r"(?:[_.-]?(?i:key|value|hash|str|string|b64|base64|enc|encoded|raw|plain|text|header|param|cookie)"
@@ -235,7 +294,14 @@ BUILTIN: tuple[Detector, ...] = (
         r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,24}\b",
         optional=True,
     ),
-    Detector("card", r"\b(?:\d[ -]?){12,18}\d\b", _card, optional=True),
+    Detector(
+        "card",
+        # Not after '.' or a word character (floats, longer numbers, ids like "ord4111..."); the
+        # optional ".<digit>" after lets the validator reject a decimal's integer part.
+        r"(?:^|[^.0-9A-Za-z_])(?P<v>" + _CARD_NUMBER + r")\b(?:\.[0-9])?",
+        _card,
+        optional=True,
+    ),
     Detector(
         "phone",
         r"(?:\+[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)|\d{1,4})(?:[ .-]?\d{2,4}){2,4}\b"
@@ -254,6 +320,11 @@ BUILTIN: tuple[Detector, ...] = (
 #: kinds switched on by default (ip is off: version strings look like IPv4 and ops need client ips).
 DEFAULT_OFF = frozenset({"ip"})
 
+_SECRET_GATES = (
+    "pass", "pwd", "secret", "token", "key", "credential", "auth", "signature", "cookie", "sessid", "sessionid",
+    "jwt", "otp", "pin", "cvv", "cvc", "ssn",
+)  # fmt: skip
+
 #: Substring gates for the stdlib ``re`` fallback engine (checked against the lower-cased text): a
 #: detector whose gates are all absent cannot match and is left out of that scan. "0-9" means
 #: "the text has a digit". RE2 needs no gates: its DFA scans all detectors at once.
@@ -264,6 +335,7 @@ GATES: dict[str, tuple[str, ...]] = {
     "authorization": ("authorization",),
     "cookie": ("cookie",),
     "anthropic_key": ("sk-ant-",),
+    "openrouter_key": ("sk-or-",),
     "openai_key": ("sk-",),
     "stripe_key": ("_live_", "_test_", "whsec_"),
     "google_api_key": ("aiza",),
@@ -275,7 +347,7 @@ GATES: dict[str, tuple[str, ...]] = {
     "jwt": ("eyj",),
     "bearer": ("bearer",),
     "basic_auth": ("basic",),
-    "secret": ("pass", "pwd", "secret", "token", "key", "credential", "auth", "signature"),
+    "secret": _SECRET_GATES,
     "email": ("@",),
     "card": ("0-9",),
     "phone": ("0-9",),

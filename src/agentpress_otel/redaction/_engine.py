@@ -11,6 +11,7 @@ match; offsets in bytes are exact, and non-ASCII text round-trips unchanged.
 
 from __future__ import annotations
 
+import datetime as _dt
 import hmac
 import os
 import re
@@ -48,12 +49,70 @@ _MAX_DEPTH = 32
 _NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z0-9_]+>")
 _DIGIT = re.compile(r"\d")
 _MISSING: Any = object()
+#: Environment variable holding a shared tag key (see :func:`default_hash_key`).
+HASH_KEY_ENV = "AGENTPRESS_OTEL_REDACT_HASH_KEY"
+#: Attribute names whose over-long values keep head and tail (the innermost frames are at the end).
+_HEAD_TAIL_ATTRIBUTES = frozenset({"exception.stacktrace", "exception", "stack", "stack_info"})
+
+
+#: Shorter keys are ignored (as the config does, with a warning): see _config._check_hash_key.
+_MIN_HASH_KEY_CHARS = 16
+
+
+def default_hash_key() -> bytes:
+    """The tag key when none is given: ``AGENTPRESS_OTEL_REDACT_HASH_KEY`` (UTF-8, 16+ characters) if
+    set, so tags correlate across processes and restarts; otherwise 32 random bytes per redactor."""
+    raw = os.environ.get(HASH_KEY_ENV, "")
+    return raw.encode("utf-8") if len(raw.strip()) >= _MIN_HASH_KEY_CHARS else os.urandom(32)
+
+
+def cut_middle(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters keeping its head (a third) and its tail (two
+    thirds), with a marker saying how much went. For stack traces: the outermost frames and the
+    innermost frames plus the exception line are both kept."""
+    if len(text) <= limit:
+        return text
+    marker = f"\n…[{len(text) - limit} chars cut]…\n"
+    # The marker's own length is part of the limit; recompute once with the exact number.
+    marker = f"\n…[{len(text) - limit + len(marker)} chars cut]…\n"
+    keep = limit - len(marker)
+    if keep <= 0:
+        return text[-limit:]
+    head = keep // 3
+    return text[:head] + marker + text[len(text) - (keep - head) :]
+
+
+def to_text(obj: Any, max_bytes: int = 1 << 20) -> str:
+    """The text form of a non-string leaf, never raising: bytes decoded (UTF-8, invalid bytes
+    replaced), dates in ISO 8601, anything else ``str()``, then ``repr()``, then a placeholder."""
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return bytes(obj[:max_bytes]).decode("utf-8", "replace")
+    if isinstance(obj, (_dt.datetime, _dt.date, _dt.time)):
+        return obj.isoformat()
+    if isinstance(obj, BaseException):  # "ValueError: msg": str() alone would drop the type
+        try:
+            msg = str(obj)
+        except Exception:
+            msg = "<unprintable message>"
+        return f"{type(obj).__name__}: {msg}" if msg else type(obj).__name__
+    for fn in (str, repr):
+        try:
+            text = fn(obj)
+            if isinstance(text, str):
+                return text
+        except Exception:  # noqa: S112 - a user __str__/__repr__ may raise; try the next form
+            continue
+    return f"<unprintable {type(obj).__name__}>"
 
 
 def _kv_boundary(pattern: str) -> str:
     """For the backtracking engine, start key names only at a key boundary; otherwise every
-    character of every word is retried as a key start (quadratic in the word length)."""
-    return pattern.replace("k>[A-Za-z0-9_.-]*", "k>(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]*")
+    character of every word is retried as a key start (quadratic in the word length). The card
+    pattern's consumed "not after '.' or a word character" becomes a look-behind, which lets the
+    engine skip ahead to digits (RE2 has no look-behind; its DFA does not need one)."""
+    return pattern.replace("k>[A-Za-z0-9_.-]*", "k>(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]*").replace(
+        "(?:^|[^.0-9A-Za-z_])(?P<v>", "(?<![.0-9A-Za-z_])(?P<v>"
+    )
 
 
 class _Compiled:
@@ -105,7 +164,7 @@ class Redactor:
             raise ValueError("max_chars must be >= 64")
         self.engine: Engine = engine
         self.max_chars = max_chars
-        self._key = hash_key if hash_key is not None else os.urandom(32)
+        self._key = hash_key if hash_key is not None else default_hash_key()
         self._tags: dict[tuple[str, str], str] = {}
         self._allow = frozenset(allowlist)
         self._extra_keys = frozenset(normalize_key(k) for k in sensitive_keys)
@@ -291,7 +350,9 @@ class Redactor:
 
     def redact_value(self, obj: Any) -> Any:
         """Redact nested dicts/lists/tuples: values under sensitive keys are replaced whole, strings
-        are scanned. Returns new containers; never mutates ``obj``.
+        are scanned. Returns new containers; never mutates ``obj``. ``None``, booleans and numbers
+        stay as they are; any other leaf (bytes, exceptions, dataclasses, arbitrary objects) becomes
+        its text (see :func:`to_text`), scanned like any string.
 
         Example: ``r.redact_value({"user": {"password": "x", "note": "mail a@b.io"}})``
         """
@@ -304,15 +365,29 @@ class Redactor:
                 return self._force(value)
             if key in URL_ATTRIBUTES:
                 return self.redact_query(value) if key == "url.query" else self.redact_url(value)
+            if key in _HEAD_TAIL_ATTRIBUTES and len(value) > self.max_chars:
+                return self.redact(cut_middle(value, self.max_chars))
             return self.redact(value)
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            # OTel allows bytes attributes; they are text often enough (a payload, a header) to scan.
+            text = to_text(value, self.max_chars * 4)
+            new = self._force(text) if self.is_sensitive_key(key) else self.redact(text)
+            return value if new is text else new
         if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
             new = [self.redact_attribute(key, v) for v in value]
             if any(a is not b for a, b in zip(new, value, strict=True)):
                 return tuple(new)
             return value
-        if isinstance(value, (Mapping, list, tuple)):
-            return self.redact_value({key: value})[key]
-        return value
+        if (
+            isinstance(value, (list, tuple))
+            and all(x is None or isinstance(x, (bool, int, float)) for x in value)
+            and not self.is_sensitive_key(key)
+        ):
+            return value  # same object: no copy of the span for a list of numbers
+        # Containers get key rules and a scan; any other object is scanned in its text form.
+        return self.redact_value({key: value})[key]
 
     def redact_attributes(self, attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """A redacted copy of ``attrs``, or None when nothing needed redaction (no copy made)."""
@@ -338,11 +413,13 @@ class Redactor:
             return value
         if isinstance(value, (Mapping, list, tuple, set, frozenset)):
             return self._value(value, True, 0)
-        return self.tag("secret", value if isinstance(value, str) else str(value))
+        return self.tag("secret", value if isinstance(value, str) else to_text(value, self.max_chars * 4))
 
     def _value(self, obj: Any, force: bool, depth: int) -> Any:
         if isinstance(obj, str):
             return self._force(obj) if force else self.redact(obj)
+        if obj is None or isinstance(obj, (bool, int, float)):
+            return self._force(obj) if force else obj  # _force keeps None and booleans
         if depth > _MAX_DEPTH:
             return "[REDACTED:depth]"
         if isinstance(obj, Mapping):
@@ -359,9 +436,10 @@ class Redactor:
             if isinstance(obj, tuple):
                 return tuple(items)
             return type(obj)(items)
-        if force and isinstance(obj, (int, float, bytes)) and not isinstance(obj, bool):
-            return self._force(obj)
-        return obj
+        # Any other leaf (bytes, an exception, a dataclass, a client object) would be stringified
+        # later by the JSON/OTLP encoders, after redaction: stringify it here and scan that text.
+        text = to_text(obj, self.max_chars * 4)
+        return self._force(text) if force else self.redact(text)
 
     def _allowed(self, secret: str, whole: str) -> bool:
         if secret in self._allow or whole in self._allow:

@@ -161,10 +161,11 @@ class RedactingLogExporter(LogRecordExporter):
         body = lr.body
         if isinstance(body, str):
             new_body: Any = r.redact(body)
-        elif isinstance(body, (Mapping, list, tuple)):
-            new_body = r.redact_value(body)
-        else:
+        elif body is None or isinstance(body, (bool, int, float)):
             new_body = body
+        else:
+            # bytes and containers (and any object a third-party handler put there) are scanned
+            new_body = r.redact_attribute("body", body)
         attrs = _attrs(r, lr.attributes)
         if new_body is body and attrs is lr.attributes:
             return rec
