@@ -169,7 +169,7 @@ class Telemetry:
             try:  # after the final metric collection: back to the cheap unconfigured state
                 from agentpress_otel import genai
 
-                genai.unconfigure()
+                genai.unconfigure(owner=self)
             except Exception as exc:
                 _selftel.record_error("genai.unconfigure", exc)
             return True

@@ -157,3 +157,35 @@ def test_redact_hash_key_argument_makes_tags_match_across_processes() -> None:
         configure_redaction()
     assert tags[0] == tags[1] and tags[0].startswith("[REDACTED:openai_key:")
     assert unkeyed != tags[0]
+
+
+class _SlowShutdown(SimpleSpanProcessor):
+    """A processor whose shutdown outlives the deadline (an exporter stuck on a dead Collector)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(InMemorySpanExporter())
+        self.seconds = seconds
+
+    def shutdown(self) -> None:
+        import time
+
+        time.sleep(self.seconds)
+        super().shutdown()
+
+
+def test_a_late_shutdown_does_not_unbind_genai_from_a_newer_handle() -> None:
+    import time
+
+    from agentpress_otel.genai import _state
+
+    old = agentpress_otel.instrument(export_otlp=False, integrations=[], metrics=False, logs=False,
+                                     additional_span_processors=[_SlowShutdown(0.8)])  # fmt: skip
+    assert old.shutdown(timeout_s=0.1) is False  # the deadline passes; the rest finishes in the background
+    with capture(integrations=[]) as cap:
+        bound = _state.STATE
+        assert bound.owner is cap.telemetry
+        time.sleep(1.2)  # the old handle's shutdown has finished meanwhile
+        assert _state.STATE is bound
+        with agentpress_otel.llm_call(model="gpt-5", provider="openai") as call:
+            call.set_usage(input_tokens=3, output_tokens=2)
+        assert [p.count for p in cap.metrics()["gen_ai.client.operation.duration"]] == [1]

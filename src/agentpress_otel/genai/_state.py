@@ -260,6 +260,8 @@ class State:
         self.capture_content: bool = _env_capture()
         self.content_max_chars: int = 16_384
         self.redact_enabled: bool = True
+        # The handle that configured this state: a late shutdown of an older handle must not undo a newer one.
+        self.owner: Any = None
 
 
 STATE = State()
@@ -305,6 +307,7 @@ def configure(tel: Any) -> None:
             st.content_max_chars = int(getattr(cfg, "content_max_chars", st.content_max_chars))
             st.redact_enabled = bool(getattr(cfg, "redact", True))
         st.configured = True
+        st.owner = tel
         try:
             from agentpress_otel.genai import prices
 
@@ -318,9 +321,19 @@ def configure(tel: Any) -> None:
         _selftel.record_error("genai.configure", exc)
 
 
-def unconfigure() -> None:
-    """Back to the unconfigured (global-provider) state (tests, ``uninstrument``)."""
+def unconfigure(owner: Any = None) -> None:
+    """Back to the unconfigured (global-provider) state (tests, ``uninstrument``).
+
+    With ``owner``, only if that handle is still the one configured: ``Telemetry.shutdown`` finishes in a
+    background thread when its deadline passes, and must not reset a state bound since to a newer handle.
+
+    Example::
+
+        agentpress_otel.genai.unconfigure()
+    """
     global STATE
+    if owner is not None and STATE.owner is not owner:
+        return
     try:
         STATE.instruments.drain()
     except Exception as exc:
