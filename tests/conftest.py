@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
 
 from agentpress_otel._harness._proc import ComponentMissing, in_ci
+from agentpress_otel.genai import _state
+from agentpress_otel.genai import prices as prices_mod
+from agentpress_otel.genai._testkit import Kit, make_kit
 
 T = TypeVar("T")
 
@@ -41,3 +44,17 @@ def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-
     if in_ci() and report.skipped:
         report.outcome = "failed"
         report.longrepr = f"module skipped under CI=true (components must be present): {report.longrepr}"
+
+
+@pytest.fixture
+def kit() -> Iterator[Kit]:
+    """GenAI telemetry bound to in-memory providers for one test; prices reset afterwards.
+
+    Modules that need more around it (a LiteLLM server, Dramatiq) define their own ``kit``.
+    """
+    k = make_kit()
+    _state.configure(k)
+    yield k
+    _state.unconfigure()
+    prices_mod.reset_prices()
+    k.shutdown()

@@ -477,3 +477,35 @@ def test_abandoned_sync_stream_ends_span_on_gc(kit: Kit, server: LLMServer, lite
     gc.collect()
     (s,) = _llm_spans(kit)
     assert (s.attributes or {})["agentpress.closed_early"] is True
+
+
+def test_dropped_sync_stream_is_closed_at_once_in_the_dropping_thread(
+    kit: Kit, server: LLMServer, litellm_mod: Any
+) -> None:
+    """Without this, the provider response waits for the cyclic GC, which may finalize it inside httpcore's
+    pool lock on another thread and deadlock (encode/httpcore#990): seen as a hung test on a busy machine."""
+    import openai._streaming as oai_streaming
+
+    made: list[Any] = []
+    real_init = oai_streaming.Stream.__init__
+
+    def spy(self: Any, *a: Any, **k: Any) -> None:
+        real_init(self, *a, **k)
+        made.append(self)
+
+    oai_streaming.Stream.__init__ = spy  # type: ignore[method-assign]
+    try:
+        stream = litellm_mod.completion(**_kw(server, "e [[words:30]]", stream=True))
+        next(iter(stream))
+        (provider_stream,) = made
+        made.clear()
+        gc.disable()  # only refcounting may act: the close must not depend on a GC pass
+        try:
+            del stream
+            assert provider_stream.response.is_closed
+            (s,) = _llm_spans(kit)
+            assert (s.attributes or {})["agentpress.closed_early"] is True
+        finally:
+            gc.enable()
+    finally:
+        oai_streaming.Stream.__init__ = real_init  # type: ignore[method-assign]

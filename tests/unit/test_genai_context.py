@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import timeit
-from collections.abc import Iterator
-
-import pytest
 
 from agentpress_otel import _context
 from agentpress_otel._context import ContextSpanProcessor, current_ids, extract, inject, thread_context
-from agentpress_otel.genai import _state
-from agentpress_otel.genai._testkit import Kit, make_kit
-
-
-@pytest.fixture
-def kit() -> Iterator[Kit]:
-    k = make_kit()
-    _state.configure(k)
-    yield k
-    _state.unconfigure()
-    k.shutdown()
+from agentpress_otel.genai._testkit import Kit
 
 
 def test_nesting_merges_and_restores() -> None:

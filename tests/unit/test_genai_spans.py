@@ -26,16 +26,6 @@ from agentpress_otel.genai._testkit import Kit, make_kit
 
 
 @pytest.fixture
-def kit() -> Iterator[Kit]:
-    k = make_kit()
-    _state.configure(k)
-    yield k
-    _state.unconfigure()
-    prices_mod.reset_prices()
-    k.shutdown()
-
-
-@pytest.fixture
 def capture_kit() -> Iterator[Kit]:
     k = make_kit(capture_content=True, content_max_chars=120)
     _state.configure(k)

@@ -367,10 +367,21 @@ def _message_texts(messages: Any) -> list[str]:
     return out
 
 
-def _finalize(state: _StreamState) -> None:
-    # Runs at garbage collection of an abandoned stream (any thread): end the span, never raise.
+def _finalize(state: _StreamState, wrapped: Any = None) -> None:
+    # Runs when an abandoned stream's proxy is freed: end the span, never raise.
     if not state.done:
         state.finish_stream(closed_early=True)
+    if wrapped is not None:
+        # A dropped sync stream is closed here, normally in the thread that let go of it (refcounting).
+        # Left to the cyclic GC, the provider's response generator is finalized in whatever thread runs the
+        # collection; if that thread is inside httpcore's connection pool it deadlocks on the pool's
+        # non-reentrant lock (encode/httpcore#990). Closing early returns the connection to the pool.
+        try:
+            close = getattr(wrapped, "close", None)
+            if callable(close):
+                close()
+        except Exception as exc:
+            _selftel.record_error("litellm.stream_close", exc)
 
 
 class _SyncStream(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -379,7 +390,7 @@ class _SyncStream(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def __init__(self, wrapped: Any, state: _StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_fin = weakref.finalize(self, _finalize, state)
+        self._self_fin = weakref.finalize(self, _finalize, state, wrapped)
         self._self_it: Any = None
 
     def __iter__(self) -> _SyncStream:
