@@ -186,7 +186,7 @@ async def test_streams_and_cancelled_tasks_end_spans_and_do_not_leak(cap: Captur
         tracemalloc.stop()
     # A per-call leak would add 5 x ROUNDS LLMCall objects. A handful can stay reachable for a while from
     # OTel Contexts captured by LiteLLM's background logging tasks/threads (they are ended; see below), so
-    # the bound is one per round, not zero. (_live_counts runs without the timer purge on purpose.)
+    # the bound is one per round, not zero.
     grown = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0) > ROUNDS}
     assert not grown, f"live objects grew over {ROUNDS} rounds: {grown} (before {dict(before)})"
     open_calls = [o for o in gc.get_objects() if type(o).__name__ in {"LLMCall", "ToolCall", "AgentRun"}
