@@ -10,6 +10,8 @@ import asyncio
 import gc
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,6 +91,12 @@ def _kw(server: LLMServer, prompt: str, **extra: Any) -> dict[str, Any]:
     return {"model": "openai/gpt-5-mini", "api_base": server.base_url, "api_key": "sk-test",
             "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": prompt}],
             **extra}
+
+
+def _run_fresh_python(code: str, *, timeout: float) -> None:
+    """Run ``code`` in a new interpreter (import-time behaviour); it must print ``ok`` last."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
 
 
 def _llm_spans(kit: Kit) -> list[Any]:
@@ -340,9 +348,6 @@ def test_provider_mapping(litellm_mod: Any, model: str, provider: str, bare: str
 
 def test_instrument_before_import_patches_on_import_and_stays_offline() -> None:
     """instrument() must not import LiteLLM (slow) and must make its import offline; patch on import."""
-    import subprocess
-    import sys
-
     code = (
         "import os, sys, socket\n"
         "os.environ.pop('LITELLM_LOCAL_MODEL_COST_MAP', None)\n"
@@ -362,15 +367,11 @@ def test_instrument_before_import_patches_on_import_and_stays_offline() -> None:
         "assert not bad, bad\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+    _run_fresh_python(code, timeout=180)
 
 
 def test_instrument_leaves_an_explicit_cost_map_choice_alone() -> None:
     """The variable also picks the prices the app's own LiteLLM cost calls use: an explicit value wins."""
-    import subprocess
-    import sys
-
     code = (
         "import os, sys\n"
         "os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] = 'False'\n"
@@ -380,8 +381,7 @@ def test_instrument_leaves_an_explicit_cost_map_choice_alone() -> None:
         "assert os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] == 'False'\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+    _run_fresh_python(code, timeout=120)
 
 
 async def test_streamed_tool_call(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:

@@ -910,21 +910,16 @@ class LLMCall(_Op):
         """
         try:
             a = self._attrs
-            if input_tokens is not None and (n := _count("input_tokens", input_tokens)) is not None:
-                self.input_tokens = n
-                a["gen_ai.usage.input_tokens"] = n
-            if output_tokens is not None and (n := _count("output_tokens", output_tokens)) is not None:
-                self.output_tokens = n
-                a["gen_ai.usage.output_tokens"] = n
-            if cache_read_tokens is not None and (n := _count("cache_read_tokens", cache_read_tokens)) is not None:
-                self.cache_read_tokens = n
-                a["gen_ai.usage.cache_read.input_tokens"] = n
-            if cache_write_tokens is not None and (n := _count("cache_write_tokens", cache_write_tokens)) is not None:
-                self.cache_write_tokens = n
-                a["gen_ai.usage.cache_write.input_tokens"] = n
-            if reasoning_tokens is not None and (n := _count("reasoning_tokens", reasoning_tokens)) is not None:
-                self.reasoning_tokens = n
-                a["gen_ai.usage.reasoning.output_tokens"] = n
+            for field, value, attr in (
+                ("input_tokens", input_tokens, "gen_ai.usage.input_tokens"),
+                ("output_tokens", output_tokens, "gen_ai.usage.output_tokens"),
+                ("cache_read_tokens", cache_read_tokens, "gen_ai.usage.cache_read.input_tokens"),
+                ("cache_write_tokens", cache_write_tokens, "gen_ai.usage.cache_write.input_tokens"),
+                ("reasoning_tokens", reasoning_tokens, "gen_ai.usage.reasoning.output_tokens"),
+            ):
+                if value is not None and (n := _count(field, value)) is not None:
+                    setattr(self, field, n)
+                    a[attr] = n
             if estimated:
                 a["agentpress.usage.estimated"] = True
         except Exception as exc:  # pragma: no cover - defensive
