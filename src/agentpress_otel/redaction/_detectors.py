@@ -172,7 +172,6 @@ def _not_redacted(kind: str) -> Validator:
     return check
 
 
-_AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate", "apikey"})
 
 
 def _auth_header(_full: str, v: str, _k: str | None, scheme: str | None) -> str | None:
