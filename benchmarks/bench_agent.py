@@ -131,8 +131,9 @@ def run_variant(variant: str, endpoint: str) -> float:
 
 def main() -> None:
     sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE.parent / "tests"))  # test-only helpers (harness.*)
     from _common import report
-    from agentpress_otel._harness.otlp_sink import OTLPSink
+    from harness.otlp_sink import OTLPSink
 
     res: dict[str, list[float]] = {v: [] for v in VARIANTS}
     with OTLPSink() as sink:

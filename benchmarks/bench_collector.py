@@ -32,6 +32,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # test-only helpers (harness.*)
 
 WARM_S, MEASURE_S = 2.0, float(os.environ.get("BENCH_COLLECTOR_S", "6"))
 GEN_PROCS = int(os.environ.get("BENCH_COLLECTOR_PROCS", "2"))
@@ -237,7 +238,7 @@ def run_one(kind: str, sink_grpc: str, null_url: str) -> dict[str, float]:
 def main() -> None:
     from _common import report
     from agentpress_otel._harness._proc import ComponentMissing
-    from agentpress_otel._harness.otlp_sink import OTLPSink
+    from harness.otlp_sink import OTLPSink
 
     null = ThreadingHTTPServer(("127.0.0.1", 0), _NullHTTP)
     threading.Thread(target=null.serve_forever, daemon=True).start()

@@ -20,9 +20,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test-only helpers (harness.*)
 from _common import report
 from agentpress_otel._harness._proc import ManagedProcess, free_port, http_ok
-from agentpress_otel._harness.otlp_sink import OTLPSink
+from harness.otlp_sink import OTLPSink
 
 HERE = Path(__file__).resolve().parent
 MODES = ["bare", "default", "ours", "stock", "native"]

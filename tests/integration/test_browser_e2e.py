@@ -2,7 +2,7 @@
 
 Real processes on loopback, all started through ``agentpress_otel._harness``:
 
-* our Collector build (``bin/otelcol-apotel``) with the shipped ``collector-config/config.yaml`` (only ports,
+* our Collector build (``otelcol-apotel``, user cache) with the shipped ``collector-config/config.yaml`` (only ports,
   paths and timings overridden by env), its Tempo and Loki destinations replaced by an in-process OTLP sink;
 * the instrumented FastAPI backend (``browser/e2e/backend_app.py``, ``agentpress_otel.instrument(app)``) on uvicorn;
 * the pipeline harness's ``start_collector`` for the Collector;
@@ -33,7 +33,6 @@ from typing import Any
 import pytest
 
 from agentpress_otel._harness._proc import (
-    REPO_ROOT,
     ComponentMissing,
     ManagedProcess,
     find_binary,
@@ -42,8 +41,9 @@ from agentpress_otel._harness._proc import (
     wait_until,
 )
 from agentpress_otel._harness.collector import Collector, ensure_collector_binary, start_collector
-from agentpress_otel._harness.otlp_sink import OTLPSink, attrs_to_dict
 from conftest import need  # type: ignore[import-not-found]  # tests/ is on sys.path under pytest
+from harness import REPO_ROOT
+from harness.otlp_sink import OTLPSink, attrs_to_dict
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agentpress_otel._harness._proc import free_port
-from agentpress_otel._harness.otlp_sink import OTLPSink
+from harness.otlp_sink import OTLPSink
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from agentpress_otel._harness._proc import free_port
-from agentpress_otel._harness.otlp_sink import OTLPSink
+from harness.otlp_sink import OTLPSink
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from opentelemetry import trace
 
 import agentpress_otel
 from agentpress_otel import _selftel, _setup
-from agentpress_otel._harness.otlp_sink import OTLPSink
+from harness.otlp_sink import OTLPSink
 
 pytestmark = pytest.mark.integration
 

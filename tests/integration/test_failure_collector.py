@@ -38,7 +38,7 @@ import httpx
 import pytest
 
 from agentpress_otel._harness._proc import ManagedProcess, free_port, http_ok
-from agentpress_otel._harness.otlp_sink import OTLPSink
+from harness.otlp_sink import OTLPSink
 
 pytestmark = pytest.mark.integration
 

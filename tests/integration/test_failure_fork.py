@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from agentpress_otel._harness._proc import ComponentMissing, ManagedProcess, free_port, http_ok, wait_until
-from agentpress_otel._harness.otlp_sink import OTLPSink, attrs_to_dict
 from conftest import need  # type: ignore[import-not-found]  # tests/ is on sys.path under pytest
+from harness.otlp_sink import OTLPSink, attrs_to_dict
 
 pytestmark = pytest.mark.integration
 

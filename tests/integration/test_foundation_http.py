@@ -19,7 +19,7 @@ import agentpress_otel
 from agentpress_otel import _setup
 from agentpress_otel._harness._proc import wait_until
 from agentpress_otel._harness.asgi_server import UvicornThread
-from agentpress_otel._harness.otlp_sink import OTLPSink, attrs_to_dict
+from harness.otlp_sink import OTLPSink, attrs_to_dict
 
 SERVER, CLIENT = 2, 3  # OTLP SpanKind enum values
 

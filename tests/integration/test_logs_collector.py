@@ -1,4 +1,4 @@
-"""The same app, through the real Collector (our ``bin/otelcol-apotel`` with the shipped config) into the
+"""The same app, through the real Collector (our ``otelcol-apotel`` build with the shipped config) into the
 Loki stand-in: records keep their trace, span, project and thread ids, and the planted secret never
 reaches the backend. Skips locally (fails under CI=true) when the Collector binary is missing."""
 

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from agentpress_otel._harness._proc import ComponentMissing, ManagedProcess, free_port, http_ok, wait_until
-from agentpress_otel._harness.otlp_sink import OTLPSink, attrs_to_dict
 from conftest import need
+from harness.otlp_sink import OTLPSink, attrs_to_dict
 
 pytest.importorskip("uvicorn")
 

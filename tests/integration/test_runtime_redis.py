@@ -22,9 +22,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from agentpress_otel._harness.asgi_server import UvicornThread
-from agentpress_otel._harness.redis import RedisServer, start_redis
 from agentpress_otel.testing import Capture, capture
 from conftest import need
+from harness.redis import RedisServer, start_redis
 
 fastapi = pytest.importorskip("fastapi")
 redis = pytest.importorskip("redis")

@@ -16,9 +16,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from agentpress_otel._harness._proc import REPO_ROOT, wait_until
+from agentpress_otel._harness._proc import wait_until
 from agentpress_otel._harness.asgi_server import UvicornThread
 from agentpress_otel._harness.llm_server import LLMServer
+from harness import REPO_ROOT
 
 DOCS = Path(REPO_ROOT) / "docs"
 

@@ -269,8 +269,8 @@ def test_grafana_links(base: str) -> None:
 
 
 def test_dashboard_links_match_the_provisioned_dashboards() -> None:
-    from agentpress_otel._harness._proc import REPO_ROOT
     from agentpress_otel.cli.demo import DASHBOARDS
+    from harness import REPO_ROOT
 
     uids = {json.loads(f.read_text())["uid"] for f in (REPO_ROOT / "grafana" / "dashboards").glob("*.json")}
     assert uids, "no dashboards found"

@@ -16,9 +16,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-BIN_DIR = REPO_ROOT / "bin"
-
 
 class ComponentMissing(RuntimeError):
     """A real component (binary, package) needed by a test or command is not installed."""
@@ -29,18 +26,18 @@ def in_ci() -> bool:
 
 
 def find_binary(name: str, *extra_dirs: Path) -> str:
-    """Return the path of ``name`` (searched in ``bin/``, extra dirs, then PATH).
+    """Return the path of ``name`` (searched in ``extra_dirs``, then PATH).
 
     Raises :class:`ComponentMissing` with an install hint when absent.
     """
-    for d in (BIN_DIR, *extra_dirs):
+    for d in extra_dirs:
         cand = d / name
         if cand.is_file() and os.access(cand, os.X_OK):
             return str(cand)
     found = shutil.which(name)
     if found:
         return found
-    raise ComponentMissing(f"{name!r} not found in bin/ or on PATH; run `make setup`")
+    raise ComponentMissing(f"{name!r} not found on PATH; install it (see docs/pipeline.md; `make setup` in a checkout)")
 
 
 def free_port() -> int:

@@ -31,10 +31,12 @@ from typing import Any
 
 import yaml
 
-from ._proc import REPO_ROOT, ComponentMissing, ManagedProcess, find_binary, free_port, http_ok
+from agentpress_otel._assets import deploy_file
 
-CONFIG = REPO_ROOT / "stack" / "alertmanager" / "alertmanager.yml"
-TEMPLATES = REPO_ROOT / "stack" / "alertmanager" / "templates"
+from ._proc import ComponentMissing, ManagedProcess, find_binary, free_port, http_ok
+
+CONFIG = deploy_file("stack/alertmanager/alertmanager.yml")
+TEMPLATES = deploy_file("stack/alertmanager/templates")
 # severity -> the compose secret file its Slack receiver reads (api_url_file)
 SECRET_PATHS = {
     "critical": "/run/secrets/slack_webhook_url_critical",
@@ -51,7 +53,7 @@ def binary() -> str:
             return find_binary(name)
         except ComponentMissing:
             continue
-    raise ComponentMissing("Alertmanager not found: `apt-get install prometheus-alertmanager` (or put it in bin/)")
+    raise ComponentMissing("Alertmanager not found: `apt-get install prometheus-alertmanager`")
 
 
 def amtool() -> str:
@@ -96,8 +98,10 @@ class Alertmanager:
     """One Alertmanager process on free loopback ports; clustering off (it would bind a fixed port)."""
 
     def __init__(self, *, webhook_url: str | None = None, webhook_urls: Mapping[str, str] | None = None,
-                 timing: Mapping[str, str] | None = None, workdir: Path | None = None) -> None:
-        """``webhook_url`` serves every severity unless ``webhook_urls`` (severity -> URL) names its own."""
+                 timing: Mapping[str, str] | None = None, workdir: Path | None = None,
+                 port: int | None = None) -> None:
+        """``webhook_url`` serves every severity unless ``webhook_urls`` (severity -> URL) names its own;
+        ``port`` defaults to a free loopback port."""
         urls = {sev: webhook_url for sev in SECRET_PATHS if webhook_url is not None}
         urls.update(webhook_urls or {})
         missing = set(SECRET_PATHS) - set(urls)
@@ -108,7 +112,7 @@ class Alertmanager:
         self.timing = dict(timing or {})
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="apotel-alertmanager-"))
-        self.port = 0
+        self.port = port or 0
         self.proc: ManagedProcess | None = None
 
     @property
@@ -125,7 +129,7 @@ class Alertmanager:
         cfg = self.workdir / "alertmanager.yml"
         cfg.write_text(render_config(webhook_files=files, timing=self.timing))
         (self.workdir / "data").mkdir(exist_ok=True)
-        self.port = free_port()
+        self.port = self.port or free_port()
         self.proc = ManagedProcess(
             "alertmanager",
             [exe, f"--config.file={cfg}", f"--storage.path={self.workdir / 'data'}",

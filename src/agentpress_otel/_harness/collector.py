@@ -1,4 +1,5 @@
-"""Our Collector build (``bin/otelcol-apotel``) running the shipped config, plus test stand-ins for Tempo and Loki.
+"""Our Collector build (``otelcol-apotel``, see :mod:`.collector_build`) running the shipped config, plus
+stand-ins for Tempo and Loki.
 
 Used by the pipeline tests, the ``agentpress-otel stack`` command and the benchmarks, so all three run the
 same binary with ``collector-config/config.yaml`` unchanged: only ``OTELCOL_*`` environment variables differ
@@ -23,16 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from agentpress_otel._harness._proc import (
-    BIN_DIR,
-    REPO_ROOT,
-    ComponentMissing,
-    ManagedProcess,
-    free_port,
-    http_ok,
-    in_ci,
-    wait_until,
-)
+from agentpress_otel._assets import deploy_file
+from agentpress_otel._harness._proc import ManagedProcess, free_port, http_ok, wait_until
+from agentpress_otel._harness.collector_build import collector_binary
 
 if TYPE_CHECKING:
     from agentpress_otel._harness.prometheus import Prometheus
@@ -57,42 +51,28 @@ __all__ = [
 ]
 
 COLLECTOR_BINARY = "otelcol-apotel"
-COLLECTOR_CONFIG = REPO_ROOT / "collector-config" / "config.yaml"
-HOSTMETRICS_CONFIG = REPO_ROOT / "collector-config" / "hostmetrics.yaml"
+# Read from the installed package (or the checkout of an editable install): see agentpress_otel._assets.
+COLLECTOR_CONFIG = deploy_file("collector-config/config.yaml")
+HOSTMETRICS_CONFIG = deploy_file("collector-config/hostmetrics.yaml")
 STANDIN_CONFIGS = {
-    "traces": REPO_ROOT / "collector-config" / "testing" / "standin-traces.yaml",
-    "logs": REPO_ROOT / "collector-config" / "testing" / "standin-logs.yaml",
+    "traces": deploy_file("collector-config/testing/standin-traces.yaml"),
+    "logs": deploy_file("collector-config/testing/standin-logs.yaml"),
 }
-BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-collector.sh"
 START_TIMEOUT = 60.0
 
 
-def ensure_collector_binary(*, build: bool = True, timeout: float = 1800.0) -> str:
-    """Return the path of ``bin/otelcol-apotel``, (re)building it first when ``go`` is available.
+def ensure_collector_binary(*, build: bool = True) -> str:
+    """Return the path of our Collector build (``AGENTPRESS_OTEL_COLLECTOR_BIN``, else the user cache), building
+    it into the cache first when it is missing and ``go`` is available.
 
-    The build script is a no-op when the manifest hash is unchanged, so calling this is cheap. Without Go an
-    existing binary is used as is; with neither, :class:`ComponentMissing` is raised (tests skip locally and
-    fail under CI).
+    With neither, :class:`ComponentMissing` is raised (tests skip locally and fail under CI). One build path with
+    ``agentpress-otel stack up`` and ``scripts/build-collector.sh``: :func:`.collector_build.collector_binary`.
 
     Example::
 
         binary = ensure_collector_binary()
     """
-    path = BIN_DIR / COLLECTOR_BINARY
-    go = shutil.which("go")
-    if build and go is not None and (in_ci() or not path.exists() or os.environ.get("APOTEL_REBUILD_COLLECTOR")):
-        # Under CI always run the script (it checks the manifest hash); locally a present binary is trusted
-        # unless APOTEL_REBUILD_COLLECTOR is set, so a test run never starts a surprise multi-minute build.
-        result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"collector build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    if path.is_file() and os.access(path, os.X_OK):
-        return str(path)
-    raise ComponentMissing(
-        f"{path} not built; run scripts/build-collector.sh (needs Go >= 1.25 and the Go module proxy)"
-    )
+    return str(collector_binary(build_if_missing=build))
 
 
 def validate_config(
@@ -134,7 +114,7 @@ def startup_log(
 
     Example::
 
-        log = startup_log(REPO_ROOT / "collector-config" / "hostmetrics.yaml", env={"HOSTMETRICS_ROOT_PATH": "/"})
+        log = startup_log(HOSTMETRICS_CONFIG, env={"HOSTMETRICS_ROOT_PATH": "/"})
         assert "deprecated" not in log.lower()
     """
     binary = ensure_collector_binary()

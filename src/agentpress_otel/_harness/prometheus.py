@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentpress_otel._harness._proc import REPO_ROOT, ManagedProcess, find_binary, free_port, http_ok
+from agentpress_otel._assets import deploy_file
+from agentpress_otel._harness._proc import ManagedProcess, find_binary, free_port, http_ok
 
 __all__ = ["PROMETHEUS_CONFIG", "Prometheus", "render_config", "start_prometheus"]
 
-PROMETHEUS_CONFIG = REPO_ROOT / "stack" / "prometheus" / "prometheus.yml"
+PROMETHEUS_CONFIG = deploy_file("stack/prometheus/prometheus.yml")
 START_TIMEOUT = 60.0
 
 
@@ -144,9 +145,11 @@ def start_prometheus(
     targets: Mapping[str, str] | None = None,
     scrape_interval: str | None = None,
     workdir: Path | None = None,
+    port: int | None = None,
     timeout: float = START_TIMEOUT,
 ) -> Prometheus:
-    """Start ``prometheus`` with the shipped config on a free loopback port; the caller must ``stop()`` it.
+    """Start ``prometheus`` with the shipped config on ``port`` (default: a free loopback port); the caller must
+    ``stop()`` it.
 
     ``targets`` maps shipped targets to loopback ones (``localhost:9090`` is always mapped to this instance).
     Raises :class:`ComponentMissing` when the binary is not installed.
@@ -162,7 +165,7 @@ def start_prometheus(
     binary = find_binary("prometheus")
     wd = workdir or Path(tempfile.mkdtemp(prefix="apotel-prometheus-"))
     wd.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     mapping = {"localhost:9090": f"127.0.0.1:{port}", **(targets or {})}
     cfg_path = wd / "prometheus.yml"
     cfg_path.write_text(render_config(targets=mapping, scrape_interval=scrape_interval))

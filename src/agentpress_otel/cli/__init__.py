@@ -48,7 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     stack = sub.add_parser("stack", help="build and run our Collector (+ Prometheus, Alertmanager) locally")
     stack.add_argument("action", choices=("up", "down", "status"))
-    stack.add_argument("--no-build", action="store_true", help="do not (re)build the Collector")
+    stack.add_argument("--no-build", action="store_true",
+                       help="never build the Collector: use --collector, AGENTPRESS_OTEL_COLLECTOR_BIN or the cache")
+    stack.add_argument("--collector", metavar="PATH", default=None,
+                       help="an otelcol-apotel binary to run (default: AGENTPRESS_OTEL_COLLECTOR_BIN, else the build "
+                            "in ~/.cache/agentpress-otel/, made with Go on first use)")
+    for name, default in (("grpc", 4317), ("http", 4318), ("browser", 4319), ("prometheus", 9090),
+                          ("alertmanager", 9093)):
+        stack.add_argument(f"--{name}-port", type=int, default=None, metavar="PORT",
+                           help=f"{name} port (default {default}, a free one when taken; 0: any free port)")
+    stack.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                       help="browser origin allowed to send OTLP to the browser port (repeatable; "
+                            "default http://localhost:5173)")
+    stack.add_argument("--hostmetrics", action="store_true",
+                       help="also run the host-metrics agent (CPU, memory, disk, network of this machine)")
     return ap
 
 
@@ -75,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "stack":
         from agentpress_otel.cli import stack
 
-        return stack.run(args.action, build=not args.no_build)
+        ports = {name: getattr(args, f"{name}_port") for name in stack.DEFAULT_PORTS}
+        return stack.run(args.action, build=not args.no_build, collector=args.collector, ports=ports,
+                         cors_origins=args.cors_origin, hostmetrics=args.hostmetrics)
     build_parser().print_help()
     return 2

@@ -1,17 +1,20 @@
 """``agentpress-otel stack up|down|status``: our Collector plus Prometheus and Alertmanager, without Docker.
 
-``up`` builds the Collector (``scripts/build-collector.sh``, a no-op when up to date) and starts, through the
-pipeline harness, the same binaries and shipped configs the tests use:
+``up`` finds our Collector build (``--collector PATH``, ``AGENTPRESS_OTEL_COLLECTOR_BIN``, or the per-user cache
+``~/.cache/agentpress-otel/<manifest key>/``, building it there with Go the first time) and starts, through the
+harness, the same binaries and shipped configs (package data) the tests use:
 
-* the Collector with ``collector-config/config.yaml`` on the standard OTLP ports 4317/4318 (free ports
-  when those are taken);
-* Tempo and Loki stand-ins (our Collector build writing OTLP/JSON lines to ``.apotel/``), since the real
-  ones run only in the compose stack;
-* Prometheus (rules from ``stack/prometheus/rules``) and Alertmanager when installed, with Alertmanager's
-  Slack receiver pointed at a local Slack stand-in whose log shows every message.
+* the Collector with ``collector-config/config.yaml`` on the documented ports: OTLP gRPC 4317, OTLP/HTTP 4318,
+  browser OTLP/HTTP 4319 (CORS allowlist from ``--cors-origin``); a free port instead when a default is taken;
+* Tempo and Loki stand-ins (our Collector build writing OTLP/JSON lines to files), since the real ones run only in
+  the compose stack;
+* Prometheus on 9090 (rules from ``stack/prometheus/rules``) and Alertmanager on 9093 when installed, with
+  Alertmanager's Slack receiver pointed at a local Slack stand-in whose log shows every message;
+* with ``--hostmetrics``, the host-metrics agent (``collector-config/hostmetrics.yaml``) sending to the Collector.
 
-The processes outlive the command; their pids, ports and logs live under ``.apotel/``. ``down`` stops them
-(SIGTERM to each process group, SIGKILL after 10 s) and removes the pid files.
+The processes outlive the command; their pids, ports and logs live in the state folder
+(``$XDG_STATE_HOME/agentpress-otel``, default ``~/.local/state/agentpress-otel``; ``APOTEL_STATE_DIR`` overrides
+it). ``down`` stops them (SIGTERM to each process group, SIGKILL after 10 s) and removes the pid files.
 """
 
 from __future__ import annotations
@@ -20,32 +23,36 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
+import socket
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from agentpress_otel._harness._proc import REPO_ROOT, ComponentMissing, ManagedProcess, free_port, http_ok, port_open
+from agentpress_otel._harness._proc import ComponentMissing, ManagedProcess, free_port, http_ok, port_open
+from agentpress_otel._harness.collector_build import ENV_BIN, collector_binary
 
-STATE_DIR_NAME = ".apotel"
+#: The documented defaults (docs/pipeline.md); ``stack up`` flags override each.
+DEFAULT_PORTS: Mapping[str, int] = {"grpc": 4317, "http": 4318, "browser": 4319, "prometheus": 9090,
+                                    "alertmanager": 9093}
+DEFAULT_CORS_ORIGINS = ("http://localhost:5173",)
 
 
 def state_dir() -> Path:
-    """``.apotel/`` in the repository when run from a checkout, else in the current directory.
+    """Per user, so ``stack down``/``status`` work from any folder: ``$XDG_STATE_HOME/agentpress-otel``.
 
     ``APOTEL_STATE_DIR`` overrides it (tests use a private directory so they never touch a developer's stack).
     """
     override = os.environ.get("APOTEL_STATE_DIR")
     if override:
         return Path(override)
-    base = REPO_ROOT if (REPO_ROOT / "collector-config").is_dir() else Path.cwd()
-    return base / STATE_DIR_NAME
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "agentpress-otel"
 
 
 def _alive(pid: int) -> bool:
@@ -118,26 +125,29 @@ def _running(comp: dict[str, Any]) -> bool:
     return bool(argv0) and _argv(pid)[:1] == [argv0]
 
 
-def _build(console: Console) -> None:
-    script = REPO_ROOT / "scripts" / "build-collector.sh"
-    if not script.exists():
-        return
-    if shutil.which("go") is None:
-        console.print("[yellow]go not found: using the existing Collector binary, if any[/]")
-        return
-    console.print("Building the Collector (scripts/build-collector.sh; quick when up to date) …")
-    res = subprocess.run(["bash", str(script)], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(f"collector build failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
-    last = (res.stdout.strip().splitlines() or [""])[-1]
-    console.print(f"[dim]{last}[/]")
+class PortTaken(RuntimeError):
+    """A port chosen with a flag is already in use."""
 
 
-def _port_or_free(port: int) -> int:
-    return port if not port_open(port) else free_port()
+def _pick_port(name: str, chosen: int | None, console: Console) -> int:
+    """The port given by a flag (which must be free), else the documented default, else a free one."""
+    if chosen is not None:
+        if chosen and port_open(chosen):
+            raise PortTaken(f"--{name}-port {chosen} is already in use")
+        return chosen or free_port()
+    default = DEFAULT_PORTS[name]
+    if not port_open(default):
+        return default
+    port = free_port()
+    console.print(f"[yellow]port {default} ({name}) is taken: using {port}[/]")
+    return port
 
 
-def up(console: Console, *, build: bool = True) -> int:
+def up(console: Console, *, build: bool = True, collector: str | None = None,
+       ports: Mapping[str, int | None] | None = None, cors_origins: Sequence[str] = (),
+       hostmetrics: bool = False) -> int:
+    """Start the stack; ``ports`` maps ``grpc``/``http``/``browser``/``prometheus``/``alertmanager`` to a port
+    (``None``: the documented default unless taken, ``0``: any free port)."""
     sd = state_dir()
     existing = [c for c in _load(sd) if _running(c)]
     if existing:
@@ -150,10 +160,16 @@ def up(console: Console, *, build: bool = True) -> int:
 
     started: list[Any] = []
     comps: list[dict[str, Any]] = []
+    chosen = dict(ports or {})
     try:
-        if build:
-            _build(console)
-        col_h.ensure_collector_binary(build=False)
+        if collector:
+            os.environ[ENV_BIN] = collector  # the one lookup (collector_build) honours it for every process below
+        console.print("Finding our Collector build (the first run builds it with Go: several minutes) …")
+        binary = collector_binary(build_if_missing=build)
+        console.print(f"[dim]Collector: {binary}[/]")
+        os.environ[ENV_BIN] = str(binary)
+        port = {name: _pick_port(name, chosen.get(name), console) for name in DEFAULT_PORTS}
+        origins = list(cors_origins) or list(DEFAULT_CORS_ORIGINS)
 
         slack = ManagedProcess("slack-stub", [sys.executable, "-m", "agentpress_otel._harness.slack_stub"],
                                log_dir=sd / "slack")
@@ -180,7 +196,8 @@ def up(console: Console, *, build: bool = True) -> int:
         targets = {"otel-collector:8888": f"127.0.0.1:{metrics_port}"}
         try:
             (sd / "alertmanager").mkdir(parents=True, exist_ok=True)
-            am = am_h.Alertmanager(webhook_url=slack_url, workdir=sd / "alertmanager").start()
+            am = am_h.Alertmanager(webhook_url=slack_url, workdir=sd / "alertmanager",
+                                   port=port["alertmanager"]).start()
             started.append(am)
             assert am.proc is not None
             am_url = am.url
@@ -189,7 +206,7 @@ def up(console: Console, *, build: bool = True) -> int:
         except ComponentMissing as exc:
             console.print(f"[yellow]Alertmanager skipped:[/] {exc}")
         try:
-            prom = prom_h.start_prometheus(targets=targets, workdir=sd / "prometheus")
+            prom = prom_h.start_prometheus(targets=targets, workdir=sd / "prometheus", port=port["prometheus"])
             started.append(prom)
             prom_url = prom.url
             remote_write = prom.remote_write_url
@@ -197,19 +214,27 @@ def up(console: Console, *, build: bool = True) -> int:
         except ComponentMissing as exc:
             console.print(f"[yellow]Prometheus skipped:[/] {exc}")
 
-        grpc_port, http_port = _port_or_free(4317), _port_or_free(4318)
+        zpages_port = free_port()
         col = col_h.start_collector(
             traces_endpoint=tempo.endpoint, logs_endpoint=loki.endpoint, remote_write_url=remote_write,
-            workdir=sd / "collector", metrics_port=metrics_port,
-            env={"OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{grpc_port}",
-                 "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{http_port}"},
+            workdir=sd / "collector", metrics_port=metrics_port, cors_origins=origins,
+            env={"OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{port['grpc']}",
+                 "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{port['http']}",
+                 "OTELCOL_BROWSER_ENDPOINT": f"127.0.0.1:{port['browser']}",
+                 "OTELCOL_ZPAGES_ENDPOINT": f"127.0.0.1:{zpages_port}"},
         )
         started.append(col)
         assert col.process is not None
-        comps.insert(0, _record(sd, "collector", col.process, grpc=f"http://127.0.0.1:{grpc_port}",
-                                http=f"http://127.0.0.1:{http_port}", browser=col.browser_endpoint,
-                                health=f"http://127.0.0.1:{col.health_port}/health",
+        comps.insert(0, _record(sd, "collector", col.process, grpc=f"http://127.0.0.1:{port['grpc']}",
+                                http=f"http://127.0.0.1:{port['http']}", browser=f"http://127.0.0.1:{port['browser']}",
+                                cors=", ".join(origins), health=f"http://127.0.0.1:{col.health_port}/health",
+                                metrics=col.metrics_url, zpages=f"http://127.0.0.1:{zpages_port}/debug/tracez",
                                 what="OpenTelemetry Collector (collector-config/config.yaml)"))
+        if hostmetrics:
+            agent = col_h.start_hostmetrics_agent(f"127.0.0.1:{port['grpc']}", host_name=socket.gethostname(),
+                                                  workdir=sd / "hostmetrics")
+            started.append(agent)
+            comps.append(_record(sd, "hostmetrics", agent, what="host-metrics agent → Collector (system.* metrics)"))
     except Exception as exc:
         console.print(f"[bold red]✗ stack up failed:[/] {exc}")
         for s in reversed(started):
@@ -232,7 +257,7 @@ def down(console: Console) -> int:
     sd = state_dir()
     comps = _load(sd)
     if not comps:
-        console.print("Nothing to stop (no .apotel/stack.json).")
+        console.print(f"Nothing to stop (no {sd / 'stack.json'}).")
         return 0
     problems = 0
     for c in comps:
@@ -260,8 +285,9 @@ def down(console: Console) -> int:
     return 1 if problems else 0
 
 
-_WHERE = (("grpc", "OTLP gRPC "), ("http", "OTLP/HTTP "), ("browser", "browser "), ("url", ""),
-          ("endpoint", ""), ("output", ""))
+_WHERE = (("grpc", "OTLP gRPC"), ("http", "OTLP/HTTP"), ("browser", "browser OTLP/HTTP"),
+          ("cors", "browser CORS origins"), ("health", "health"), ("metrics", "self-metrics"),
+          ("zpages", "zPages"), ("url", "UI / API"), ("endpoint", "OTLP in"), ("output", "writes"))
 
 
 def status(console: Console) -> int:
@@ -270,9 +296,10 @@ def status(console: Console) -> int:
         console.print("The stack is not running (start it with `agentpress-otel stack up`).")
         return 1
     t = Table(title="agentpress-otel stack", title_justify="left")
-    for col in ("component", "pid", "state", "where", "log"):
+    for col in ("component", "pid", "state", "log"):
         t.add_column(col, overflow="fold")
     down_count = 0
+    urls: list[str] = []
     for c in comps:
         alive = _running(c)
         health = c.get("health") or (f"{c['url']}/-/ready" if c.get("url") and c["name"] in
@@ -280,22 +307,29 @@ def status(console: Console) -> int:
         healthy = alive and (health is None or http_ok(health, timeout=1.0))
         down_count += not healthy
         state = "[green]up[/]" if healthy else ("[yellow]unhealthy[/]" if alive else "[red]down[/]")
-        where = "\n".join(f"{label}{c[k]}" for k, label in _WHERE if c.get(k))
-        t.add_row(f"{c['name']}\n[dim]{c.get('what', '')}[/]", str(c.get("pid")), state, where, str(c.get("log")))
+        urls += [f"  {c['name']:<14} {label or k:<22} {c[k]}" for k, label in _WHERE if c.get(k)]
+        t.add_row(f"{c['name']}\n[dim]{c.get('what', '')}[/]", str(c.get("pid")), state, str(c.get("log")))
     console.print(t)
+    # Plain lines, never folded: every address stays one copyable (and greppable) string.
+    console.print("Where:", soft_wrap=True)
+    for line in urls:
+        console.print(line, soft_wrap=True, markup=False)
     return 1 if down_count else 0
 
 
-def run(action: str, *, build: bool = True, console: Console | None = None) -> int:
-    """Dispatch ``stack up|down|status``; returns the exit code.
+def run(action: str, *, build: bool = True, console: Console | None = None, collector: str | None = None,
+        ports: Mapping[str, int | None] | None = None, cors_origins: Sequence[str] = (),
+        hostmetrics: bool = False) -> int:
+    """Dispatch ``stack up|down|status``; returns the exit code (options apply to ``up``).
 
     Example::
 
-        raise SystemExit(run("status"))
+        raise SystemExit(run("up", ports={"grpc": 14317}, cors_origins=["http://localhost:3000"]))
     """
-    console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     if action == "up":
-        return up(console, build=build)
+        return up(console, build=build, collector=collector, ports=ports, cors_origins=cors_origins,
+                  hostmetrics=hostmetrics)
     if action == "down":
         return down(console)
     return status(console)
