@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 echo "== ruff"; .venv/bin/ruff check src tests benchmarks grafana
 echo "== mypy --strict"; .venv/bin/mypy
+# Installed like a user: wheel + sdist, fresh venv, demo / stack up / doctor / stack down from another folder.
+echo "== wheel"; scripts/check-wheel.sh
 if [ -f browser/package.json ]; then echo "== browser unit tests"; (cd browser && npm test --silent); fi
 echo "== pytest"
 set +e
