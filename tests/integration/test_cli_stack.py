@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from agentpress_otel._harness import alertmanager as am_h
+from agentpress_otel._harness._proc import find_binary, http_ok, in_ci, port_open
 from agentpress_otel._harness.collector import ensure_collector_binary
 from conftest import need  # type: ignore[import-not-found]  # tests/ is on sys.path under pytest
 
@@ -72,3 +77,73 @@ def test_stack_up_status_doctor_down(tmp_path: Path) -> None:
         assert not _alive(int(str(c["pid"]))), c
         assert not (state / f"{c['name']}.pid").exists()
     assert _cli(state, "stack", "status").returncode == 1
+
+
+def _preflight(url: str, origin: str) -> str | None:
+    """What a browser does before a cross-origin OTLP POST: the allowed origin the Collector echoes, or None."""
+    req = urllib.request.Request(url, method="OPTIONS", headers={  # noqa: S310 - loopback URL we built
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback
+            return resp.headers.get("Access-Control-Allow-Origin")
+    except urllib.error.HTTPError as exc:
+        return exc.headers.get("Access-Control-Allow-Origin")
+
+
+DOCUMENTED = {"grpc": 4317, "http": 4318, "browser": 4319, "prometheus": 9090, "alertmanager": 9093}
+
+
+def test_stack_up_uses_the_documented_ports_and_the_cors_origin_given(tmp_path: Path) -> None:
+    """Default ports when free (docs/pipeline.md); ``--cors-origin`` is what the browser receiver allows."""
+    need(lambda: ensure_collector_binary(build=False))
+    need(am_h.binary)
+    need(lambda: find_binary("prometheus"))
+    taken = [p for p in DOCUMENTED.values() if port_open(p)]
+    if taken:
+        msg = f"documented ports in use on this machine: {taken}"
+        if in_ci():
+            pytest.fail(msg)
+        pytest.skip(msg)
+    state = tmp_path / "apotel"
+    origin = "http://app.example.test:3000"
+    try:
+        up = _cli(state, "stack", "up", "--no-build", "--cors-origin", origin)
+        assert up.returncode == 0, up.stdout + up.stderr
+        comps = {c["name"]: c for c in json.loads((state / "stack.json").read_text())["components"]}
+        col = comps["collector"]
+        assert col["grpc"] == "http://127.0.0.1:4317"
+        assert col["http"] == "http://127.0.0.1:4318"
+        assert col["browser"] == "http://127.0.0.1:4319"
+        assert comps["prometheus"]["url"] == "http://127.0.0.1:9090"
+        assert comps["alertmanager"]["url"] == "http://127.0.0.1:9093"
+        assert http_ok("http://127.0.0.1:9090/-/ready") and http_ok("http://127.0.0.1:9093/-/ready")
+        traces = "http://127.0.0.1:4319/v1/traces"
+        assert _preflight(traces, origin) == origin
+        assert _preflight(traces, "http://localhost:5173") is None  # the default is replaced, not extended
+    finally:
+        down = _cli(state, "stack", "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_stack_up_refuses_a_port_flag_that_is_taken(tmp_path: Path) -> None:
+    need(lambda: ensure_collector_binary(build=False))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        up = _cli(tmp_path / "apotel", "stack", "up", "--no-build", f"--grpc-port={port}")
+    assert up.returncode == 1
+    assert f"--grpc-port {port} is already in use" in up.stdout
+    assert not (tmp_path / "apotel" / "stack.json").exists()
+
+
+def test_stack_up_without_go_or_binary_says_what_to_install(tmp_path: Path) -> None:
+    env_path = "/usr/bin:/bin"  # no go
+    res = subprocess.run(
+        [sys.executable, "-m", "agentpress_otel", "stack", "up"], capture_output=True, text=True, timeout=60,
+        check=False, env={"PATH": env_path, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+                          "APOTEL_STATE_DIR": str(tmp_path / "state")})
+    assert res.returncode == 1
+    for hint in ("install Go", "--collector PATH", "AGENTPRESS_OTEL_COLLECTOR_BIN"):
+        assert hint in res.stdout, res.stdout
