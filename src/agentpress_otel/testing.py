@@ -10,8 +10,12 @@ Example (pytest)::
         span = cap.span("invoke_agent planner")
         assert span.attributes["agentpress.thread.id"] == "t-1"
 
-Or use the ``telemetry_capture`` fixture: ``from agentpress_otel.testing import telemetry_capture`` in
-your ``conftest.py``.
+Or use the ``telemetry_capture`` fixture: with the package installed, pytest finds it through the
+``pytest11`` entry point (no import needed)::
+
+    def test_my_agent(telemetry_capture):
+        run_my_agent()
+        assert telemetry_capture.span("invoke_agent planner")
 
 What the kit captures has gone through the same redaction stage as OTLP export, so tests see what a
 Collector would receive.
@@ -132,16 +136,10 @@ def capture(**options: Any) -> Iterator[Capture]:
         _setup._reset_for_tests()
 
 
-def _fixture(request: Any) -> Iterator[Capture]:
-    opts: dict[str, Any] = getattr(request, "param", None) or {}
-    with capture(**opts) as cap:
-        yield cap
-
-
 try:
-    import pytest
-
-    telemetry_capture = pytest.fixture(_fixture, name="telemetry_capture")
+    # The same fixture the pytest11 plugin registers (one definition); importable for projects that disable
+    # setuptools plugin autoload (PYTEST_DISABLE_PLUGIN_AUTOLOAD).
+    from agentpress_otel._pytest_plugin import telemetry_capture
 except ImportError:  # pytest is optional for users
     telemetry_capture = None  # type: ignore[assignment]
 
