@@ -17,7 +17,7 @@ import re
 import socket
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import unquote
@@ -375,6 +375,10 @@ class Config:
     trust_baggage_user_id: bool = False
     #: Whether sampling follows the parent's decision (only standard ``parentbased_*`` samplers and ours do).
     parent_based_sampling: bool = True
+    #: Exporters per signal (``OTEL_{TRACES,METRICS,LOGS}_EXPORTER``): ``otlp``, ``console``, both, or none (empty).
+    traces_exporter: tuple[str, ...] = ("otlp",)
+    metrics_exporter: tuple[str, ...] = ("otlp",)
+    logs_exporter: tuple[str, ...] = ("otlp",)
     #: Key of the redaction tags' HMAC, shared so the same secret gets the same tag in every process.
     #: None: a random key per process (tags correlate within a process only). Shown as ``***``.
     redact_hash_key: str | None = field(default=None, repr=False)
@@ -384,6 +388,31 @@ class Config:
 
     def enabled(self, integration: str) -> bool:
         return integration in self.integrations
+
+
+EXPORTERS = ("otlp", "console", "none")
+
+
+def parse_exporters(raw: str | Sequence[str]) -> tuple[str, ...]:
+    """``"otlp,console"`` -> ``("otlp", "console")``; ``"none"`` -> ``()`` (the SDK's ``OTEL_*_EXPORTER`` values
+    we support; others, e.g. ``zipkin``, raise ``ValueError``)."""
+    items = [str(x).strip().lower() for x in (raw.split(",") if isinstance(raw, str) else raw)]
+    items = [x for x in items if x]
+    if not items:
+        raise ValueError("empty exporter list (use none for no exporter)")
+    unknown = sorted(set(items) - set(EXPORTERS))
+    if unknown:
+        raise ValueError(f"unsupported exporters {unknown} (supported: {', '.join(EXPORTERS)})")
+    if "none" in items and len(set(items)) > 1:
+        raise ValueError("none cannot be combined with other exporters")
+    return tuple(dict.fromkeys(x for x in items if x != "none"))
+
+
+def _check_exporters(value: str | Sequence[str]) -> tuple[str, ...]:
+    """An argument (``"console"``, ``["otlp", "console"]``, ``"none"`` or ``[]``) or an already parsed value."""
+    if not isinstance(value, str) and not list(value):
+        return ()
+    return parse_exporters(value)
 
 
 def load_config(overrides: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None) -> Config:
@@ -518,6 +547,12 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, env: Mapping[str,
         runtime_interval_s=r("runtime_interval_s", 15.0, parse_float, validate=_positive),
         schedule_delay_s=schedule_delay_s,
         log_schedule_delay_s=log_delay.value,
+        traces_exporter=r("traces_exporter", ("otlp",), parse_exporters, ["OTEL_TRACES_EXPORTER"],
+                          validate=_check_exporters),
+        metrics_exporter=r("metrics_exporter", ("otlp",), parse_exporters, ["OTEL_METRICS_EXPORTER"],
+                           validate=_check_exporters),
+        logs_exporter=r("logs_exporter", ("otlp",), parse_exporters, ["OTEL_LOGS_EXPORTER"],
+                        validate=_check_exporters),
         internal_hosts=r("internal_hosts", (), parse_list, validate=_check_hosts),
         trust_baggage_user_id=r("trust_baggage_user_id", False, parse_bool),
         parent_based_sampling=parent_based,

@@ -53,15 +53,28 @@ def _make_exporter(cfg: Config, signal: str) -> Any:
     return cls(endpoint=cfg.endpoint.rstrip("/") + path, **common)
 
 
-def make_span_exporter(cfg: Config) -> SpanExporter:
+def make_span_exporter(cfg: Config, kind: str = "otlp") -> SpanExporter:
+    """``kind`` is one of ``Config.traces_exporter`` (``otlp`` or ``console``)."""
+    if kind == "console":
+        from agentpress_otel._console import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
     return cast(SpanExporter, _make_exporter(cfg, "traces"))
 
 
-def make_metric_exporter(cfg: Config) -> MetricExporter:
+def make_metric_exporter(cfg: Config, kind: str = "otlp") -> MetricExporter:
+    if kind == "console":
+        from agentpress_otel._console import ConsoleMetricExporter
+
+        return ConsoleMetricExporter()
     return cast(MetricExporter, _make_exporter(cfg, "metrics"))
 
 
-def make_log_exporter(cfg: Config) -> LogRecordExporter:
+def make_log_exporter(cfg: Config, kind: str = "otlp") -> LogRecordExporter:
+    if kind == "console":
+        from agentpress_otel._console import ConsoleLogExporter
+
+        return ConsoleLogExporter()
     return cast(LogRecordExporter, _make_exporter(cfg, "logs"))
 
 

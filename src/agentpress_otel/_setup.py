@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib
 import os
 import platform
@@ -328,6 +329,9 @@ def instrument(
     schedule_delay_s: float | None = None,
     internal_hosts: Sequence[str] | None = None,
     trust_baggage_user_id: bool | None = None,
+    traces_exporter: str | Sequence[str] | None = None,
+    metrics_exporter: str | Sequence[str] | None = None,
+    logs_exporter: str | Sequence[str] | None = None,
     export_otlp: bool = True,
     additional_span_processors: Sequence[SpanProcessor] = (),
     additional_metric_readers: Sequence[MetricReader] = (),
@@ -418,6 +422,7 @@ _OPTION_NAMES = frozenset(
         "logger_levels", "log_sample_ratio", "redact", "slack_webhook_url", "slack_min_level", "grafana_url",
         "shutdown_timeout_s", "export_timeout_s", "metric_interval_s", "max_queue_size", "runtime_interval_s",
         "schedule_delay_s", "internal_hosts", "trust_baggage_user_id", "redact_hash_key",
+        "traces_exporter", "metrics_exporter", "logs_exporter",
     }
 )  # fmt: skip
 
@@ -503,8 +508,10 @@ def _setup_traces(
     if cfg.traces:
         for p in extra:
             tp.add_span_processor(p)
-        if export_otlp:
-            exporter = _export.CountingSpanExporter(lambda: _export.make_span_exporter(cfg))
+        # One batch processor per exporter (OTEL_TRACES_EXPORTER=otlp,console): a slow Collector never holds
+        # the console back, and each goes through the redaction stage.
+        for kind in cfg.traces_exporter if export_otlp else ():
+            exporter = _export.CountingSpanExporter(functools.partial(_export.make_span_exporter, cfg, kind))
             proc = _export.DropCountingSpanProcessor(
                 _redacting("spans", exporter, cfg),
                 max_queue_size=cfg.max_queue_size,
@@ -525,10 +532,10 @@ def _setup_metrics(
     if not cfg.metrics:
         return metrics_api.NoOpMeterProvider(), False
     readers: list[MetricReader] = list(extra)
-    if export_otlp:
+    for kind in cfg.metrics_exporter if export_otlp else ():
         readers.append(
             PeriodicExportingMetricReader(
-                _export.CountingMetricExporter(lambda: _export.make_metric_exporter(cfg)),
+                _export.CountingMetricExporter(functools.partial(_export.make_metric_exporter, cfg, kind)),
                 export_interval_millis=cfg.metric_interval_s * 1000,
                 export_timeout_millis=cfg.export_timeout_s * 1000,
             )
@@ -555,8 +562,8 @@ def _setup_logs(
         set_logger_provider(lp)
     for p in extra:
         lp.add_log_record_processor(p)
-    if export_otlp:
-        exporter = _export.CountingLogExporter(lambda: _export.make_log_exporter(cfg))
+    for kind in cfg.logs_exporter if export_otlp else ():
+        exporter = _export.CountingLogExporter(functools.partial(_export.make_log_exporter, cfg, kind))
         proc = _export.DropCountingLogProcessor(
             _redacting("logs", exporter, cfg),
             max_queue_size=cfg.max_queue_size,
