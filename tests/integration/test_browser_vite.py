@@ -1,0 +1,126 @@
+"""The browser package installed the way docs/browser.md documents (an ``npm pack`` tarball, with the npm the
+set-up uses) into a Vite app, bundled by Vite (pinned, from the npm registry), served, loaded in headless
+Chromium, and its span received by our Collector's browser receiver (shipped config, CORS allowlist = the page's
+origin) and forwarded to an OTLP receiver standing in for Tempo.
+
+Before the package was publishable (``npm install ../browser`` made a symlink with npm 11), Vite could not
+resolve ``@opentelemetry/api`` from the linked sources and the build failed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentpress_otel._harness._proc import ComponentMissing, ManagedProcess, find_binary, free_port, http_ok, wait_until
+from agentpress_otel._harness.collector import ensure_collector_binary, start_collector
+from conftest import need  # type: ignore[import-not-found]  # tests/ is on sys.path under pytest
+from harness import REPO_ROOT
+from harness.otlp_sink import OTLPSink, attrs_to_dict
+
+pytestmark = pytest.mark.integration
+
+BROWSER_DIR = REPO_ROOT / "browser"
+VITE_APP = BROWSER_DIR / "e2e" / "vite-app"
+NPM_ENV = {"npm_config_fund": "false", "npm_config_audit": "false", "npm_config_update_notifier": "false",
+           "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
+
+
+def _tools() -> tuple[str, str, str]:
+    node, npm = find_binary("node"), find_binary("npm")
+    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
+        raise ComponentMissing("browser/node_modules missing: run scripts/setup-browser.sh")
+    for cand in ("/usr/bin/chromium", shutil.which("chromium")):
+        if cand and Path(cand).is_file():
+            return node, npm, cand
+    raise ComponentMissing("chromium not installed: apt-get install -y chromium")
+
+
+def _run(argv: list[str], cwd: Path, timeout: float = 600) -> str:
+    import os
+
+    res = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
+                         env={**os.environ, **NPM_ENV})
+    assert res.returncode == 0, f"{' '.join(argv)} failed in {cwd}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout
+
+
+def _documented_install() -> str:
+    doc = (REPO_ROOT / "docs" / "browser.md").read_text()
+    m = re.search(r"<!-- install-tarball:begin.*?-->\s*```bash\n(.*?)```\s*<!-- install-tarball:end -->", doc, re.S)
+    assert m, "docs/browser.md has no install-tarball block"
+    return m.group(1)
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="apotel-vite-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_vite_app_installs_the_packed_package_builds_and_exports_a_span(workdir: Path) -> None:
+    node, npm, chromium = need(_tools)
+    need(ensure_collector_binary)
+
+    # 1. The install block of docs/browser.md, run as is (only APOTEL points at a folder holding the checkout's
+    # browser/), then the app's own dependencies (Vite) and its build.
+    block = _documented_install()
+    checkout = workdir / "agentpress-otel"
+    checkout.mkdir()
+    (checkout / "browser").symlink_to(BROWSER_DIR)
+    app = workdir / "app"
+    shutil.copytree(VITE_APP, app, ignore=shutil.ignore_patterns("node_modules", "dist"))
+    script = re.sub(r"(?m)^APOTEL=\S+", f"APOTEL={checkout}", block)
+    assert f"APOTEL={checkout}" in script, block
+    _run(["bash", "-euo", "pipefail", "-c", script], app)
+    assert list(checkout.glob("agentpress-otel-browser-*.tgz")), "npm pack wrote no tarball"
+    assert "agentpress-otel-browser-" in json.loads((app / "package.json").read_text())["dependencies"][
+        "@agentpress-otel/browser"]
+    _run([npm, "install"], app)
+    installed = app / "node_modules" / "@agentpress-otel" / "browser"
+    assert installed.is_dir() and not installed.is_symlink(), "the package must be installed, not linked"
+    _run([npm, "run", "build"], app)
+    assert list((app / "dist" / "assets").glob("*.js")), "vite produced no bundle"
+
+    # 2. Serve the build, run our Collector with the page's origin allowed, open the page in Chromium.
+    page_port = free_port()
+    origin = f"http://127.0.0.1:{page_port}"
+    procs: list[ManagedProcess] = []
+    with OTLPSink() as sink:
+        col = start_collector(
+            traces_endpoint=f"127.0.0.1:{sink.grpc_port}", logs_endpoint=sink.http_endpoint,
+            remote_write_url=f"{sink.http_endpoint}/api/v1/write", workdir=workdir / "otelcol",
+            cors_origins=[origin],
+            env={"OTELCOL_TAIL_SAMPLING_PERCENTAGE": "100", "OTELCOL_TAIL_DECISION_WAIT": "1s",
+                 "OTELCOL_BATCH_FLUSH_TIMEOUT": "200ms", "OTELCOL_LOG_LEVEL": "warn"})
+        try:
+            server = ManagedProcess("page", [sys.executable, "-m", "http.server", str(page_port), "--bind",
+                                             "127.0.0.1", "--directory", str(app / "dist")], log_dir=workdir)
+            procs.append(server)
+            server.start(ready=lambda: http_ok(f"{origin}/index.html"), timeout=30)
+            cfg = {"executablePath": chromium, "pageUrl": f"{origin}/index.html?collector={col.browser_endpoint}"}
+            out = _run([node, str(BROWSER_DIR / "e2e" / "drive_page.mjs"), json.dumps(cfg)], BROWSER_DIR, timeout=120)
+            result = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+            assert result.get("done") == "ok", result
+
+            def span_arrived() -> bool:
+                return any(s.name == "vite-app loaded" for s in sink.spans())
+
+            wait_until(span_arrived, timeout=30, interval=0.2, what="the Vite app's span at the Tempo stand-in")
+        finally:
+            for p in procs:
+                p.stop()
+            col.stop()
+        (span,) = [s for s in sink.spans() if s.name == "vite-app loaded"]
+        assert attrs_to_dict(span.attributes)["app.bundler"] == "vite"
+        resources = [r for r in sink.span_resources() if r.get("service.name") == "vite-e2e-frontend"]
+        assert resources, sink.span_resources()
