@@ -147,3 +147,23 @@ def test_stack_up_without_go_or_binary_says_what_to_install(tmp_path: Path) -> N
     assert res.returncode == 1
     for hint in ("install Go", "--collector PATH", "AGENTPRESS_OTEL_COLLECTOR_BIN"):
         assert hint in res.stdout, res.stdout
+
+
+def test_stack_up_with_collector_path_and_hostmetrics(tmp_path: Path) -> None:
+    binary = Path(need(lambda: ensure_collector_binary(build=False)))
+    chosen = tmp_path / "my-otelcol"
+    chosen.symlink_to(binary)
+    state = tmp_path / "apotel"
+    try:
+        up = _cli(state, "stack", "up", "--collector", str(chosen), "--hostmetrics", *_ANY_PORTS)
+        assert up.returncode == 0, up.stdout + up.stderr
+        comps = {c["name"]: c for c in json.loads((state / "stack.json").read_text())["components"]}
+        assert comps["collector"]["argv"][0] == str(chosen)
+        agent = comps["hostmetrics"]
+        assert agent["argv"][0] == str(chosen) and any("hostmetrics.yaml" in a for a in agent["argv"])
+        assert _alive(int(agent["pid"]))
+        status = _cli(state, "stack", "status")
+        assert status.returncode == 0 and "hostmetrics" in status.stdout, status.stdout
+    finally:
+        down = _cli(state, "stack", "down")
+    assert down.returncode == 0, down.stdout + down.stderr
