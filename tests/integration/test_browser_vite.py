@@ -1,7 +1,7 @@
 """The browser package installed the way docs/browser.md documents (an ``npm pack`` tarball, with the npm the
 set-up uses) into a Vite app, bundled by Vite (pinned, from the npm registry), served, loaded in headless
-Chromium, and its span received by our Collector's browser receiver (shipped config, CORS allowlist = the page's
-origin) and forwarded to an OTLP receiver standing in for Tempo.
+Chromium, and its span received by ``agentpress-otel stack up --cors-origin <the page's origin>`` (our Collector,
+shipped config) and written by its Tempo stand-in.
 
 Before the package was publishable (``npm install ../browser`` made a symlink with npm 11), Vite could not
 resolve ``@opentelemetry/api`` from the linked sources and the build failed.
@@ -10,6 +10,7 @@ resolve ``@opentelemetry/api`` from the linked sources and the build failed.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,10 +22,9 @@ from pathlib import Path
 import pytest
 
 from agentpress_otel._harness._proc import ComponentMissing, ManagedProcess, find_binary, free_port, http_ok, wait_until
-from agentpress_otel._harness.collector import ensure_collector_binary, start_collector
+from agentpress_otel._harness.collector import Span, ensure_collector_binary, read_spans
 from conftest import need  # type: ignore[import-not-found]  # tests/ is on sys.path under pytest
 from harness import REPO_ROOT
-from harness.otlp_sink import OTLPSink, attrs_to_dict
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +45,6 @@ def _tools() -> tuple[str, str, str]:
 
 
 def _run(argv: list[str], cwd: Path, timeout: float = 600) -> str:
-    import os
-
     res = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
                          env={**os.environ, **NPM_ENV})
     assert res.returncode == 0, f"{' '.join(argv)} failed in {cwd}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
@@ -91,36 +89,41 @@ def test_vite_app_installs_the_packed_package_builds_and_exports_a_span(workdir:
     _run([npm, "run", "build"], app)
     assert list((app / "dist" / "assets").glob("*.js")), "vite produced no bundle"
 
-    # 2. Serve the build, run our Collector with the page's origin allowed, open the page in Chromium.
+    # 2. Serve the build, `agentpress-otel stack up --cors-origin <the page's origin>`, open the page in Chromium.
     page_port = free_port()
     origin = f"http://127.0.0.1:{page_port}"
-    procs: list[ManagedProcess] = []
-    with OTLPSink() as sink:
-        col = start_collector(
-            traces_endpoint=f"127.0.0.1:{sink.grpc_port}", logs_endpoint=sink.http_endpoint,
-            remote_write_url=f"{sink.http_endpoint}/api/v1/write", workdir=workdir / "otelcol",
-            cors_origins=[origin],
-            env={"OTELCOL_TAIL_SAMPLING_PERCENTAGE": "100", "OTELCOL_TAIL_DECISION_WAIT": "1s",
-                 "OTELCOL_BATCH_FLUSH_TIMEOUT": "200ms", "OTELCOL_LOG_LEVEL": "warn"})
-        try:
-            server = ManagedProcess("page", [sys.executable, "-m", "http.server", str(page_port), "--bind",
-                                             "127.0.0.1", "--directory", str(app / "dist")], log_dir=workdir)
-            procs.append(server)
-            server.start(ready=lambda: http_ok(f"{origin}/index.html"), timeout=30)
-            cfg = {"executablePath": chromium, "pageUrl": f"{origin}/index.html?collector={col.browser_endpoint}"}
-            out = _run([node, str(BROWSER_DIR / "e2e" / "drive_page.mjs"), json.dumps(cfg)], BROWSER_DIR, timeout=120)
-            result = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
-            assert result.get("done") == "ok", result
+    state = workdir / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTPRESS_OTEL_"))}
+    # Keep every trace and decide fast (the shipped defaults sample and wait longer); the Collector reads these.
+    env.update({"APOTEL_STATE_DIR": str(state), "OTELCOL_TAIL_SAMPLING_PERCENTAGE": "100",
+                "OTELCOL_TAIL_DECISION_WAIT": "1s", "OTELCOL_BATCH_FLUSH_TIMEOUT": "200ms"})
 
-            def span_arrived() -> bool:
-                return any(s.name == "vite-app loaded" for s in sink.spans())
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "agentpress_otel", *args], capture_output=True, text=True,
+                              env=env, timeout=180, check=False)
 
-            wait_until(span_arrived, timeout=30, interval=0.2, what="the Vite app's span at the Tempo stand-in")
-        finally:
-            for p in procs:
-                p.stop()
-            col.stop()
-        (span,) = [s for s in sink.spans() if s.name == "vite-app loaded"]
-        assert attrs_to_dict(span.attributes)["app.bundler"] == "vite"
-        resources = [r for r in sink.span_resources() if r.get("service.name") == "vite-e2e-frontend"]
-        assert resources, sink.span_resources()
+    server = ManagedProcess("page", [sys.executable, "-m", "http.server", str(page_port), "--bind", "127.0.0.1",
+                                     "--directory", str(app / "dist")], log_dir=workdir)
+    try:
+        up = cli("stack", "up", "--no-build", "--cors-origin", origin, "--grpc-port=0", "--http-port=0",
+                 "--browser-port=0", "--prometheus-port=0", "--alertmanager-port=0")
+        assert up.returncode == 0, up.stdout + up.stderr
+        comps = {c["name"]: c for c in json.loads((state / "stack.json").read_text())["components"]}
+        browser_url, tempo_out = comps["collector"]["browser"], Path(comps["tempo-standin"]["output"])
+        server.start(ready=lambda: http_ok(f"{origin}/index.html"), timeout=30)
+        cfg = {"executablePath": chromium, "pageUrl": f"{origin}/index.html?collector={browser_url}"}
+        out = _run([node, str(BROWSER_DIR / "e2e" / "drive_page.mjs"), json.dumps(cfg)], BROWSER_DIR, timeout=120)
+        result = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+        assert result.get("done") == "ok", result
+
+        def loaded() -> list[Span]:
+            return [s for s in read_spans(tempo_out) if s.name == "vite-app loaded"]
+
+        wait_until(lambda: bool(loaded()), timeout=60, interval=0.3, what="the Vite app's span at the Tempo stand-in")
+    finally:
+        server.stop()
+        down = cli("stack", "down")
+        assert down.returncode == 0, down.stdout + down.stderr
+    (span,) = loaded()
+    assert span.attributes["app.bundler"] == "vite"
+    assert span.resource["service.name"] == "vite-e2e-frontend"

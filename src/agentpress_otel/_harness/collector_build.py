@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -59,7 +60,9 @@ def _go() -> str | None:
     return shutil.which("go")
 
 
+@functools.lru_cache(maxsize=4)
 def _go_version(go: str) -> str:
+    # One `go env` per process: every Collector start (tests start dozens) looks the binary up.
     res = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60, check=True)
     return res.stdout.strip()
 
