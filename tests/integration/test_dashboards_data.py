@@ -140,7 +140,8 @@ WORKLOAD = textwrap.dedent('''
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from agentpress_otel._harness.collector import ensure_collector_binary, local_pipeline, start_hostmetrics_agent
+    from agentpress_otel._harness.collector import ensure_collector_binary, start_hostmetrics_agent
+    from harness.pipeline import local_pipeline
 
     need(lambda: ensure_collector_binary(build=False))
     need(lambda: find_binary("prometheus"))

@@ -31,12 +31,12 @@ from agentpress_otel._harness.collector import (
     Collector,
     StandIn,
     ensure_collector_binary,
-    local_pipeline,
     start_collector,
     start_standin,
 )
 from agentpress_otel._harness.prometheus import Prometheus
 from conftest import need
+from harness.pipeline import local_pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,9 @@ from agentpress_otel._harness.collector import (
     ensure_collector_binary,
     start_collector,
     start_standin,
-    startup_log,
-    validate_config,
 )
 from conftest import need
+from harness.pipeline import startup_log, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
