@@ -42,8 +42,10 @@ log "stack up (Collector from the user cache, any free ports)"
 "$bin/agentpress-otel" stack up --no-build --grpc-port 0 --http-port 0 --browser-port 0 \
   --prometheus-port 0 --alertmanager-port 0 | tee "$WORK/up.log"
 grpc=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["components"][0]["grpc"])' "$STATE/stack.json")
-case "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["components"][0]["argv"][0])' "$STATE/stack.json")" in
-  "$ROOT"/*) echo "the Collector ran from the checkout, not the user cache" >&2; exit 1 ;;
+collector_bin=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["components"][0]["argv"][0])' "$STATE/stack.json")
+case "$collector_bin" in
+  "${XDG_CACHE_HOME:-$HOME/.cache}"/agentpress-otel/*) log "Collector from the user cache: $collector_bin" ;;
+  *) echo "the Collector did not come from the user cache: $collector_bin" >&2; exit 1 ;;
 esac
 
 log "doctor against $grpc"
