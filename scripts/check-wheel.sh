@@ -38,6 +38,11 @@ bin="$WORK/venv/bin"
 log "demo (in-memory)"
 "$bin/agentpress-otel" demo --threads 1 >"$WORK/demo.log" 2>&1 || { tail -40 "$WORK/demo.log"; exit 1; }
 
+log "zero-code start: opentelemetry-instrument finds our distro and configurator"
+PATH="$bin:$PATH" OTEL_TRACES_EXPORTER=console OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none \
+  "$bin/opentelemetry-instrument" python -c 'from agentpress_otel._setup import current; assert current() is not None' \
+  || { echo "opentelemetry-instrument did not run instrument()" >&2; exit 1; }
+
 log "stack up (Collector from the user cache, any free ports)"
 "$bin/agentpress-otel" stack up --no-build --grpc-port 0 --http-port 0 --browser-port 0 \
   --prometheus-port 0 --alertmanager-port 0 | tee "$WORK/up.log"
