@@ -126,7 +126,7 @@ def test_gunicorn_preload_workers_each_export_with_own_identity() -> None:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    from agentpress_otel._harness import redis as redis_harness
+    from harness import redis as redis_harness
 
     srv = need(redis_harness.start_redis)
     try:
