@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import subprocess
 import sys
 import textwrap
-import logging
 import time
 import urllib.error
 import urllib.request
