@@ -580,9 +580,9 @@ def frontend() -> dict[str, Any]:
             metrics=True)], ds=TEMPO,
            desc="Failed fetches are error traces, which tail sampling always keeps: close to exact, unless a trace "
                 "was dropped for another reason."),
-        ts("Fetch duration p50 / p95 / p99", [traceql(f"{fetch} | quantile_over_time(duration, .5, .95, .99)",
+        ts("Fetch duration p50 / p95 / p99", [traceql(f"{fetch} | quantile_over_time(duration, 0.5, 0.95, 0.99)",
                                                       metrics=True)], ds=TEMPO, unit="s", desc=SAMPLED),
-        ts("Page load duration p95", [traceql(f"{load} | quantile_over_time(duration, .95)", metrics=True)],
+        ts("Page load duration p95", [traceql(f"{load} | quantile_over_time(duration, 0.95)", metrics=True)],
            ds=TEMPO, unit="s", desc="documentLoad spans (Navigation Timing). " + SAMPLED),
         panel("logs", "Browser errors", [loki(logs)], ds=LOKI, w=24, h=10,
               desc="Each line links to its trace; the backend spans of the same fetch are in that trace."),
