@@ -300,8 +300,12 @@ def test_tail_sampling_keeps_errors_slow_llm_errors_and_a_share_of_the_rest(stac
     # Kept traces are complete: the LLM child span travels with its server span.
     chat_spans = {s.trace_id for s in _app_spans(stack, workload) if s.name == "chat gpt-4o-mini"}
     assert kept["/chat"] <= chat_spans
-    # Resource enrichment happened in the Collector.
-    assert all(s.resource.get("deployment.environment.name") == "dev" for s in _app_spans(stack, workload))
+    # Resource enrichment happened in the Collector, with the library's own default name (one default everywhere).
+    from agentpress_otel._config import load_config
+
+    default_env = load_config({}, env={}).environment
+    assert default_env == "development", default_env
+    assert all(s.resource.get("deployment.environment.name") == default_env for s in _app_spans(stack, workload))
 
 
 # ------------------------------------------------------------------------------------------------ logs
