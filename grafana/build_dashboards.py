@@ -575,11 +575,12 @@ def frontend() -> dict[str, Any]:
         ts("Fetch rate by status", [traceql(f"{fetch} | rate() by (status)", metrics=True)], ds=TEMPO,
            desc="Browser fetch/XHR client spans (they skip span metrics: page-supplied names are untrusted). "
                 + SAMPLED),
-        ts("Fetch failures by status code", [traceql(
-            f"{{{src} && kind = client && status = error}} | rate() by (span.http.response.status_code)",
+        ts("Fetch failures by error type", [traceql(
+            f"{{{src} && kind = client && status = error}} | rate() by (span.error.type)",
             metrics=True)], ds=TEMPO,
-           desc="Failed fetches are error traces, which tail sampling always keeps: close to exact, unless a trace "
-                "was dropped for another reason."),
+           desc="error.type is the HTTP status code (>= 400) or, for a fetch that got no answer (status 0), "
+                "network_error (network or CORS), aborted or timeout. Failed fetches are error traces, which tail "
+                "sampling always keeps: close to exact, unless a trace was dropped for another reason."),
         ts("Fetch duration p50 / p95 / p99", [traceql(f"{fetch} | quantile_over_time(duration, 0.5, 0.95, 0.99)",
                                                       metrics=True)], ds=TEMPO, unit="s", desc=SAMPLED),
         ts("Page load duration p95", [traceql(f"{load} | quantile_over_time(duration, 0.95)", metrics=True)],
