@@ -1,8 +1,9 @@
 // Parse LogQL / TraceQL with Grafana's own Lezer grammars (the ones Grafana's query editors use) and print the
 // syntax tree as JSON, for tests/unit/test_dashboards_querylang.py.
-// Input (stdin): [{"lang": "logql" | "traceql", "query": "..."}, ...]
-// Output (stdout): [{"errors": [[from, to], ...], "tree": {"n": name, "t": text, "c": [children]}}, ...]
-import { readFileSync } from 'node:fs';
+// Input (stdin): one request per line, {"lang": "logql" | "traceql", "query": "..."}.
+// Output (stdout): one line per request, {"errors": [[from, to], ...], "tree": {"n": name, "t": text, "c": [...]}}
+// (or {"fatal": message}). One process serves a whole test session: node starts once.
+import { createInterface } from 'node:readline';
 import { parser as logql } from '@grafana/lezer-logql';
 import { parser as traceql } from '@grafana/lezer-traceql';
 
@@ -29,5 +30,14 @@ function parse(lang, query) {
   return { errors, tree: root.c[0] ?? root };
 }
 
-const input = JSON.parse(readFileSync(0, 'utf8'));
-process.stdout.write(JSON.stringify(input.map(({ lang, query }) => parse(lang, query))));
+for await (const line of createInterface({ input: process.stdin })) {
+  if (!line.trim()) continue;
+  let out;
+  try {
+    const { lang, query } = JSON.parse(line);
+    out = parse(lang, query);
+  } catch (e) {
+    out = { fatal: String(e) };
+  }
+  process.stdout.write(JSON.stringify(out) + '\n');
+}

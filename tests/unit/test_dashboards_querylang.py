@@ -12,6 +12,7 @@ Without node or the installed grammars the tests skip locally and fail under CI=
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import shutil
@@ -61,13 +62,35 @@ def _node() -> str:
     return node
 
 
+@functools.cache
+def _server() -> subprocess.Popen[str]:
+    """One node process for the session (parse.mjs answers one JSON line per request line); ends with pytest."""
+    node = need(_node)
+    proc = subprocess.Popen([node, str(QUERYLANG / "parse.mjs")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, cwd=QUERYLANG)
+
+    def stop() -> None:
+        if proc.stdin is not None:
+            proc.stdin.close()  # end of input: parse.mjs exits
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    atexit.register(stop)
+    return proc
+
+
 @functools.lru_cache(maxsize=1024)
 def _tree(lang: str, query: str) -> dict[str, Any]:
-    node = need(_node)
-    proc = subprocess.run([node, str(QUERYLANG / "parse.mjs")], input=json.dumps([{"lang": lang, "query": query}]),
-                          capture_output=True, text=True, cwd=QUERYLANG, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    result: dict[str, Any] = json.loads(proc.stdout)[0]
+    proc = _server()
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({"lang": lang, "query": query}) + "\n")
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    assert line, f"tests/querylang/parse.mjs exited ({proc.poll()})"
+    result: dict[str, Any] = json.loads(line)
+    assert "fatal" not in result, result["fatal"]
     if result["errors"]:
         start, end = result["errors"][0]
         raise QueryError(f"{lang} syntax error at {start}..{end} ({query[start:end + 1]!r}) in {query!r}")
