@@ -110,7 +110,9 @@ def _drive(run: Run, url: str) -> None:
     import httpx
 
     try:
-        with httpx.Client(base_url=url, timeout=10) as client:
+        # A new connection per request: uvicorn may close a keep-alive connection after a handler raised, and a
+        # request already sent on it then fails with a reset (seen under load) although the server never saw it.
+        with httpx.Client(base_url=url, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
             run.start = time.time()
             n = int(RATE * DURATION)
             for i in range(n):
