@@ -41,6 +41,10 @@ RI = "$__rate_interval"
 SAMPLED = ("From tail-sampled traces in Tempo, so biased: error and slow traces are all kept, the rest only at the "
            "sampling share (10% by default). Counts are undercounted and skewed towards failures and slow requests; "
            "percentiles are too high. Use it for shapes and breakdowns, not totals.")
+# Span metrics and service-graph metrics count the spans the Collector receives: after the app's head sampling.
+SAMPLED_SPANS = ("Counted from the spans apps export, so with head sampling (sample_ratio < 1) this is only the "
+                 "sampled share of the calls (at 0.1, about a tenth), and empty for services with traces off. "
+                 "Tail sampling does not affect it (it runs after).")
 ENV_SVC = 'deployment_environment_name=~"$env", service_name=~"$service"'
 
 # Metric names (Prometheus spelling). One place, so dashboards and docs/dashboards.md agree.
@@ -53,8 +57,10 @@ COST = "agentpress_llm_cost_USD_total"
 UNPRICED = "agentpress_llm_unpriced_total"
 ACTIVE_RUNS = "agentpress_agent_active_runs"
 SCORE = "agentpress_evaluation_score"  # ours: semconv defines no evaluation metric
-SPAN_CALLS = "traces_span_metrics_calls_total"
-SPAN_DUR = "traces_span_metrics_duration_seconds"
+# HTTP RED from the SDK's own histograms (FastAPI server, httpx client): recorded for every request whatever the
+# head-sampling ratio and whether traces are on at all, so these are the exact counts.
+HTTP_SRV = "http_server_request_duration_seconds"
+HTTP_CLI = "http_client_request_duration_seconds"
 LOOP_LAG = "agentpress_asyncio_loop_lag_seconds"
 PROC_MEM = "process_memory_usage_bytes"
 PROC_CPU = "process_cpu_utilization_ratio"
@@ -225,12 +231,23 @@ def textbox(name: str, label: str, default: str = "", desc: str = "") -> dict[st
     }
 
 
-def env_var(metric: str) -> dict[str, Any]:
-    return query_var("env", "Environment", f"label_values({metric}, deployment_environment_name)")
+# Every series a service sends carries service_name (the Collector's transform/metric_labels), whatever signal is on:
+# SDK metrics with traces off, span metrics with metrics off. doctor's probe telemetry never gets here (the
+# Collector's filter/doctor drops it), so it does not show up either.
+ANY_SERVICE = 'service_name!=""'
 
 
-def service_var(metric: str) -> dict[str, Any]:
-    return query_var("service", "Service", f'label_values({metric}{{deployment_environment_name=~"$env"}}, service_name)')
+def env_var(metric: str = "") -> dict[str, Any]:
+    """$env from ``metric``, or (default) from any series of any service."""
+    sel = metric or f"{{{ANY_SERVICE}}}"
+    return query_var("env", "Environment", f"label_values({sel}, deployment_environment_name)")
+
+
+def service_var(metric: str = "") -> dict[str, Any]:
+    """$service from ``metric``, or (default) every service that sends any signal to Prometheus."""
+    sel = f"{metric}{{deployment_environment_name=~\"$env\"}}" if metric else \
+        f'{{{ANY_SERVICE}, deployment_environment_name=~"$env"}}'
+    return query_var("service", "Service", f"label_values({sel}, service_name)")
 
 
 def dashboard(uid: str, title: str, desc: str, panels: list[dict[str, Any]], variables: list[dict[str, Any]],
@@ -408,7 +425,7 @@ def thread_explorer() -> dict[str, Any]:
         textbox("thread_id", "Thread id", desc="AgentPress thread id (= gen_ai.conversation.id)"),
         textbox("project_id", "Project id"),
         # Used only in Loki selectors, which need a matcher that cannot match the empty string: All = ".+".
-        {**query_var("service", "Service", f"label_values({SPAN_CALLS}, service_name)"), "allValue": ".+"},
+        {**query_var("service", "Service", f"label_values({{{ANY_SERVICE}}}, service_name)"), "allValue": ".+"},
     ]
     # The env filter is not needed here: thread ids are unique across environments.
     return dashboard("agentpress-thread-explorer", "AgentPress / Thread explorer",
@@ -417,34 +434,62 @@ def thread_explorer() -> dict[str, Any]:
 
 
 def service_health() -> dict[str, Any]:
-    srv = f'{ENV_SVC}, span_kind="SPAN_KIND_SERVER", http_route=~"$route"'
-    cli = f'{ENV_SVC}, span_kind="SPAN_KIND_CLIENT", server_address!=""'
-    rate_route = f"sum by (http_route) (rate({SPAN_CALLS}{{{srv}}}[{RI}]))"
-    err_route = f'sum by (http_route) (rate({SPAN_CALLS}{{{srv}, status_code="STATUS_CODE_ERROR"}}[{RI}]))'
-    rate_host = f"sum by (server_address) (rate({SPAN_CALLS}{{{cli}}}[{RI}]))"
-    err_host = f'sum by (server_address) (rate({SPAN_CALLS}{{{cli}, status_code="STATUS_CODE_ERROR"}}[{RI}]))'
+    # RED from the SDK histograms, not span metrics: head sampling (sample_ratio < 1) drops spans in the app before
+    # the Collector's span_metrics connector counts them, and with traces off there are no spans at all.
+    srv = f'{ENV_SVC}, http_route=~"$route"'
+    cli = f'{ENV_SVC}, server_address!=""'
+    # A server error is a 5xx response (HTTP semconv: 4xx is the client's fault); an unhandled exception is a 500.
+    srv_err = f'{srv}, http_response_status_code=~"5.."'
+    # A client call failed when it has error.type: a status >= 400 or no response at all (timeout, refused).
+    cli_err = f'{cli}, error_type!=""'
+    req = f"sum(rate({HTTP_SRV}_count{{{srv}}}[{RI}]))"
+    err = f"sum(rate({HTTP_SRV}_count{{{srv_err}}}[{RI}]))"
+    rate_route = f"sum by (http_route) (rate({HTTP_SRV}_count{{{srv}}}[{RI}]))"
+    err_route = f"sum by (http_route) (rate({HTTP_SRV}_count{{{srv_err}}}[{RI}]))"
+    rate_host = f"sum by (server_address) (rate({HTTP_CLI}_count{{{cli}}}[{RI}]))"
+    err_host = f"sum by (server_address) (rate({HTTP_CLI}_count{{{cli_err}}}[{RI}]))"
+    # Edges into or out of $service in $env. The environment of each side comes from its spans (service_graph
+    # dimension); the edge series' own deployment_environment_name is only the Collector's fallback.
+    sg_in = 'server_deployment_environment_name=~"$env", server=~"$service"'
+    sg_out = 'client_deployment_environment_name=~"$env", client=~"$service"'
+
+    def edges(metric: str) -> str:
+        # `or`: an edge both into and out of the selection is the same series on both sides and counted once.
+        return (f"sum by (client, server) (rate({metric}{{{sg_in}}}[{RI}]) "
+                f"or rate({metric}{{{sg_out}}}[{RI}]))")
     rt = f'{ENV_SVC}'
     host = 'deployment_environment_name=~"$env"'
+    exact = ("From the app's http.server.request.duration histogram: every request is counted, whatever "
+             "sample_ratio is and whether traces are on.")
     panels = [
-        row("Inbound requests (span metrics, before sampling)"),
-        ts("Request rate by route", [prom(rate_route, "{{http_route}}")], unit="reqps"),
-        ts("Error rate by route", [prom(ratio(err_route, rate_route), "{{http_route}}")], unit="percentunit"),
-        ts("Duration p50 / p95 / p99", quantiles(SPAN_DUR, srv), unit="s"),
-        ts("Duration p95 by route", quantiles(SPAN_DUR, srv, by="http_route", qs=(0.95,)), unit="s"),
-        row("Outbound HTTP (client spans)"),
-        ts("Outbound request rate by host", [prom(rate_host, "{{server_address}}")], unit="reqps"),
-        ts("Outbound error rate by host", [prom(ratio(err_host, rate_host), "{{server_address}}")], unit="percentunit"),
-        ts("Outbound duration p95 by host", quantiles(SPAN_DUR, cli, by="server_address", qs=(0.95,)), unit="s", w=24),
-        row("Service graph (Collector service_graph connector, before sampling)"),
-        ts("Calls between services", [prom(
-            f'sum by (client, server) (rate({SG_REQ}{{deployment_environment_name=~"$env", server=~"$service"}}[{RI}]))',
-            "{{client}} → {{server}}")], unit="reqps",
+        row("Inbound requests (SDK metrics: every request, exact at any sampling ratio)"),
+        stat("Requests / s", req, unit="reqps", desc=exact),
+        stat("Server errors / s (5xx)", zero_if_absent(err, req), unit="reqps", desc=exact),
+        stat("Error rate", ratio(err, req), unit="percentunit", desc="Share of requests answered with a 5xx. " + exact),
+        stat("Duration p95", f"histogram_quantile(0.95, sum by (le) (rate({HTTP_SRV}_bucket{{{srv}}}[{RI}])))",
+             unit="s", desc=exact),
+        ts("Request rate by route", [prom(rate_route, "{{http_route}}")], unit="reqps", desc=exact),
+        ts("Server errors by route and status", [prom(zero_if_absent(
+            f"sum by (http_route, http_response_status_code) (rate({HTTP_SRV}_count{{{srv_err}}}[{RI}]))",
+            rate_route), "{{http_route}} {{http_response_status_code}}")], unit="reqps", desc=exact),
+        ts("Error rate by route", [prom(ratio(err_route, rate_route), "{{http_route}}")], unit="percentunit",
+           desc=exact),
+        ts("Duration p50 / p95 / p99", quantiles(HTTP_SRV, srv), unit="s", desc=exact),
+        ts("Duration p95 by route", quantiles(HTTP_SRV, srv, by="http_route", qs=(0.95,)), unit="s", w=24,
+           desc=exact),
+        row("Outbound HTTP (SDK metrics: every call)"),
+        ts("Outbound request rate by host", [prom(rate_host, "{{server_address}}")], unit="reqps",
+           desc="From the httpx integration's http.client.request.duration histogram (every call)."),
+        ts("Outbound error rate by host", [prom(ratio(err_host, rate_host), "{{server_address}}")], unit="percentunit",
+           desc="Calls with error.type: a status >= 400, or no response (timeout, connection refused)."),
+        ts("Outbound duration p95 by host", quantiles(HTTP_CLI, cli, by="server_address", qs=(0.95,)), unit="s", w=24),
+        row("Service graph (from exported spans: sampled, see descriptions)"),
+        ts("Calls between services (sampled spans)", [prom(edges(SG_REQ), "{{client}} → {{server}}")], unit="reqps",
            desc="Edges of the Tempo service map: client service → server service (\"user\" = a request from outside; "
-                "a virtual node such as an LLM API host when the callee sends no spans)."),
-        ts("Failed calls between services", [prom(zero_if_absent(
-            f'sum by (client, server) (rate({SG_FAILED}{{deployment_environment_name=~"$env", server=~"$service"}}[{RI}]))',
-            f'sum by (client, server) (rate({SG_REQ}{{deployment_environment_name=~"$env", server=~"$service"}}[{RI}]))'),
-            "{{client}} → {{server}}")], unit="reqps"),
+                "a virtual node such as an LLM API host when the callee sends no spans). " + SAMPLED_SPANS),
+        ts("Failed calls between services (sampled spans)", [prom(zero_if_absent(edges(SG_FAILED), edges(SG_REQ)),
+                                                                  "{{client}} → {{server}}")],
+           unit="reqps", desc=SAMPLED_SPANS),
         row("Runtime"),
         ts("Event-loop lag p99", quantiles(LOOP_LAG, rt, by="service_name", qs=(0.99,)), unit="s",
            desc="Delay between when a probe callback was due and when it ran. A loop that stays blocked stops "
@@ -498,10 +543,11 @@ def service_health() -> dict[str, Any]:
         ts("Network I/O", [prom(f"sum by (host_name, direction) (rate({HOST_NET}{{{host}}}[{RI}]))",
                                 "{{host_name}} {{direction}}")], unit="Bps"),
     ]
-    variables = [env_var(SPAN_CALLS), service_var(SPAN_CALLS),
-                 query_var("route", "Route", f'label_values({SPAN_CALLS}{{{ENV_SVC}, span_kind="SPAN_KIND_SERVER"}}, http_route)')]
+    variables = [env_var(), service_var(),
+                 query_var("route", "Route", f"label_values({HTTP_SRV}_count{{{ENV_SVC}}}, http_route)")]
     return dashboard("agentpress-service-health", "AgentPress / Service health (RED)",
-                     "Rate, errors and duration by route from the Collector's span metrics; outbound HTTP; runtime.",
+                     "Rate, errors and duration by route from the app's HTTP metrics (exact at any sampling ratio); "
+                     "outbound HTTP; service graph; runtime.",
                      panels, variables)
 
 
@@ -529,14 +575,15 @@ def frontend() -> dict[str, Any]:
         ts("Fetch rate by status", [traceql(f"{fetch} | rate() by (status)", metrics=True)], ds=TEMPO,
            desc="Browser fetch/XHR client spans (they skip span metrics: page-supplied names are untrusted). "
                 + SAMPLED),
-        ts("Fetch failures by status code", [traceql(
-            f"{{{src} && kind = client && status = error}} | rate() by (span.http.response.status_code)",
+        ts("Fetch failures by error type", [traceql(
+            f"{{{src} && kind = client && status = error}} | rate() by (span.error.type)",
             metrics=True)], ds=TEMPO,
-           desc="Failed fetches are error traces, which tail sampling always keeps: close to exact, unless a trace "
-                "was dropped for another reason."),
-        ts("Fetch duration p50 / p95 / p99", [traceql(f"{fetch} | quantile_over_time(duration, .5, .95, .99)",
+           desc="error.type is the HTTP status code (>= 400) or, for a fetch that got no answer (status 0), "
+                "network_error (network or CORS), aborted or timeout. Failed fetches are error traces, which tail "
+                "sampling always keeps: close to exact, unless a trace was dropped for another reason."),
+        ts("Fetch duration p50 / p95 / p99", [traceql(f"{fetch} | quantile_over_time(duration, 0.5, 0.95, 0.99)",
                                                       metrics=True)], ds=TEMPO, unit="s", desc=SAMPLED),
-        ts("Page load duration p95", [traceql(f"{load} | quantile_over_time(duration, .95)", metrics=True)],
+        ts("Page load duration p95", [traceql(f"{load} | quantile_over_time(duration, 0.95)", metrics=True)],
            ds=TEMPO, unit="s", desc="documentLoad spans (Navigation Timing). " + SAMPLED),
         panel("logs", "Browser errors", [loki(logs)], ds=LOKI, w=24, h=10,
               desc="Each line links to its trace; the backend spans of the same fetch are in that trace."),
@@ -587,7 +634,7 @@ def pipeline() -> dict[str, Any]:
            desc="target_info is pushed with every metric export (job = service.name); a drop means a service went quiet.",
            w=24),
     ]
-    variables = [env_var(SPAN_CALLS), service_var(SPAN_CALLS)]
+    variables = [env_var(), service_var()]
     return dashboard("agentpress-telemetry-pipeline", "AgentPress / Telemetry pipeline",
                      "Is observability itself healthy? Collector accepted/refused/dropped items, queues, app drops.",
                      panels, variables)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the browser package's pinned npm dependencies and build browser/dist/ (idempotent).
+# Install the browser package's pinned npm dependencies and build browser/dist/ (idempotent); also the
+# pinned query grammars of tests/querylang.
 #
 # - `npm ci` installs exactly package-lock.json; skipped when node_modules already matches the lock.
 # - esbuild's install script is not needed: its platform binary comes as an optional dependency.
@@ -26,3 +27,15 @@ fi
 
 node scripts/check-deps.mjs
 node scripts/build.mjs
+
+# Grafana's own LogQL/TraceQL grammars for the dashboard query tests (tests/unit/test_dashboards_querylang.py),
+# pinned by tests/querylang/package-lock.json; same stamp rule as above.
+cd "$ROOT/tests/querylang"
+ql_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
+ql_stamp=node_modules/.apotel-lock.sha256
+if [[ "${1:-}" == "--force" || ! -f "$ql_stamp" || "$(cat "$ql_stamp")" != "$ql_hash" ]]; then
+  npm ci --no-audit --no-fund
+  echo "$ql_hash" > "$ql_stamp"
+else
+  echo "tests/querylang/node_modules up to date"
+fi

@@ -36,6 +36,7 @@ try {
   await page.waitForTimeout(1200);
   result.fetchResult = await page.evaluate(() => window.__apotel_result);
   result.xhrResult = await page.evaluate(() => window.__apotel_xhr);
+  result.failedFetches = await page.evaluate(() => window.__apotel_failed);
   await page.evaluate(() => window.__apotel.flush());
 
   if (cfg.badPageUrl) {

@@ -22,6 +22,7 @@ import { compileOrigins, endpointIgnoreRegExp } from './origins.js';
 import { ThreadContext, createContextLogProcessor, createContextSpanProcessor } from './processors.js';
 import { SessionProvider } from './session.js';
 import { installXhrCapture } from './xhr.js';
+import { markFetchFailure } from './failures.js';
 import { emitException, installActionCapture, installErrorCapture, installNavigationCapture } from './browser.js';
 
 export { redactText, redactUrl, redactAttributes } from './redact.js';
@@ -206,6 +207,8 @@ function start(win, opts) {
             propagateTraceHeaderCorsUrls: allowed.regexps,
             ignoreUrls: [endpointIgnoreRegExp(root, base), ...ignoreUrls],
             ignoreNetworkEvents: true,
+            // Status 0 (network, CORS, abort, timeout): an error span with error.type, as for XHR.
+            applyCustomAttributesOnSpan: markFetchFailure,
           }),
         ],
       }),

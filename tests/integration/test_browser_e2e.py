@@ -191,6 +191,8 @@ def _drive(stack: Stack) -> dict[str, Any]:
             "thread": THREAD_ID,
             "project": PROJECT_ID,
             "secret": SECRET,
+            # Nothing listens here: a fetch to it fails at the network level (status 0).
+            "dead": f"http://127.0.0.1:{free_port()}",
         }
     )
     cfg = {
@@ -346,6 +348,31 @@ def test_fetch_span_click_and_errors_reach_the_collector_on_one_trace(stack: Sta
     views = [attrs_to_dict(r.attributes) for _, r in logs if r.event_name == "browser.page_view"]
     assert {v["browser.page_view.type"] for v in views} >= {"load", "route_change"}
     assert any("access_token=REDACTED" in v["url.full"] for v in views)
+
+
+def test_failed_fetches_are_error_spans_at_the_collector(stack: Stack, driven: dict[str, Any]) -> None:
+    """A fetch with no HTTP answer (status 0: refused connection, abort) ends as an ERROR span with error.type,
+    which the Collector's tail-sampling errors policy keeps, and reaches the Collector's trace output."""
+    assert driven["failedFetches"] == ["TypeError", "AbortError"], driven["failedFetches"]
+
+    def failed() -> dict[str, Any]:
+        out = {}
+        for res, s in _browser_spans(stack.sink):
+            url = attrs_to_dict(s.attributes).get("url.full", "")
+            if res.get("service.name") == "browser-e2e-frontend" and s.kind == 3:
+                if "/unreachable" in url:
+                    out["refused"] = s
+                elif "aborted=1" in url:
+                    out["aborted"] = s
+        return out
+
+    wait_until(lambda: len(failed()) == 2, timeout=45, interval=0.3, what="the two failed fetch spans")
+    for name, want in (("refused", "network_error"), ("aborted", "aborted")):
+        span = failed()[name]
+        attrs = attrs_to_dict(span.attributes)
+        assert span.status.code == 2, (name, span.status)  # STATUS_CODE_ERROR: what tail sampling keeps
+        assert attrs.get("error.type") == want, (name, attrs)
+        assert SECRET not in attrs.get("url.full", "")
 
 
 def test_no_secret_leaves_the_browser(stack: Stack, driven: dict[str, Any]) -> None:

@@ -5,7 +5,10 @@ child process, exporting over OTLP to the Collector built from our manifest runn
 remote-writes to Debian's Prometheus (the pipeline issue's ``local_pipeline`` harness). The shipped host-metrics
 agent (``collector-config/hostmetrics.yaml``) runs too, so the host panels have data; and a short Tempo/Loki outage
 makes the Collector really fail exports. Queries are extracted from the dashboard files, so a new panel is checked
-automatically. Grafana variables are replaced by "All" (``.*``).
+automatically. Each query runs twice: with every Grafana variable at "All" (``.*``), and with an environment and the
+workload's service picked. The app sets no environment and the Collector gets no OTELCOL_DEPLOYMENT_ENVIRONMENT, as
+in a first `stack up`: the library's default and the Collector's fallback must be the same name for the picked
+environment to find everything (service-graph edges, host metrics, Collector-stamped series).
 
 Panels that would show "No data" fall back to 0 (``or vector(0)``, ``or (base) * 0``); such a fallback would make
 the check pass without any data, so each target's ``mainExpr`` (the expression without the fallback, written by
@@ -51,7 +54,7 @@ WORKLOAD = textwrap.dedent('''
     class ToolFailed(Exception):
         pass
     tel = agentpress_otel.instrument(
-        app, service_name=os.environ["SVC"], environment="e2e", endpoint=os.environ["EP"], metric_interval_s=1.0,
+        app, service_name=os.environ["SVC"], endpoint=os.environ["EP"], metric_interval_s=1.0,
         runtime_interval_s=1.0, integrations=["fastapi", "httpx", "runtime", "logging", "dramatiq"])
     import dramatiq
     from dramatiq.brokers.stub import StubBroker
@@ -63,6 +66,20 @@ WORKLOAD = textwrap.dedent('''
         if i % 4 == 0:
             raise ValueError("worker failed")  # retried once, then failed for good
     log = logging.getLogger("dash.e2e")
+
+    # A real upstream over a loopback socket for the app's outbound httpx calls (the httpx integration records
+    # http.client.request.duration on real transports): every third call gets a 502.
+    import http.server, threading
+    class Upstream(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(502 if self.path.startswith("/fail") else 200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+        def log_message(self, *args) -> None:
+            pass
+    upstream_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream_srv.serve_forever, daemon=True).start()
+    UPSTREAM = f"http://127.0.0.1:{upstream_srv.server_address[1]}"
 
     class Boom(Exception):
         pass
@@ -99,6 +116,8 @@ WORKLOAD = textwrap.dedent('''
 
     @app.get("/api/thread/{tid}/run")
     async def run(tid: str, i: int = 0) -> dict[str, str]:
+        async with httpx.AsyncClient() as upstream:
+            await upstream.get(UPSTREAM + ("/fail" if i % 3 == 0 else "/ok"))
         try:
             await one_run(i, fail=i % 4 == 0)
         except Boom:
@@ -149,8 +168,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
            "OTELCOL_SERVICEGRAPH_FLUSH_INTERVAL": "1s", "OTELCOL_SERVICEGRAPH_STORE_TTL": "2s",
            "OTELCOL_TAIL_DECISION_WAIT": "1s", "OTELCOL_BATCH_FLUSH_TIMEOUT": "200ms",
            # Exports to a dead backend give up (and count as send_failed) after 3 s: see _induce_export_failures.
-           "OTELCOL_RETRY_MAX_INTERVAL": "1s", "OTELCOL_RETRY_MAX_ELAPSED_TIME": "3s",
-           "OTELCOL_DEPLOYMENT_ENVIRONMENT": "e2e"}
+           "OTELCOL_RETRY_MAX_INTERVAL": "1s", "OTELCOL_RETRY_MAX_ELAPSED_TIME": "3s"}
     wd = tmp_path_factory.mktemp("dash")
     with local_pipeline(env=env, workdir=wd) as p:
         # The shipped host-metrics agent (compose profile "hostmetrics") feeding the gateway: host panels get data.
@@ -253,6 +271,16 @@ def _all_queries() -> list[tuple[str, str, str]]:
 
 
 QUERIES = _all_queries()
+# The library's default deployment.environment.name (the workload sets none).
+DEFAULT_ENV = "development"
+MODES = ("all", "picked")
+
+
+def _fill(expr: str, mode: str) -> str:
+    """Grafana's substitution: "All" everywhere, or $env and $service picked (the rest stays "All")."""
+    if mode == "picked":
+        expr = expr.replace("$env", DEFAULT_ENV).replace("$service", SERVICE)
+    return substitute(expr)
 
 
 def _not_induced(expr: str) -> str | None:
@@ -268,20 +296,21 @@ def test_every_fallback_is_recorded() -> None:
                 assert "vector(0)" not in t["mainExpr"] and ") * 0" not in t["mainExpr"], t["mainExpr"]
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("file", "title", "expr"), QUERIES, ids=[f"{f}:{t}" for f, t, _ in QUERIES])
-def test_panel_query_returns_data(workload: Any, file: str, title: str, expr: str) -> None:
+def test_panel_query_returns_data(workload: Any, file: str, title: str, expr: str, mode: str) -> None:
     prom = workload.prometheus
     if _not_induced(expr):
         # Not provoked here (see NOT_INDUCED): the panel must still draw its 0 line, and the main part must parse.
         full = next(t["expr"] for _, d in load_dashboards() for _, t in targets(d, "prometheus")
                     if t.get("mainExpr") == expr)
-        assert prom.query(substitute(full)), f"{file} / {title}: even the fallback returns nothing"
+        assert prom.query(_fill(full, mode)), f"{file} / {title}: even the fallback returns nothing"
         # The fallback alone cannot fail (``or vector(0)``): the main part must parse and be empty here,
         # otherwise the workload does provoke it and it belongs with the checked queries.
-        assert prom.query(substitute(expr)) == [], f"{file} / {title}: has data now: remove it from NOT_INDUCED"
+        assert prom.query(_fill(expr, mode)) == [], f"{file} / {title}: has data now: remove it from NOT_INDUCED"
         return
-    result = prom.query(substitute(expr))
-    assert result, f"{file} / {title}: no data for\n{substitute(expr)}"
+    result = prom.query(_fill(expr, mode))
+    assert result, f"{file} / {title}: no data ({mode}) for\n{_fill(expr, mode)}"
     # Our service must be among the answers where the query is per service.
     if "service_name" in json.dumps(result):
         services = {r["metric"].get("service_name") for r in result}
@@ -302,6 +331,11 @@ def test_labels_the_panels_group_by_exist(workload: Any) -> None:
     assert not prom.query(f'process_memory_usage_bytes{{service_name="{SERVICE}", host_name!=""}}')
     # Service graph edges carry client and server.
     assert prom.query(f'traces_service_graph_request_total{{client="user", server="{SERVICE}"}}')
+    # ... and the environment of each side, from its spans (the service_graph dimension the dashboards filter on).
+    assert prom.query(f'traces_service_graph_request_total{{server="{SERVICE}", '
+                      f'server_deployment_environment_name="{DEFAULT_ENV}"}}')
+    assert prom.query(f'traces_service_graph_request_total{{client="{SERVICE}", '
+                      f'client_deployment_environment_name="{DEFAULT_ENV}"}}')
 
 
 def test_metric_names_used_by_alert_rules_exist(workload: Any) -> None:

@@ -14,6 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -295,8 +300,12 @@ def test_tail_sampling_keeps_errors_slow_llm_errors_and_a_share_of_the_rest(stac
     # Kept traces are complete: the LLM child span travels with its server span.
     chat_spans = {s.trace_id for s in _app_spans(stack, workload) if s.name == "chat gpt-4o-mini"}
     assert kept["/chat"] <= chat_spans
-    # Resource enrichment happened in the Collector.
-    assert all(s.resource.get("deployment.environment.name") == "dev" for s in _app_spans(stack, workload))
+    # Resource enrichment happened in the Collector, with the library's own default name (one default everywhere).
+    from agentpress_otel._config import load_config
+
+    default_env = load_config({}, env={}).environment
+    assert default_env == "development", default_env
+    assert all(s.resource.get("deployment.environment.name") == default_env for s in _app_spans(stack, workload))
 
 
 # ------------------------------------------------------------------------------------------------ logs
@@ -459,6 +468,62 @@ def test_secrets_from_a_non_redacting_client_do_not_reach_the_backends(stack: St
         raw = path.read_text()
         for secret in (openai_key, password, bearer.split()[1]):
             assert secret not in raw, f"{secret[:10]}... leaked into {path.name}"
+
+
+_SDK_TAG = re.compile(r"^\[REDACTED:[a-z][a-z0-9_]*:[0-9a-f]{4}\]$")
+
+SDK_REDACTING_APP = textwrap.dedent('''
+    import logging, os
+    import agentpress_otel
+    tel = agentpress_otel.instrument(service_name=os.environ["SVC"], endpoint=os.environ["EP"], traces=False,
+                                     metrics=False, logs=True, integrations=["logging"],
+                                     redact_hash_key=os.environ["HASH_KEY"])
+    log = logging.getLogger("sdk.redacting")
+    for i in range(2):  # the same secret twice: the tag must be the same (the correlation redact_hash_key promises)
+        log.warning("provider call %d", i, extra={"api_key": os.environ["SECRET"], "test.marker": os.environ["MARKER"]})
+    tel.shutdown(timeout_s=10)
+''')
+
+
+def test_an_sdk_redaction_tag_reaches_loki_unchanged(stack: Stack) -> None:
+    """The Collector's second-line redaction keeps a value the SDK already replaced by its tag (it would mask a
+    credential-named key's value to **** otherwise) and still masks raw secrets (test above)."""
+    marker = uuid.uuid4().hex
+    secret = "sk-proj-" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTPRESS_OTEL_"))},
+           "SVC": f"sdk-redacting-{marker[:6]}", "EP": stack.collector.otlp_grpc_endpoint, "SECRET": secret,
+           "MARKER": marker, "HASH_KEY": "pipeline-test-key"}
+    proc = subprocess.run([sys.executable, "-c", SDK_REDACTING_APP], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    logs = poll(lambda: [r for r in stack.loki.logs() if r.attributes.get("test.marker") == marker] or None,
+                timeout=30, what="SDK-redacted log records at the Loki stand-in")
+    tags = {r.attributes.get("api_key") for r in logs}
+    assert len(logs) == 2 and len(tags) == 1, [r.attributes for r in logs]
+    tag = tags.pop()
+    assert isinstance(tag, str) and _SDK_TAG.match(tag), f"the Collector changed the SDK's tag: {tag!r}"
+    assert secret not in stack.loki.output.read_text()
+
+
+def test_doctor_probe_is_accepted_but_not_stored(stack: Stack) -> None:
+    """`agentpress-otel doctor` proves the Collector accepts each signal; its probe never reaches Tempo, Loki or
+    Prometheus (filter/doctor), so no doctor service or series shows up in the dashboards."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTPRESS_OTEL_"))}
+    svc = f"doctor-probe-{uuid.uuid4().hex[:6]}"
+    proc = subprocess.run([sys.executable, "-m", "agentpress_otel", "doctor", "--endpoint",
+                           stack.collector.otlp_grpc_endpoint], env={**env, "OTEL_SERVICE_NAME": svc},
+                          capture_output=True, text=True, timeout=90, check=False)
+    assert "accepted a test span" in proc.stdout, proc.stdout + proc.stderr
+    assert "accepted a test log record" in proc.stdout and "accepted a test metric" in proc.stdout, proc.stdout
+    # The Collector received all three (its own counters say so) ...
+    poll(lambda: stack.prom.query('sum(otelcol_receiver_accepted_metric_points{receiver="otlp"}) > 0') or None,
+         timeout=30, what="metric points accepted")
+    # ... and, after the batch timeout and a span-metrics flush, none of it is in a store.
+    time.sleep(4)
+    assert not [s for s in stack.tempo.spans() if s.resource.get("service.name") == svc]
+    assert not [r for r in stack.loki.logs() if r.resource.get("service.name") == svc]
+    assert not stack.prom.query(f'{{service_name="{svc}"}}')
+    assert not stack.prom.query(f'{{__name__=~"agentpress_otel_doctor.*", service_name="{svc}"}}')
 
 
 # ------------------------------------------------------------------------------------------------ browser receiver

@@ -162,3 +162,31 @@ def test_timing_overlay_only_changes_timing() -> None:
         for r in fast["route"]["routes"] + shipped["route"]["routes"]:
             r.pop(k, None)
     assert fast == shipped
+
+
+def _promql_everywhere() -> list[tuple[str, str]]:
+    """(where, expression) of every alert/recording rule and every Prometheus target of every dashboard."""
+    import json
+
+    out = []
+    for f in RULE_FILES:
+        for g in yaml.safe_load(f.read_text())["groups"]:
+            out += [(f"{f.name}: {r.get('alert') or r.get('record')}", r["expr"]) for r in g["rules"]]
+    for d in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
+        for p in json.loads(d.read_text())["panels"]:
+            out += [(f"{d.name}: {p['title']}", t["expr"]) for t in p.get("targets", [])
+                    if t.get("datasource", {}).get("type") == "prometheus"]
+    return out
+
+
+def test_no_range_function_over_several_metric_names() -> None:
+    """rate({__name__=~"a|b"}) drops __name__, so the series of a and b with the same labels collide and Prometheus
+    refuses the whole expression ("vector cannot contain metrics with the same labelset"): the shipped
+    OtelCollectorRefusingData never evaluated. A name regex may only add the optional `_total` suffix; sum
+    several names with one rate() each (see the telemetry-pipeline rules)."""
+    exprs = _promql_everywhere()
+    assert len(exprs) > 50
+    for where, expr in exprs:
+        for name_re in re.findall(r'__name__=~"([^"]*)"', expr):
+            base = name_re.removesuffix("(_total)?")
+            assert not re.search(r"[|()]", base), f"{where}: {name_re!r} can match several metrics in one rate()"

@@ -1,47 +1,33 @@
-"""A small parser for the LogQL and TraceQL our dashboards use, and its own tests.
+"""LogQL and TraceQL of the dashboards, checked with Grafana's own grammars.
 
-There is no LogQL/TraceQL parser on PyPI (Grafana's real grammars are the npm packages ``@grafana/lezer-logql`` and
-``@grafana/lezer-traceql``), and counting braces accepts nonsense such as ``{a="b"} | | json`` or
-``{span.x = }``. This recursive-descent parser covers the subset of both languages that dashboards need and rejects
-anything outside it, so a panel query that does not parse here is either wrong or needs the grammar extended on
-purpose. It returns what the field checks in test_dashboards_structure.py need: the stream-selector matchers,
-label-filter fields and grouping labels (LogQL); the scoped attributes and intrinsics (TraceQL).
+``@grafana/lezer-logql`` and ``@grafana/lezer-traceql`` (Apache-2.0, pinned in tests/querylang/package.json and
+installed by scripts/setup-browser.sh) are the Lezer grammars Grafana's query editors use. tests/querylang/parse.mjs
+runs them with node and returns the syntax tree; a query with an error node fails here, and a query the grammar
+accepts is never refused by a parser of ours. From the tree we read what the field checks in
+test_dashboards_structure.py need: stream-selector matchers, label-filter fields and grouping labels (LogQL); scoped
+attributes and intrinsics (TraceQL).
 
-Grammar (subset):
-
-LogQL   query    := metric | log
-        log      := '{' matcher (',' matcher)* '}' stage*
-        matcher  := IDENT ('='|'!='|'=~'|'!~') STRING
-        stage    := ('|='|'!='|'|~'|'!~') STRING
-                  | '|' ('json' | 'logfmt' | 'unpack' | ('regexp'|'pattern'|'line_format') STRING
-                        | ('drop'|'keep') IDENT (',' IDENT)* | filter (('and'|'or'|',') filter)*)
-        filter   := IDENT ('='|'=='|'!='|'=~'|'!~'|'>'|'>='|'<'|'<=') (STRING|NUMBER|DURATION)
-        metric   := AGG [grouping] '(' metric ')' [grouping] | RANGE '(' log '[' DURATION ']' ')'
-TraceQL query    := '{' [or] '}' ('|' stage)*
-        or       := and ('||' and)* ;  and := atom ('&&' atom)* ;  atom := '(' or ')' | field OP value
-        field    := ('span'|'resource'|'event'|'link'|'instrumentation') '.' NAME | '.' NAME | INTRINSIC
-        stage    := 'select' '(' field (',' field)* ')'
-                  | ('rate'|'count_over_time') '(' ')' [by]
-                  | ('sum'|'avg'|'min'|'max'|'histogram')'_over_time' '(' field ')' [by]
-                  | 'quantile_over_time' '(' field (',' NUMBER)+ ')' [by]
-        by       := 'by' '(' field (',' field)* ')'
+Without node or the installed grammars the tests skip locally and fail under CI=true (tests/conftest.py ``need``).
 """
 
 from __future__ import annotations
 
-import re
+import atexit
+import functools
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-_TOKEN = re.compile(r"""
-    (?P<ws>\s+)
-  | (?P<string>"(?:[^"\\]|\\.)*"|`[^`]*`)
-  | (?P<duration>\d+(?:\.\d+)?(?:ms|us|ns|s|m|h|d|w|y)(?:\d+(?:ms|us|ns|s|m|h))*(?![\w.]))
-  | (?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?![\w]))
-  | (?P<op>=~|!~|!=|==|>=|<=|\|=|\|~|&&|\|\||[=<>|{}()\[\],.])
-  | (?P<ident>[A-Za-z_][\w:]*(?:\.[A-Za-z_][\w]*)*)
-""", re.VERBOSE)
+from agentpress_otel._harness._proc import ComponentMissing
+from conftest import need
+
+QUERYLANG = Path(__file__).resolve().parents[1] / "querylang"
 
 
 class QueryError(ValueError):
@@ -49,70 +35,10 @@ class QueryError(ValueError):
 
 
 @dataclass
-class _Tok:
-    kind: str
-    text: str
-    pos: int
-
-
-def _tokens(q: str) -> list[_Tok]:
-    out, pos = [], 0
-    while pos < len(q):
-        m = _TOKEN.match(q, pos)
-        if not m:
-            raise QueryError(f"unexpected character {q[pos]!r} at {pos} in {q!r}")
-        kind = m.lastgroup or ""
-        if kind != "ws":
-            out.append(_Tok(kind, m.group(), pos))
-        pos = m.end()
-    return out
-
-
-class _Parser:
-    def __init__(self, q: str) -> None:
-        self.q = q
-        self.toks = _tokens(q)
-        self.i = 0
-
-    def peek(self, k: int = 0) -> _Tok | None:
-        j = self.i + k
-        return self.toks[j] if j < len(self.toks) else None
-
-    def at(self, *texts: str) -> bool:
-        t = self.peek()
-        return t is not None and t.text in texts and t.kind in ("op", "ident")
-
-    def take(self, kind: str | None = None, *texts: str) -> _Tok:
-        t = self.peek()
-        if t is None:
-            raise QueryError(f"unexpected end of {self.q!r}, expected {texts or kind}")
-        if (kind and t.kind != kind) or (texts and t.text not in texts):
-            raise QueryError(f"expected {texts or kind} at {t.pos}, got {t.text!r} in {self.q!r}")
-        self.i += 1
-        return t
-
-    def done(self) -> None:
-        if self.peek() is not None:
-            t = self.peek()
-            assert t is not None
-            raise QueryError(f"trailing {t.text!r} at {t.pos} in {self.q!r}")
-
-
-# ------------------------------------------------------------------------------------------------------------ LogQL
-
-LOGQL_AGG = {"sum", "avg", "min", "max", "count", "stddev", "stdvar", "topk", "bottomk"}
-LOGQL_RANGE = {"count_over_time", "rate", "bytes_over_time", "bytes_rate", "absent_over_time"}
-LOGQL_PARSERS = {"json", "logfmt", "unpack"}
-_SEL_OPS = {"=", "!=", "=~", "!~"}
-_CMP_OPS = {"=", "==", "!=", "=~", "!~", ">", ">=", "<", "<="}
-
-
-@dataclass
 class LogQL:
     selector: list[tuple[str, str, str]] = field(default_factory=list)  # (label, op, value)
-    filters: list[tuple[str, str, str]] = field(default_factory=list)   # label filters after the selector
+    filters: list[tuple[str, str, str]] = field(default_factory=list)  # label filters after the selector
     grouping: set[str] = field(default_factory=set)
-    line_filters: list[tuple[str, str]] = field(default_factory=list)
     metric: bool = False
 
     @property
@@ -120,239 +46,110 @@ class LogQL:
         return {n for n, _, _ in self.selector} | {n for n, _, _ in self.filters} | self.grouping
 
 
-def parse_logql(q: str) -> LogQL:
-    p, out = _Parser(q), LogQL()
-    _logql_expr(p, out)
-    p.done()
-    return out
-
-
-def _string(tok: _Tok) -> str:
-    return tok.text[1:-1]
-
-
-def _logql_expr(p: _Parser, out: LogQL) -> None:
-    if p.at("{"):
-        _logql_log(p, out)
-        return
-    name = p.take("ident").text
-    out.metric = True
-    if name in LOGQL_AGG:
-        if p.at("by", "without"):
-            _logql_grouping(p, out)
-        p.take("op", "(")
-        if name in {"topk", "bottomk"}:
-            p.take("number")
-            p.take("op", ",")
-        _logql_expr(p, out)
-        p.take("op", ")")
-        if p.at("by", "without"):
-            _logql_grouping(p, out)
-    elif name in LOGQL_RANGE:
-        p.take("op", "(")
-        _logql_log(p, out)
-        p.take("op", "[")
-        p.take("duration")
-        p.take("op", "]")
-        p.take("op", ")")
-    else:
-        raise QueryError(f"unknown LogQL function {name!r} in {p.q!r}")
-
-
-def _logql_grouping(p: _Parser, out: LogQL) -> None:
-    p.take("ident", "by", "without")
-    p.take("op", "(")
-    out.grouping.add(p.take("ident").text)
-    while p.at(","):
-        p.take("op", ",")
-        out.grouping.add(p.take("ident").text)
-    p.take("op", ")")
-
-
-def _logql_log(p: _Parser, out: LogQL) -> None:
-    p.take("op", "{")
-    while True:
-        label = p.take("ident").text
-        op = p.take("op").text
-        if op not in _SEL_OPS:
-            raise QueryError(f"bad matcher operator {op!r} in {p.q!r}")
-        out.selector.append((label, op, _string(p.take("string"))))
-        if not p.at(","):
-            break
-        p.take("op", ",")
-    p.take("op", "}")
-    while p.peek() is not None and p.at("|", "|=", "!=", "|~", "!~"):
-        op = p.take("op").text
-        if op != "|":
-            out.line_filters.append((op, _string(p.take("string"))))
-            continue
-        t = p.peek()
-        if t is None:
-            raise QueryError(f"empty pipeline stage at the end of {p.q!r}")
-        if t.kind == "ident" and t.text in LOGQL_PARSERS:
-            p.take()
-        elif t.kind == "ident" and t.text in {"regexp", "pattern", "line_format"}:
-            p.take()
-            p.take("string")
-        elif t.kind == "ident" and t.text in {"drop", "keep"}:
-            p.take()
-            p.take("ident")
-            while p.at(","):
-                p.take("op", ",")
-                p.take("ident")
-        else:
-            _logql_filter(p, out)
-            while p.at("and", "or", ","):
-                p.take()
-                _logql_filter(p, out)
-
-
-def _logql_filter(p: _Parser, out: LogQL) -> None:
-    name = p.take("ident").text
-    op = p.take("op").text
-    if op not in _CMP_OPS:
-        raise QueryError(f"bad label-filter operator {op!r} in {p.q!r}")
-    v = p.take()
-    if v.kind not in ("string", "number", "duration"):
-        raise QueryError(f"bad label-filter value {v.text!r} in {p.q!r}")
-    if v.kind != "string" and op in {"=~", "!~"}:
-        raise QueryError(f"regex operator needs a string in {p.q!r}")
-    out.filters.append((name, op, _string(v) if v.kind == "string" else v.text))
-
-
-# ---------------------------------------------------------------------------------------------------------- TraceQL
-
-TRACEQL_SCOPES = {"span", "resource", "event", "link", "instrumentation"}
-TRACEQL_INTRINSICS = {"status", "name", "kind", "duration", "statusMessage", "rootName", "rootServiceName",
-                      "traceDuration", "span:status", "span:name", "span:kind", "span:duration", "trace:duration",
-                      "trace:rootName", "trace:rootService", "span:statusMessage"}
-_STATUS = {"error", "ok", "unset"}
-_KIND = {"client", "server", "internal", "producer", "consumer", "unspecified"}
-_NO_ARG = {"rate", "count_over_time"}
-_ONE_ARG = {"sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "histogram_over_time"}
-
-
 @dataclass
 class TraceQL:
     attributes: list[tuple[str, str]] = field(default_factory=list)  # (scope, name); scope "" for unscoped
     intrinsics: set[str] = field(default_factory=set)
-    stages: list[str] = field(default_factory=list)
+    stages: list[str] = field(default_factory=list)  # metrics / select stages after the spanset filter
 
 
-def parse_traceql(q: str) -> TraceQL:
-    p, out = _Parser(q), TraceQL()
-    p.take("op", "{")
-    if not p.at("}"):
-        _tq_or(p, out)
-    p.take("op", "}")
-    while p.peek() is not None:
-        p.take("op", "|")
-        _tq_stage(p, out)
-    p.done()
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise ComponentMissing("node not found (Debian: apt-get install nodejs)")
+    if not (QUERYLANG / "node_modules" / "@grafana" / "lezer-logql").is_dir():
+        raise ComponentMissing("Grafana's query grammars are not installed: run scripts/setup-browser.sh")
+    return node
+
+
+@functools.cache
+def _server() -> subprocess.Popen[str]:
+    """One node process for the session (parse.mjs answers one JSON line per request line); ends with pytest."""
+    node = need(_node)
+    proc = subprocess.Popen([node, str(QUERYLANG / "parse.mjs")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, cwd=QUERYLANG)
+
+    def stop() -> None:
+        if proc.stdin is not None:
+            proc.stdin.close()  # end of input: parse.mjs exits
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    atexit.register(stop)
+    return proc
+
+
+@functools.lru_cache(maxsize=1024)
+def _tree(lang: str, query: str) -> dict[str, Any]:
+    proc = _server()
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({"lang": lang, "query": query}) + "\n")
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    assert line, f"tests/querylang/parse.mjs exited ({proc.poll()})"
+    result: dict[str, Any] = json.loads(line)
+    assert "fatal" not in result, result["fatal"]
+    if result["errors"]:
+        start, end = result["errors"][0]
+        raise QueryError(f"{lang} syntax error at {start}..{end} ({query[start:end + 1]!r}) in {query!r}")
+    return result["tree"]
+
+
+def _walk(node: dict[str, Any], name: str) -> Iterator[dict[str, Any]]:
+    """Every descendant (and the node itself) called ``name``, depth first."""
+    if node["n"] == name:
+        yield node
+    for child in node["c"]:
+        yield from _walk(child, name)
+
+
+def _child(node: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((c for c in node["c"] if c["n"] == name), None)
+
+
+_OPS = {"Eq": "=", "Neq": "!=", "Re": "=~", "Nre": "!~"}
+
+
+def _matcher(m: dict[str, Any]) -> tuple[str, str, str]:
+    ident = _child(m, "Identifier")
+    op = next((c["n"] for c in m["c"] if c["n"] in _OPS), "")
+    value = _child(m, "String")
+    return (ident["t"] if ident else "", _OPS.get(op, ""), json.loads(value["t"]) if value and value["t"][0] == '"'
+            else (value["t"].strip("`") if value else ""))
+
+
+def parse_logql(q: str) -> LogQL:
+    tree = _tree("logql", q)
+    out = LogQL(metric=any(True for _ in _walk(tree, "MetricExpr")))
+    for sel in _walk(tree, "Selector"):
+        out.selector += [_matcher(m) for m in _walk(sel, "Matcher")]
+    for lf in _walk(tree, "LabelFilter"):
+        matchers = list(_walk(lf, "Matcher"))
+        out.filters += [_matcher(m) for m in matchers]
+        if not matchers:  # number, duration, bytes and ip filters: the field is the Identifier
+            out.filters += [(i["t"], "", "") for i in _walk(lf, "Identifier")]
+    for g in _walk(tree, "Grouping"):
+        out.grouping |= {i["t"] for i in _walk(g, "Identifier")}
     return out
 
 
-def _tq_or(p: _Parser, out: TraceQL) -> None:
-    _tq_and(p, out)
-    while p.at("||"):
-        p.take()
-        _tq_and(p, out)
-
-
-def _tq_and(p: _Parser, out: TraceQL) -> None:
-    _tq_atom(p, out)
-    while p.at("&&"):
-        p.take()
-        _tq_atom(p, out)
-
-
-def _tq_field(p: _Parser, out: TraceQL) -> str:
-    t = p.take()
-    if t.kind == "op" and t.text == ".":  # unscoped: .http.route
-        name = p.take("ident").text
-        out.attributes.append(("", name))
-        return f".{name}"
-    if t.kind != "ident":
-        raise QueryError(f"expected an attribute or intrinsic at {t.pos}, got {t.text!r} in {p.q!r}")
-    scope, _, name = t.text.partition(".")
-    if name:
-        if scope not in TRACEQL_SCOPES:
-            raise QueryError(f"unknown attribute scope {scope!r} in {p.q!r}")
-        out.attributes.append((scope, name))
-        return t.text
-    if t.text not in TRACEQL_INTRINSICS:
-        raise QueryError(f"{t.text!r} is neither an intrinsic nor a scoped attribute in {p.q!r}")
-    out.intrinsics.add(t.text)
-    return t.text
-
-
-def _tq_atom(p: _Parser, out: TraceQL) -> None:
-    if p.at("("):
-        p.take()
-        _tq_or(p, out)
-        p.take("op", ")")
-        return
-    f = _tq_field(p, out)
-    op = p.take("op").text
-    if op not in _CMP_OPS - {"=="}:
-        raise QueryError(f"bad comparison {op!r} in {p.q!r}")
-    v = p.take()
-    base = f.split(":")[-1]
-    if base == "status":
-        ok = v.kind == "ident" and v.text in _STATUS and op in {"=", "!="}
-    elif base == "kind":
-        ok = v.kind == "ident" and v.text in _KIND and op in {"=", "!="}
-    elif base in {"duration", "traceDuration"}:
-        ok = v.kind == "duration" and op not in {"=~", "!~"}
-    elif op in {"=~", "!~"}:
-        ok = v.kind == "string"
-    else:
-        ok = v.kind in ("string", "number", "duration") or v.text in {"true", "false", "nil"}
-    if not ok:
-        raise QueryError(f"{f} {op} {v.text} is not a valid comparison in {p.q!r}")
-
-
-def _tq_by(p: _Parser, out: TraceQL) -> None:
-    if p.at("by"):
-        p.take()
-        p.take("op", "(")
-        _tq_field(p, out)
-        while p.at(","):
-            p.take()
-            _tq_field(p, out)
-        p.take("op", ")")
-
-
-def _tq_stage(p: _Parser, out: TraceQL) -> None:
-    name = p.take("ident").text
-    out.stages.append(name)
-    p.take("op", "(")
-    if name == "select":
-        _tq_field(p, out)
-        while p.at(","):
-            p.take()
-            _tq_field(p, out)
-        p.take("op", ")")
-        return
-    if name in _NO_ARG:
-        p.take("op", ")")
-    elif name in _ONE_ARG:
-        _tq_field(p, out)
-        p.take("op", ")")
-    elif name == "quantile_over_time":
-        _tq_field(p, out)
-        p.take("op", ",")
-        p.take("number")
-        while p.at(","):
-            p.take()
-            p.take("number")
-        p.take("op", ")")
-    else:
-        raise QueryError(f"unknown TraceQL pipeline stage {name!r} in {p.q!r}")
-    _tq_by(p, out)
+def parse_traceql(q: str) -> TraceQL:
+    tree = _tree("traceql", q)
+    out = TraceQL()
+    for a in _walk(tree, "AttributeField"):
+        ident = _child(a, "Identifier")
+        scope = next((c["n"].lower() for c in a["c"] if c["n"] != "Identifier"), "")
+        out.attributes.append((scope, ident["t"] if ident else a["t"].lstrip(".")))
+    out.intrinsics = {i["t"] for i in _walk(tree, "IntrinsicField")}
+    for op in ("MetricsOperationBasicType", "MetricsOperationType", "SelectOperation"):
+        out.stages += [n["t"].split("(")[0] for n in _walk(tree, op)]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------------ tests
+# Not a spec of either language (the grammars are): a check that the bridge reports errors and fields correctly.
 
 GOOD_LOGQL = [
     '{service_name=~".+"} | agentpress_thread_id = "t-1"',
@@ -364,57 +161,53 @@ BAD_LOGQL = [
     '{service_name=~".+"} | | json',
     '{service_name=~".+"',
     '{service_name~".+"}',
-    'sum by (x) (count_over_time({a="b"}))',
     'count_over_time({a="b"} [1m]',
-    '{a="b"} | x =~ 5',
     'frobnicate({a="b"} [1m])',
 ]
 GOOD_TRACEQL = [
     '{span.agentpress.thread.id = "t" && status = error}',
     '{resource.service.name =~ "web" && kind = client} | rate() by (status)',
-    '{name = "documentLoad"} | quantile_over_time(duration, .5, .95)',
+    '{name = "documentLoad"} | quantile_over_time(duration, 0.5, 0.95)',
     '{} | select(span.gen_ai.request.model, span.gen_ai.usage.input_tokens)',
     '{(span.a = 1 || span.b = "x") && duration > 2s} | sum_over_time(span.n) by (resource.service.name)',
 ]
 BAD_TRACEQL = [
     '{span.agentpress.thread.id = }',
-    '{status = "error"}',
     '{kind = clientside}',
-    '{duration > "2s"}',
     '{spam.x = "y"}',
-    '{foo = "y"}',
     '{a.b = 1',
-    '{} | rate(span.x)',
-    '{} | quantile_over_time(duration)',
     '{} | frobnicate()',
     '{} |',
+    '{} | quantile_over_time(duration, .5)',  # Grafana's grammar wants 0.5 (a leading-dot number fails)
 ]
 
 
 @pytest.mark.parametrize("q", GOOD_LOGQL)
-def test_logql_parser_accepts(q: str) -> None:
+def test_logql_grammar_accepts(q: str) -> None:
     parse_logql(q)
 
 
 @pytest.mark.parametrize("q", BAD_LOGQL)
-def test_logql_parser_rejects(q: str) -> None:
+def test_logql_grammar_rejects(q: str) -> None:
     with pytest.raises(QueryError):
         parse_logql(q)
 
 
 @pytest.mark.parametrize("q", GOOD_TRACEQL)
-def test_traceql_parser_accepts(q: str) -> None:
+def test_traceql_grammar_accepts(q: str) -> None:
     parse_traceql(q)
 
 
 @pytest.mark.parametrize("q", BAD_TRACEQL)
-def test_traceql_parser_rejects(q: str) -> None:
+def test_traceql_grammar_rejects(q: str) -> None:
     with pytest.raises(QueryError):
         parse_traceql(q)
 
 
-def test_parsers_report_fields() -> None:
+def test_trees_report_fields() -> None:
     lq = parse_logql('sum by (exception_type) (count_over_time({service_name="w"} | exception_type != "" [1m]))')
     assert lq.selector == [("service_name", "=", "w")] and lq.fields == {"service_name", "exception_type"}
-    tq = parse_traceql('{resource.service.name = "a" && span.x.y = 1} | rate() by (span.z)')
+    assert lq.metric and lq.filters == [("exception_type", "!=", "")]
+    tq = parse_traceql('{resource.service.name = "a" && span.x.y = 1 && kind = client} | rate() by (span.z)')
     assert tq.attributes == [("resource", "service.name"), ("span", "x.y"), ("span", "z")]
+    assert tq.intrinsics == {"kind"} and tq.stages == ["rate"]

@@ -43,6 +43,7 @@ CONTRACT_SPAN_ATTRS = {
     "user.id", "gen_ai.conversation.id", "session.id", "agentpress.llm.cost_usd",
     # set by the Collector (resource/browser) and by the browser SDK
     "agentpress.telemetry.source", "service.name", "http.response.status_code",
+    "error.type",  # HTTP semconv, on failed server/client spans (FastAPI middleware, browser fetch/XHR)
 }
 # Resource attributes (TraceQL `resource.` scope): the SDK's resource, what the Collector adds, the browser's.
 RESOURCE_ATTRS = {"service.name", "service.namespace", "service.instance.id", "service.version",

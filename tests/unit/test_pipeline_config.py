@@ -531,3 +531,22 @@ def test_loki_index_labels_are_low_cardinality() -> None:
     # What Grafana selects streams by (dashboards' {service_name=...}, tracesToLogsV2 tags) stays a label.
     for attr in ("service.name", "deployment.environment.name", "service.namespace"):
         assert _loki_action(otlp, attr) == "index_label", attr
+
+
+def test_environment_fallback_is_the_library_default() -> None:
+    """One default everywhere: what the Collector stamps on data without an environment (and docker-compose passes
+    it) is what the library sets when the app names none, so picking that environment in Grafana finds both."""
+    from agentpress_otel._config import load_config
+
+    library = load_config({}, env={}).environment
+    cfg = yaml.safe_load(CONFIG.read_text())
+    attrs = cfg["processors"]["resource/env"]["attributes"]
+    (action,) = [a for a in attrs if a["key"] == "deployment.environment.name"]
+    assert action["action"] == "insert"  # only where the app set none
+    m = re.fullmatch(r"\$\{env:OTELCOL_DEPLOYMENT_ENVIRONMENT:-(.+)\}", action["value"])
+    assert m and m.group(1) == library, action["value"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    envs = [s.get("environment", {}) for s in compose["services"].values()]
+    key = "OTELCOL_DEPLOYMENT_ENVIRONMENT"
+    values = [e[key] for e in envs if isinstance(e, dict) and key in e]
+    assert values and all(v.endswith(f":-{library}}}") for v in values), values

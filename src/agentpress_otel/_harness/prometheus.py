@@ -83,14 +83,15 @@ class Prometheus:
             raise RuntimeError(f"prometheus query failed: {body}")
         return body["data"]
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        """Instant query; returns the ``result`` list (each item has ``metric`` and ``value``).
+    def query(self, promql: str, *, at: float | None = None) -> list[dict[str, Any]]:
+        """Instant query (now, or at the Unix time ``at``); returns the ``result`` list (``metric``, ``value``).
 
         Example::
 
             rows = prom.query('sum(rate(traces_span_metrics_calls_total[1m])) by (http_route)')
         """
-        data = self._get("/api/v1/query", {"query": promql})
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+        data = self._get("/api/v1/query", params)
         result: list[dict[str, Any]] = data["result"]
         return result
 
