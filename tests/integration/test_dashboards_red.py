@@ -128,7 +128,8 @@ def _drive(run: Run, url: str) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, Run]]]:
-    from agentpress_otel._harness.collector import ensure_collector_binary, local_pipeline
+    from agentpress_otel._harness.collector import ensure_collector_binary
+    from harness.pipeline import local_pipeline
 
     need(lambda: ensure_collector_binary(build=False))
     need(lambda: find_binary("prometheus"))
