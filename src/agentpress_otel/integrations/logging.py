@@ -132,6 +132,8 @@ def _call_handlers(self: logging.Logger, record: logging.LogRecord) -> None:
         for hdlr in c.handlers:
             if hdlr is ours:
                 ours.handle(record)
+                if ours.pipeline.json_stdout:
+                    found += 1  # log_json: our JSON line is the app's printed output
                 continue
             found += 1
             if printable and record.levelno >= hdlr.level:
