@@ -462,7 +462,7 @@ def _sampler(cfg: Config) -> Sampler:
         root = TraceIdRatioBased(cfg.sample_ratio)
     return ParentBased(root) if cfg.parent_based_sampling else root
 
-_warned = False
+_warned_options: set[str] = set()  # options of later calls already reported as not applied
 # Identity rules for a process that calls instrument() more than once (AgentPress's api.py imports the worker
 # module, whose instrument(service_name="agentpress-worker") runs first): a call given the app names the process
 # it serves; a name asked without an app is the Dramatiq worker's, applied when a worker process boots.
@@ -472,7 +472,7 @@ _worker_name: str | None = None
 
 def _again(tel: Telemetry, asked: Mapping[str, Any], *, serves_app: bool) -> None:
     """A later ``instrument()`` call: apply the identity it asks for, or say loudly why not."""
-    global _named_by_app, _worker_name, _warned
+    global _named_by_app, _worker_name
     name = asked.get("service_name")
     others = sorted(k for k in asked if k != "service_name")
     if name is not None and name != tel.config.service_name:
@@ -490,8 +490,8 @@ def _again(tel: Telemetry, asked: Mapping[str, Any], *, serves_app: bool) -> Non
             _worker_name = str(name)
     if serves_app:
         _named_by_app = True
-    if others and not _warned:
-        _warned = True
+    if others and not set(others) <= _warned_options:
+        _warned_options.update(others)
         warnings.warn(
             "agentpress_otel.instrument() was already called; these options of the later call are not applied: "
             + ", ".join(others),
@@ -501,40 +501,35 @@ def _again(tel: Telemetry, asked: Mapping[str, Any], *, serves_app: bool) -> Non
 
 
 def _rename(tel: Telemetry, name: str, *, why: str) -> bool:
-    """Set ``service.name`` of a handle whose providers we created, for spans, metrics and logs alike.
+    """Set ``service.name`` on the providers we created, for spans, metrics and logs alike.
 
-    Providers, tracers, meters and loggers all hold the one ``Resource`` object built at the first call, and
-    the SDK has no API to change it; editing its (immutable-flagged) attribute map in place is the only way the
-    tracers that libraries already hold pick the new name up.
+    Through the SDK providers' ``_update_resource`` (what they run themselves after a fork), which also hands
+    the new resource to the tracers and loggers libraries already took.
     """
     if tel.disabled or tel.config.service_name == name:
         return True
-    if not tel._owned:
+    update = Resource({"service.name": name})
+    targets = [getattr(p, "_update_resource", None) for p in tel._owned]
+    if not any(p is tel.tracer_provider for p in tel._owned) or None in targets:
         warnings.warn(
-            f"agentpress-otel: the app owns the OpenTelemetry providers; service.name stays "
+            f"agentpress-otel: the OpenTelemetry providers are not ours to rename; service.name stays "
             f"{tel.config.service_name!r} (asked: {name!r})",
             RuntimeWarning,
             stacklevel=4,
         )
         return False
     try:
-        attrs = tel.resource.attributes
-        store = getattr(attrs, "_dict", None)
-        if not isinstance(store, dict):
-            raise TypeError(f"unexpected resource attribute store {type(attrs).__name__}")
-        store["service.name"] = name
+        for fn in targets:
+            fn(update)  # type: ignore[misc]
     except Exception as exc:
         _selftel.record_error("rename", exc)
-        warnings.warn(
-            f"agentpress-otel: could not change service.name to {name!r} ({exc}); it stays "
-            f"{tel.config.service_name!r}",
-            RuntimeWarning,
-            stacklevel=4,
-        )
+        warnings.warn(f"agentpress-otel: could not change service.name to {name!r}: {exc!r}", RuntimeWarning,
+                      stacklevel=4)
         return False
     old = tel.config.service_name
-    sources = {**tel.config.sources, "service_name": "argument"}
-    tel.config = dataclasses.replace(tel.config, service_name=name, sources=sources)
+    tel.resource = tel.resource.merge(update)
+    tel.config = dataclasses.replace(tel.config, service_name=name,
+                                     sources={**tel.config.sources, "service_name": "argument"})
     import logging
 
     logging.getLogger("agentpress_otel").info("service.name %r -> %r: %s", old, name, why)
@@ -695,12 +690,12 @@ def _instrument_app(tel: Telemetry, app: Any) -> None:
 
 def _reset_for_tests() -> None:
     """Forget the global handle and the global providers (tests only; the SDK forbids re-setting them)."""
-    global _current, _warned, _providers_shut_down, _named_by_app, _worker_name
+    global _current, _providers_shut_down, _named_by_app, _worker_name
     with _lock:
         if _current is not None:
             _current.shutdown(timeout_s=2)
         _current = None
-        _warned = False
+        _warned_options.clear()
         _named_by_app = False
         _worker_name = None
         _providers_shut_down = False
