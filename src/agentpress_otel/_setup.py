@@ -487,6 +487,13 @@ def _again(tel: Telemetry, asked: Mapping[str, Any], *, serves_app: bool) -> Non
             )
         else:
             # Without an app: a worker module imported by the API. Its name applies where the worker boots.
+            if not _named_by_app:
+                warnings.warn(
+                    f"agentpress-otel: this process is already named {tel.config.service_name!r}; "
+                    f"service_name={name!r} applies only if it boots as a Dramatiq worker",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
             _worker_name = str(name)
     if serves_app:
         _named_by_app = True

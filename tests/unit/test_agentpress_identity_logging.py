@@ -88,6 +88,13 @@ def test_a_second_app_name_or_other_options_are_never_silently_ignored() -> None
     assert tel.config.service_name == "api-one"
 
 
+def test_two_names_without_an_app_warn() -> None:
+    tel, _ = _instrument(service_name="worker-a")
+    with pytest.warns(RuntimeWarning, match="applies only if it boots as a Dramatiq worker"):
+        agentpress_otel.instrument(service_name="worker-b")
+    assert tel.config.service_name == "worker-a"
+
+
 # ------------------------------------------------------------------------------------------- logging
 
 @pytest.fixture
