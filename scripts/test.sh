@@ -12,6 +12,11 @@ echo "== pytest"
 set +e
 .venv/bin/pytest -q -p no:cacheprovider "$@"
 rc=$?
+if [ $rc -eq 0 ] && [ $# -eq 0 ]; then
+  echo "== the AgentPress backend test at the floor of the supported LiteLLM range"
+  scripts/test-litellm-floor.sh
+  rc=$?
+fi
 set -e
 # pytest exits 5 when it collected nothing: that is a failure for us, not a pass.
 exit $rc

@@ -33,6 +33,7 @@ INTEGRATIONS: tuple[str, ...] = (
     "litellm",
     "redis",
     "dramatiq",
+    "agentpress",
     "logging",
     "structlog",
     "slack",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import dataclasses
 import importlib
 import os
 import platform
@@ -40,6 +41,7 @@ _INTEGRATION_MODULES: dict[str, str] = {
     "litellm": "agentpress_otel.integrations.litellm",
     "redis": "agentpress_otel.integrations.redis",
     "dramatiq": "agentpress_otel.integrations.dramatiq",
+    "agentpress": "agentpress_otel.integrations.agentpress",
     "logging": "agentpress_otel.integrations.logging",
     "structlog": "agentpress_otel.integrations.structlog",
     "slack": "agentpress_otel.alerts.slack",
@@ -352,12 +354,13 @@ def instrument(
         app = FastAPI()
         telemetry = agentpress_otel.instrument(app, service_name="agentpress-api")
     """
-    global _current
+    global _current, _named_by_app, _worker_name
     with _lock:
         if _current is not None:
             if app is not None and "fastapi" in _current.config.integrations:
                 _instrument_app(_current, app)
-            _warn_once()
+            asked = {k: v for k, v in locals().items() if k in _OPTION_NAMES and v is not None}
+            _again(_current, asked, serves_app=app is not None)
             return _current
 
         overrides = {k: v for k, v in locals().items() if k in _OPTION_NAMES and v is not None}
@@ -398,6 +401,8 @@ def instrument(
             _try_integration(tel, name)
         if app is not None and cfg.enabled("fastapi"):
             _instrument_app(tel, app)
+        _named_by_app = app is not None
+        _worker_name = cfg.service_name if app is None and cfg.sources.get("service_name") == "argument" else None
         os.register_at_fork(after_in_child=tel._after_fork_in_child)
         atexit.register(tel.shutdown)
         return tel
@@ -462,18 +467,96 @@ def _sampler(cfg: Config) -> Sampler:
         root = TraceIdRatioBased(cfg.sample_ratio)
     return ParentBased(root) if cfg.parent_based_sampling else root
 
-_warned = False
+_warned_options: set[str] = set()  # options of later calls already reported as not applied
+# Identity rules for a process that calls instrument() more than once (AgentPress's api.py imports the worker
+# module, whose instrument(service_name="agentpress-worker") runs first): a call given the app names the process
+# it serves; a name asked without an app is the Dramatiq worker's, applied when a worker process boots.
+_named_by_app = False
+_worker_name: str | None = None
 
 
-def _warn_once() -> None:
-    global _warned
-    if not _warned:
-        _warned = True
+def _again(tel: Telemetry, asked: Mapping[str, Any], *, serves_app: bool) -> None:
+    """A later ``instrument()`` call: apply the identity it asks for, or say loudly why not."""
+    global _named_by_app, _worker_name
+    name = asked.get("service_name")
+    others = sorted(k for k in asked if k != "service_name")
+    if name is not None and name != tel.config.service_name:
+        if serves_app and not _named_by_app:
+            _rename(tel, str(name), why="instrument(app, ...) names the process serving the app")
+        elif serves_app:
+            warnings.warn(
+                f"agentpress-otel: this process already serves an app as service.name={tel.config.service_name!r}; "
+                f"the later instrument(app, service_name={name!r}) does not rename it",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        else:
+            # Without an app: a worker module imported by the API. Its name applies where the worker boots.
+            if not _named_by_app:
+                warnings.warn(
+                    f"agentpress-otel: this process is already named {tel.config.service_name!r}; "
+                    f"service_name={name!r} applies only if it boots as a Dramatiq worker",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            _worker_name = str(name)
+    if serves_app:
+        _named_by_app = True
+    if others and not set(others) <= _warned_options:
+        _warned_options.update(others)
         warnings.warn(
-            "agentpress_otel.instrument() was already called; returning the existing Telemetry handle",
+            "agentpress_otel.instrument() was already called; these options of the later call are not applied: "
+            + ", ".join(others),
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def _rename(tel: Telemetry, name: str, *, why: str) -> bool:
+    """Set ``service.name`` on the providers we created, for spans, metrics and logs alike.
+
+    Through the SDK providers' ``_update_resource`` (what they run themselves after a fork), which also hands
+    the new resource to the tracers and loggers libraries already took.
+    """
+    if tel.disabled or tel.config.service_name == name:
+        return True
+    update = Resource({"service.name": name})
+    targets = [getattr(p, "_update_resource", None) for p in tel._owned]
+    if not any(p is tel.tracer_provider for p in tel._owned) or None in targets:
+        warnings.warn(
+            f"agentpress-otel: the OpenTelemetry providers are not ours to rename; service.name stays "
+            f"{tel.config.service_name!r} (asked: {name!r})",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return False
+    try:
+        for fn in targets:
+            fn(update)  # type: ignore[misc]
+    except Exception as exc:
+        _selftel.record_error("rename", exc)
+        warnings.warn(f"agentpress-otel: could not change service.name to {name!r}: {exc!r}", RuntimeWarning,
+                      stacklevel=4)
+        return False
+    old = tel.config.service_name
+    tel.resource = tel.resource.merge(update)
+    tel.config = dataclasses.replace(tel.config, service_name=name,
+                                     sources={**tel.config.sources, "service_name": "argument"})
+    import logging
+
+    logging.getLogger("agentpress_otel").info("service.name %r -> %r: %s", old, name, why)
+    return True
+
+
+def apply_worker_identity() -> None:
+    """In a Dramatiq worker process: take the name asked by ``instrument(service_name=...)`` without an app.
+
+    Called from our Dramatiq middleware's ``after_process_boot``; a no-op where no such name was asked.
+    """
+    tel = _current
+    name = _worker_name
+    if tel is not None and name is not None:
+        _rename(tel, name, why="the Dramatiq worker booted")
 
 
 def _setup_traces(
@@ -621,12 +704,14 @@ def _instrument_app(tel: Telemetry, app: Any) -> None:
 
 def _reset_for_tests() -> None:
     """Forget the global handle and the global providers (tests only; the SDK forbids re-setting them)."""
-    global _current, _warned, _providers_shut_down
+    global _current, _providers_shut_down, _named_by_app, _worker_name
     with _lock:
         if _current is not None:
             _current.shutdown(timeout_s=2)
         _current = None
-        _warned = False
+        _warned_options.clear()
+        _named_by_app = False
+        _worker_name = None
         _providers_shut_down = False
     from opentelemetry import _logs as logs_api
 

@@ -299,7 +299,7 @@ from agentpress_otel._setup import instrument
 from agentpress_otel._context import thread_context
 
 tel = instrument(service_name="logs-fork", endpoint=sys.argv[1], protocol="http/protobuf", metrics=False,
-                 traces=False, integrations=["logging"])
+                 traces=False, integrations=["logging"], log_level="INFO")
 log = logging.getLogger("agentpress.fork")
 log.info("before fork")
 pid = os.fork()

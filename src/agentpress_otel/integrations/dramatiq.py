@@ -266,6 +266,12 @@ class OtelMiddleware(dramatiq.Middleware):
 
     # ------------------------------------------------------------------ fork safety
     def after_process_boot(self, broker: Any) -> None:
+        try:  # a worker module imported by the API named the worker: this process is that worker
+            from agentpress_otel import _setup
+
+            _setup.apply_worker_identity()
+        except Exception as exc:
+            _selftel.record_error("dramatiq.identity", exc)
         hook = _boot_hook
         if hook is not None:
             try:

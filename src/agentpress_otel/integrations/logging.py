@@ -1,12 +1,26 @@
-"""stdlib ``logging`` integration: a root handler that snapshots records into the log pipeline.
+"""stdlib ``logging`` integration: a root handler that snapshots records into the log pipeline, and nothing
+else the app can see.
 
-``instrument(tel)`` attaches :class:`OTelQueueHandler` to the root logger; ``uninstrument()``
-detaches it, restores the levels it lowered and drains the queue (bounded).
+``instrument(tel)`` attaches :class:`OTelQueueHandler` to the root logger without changing what the app's own
+handlers print:
+
+* the root level is left as it is, unless ``log_level`` is set explicitly (argument or variable): the default
+  ``log_level`` is only the export threshold;
+* a logger named in ``logger_levels`` below its current level is lowered so its records reach us, but the
+  records below the level the app had go to our handler only (``Logger.callHandlers`` is wrapped for that:
+  handlers the app adds later are covered too);
+* our handler does not count as a handler for Python's "last resort": a WARNING from a logger with no
+  handler of the app's still reaches stderr, as before;
+* uvicorn's and gunicorn's access loggers get a filter that redacts secrets (the SSE ``?token=`` JWT) in
+  what they print, not only in what we export.
+
+``uninstrument()`` undoes all of it and drains the queue (bounded).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -85,6 +99,82 @@ def _from_structlog(record: logging.LogRecord) -> bool:
 _state_lock = threading.Lock()
 _handler: OTelQueueHandler | None = None
 _saved_levels: dict[str, int] = {}
+#: The level each logger we lowered had: what the app's handlers keep seeing.
+_print_levels: dict[logging.Logger, int] = {}
+_orig_call_handlers: Any = None
+ACCESS_LOGGERS = ("uvicorn.access", "gunicorn.access")
+
+
+def _print_floor(lg: logging.Logger) -> int:
+    """The effective level ``lg`` had before we lowered any logger (``Logger.getEffectiveLevel`` then)."""
+    c: logging.Logger | None = lg
+    saved = _print_levels
+    while c is not None:
+        lvl = saved.get(c, c.level)
+        if lvl:
+            return lvl
+        c = c.parent
+    return logging.NOTSET
+
+
+def _call_handlers(self: logging.Logger, record: logging.LogRecord) -> None:
+    """``Logger.callHandlers`` (CPython's walk) where our handler neither prints nor counts.
+
+    Records below the level the app had (present only because we lowered a logger for export) reach our
+    handler alone; and ``found`` ignores our handler, so Python's last-resort stderr output for a logger
+    without handlers stays as it was before ``instrument()``.
+    """
+    ours = _handler
+    printable = not _print_levels or record.levelno >= _print_floor(self)
+    c: logging.Logger | None = self
+    found = 0
+    while c is not None:
+        for hdlr in c.handlers:
+            if hdlr is ours:
+                ours.handle(record)
+                if ours.pipeline.json_stdout:
+                    found += 1  # log_json: our JSON line is the app's printed output
+                continue
+            found += 1
+            if printable and record.levelno >= hdlr.level:
+                hdlr.handle(record)
+        c = c.parent if c.propagate else None
+    if found == 0 and printable:
+        last = logging.lastResort
+        if last is not None:
+            if record.levelno >= last.level:
+                last.handle(record)
+        elif logging.raiseExceptions and not self.manager.emittedNoHandlerWarning:
+            sys.stderr.write(f"No handlers could be found for logger \"{self.name}\"\n")
+            self.manager.emittedNoHandlerWarning = True
+
+
+class AccessLogRedactor(logging.Filter):
+    """Redacts secrets in access-log records before any handler formats them (uvicorn: a tuple of
+    arguments with the full path; gunicorn: a dict of atoms with the request line and query string).
+
+    Example::
+
+        logging.getLogger("uvicorn.access").addFilter(AccessLogRedactor())
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            from agentpress_otel.redaction import redact
+
+            args = record.args
+            if isinstance(args, tuple):
+                record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
+            elif isinstance(args, dict):
+                record.args = {k: redact(v) if isinstance(v, str) else v for k, v in args.items()}
+            elif isinstance(record.msg, str):
+                record.msg = redact(record.msg)
+        except Exception as exc:
+            _selftel.record_error("logs.access", exc)
+        return True
+
+
+_access_filter = AccessLogRedactor()
 
 
 def instrument(tel: Any) -> bool:
@@ -105,21 +195,26 @@ def instrument(tel: Any) -> bool:
         pipeline.json_stdout = pipeline.json_stdout or cfg.log_json
         _handler = OTelQueueHandler(pipeline, policy=policy)
         root = logging.getLogger()
-        root.addHandler(_handler)
-        # Let records at our configured levels reach the root handler.
-        _lower("", root, policy.default)
-        for name, lvl in policy.levels.items():
+        # The root level stays the app's unless log_level was asked for explicitly; loggers named in
+        # logger_levels are lowered. What that lets through goes to our handler alone (see _call_handlers).
+        chosen = dict(policy.levels)
+        if cfg.sources.get("log_level", "default") != "default":
+            chosen.setdefault("", policy.default)
+        for name, lvl in chosen.items():
             lg = logging.getLogger(name) if name not in ("", "root") else root
-            if lg.getEffectiveLevel() > lvl or lg.level == logging.NOTSET:
+            if lg.getEffectiveLevel() > lvl:
+                _print_levels[lg] = lg.level
                 _saved_levels.setdefault(name, lg.level)
                 lg.setLevel(lvl)
+        global _orig_call_handlers
+        if _orig_call_handlers is None:
+            _orig_call_handlers = logging.Logger.__dict__["callHandlers"]
+            setattr(logging.Logger, "callHandlers", _call_handlers)  # noqa: B010 - mypy: method assignment
+        root.addHandler(_handler)
+        for name in ACCESS_LOGGERS:
+            if cfg.redact:
+                logging.getLogger(name).addFilter(_access_filter)
         return True
-
-
-def _lower(name: str, lg: logging.Logger, lvl: int) -> None:
-    if lg.level > lvl or lg.level == logging.NOTSET:
-        _saved_levels.setdefault(name, lg.level)
-        lg.setLevel(lvl)
 
 
 def uninstrument() -> None:
@@ -130,10 +225,17 @@ def uninstrument() -> None:
         _handler = None
         if h is None:
             return
+        global _orig_call_handlers
         logging.getLogger().removeHandler(h)
         for name, lvl in _saved_levels.items():
             (logging.getLogger(name) if name not in ("", "root") else logging.getLogger()).setLevel(lvl)
         _saved_levels.clear()
+        _print_levels.clear()
+        if _orig_call_handlers is not None:
+            setattr(logging.Logger, "callHandlers", _orig_call_handlers)  # noqa: B010
+            _orig_call_handlers = None
+        for name in ACCESS_LOGGERS:
+            logging.getLogger(name).removeFilter(_access_filter)
     release_pipeline("logging")
 
 

@@ -150,6 +150,57 @@ def make_export_processor(policy: LevelPolicy | None = None) -> Processor:
 
 add_context._agentpress_otel = True  # type: ignore[attr-defined]
 
+# The level of the app's ``make_filtering_bound_logger`` wrapper when we lowered it so that DEBUG events reach
+# our export: events below it are dropped after the export processor, so the app's renderer prints what it did.
+_print_floor: int | None = None
+
+
+def drop_below_app_level(_logger: Any, method: str, event: EventDict) -> EventDict:
+    """structlog processor (after our export one): drop what only reached the chain because we lowered the
+    app's filtering level, so the renderer prints exactly what it printed before.
+
+    Example: part of :func:`structlog_processors`; a no-op unless ``logger_levels`` asks for ``structlog=DEBUG``.
+    """
+    floor = _print_floor
+    if floor is not None and _METHOD_LEVELS.get(method, logging.INFO) < floor:
+        import structlog
+
+        raise structlog.DropEvent
+    return event
+
+
+drop_below_app_level._agentpress_otel = True  # type: ignore[attr-defined]
+
+
+def _filtering_level(wrapper_class: Any) -> int | None:
+    """The level of a ``make_filtering_bound_logger`` class (``None`` for any other wrapper)."""
+    try:
+        from structlog._native import LEVEL_TO_FILTERING_LOGGER
+    except ImportError:  # pragma: no cover - structlog without the native filtering loggers
+        return None
+    for lvl, cls in LEVEL_TO_FILTERING_LOGGER.items():
+        if cls is wrapper_class:
+            return int(lvl)
+    return None
+
+
+def _lowered_wrapper(wrapper_class: Any) -> Any:
+    """``wrapper_class`` or a filtering class at our structlog export level when that is lower; records the
+    app's level as the print floor."""
+    global _print_floor
+    pol = _policy
+    app_level = _filtering_level(wrapper_class)
+    if pol is None or app_level is None:
+        return wrapper_class
+    want = pol.threshold("structlog")
+    if want >= app_level:
+        _print_floor = None
+        return wrapper_class
+    import structlog
+
+    _print_floor = app_level
+    return structlog.make_filtering_bound_logger(want)
+
 
 def structlog_processors(*, redact: bool = True, redactor: Redactor | None = None) -> list[Processor]:
     """Our processors, in order: add ids/trace ids, redact, export over OTLP. Put them just before
@@ -163,6 +214,7 @@ def structlog_processors(*, redact: bool = True, redactor: Redactor | None = Non
     if redact:
         procs.append(make_redact_processor(redactor))
     procs.append(make_export_processor())
+    procs.append(drop_below_app_level)
     return procs
 
 
@@ -227,6 +279,8 @@ def _configure_wrapper(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> 
                 args = (new, *args[1:])
             else:
                 kwargs = {**kwargs, "processors": new}
+        if "wrapper_class" in kwargs:
+            kwargs = {**kwargs, "wrapper_class": _lowered_wrapper(kwargs["wrapper_class"])}
     except Exception as exc:
         _selftel.record_error("logs.structlog", exc)
     return wrapped(*args, **kwargs)
@@ -249,8 +303,12 @@ def instrument(tel: Any) -> bool:
     pipeline.structlog_exports = True  # the stdlib handler skips events structlog forwards to stdlib
     _policy = LevelPolicy(default=cfg.log_level, levels=cfg.logger_levels, sample_ratio=cfg.log_sample_ratio)
     _redact_on = bool(cfg.redact)
-    _saved = {"processors": list(structlog.get_config()["processors"])}
+    conf = structlog.get_config()
+    _saved = {"processors": list(conf["processors"]), "wrapper_class": conf["wrapper_class"]}
     configure_structlog(redact=_redact_on)
+    lowered = _lowered_wrapper(conf["wrapper_class"])
+    if lowered is not conf["wrapper_class"]:
+        _orig_configure(wrapper_class=lowered)
     if not hasattr(structlog.configure, "__wrapped__"):
         wrapt.wrap_function_wrapper(structlog, "configure", _configure_wrapper)
     return True
@@ -258,13 +316,16 @@ def instrument(tel: Any) -> bool:
 
 def uninstrument() -> None:
     """Restore structlog's chain and ``structlog.configure``; stop our use of the pipeline."""
-    global _policy, _saved
+    global _policy, _saved, _print_floor
     import structlog
 
     if _saved is None:
         return
     if hasattr(structlog.configure, "__wrapped__"):
         structlog.configure = structlog.configure.__wrapped__
+    if _print_floor is not None:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(_print_floor))
+        _print_floor = None
     current = structlog.get_config()["processors"]
     procs = [p for p in current if not _is_ours(p)]
     if isinstance(current, list):
