@@ -94,11 +94,12 @@ def run_variant(backend: Path, env: dict[str, str]) -> dict[str, Any]:
 def main() -> None:
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    sys.path.insert(0, str(ROOT / "tests"))  # test-only helpers (harness.*)
     from _agentpress_backend import write_backend  # type: ignore[import-not-found]
 
     from _common import report
     from agentpress_otel._harness.llm_server import LLMServer
-    from agentpress_otel._harness.otlp_sink import OTLPSink
+    from harness.otlp_sink import OTLPSink
 
     res: dict[str, list[dict[str, Any]]] = {"plain": [], "otel": []}
     with tempfile.TemporaryDirectory() as tmp, LLMServer(ttft_s=0.0, chunk_delay_s=0.0) as llm, OTLPSink() as sink:
