@@ -214,7 +214,8 @@ class Telemetry:
         """Give the child its own ``service.instance.id``; the SDK re-creates queues and worker threads itself."""
         if self._shut or self.disabled:
             return
-        new = Resource({"service.instance.id": default_instance_id(), "process.pid": os.getpid()})
+        new = Resource({"service.instance.id": default_instance_id(), "process.pid": os.getpid(),
+                        **_creation_time()})
         for p in self._owned:
             upd = getattr(p, "_update_resource", None)
             if upd is not None:
@@ -237,6 +238,32 @@ def current() -> Telemetry | None:
     return _current
 
 
+#: platform.machine() spellings -> the registry's host.arch values (anything else is passed on lower-cased).
+_HOST_ARCH = {"x86_64": "amd64", "amd64": "amd64", "x64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+              "armv7l": "arm32", "armv6l": "arm32", "arm": "arm32", "i386": "x86", "i486": "x86", "i586": "x86",
+              "i686": "x86", "x86": "x86", "ppc64": "ppc64", "ppc64le": "ppc64", "ppc": "ppc32", "s390x": "s390x",
+              "ia64": "ia64"}
+
+
+def host_arch(machine: str | None = None) -> str:
+    """``host.arch`` for this machine (or ``machine``), in the registry's values (``amd64``, ``arm64``...)."""
+    m = (platform.machine() if machine is None else machine).strip().lower()
+    return _HOST_ARCH.get(m, m)
+
+
+def _creation_time() -> dict[str, str]:
+    """``process.creation.time`` (ISO 8601) of this process, from psutil; nothing if it cannot be read."""
+    try:
+        import datetime
+
+        import psutil
+
+        t = psutil.Process().create_time()
+        return {"process.creation.time": datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat()}
+    except Exception:
+        return {}
+
+
 def _build_resource(cfg: Config) -> Resource:
     attrs: dict[str, Any] = dict(cfg.resource_attributes)
     attrs.update(
@@ -246,9 +273,10 @@ def _build_resource(cfg: Config) -> Resource:
             "deployment.environment.name": cfg.environment,
             "service.instance.id": cfg.service_instance_id or default_instance_id(),
             "host.name": socket.gethostname(),
-            "host.arch": platform.machine(),
+            "host.arch": host_arch(),
             "os.type": platform.system().lower(),
             "process.pid": os.getpid(),
+            **_creation_time(),
             "process.runtime.name": platform.python_implementation().lower(),
             "process.runtime.version": platform.python_version(),
             "telemetry.distro.name": "agentpress-otel",

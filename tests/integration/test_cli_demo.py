@@ -255,4 +255,4 @@ def test_one_thread_asyncio_worker_dead_endpoint(tmp_path: Path) -> None:
 def test_demo_worker_is_dramatiq_by_default(embedded: tuple[str, str, dict[str, Any]]) -> None:
     out, _, _ = embedded
     assert "worker: dramatiq" in out
-    assert "process run_agent_background" in out
+    assert "process default" in out  # the Dramatiq consumer span ({operation} {queue})
