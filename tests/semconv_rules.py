@@ -45,9 +45,7 @@ def _module_constants(pkg: Any) -> Iterable[tuple[str, str | None]]:
         body = tree.body
         for i, node in enumerate(body):
             target_val = None
-            if isinstance(node, ast.AnnAssign) and isinstance(node.value, ast.Constant):
-                target_val = node.value.value
-            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            if isinstance(node, (ast.AnnAssign, ast.Assign)) and isinstance(node.value, ast.Constant):
                 target_val = node.value.value
             if not isinstance(target_val, str):
                 continue
@@ -267,8 +265,8 @@ def check_span(s: Span, by_id: dict[bytes, Span], out: list[str]) -> None:
         need(("db.system.name", "db.operation.name"), "required")
         if "db.operation.name" in a and not s.name.startswith(str(a["db.operation.name"])):
             out.append(f"{where}: name should start with db.operation.name ({a['db.operation.name']!r})")
-        if "db.redis.pipeline_length" in a or " " in s.name:
-            out.append(f"{where}: a pipeline is named PIPELINE")
+        if "db.operation.batch.size" in a and (s.name, a.get("db.operation.name")) != ("PIPELINE", "PIPELINE"):
+            out.append(f"{where}: a Redis pipeline is named and operated PIPELINE (redis.md)")
     elif op in ("chat", "text_completion", "generate_content", "embeddings"):  # gen-ai-spans.md, Inference
         need(("gen_ai.operation.name", "gen_ai.provider.name"), "required")
         named(f"{op} {a.get('gen_ai.request.model')}", "{gen_ai.operation.name} {gen_ai.request.model}")
@@ -356,6 +354,8 @@ def check_resource(res: dict[str, Any], out: list[str]) -> None:
     if "service.name" not in res:
         out.append("resource: missing required service.name")
     sid = res.get("service.instance.id")
+    if sid is None:  # recommended, not required
+        return
     try:
         ok = uuid.UUID(str(sid)).version in (4, 5)  # service.md: SHOULD be a UUID v4 or v5
     except ValueError:

@@ -201,7 +201,7 @@ def test_demo_fails_when_exported_telemetry_is_lost(tmp_path: Path) -> None:
         )
         try:
             deadline = time.monotonic() + 60
-            while not (sink.spans() and sink.log_records() and "agentpress_otel.doctor.check" in sink.metric_names()):
+            while not (sink.spans() and sink.log_records() and "agentpress.doctor.check" in sink.metric_names()):
                 assert demo.poll() is None and time.monotonic() < deadline, "the pre-flight check never arrived"
                 time.sleep(0.02)
             sink.mode = "fail"
