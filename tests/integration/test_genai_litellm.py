@@ -520,7 +520,7 @@ def test_metrics_carry_server_port_and_openai_response_fields(kit: Kit, server: 
     """server.port is conditionally required on every gen_ai.client.* metric once server.address is set
     (gen-ai-metrics.md); openai.response.system_fingerprint is recommended when OpenAI returns it (openai.md)."""
     litellm_mod.completion(**_kw(server, "hi [[words:4]]", stream=False))
-    for chunk in litellm_mod.completion(**_kw(server, "streamed [[words:6]]", stream=True,
+    for _chunk in litellm_mod.completion(**_kw(server, "streamed [[words:6]]", stream=True,
                                              stream_options={"include_usage": True})):
         pass
     seen = 0
