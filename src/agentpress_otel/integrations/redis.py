@@ -32,7 +32,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import wrapt
 from opentelemetry import trace
@@ -139,7 +139,7 @@ def _stable_db_span(inner: AbstractContextManager[Span], name: str) -> Iterator[
         if span.is_recording():
             span.set_attribute("db.operation.name", name)  # the command (a pipeline is renamed later)
         try:
-            yield _StableDbSpan(span)
+            yield cast(Span, _StableDbSpan(span))
         except BaseException as exc:
             if span.is_recording():
                 # Conditionally required on failure; the Redis error class, qualified as spans spell it.
