@@ -13,7 +13,7 @@ Nothing here is derived from agentpress-otel's output. Sources:
 * Requirement levels, span-name rules, advised buckets and enum values: written below from the convention
   documents (each rule cites its document), because the package carries names only.
 
-Exempt: our own ``agentpress.*`` namespace, and on log records the application's own structured fields
+Exempt: our own ``agentpress.*`` namespace (and ``agentpress_otel.*`` self-telemetry), and on log records the application's own structured fields
 (keys without a dot: structlog key-values, ``logging`` extras), which are its data, not conventions.
 """
 
@@ -208,7 +208,8 @@ class Metric:
 
 
 def _ours(key: str) -> bool:
-    return key.startswith("agentpress.")
+    # agentpress.* and the toolkit's self-telemetry namespace agentpress_otel.* are ours.
+    return key.startswith(("agentpress.", "agentpress_otel."))
 
 
 def check_attribute(where: str, key: str, value: Any, out: list[str]) -> None:
@@ -298,7 +299,7 @@ def check_span(s: Span, by_id: dict[bytes, Span], out: list[str]) -> None:
 
 def check_metric(m: Metric, out: list[str]) -> None:
     where = f"metric {m.name!r}"
-    if m.name.startswith("agentpress."):
+    if _ours(m.name):
         return
     spec = METRICS.get(m.name) or GENAI_METRICS.get(m.name)
     if spec is None:
