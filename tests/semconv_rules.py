@@ -13,8 +13,9 @@ Nothing here is derived from agentpress-otel's output. Sources:
 * Requirement levels, span-name rules, advised buckets and enum values: written below from the convention
   documents (each rule cites its document), because the package carries names only.
 
-Exempt: our own ``agentpress.*`` namespace (and ``agentpress_otel.*`` self-telemetry), and on log records the application's own structured fields
-(keys without a dot: structlog key-values, ``logging`` extras), which are its data, not conventions.
+Exempt: our own ``agentpress.*`` namespace (and ``agentpress_otel.*`` self-telemetry), and on log
+records the application's own structured fields (keys without a dot: structlog key-values, ``logging``
+extras), which are its data, not conventions.
 """
 
 from __future__ import annotations
