@@ -1213,10 +1213,11 @@ def _exception_event(span: Span, exc: BaseException) -> None:
         from opentelemetry._logs import SeverityNumber
 
         qualified = _selftel.qualified_name(type(exc))
+        attrs: dict[str, Any] = _context.ids_as_attributes(_context.current_ids())  # as every log record has
+        attrs.update({"exception.type": qualified, "exception.message": str(exc)[:1024],
+                      "exception.stacktrace": "".join(traceback.format_exception(exc))[-8192:]})
         logger.emit(event_name="gen_ai.client.operation.exception", severity_number=SeverityNumber.WARN,
-                    severity_text="WARN", context=trace.set_span_in_context(span), body=None,
-                    attributes={"exception.type": qualified, "exception.message": str(exc)[:1024],
-                                "exception.stacktrace": "".join(traceback.format_exception(exc))[-8192:]})
+                    severity_text="WARN", context=trace.set_span_in_context(span), body=None, attributes=attrs)
     except Exception as e:
         _selftel.record_error("genai.event", e)
 
