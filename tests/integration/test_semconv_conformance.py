@@ -85,16 +85,21 @@ def _violations(sink: OTLPSink) -> tuple[list[str], dict[str, int]]:
                               "resources": len(seen)}
 
 
-def test_demo_every_scenario_conforms(tmp_path: Path) -> None:
+@pytest.mark.parametrize("opt_in", ["", "http,gen_ai_latest_experimental"], ids=["baseline", "latest"])
+def test_demo_every_scenario_conforms(tmp_path: Path, opt_in: str) -> None:
+    env = {**_env(), **({"OTEL_SEMCONV_STABILITY_OPT_IN": opt_in} if opt_in else {})}
     with OTLPSink() as sink:
         proc = subprocess.run(
             [sys.executable, "-m", "agentpress_otel", "demo", "--threads", "6", "--endpoint", sink.grpc_endpoint],
-            capture_output=True, text=True, env=_env(), timeout=240, check=False, cwd=tmp_path,
+            capture_output=True, text=True, env=env, timeout=240, check=False, cwd=tmp_path,
         )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         violations, counts = _violations(sink)
+        metric_names = sink.metric_names()
     # The demo covers HTTP server/client, GenAI agent/tool/LLM spans and metrics, Dramatiq, logs, runtime.
     assert counts["spans"] > 50 and counts["metrics"] > 10 and counts["logs"] > 10, counts
+    latest = "gen_ai.client.inference.usage.input_tokens" in metric_names
+    assert latest == bool(opt_in) and ("gen_ai.client.token.usage" in metric_names) != latest
     assert violations == [], "\n".join(violations)
 
 
