@@ -1073,14 +1073,21 @@ class LLMCall(_Op):
             finish = [str(_field(c, "finish_reason")) for c in choices if _field(c, "finish_reason")]
             self.set_response(model=_field(resp, "model"), id=_field(resp, "id"), finish_reasons=finish or None)
             self.record_usage(_field(resp, "usage"))
-            # OpenAI refinements (recommended when the provider returns them).
+            self.record_openai_fields(resp)
+            if self.capture and choices:
+                self.set_output_messages([_field(c, "message") for c in choices], finish_reasons=finish)
+        except Exception as exc:
+            _selftel.record_error("genai.llm", exc)
+
+    def record_openai_fields(self, resp: Any) -> None:
+        """``openai.response.system_fingerprint`` / ``service_tier`` (openai.md: recommended when returned)
+        from a response or a streamed chunk."""
+        try:
             for field, attr in (("system_fingerprint", "openai.response.system_fingerprint"),
                                 ("service_tier", "openai.response.service_tier")):
                 v = _field(resp, field)
                 if isinstance(v, str) and v:
                     self._attrs[attr] = v
-            if self.capture and choices:
-                self.set_output_messages([_field(c, "message") for c in choices], finish_reasons=finish)
         except Exception as exc:
             _selftel.record_error("genai.llm", exc)
 

@@ -257,9 +257,10 @@ class _StreamState:
     def observe(self, chunk: Any) -> None:
         try:
             self.call.chunk()
-            if self.resp_id is None:
+            if self.resp_id is None:  # first chunk only: response-level fields
                 self.resp_id = _get(chunk, "id")
                 self.resp_model = _get(chunk, "model")
+                self.call.record_openai_fields(chunk)
             if _absorb_usage(self.call, _get(chunk, "usage")):
                 self.usage_seen = True
             for c in _get(chunk, "choices") or ():
