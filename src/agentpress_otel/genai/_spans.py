@@ -22,6 +22,7 @@ import inspect
 import math
 import operator
 import sys
+import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
@@ -550,6 +551,7 @@ class AgentRun(_Op):
         self.output_tokens = 0
         self._usage_seen = False
         self.finish_reasons: list[str] = []
+        self._roll_lock = threading.Lock()  # calls inside one run may end on several threads at once
 
     def _clone(self) -> AgentRun:
         return AgentRun(self.name, **self._kw)
@@ -585,14 +587,15 @@ class AgentRun(_Op):
         return {AGENT_ACTIVE_KEY: self}
 
     def _roll_up(self, call: LLMCall) -> None:
-        """Called by an LLM call ending inside this run (any thread; int adds and list appends only)."""
-        if call.input_tokens is not None or call.output_tokens is not None:
-            self._usage_seen = True
-            self.input_tokens += call.input_tokens or 0
-            self.output_tokens += call.output_tokens or 0
+        """Called by an LLM call ending inside this run (from any thread)."""
         fr = call._attrs.get("gen_ai.response.finish_reasons")
-        if fr and len(self.finish_reasons) < 64:
-            self.finish_reasons.extend(fr)
+        with self._roll_lock:
+            if call.input_tokens is not None or call.output_tokens is not None:
+                self._usage_seen = True
+                self.input_tokens += call.input_tokens or 0
+                self.output_tokens += call.output_tokens or 0
+            if fr and len(self.finish_reasons) < 64:  # bounded: a long run makes many calls
+                self.finish_reasons.extend(fr)
 
     def _on_end(self, duration: float, exc: BaseException | None) -> None:
         if self._usage_seen:
