@@ -416,6 +416,7 @@ def instrument(
         _selftel.register_metrics(mp)
         _current = tel
         _configure_genai(tel)
+        opt_in_stable_conventions()  # before any stock instrumentation reads it
         for name in _INTEGRATION_MODULES:
             if name == "fastapi" or not cfg.enabled(name):
                 continue
@@ -425,6 +426,42 @@ def instrument(
         os.register_at_fork(after_in_child=tel._after_fork_in_child)
         atexit.register(tel.shutdown)
         return tel
+
+
+#: Domains whose stable semantic conventions the stock instrumentations we enable (httpx, redis) must emit.
+STABLE_DOMAINS = ("http", "database")
+
+
+def opt_in_stable_conventions() -> None:
+    """Add ``http`` and ``database`` to ``OTEL_SEMCONV_STABILITY_OPT_IN`` unless it already names a mode for
+    that domain (``http/dup``...); other values (``gen_ai_latest_experimental``) are kept.
+
+    Upstream instrumentations read the variable once per process, at the first one instrumented, so this
+    runs before any of them: otherwise a variable holding only another domain's value would leave httpx on
+    the deprecated names (``http.client.duration``).
+    """
+    raw = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    added = [d for d in STABLE_DOMAINS if not any(p == d or p.startswith(d + "/") for p in parts)]
+    if added:
+        os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = ",".join([*parts, *added])
+    try:
+        # An instrumentation the app enabled before instrument() (FastAPIInstrumentor...) may already have
+        # frozen the process-wide modes on the defaults. Those keep what they read; the ones we instrument
+        # next must see the stable modes. Private upstream API: if it moved, nothing changes.
+        from opentelemetry.instrumentation._semconv import (
+            _OpenTelemetrySemanticConventionStability as Stability,
+        )
+        from opentelemetry.instrumentation._semconv import _OpenTelemetryStabilitySignalType as Signal
+        from opentelemetry.instrumentation._semconv import _StabilityMode as Mode
+
+        modes = Stability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING
+        if Stability._initialized and Mode.DEFAULT in (modes.get(Signal.HTTP), modes.get(Signal.DATABASE)):
+            with Stability._lock:
+                Stability._initialized = False
+            Stability._initialize()  # type: ignore[no-untyped-call]
+    except Exception as exc:
+        _selftel.record_error("semconv.opt_in", exc)
 
 
 def _use_redaction_hash_key(key: str) -> None:

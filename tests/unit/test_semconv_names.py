@@ -146,3 +146,43 @@ def test_resource_follows_the_registry() -> None:
                                                ("ppc64le", "ppc64"), ("s390x", "s390x")])
 def test_host_arch_mapping(machine: str, arch: str) -> None:
     assert _setup.host_arch(machine) == arch and arch in ENUMS["host.arch"]
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    (None, "http,database"),
+    ("gen_ai_latest_experimental", "gen_ai_latest_experimental,http,database"),
+    ("http/dup", "http/dup,database"),
+    ("database,http", "database,http"),
+])
+def test_stable_http_and_database_conventions_are_requested(monkeypatch: pytest.MonkeyPatch, before: str | None,
+                                                            after: str) -> None:
+    """Stock instrumentations read OTEL_SEMCONV_STABILITY_OPT_IN once: a value naming only another domain must
+    not leave httpx/redis on deprecated names; a mode the user chose for a domain is kept."""
+    if before is None:
+        monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", before)
+    _setup.opt_in_stable_conventions()
+    import os
+
+    assert os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] == after
+    assert _semconv.latest_requested() == ("gen_ai_latest_experimental" in after)
+
+
+def test_modes_frozen_on_defaults_by_an_earlier_instrumentation_are_renewed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app that enabled a stock instrumentation before instrument() froze the process-wide modes on the
+    deprecated defaults; the instrumentations we enable afterwards must still get the stable ones."""
+    from opentelemetry.instrumentation._semconv import (
+        _OpenTelemetrySemanticConventionStability as Stability,
+    )
+    from opentelemetry.instrumentation._semconv import _OpenTelemetryStabilitySignalType as Signal
+    from opentelemetry.instrumentation._semconv import _StabilityMode as Mode
+
+    monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
+    with Stability._lock:
+        Stability._initialized = False
+    Stability._initialize()  # what FastAPIInstrumentor().instrument() does first
+    assert Stability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING[Signal.HTTP] == Mode.DEFAULT
+    _setup.opt_in_stable_conventions()
+    modes = Stability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING
+    assert (modes[Signal.HTTP], modes[Signal.DATABASE]) == (Mode.HTTP, Mode.DATABASE)
