@@ -70,7 +70,7 @@ Q_WAIT = "agentpress_queue_wait_duration_seconds"
 DROPPED = "agentpress_otel_exporter_dropped_total"
 INTERNAL_ERR = "agentpress_otel_internal_errors_total"
 LOOP_LAG_MAX = "agentpress_asyncio_loop_lag_max_seconds"
-PROC_FDS = "process_open_file_descriptor_count"
+PROC_FDS = "process_unix_file_descriptor_count"
 PROC_THREADS = "process_thread_count"
 GC_COLLECTIONS = "cpython_gc_collections_total"
 Q_FAILED = "agentpress_queue_messages_failed_total"
@@ -508,8 +508,8 @@ def service_health() -> dict[str, Any]:
         ts("Threads", [prom(f"max by (service_name, instance) ({PROC_THREADS}{{{rt}}})",
                             "{{service_name}} {{instance}}")], unit="short"),
         ts("Garbage collections per minute by generation", [prom(
-            f"sum by (service_name, generation) (rate({GC_COLLECTIONS}{{{rt}}}[{RI}])) * 60",
-            "{{service_name}} gen {{generation}}")], unit="short", w=24),
+            f"sum by (service_name, cpython_gc_generation) (rate({GC_COLLECTIONS}{{{rt}}}[{RI}])) * 60",
+            "{{service_name}} gen {{cpython_gc_generation}}")], unit="short", w=24),
         row("Worker queues (Dramatiq)"),
         ts("Queue backlog by queue", [prom(
             f'sum by (queue) ({Q_ENQ}{{deployment_environment_name=~"$env"}})'

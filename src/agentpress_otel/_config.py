@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import re
-import socket
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -606,5 +605,5 @@ def _validate(cfg: Config) -> None:
 
 
 def default_instance_id() -> str:
-    """A fresh id per process (and per forked child): hostname-pid-random."""
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    """A fresh id per process (and per forked child): a random UUID (v4), as ``service.instance.id`` asks."""
+    return str(uuid.uuid4())

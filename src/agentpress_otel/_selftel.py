@@ -117,3 +117,9 @@ def register_metrics(meter_provider: MeterProvider) -> None:
         unit="{error}",
         description="Exceptions swallowed inside agentpress-otel",
     )
+
+
+def qualified_name(cls: type) -> str:
+    """``exception.type`` / ``error.type`` spelling: ``module.QualName``, bare for builtins (as tracebacks print)."""
+    mod = getattr(cls, "__module__", "builtins")
+    return cls.__qualname__ if mod in ("builtins", "__main__") else f"{mod}.{cls.__qualname__}"

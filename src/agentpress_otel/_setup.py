@@ -217,7 +217,8 @@ class Telemetry:
         """Give the child its own ``service.instance.id``; the SDK re-creates queues and worker threads itself."""
         if self._shut or self.disabled:
             return
-        new = Resource({"service.instance.id": default_instance_id(), "process.pid": os.getpid()})
+        new = Resource({"service.instance.id": default_instance_id(), "process.pid": os.getpid(),
+                        **_creation_time()})
         for p in self._owned:
             upd = getattr(p, "_update_resource", None)
             if upd is not None:
@@ -240,6 +241,32 @@ def current() -> Telemetry | None:
     return _current
 
 
+#: platform.machine() spellings -> the registry's host.arch values (anything else is passed on lower-cased).
+_HOST_ARCH = {"x86_64": "amd64", "amd64": "amd64", "x64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+              "armv7l": "arm32", "armv6l": "arm32", "arm": "arm32", "i386": "x86", "i486": "x86", "i586": "x86",
+              "i686": "x86", "x86": "x86", "ppc64": "ppc64", "ppc64le": "ppc64", "ppc": "ppc32", "s390x": "s390x",
+              "ia64": "ia64"}
+
+
+def host_arch(machine: str | None = None) -> str:
+    """``host.arch`` for this machine (or ``machine``), in the registry's values (``amd64``, ``arm64``...)."""
+    m = (platform.machine() if machine is None else machine).strip().lower()
+    return _HOST_ARCH.get(m, m)
+
+
+def _creation_time() -> dict[str, str]:
+    """``process.creation.time`` (ISO 8601) of this process, from psutil; nothing if it cannot be read."""
+    try:
+        import datetime
+
+        import psutil
+
+        t = psutil.Process().create_time()
+        return {"process.creation.time": datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat()}
+    except Exception:
+        return {}
+
+
 def _build_resource(cfg: Config) -> Resource:
     attrs: dict[str, Any] = dict(cfg.resource_attributes)
     attrs.update(
@@ -249,9 +276,10 @@ def _build_resource(cfg: Config) -> Resource:
             "deployment.environment.name": cfg.environment,
             "service.instance.id": cfg.service_instance_id or default_instance_id(),
             "host.name": socket.gethostname(),
-            "host.arch": platform.machine(),
+            "host.arch": host_arch(),
             "os.type": platform.system().lower(),
             "process.pid": os.getpid(),
+            **_creation_time(),
             "process.runtime.name": platform.python_implementation().lower(),
             "process.runtime.version": platform.python_version(),
             "telemetry.distro.name": "agentpress-otel",
@@ -395,6 +423,7 @@ def instrument(
         _selftel.register_metrics(mp)
         _current = tel
         _configure_genai(tel)
+        opt_in_stable_conventions()  # before any stock instrumentation reads it
         for name in _INTEGRATION_MODULES:
             if name == "fastapi" or not cfg.enabled(name):
                 continue
@@ -406,6 +435,42 @@ def instrument(
         os.register_at_fork(after_in_child=tel._after_fork_in_child)
         atexit.register(tel.shutdown)
         return tel
+
+
+#: Domains whose stable semantic conventions the stock instrumentations we enable (httpx, redis) must emit.
+STABLE_DOMAINS = ("http", "database")
+
+
+def opt_in_stable_conventions() -> None:
+    """Add ``http`` and ``database`` to ``OTEL_SEMCONV_STABILITY_OPT_IN`` unless it already names a mode for
+    that domain (``http/dup``...); other values (``gen_ai_latest_experimental``) are kept.
+
+    Upstream instrumentations read the variable once per process, at the first one instrumented, so this
+    runs before any of them: otherwise a variable holding only another domain's value would leave httpx on
+    the deprecated names (``http.client.duration``).
+    """
+    raw = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    added = [d for d in STABLE_DOMAINS if not any(p == d or p.startswith(d + "/") for p in parts)]
+    if added:
+        os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = ",".join([*parts, *added])
+    try:
+        # An instrumentation the app enabled before instrument() (FastAPIInstrumentor...) may already have
+        # frozen the process-wide modes on the defaults. Those keep what they read; the ones we instrument
+        # next must see the stable modes. Private upstream API: if it moved, nothing changes.
+        from opentelemetry.instrumentation._semconv import (
+            _OpenTelemetrySemanticConventionStability as Stability,
+        )
+        from opentelemetry.instrumentation._semconv import _OpenTelemetryStabilitySignalType as Signal
+        from opentelemetry.instrumentation._semconv import _StabilityMode as Mode
+
+        modes = Stability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING
+        if Stability._initialized and Mode.DEFAULT in (modes.get(Signal.HTTP), modes.get(Signal.DATABASE)):
+            with Stability._lock:
+                Stability._initialized = False
+            Stability._initialize()  # type: ignore[no-untyped-call]
+    except Exception as exc:
+        _selftel.record_error("semconv.opt_in", exc)
 
 
 def _use_redaction_hash_key(key: str) -> None:

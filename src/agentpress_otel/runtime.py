@@ -51,8 +51,9 @@ LOOP_LAG = "agentpress.asyncio.loop_lag"
 #: Gauge: worst lag over the last ``runtime_interval_s`` (and any stall still in progress), unit s.
 LOOP_LAG_MAX = "agentpress.asyncio.loop_lag.max"
 
-#: Metrics taken from opentelemetry-instrumentation-system-metrics (standard semconv names).
-#: The deprecated ``process.runtime.*`` duplicates and host-wide ``system.*`` are left out on purpose.
+#: Metrics taken from opentelemetry-instrumentation-system-metrics, exported under the registry's names,
+#: units and attributes (see :data:`_REGISTRY`). The deprecated ``process.runtime.*`` duplicates and
+#: host-wide ``system.*`` are left out on purpose.
 PROCESS_METRICS: dict[str, list[str] | None] = {
     "process.cpu.time": ["user", "system"],
     "process.cpu.utilization": ["user", "system"],
@@ -69,6 +70,77 @@ PROCESS_METRICS: dict[str, list[str] | None] = {
 
 #: Default probe period: frequent enough to catch 100 ms-scale stalls, cheap enough to ignore.
 DEFAULT_PROBE_INTERVAL_S = 0.25
+
+#: Upstream name -> (registry name, registry unit, upstream attribute -> registry attribute). Upstream
+#: 0.66b2 leaves some units empty, keeps pre-registry labels (``type``, ``direction``, a duplicate string
+#: ``generation``) and the deprecated ``process.open_file_descriptor.count``; what we export follows the
+#: registry (semantic-conventions v1.44.0 process and cpython metrics).
+_REGISTRY: dict[str, tuple[str, str, dict[str, str]]] = {
+    "process.cpu.time": ("process.cpu.time", "s", {"type": "cpu.mode"}),
+    "process.cpu.utilization": ("process.cpu.utilization", "1", {"type": "cpu.mode"}),
+    "process.memory.usage": ("process.memory.usage", "By", {}),
+    "process.memory.virtual": ("process.memory.virtual", "By", {}),
+    "process.open_file_descriptor.count": ("process.unix.file_descriptor.count", "{file_descriptor}", {}),
+    "process.thread.count": ("process.thread.count", "{thread}", {}),
+    "process.context_switches": ("process.context_switches", "{context_switch}",
+                                 {"type": "process.context_switch.type"}),
+    "process.disk.io": ("process.disk.io", "By", {"direction": "disk.io.direction"}),
+    "cpython.gc.collections": ("cpython.gc.collections", "{collection}", {}),
+    "cpython.gc.collected_objects": ("cpython.gc.collected_objects", "{object}", {}),
+    "cpython.gc.uncollectable_objects": ("cpython.gc.uncollectable_objects", "{object}", {}),
+}
+#: Upstream labels with no registry name (``generation`` duplicates ``cpython.gc.generation``).
+_DROP = frozenset({"generation"})
+
+
+def _translate(fn: Callable[[CallbackOptions], Iterable[Observation]],
+               renames: dict[str, str]) -> Callable[[CallbackOptions], list[Observation]]:
+    def cb(options: CallbackOptions) -> list[Observation]:
+        out = []
+        for o in fn(options):
+            attrs = o.attributes
+            if attrs:
+                attrs = {renames.get(k, k): v for k, v in attrs.items() if k not in _DROP}
+            out.append(Observation(o.value, attrs))
+        return out
+
+    return cb
+
+
+class _RegistryMeter:
+    """Hands upstream's observable instruments to the real meter under the registry's names (see _REGISTRY)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def _make(self, kind: str, name: str, callbacks: Any = None, unit: str = "", description: str = "") -> Any:
+        new, reg_unit, renames = _REGISTRY.get(name, (name, unit, {}))
+        cbs = [_translate(c, renames) for c in callbacks or ()]
+        return getattr(self._inner, kind)(new, callbacks=cbs, unit=reg_unit or unit, description=description)
+
+    def create_observable_counter(self, name: str, callbacks: Any = None, unit: str = "",
+                                  description: str = "") -> Any:
+        return self._make("create_observable_counter", name, callbacks, unit, description)
+
+    def create_observable_up_down_counter(self, name: str, callbacks: Any = None, unit: str = "",
+                                          description: str = "") -> Any:
+        return self._make("create_observable_up_down_counter", name, callbacks, unit, description)
+
+    def create_observable_gauge(self, name: str, callbacks: Any = None, unit: str = "",
+                                description: str = "") -> Any:
+        return self._make("create_observable_gauge", name, callbacks, unit, description)
+
+    def __getattr__(self, attr: str) -> Any:  # anything else upstream may create goes through unchanged
+        return getattr(self._inner, attr)
+
+
+class _RegistryMeterProvider:
+    def __init__(self, inner: MeterProvider) -> None:
+        self._inner = inner
+
+    def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+        return _RegistryMeter(self._inner.get_meter(*args, **kwargs))
+
 
 # Seconds; resolves the 1 ms .. 30 s range where event-loop stalls live.
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -123,7 +195,7 @@ def _make_system_metrics(meter_provider: MeterProvider) -> Any:
             self._proc = psutil.Process(os.getpid())
 
     inst = _Gated()
-    inst.instrument(meter_provider=meter_provider)
+    inst.instrument(meter_provider=_RegistryMeterProvider(meter_provider))
     return inst
 
 

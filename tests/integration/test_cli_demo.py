@@ -201,7 +201,7 @@ def test_demo_fails_when_exported_telemetry_is_lost(tmp_path: Path) -> None:
         )
         try:
             deadline = time.monotonic() + 60
-            while not (sink.spans() and sink.log_records() and "agentpress_otel.doctor.check" in sink.metric_names()):
+            while not (sink.spans() and sink.log_records() and "agentpress.doctor.check" in sink.metric_names()):
                 assert demo.poll() is None and time.monotonic() < deadline, "the pre-flight check never arrived"
                 time.sleep(0.02)
             sink.mode = "fail"
@@ -255,4 +255,4 @@ def test_one_thread_asyncio_worker_dead_endpoint(tmp_path: Path) -> None:
 def test_demo_worker_is_dramatiq_by_default(embedded: tuple[str, str, dict[str, Any]]) -> None:
     out, _, _ = embedded
     assert "worker: dramatiq" in out
-    assert "process run_agent_background" in out
+    assert "process default" in out  # the Dramatiq consumer span ({operation} {queue})

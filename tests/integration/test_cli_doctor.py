@@ -39,7 +39,7 @@ def test_doctor_passes_against_a_live_receiver(sink: OTLPSink, protocol: str) ->
     assert "opentelemetry-sdk" in proc.stdout
     assert any(s.name == "agentpress-otel doctor" for s in sink.spans())
     assert sink.log_records()
-    assert "agentpress_otel.doctor.check" in sink.metric_names()
+    assert "agentpress.doctor.check" in sink.metric_names()
 
 
 def test_doctor_fails_clearly_on_a_dead_endpoint() -> None:

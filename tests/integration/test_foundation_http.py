@@ -10,6 +10,7 @@ import textwrap
 import time
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -291,3 +292,44 @@ def test_event_source_trace_context_from_query_string(sink: OTLPSink) -> None:
     (span,) = [s for s in sink.spans() if s.kind == SERVER]
     assert span.trace_id.hex() == trace_id
     assert attrs_to_dict(span.attributes)["agentpress.agent_run.id"] == "run-7"
+
+
+def test_http_server_duration_metric_has_the_conventions_attributes(sink: OTLPSink) -> None:
+    """http.server.request.duration (http-metrics.md): url.scheme is required, network.protocol.version
+    recommended, error.type conditionally required for a 5xx answer and for an unhandled exception."""
+    app = FastAPI()
+
+    @app.get("/busy")
+    async def busy() -> Any:
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse({"error": "overloaded"}, status_code=503)
+
+    @app.get("/boom")
+    async def boom() -> dict[str, str]:
+        raise KeyError("crashed")
+
+    @app.get("/ok")
+    async def ok() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    tel = agentpress_otel.instrument(app, service_name="http-metric", endpoint=sink.grpc_endpoint)
+    with UvicornThread(app) as api:
+        assert httpx.get(f"{api.url}/ok", timeout=10).status_code == 200
+        assert httpx.get(f"{api.url}/busy", timeout=10).status_code == 503
+        assert httpx.get(f"{api.url}/boom", timeout=10).status_code == 500
+    assert tel.force_flush(timeout_s=10)
+    points = {
+        attrs_to_dict(p.attributes).get("http.route"): attrs_to_dict(p.attributes)
+        for m in sink.iter_metrics() if m.name == "http.server.request.duration"
+        for p in m.histogram.data_points
+    }
+    assert set(points) >= {"/ok", "/busy", "/boom"}, points
+    for route, attrs in points.items():
+        assert attrs["url.scheme"] == "http", route
+        assert attrs["network.protocol.version"] == "1.1", route
+    assert "error.type" not in points["/ok"]
+    assert points["/busy"]["error.type"] == "503"  # the status code, as the convention says for 5xx
+    assert points["/boom"]["error.type"] == "KeyError"  # the exception's (qualified) class name
+    assert points["/boom"]["http.response.status_code"] == 500
+    tel.shutdown()

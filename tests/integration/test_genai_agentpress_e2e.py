@@ -119,8 +119,8 @@ def test_http_to_worker_agent_run_is_one_trace(llm_server: LLMServer) -> None:
         by_name: dict[str, list[Any]] = {}
         for s in spans:
             by_name.setdefault(s.name, []).append(s)
-        assert len(by_name["send run_agent_background"]) == 1
-        assert len(by_name["process run_agent_background"]) == 1
+        assert len(by_name["send default"]) == 1
+        assert len(by_name["process default"]) == 1
         assert len(by_name["invoke_agent agentpress"]) == 1
         assert len(by_name["chat gpt-5-mini"]) == 3
         assert len(by_name["execute_tool web_search"]) == 2
@@ -129,7 +129,7 @@ def test_http_to_worker_agent_run_is_one_trace(llm_server: LLMServer) -> None:
 
         server_spans = [s for s in spans if s.kind.name == "SERVER"]
         assert server_spans
-        worker_side = [s for s in spans if s.start_time >= by_name["process run_agent_background"][0].start_time]
+        worker_side = [s for s in spans if s.start_time >= by_name["process default"][0].start_time]
         # The test's own httpx.post is the root CLIENT span (the "browser"): no ids there by design.
         service_side = [s for s in spans if not (s.parent is None and s.kind.name == "CLIENT")]
         assert len(service_side) == len(spans) - 1
@@ -142,7 +142,7 @@ def test_http_to_worker_agent_run_is_one_trace(llm_server: LLMServer) -> None:
             assert a.get("agentpress.agent_run.id") == agent_run_id, s.name
             assert a.get("agentpress.project.id") == "proj-1", s.name
         # Consumer span is a child of the producer span.
-        send, proc = by_name["send run_agent_background"][0], by_name["process run_agent_background"][0]
+        send, proc = by_name["send default"][0], by_name["process default"][0]
         assert proc.parent is not None and proc.parent.span_id == send.context.span_id
 
         ours = [lr for lr in logs if lr.log_record.body in ("enqueueing agent run", "agent run started",

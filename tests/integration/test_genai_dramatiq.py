@@ -59,8 +59,8 @@ def test_ids_and_trace_cross_the_queue(kit: Kit) -> None:
     _run(broker)
     assert seen == [{"thread_id": "t1", "agent_run_id": "r1", "user_id": "u1"}]
     http = kit.spans("http")[0]
-    proc = kit.spans("process work")[0]
-    send = kit.spans("send work")[0]
+    proc = kit.spans("process default")[0]
+    send = kit.spans("send default")[0]
     assert proc.kind == SpanKind.CONSUMER and send.kind == SpanKind.PRODUCER
     assert proc.context.trace_id == http.context.trace_id
     assert proc.parent is not None and proc.parent.span_id == send.context.span_id
@@ -68,7 +68,16 @@ def test_ids_and_trace_cross_the_queue(kit: Kit) -> None:
     assert kit.metric_sum("agentpress.queue.messages.enqueued", actor="work", queue="default") == 1
     assert kit.metric_sum("agentpress.queue.messages.processed", actor="work", status="ok") == 1
     assert kit.metric_count("agentpress.queue.wait.duration", actor="work") == 1
-    assert kit.metric_count("messaging.process.duration", actor="work") == 1
+    # The convention's metric carries the convention's attributes only (messaging.system and
+    # messaging.operation.name are required; no un-namespaced queue/actor labels).
+    (proc_attrs,) = [a for a, _ in _points(kit, "messaging.process.duration")]
+    assert proc_attrs == {"messaging.system": "dramatiq", "messaging.operation.name": "process",
+                          "messaging.destination.name": "default"}
+    assert (proc.attributes or {})["messaging.operation.name"] == "process"
+    assert (send.attributes or {})["messaging.operation.name"] == "send"
+    assert (proc.attributes or {})["agentpress.dramatiq.actor.name"] == "work"
+    assert "messaging.message.delivery_count" not in (proc.attributes or {})  # not a registry name
+    assert (proc.attributes or {})["agentpress.dramatiq.delivery_count"] == 1
     for name in ("agentpress.queue.messages.enqueued", "agentpress.queue.wait.duration"):
         for attrs, _ in _points(kit, name):
             assert set(attrs) <= {"queue", "actor", "status", "error.type"}
@@ -94,7 +103,7 @@ def test_failures_and_retries_are_counted(kit: Kit) -> None:
     finally:
         worker.stop()
     assert calls["n"] == 3
-    procs = kit.spans("process flaky")
+    procs = kit.spans("process default")
     assert len(procs) == 3
     assert all(p.status.status_code == StatusCode.ERROR for p in procs)
     assert all((p.attributes or {})["error.type"] == "KeyError" for p in procs)
@@ -156,7 +165,7 @@ def test_actor_kwargs_ids_reach_the_consumer_span() -> None:
             worker.join()
         finally:
             worker.stop()
-        (consumer,) = [s for s in cap.spans() if s.name == "process run_agent_background_kw"]
+        (consumer,) = [s for s in cap.spans() if s.name == "process default"]
         assert consumer.attributes["agentpress.agent_run.id"] == "run-77"
         assert consumer.attributes["agentpress.thread.id"] == "th-77"
 
@@ -175,7 +184,7 @@ def test_failed_enqueue_ends_producer_span_with_error_and_is_not_counted(kit: Ki
     work.send(1)
     mw = next(m for m in broker.middleware if isinstance(m, ap_dramatiq.OtelMiddleware))
     assert mw._producing == {}
-    sends = kit.spans("send work")
+    sends = kit.spans("send default")
     assert len(sends) == 4 and all(s.end_time is not None for s in sends)
     failed = [s for s in sends if s.status.status_code == StatusCode.ERROR]
     assert len(failed) == 3 and all((s.attributes or {})["error.type"] == "TypeError" for s in failed)
@@ -198,5 +207,5 @@ def test_producer_map_is_bounded(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> N
     for _ in range(5):
         mw.before_enqueue(broker, work.message(), None)
     assert len(mw._producing) == 2
-    stale = [s for s in kit.spans("send work") if (s.attributes or {}).get("error.type") == "enqueue_incomplete"]
+    stale = [s for s in kit.spans("send default") if (s.attributes or {}).get("error.type") == "enqueue_incomplete"]
     assert len(stale) == 3

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -509,3 +510,89 @@ def test_dropped_sync_stream_is_closed_at_once_in_the_dropping_thread(
             gc.enable()
     finally:
         oai_streaming.Stream.__init__ = real_init  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------- semantic conventions (issue 18)
+_SCHEMA = Path(__file__).parent.parent / "data" / "semconv" / "gen-ai-tool-definitions.json"
+
+
+def test_metrics_carry_server_port_and_openai_response_fields(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """server.port is conditionally required on every gen_ai.client.* metric once server.address is set
+    (gen-ai-metrics.md); openai.response.system_fingerprint is recommended when OpenAI returns it (openai.md)."""
+    litellm_mod.completion(**_kw(server, "hi [[words:4]]", stream=False))
+    for _chunk in litellm_mod.completion(**_kw(server, "streamed [[words:6]]", stream=True,
+                                             stream_options={"include_usage": True})):
+        pass
+    seen = 0
+    for name in ("gen_ai.client.operation.duration", "gen_ai.client.token.usage",
+                 "gen_ai.client.operation.time_to_first_chunk", "gen_ai.client.operation.time_per_output_chunk"):
+        for attrs, _ in kit.points(name):
+            seen += 1
+            assert attrs["server.address"] == "127.0.0.1" and attrs["server.port"] == server.port, (name, attrs)
+    assert seen >= 4
+    for span in _llm_spans(kit):  # the plain response and the stream's first chunk
+        assert dict(span.attributes or {})["openai.response.system_fingerprint"] == "fp_local", span.name
+
+
+def test_agent_run_model_has_no_routing_prefix_and_rolls_up_usage(kit: Kit, server: LLMServer,
+                                                                   litellm_mod: Any) -> None:
+    """invoke_agent reports the model as its chat spans do, plus the recommended token usage and finish
+    reasons of the calls it made (gen-ai-agent-spans.md, invoke_agent)."""
+    with agent_run("suna", thread_id="t-roll", model="openai/gpt-5-mini"):
+        litellm_mod.completion(**_kw(server, "one [[words:5]]"))
+        litellm_mod.completion(**_kw(server, "two [[words:7]]"))
+    (agent,) = kit.spans("invoke_agent")
+    a = dict(agent.attributes or {})
+    chats = [dict(s.attributes or {}) for s in _llm_spans(kit)]
+    assert a["gen_ai.request.model"] == "gpt-5-mini" == chats[0]["gen_ai.request.model"]
+    assert a["gen_ai.usage.input_tokens"] == sum(c["gen_ai.usage.input_tokens"] for c in chats)
+    assert a["gen_ai.usage.output_tokens"] == sum(c["gen_ai.usage.output_tokens"] for c in chats) == 12
+    assert a["gen_ai.response.finish_reasons"] == ("stop", "stop")
+    (point,) = [attrs for attrs, _ in kit.points("gen_ai.invoke_agent.duration")]
+    assert point["gen_ai.request.model"] == "gpt-5-mini"
+
+
+def test_failed_call_emits_the_operation_exception_event(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """gen_ai.client.operation.exception (recommended, severity WARN), parented to the failed call's span."""
+    with pytest.raises(Exception) as info:
+        litellm_mod.completion(**_kw(server, "fail [[error:500]]", max_retries=0))
+    (span,) = _llm_spans(kit)
+    kit.force_flush()
+    events = [r.log_record for r in kit.logs() if r.log_record.event_name == "gen_ai.client.operation.exception"]
+    assert len(events) == 1
+    ev = events[0]
+    assert ev.severity_number is not None and ev.severity_number.value == 13  # WARN
+    assert ev.span_id == span.context.span_id and ev.trace_id == span.context.trace_id
+    cls = type(info.value)
+    assert (ev.attributes or {})["exception.type"] == f"{cls.__module__}.{cls.__qualname__}"
+    assert str((ev.attributes or {})["exception.stacktrace"]).startswith("Traceback (most recent call last):")
+
+
+def test_tool_definitions_validate_against_the_registry_schema(server: LLMServer, litellm_mod: Any) -> None:
+    """gen_ai.tool.definitions from OpenAI-shaped ``tools`` (name nested under ``function``) must be the
+    registry's shape: model/gen-ai/gen-ai-tool-definitions.json, vendored verbatim in tests/data/semconv."""
+    import jsonschema
+
+    schema = json.loads(_SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    tools = [
+        {"type": "function", "function": {"name": "web_search", "description": "Search the web",
+                                          "parameters": {"type": "object", "properties": {"q": {"type": "string"}},
+                                                         "required": ["q"]}}},
+        {"type": "function", "function": {"name": "sb_shell", "parameters": {"type": "object"}}},
+    ]
+    k = make_kit(capture_content=True)
+    _state.configure(k)
+    try:
+        litellm_mod.completion(**_kw(server, "use a tool [[words:2]]", tools=tools))
+        value = json.loads(str(dict(_llm_spans(k)[0].attributes or {})["gen_ai.tool.definitions"]))
+    finally:
+        _state.unconfigure()
+        k.shutdown()
+    assert [e.message for e in validator.iter_errors(value)] == []
+    # Valid as FunctionToolDefinition specifically (the generic branch alone accepts any typed, named object).
+    func = schema["$defs"]["FunctionToolDefinition"]
+    for item in value:
+        assert [e.message for e in jsonschema.Draft202012Validator(func).iter_errors(item)] == []
+    assert [(t["type"], t["name"]) for t in value] == [("function", "web_search"), ("function", "sb_shell")]
+    assert value[0]["parameters"]["required"] == ["q"] and value[0]["description"] == "Search the web"

@@ -253,7 +253,7 @@ def test_record_usage_anthropic_shape_adds_cache_to_input(kit: Kit) -> None:
     a = _attrs(kit, "chat")
     assert a["gen_ai.usage.input_tokens"] == 1300
     assert a["gen_ai.usage.cache_read.input_tokens"] == 1000
-    assert a["gen_ai.usage.cache_write.input_tokens"] == 200
+    assert a["gen_ai.usage.cache_creation.input_tokens"] == 200  # Baseline A name
     expected = (100 * 3.0 + 1000 * 0.30 + 200 * 3.75 + 50 * 15.0) / 1e6
     assert a["agentpress.llm.cost_usd"] == pytest.approx(expected)
 

@@ -307,7 +307,8 @@ def test_exception_whose_str_raises_is_still_exported() -> None:
     p.stop()
     lp.force_flush()
     (lr,) = [r.log_record for r in exp.get_finished_logs()]
-    assert lr.attributes["exception.type"] == "Weird" and "unprintable" in lr.attributes["exception.message"]
+    assert lr.attributes["exception.type"] == f"{__name__}.{Weird.__qualname__}"  # qualified, as on spans
+    assert "unprintable" in lr.attributes["exception.message"]
     lp.shutdown()
 
 

@@ -115,6 +115,63 @@ def test_exception_from_dict_tracebacks(sink: Any) -> None:
     assert rec.severity_text == "ERROR"
 
 
+class PlannerError(Exception):
+    """A non-builtin exception: its exception.type is qualified, as Python's traceback prints it."""
+
+
+def _fail_with_local_secret() -> None:
+    api_key = SECRET  # a local variable: dict_tracebacks(show_locals) would put it in the frame dicts
+    raise PlannerError(f"planner failed ({len(api_key)})")
+
+
+def test_dict_tracebacks_become_the_natural_traceback_without_locals(sink: Any) -> None:
+    """exception.stacktrace is the language's traceback text (exceptions semconv), never structlog's JSON
+    frame list with local variables; exception.type is the qualified class name (as spans spell it)."""
+    import traceback
+
+    tel, exp, _ = sink
+    log = structlog.get_logger()
+    try:
+        try:
+            raise ValueError("inner cause")
+        except ValueError as cause:
+            raise RuntimeError("wrapper") from cause
+    except RuntimeError:
+        log.exception("chained")
+    try:
+        _fail_with_local_secret()
+    except PlannerError:
+        expected = traceback.format_exc()
+        log.exception("planner")
+    recs = {r.body: r for r in _records(tel, exp)}
+    a = recs["planner"].attributes
+    assert a["exception.type"] == f"{__name__}.PlannerError"
+    assert a["exception.stacktrace"] == expected
+    assert SECRET not in a["exception.stacktrace"]  # the frame local holding it is not exported
+    chained = recs["chained"].attributes["exception.stacktrace"]
+    assert chained.startswith("Traceback (most recent call last):")
+    assert "The above exception was the direct cause of the following exception" in chained
+    assert chained.rstrip().endswith("RuntimeError: wrapper")
+
+
+def test_dict_traceback_frames_outside_the_except_block_are_rendered_as_text() -> None:
+    """When only structlog's frame dicts are left (logged after the except block), they are rebuilt into the
+    traceback text; the frames' ``locals`` are not read."""
+    from agentpress_otel.logs._pipeline import _structlog_exc
+
+    try:
+        _fail_with_local_secret()
+    except PlannerError as e:
+        # What structlog.processors.dict_tracebacks puts in the event (locals on, its default).
+        raw = structlog.tracebacks.ExceptionDictTransformer(show_locals=True)((type(e), e, e.__traceback__))
+    assert any(f.get("locals") for st in raw for f in st["frames"])  # the leak risk is really there
+    exc = _structlog_exc(raw)
+    assert exc is not None
+    assert exc["stacktrace"].startswith("Traceback (most recent call last):")
+    assert "_fail_with_local_secret" in exc["stacktrace"] and SECRET not in exc["stacktrace"]
+    assert exc["stacktrace"].rstrip().endswith("PlannerError: planner failed (40)")
+
+
 def test_uninstrument_restores_chain(sink: Any) -> None:
     sl_integ.uninstrument()
     procs = structlog.get_config()["processors"]

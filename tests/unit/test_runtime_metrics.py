@@ -64,17 +64,44 @@ class LoopThread:
         self.loop.close()
 
 
-def test_process_metrics_are_per_process_with_standard_names(rig: Rig) -> None:
+#: What the registry (semantic-conventions v1.44.0 process and cpython metrics) names each measurement,
+#: with the attribute keys it defines for it; units come from the published package (semconv_rules.METRICS).
+REGISTRY_PROCESS = {
+    "process.cpu.time": {"cpu.mode"},
+    "process.cpu.utilization": {"cpu.mode"},
+    "process.memory.usage": set(),
+    "process.memory.virtual": set(),
+    "process.unix.file_descriptor.count": set(),
+    "process.thread.count": set(),
+    "process.context_switches": {"process.context_switch.type"},
+    "process.disk.io": {"disk.io.direction"},
+    "cpython.gc.collections": {"cpython.gc.generation"},
+    "cpython.gc.collected_objects": {"cpython.gc.generation"},
+    "cpython.gc.uncollectable_objects": {"cpython.gc.generation"},
+}
+
+
+def test_process_metrics_are_per_process_with_registry_names_units_and_attributes(rig: Rig) -> None:
+    from semconv_rules import METRIC_DEPRECATED, METRICS
+
     assert runtime.instrument(rig.tel, probe_interval_s=INTERVAL) is True
-    pts = rig.points()
-    expected = set(runtime.PROCESS_METRICS)
-    assert expected <= set(pts), expected - set(pts)
+    data = rig.reader.get_metrics_data()
+    assert data is not None
+    got = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert set(REGISTRY_PROCESS) <= set(got), set(REGISTRY_PROCESS) - set(got)
     # Host-wide and deprecated duplicates are left to the Collector / not emitted at all.
-    assert not [n for n in pts if n.startswith(("system.", "process.runtime."))]
+    assert not [n for n in got if n.startswith(("system.", "process.runtime.")) or n in METRIC_DEPRECATED]
+    for name, keys in REGISTRY_PROCESS.items():
+        m = got[name]
+        assert m.unit == METRICS[name][1], (name, m.unit)
+        for p in m.data.data_points:
+            assert set(p.attributes or {}) <= keys, (name, dict(p.attributes or {}))
+    pts = rig.points()
     assert pts["process.memory.usage"][0].value > 10 * 1024 * 1024  # RSS of a Python process
-    assert pts["process.open_file_descriptor.count"][0].value > 0
+    assert pts["process.unix.file_descriptor.count"][0].value > 0
     assert pts["process.thread.count"][0].value >= 1
-    assert {p.attributes["generation"] for p in pts["cpython.gc.collections"]} == {"0", "1", "2"}
+    assert {p.attributes["cpython.gc.generation"] for p in pts["cpython.gc.collections"]} == {0, 1, 2}
+    assert {p.attributes["cpu.mode"] for p in pts["process.cpu.time"]} == {"user", "system"}
 
 
 def test_blocked_loop_shows_in_lag_histogram_within_error(rig: Rig) -> None:

@@ -269,7 +269,7 @@ def check_endpoint(cfg: Config, timeout_s: float) -> list[Finding]:
         return [Finding("fail", sig, f"{where}: {reason}; {hint}") for sig in _signals(cfg)]
     from opentelemetry.sdk.resources import Resource
 
-    resource = Resource.create({"service.name": cfg.service_name, "agentpress_otel.doctor": True})
+    resource = Resource.create({"service.name": cfg.service_name, "agentpress.doctor": True})
     checks: dict[str, Callable[[], Any]] = {}
     if cfg.traces:
         checks["traces"] = lambda: _export_span(_export.make_span_exporter(cfg), resource)
@@ -379,7 +379,7 @@ def _export_span(exporter: Any, resource: Any) -> bool:
     tp = TracerProvider(resource=resource, shutdown_on_exit=False)
     tp.add_span_processor(SimpleSpanProcessor(mem))
     with tp.get_tracer("agentpress_otel.doctor").start_as_current_span("agentpress-otel doctor") as span:
-        span.set_attribute("agentpress_otel.doctor.check", "traces")
+        span.set_attribute("agentpress.doctor.check", "traces")
     try:
         return bool(exporter.export(mem.get_finished_spans()) == SpanExportResult.SUCCESS)
     finally:
@@ -400,7 +400,7 @@ def _export_log(exporter: Any, resource: Any) -> bool:
     lp.add_log_record_processor(SimpleLogRecordProcessor(mem))
     lp.get_logger("agentpress_otel.doctor").emit(
         body="agentpress-otel doctor test log record", severity_number=SeverityNumber.INFO, severity_text="INFO",
-        attributes={"agentpress_otel.doctor.check": "logs"},
+        attributes={"agentpress.doctor.check": "logs"},
     )
     try:
         return bool(exporter.export(mem.get_finished_logs()) == LogRecordExportResult.SUCCESS)
@@ -414,7 +414,7 @@ def _export_metric(exporter: Any, resource: Any, timeout_s: float) -> bool:
 
     reader = InMemoryMetricReader()
     mp = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
-    mp.get_meter("agentpress_otel.doctor").create_counter("agentpress_otel.doctor.check").add(1, {"check": "metrics"})
+    mp.get_meter("agentpress_otel.doctor").create_counter("agentpress.doctor.check").add(1, {"check": "metrics"})
     data = reader.get_metrics_data()
     try:
         return bool(exporter.export(data, timeout_millis=timeout_s * 1000) == MetricExportResult.SUCCESS)

@@ -102,6 +102,33 @@ def _get(obj: Any, key: str) -> Any:
     return getattr(obj, key, None)
 
 
+def convert_tool_definitions(tools: Any) -> list[dict[str, Any]]:
+    """Request ``tools`` -> ``gen_ai.tool.definitions``' registry shape (``model/gen-ai/gen-ai-tool-definitions.json``).
+
+    The registry wants ``{type, name, description?, parameters?}`` at the top level; OpenAI Chat Completions
+    nests them under ``function``, Anthropic calls the parameters ``input_schema``, and built-in tools
+    (``{"type": "web_search"}``) have no name, so their type stands in for it (``name`` is required).
+    """
+    out: list[dict[str, Any]] = []
+    if not isinstance(tools, Iterable) or isinstance(tools, (str, bytes, Mapping)):
+        tools = [tools]
+    for t in tools:
+        if not isinstance(t, Mapping):
+            continue
+        typ = t.get("type") or "function"
+        fn = t.get("function")
+        src: Mapping[str, Any] = fn if isinstance(fn, Mapping) else t
+        name = src.get("name")
+        d: dict[str, Any] = {"type": str(typ), "name": str(name if name else typ)}
+        if "description" in src:
+            d["description"] = src["description"]
+        params = src.get("parameters", src.get("input_schema"))
+        if isinstance(params, Mapping) or (params is None and ("parameters" in src or "input_schema" in src)):
+            d["parameters"] = params
+        out.append(d)
+    return out
+
+
 def convert_messages(messages: Any, *, finish_reasons: list[str] | None = None) -> list[dict[str, Any]]:
     """OpenAI/LiteLLM chat messages -> the GenAI semconv ``{role, parts}`` JSON shape."""
     out: list[dict[str, Any]] = []

@@ -22,6 +22,7 @@ import inspect
 import math
 import operator
 import sys
+import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
@@ -36,12 +37,14 @@ from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from agentpress_otel import _context, _selftel
-from agentpress_otel.genai import _content, _state, prices
+from agentpress_otel.genai import _content, _semconv, _state, prices
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Our own "an LLM span is active" context key (integrations skip nested calls, e.g. Router -> acompletion).
 LLM_ACTIVE_KEY = otel_context.create_key("agentpress_otel.genai.llm_active")
+#: The AgentRun whose span is active (tool and LLM spans inside roll up into it / name it).
+AGENT_ACTIVE_KEY = otel_context.create_key("agentpress_otel.genai.agent_active")
 #: util-genai 1.3b0's key: when set, util-genai based SDK instrumentations suppress their inference span.
 UTIL_GENAI_INFERENCE_KEY = "opentelemetry.genai.client.inference.context"
 
@@ -81,6 +84,29 @@ def register_error_mapper(fn: Callable[[BaseException], str | None]) -> None:
         _error_mappers.append(fn)
 
 
+_model_normalizers: list[Callable[[str], str | None]] = []
+
+
+def register_model_normalizer(fn: Callable[[str], str | None]) -> None:
+    """Let an integration strip its routing syntax from model names (LiteLLM ``openai/gpt-5`` -> ``gpt-5``).
+
+    ``agent_run(model=...)`` reports the model as the LLM spans under it do (first non-None wins).
+    """
+    if fn not in _model_normalizers:
+        _model_normalizers.append(fn)
+
+
+def normalize_model(model: str) -> str:
+    for fn in _model_normalizers:
+        try:
+            v = fn(model)
+        except Exception:
+            v = None
+        if v:
+            return v
+    return model
+
+
 def error_type(exc: BaseException) -> str:
     """Stable, low-cardinality ``error.type`` for ``exc``."""
     for m in _error_mappers:
@@ -94,9 +120,7 @@ def error_type(exc: BaseException) -> str:
         return "cancelled"
     if isinstance(exc, TimeoutError):
         return "timeout"
-    cls = type(exc)
-    mod = cls.__module__
-    return cls.__qualname__ if mod == "builtins" else f"{mod}.{cls.__qualname__}"
+    return _selftel.qualified_name(type(exc))
 
 
 # ------------------------------------------------------------------------------------- response-id map
@@ -517,10 +541,17 @@ class AgentRun(_Op):
         self.name = name
         self._kw = {"thread_id": thread_id, "agent_run_id": agent_run_id, "project_id": project_id,
                     "user_id": user_id, "model": model}
+        self._model = normalize_model(str(model)) if model else None
         self._metric_attrs: dict[str, Any] = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name}
-        if model:
-            self._metric_attrs["gen_ai.request.model"] = str(model)
+        if self._model:
+            self._metric_attrs["gen_ai.request.model"] = self._model
         self._active = False
+        # Rolled up from the LLM calls made inside (semconv recommends usage and finish reasons here too).
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self._usage_seen = False
+        self.finish_reasons: list[str] = []
+        self._roll_lock = threading.Lock()  # calls inside one run may end on several threads at once
 
     def _clone(self) -> AgentRun:
         return AgentRun(self.name, **self._kw)
@@ -534,8 +565,8 @@ class AgentRun(_Op):
 
     def _start_attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": self.name}
-        if self._kw["model"]:
-            attrs["gen_ai.request.model"] = self._kw["model"]
+        if self._model:
+            attrs["gen_ai.request.model"] = self._model
         tid = (self._ids or {}).get("thread_id")
         if tid:
             attrs["gen_ai.conversation.id"] = tid
@@ -552,7 +583,26 @@ class AgentRun(_Op):
         except Exception as exc:  # pragma: no cover
             _selftel.record_error("genai.metrics", exc)
 
+    def _context_values(self) -> dict[str, Any]:
+        return {AGENT_ACTIVE_KEY: self}
+
+    def _roll_up(self, call: LLMCall) -> None:
+        """Called by an LLM call ending inside this run (from any thread)."""
+        fr = call._attrs.get("gen_ai.response.finish_reasons")
+        with self._roll_lock:
+            if call.input_tokens is not None or call.output_tokens is not None:
+                self._usage_seen = True
+                self.input_tokens += call.input_tokens or 0
+                self.output_tokens += call.output_tokens or 0
+            if fr and len(self.finish_reasons) < 64:  # bounded: a long run makes many calls
+                self.finish_reasons.extend(fr)
+
     def _on_end(self, duration: float, exc: BaseException | None) -> None:
+        if self._usage_seen:
+            self._attrs["gen_ai.usage.input_tokens"] = self.input_tokens
+            self._attrs["gen_ai.usage.output_tokens"] = self.output_tokens
+        if self.finish_reasons:
+            self._attrs["gen_ai.response.finish_reasons"] = list(self.finish_reasons)
         ins = _state.STATE.instruments
         attrs = self._metric_attrs
         if self._error:
@@ -605,6 +655,7 @@ class ToolCall(_Op):
         self.tool_type = tool_type
         self.capture = _state.STATE.capture_content if capture_content is None else capture_content
         self._capture_arg = capture_content
+        self.agent_name: str | None = None
 
     def _clone(self) -> ToolCall:
         return ToolCall(self.name, call_id=self.call_id, arguments=self.arguments, tool_type=self.tool_type,
@@ -617,6 +668,10 @@ class ToolCall(_Op):
         attrs: dict[str, Any] = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": self.name}
         if self.tool_type:
             attrs["gen_ai.tool.type"] = self.tool_type
+        agent = otel_context.get_value(AGENT_ACTIVE_KEY)
+        if isinstance(agent, AgentRun):  # conditionally required when the tool runs inside an agent
+            self.agent_name = agent.name
+            attrs["gen_ai.agent.name"] = agent.name
         if self.call_id:
             attrs["gen_ai.tool.call.id"] = str(self.call_id)
         if self.capture and self.arguments is not None:
@@ -648,6 +703,8 @@ class ToolCall(_Op):
         attrs: dict[str, Any] = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": self.name}
         if self.tool_type:
             attrs["gen_ai.tool.type"] = self.tool_type
+        if self.agent_name:
+            attrs["gen_ai.agent.name"] = self.agent_name
         if self._error:
             attrs["error.type"] = self._error
         ins = _state.STATE.instruments
@@ -744,8 +801,9 @@ _PARAM_ATTRS: dict[str, str] = {
     "reasoning_effort": "gen_ai.request.reasoning.level",
 }
 
-# (operation, provider, model, response model, error type, server address) -> cached metric attribute dicts
-_MetricKey = tuple[str, str, str, str | None, str | None, str | None]
+# (operation, provider, model, response model, error type, server address, server port, latest names)
+# -> cached metric attribute dicts
+_MetricKey = tuple[str, str, str, str | None, str | None, str | None, int | None, bool]
 _metric_cache: dict[_MetricKey, tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
 
 
@@ -753,16 +811,22 @@ def _metric_attrs(key: _MetricKey) -> tuple[dict[str, Any], dict[str, Any], dict
     hit = _metric_cache.get(key)
     if hit is not None:
         return hit
-    op, provider, model, resp_model, err, server = key
+    op, provider, model, resp_model, err, server, port, latest = key
     base: dict[str, Any] = {"gen_ai.operation.name": op, "gen_ai.provider.name": provider,
                             "gen_ai.request.model": model}
     if resp_model:
         base["gen_ai.response.model"] = resp_model
     if server:
         base["server.address"] = server
+        if port:
+            base["server.port"] = port  # conditionally required when server.address is set
     # Semconv lists error.type for the duration metric only; token usage is about billed tokens.
-    inp = {**base, "gen_ai.token.type": "input"}
-    out = {**base, "gen_ai.token.type": "output"}
+    if latest:
+        # The token counters are keyed by modality; we do not split a call's tokens by modality.
+        inp = out = {**base, _semconv.TOKEN_MODALITY: "unknown"}
+    else:
+        inp = {**base, _semconv.TOKEN_TYPE: "input"}
+        out = {**base, _semconv.TOKEN_TYPE: "output"}
     if err:
         base["error.type"] = err
     cost = {"gen_ai.provider.name": provider, "gen_ai.request.model": model}
@@ -811,6 +875,7 @@ class LLMCall(_Op):
         self._last_chunk: float | None = None
         self._chunk_gaps: list[float] | None = None
         self.chunks = 0
+        self._agent: AgentRun | None = None
 
     def _clone(self) -> LLMCall:
         return LLMCall(model=self.model, provider=self.provider, operation=self.operation,
@@ -831,6 +896,9 @@ class LLMCall(_Op):
             attrs["server.address"] = self.server_address
             if self.server_port:
                 attrs["server.port"] = self.server_port
+        agent = otel_context.get_value(AGENT_ACTIVE_KEY)
+        if isinstance(agent, AgentRun):
+            self._agent = agent
         ids = _context.get_ids_raw()
         if ids:
             tid = ids.get("thread_id")
@@ -878,7 +946,7 @@ class LLMCall(_Op):
                     attrs["gen_ai.input.messages"] = _content.prepare(_content.convert_messages(msgs))
                 tools = p.get("tools")
                 if tools:
-                    attrs["gen_ai.tool.definitions"] = _content.prepare(tools)
+                    attrs["gen_ai.tool.definitions"] = _content.prepare(_content.convert_tool_definitions(tools))
         except Exception as exc:
             _selftel.record_error("genai.span", exc)
         finally:
@@ -914,7 +982,7 @@ class LLMCall(_Op):
                 ("input_tokens", input_tokens, "gen_ai.usage.input_tokens"),
                 ("output_tokens", output_tokens, "gen_ai.usage.output_tokens"),
                 ("cache_read_tokens", cache_read_tokens, "gen_ai.usage.cache_read.input_tokens"),
-                ("cache_write_tokens", cache_write_tokens, "gen_ai.usage.cache_write.input_tokens"),
+                ("cache_write_tokens", cache_write_tokens, _cache_write_attr()),
                 ("reasoning_tokens", reasoning_tokens, "gen_ai.usage.reasoning.output_tokens"),
             ):
                 if value is not None and (n := _count(field, value)) is not None:
@@ -1008,8 +1076,21 @@ class LLMCall(_Op):
             finish = [str(_field(c, "finish_reason")) for c in choices if _field(c, "finish_reason")]
             self.set_response(model=_field(resp, "model"), id=_field(resp, "id"), finish_reasons=finish or None)
             self.record_usage(_field(resp, "usage"))
+            self.record_openai_fields(resp)
             if self.capture and choices:
                 self.set_output_messages([_field(c, "message") for c in choices], finish_reasons=finish)
+        except Exception as exc:
+            _selftel.record_error("genai.llm", exc)
+
+    def record_openai_fields(self, resp: Any) -> None:
+        """``openai.response.system_fingerprint`` / ``service_tier`` (openai.md: recommended when returned)
+        from a response or a streamed chunk."""
+        try:
+            for field, attr in (("system_fingerprint", "openai.response.system_fingerprint"),
+                                ("service_tier", "openai.response.service_tier")):
+                v = _field(resp, field)
+                if isinstance(v, str) and v:
+                    self._attrs[attr] = v
         except Exception as exc:
             _selftel.record_error("genai.llm", exc)
 
@@ -1083,8 +1164,14 @@ class LLMCall(_Op):
         self._attrs[key] = value
 
     def _on_end(self, duration: float, exc: BaseException | None) -> None:
+        ins = _state.STATE.instruments
         base, inp, out, cost_attrs = _metric_attrs(
-            (self.operation, self.provider, self.model, self.response_model, self._error, self.server_address))
+            (self.operation, self.provider, self.model, self.response_model, self._error, self.server_address,
+             self.server_port if self.server_address else None, ins.latest))
+        if exc is not None and not isinstance(exc, (GeneratorExit, asyncio.CancelledError)):
+            _exception_event(self.span, exc)
+        if self._agent is not None:
+            self._agent._roll_up(self)
         ttfc = self.time_to_first_chunk
         attrs = self._attrs
         if ttfc is not None:
@@ -1106,14 +1193,43 @@ class LLMCall(_Op):
         # Exemplars (trace links) only on duration/TTFC: an exemplar offer per record is not free.
         sc = self.span.get_span_context()
         # The record keeps only the span context (exemplars): never this call or its Context.
-        _state.STATE.instruments.record_llm(_state.LLMRecord(
+        detail = ((self.cache_read_tokens, self.cache_write_tokens, self.reasoning_tokens) if ins.latest else None)
+        ins.record_llm(_state.LLMRecord(
             duration, ttfc, self._chunk_gaps, self.input_tokens, self.output_tokens, cost, unpriced,
-            base, inp, out, cost_attrs, sc))
+            base, inp, out, cost_attrs, sc, detail))
         if sc.is_valid:
             entry = (sc, self.provider, self.model)
             SPANS.put(sc.span_id, entry)
             if self.response_id:
                 RESPONSES.put(self.response_id, entry)
+
+
+def _cache_write_attr() -> str:
+    """The cache-write token attribute of the configured convention set (renamed in the latest set)."""
+    return _semconv.CACHE_WRITE_ATTR if _state.STATE.instruments.latest else _semconv.CACHE_CREATION_ATTR
+
+
+def _exception_event(span: Span, exc: BaseException) -> None:
+    """``gen_ai.client.operation.exception`` (recommended, severity WARN) for a failed GenAI call.
+
+    A log record parented to the call's span, when a logger provider is configured.
+    """
+    logger = _state.STATE.event_logger
+    if logger is None:
+        return
+    try:
+        import traceback
+
+        from opentelemetry._logs import SeverityNumber
+
+        qualified = _selftel.qualified_name(type(exc))
+        attrs: dict[str, Any] = _context.ids_as_attributes(_context.current_ids())  # as every log record has
+        attrs.update({"exception.type": qualified, "exception.message": str(exc)[:1024],
+                      "exception.stacktrace": "".join(traceback.format_exception(exc))[-8192:]})
+        logger.emit(event_name="gen_ai.client.operation.exception", severity_number=SeverityNumber.WARN,
+                    severity_text="WARN", context=trace.set_span_in_context(span), body=None, attributes=attrs)
+    except Exception as e:
+        _selftel.record_error("genai.event", e)
 
 
 def _output_type(rf: Any) -> str | None:

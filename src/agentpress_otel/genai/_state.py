@@ -18,12 +18,14 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer
 
 from agentpress_otel import _selftel
 from agentpress_otel._version import __version__
+from agentpress_otel.genai import _semconv as sc_names
 
 if TYPE_CHECKING:
     from opentelemetry._logs import Logger
 
 SCOPE = "agentpress_otel.genai"
-SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"  # what util-genai 1.3b0 emits; see docs/genai.md
+#: Declared on the GenAI tracer/meter/logger; the opt-in set has its own (see _semconv).
+SCHEMA_URL = sc_names.SCHEMA_URL_BASELINE
 
 _DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
 _TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
@@ -52,13 +54,14 @@ def exemplar_context(sc: SpanContext | None) -> Context:
 class LLMRecord:
     """Everything one LLM call contributes to metrics (replayed later when deferred)."""
 
-    __slots__ = ("base", "cost", "cost_attrs", "duration", "gaps", "inp", "input_tokens", "out",
-                 "output_tokens", "sc", "ttfc", "unpriced")
+    __slots__ = ("base", "cost", "cost_attrs", "detail_tokens", "duration", "gaps", "inp", "input_tokens",
+                 "out", "output_tokens", "sc", "ttfc", "unpriced")
 
     def __init__(self, duration: float, ttfc: float | None, gaps: list[float] | None, input_tokens: int | None,
                  output_tokens: int | None, cost: float | None, unpriced: bool, base: dict[str, Any],
                  inp: dict[str, Any], out: dict[str, Any], cost_attrs: dict[str, Any],
-                 sc: SpanContext | None) -> None:
+                 sc: SpanContext | None,
+                 detail_tokens: tuple[int | None, int | None, int | None] | None = None) -> None:
         self.duration = duration
         self.ttfc = ttfc
         self.gaps = gaps
@@ -71,6 +74,8 @@ class LLMRecord:
         self.out = out
         self.cost_attrs = cost_attrs
         self.sc = sc
+        # (cache read, cache write, reasoning): only the latest conventions have metrics for them.
+        self.detail_tokens = detail_tokens
 
 
 class Instruments:
@@ -84,34 +89,58 @@ class Instruments:
     exemplar trace links are unchanged. Only used when a reader exists (see :func:`configure`).
     """
 
-    def __init__(self, meter: Meter, *, deferred: bool = False) -> None:
+    def __init__(self, meter: Meter, *, deferred: bool = False, latest: bool = False) -> None:
         self.deferred = deferred
+        self.latest = latest
         self.pending: deque[Pending] = deque()
         self.sums: dict[tuple[int, int], list[Any]] = {}
         self._sum_lock = threading.Lock()
-        self.token_usage: Histogram = meter.create_histogram(
-            "gen_ai.client.token.usage", unit="{token}", description="Tokens used per LLM call, by gen_ai.token.type",
-            explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
-        )
+        n = sc_names
         self.operation_duration: Histogram = meter.create_histogram(
-            "gen_ai.client.operation.duration", unit="s", description="LLM call duration (all retries)",
+            n.CLIENT_OPERATION_DURATION, unit="s", description="GenAI operation duration (all retries)",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
+        if latest:
+            self.inference_duration: Histogram = meter.create_histogram(
+                n.INFERENCE_DURATION, unit="s", description="GenAI inference duration (all retries)",
+                explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+            )
+            self.usage: tuple[Counter, ...] = tuple(
+                meter.create_counter(name, unit="{token}", description=desc) for name, desc in (
+                    (n.USAGE_INPUT, "Input tokens (cached included)"),
+                    (n.USAGE_OUTPUT, "Output tokens (reasoning included)"),
+                    (n.USAGE_CACHE_READ, "Input tokens read from a cache"),
+                    (n.USAGE_CACHE_WRITE, "Input tokens written to a cache"),
+                    (n.USAGE_REASONING, "Reasoning output tokens"),
+                ))
+            self.op_tokens: tuple[Histogram, Histogram] = (
+                meter.create_histogram(n.OPERATION_INPUT_TOKENS, unit="{token}",
+                                       description="Input tokens per inference operation",
+                                       explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS),
+                meter.create_histogram(n.OPERATION_OUTPUT_TOKENS, unit="{token}",
+                                       description="Output tokens per inference operation",
+                                       explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS),
+            )
+        else:
+            self.token_usage: Histogram = meter.create_histogram(
+                n.TOKEN_USAGE, unit="{token}", description="Tokens used per LLM call, by gen_ai.token.type",
+                explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
+            )
         self.ttfc: Histogram = meter.create_histogram(
-            "gen_ai.client.operation.time_to_first_chunk", unit="s", description="Time to first streamed chunk",
+            n.INFERENCE_TTFC if latest else n.OPERATION_TTFC, unit="s", description="Time to first streamed chunk",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
         self.tpoc: Histogram = meter.create_histogram(
-            "gen_ai.client.operation.time_per_output_chunk", unit="s",
+            n.INFERENCE_TPOC if latest else n.OPERATION_TPOC, unit="s",
             description="Time between streamed chunks after the first",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
         self.tool_duration: Histogram = meter.create_histogram(
-            "gen_ai.execute_tool.duration", unit="s", description="Tool execution duration",
+            n.EXECUTE_TOOL_DURATION, unit="s", description="Tool execution duration",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
         self.agent_duration: Histogram = meter.create_histogram(
-            "gen_ai.invoke_agent.duration", unit="s", description="Agent run duration",
+            n.INVOKE_AGENT_DURATION, unit="s", description="Agent run duration",
             explicit_bucket_boundaries_advisory=_AGENT_BUCKETS,
         )
         self.cost: Counter = meter.create_counter(
@@ -177,29 +206,48 @@ class Instruments:
     def _replay_llm(self, r: LLMRecord, sums: dict[tuple[int, int], list[Any]] | None) -> None:
         empty = Context()
         ctx = exemplar_context(r.sc)
-        self.operation_duration.record(r.duration, r.base, context=ctx)
+        if self.latest:
+            inference = r.base.get("gen_ai.operation.name") in sc_names.INFERENCE_OPERATIONS
+            (self.inference_duration if inference else self.operation_duration).record(r.duration, r.base, context=ctx)
+        else:
+            self.operation_duration.record(r.duration, r.base, context=ctx)
         if r.ttfc is not None:
             self.ttfc.record(r.ttfc, r.base, context=ctx)
             for g in r.gaps or ():
                 self.tpoc.record(g, r.base, context=empty)
-        if r.input_tokens is not None:
-            self.token_usage.record(r.input_tokens, r.inp, context=empty)
-        if r.output_tokens is not None:
-            self.token_usage.record(r.output_tokens, r.out, context=empty)
+        if self.latest:
+            # Counters (cost proxy, keyed by modality) plus per-operation histograms (error.type, no modality).
+            # r.inp is the counters' attribute set; r.base the histograms'.
+            detail = r.detail_tokens or (None, None, None)
+            for inst, value in zip(self.usage, (r.input_tokens, r.output_tokens, *detail), strict=True):
+                if value is not None:
+                    self._sum(inst, value, r.inp, sums)
+            for hist, value in zip(self.op_tokens, (r.input_tokens, r.output_tokens), strict=True):
+                if value is not None:
+                    hist.record(value, r.base, context=empty)
+        else:
+            if r.input_tokens is not None:
+                self.token_usage.record(r.input_tokens, r.inp, context=empty)
+            if r.output_tokens is not None:
+                self.token_usage.record(r.output_tokens, r.out, context=empty)
         if r.cost is not None or r.unpriced:
             inst = self.unpriced if r.unpriced else self.cost
-            value = 1 if r.unpriced else r.cost
-            if not value:
-                return
-            if sums is None:
-                inst.add(value, r.cost_attrs, context=empty)
-            else:  # summed per attribute set during a drain, added once
-                key = (id(inst), id(r.cost_attrs))
-                e = sums.get(key)
-                if e is None:
-                    sums[key] = [inst, r.cost_attrs, value]
-                else:
-                    e[2] += value
+            amount: float | None = 1 if r.unpriced else r.cost
+            if amount:
+                self._sum(inst, amount, r.cost_attrs, sums)
+
+    @staticmethod
+    def _sum(inst: Any, value: float, attrs: dict[str, Any], sums: dict[tuple[int, int], list[Any]] | None) -> None:
+        """Add to a counter now, or sum per attribute set during a drain (added once at its end)."""
+        if sums is None:
+            inst.add(value, attrs, context=Context())
+            return
+        key = (id(inst), id(attrs))
+        e = sums.get(key)
+        if e is None:
+            sums[key] = [inst, attrs, value]
+        else:
+            e[2] += value
 
     def drain(self) -> int:
         """Replay pending measurements into the SDK instruments (collection thread); returns how many."""
@@ -295,13 +343,15 @@ def configure(tel: Any) -> None:
         tp = getattr(tel, "tracer_provider", None)
         mp = getattr(tel, "meter_provider", None)
         lp = getattr(tel, "logger_provider", None)
+        latest = sc_names.latest_requested()
+        url = sc_names.schema_url(latest)
         if tp is not None:
-            st.tracer = tp.get_tracer(SCOPE, __version__, schema_url=SCHEMA_URL)
+            st.tracer = tp.get_tracer(SCOPE, __version__, schema_url=url)
         if mp is not None:
-            st.instruments = Instruments(mp.get_meter(SCOPE, __version__, schema_url=SCHEMA_URL),
-                                         deferred=_has_readers(mp))
+            st.instruments = Instruments(mp.get_meter(SCOPE, __version__, schema_url=url),
+                                         deferred=_has_readers(mp), latest=latest)
         if lp is not None:
-            st.event_logger = lp.get_logger(SCOPE, __version__, schema_url=SCHEMA_URL)
+            st.event_logger = lp.get_logger(SCOPE, __version__, schema_url=url)
         if cfg is not None:
             st.capture_content = bool(getattr(cfg, "capture_content", st.capture_content))
             st.content_max_chars = int(getattr(cfg, "content_max_chars", st.content_max_chars))

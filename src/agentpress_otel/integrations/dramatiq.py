@@ -4,18 +4,22 @@
 created afterwards (``Broker.__init__`` is wrapped), so the AgentPress shape
 ``RedisBroker(middleware=[AsyncIO()])`` created at import time is covered either way.
 
-* ``before_enqueue``: a PRODUCER span ``send {actor}``; ``traceparent``/``tracestate``/``baggage`` (with
+* ``before_enqueue``: a PRODUCER span ``send {queue}`` (``{messaging.operation.name} {destination}``);
+  ``traceparent``/``tracestate``/``baggage`` (with
   thread/run/project/user/request ids) and the enqueue time go into ``message.options["otel"]``.
   ``after_enqueue`` ends it and counts the message. Dramatiq has no hook for a failed enqueue (encoding or
   Redis errors raise between the two hooks), so each instrumented broker's ``enqueue`` is also wrapped on
   the instance: when it raises, the span ends with that error and nothing is counted.
 * ``before_process_message``: the context is restored (ids included) and a CONSUMER span
-  ``process {actor}`` starts, child of the producer span, so the worker's agent run is in the same trace
+  ``process {queue}`` starts, child of the producer span, so the worker's agent run is in the same trace
   as the HTTP request that enqueued it. Async actors (``AsyncIO`` middleware) inherit it: Dramatiq
   schedules the coroutine with ``run_coroutine_threadsafe``, which copies the worker thread's context.
-* Metrics, labelled by ``queue`` and ``actor`` only: ``agentpress.queue.messages.enqueued``,
-  ``.processed`` (+ ``status`` = ok/failed/skipped), ``.failed`` (+ ``error.type``), ``.retried``,
-  ``agentpress.queue.wait.duration`` (s, enqueue or ETA -> start) and ``messaging.process.duration`` (s).
+* Our metrics, labelled by ``queue`` and ``actor`` only: ``agentpress.queue.messages.enqueued``,
+  ``.processed`` (+ ``status`` = ok/failed/skipped), ``.failed`` (+ ``error.type``), ``.retried`` and
+  ``agentpress.queue.wait.duration`` (s, enqueue or ETA -> start); plus the convention's
+  ``messaging.process.duration`` (s) with its own attributes (``messaging.system``,
+  ``messaging.operation.name``, ``messaging.destination.name``, ``error.type``) and advised buckets.
+* The actor name and the delivery count have no registry attribute: they are ``agentpress.dramatiq.*``.
 * Fork safety: :func:`set_process_boot_hook` registers a callable run in ``after_process_boot`` (each
   forked worker process), where the caller re-creates exporters/threads.
 """
@@ -44,6 +48,9 @@ __all__ = ["OtelMiddleware", "instrument", "set_process_boot_hook", "uninstrumen
 OPTION_KEY = "otel"
 SCOPE = "agentpress_otel.dramatiq"
 _WAIT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+#: Advised boundaries of messaging.process.duration (semconv messaging metrics).
+_PROCESS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+ACTOR_ATTR = "agentpress.dramatiq.actor.name"
 #: Producer spans between before_enqueue and after_enqueue; above this the oldest are ended as failed (a
 #: safety net for enqueues that bypass the wrapped ``broker.enqueue``).
 MAX_PRODUCING = 4096
@@ -82,8 +89,14 @@ class _Metrics:
                                            description="Time from enqueue (or ETA) to processing start",
                                            explicit_bucket_boundaries_advisory=_WAIT_BUCKETS)
         self.process = meter.create_histogram("messaging.process.duration", unit="s",
-                                              description="Actor run time per message",
-                                              explicit_bucket_boundaries_advisory=_WAIT_BUCKETS)
+                                              description="Duration of processing operation",
+                                              explicit_bucket_boundaries_advisory=_PROCESS_BUCKETS)
+
+
+def _process_attrs(queue: str) -> dict[str, str]:
+    """messaging.process.duration's attributes (messaging.system and operation.name are required)."""
+    return {"messaging.system": "dramatiq", "messaging.operation.name": "process",
+            "messaging.destination.name": queue}
 
 
 class _Inflight:
@@ -141,11 +154,12 @@ class OtelMiddleware(dramatiq.Middleware):
                 # span ended: continue the original trace from the carrier the message still holds.
                 parent = _context._propagator().extract({k: v for k, v in prev.items() if isinstance(v, str)})
             span = self._tracer.start_span(
-                f"send {message.actor_name}", kind=SpanKind.PRODUCER, context=parent,
+                f"send {attrs['queue']}", kind=SpanKind.PRODUCER, context=parent,
                 attributes={"messaging.system": "dramatiq", "messaging.operation.type": "send",
+                            "messaging.operation.name": "send",
                             "messaging.destination.name": attrs["queue"],
                             "messaging.message.id": message.message_id,
-                            "dramatiq.actor.name": message.actor_name},
+                            ACTOR_ATTR: message.actor_name},
             )
             ctx = trace.set_span_in_context(span, parent)
             token = otel_context.attach(ctx)
@@ -215,12 +229,13 @@ class OtelMiddleware(dramatiq.Middleware):
             outer = _context.get_ids_raw()
             ids_token = _context.set_ids({**(outer or {}), **ids}) if ids else None
             span = self._tracer.start_span(
-                f"process {message.actor_name}", context=ctx, kind=SpanKind.CONSUMER,
+                f"process {attrs['queue']}", context=ctx, kind=SpanKind.CONSUMER,
                 attributes={"messaging.system": "dramatiq", "messaging.operation.type": "process",
+                            "messaging.operation.name": "process",
                             "messaging.destination.name": attrs["queue"],
                             "messaging.message.id": message.message_id,
-                            "dramatiq.actor.name": message.actor_name,
-                            "messaging.message.delivery_count": int(message.options.get("retries", 0) or 0) + 1},
+                            ACTOR_ATTR: message.actor_name,
+                            "agentpress.dramatiq.delivery_count": int(message.options.get("retries", 0) or 0) + 1},
             )
             token = otel_context.attach(trace.set_span_in_context(span, ctx))
             self._inflight[message.message_id] = _Inflight(span, token, ids_token, outer, time.perf_counter(), attrs)
@@ -240,11 +255,11 @@ class OtelMiddleware(dramatiq.Middleware):
                 item.span.set_attribute("error.type", et)
                 item.span.record_exception(exception)
                 self._m.failed.add(1, {**attrs, "error.type": et})
-                self._m.process.record(dur, {**attrs, "error.type": et})
+                self._m.process.record(dur, {**_process_attrs(attrs["queue"]), "error.type": et})
             else:
-                self._m.process.record(dur, attrs)
+                self._m.process.record(dur, _process_attrs(attrs["queue"]))
             if status == "skipped":
-                item.span.set_attribute("dramatiq.skipped", True)
+                item.span.set_attribute("agentpress.dramatiq.skipped", True)
             self._m.processed.add(1, {**attrs, "status": status})
             item.span.end()
         except Exception as exc:

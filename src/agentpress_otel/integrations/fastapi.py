@@ -39,6 +39,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from agentpress_otel import _selftel, runtime
 from agentpress_otel._context import ID_ATTRIBUTES, thread_context
 from agentpress_otel._setup import Telemetry
+from agentpress_otel.genai._spans import error_type
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -70,6 +71,8 @@ class _Getter(Getter[dict[str, str]]):
 _GETTER = _Getter()
 _WANTED = frozenset({b"traceparent", b"tracestate", b"baggage", b"user-agent", b"host"})
 _USER_ID_KEY = ID_ATTRIBUTES["user_id"]
+#: http.request.method's well-known values; anything else is reported as ``_OTHER`` (semconv HTTP spans).
+_KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
 
 
 def compile_excluded(patterns: tuple[str, ...] | list[str]) -> re.Pattern[str] | None:
@@ -153,7 +156,7 @@ class AgentPressASGIMiddleware:
             return
         span, token, request_id, ctx_mgr, start = prepared
         status_code = 0
-        failed = False
+        failed: str | None = None  # error.type of an unhandled exception
         rid_value = request_id.encode("latin-1")
 
         async def send_wrapper(message: Message) -> None:
@@ -172,10 +175,10 @@ class AgentPressASGIMiddleware:
         except BaseException as exc:
             if status_code == 0:
                 status_code = 500
-            failed = True
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            span.set_attribute("error.type", type(exc).__qualname__)
+            failed = error_type(exc)
+            span.set_attribute("error.type", failed)
             raise
         finally:
             self._finish(scope, span, status_code, start, failed)
@@ -208,7 +211,7 @@ class AgentPressASGIMiddleware:
         ctx_mgr.__enter__()
         method: str = scope.get("method", "GET")
         attrs: dict[str, Any] = {
-            "http.request.method": method,
+            "http.request.method": method if method in _KNOWN_METHODS else "_OTHER",
             "url.path": path,
             "url.scheme": scope.get("scheme", "http"),
         }
@@ -224,27 +227,42 @@ class AgentPressASGIMiddleware:
         if "user-agent" in carrier:
             attrs["user_agent.original"] = carrier["user-agent"]
         attrs["network.protocol.version"] = scope.get("http_version", "1.1")
-        span = self.tracer.start_span(method, kind=SpanKind.SERVER, attributes=attrs)
+        name = method if method in _KNOWN_METHODS else "HTTP"  # the span-name rule for _OTHER
+        span = self.tracer.start_span(name, kind=SpanKind.SERVER, attributes=attrs)
         # Re-attach with the span current; the first token restores the caller's context at the end.
         otel_context.attach(trace.set_span_in_context(span))
         return span, token, request_id, ctx_mgr, time.perf_counter()
 
-    def _finish(self, scope: Scope, span: Any, status_code: int, start: float, failed: bool) -> None:
+    def _finish(self, scope: Scope, span: Any, status_code: int, start: float, failed: str | None) -> None:
         try:
             method = scope.get("method", "GET")
+            if method not in _KNOWN_METHODS:  # any string a client sends: bounded as the convention says
+                span.set_attribute("http.request.method_original", method)
+                method = "_OTHER"
             route = scope.get("route")
             route_path = getattr(route, "path", None)
             if route_path:
-                span.update_name(f"{method} {route_path}")
+                span.update_name(f"{'HTTP' if method == '_OTHER' else method} {route_path}")
                 span.set_attribute("http.route", route_path)
             span.set_attribute("http.response.status_code", status_code)
+            etype = failed
             if status_code >= 500 and not failed:
                 span.set_status(Status(StatusCode.ERROR))
-                span.set_attribute("error.type", str(status_code))
+                etype = str(status_code)
+                span.set_attribute("error.type", etype)
             span.end()
-            labels: dict[str, Any] = {"http.request.method": method, "http.response.status_code": status_code}
+            # Metric attributes per the http.server.request.duration convention: url.scheme is required,
+            # network.protocol.version recommended, error.type conditionally required (5xx or an exception).
+            labels: dict[str, Any] = {
+                "http.request.method": method,
+                "http.response.status_code": status_code,
+                "url.scheme": scope.get("scheme", "http"),
+                "network.protocol.version": scope.get("http_version", "1.1"),
+            }
             if route_path:
                 labels["http.route"] = route_path
+            if etype:
+                labels["error.type"] = etype
             self.duration.record(time.perf_counter() - start, labels)
         except Exception as exc:
             _selftel.record_error("fastapi", exc)

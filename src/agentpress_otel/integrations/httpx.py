@@ -11,7 +11,6 @@ headers after they were injected.
 from __future__ import annotations
 
 import ipaddress
-import os
 from typing import Any
 
 from agentpress_otel import _selftel
@@ -141,9 +140,9 @@ def instrument(tel: Telemetry) -> bool:
 
     if _instrumentor is not None:
         return True
-    # Stable HTTP semantic conventions (server.address, http.request.method, ...) unless the app chose otherwise;
-    # dashboards group outbound calls by server.address.
-    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    # Stable HTTP semantic conventions (server.address, http.request.method, ...): instrument() has put
+    # "http" in OTEL_SEMCONV_STABILITY_OPT_IN (_setup.opt_in_stable_conventions); dashboards group outbound
+    # calls by server.address.
     inst = HTTPXClientInstrumentor()
     if inst.is_instrumented_by_opentelemetry:
         return False  # the app instrumented httpx itself: leave it alone

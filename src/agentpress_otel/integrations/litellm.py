@@ -39,7 +39,12 @@ from urllib.parse import urlparse
 import wrapt
 
 from agentpress_otel import _selftel
-from agentpress_otel.genai._spans import LLMCall, current_llm_call, register_error_mapper
+from agentpress_otel.genai._spans import (
+    LLMCall,
+    current_llm_call,
+    register_error_mapper,
+    register_model_normalizer,
+)
 
 __all__ = ["instrument", "provider_for", "uninstrument"]
 
@@ -142,6 +147,16 @@ def provider_for(model: str, custom_llm_provider: str | None = None) -> tuple[st
     return result
 
 
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def _bare_model(model: str) -> str | None:
+    """``agent_run(model="openai/gpt-5-mini")`` -> ``gpt-5-mini``, as the chat spans under it report it."""
+    if "/" not in model or "litellm" not in sys.modules:  # never import LiteLLM just for this
+        return None
+    return provider_for(model)[1]
+
+
 def _router_model(router: Any, model: str) -> str:
     """Router model-group name -> the LiteLLM model of its first deployment (for provider mapping)."""
     try:
@@ -170,7 +185,8 @@ def _start(kwargs: Mapping[str, Any], args: tuple[Any, ...], router: Any = None)
     if isinstance(api_base, str) and api_base:
         try:
             u = urlparse(api_base)
-            server, port = u.hostname, u.port
+            # server.port is conditionally required with server.address: the scheme's default if not explicit.
+            server, port = u.hostname, u.port or _DEFAULT_PORTS.get(u.scheme)
         except ValueError:
             pass
     params = {k: v for k, v in kwargs.items() if k in _REQ_KEYS}
@@ -241,9 +257,10 @@ class _StreamState:
     def observe(self, chunk: Any) -> None:
         try:
             self.call.chunk()
-            if self.resp_id is None:
+            if self.resp_id is None:  # first chunk only: response-level fields
                 self.resp_id = _get(chunk, "id")
                 self.resp_model = _get(chunk, "model")
+                self.call.record_openai_fields(chunk)
             if _absorb_usage(self.call, _get(chunk, "usage")):
                 self.usage_seen = True
             for c in _get(chunk, "choices") or ():
@@ -579,6 +596,7 @@ def _patch(litellm: Any) -> None:
                     _patched_modules.append((mod, attr, cur))
                     setattr(mod, attr, new[id(cur)])
         register_error_mapper(_litellm_error_type)
+        register_model_normalizer(_bare_model)
         _installed = True
     # Warm the tokenizer off the caller's thread (once per process) so a later usage estimate does no disk
     # I/O inline.

@@ -2,7 +2,7 @@
 
 Integration name ``redis``. Covers sync and asyncio clients (``redis.Redis``, ``redis.asyncio.Redis``),
 pipelines and cluster clients: every command becomes a CLIENT span (``RPUSH``, ``LRANGE``,
-``PUBLISH``...) in the current trace. ``db.statement`` is upstream's sanitised form (``RPUSH ? ?``),
+``PUBLISH``...) in the current trace. ``db.query.text`` is upstream's sanitised form (``RPUSH ? ?``),
 so streamed agent output pushed into Redis lists never lands in span attributes.
 Pub/sub *receiving* (``PubSub.get_message``/``listen``) is not traced: it is a long poll, not a call.
 
@@ -13,6 +13,13 @@ Dramatiq worker on the Redis broker exports several root traces per second of it
 context lookup per command and is done by handing upstream a tracer that returns the non-recording
 invalid span when there is no valid current span (nothing is attached to the context then).
 
+**Stable database conventions.** Whatever ``OTEL_SEMCONV_STABILITY_OPT_IN`` says (upstream reads it once per
+process, possibly before we run), the spans we hand upstream translate its attributes to the stable names:
+``db.system.name``, ``db.query.text``, ``db.namespace``, ``server.address``/``server.port``,
+``network.transport``; every span gets the required ``db.operation.name`` (the command); a pipeline is named
+and operated ``PIPELINE`` with ``db.operation.batch.size``; a failed command carries ``error.type``. Upstream's
+own ``db.redis.args_length`` (in no registry) is dropped.
+
 If the app already instrumented redis-py itself (``RedisInstrumentor().instrument()`` or any other
 wrapper on ``Redis.execute_command``), this integration leaves it alone: it neither re-binds it nor
 removes it at shutdown.
@@ -20,12 +27,14 @@ removes it at shutdown.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+import wrapt
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, Tracer, TracerProvider
 
@@ -78,7 +87,64 @@ class _ParentOnlyTracer(Tracer):
     ) -> AbstractContextManager[Span] | Iterator[Span]:
         if not _in_trace(context):
             return _NO_SPAN
-        return self._inner.start_as_current_span(name, context, *args, **kwargs)
+        return _stable_db_span(self._inner.start_as_current_span(name, context, *args, **kwargs), name)
+
+
+#: Upstream's (old or stable) attribute -> the stable database/network name; None drops it.
+_RENAMES: dict[str, str | None] = {
+    "db.system": "db.system.name",
+    "db.statement": "db.query.text",
+    "db.redis.database_index": "db.namespace",
+    "net.peer.name": "server.address",
+    "net.peer.port": "server.port",
+    "net.transport": "network.transport",
+    "db.redis.args_length": None,
+}
+_TRANSPORTS = {"ip_tcp": "tcp", "ip_udp": "udp", "unix": "unix", "pipe": "pipe"}
+
+
+class _StableDbSpan(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """The span upstream writes to, with its attribute names translated (see module doc)."""
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        try:
+            if key == "db.redis.pipeline_length":
+                n = int(value)
+                self.__wrapped__.update_name("PIPELINE")
+                self.__wrapped__.set_attribute("db.operation.name", "PIPELINE")
+                if n >= 2:  # the convention's batch size is only for batches of two or more
+                    self.__wrapped__.set_attribute("db.operation.batch.size", n)
+                return
+            if key in _RENAMES:
+                new = _RENAMES[key]
+                if new is None:
+                    return
+                if new == "db.namespace":
+                    value = str(value)
+                elif new == "network.transport":
+                    value = _TRANSPORTS.get(str(value), str(value))
+                key = new
+        except Exception as exc:
+            _selftel.record_error("redis.attributes", exc)
+        self.__wrapped__.set_attribute(key, value)
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        for k, v in attributes.items():
+            self.set_attribute(k, v)
+
+
+@contextlib.contextmanager
+def _stable_db_span(inner: AbstractContextManager[Span], name: str) -> Iterator[Span]:
+    with inner as span:
+        if span.is_recording():
+            span.set_attribute("db.operation.name", name)  # the command (a pipeline is renamed later)
+        try:
+            yield cast(Span, _StableDbSpan(span))
+        except BaseException as exc:
+            if span.is_recording():
+                # Conditionally required on failure; the Redis error class, qualified as spans spell it.
+                span.set_attribute("error.type", _selftel.qualified_name(type(exc)))
+            raise
 
 
 class _ParentOnlyTracerProvider(TracerProvider):

@@ -94,6 +94,12 @@ def _exc_info(event: EventDict) -> Any:
     if isinstance(ei, tuple) and len(ei) == 3 and ei[0] is not None:
         return ei
     exc = event.get("exception")
+    if isinstance(exc, list) and exc and isinstance(exc[0], dict):
+        # dict_tracebacks ran first: inside the except block the live exception is still at hand, which
+        # gives the qualified exception.type and the exact traceback text (never the frames' locals).
+        live = sys.exc_info()
+        if live[0] is not None and exc[0].get("exc_type") == live[0].__name__:
+            return live
     if isinstance(exc, (str, list)):
         return exc
     return None

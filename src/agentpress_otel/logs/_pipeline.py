@@ -417,7 +417,7 @@ class LogPipeline:
         ei = record.exc_info
         if ei and ei[0] is not None:
             exc = {
-                "type": ei[0].__name__,
+                "type": _selftel.qualified_name(ei[0]),
                 "message": _exc_message(ei[1]),
                 "stacktrace": record.exc_text or "".join(traceback.format_exception(*ei)),
             }
@@ -449,7 +449,7 @@ def _structlog_exc(raw: Any) -> dict[str, str] | None:
         return None
     if isinstance(raw, tuple):
         return {
-            "type": raw[0].__name__,
+            "type": _selftel.qualified_name(raw[0]),
             "message": _exc_message(raw[1]),
             "stacktrace": "".join(traceback.format_exception(*raw)),
         }
@@ -457,18 +457,42 @@ def _structlog_exc(raw: Any) -> dict[str, str] | None:
         last = raw.strip().splitlines()[-1] if raw.strip() else ""
         typ, _, msg = last.partition(": ")
         return {"type": typ, "message": msg, "stacktrace": raw}
-    if isinstance(raw, list) and raw and isinstance(raw[-1], dict):
-        frame: dict[str, Any] = raw[-1]
-        try:
-            stack = orjson.dumps(raw, default=_safe_str).decode()
-        except Exception:
-            stack = _safe_str(raw)
+    if isinstance(raw, list) and raw and all(isinstance(s, dict) for s in raw):
+        # structlog dict_tracebacks: rebuilt as the natural traceback text (the convention's
+        # exception.stacktrace). Frame "locals" are never read: exporting local variables would leak data.
+        top: dict[str, Any] = raw[0]
         return {
-            "type": _safe_str(frame.get("exc_type", "")),
-            "message": _safe_str(frame.get("exc_value", "")),
-            "stacktrace": stack,
+            "type": _safe_str(top.get("exc_type", "")),
+            "message": _safe_str(top.get("exc_value", "")),
+            "stacktrace": _render_dict_traceback(raw),
         }
     return None
+
+
+def _render_dict_traceback(stacks: list[dict[str, Any]]) -> str:
+    """structlog's ``[{exc_type, exc_value, frames, is_cause}, ...]`` (raised exception first) -> the text
+    ``traceback.format_exception`` prints (causes first)."""
+    out: list[str] = []
+    for i, st in enumerate(reversed(stacks)):
+        if i:
+            out.append("\nThe above exception was the direct cause of the following exception:\n\n"
+                       if stacks[len(stacks) - i].get("is_cause") else
+                       "\nDuring handling of the above exception, another exception occurred:\n\n")
+        frames = st.get("frames") or []
+        if frames:
+            out.append("Traceback (most recent call last):\n")
+        for f in frames:
+            if not isinstance(f, dict):
+                continue
+            out.append(f'  File "{_safe_str(f.get("filename", "?"))}", line {_safe_str(f.get("lineno", "?"))}, '
+                       f'in {_safe_str(f.get("name", "?"))}\n')
+            line = f.get("line")
+            if line:
+                out.append(f"    {_safe_str(line).strip()}\n")
+        value = _safe_str(st.get("exc_value", ""))
+        out.append(f"{_safe_str(st.get('exc_type', ''))}: {value}\n" if value else
+                   f"{_safe_str(st.get('exc_type', ''))}\n")
+    return "".join(out)
 
 
 # ------------------------------------------------------------------------------------- process-wide
