@@ -523,7 +523,7 @@ def test_doctor_probe_is_accepted_but_not_stored(stack: Stack) -> None:
     assert not [s for s in stack.tempo.spans() if s.resource.get("service.name") == svc]
     assert not [r for r in stack.loki.logs() if r.resource.get("service.name") == svc]
     assert not stack.prom.query(f'{{service_name="{svc}"}}')
-    assert not stack.prom.query(f'{{__name__=~"agentpress_otel_doctor.*", service_name="{svc}"}}')
+    assert not stack.prom.query(f'{{__name__=~"agentpress_doctor.*", service_name="{svc}"}}')
 
 
 # ------------------------------------------------------------------------------------------------ browser receiver
