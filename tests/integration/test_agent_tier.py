@@ -27,6 +27,7 @@ import pytest
 
 from agentpress_otel._harness._proc import REPO_ROOT, ComponentMissing, ManagedProcess, free_port, http_ok
 from agentpress_otel._harness.collector import (
+    READY_LINE,
     Collector,
     StandIn,
     ensure_collector_binary,
@@ -34,6 +35,7 @@ from agentpress_otel._harness.collector import (
     start_standin,
     wait_for,
 )
+from agentpress_otel._harness.prometheus import Prometheus, start_prometheus
 from conftest import need
 
 AGENT_CONFIG = REPO_ROOT / "collector-config" / "agent.yaml"
@@ -83,6 +85,7 @@ class Tier:
     hosts: Path
     gateways: list[Collector]
     tempos: list[StandIn]
+    prometheus: Prometheus
 
     def set_members(self, ips: list[str]) -> None:
         # In place (same inode): the agent sees the file through a bind mount.
@@ -113,16 +116,18 @@ def _start() -> Tier:
     null = ThreadingHTTPServer(("127.0.0.1", 0), _Null)
     threading.Thread(target=null.serve_forever, daemon=True).start()
     null_url = f"http://127.0.0.1:{null.server_address[1]}"
+    prom = start_prometheus()  # all gateways remote-write here: their series must not collide
     tempos: list[StandIn] = []
     gateways: list[Collector] = []
     for i, ip in enumerate(GATEWAY_IPS):
         tempo = start_standin("traces")
         tempos.append(tempo)
         gateways.append(start_collector(
-            traces_endpoint=tempo.endpoint, logs_endpoint=null_url + "/otlp", remote_write_url=null_url + "/api/v1/write",
+            traces_endpoint=tempo.endpoint, logs_endpoint=null_url + "/otlp", remote_write_url=prom.remote_write_url,
             env={"OTELCOL_OTLP_GRPC_ENDPOINT": f"{ip}:{port}", "OTELCOL_INSTANCE_ID": f"gw-{i}",
                  "OTELCOL_TAIL_DECISION_WAIT": f"{DECISION_WAIT_S:.0f}s", "OTELCOL_TAIL_SAMPLING_PERCENTAGE": "30",
-                 "OTELCOL_BATCH_FLUSH_TIMEOUT": "200ms"}))
+                 "OTELCOL_BATCH_FLUSH_TIMEOUT": "200ms", "OTELCOL_SPANMETRICS_FLUSH_INTERVAL": "2s",
+                 "OTELCOL_SERVICEGRAPH_FLUSH_INTERVAL": "2s", "OTELCOL_SERVICEGRAPH_STORE_TTL": "2s"}))
     wd = Path(tempfile.mkdtemp(prefix="apotel-agent-"))
     hosts = wd / "hosts"
     ports = {k: free_port() for k in ("grpc", "http", "health", "metrics")}
@@ -145,7 +150,7 @@ def _start() -> Tier:
               'mount --bind "$0" /etc/hosts && exec "$1" --config="$2"', str(hosts), binary, str(AGENT_CONFIG)],
         env=env, cwd=wd, log_dir=wd)
     tier = Tier(agent=agent, agent_grpc=ports["grpc"], agent_metrics=ports["metrics"], hosts=hosts, gateways=gateways,
-                tempos=tempos)
+                tempos=tempos, prometheus=prom)
     tier.set_members(GATEWAY_IPS)
     agent.start(ready=lambda: http_ok(f"http://127.0.0.1:{ports['health']}/health"), timeout=60)
     return tier
@@ -164,6 +169,7 @@ def tier() -> Iterator[Tier]:
             g.stop()
         for s in t.tempos:
             s.stop()
+        t.prometheus.stop()
 
 
 def _piece(traces: list[tuple[bytes, bool]], k: int, pieces: int, now: int) -> bytes:
@@ -232,6 +238,25 @@ def test_every_trace_whole_on_one_gateway_and_sampled_whole(tier: Tier) -> None:
     assert 0 < kept_others < 80, f"{kept_others} of 80 non-error traces kept with a 30 % baseline"
     used = {next(iter(v)) for v in mine.values()}
     assert used == {0, 1, 2}, f"traces reached only gateways {used}"
+
+
+def test_agent_starts_clean(tier: Tier) -> None:
+    assert tier.agent.log_path is not None
+    log = tier.agent.log_path.read_text()
+    assert READY_LINE in log, log[-3000:]
+    assert not [ln for ln in log.splitlines() if "deprecat" in ln.lower()], log[-3000:]
+
+
+def test_gateways_series_do_not_collide(tier: Tier) -> None:
+    """Span metrics and service-graph edges from 3 gateways for the same service stay 3 series (one per gateway)."""
+    def per_gateway(promql: str) -> set[str]:
+        return {str(r["metric"].get("otelcol_instance", "")) for r in tier.prometheus.query(promql)}
+
+    want = {"gw-0", "gw-1", "gw-2"}
+    calls = 'count by (otelcol_instance) (traces_span_metrics_calls_total{service_name="tier-test"})'
+    edges = 'count by (otelcol_instance) (traces_service_graph_request_total{server="tier-test"})'
+    wait_for(lambda: per_gateway(calls) == want and per_gateway(edges) == want, timeout=60,
+             what="span-metrics and service-graph series labelled by gateway")
 
 
 def test_gateway_stopped_its_share_is_rerouted(tier: Tier) -> None:
