@@ -549,9 +549,11 @@ _OLD_KEY = (
 _OLD_VALUES = [r"(?i)bearer\s+[A-Za-z0-9._~+/-]{16,}=*", r"\b4[0-9]{12}(?:[0-9]{3})?\b", r"\b5[1-5][0-9]{14}\b"]
 
 
-FREE_TEXT_PREFIXES = ("url.full", "url.path", "url.query", "url.original", "db.query", "gen_ai.input", "gen_ai.output",
-                      "gen_ai.system_instructions", "gen_ai.tool.call.arg", "gen_ai.tool.call.res", "http.request.header",
-                      "user_agent", "exception.", "error.message")
+FREE_TEXT_PREFIXES = (
+    "url.full", "url.path", "url.query", "url.original", "db.query", "gen_ai.input", "gen_ai.output",
+    "gen_ai.system_instructions", "gen_ai.tool.call.arg", "gen_ai.tool.call.res", "http.request.header",
+    "user_agent", "exception.", "error.message",
+)
 
 
 def test_cheaper_redaction_patterns_match_what_the_old_ones_matched(cfg: dict[str, Any]) -> None:
