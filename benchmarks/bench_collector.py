@@ -300,7 +300,7 @@ def run_one(kind: str, shape: str, sink_grpc: str, null_url: str) -> dict[str, f
         wd = Path(tempfile.mkdtemp(prefix="apotel-bench-col-"))
         cfg = wd / "minimal.yaml"
         cfg.write_text(MINIMAL_CONFIG)
-        ports = {k: free_port() for k in ("grpc", "health", "metrics")}
+        ports = {k: free_port() for k in ("grpc", "http", "health", "metrics")}
         env.update({
             "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
             "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
@@ -308,6 +308,12 @@ def run_one(kind: str, shape: str, sink_grpc: str, null_url: str) -> dict[str, f
             "OTELCOL_METRICS_PORT": str(ports["metrics"]),
             "OTELCOL_TEMPO_ENDPOINT": sink_grpc,
         })
+        if kind == "agent":  # the shipped agent tier; its one "gateway" is the sink (an IP resolves to itself)
+            cfg = col_mod.REPO_ROOT / "collector-config" / "agent.yaml"
+            host, _, port = sink_grpc.rpartition(":")
+            env.update({"OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}", "OTELCOL_LB_DNS_HOSTNAME": host,
+                        "OTELCOL_LB_DNS_PORT": port, "OTELCOL_GATEWAY_ENDPOINT": sink_grpc,
+                        "OTELCOL_STORAGE_DIR": str(wd / "queue")})
         col = col_mod.Collector(workdir=wd, storage_dir=wd, env=env, grpc_port=ports["grpc"], http_port=0,
                                 browser_port=0, health_port=ports["health"], metrics_port=ports["metrics"],
                                 config=cfg)
@@ -333,7 +339,8 @@ def run_one(kind: str, shape: str, sink_grpc: str, null_url: str) -> dict[str, f
                       ("otelcol_receiver_accepted_spans", "otelcol_receiver_accepted_spans_total"))
             ref = sum(col.metric_sum(n, receiver="otlp") for n in
                       ("otelcol_receiver_refused_spans", "otelcol_receiver_refused_spans_total"))
-            sent = sum(col.metric_sum(n, exporter="otlp_grpc/tempo") for n in
+            exporter = "load_balancing" if kind == "agent" else "otlp_grpc/tempo"
+            sent = sum(col.metric_sum(n, exporter=exporter) for n in
                        ("otelcol_exporter_sent_spans", "otelcol_exporter_sent_spans_total"))
             cpu, _ = _proc_stats(pid)
             return acc, ref, sent, cpu
@@ -367,6 +374,9 @@ def main() -> None:
     null_url = f"http://127.0.0.1:{null.server_address[1]}"
     shapes = [s for s in os.environ.get("BENCH_COLLECTOR_SHAPES", ",".join(SHAPES)).split(",") if s in SHAPES]
     results: dict[tuple[str, str], list[dict[str, float]]] = {(k, s): [] for k in ("minimal", "ours") for s in shapes}
+    agent_tier = "realistic" in shapes and os.environ.get("BENCH_COLLECTOR_AGENT", "1") == "1"
+    if agent_tier:
+        results["agent", "realistic"] = []
     repeats = int(os.environ.get("BENCH_REPEATS", "1"))
     try:
         with OTLPSink() as sink:
@@ -382,8 +392,9 @@ def main() -> None:
             sink_grpc = f"127.0.0.1:{sink.grpc_port}"
             for _ in range(repeats):
                 for shape in shapes:
-                    for kind in ("minimal", "ours"):
-                        results[kind, shape].append(run_one(kind, shape, sink_grpc, null_url))
+                    for kind in ("minimal", "ours", "agent"):
+                        if (kind, shape) in results:
+                            results[kind, shape].append(run_one(kind, shape, sink_grpc, null_url))
             stop.set()
     except ComponentMissing as exc:
         print(f"bench_collector skipped: {exc}")
@@ -415,6 +426,13 @@ def main() -> None:
                          "unit": unit, "baseline": base, "ratio": ours / base if base else float("nan"),
                          "goal": f">= {goal_value}/s" if graded else "",
                          "pass": (ours >= goal_value) if graded else None})
+    if agent_tier:
+        agent, base = med("agent", "realistic", "spans_per_cpu_s"), med("minimal", "realistic", "spans_per_cpu_s")
+        rows.append({"name": "agent tier (agent.yaml) spans per CPU-second, realistic, vs pass-through",
+                     "value": agent, "unit": "/s", "baseline": base, "ratio": agent / base if base else float("nan"),
+                     "goal": "", "pass": None})
+        rows.append({"name": "agent tier CPU per span, realistic", "value": 1e6 / agent if agent else float("nan"),
+                     "unit": "us", "baseline": None, "ratio": None, "goal": "", "pass": None})
     report("collector", rows, details={f"{k}/{s}": v for (k, s), v in results.items()})
 
 
