@@ -86,6 +86,7 @@ class Tier:
     gateways: list[Collector]
     tempos: list[StandIn]
     prometheus: Prometheus
+    gateway_port: int
 
     def set_members(self, ips: list[str]) -> None:
         # In place (same inode): the agent sees the file through a bind mount.
@@ -93,9 +94,7 @@ class Tier:
             f.write("127.0.0.1 localhost\n" + "".join(f"{ip} {GATEWAY_NAME}\n" for ip in ips))
 
     def agent_metric(self, name: str, **labels: str) -> float:
-        probe = Collector(workdir=Path("."), storage_dir=Path("."), env={}, grpc_port=0, http_port=0, browser_port=0,
-                          health_port=0, metrics_port=self.agent_metrics)
-        return sum(probe.metric_sum(n, **labels) for n in (name, name + "_total"))
+        return _metric(self.agent_metrics, name, **labels)
 
     def where(self) -> dict[str, dict[int, int]]:
         """trace id -> {gateway index: distinct spans delivered by that gateway}."""
@@ -123,6 +122,24 @@ class Tier:
         return seen
 
 
+def _metric(metrics_port: int, name: str, **labels: str) -> float:
+    probe = Collector(workdir=Path("."), storage_dir=Path("."), env={}, grpc_port=0, http_port=0, browser_port=0,
+                      health_port=0, metrics_port=metrics_port)
+    return sum(probe.metric_sum(n, **labels) for n in (name, name + "_total"))
+
+
+def _agent_env(wd: Path) -> tuple[dict[str, str], dict[str, int]]:
+    ports = {k: free_port() for k in ("grpc", "http", "health", "metrics")}
+    return {
+        "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
+        "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
+        "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
+        "OTELCOL_METRICS_HOST": "127.0.0.1",
+        "OTELCOL_METRICS_PORT": str(ports["metrics"]),
+        "OTELCOL_STORAGE_DIR": str(wd / "queue"),
+    }, ports
+
+
 def _start() -> Tier:
     binary = ensure_collector_binary()
     if not _userns_works():
@@ -145,27 +162,21 @@ def _start() -> Tier:
                  "OTELCOL_SERVICEGRAPH_FLUSH_INTERVAL": "2s", "OTELCOL_SERVICEGRAPH_STORE_TTL": "2s"}))
     wd = Path(tempfile.mkdtemp(prefix="apotel-agent-"))
     hosts = wd / "hosts"
-    ports = {k: free_port() for k in ("grpc", "http", "health", "metrics")}
-    env = {
-        "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
-        "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
-        "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
-        "OTELCOL_METRICS_HOST": "127.0.0.1",
-        "OTELCOL_METRICS_PORT": str(ports["metrics"]),
-        "OTELCOL_STORAGE_DIR": str(wd / "queue"),
+    env, ports = _agent_env(wd)
+    env.update({
         "OTELCOL_LB_DNS_HOSTNAME": GATEWAY_NAME,
         "OTELCOL_LB_DNS_PORT": str(port),
         "OTELCOL_LB_DNS_INTERVAL": "1s",
         "OTELCOL_GATEWAY_ENDPOINT": f"{GATEWAY_IPS[0]}:{port}",
         "GODEBUG": "netdns=go",  # the pure-Go resolver reads /etc/hosts (ours) and re-reads it when it changes
-    }
+    })
     agent = ManagedProcess(
         name="otelcol-agent",
         argv=["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
               'mount --bind "$0" /etc/hosts && exec "$1" --config="$2"', str(hosts), binary, str(AGENT_CONFIG)],
         env=env, cwd=wd, log_dir=wd)
     tier = Tier(agent=agent, agent_grpc=ports["grpc"], agent_metrics=ports["metrics"], hosts=hosts, gateways=gateways,
-                tempos=tempos, prometheus=prom)
+                tempos=tempos, prometheus=prom, gateway_port=port)
     tier.set_members(GATEWAY_IPS)
     agent.start(ready=lambda: http_ok(f"http://127.0.0.1:{ports['health']}/health"), timeout=60)
     return tier
@@ -214,10 +225,10 @@ def _piece(traces: list[tuple[bytes, bool]], k: int, pieces: int, now: int) -> b
 
 
 def _send_in_pieces(tier: Tier, traces: list[tuple[bytes, bool]], *, pieces: int, gap_s: float,
-                    between: Any = None) -> None:
+                    between: Any = None, agent_port: int | None = None) -> None:
     import grpc
 
-    with grpc.insecure_channel(f"127.0.0.1:{tier.agent_grpc}") as ch:
+    with grpc.insecure_channel(f"127.0.0.1:{agent_port or tier.agent_grpc}") as ch:
         call = ch.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
         now = time.time_ns()  # one timeline for all pieces: 5 ms spans, so the `slow` policy keeps none of them
         for k in range(pieces):
@@ -318,3 +329,47 @@ def test_gateway_stopped_its_share_is_rerouted(tier: Tier) -> None:
     assert tier.agent_metric("otelcol_exporter_send_failed_spans", exporter="load_balancing") == 0
     sent_after = tier.agent_metric("otelcol_exporter_sent_spans", exporter="load_balancing")
     assert sent_after - sent_before >= len(after) * full
+
+
+def test_static_resolver_dead_gateway_share_is_dropped_and_counted(tier: Tier, tmp_path: Path) -> None:
+    """The documented `static` behaviour: the ring keeps a dead gateway; its share is retried for
+    OTELCOL_LB_RETRY_MAX_ELAPSED, then dropped, and the drop shows in the agent's send-failed counter.
+    (Runs after the re-route test, so gateway 2 is down; the config is the shipped one with the resolver block
+    swapped for the commented `static` alternative.)"""
+    assert not tier.gateways[2].running
+    text = AGENT_CONFIG.read_text()
+    start = text.index("      dns:\n")
+    end = text.index("\n\n", start)
+    static_cfg = tmp_path / "agent-static.yaml"
+    static_cfg.write_text(text[:start] + "      static:\n        hostnames: ${env:OTELCOL_LB_STATIC_HOSTNAMES}\n"
+                          + text[end:])
+    env, ports = _agent_env(tmp_path)
+    env.update({"OTELCOL_LB_STATIC_HOSTNAMES": "[" + ", ".join(f"{ip}:{tier.gateway_port}" for ip in GATEWAY_IPS) + "]",
+                "OTELCOL_LB_RETRY_MAX_ELAPSED": "30s", "OTELCOL_LB_BACKEND_RETRY_MAX_ELAPSED": "2s",
+                "OTELCOL_GATEWAY_ENDPOINT": f"{GATEWAY_IPS[0]}:{tier.gateway_port}"})
+    agent = ManagedProcess(name="otelcol-agent-static", argv=[ensure_collector_binary(), f"--config={static_cfg}"],
+                           env=env, cwd=tmp_path, log_dir=tmp_path)
+    agent.start(ready=lambda: http_ok(f"http://127.0.0.1:{ports['health']}/health"), timeout=60)
+    try:
+        rng = random.Random(171717)
+        traces = [(rng.randbytes(16), True) for _ in range(60)]
+        ids = {tid.hex() for tid, _ in traces}
+        for i in range(0, 60, 6):  # small batches, as SDKs send them: a batch mixes live and dead gateways' traces
+            _send_in_pieces(tier, traces[i:i + 6], pieces=1, gap_s=0, agent_port=ports["grpc"])
+        failed = lambda: _metric(ports["metrics"], "otelcol_exporter_send_failed_spans",  # noqa: E731
+                                 exporter="load_balancing")
+        wait_for(lambda: failed() > 0, timeout=60, what="agent gives up on the dead gateway's share")
+        time.sleep(DECISION_WAIT_S + 3)
+        where = tier.where()
+        delivered = {t for t in ids if t in where}
+        lost = ids - delivered
+        full = _spans_per_trace(1)
+        backend_failed = _metric(ports["metrics"], "otelcol_loadbalancer_backend_outcome", success="false")
+        print(f"static resolver, dead gateway: {len(lost)} of 60 traces lost; agent send_failed_spans "
+              f"{failed():.0f}; backend failures {backend_failed:.0f}")
+        assert all(sum(where[t].values()) == full for t in delivered), "a live gateway's trace arrived incomplete"
+        assert 6 <= len(lost) <= 40, f"{len(lost)} of 60 lost; expected about the dead gateway's third"
+        # Every lost span is counted (the counter covers whole failed batches, so it is at least the loss).
+        assert failed() >= len(lost) * full
+    finally:
+        agent.stop(timeout=20.0)
