@@ -7,6 +7,7 @@ fan-out topology, secrets in defaults, drift between the compose file and the co
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -586,3 +587,37 @@ def test_cheaper_redaction_patterns_match_what_the_old_ones_matched(cfg: dict[st
     for key in red.get("ignored_keys", []):
         assert not new_key.search(key), key
         assert not key.startswith(FREE_TEXT_PREFIXES), key
+
+
+def _exprs(obj: Any) -> Iterator[str]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == "expr" and isinstance(v, str):
+                yield v
+            else:
+                yield from _exprs(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _exprs(v)
+
+
+def test_gateway_series_carry_an_instance_label_that_dashboards_aggregate_away(cfg: dict[str, Any]) -> None:
+    """Several gateways emit the same span-metrics/service-graph series; the label keeps them apart (checked live in
+    tests/integration/test_agent_tier.py) and every dashboard query over them sums across gateways."""
+    import json
+
+    stmts = [s for st in cfg["processors"]["transform/metric_labels"]["metric_statements"] for s in st["statements"]]
+    assert any('datapoint.attributes["otelcol.instance"]' in s and "OTELCOL_INSTANCE_ID" in s for s in stmts)
+    gen = re.compile(r"traces_(span_metrics|service_graph)_\w+")
+    seen = 0
+    for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
+        for expr in _exprs(json.loads(path.read_text())):
+            if not gen.search(expr) or expr.startswith("label_values"):
+                continue
+            seen += 1
+            assert "otelcol_instance" not in expr, f"{path.name}: {expr}"
+            # Every selector of a gateway series sits inside an aggregation (sum by (...) / histogram over sum by).
+            for m in gen.finditer(expr):
+                assert re.search(r"\bsum (by \([^)]*\) )?\(\s*(rate|increase)\($", expr[: m.start()]), \
+                    f"{path.name}: {expr}"
+    assert seen >= 5
