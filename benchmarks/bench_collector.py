@@ -289,7 +289,7 @@ def run_one(kind: str, shape: str, sink_grpc: str, null_url: str) -> dict[str, f
     env = {
         "GOMAXPROCS": "1",
         "GOMEMLIMIT": "400MiB",
-        "OTELCOL_TAIL_SAMPLING_PERCENTAGE": "100",  # deliver everything: we measure the whole path
+        "OTELCOL_TAIL_SAMPLING_PERCENTAGE": os.environ.get("BENCH_COLLECTOR_SAMPLING", "100"),  # 100: whole path
         "OTELCOL_TAIL_DECISION_WAIT": "1s",
         "OTELCOL_LOG_LEVEL": "warn",
     }
