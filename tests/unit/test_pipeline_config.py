@@ -7,6 +7,7 @@ fan-out topology, secrets in defaults, drift between the compose file and the co
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ CONFIG = CC / "config.yaml"
 MANIFEST = CC / "builder-config.yaml"
 SHIPPED_CONFIGS = [
     CONFIG,
+    CC / "agent.yaml",
     CC / "hostmetrics.yaml",
     CC / "testing" / "standin-traces.yaml",
     CC / "testing" / "standin-logs.yaml",
@@ -156,7 +158,13 @@ def test_no_deprecated_component_aliases() -> None:
             for comp in conf.get(kind) or {}:
                 assert ctype(comp) not in bad, f"{path.name}: deprecated {kind[:-1]} type {ctype(comp)!r}"
         for comp in conf.get("processors") or {}:
-            assert ctype(comp) != "batch", "use sending_queue.batch instead of the batch processor"
+            # One exception: right after tail_sampling (which releases every trace on its own), so the persistent
+            # queue gets one write per batch instead of one per trace (issue 17).
+            if ctype(comp) == "batch":
+                users = [n for n, p in conf["service"]["pipelines"].items() if comp in p.get("processors", [])]
+                assert users and all(
+                    conf["service"]["pipelines"][n]["processors"][-2:] == ["tail_sampling", comp] for n in users
+                ), f"{path.name}: batch processor only directly after tail_sampling; else use sending_queue.batch"
 
 
 def test_memory_limiter_first_in_every_pipeline() -> None:
@@ -550,3 +558,85 @@ def test_environment_fallback_is_the_library_default() -> None:
     key = "OTELCOL_DEPLOYMENT_ENVIRONMENT"
     values = [e[key] for e in envs if isinstance(e, dict) and key in e]
     assert values and all(v.endswith(f":-{library}}}") for v in values), values
+
+
+# The patterns issue 17 replaced, kept here as the reference the faster ones must agree with.
+_OLD_KEY = (
+    r"(?i)(^|[._-])(password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?key|apikey|x[_-]api[_-]key|"
+    r"access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|session[_-]?token|bearer|authorization|"
+    r"proxy[_-]authorization|cookie|set[_-]cookie|private[_-]?key|credentials?)($|[._-])"
+)
+_OLD_VALUES = [r"(?i)bearer\s+[A-Za-z0-9._~+/-]{16,}=*", r"\b4[0-9]{12}(?:[0-9]{3})?\b", r"\b5[1-5][0-9]{14}\b"]
+
+
+FREE_TEXT_PREFIXES = (
+    "url.full", "url.path", "url.query", "url.original", "db.query", "gen_ai.input", "gen_ai.output",
+    "gen_ai.system_instructions", "gen_ai.tool.call.arg", "gen_ai.tool.call.res", "http.request.header",
+    "user_agent", "exception.", "error.message",
+)
+
+
+def test_cheaper_redaction_patterns_match_what_the_old_ones_matched(cfg: dict[str, Any]) -> None:
+    import random
+
+    red = cfg["processors"]["redaction"]
+    (pattern,) = red["blocked_key_patterns"]
+    new_key = re.compile(pattern.replace("(?i)", ""), re.IGNORECASE)
+    old_key = re.compile(_OLD_KEY.replace("(?i)", ""), re.IGNORECASE)
+    words = ["password", "passwd", "pwd", "passphrase", "secret", "client", "api", "key", "apikey", "x", "access",
+             "refresh", "id", "auth", "session", "token", "bearer", "authorization", "proxy", "cookie", "set",
+             "private", "credential", "credentials", "gen_ai", "usage", "input", "tokens", "http", "header", "db"]
+    rng = random.Random(17)
+    for _ in range(50_000):
+        key = "".join(rng.choice(words) + rng.choice(["", ".", "_", "-"]) for _ in range(rng.randint(1, 4)))
+        key = key.upper() if rng.random() < 0.1 else key
+        assert bool(new_key.search(key)) == bool(old_key.search(key)), key
+    # Values: card numbers and bearer tokens (in the spellings clients send) are still masked.
+    values = [re.compile(v) for v in red["blocked_values"]]
+    old_values = [re.compile(v) for v in _OLD_VALUES]
+    samples = ["4111111111111111", "4222222222222", "5500000000000004", "5105105105105100",
+               "card 4012888888881881.", "Bearer abcdefghijklmnop0123", "authorization: bearer abcdefghijklmnop0123==",
+               "BEARER ABCDEFGHIJKLMNOPQR"]
+    for _ in range(20_000):
+        samples.append("".join(rng.choice("0123456789 x") for _ in range(rng.randint(12, 24))))
+    for v in samples:
+        if any(o.search(v) for o in old_values):
+            assert any(n.search(v) for n in values), v
+    # ignored_keys never skip a key that can carry free text or a credential.
+    for key in red.get("ignored_keys", []):
+        assert not new_key.search(key), key
+        assert not key.startswith(FREE_TEXT_PREFIXES), key
+
+
+def _exprs(obj: Any) -> Iterator[str]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == "expr" and isinstance(v, str):
+                yield v
+            else:
+                yield from _exprs(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _exprs(v)
+
+
+def test_gateway_series_carry_an_instance_label_that_dashboards_aggregate_away(cfg: dict[str, Any]) -> None:
+    """Several gateways emit the same span-metrics/service-graph series; the label keeps them apart (checked live in
+    tests/integration/test_agent_tier.py) and every dashboard query over them sums across gateways."""
+    import json
+
+    stmts = [s for st in cfg["processors"]["transform/metric_labels"]["metric_statements"] for s in st["statements"]]
+    assert any('datapoint.attributes["otelcol.instance"]' in s and "OTELCOL_INSTANCE_ID" in s for s in stmts)
+    gen = re.compile(r"traces_(span_metrics|service_graph)_\w+")
+    seen = 0
+    for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
+        for expr in _exprs(json.loads(path.read_text())):
+            if not gen.search(expr) or expr.startswith("label_values"):
+                continue
+            seen += 1
+            assert "otelcol_instance" not in expr, f"{path.name}: {expr}"
+            # Every selector of a gateway series sits inside an aggregation (sum by (...) / histogram over sum by).
+            for m in gen.finditer(expr):
+                assert re.search(r"\bsum (by \([^)]*\) )?\(\s*(rate|increase)\($", expr[: m.start()]), \
+                    f"{path.name}: {expr}"
+    assert seen >= 5
