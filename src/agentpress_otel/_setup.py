@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import atexit
-import functools
 import dataclasses
+import functools
 import importlib
 import os
 import platform

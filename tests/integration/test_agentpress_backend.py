@@ -29,8 +29,8 @@ from _agentpress_backend import write_backend  # type: ignore[import-not-found]
 from agentpress_otel._harness import redis as redis_harness
 from agentpress_otel._harness._proc import ComponentMissing, free_port, port_open, wait_until
 from agentpress_otel._harness.llm_server import LLMServer
-from harness.otlp_sink import OTLPSink, attrs_to_dict
 from conftest import need  # type: ignore[import-not-found]  # tests/ is on sys.path under pytest
+from harness.otlp_sink import OTLPSink, attrs_to_dict
 
 pytestmark = pytest.mark.integration
 

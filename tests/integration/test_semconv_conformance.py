@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from agentpress_otel._harness.otlp_sink import OTLPSink, any_value, attrs_to_dict
 from agentpress_otel._harness.redis import start_redis
+
 from conftest import need
 from semconv_rules import Metric, Span, check_log, check_metric, check_resource, check_span
 
