@@ -22,7 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
-from agentpress_otel import _export, _selftel
+from agentpress_otel import _export, _selftel, _stop
 from agentpress_otel._config import Config, default_instance_id, load_config
 
 __all__ = ["Telemetry", "current", "instrument"]
@@ -396,6 +396,8 @@ def instrument(
             _instrument_app(tel, app)
         os.register_at_fork(after_in_child=tel._after_fork_in_child)
         atexit.register(tel.shutdown)
+        # atexit alone misses SIGTERM (uvicorn re-raises it, the default action skips atexit): see _stop.
+        _stop.install_signal_handlers()
         return tel
 
 

@@ -36,7 +36,7 @@ from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from agentpress_otel import _selftel, runtime
+from agentpress_otel import _selftel, _stop, runtime
 from agentpress_otel._context import ID_ATTRIBUTES, thread_context
 from agentpress_otel._setup import Telemetry
 
@@ -142,6 +142,9 @@ class AgentPressASGIMiddleware:
             # (uvloop, a loop started before instrument()). Cheap and never raises.
             self._loop = loop
             runtime.watch_loop()
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+            return
         if scope["type"] != "http" or (self.excluded is not None and self.excluded.search(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
@@ -181,6 +184,22 @@ class AgentPressASGIMiddleware:
             self._finish(scope, span, status_code, start, failed)
             ctx_mgr.__exit__(None, None, None)
             otel_context.detach(token)
+
+    @staticmethod
+    def _lifespan_send(send: Send) -> Send:
+        """Flush after the app's own shutdown handlers, before the server is told shutdown is complete.
+
+        uvicorn (alone or as gunicorn's worker) re-raises SIGTERM after this, and the default action skips
+        atexit: this is the last moment every request's telemetry is recorded and the process still alive.
+        """
+
+        async def lifespan_send(message: Message) -> None:
+            if message.get("type") in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                # On a worker thread: the event loop keeps serving whatever still runs on it.
+                await asyncio.to_thread(_stop.flush_at_stop, "lifespan")
+            await send(message)
+
+        return lifespan_send
 
     def _prepare(self, scope: Scope) -> tuple[Any, Token[Context], str, thread_context, float]:
         carrier: dict[str, str] = {}
