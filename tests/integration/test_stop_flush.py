@@ -180,3 +180,40 @@ def test_dramatiq_worker_sigterm_mid_task_loses_nothing(redis_url: str, protocol
         # dramatiq's main process exits RET_OK (0) once its worker processes stopped after a SIGTERM.
         assert rc == 0, f"exit status {rc}; log:\n{log}"
         assert took < SHUTDOWN_S * 2, f"took {took:.2f}s to exit"
+
+
+_PLAIN = """
+import signal, sys, time
+from opentelemetry import metrics, trace
+if sys.argv[1] == "own-handler":  # the app's own handler, installed before instrument(): must still run
+    def on_term(signum, frame):
+        print("app handler ran", flush=True)
+        sys.exit(3)
+    signal.signal(signal.SIGTERM, on_term)
+import agentpress_otel
+agentpress_otel.instrument(service_name="stop-plain", integrations=[], logs=False)
+with trace.get_tracer("stop-plain").start_as_current_span("work.inner") as span:
+    span.set_attribute("work.i", 0)
+metrics.get_meter("stop-plain").create_counter("stop_plain.work").add(1)
+print("ready", flush=True)
+while True:
+    time.sleep(0.01)
+"""
+
+
+@pytest.mark.parametrize(("mode", "status"), [("default", -signal.SIGTERM), ("own-handler", 3)])
+def test_plain_process_sigterm_flushes_then_chains(mode: str, status: int, tmp_path: Path) -> None:
+    """No server at all: SIGTERM's default action (no atexit) or the app's own handler, after our flush."""
+    script = tmp_path / "plain.py"
+    script.write_text(_PLAIN)
+    with OTLPSink() as sink:
+        proc = ManagedProcess("stop-plain", [sys.executable, str(script), mode], env=_env(sink, "http/protobuf"))
+        with proc:
+            proc.start(ready=lambda: "ready" in proc.log_tail(), timeout=30)
+            rc, took = _stop(proc)
+            log = proc.log_tail()
+        wait_until(lambda: _received(sink, "work.inner", "-", "stop_plain.work")[::2] == ([0], 1), timeout=5,
+                   what=f"the span and the metric increment ({mode}); log:\n{log}")
+        assert rc == status, f"exit status {rc}; log:\n{log}"
+        assert ("app handler ran" in log) == (mode == "own-handler"), log
+        assert took < SHUTDOWN_S * 2
