@@ -309,6 +309,7 @@ def instrument(
     capture_content: bool | None = None,
     content_max_chars: int | None = None,
     attribute_max_chars: int | None = None,
+    log_max_chars: int | None = None,
     excluded_urls: Sequence[str] | None = None,
     request_id_header: str | None = None,
     log_json: bool | None = None,
@@ -419,7 +420,7 @@ _OPTION_NAMES = frozenset(
         "content_max_chars", "attribute_max_chars", "excluded_urls", "request_id_header", "log_json", "log_level",
         "logger_levels", "log_sample_ratio", "redact", "slack_webhook_url", "slack_min_level", "grafana_url",
         "shutdown_timeout_s", "export_timeout_s", "metric_interval_s", "max_queue_size", "runtime_interval_s",
-        "schedule_delay_s", "internal_hosts", "trust_baggage_user_id", "redact_hash_key",
+        "schedule_delay_s", "internal_hosts", "trust_baggage_user_id", "redact_hash_key", "log_max_chars",
     }
 )  # fmt: skip
 

@@ -6,6 +6,7 @@ detaches it, restores the levels it lowered and drains the queue (bounded).
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from typing import Any
@@ -20,6 +21,7 @@ from agentpress_otel.logs._pipeline import (
     LogPipeline,
     acquire_pipeline,
     current_ids,
+    cut_message,
     pipeline_for,
     release_pipeline,
 )
@@ -59,7 +61,14 @@ class OTelQueueHandler(logging.Handler):
             if self.filters and not self.filter(record):
                 return False
             msg = record.getMessage()  # now: args may be mutated after the call returns
-            self.pipeline.submit((STDLIB, record, msg, current_ids(), sc if sc.is_valid else None))
+            limit = self.pipeline.max_message_chars
+            if len(msg) > limit:
+                # Cut before queueing, and queue a copy that no longer holds the full text (msg/args), so a
+                # flood of huge messages costs the queue's byte budget and no more.
+                msg = cut_message(msg, limit)
+                record = copy.copy(record)
+                record.msg, record.args = msg, None
+            self.pipeline.submit((STDLIB, record, msg, current_ids(), sc if sc.is_valid else None), len(msg))
             return True
         except Exception as exc:
             _selftel.record_error("logs.handler", exc)
