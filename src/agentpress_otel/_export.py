@@ -19,7 +19,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from agentpress_otel import _selftel
+from agentpress_otel import _sanitize, _selftel
 from agentpress_otel._config import Config
 
 # signal -> (gRPC exporter class, HTTP exporter class, OTLP/HTTP path appended to a base endpoint)
@@ -132,13 +132,17 @@ class _Counting:
             result = self.inner.export(chunk)
         except Exception as exc:
             _selftel.record_error(f"export.{self.signal}", exc)
-            if len(chunk) > 1:
-                # Network failures come back as a FAILURE result; an exception is an item the encoder
-                # could not take. Send them one by one so one poison item never costs its neighbours.
-                ok = [self._export_chunk(chunk[i:i + 1]) for i in range(len(chunk))]
-                return self.success if all(r is self.success for r in ok) else self.failure
             result = self.failure
         if result is not self.success:
+            # The OTLP exporters report an item their encoder rejects (a lone surrogate in any string, an
+            # int beyond 64 bits) as a failure of the whole request. Only then (so the healthy path costs
+            # nothing) find such items and send the rest, with each poison item as a wire-safe copy.
+            fixed = _sanitize.encodable_items(self.signal, chunk)
+            if fixed is not None:
+                good, lost = fixed
+                if lost:
+                    _selftel.record_dropped(self.signal, "encode_error", lost)
+                return self._export_chunk(good) if good else self.failure
             _selftel.record_dropped(self.signal, "export_failed", len(chunk))
         return result
 
@@ -190,6 +194,15 @@ class CountingMetricExporter(MetricExporter):
         except Exception as exc:
             _selftel.record_error("export.metrics", exc)
             result = MetricExportResult.FAILURE
+        if result is not MetricExportResult.SUCCESS:
+            # A label or name the encoder rejects fails every export from now on (cumulative): retry once
+            # with a wire-safe copy, only when the data really does not encode.
+            fixed = _sanitize.encodable_items("metrics", [metrics_data])
+            if fixed is not None and fixed[0]:
+                try:
+                    result = self.inner.export(fixed[0][0], timeout_millis=timeout_millis, **kwargs)
+                except Exception as exc:
+                    _selftel.record_error("export.metrics", exc)
         if result is not MetricExportResult.SUCCESS:
             points = sum(
                 len(m.data.data_points)
