@@ -292,7 +292,11 @@ def _check_hash_key(v: str) -> _Secret:
 
 
 def _names(v: str | Iterable[str]) -> tuple[str, ...]:
-    return parse_list(v) if isinstance(v, str) else tuple(v)
+    names = parse_list(v) if isinstance(v, str) else tuple(v)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise ValueError(f"integration names must be strings, got {bad!r}")
+    return names
 
 
 def _parse_attrs_lenient(raw: str, var: str, problems: list[str]) -> dict[str, str]:

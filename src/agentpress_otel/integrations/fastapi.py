@@ -176,9 +176,14 @@ class AgentPressASGIMiddleware:
             if status_code == 0:
                 status_code = 500
             failed = True
-            span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             span.set_attribute("error.type", type(exc).__qualname__)
+            try:  # the SDK calls str(exc), which the app's exception may make raise: never replace exc
+                span.record_exception(exc)
+            except Exception as rec_exc:
+                _selftel.record_error("fastapi", rec_exc)
+                span.add_event("exception", {"exception.type": type(exc).__qualname__,
+                                             "exception.message": f"<unprintable {type(exc).__name__} message>"})
             raise
         finally:
             self._finish(scope, span, status_code, start, failed)

@@ -25,6 +25,7 @@ from agentpress_otel.logs._pipeline import (
     pipeline_for,
     release_pipeline,
 )
+from agentpress_otel.redaction._engine import to_text
 
 _get_span = trace.get_current_span
 
@@ -60,7 +61,15 @@ class OTelQueueHandler(logging.Handler):
                 return False
             if self.filters and not self.filter(record):
                 return False
-            msg = record.getMessage()  # now: args may be mutated after the call returns
+            try:
+                msg = record.getMessage()  # now: args may be mutated after the call returns
+            except Exception as exc:
+                # Bad format arguments (``log.info("%d", "x")``): keep the record with its template and the
+                # error instead of losing it; the caller's log call must not fail either.
+                _selftel.record_error("logs.format", exc)
+                msg = f"{to_text(record.msg)} [unformattable arguments: {type(exc).__name__}]"
+                record = copy.copy(record)
+                record.msg, record.args = msg, None
             limit = self.pipeline.max_message_chars
             if len(msg) > limit:
                 # Cut before queueing, and queue a copy that no longer holds the full text (msg/args), so a
