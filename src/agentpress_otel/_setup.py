@@ -286,7 +286,8 @@ def _redacting(kind: str, exporter: Any, cfg: Config) -> Any:
         from agentpress_otel import redaction
     except ImportError:
         return exporter
-    wrapper = getattr(redaction, "RedactingSpanExporter" if kind == "spans" else "RedactingLogExporter", None)
+    wrapper = getattr(redaction, {"spans": "RedactingSpanExporter", "logs": "RedactingLogExporter",
+                                  "metrics": "RedactingMetricExporter"}[kind], None)
     return exporter if wrapper is None else wrapper(exporter)
 
 
@@ -531,7 +532,7 @@ def _setup_metrics(
     if export_otlp:
         readers.append(
             PeriodicExportingMetricReader(
-                _export.CountingMetricExporter(lambda: _export.make_metric_exporter(cfg)),
+                _export.CountingMetricExporter(lambda: _redacting("metrics", _export.make_metric_exporter(cfg), cfg)),
                 export_interval_millis=cfg.metric_interval_s * 1000,
                 export_timeout_millis=cfg.export_timeout_s * 1000,
             )

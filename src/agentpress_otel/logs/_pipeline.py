@@ -382,6 +382,8 @@ class LogPipeline:
                 extras = r.redact_value(extras)
             if exc:
                 exc = {k: r.redact(v) if isinstance(v, str) else v for k, v in exc.items()}
+            if ids:  # ids come from the app (a secret passed as a thread id must not leak through them)
+                ids = {k: r.redact(v) if isinstance(v, str) else v for k, v in ids.items()}
         trace_id = f"{sc.trace_id:032x}" if sc is not None and sc.is_valid else None
         span_id = f"{sc.span_id:016x}" if sc is not None and sc.is_valid else None
 
