@@ -98,15 +98,3 @@ def install_signal_handlers() -> None:
         except Exception as exc:
             _selftel.record_error("stop.install", exc)
 
-
-def uninstall_signal_handlers() -> None:
-    """Give back the handlers we replaced where ours is still in place (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for sig, prev in list(_previous.items()):
-        try:
-            if signal.getsignal(sig) is _handler:
-                signal.signal(sig, prev)
-        except Exception as exc:
-            _selftel.record_error("stop.uninstall", exc)
-        _previous.pop(sig, None)
