@@ -33,10 +33,13 @@ SHUTDOWN_S = 5.0
 PROTOCOLS = ("grpc", "http/protobuf")
 
 
-def _env(sink: OTLPSink, protocol: str) -> dict[str, str]:
+def _env(target: OTLPSink | str, protocol: str) -> dict[str, str]:
+    """The app's environment; ``target`` is our sink or a Collector endpoint."""
+    endpoint = target if isinstance(target, str) else (
+        target.grpc_endpoint if protocol == "grpc" else target.http_endpoint)
     return {
         "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.grpc_endpoint if protocol == "grpc" else sink.http_endpoint,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         # Long intervals: without a flush at the stop, the tail would still be sitting in the queues.
         "AGENTPRESS_OTEL_METRIC_INTERVAL_S": "60",
         "OTEL_BSP_SCHEDULE_DELAY": "30000",
@@ -217,3 +220,40 @@ def test_plain_process_sigterm_flushes_then_chains(mode: str, status: int, tmp_p
         assert rc == status, f"exit status {rc}; log:\n{log}"
         assert ("app handler ran" in log) == (mode == "own-handler"), log
         assert took < SHUTDOWN_S * 2
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_gunicorn_preload_sigterm_through_the_real_collector(protocol: str) -> None:
+    """The same stop through the shipped Collector: every span at Tempo, every log at Loki (stand-ins) and the
+    counter's full total in Prometheus."""
+    from agentpress_otel._harness.collector import local_pipeline
+
+    env = {"OTELCOL_TAIL_SAMPLING_PERCENTAGE": "100", "OTELCOL_TAIL_DECISION_WAIT": "1s"}
+    with need(lambda: local_pipeline(env=env)) as p:
+        col = p.collector
+        endpoint = col.otlp_grpc_endpoint if protocol == "grpc" else col.otlp_http_endpoint
+        port = free_port()
+        proc = ManagedProcess("stop-collector", _server_argv("gunicorn --preload", port), env=_env(endpoint, protocol),
+                              cwd=HERE)
+        with proc:
+            proc.start(ready=lambda: http_ok(f"http://127.0.0.1:{port}/docs"), timeout=60)
+            with httpx.Client(timeout=10) as client:
+                for i in range(REQUESTS):
+                    assert client.get(f"http://127.0.0.1:{port}/work/{i}", headers={"Connection": "close"}).is_success
+            time.sleep(0.05)
+            rc, _ = _stop(proc)
+            log = proc.log_tail()
+        assert rc == 0, log
+        want = list(range(REQUESTS))
+
+        def spans() -> list[int]:
+            return sorted(int(s.attributes["work.i"]) for s in p.tempo.spans() if s.name == "work.inner")
+
+        def logs() -> list[int]:
+            return sorted(int(str(r.body).rsplit(" ", 1)[1]) for r in p.loki.logs()
+                          if str(r.body).startswith("work done"))
+
+        wait_until(lambda: spans() == want, timeout=60, what=f"100 spans at Tempo (have {len(spans())})")
+        wait_until(lambda: logs() == want, timeout=60, what=f"100 logs at Loki (have {len(logs())})")
+        wait_until(lambda: p.prometheus.query_value('sum(max_over_time(stop_app_work_total[5m]))') == REQUESTS,
+                   timeout=60, what="the counter total (100) in Prometheus")
