@@ -292,7 +292,11 @@ def _check_hash_key(v: str) -> _Secret:
 
 
 def _names(v: str | Iterable[str]) -> tuple[str, ...]:
-    return parse_list(v) if isinstance(v, str) else tuple(v)
+    names = parse_list(v) if isinstance(v, str) else tuple(v)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise ValueError(f"integration names must be strings, got {bad!r}")
+    return names
 
 
 def _parse_attrs_lenient(raw: str, var: str, problems: list[str]) -> dict[str, str]:
@@ -369,6 +373,8 @@ class Config:
     #: Batch export delays (spans / log records), seconds.
     schedule_delay_s: float = 1.0
     log_schedule_delay_s: float = 1.0
+    #: Log messages (bodies) are cut to this many characters before they are queued.
+    log_max_chars: int = 16_384
     #: Hosts (suffixes) besides loopback/private addresses that receive our id baggage entries.
     internal_hosts: tuple[str, ...] = ()
     #: Take ``user.id`` from inbound HTTP baggage (off: a browser could spoof it).
@@ -521,6 +527,7 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, env: Mapping[str,
         content_max_chars=r("content_max_chars", 16_384, parse_int, validate=_at_least(0)),
         attribute_max_chars=r("attribute_max_chars", 8_192, parse_int, ["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"],
                               validate=_at_least(16)),
+        log_max_chars=r("log_max_chars", 16_384, parse_int, validate=_at_least(64)),
         excluded_urls=r(
             "excluded_urls",
             DEFAULT_EXCLUDED_URLS,

@@ -19,7 +19,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from agentpress_otel import _selftel
+from agentpress_otel import _sanitize, _selftel
 from agentpress_otel._config import Config
 
 # signal -> (gRPC exporter class, HTTP exporter class, OTLP/HTTP path appended to a base endpoint)
@@ -78,6 +78,25 @@ def make_log_exporter(cfg: Config, kind: str = "otlp") -> LogRecordExporter:
     return cast(LogRecordExporter, _make_exporter(cfg, "logs"))
 
 
+#: Bytes of log records (bodies and string attributes) in one export request.
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+
+
+def log_record_bytes(item: Any) -> int:
+    """About how many bytes a queued log record holds: its body and string attributes, plus overhead."""
+    rec = getattr(item, "log_record", item)
+    n = 512
+    body = getattr(rec, "body", None)
+    if isinstance(body, (str, bytes)):
+        n += len(body)
+    attrs = getattr(rec, "attributes", None)
+    if attrs:
+        for v in attrs.values():
+            if isinstance(v, (str, bytes)):
+                n += len(v)
+    return n
+
+
 class _Counting:
     """Counts items lost to failed exports and never raises; rebuilds the inner exporter after fork
     (a gRPC channel does not survive it)."""
@@ -91,17 +110,53 @@ class _Counting:
         self.inner = factory()
         self._pid = os.getpid()
 
+    #: Item size estimate, for requests bounded in bytes (``None``: one request per batch).
+    size: Callable[[Any], int] | None = None
+
     def export(self, batch: Sequence[Any]) -> Any:
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self.inner = self._factory()
+        result = self.success
+        for chunk in self._chunks(batch):
+            if self._export_chunk(chunk) is not self.success:
+                result = self.failure
+        return result
+
+    def _chunks(self, batch: Sequence[Any]) -> list[Sequence[Any]]:
+        """Requests of at most ``MAX_REQUEST_BYTES`` each: under the Collector's 4 MiB gRPC message limit,
+        and one encoded request of big records in memory at a time."""
+        size = self.size
+        if size is None or len(batch) < 2:
+            return [batch]
+        out: list[Sequence[Any]] = []
+        start = total = 0
+        for i, item in enumerate(batch):
+            n = size(item)
+            if i > start and total + n > MAX_REQUEST_BYTES:
+                out.append(batch[start:i])
+                start, total = i, 0
+            total += n
+        out.append(batch[start:])
+        return out
+
+    def _export_chunk(self, chunk: Sequence[Any]) -> Any:
         try:
-            result = self.inner.export(batch)
+            result = self.inner.export(chunk)
         except Exception as exc:
             _selftel.record_error(f"export.{self.signal}", exc)
             result = self.failure
         if result is not self.success:
-            _selftel.record_dropped(self.signal, "export_failed", len(batch))
+            # The OTLP exporters report an item their encoder rejects (a lone surrogate in any string, an
+            # int beyond 64 bits) as a failure of the whole request. Only then (so the healthy path costs
+            # nothing) find such items and send the rest, with each poison item as a wire-safe copy.
+            fixed = _sanitize.encodable_items(self.signal, chunk)
+            if fixed is not None:
+                good, lost = fixed
+                if lost:
+                    _selftel.record_dropped(self.signal, "encode_error", lost)
+                return self._export_chunk(good) if good else self.failure
+            _selftel.record_dropped(self.signal, "export_failed", len(chunk))
         return result
 
     def shutdown(self) -> None:
@@ -123,6 +178,7 @@ class CountingSpanExporter(_Counting, SpanExporter):
 
 class CountingLogExporter(_Counting, LogRecordExporter):
     signal, success, failure = "logs", LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
+    size = staticmethod(log_record_bytes)
 
     def __init__(self, factory: Callable[[], LogRecordExporter]) -> None:
         _Counting.__init__(self, factory)
@@ -151,6 +207,15 @@ class CountingMetricExporter(MetricExporter):
         except Exception as exc:
             _selftel.record_error("export.metrics", exc)
             result = MetricExportResult.FAILURE
+        if result is not MetricExportResult.SUCCESS:
+            # A label or name the encoder rejects fails every export from now on (cumulative): retry once
+            # with a wire-safe copy, only when the data really does not encode.
+            fixed = _sanitize.encodable_items("metrics", [metrics_data])
+            if fixed is not None and fixed[0]:
+                try:
+                    result = self.inner.export(fixed[0][0], timeout_millis=timeout_millis, **kwargs)
+                except Exception as exc:
+                    _selftel.record_error("export.metrics", exc)
         if result is not MetricExportResult.SUCCESS:
             points = sum(
                 len(m.data.data_points)
@@ -184,14 +249,20 @@ def _batch_size(max_queue_size: int) -> int:
 class _CountingDeque(collections.deque[Any]):
     """The SDK batch queue evicts the oldest item silently when full; this one counts each eviction.
 
+    With ``max_bytes`` (logs) it also evicts the oldest items while the queue holds more than that many
+    bytes (``size`` of each item), so a flood of big records cannot grow memory past the budget.
     ``appendleft`` (producer) and ``pop`` (export worker) share a lock so the count is exact.
     """
 
-    def __init__(self, maxlen: int, signal: str) -> None:
+    def __init__(self, maxlen: int, signal: str, *, max_bytes: int | None = None,
+                 size: Callable[[Any], int] | None = None) -> None:
         super().__init__((), maxlen)
         self._signal = signal
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._max_bytes = max_bytes
+        self._size = size if max_bytes is not None else None
+        self._bytes = 0
 
     def _guard(self) -> threading.Lock:
         if self._pid != os.getpid():  # a lock held by another thread at fork() would never be released
@@ -201,19 +272,40 @@ class _CountingDeque(collections.deque[Any]):
 
     def appendleft(self, item: Any) -> None:
         with self._guard():
-            if len(self) == self.maxlen:
-                _selftel.record_dropped(self._signal, "queue_full")
+            size = self._size
+            if size is None:
+                if len(self) == self.maxlen:
+                    _selftel.record_dropped(self._signal, "queue_full")
+                super().appendleft(item)
+                return
+            cost = size(item)
+            evicted = 0
+            while self and (len(self) == self.maxlen or self._bytes + cost > self._max_bytes):  # type: ignore[operator]
+                self._bytes -= size(super().pop())
+                evicted += 1
+            if evicted:
+                _selftel.record_dropped(self._signal, "queue_full", evicted)
+            self._bytes += cost
             super().appendleft(item)
 
     def pop(self, *args: Any) -> Any:
         with self._guard():
-            return super().pop(*args)
+            item = super().pop(*args)
+            if self._size is not None:
+                self._bytes -= self._size(item)
+            return item
+
+    def clear(self) -> None:
+        with self._guard():
+            super().clear()
+            self._bytes = 0
 
     def abandon(self) -> int:
         """Empty the queue, counting every item as dropped (``reason="shutdown"``)."""
         with self._guard():
             n = len(self)
-            self.clear()
+            super().clear()
+            self._bytes = 0
         if n:
             _selftel.record_dropped(self._signal, "shutdown", n)
         return n
@@ -238,9 +330,9 @@ def abandon_queue(proc: Any) -> int:
     return n
 
 
-def _install_counting_queue(proc: Any, max_queue_size: int, signal: str) -> None:
+def _install_counting_queue(proc: Any, max_queue_size: int, signal: str, **budget: Any) -> None:
     try:
-        proc._batch_processor._queue = _CountingDeque(max_queue_size, signal)
+        proc._batch_processor._queue = _CountingDeque(max_queue_size, signal, **budget)
     except AttributeError as exc:  # SDK internals moved: keep working, lose only the drop count
         _selftel.record_error("export.queue", exc)
 
@@ -262,7 +354,12 @@ class DropCountingLogProcessor(BatchLogRecordProcessor):
     """BatchLogRecordProcessor that counts log records evicted by a full queue."""
 
     def __init__(
-        self, exporter: LogRecordExporter, *, max_queue_size: int, schedule_delay_millis: float = 1000
+        self,
+        exporter: LogRecordExporter,
+        *,
+        max_queue_size: int,
+        schedule_delay_millis: float = 1000,
+        max_queue_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         super().__init__(
             exporter,
@@ -270,7 +367,8 @@ class DropCountingLogProcessor(BatchLogRecordProcessor):
             schedule_delay_millis=schedule_delay_millis,
             max_export_batch_size=_batch_size(max_queue_size),
         )
-        _install_counting_queue(self, max_queue_size, "logs")
+        # Bounded in bytes too: 2,048 records of 16 KiB messages would otherwise hold 32 MiB.
+        _install_counting_queue(self, max_queue_size, "logs", max_bytes=max_queue_bytes, size=log_record_bytes)
 
 
 class _DropTruncationWarnings(logging.Filter):

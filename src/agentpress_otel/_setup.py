@@ -24,7 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
-from agentpress_otel import _export, _selftel
+from agentpress_otel import _export, _selftel, _stop
 from agentpress_otel._config import Config, default_instance_id, load_config
 
 __all__ = ["Telemetry", "current", "instrument"]
@@ -309,6 +309,11 @@ def _context_processor() -> SpanProcessor | None:
     return ContextSpanProcessor()
 
 
+def _redacted_metric_exporter(cfg: Config, kind: str) -> Any:
+    """A new metric exporter of ``kind`` behind the redaction stage (metric labels are redacted too)."""
+    return _redacting("metrics", _export.make_metric_exporter(cfg, kind), cfg)
+
+
 def _redacting(kind: str, exporter: Any, cfg: Config) -> Any:
     """Wrap ``exporter`` with the redaction stage (runs on the export thread, never the caller's)."""
     if not cfg.redact:
@@ -317,7 +322,8 @@ def _redacting(kind: str, exporter: Any, cfg: Config) -> Any:
         from agentpress_otel import redaction
     except ImportError:
         return exporter
-    wrapper = getattr(redaction, "RedactingSpanExporter" if kind == "spans" else "RedactingLogExporter", None)
+    wrapper = getattr(redaction, {"spans": "RedactingSpanExporter", "logs": "RedactingLogExporter",
+                                  "metrics": "RedactingMetricExporter"}[kind], None)
     return exporter if wrapper is None else wrapper(exporter)
 
 
@@ -340,6 +346,7 @@ def instrument(
     capture_content: bool | None = None,
     content_max_chars: int | None = None,
     attribute_max_chars: int | None = None,
+    log_max_chars: int | None = None,
     excluded_urls: Sequence[str] | None = None,
     request_id_header: str | None = None,
     log_json: bool | None = None,
@@ -434,6 +441,8 @@ def instrument(
         _worker_name = cfg.service_name if app is None and cfg.sources.get("service_name") == "argument" else None
         os.register_at_fork(after_in_child=tel._after_fork_in_child)
         atexit.register(tel.shutdown)
+        # atexit alone misses SIGTERM (uvicorn re-raises it, the default action skips atexit): see _stop.
+        _stop.install_signal_handlers()
         return tel
 
 
@@ -491,7 +500,7 @@ _OPTION_NAMES = frozenset(
         "content_max_chars", "attribute_max_chars", "excluded_urls", "request_id_header", "log_json", "log_level",
         "logger_levels", "log_sample_ratio", "redact", "slack_webhook_url", "slack_min_level", "grafana_url",
         "shutdown_timeout_s", "export_timeout_s", "metric_interval_s", "max_queue_size", "runtime_interval_s",
-        "schedule_delay_s", "internal_hosts", "trust_baggage_user_id", "redact_hash_key",
+        "schedule_delay_s", "internal_hosts", "trust_baggage_user_id", "redact_hash_key", "log_max_chars",
         "traces_exporter", "metrics_exporter", "logs_exporter",
     }
 )  # fmt: skip
@@ -683,7 +692,7 @@ def _setup_metrics(
     for kind in cfg.metrics_exporter if export_otlp else ():
         readers.append(
             PeriodicExportingMetricReader(
-                _export.CountingMetricExporter(functools.partial(_export.make_metric_exporter, cfg, kind)),
+                _export.CountingMetricExporter(functools.partial(_redacted_metric_exporter, cfg, kind)),
                 export_interval_millis=cfg.metric_interval_s * 1000,
                 export_timeout_millis=cfg.export_timeout_s * 1000,
             )

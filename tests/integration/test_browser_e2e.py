@@ -99,6 +99,8 @@ COLLECTOR_TEST_ENV = {
     "OTELCOL_TAIL_DECISION_WAIT": "1s",
     "OTELCOL_BATCH_FLUSH_TIMEOUT": "200ms",
     "OTELCOL_LOG_LEVEL": "warn",
+    # Browser data gets the Collector's environment, whatever the page says (the page also says "test").
+    "OTELCOL_DEPLOYMENT_ENVIRONMENT": "test",
 }
 
 

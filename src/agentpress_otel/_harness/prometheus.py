@@ -179,7 +179,7 @@ def start_prometheus(
             f"--web.listen-address=127.0.0.1:{port}",
             "--web.enable-remote-write-receiver",
             "--enable-feature=exemplar-storage",
-            "--web.enable-lifecycle",
+            # No --web.enable-lifecycle: any web page could POST /-/quit to it (`agentpress-otel stack up` uses this).
         ],
         cwd=wd,
         log_dir=wd,

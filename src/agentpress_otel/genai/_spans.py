@@ -539,6 +539,7 @@ class AgentRun(_Op):
     ) -> None:
         super().__init__()
         self.name = name
+        model = _model_text(model)
         self._kw = {"thread_id": thread_id, "agent_run_id": agent_run_id, "project_id": project_id,
                     "user_id": user_id, "model": model}
         self._model = normalize_model(str(model)) if model else None
@@ -610,6 +611,16 @@ class AgentRun(_Op):
         ins.record(ins.agent_duration, duration, attrs, self.span.get_span_context())
         if self._active:
             ins.record(ins.active_runs, -1, {"gen_ai.agent.name": self.name})
+
+
+def _model_text(model: Any) -> str | None:
+    """A model name as text, never raising: a non-string (whose ``__bool__``/``__str__`` may raise) is turned
+    into text safely, so telemetry cannot break the caller."""
+    if model is None or isinstance(model, str):
+        return model
+    from agentpress_otel.redaction._engine import to_text
+
+    return to_text(model)
 
 
 def agent_run(
@@ -853,7 +864,7 @@ class LLMCall(_Op):
                  server_port: int | None = None, capture_content: bool | None = None,
                  suppress_nested: bool = True, **request_params: Any) -> None:
         super().__init__()
-        self.model = model or "unknown"
+        self.model = _model_text(model) or "unknown"
         self.provider = provider or "unknown"
         self.operation = operation
         self.server_address = server_address

@@ -117,15 +117,22 @@ def set_prices(prices: Mapping[str, Price | Mapping[str, float]], *, replace: bo
     """
     parsed: dict[str, Price] = {}
     for name, p in prices.items():
+        # A bad entry is a programmer error: one clear ValueError naming it, and nothing is applied.
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"set_prices: model names must be non-empty strings, got {name!r}")
         if isinstance(p, Price):
             parsed[name.lower()] = p
-        else:
+            continue
+        try:
             parsed[name.lower()] = Price(
                 float(p["input"]),
                 float(p["output"]),
                 None if p.get("cache_read") is None else float(p["cache_read"]),
                 None if p.get("cache_write") is None else float(p["cache_write"]),
             )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"set_prices: {name!r} needs numeric 'input' and 'output' (USD per million tokens), "
+                             f"optional 'cache_read'/'cache_write'; got {p!r}") from exc
     with _lock:
         if replace:
             _prices.clear()
@@ -190,8 +197,8 @@ def lookup(model: str | None) -> Price | None:
 
         lookup("anthropic/claude-sonnet-4-20250514")  # Price(input=3.0, output=15.0, ...)
     """
-    if not model:
-        return None
+    if not isinstance(model, str) or not model:
+        return None  # not a model name (None, bytes, an object): unpriced, never an exception
     hit = _cache.get(model, _MISSING)
     if hit is not _MISSING:
         return hit  # type: ignore[return-value]

@@ -39,7 +39,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from agentpress_otel import _context, _selftel
+from agentpress_otel import _context, _selftel, _stop
 from agentpress_otel._version import __version__
 from agentpress_otel.genai._spans import error_type
 
@@ -278,6 +278,12 @@ class OtelMiddleware(dramatiq.Middleware):
 
     def after_skip_message(self, broker: Any, message: Any) -> None:
         self._finish(message, "skipped")
+
+    # ------------------------------------------------------------------ stop
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        """The worker threads finished their messages: export it all now. Worker processes of the
+        ``dramatiq`` CLI leave through multiprocessing's ``os._exit``, so atexit never runs there."""
+        _stop.flush_at_stop("dramatiq")
 
     # ------------------------------------------------------------------ fork safety
     def after_process_boot(self, broker: Any) -> None:

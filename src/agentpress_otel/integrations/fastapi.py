@@ -36,7 +36,7 @@ from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from agentpress_otel import _selftel, runtime
+from agentpress_otel import _selftel, _stop, runtime
 from agentpress_otel._context import ID_ATTRIBUTES, thread_context
 from agentpress_otel._setup import Telemetry
 from agentpress_otel.genai._spans import error_type
@@ -145,6 +145,9 @@ class AgentPressASGIMiddleware:
             # (uvloop, a loop started before instrument()). Cheap and never raises.
             self._loop = loop
             runtime.watch_loop()
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+            return
         if scope["type"] != "http" or (self.excluded is not None and self.excluded.search(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
@@ -175,15 +178,36 @@ class AgentPressASGIMiddleware:
         except BaseException as exc:
             if status_code == 0:
                 status_code = 500
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             failed = error_type(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             span.set_attribute("error.type", failed)
+            try:  # the SDK calls str(exc), which the app's exception may make raise: never replace exc
+                span.record_exception(exc)
+            except Exception as rec_exc:
+                _selftel.record_error("fastapi", rec_exc)
+                span.add_event("exception", {"exception.type": _selftel.qualified_name(type(exc)),
+                                             "exception.message": f"<unprintable {type(exc).__name__} message>"})
             raise
         finally:
             self._finish(scope, span, status_code, start, failed)
             ctx_mgr.__exit__(None, None, None)
             otel_context.detach(token)
+
+    @staticmethod
+    def _lifespan_send(send: Send) -> Send:
+        """Flush after the app's own shutdown handlers, before the server is told shutdown is complete.
+
+        uvicorn (alone or as gunicorn's worker) re-raises SIGTERM after this, and the default action skips
+        atexit: this is the last moment every request's telemetry is recorded and the process still alive.
+        """
+
+        async def lifespan_send(message: Message) -> None:
+            if message.get("type") in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                # On a worker thread: the event loop keeps serving whatever still runs on it.
+                await asyncio.to_thread(_stop.flush_at_stop, "lifespan")
+            await send(message)
+
+        return lifespan_send
 
     def _prepare(self, scope: Scope) -> tuple[Any, Token[Context], str, thread_context, float]:
         carrier: dict[str, str] = {}

@@ -19,6 +19,7 @@ handlers print:
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 import threading
@@ -34,9 +35,11 @@ from agentpress_otel.logs._pipeline import (
     LogPipeline,
     acquire_pipeline,
     current_ids,
+    cut_message,
     pipeline_for,
     release_pipeline,
 )
+from agentpress_otel.redaction._engine import to_text
 
 _get_span = trace.get_current_span
 
@@ -72,8 +75,23 @@ class OTelQueueHandler(logging.Handler):
                 return False
             if self.filters and not self.filter(record):
                 return False
-            msg = record.getMessage()  # now: args may be mutated after the call returns
-            self.pipeline.submit((STDLIB, record, msg, current_ids(), sc if sc.is_valid else None))
+            try:
+                msg = record.getMessage()  # now: args may be mutated after the call returns
+            except Exception as exc:
+                # Bad format arguments (``log.info("%d", "x")``): keep the record with its template and the
+                # error instead of losing it; the caller's log call must not fail either.
+                _selftel.record_error("logs.format", exc)
+                msg = f"{to_text(record.msg)} [unformattable arguments: {type(exc).__name__}]"
+                record = copy.copy(record)
+                record.msg, record.args = msg, None
+            limit = self.pipeline.max_message_chars
+            if len(msg) > limit:
+                # Cut before queueing, and queue a copy that no longer holds the full text (msg/args), so a
+                # flood of huge messages costs the queue's byte budget and no more.
+                msg = cut_message(msg, limit)
+                record = copy.copy(record)
+                record.msg, record.args = msg, None
+            self.pipeline.submit((STDLIB, record, msg, current_ids(), sc if sc.is_valid else None), len(msg))
             return True
         except Exception as exc:
             _selftel.record_error("logs.handler", exc)

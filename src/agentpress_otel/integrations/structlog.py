@@ -25,6 +25,7 @@ from agentpress_otel.logs._pipeline import (
     STRUCTLOG,
     acquire_pipeline,
     current_ids,
+    cut_message,
     get_pipeline,
     pipeline_for,
     release_pipeline,
@@ -134,17 +135,16 @@ def make_export_processor(policy: LevelPolicy | None = None) -> Processor:
                 from agentpress_otel.alerts.slack import alert_from_structlog
 
                 alert_from_structlog(name, levelno, event)
+            snapshot = dict(event)
+            msg = snapshot.get("event")
+            size = len(msg) if isinstance(msg, str) else 0
+            if size > p.max_message_chars:  # cut before queueing: the queue holds the short copy only
+                snapshot["event"] = cut_message(msg, p.max_message_chars)  # type: ignore[arg-type]
+                size = p.max_message_chars
             p.submit(
-                (
-                    STRUCTLOG,
-                    time.time_ns(),
-                    levelno,
-                    name,
-                    dict(event),
-                    ids,
-                    sc if sc.is_valid else None,
-                    _exc_info(event),
-                )
+                (STRUCTLOG, time.time_ns(), levelno, name, snapshot, ids, sc if sc.is_valid else None,
+                 _exc_info(event)),
+                size,
             )
         except Exception as exc:
             _selftel.record_error("logs.structlog", exc)

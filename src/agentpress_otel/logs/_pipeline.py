@@ -104,6 +104,17 @@ def _cut(text: str, limit: int) -> str:
     return text[: max(0, limit - len(_TRUNCATED))] + _TRUNCATED if limit > len(_TRUNCATED) else text[:limit]
 
 
+#: What one queued record costs besides its message (the record object, ids, span context), bytes.
+RECORD_OVERHEAD_BYTES = 512
+#: Byte budget of each log queue (ours and the batch processor's); see docs/logging.md.
+MAX_QUEUE_BYTES = 8 * 1024 * 1024
+
+
+def cut_message(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (suffix ``…[truncated]``); on the caller, before queueing."""
+    return text if len(text) <= limit else _cut(text, limit)
+
+
 def _safe_str(v: Any) -> str:
     return to_text(v)  # str(), then repr(), then a placeholder: never raises
 
@@ -196,8 +207,12 @@ class LogPipeline:
         stream: Callable[[], TextIO] | None = None,
         batch_size: int = 512,
         max_attr_chars: int = 8192,
+        max_message_chars: int = 16_384,
+        max_queue_bytes: int = MAX_QUEUE_BYTES,
     ) -> None:
         self.max_attr_chars = max_attr_chars
+        self.max_message_chars = max_message_chars
+        self.max_queue_bytes = max_queue_bytes
         self.logger_provider = logger_provider
         self.json_stdout = json_stdout
         self.max_queue_size = max_queue_size
@@ -205,7 +220,10 @@ class LogPipeline:
         self._redactor = redactor
         self._stream = stream or (lambda: sys.stdout)
         self._batch = batch_size
-        self._q: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._q: collections.deque[tuple[int, tuple[Any, ...]]] = collections.deque()
+        # Bytes queued (messages + a fixed overhead per record); a lock, as += from many threads is not atomic.
+        self._bytes = 0
+        self._bytes_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
         self._busy = False
@@ -220,15 +238,23 @@ class LogPipeline:
         _live.add(self)
 
     # ---------------------------------------------------------------- caller side
-    def submit(self, item: tuple[Any, ...]) -> bool:
-        """Enqueue a snapshot; never blocks. False (and counted) when the queue is full or stopped."""
+    def submit(self, item: tuple[Any, ...], size: int = 0) -> bool:
+        """Enqueue a snapshot of about ``size`` bytes (its message); never blocks.
+
+        False (and counted) when the queue is full (records or bytes) or stopped.
+        """
         q = self._q
-        if len(q) >= self.max_queue_size or self._stop:
+        cost = size + RECORD_OVERHEAD_BYTES
+        with self._bytes_lock:
+            full = len(q) >= self.max_queue_size or self._bytes + cost > self.max_queue_bytes
+            if not full and not self._stop:
+                self._bytes += cost
+        if full or self._stop:
             self.dropped += 1
             # After stop() no worker would ever take it: counted as lost at shutdown.
             _selftel.record_dropped("logs", "shutdown" if self._stop else "queue_full")
             return False
-        q.append(item)
+        q.append((cost, item))
         if len(q) == 1:
             self._wake.set()
         return True
@@ -243,6 +269,8 @@ class LogPipeline:
     def _after_fork(self) -> None:
         # The worker thread does not survive fork; the inherited queue belongs to the parent.
         self._q = collections.deque()
+        self._bytes = 0
+        self._bytes_lock = threading.Lock()
         self._wake = threading.Event()
         self._busy = False
         self._loggers.clear()
@@ -295,13 +323,14 @@ class LogPipeline:
             self._busy = True
             lines: list[bytes] = []
             try:
-                n = ok = 0
+                n = ok = freed = 0
                 while n < self._batch:
                     try:
-                        item = q.popleft()
+                        cost, item = q.popleft()
                     except IndexError:  # emptied (stop() drains concurrently)
                         break
                     n += 1
+                    freed += cost
                     try:
                         self._process(item, lines)
                         ok += 1
@@ -311,6 +340,8 @@ class LogPipeline:
                         self.dropped += 1
                         _selftel.record_dropped("logs", "error")
                 self.processed += ok
+                with self._bytes_lock:
+                    self._bytes -= freed
                 if lines:
                     self._write(lines)
             finally:
@@ -351,6 +382,8 @@ class LogPipeline:
                 extras = r.redact_value(extras)
             if exc:
                 exc = {k: r.redact(v) if isinstance(v, str) else v for k, v in exc.items()}
+            if ids:  # ids come from the app (a secret passed as a thread id must not leak through them)
+                ids = {k: r.redact(v) if isinstance(v, str) else v for k, v in ids.items()}
         trace_id = f"{sc.trace_id:032x}" if sc is not None and sc.is_valid else None
         span_id = f"{sc.span_id:016x}" if sc is not None and sc.is_valid else None
 
@@ -569,4 +602,5 @@ def pipeline_for(tel: Any) -> LogPipeline:
         max_queue_size=max(cfg.max_queue_size, 8192),
         redact=cfg.redact,
         max_attr_chars=cfg.attribute_max_chars,
+        max_message_chars=cfg.log_max_chars,
     )

@@ -2,7 +2,7 @@
 
 Public: :func:`redact`, :func:`redact_value`, :func:`redact_url`, :class:`Redactor`,
 :func:`configure_redaction`, :func:`default_redactor`, :func:`is_sensitive_key`,
-:class:`RedactingSpanExporter`, :class:`RedactingLogExporter`.
+:class:`RedactingSpanExporter`, :class:`RedactingLogExporter`, :class:`RedactingMetricExporter`.
 """
 
 from agentpress_otel.redaction._detectors import is_sensitive_key, luhn_ok
@@ -15,12 +15,18 @@ from agentpress_otel.redaction._engine import (
     redact_url,
     redact_value,
 )
-from agentpress_otel.redaction._exporters import PreRedactedLogRecord, RedactingLogExporter, RedactingSpanExporter
+from agentpress_otel.redaction._exporters import (
+    PreRedactedLogRecord,
+    RedactingLogExporter,
+    RedactingMetricExporter,
+    RedactingSpanExporter,
+)
 
 __all__ = [
     "URL_ATTRIBUTES",
     "PreRedactedLogRecord",
     "RedactingLogExporter",
+    "RedactingMetricExporter",
     "RedactingSpanExporter",
     "Redactor",
     "configure_redaction",

@@ -11,12 +11,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry._logs import LogRecord
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status
@@ -204,3 +205,71 @@ class RedactingLogExporter(LogRecordExporter):
         except Exception as exc:
             _selftel.record_error("exporter.logs", exc)
             return False
+
+
+class RedactingMetricExporter(MetricExporter):
+    """Wraps a metric exporter; data point attributes (labels) are redacted like span attributes.
+
+    Labels end up in Prometheus verbatim and for as long as the series lives: a token or an e-mail put in a
+    label by mistake must not get there. Only points whose attributes change are copied.
+
+    Example::
+
+        PeriodicExportingMetricReader(RedactingMetricExporter(OTLPMetricExporter(endpoint=...)))
+    """
+
+    def __init__(self, inner: MetricExporter, *, redactor: Redactor | None = None) -> None:
+        self._inner = inner
+        self._redactor = redactor
+        # The reader asks the exporter for temporality and aggregation: answer with the inner one's.
+        super().__init__(preferred_temporality=inner._preferred_temporality,
+                         preferred_aggregation=inner._preferred_aggregation)
+
+    @property
+    def inner(self) -> MetricExporter:
+        return self._inner
+
+    @staticmethod
+    def _redact(r: Redactor, data: MetricsData) -> MetricsData:
+        changed = False
+        rms = []
+        for rm in data.resource_metrics:
+            sms = []
+            for sm in rm.scope_metrics:
+                ms = []
+                for m in sm.metrics:
+                    points = getattr(m.data, "data_points", None)
+                    if points:
+                        new_points = []
+                        for p in points:
+                            attrs = r.redact_attributes(p.attributes)
+                            new_points.append(p if attrs is None else dataclasses.replace(p, attributes=attrs))
+                        if any(a is not b for a, b in zip(new_points, points, strict=True)):
+                            changed = True
+                            data_ = cast(Any, m.data)  # Sum | Gauge | Histogram | ...: all have data_points
+                            m = dataclasses.replace(m, data=dataclasses.replace(data_, data_points=new_points))
+                    ms.append(m)
+                sms.append(dataclasses.replace(sm, metrics=ms))
+            rms.append(dataclasses.replace(rm, scope_metrics=sms))
+        return dataclasses.replace(data, resource_metrics=rms) if changed else data
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        try:
+            data = self._redact(self._redactor or default_redactor(), metrics_data)
+        except Exception as exc:  # never export unredacted labels: this interval's points are lost (counted)
+            _selftel.record_error("redaction.metrics", exc)
+            return MetricExportResult.FAILURE
+        return self._inner.export(data, timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        try:
+            return bool(self._inner.force_flush(timeout_millis=timeout_millis))
+        except Exception as exc:
+            _selftel.record_error("exporter.metrics", exc)
+            return False
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        try:
+            self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+        except Exception as exc:
+            _selftel.record_error("exporter.metrics", exc)
