@@ -132,11 +132,11 @@ def _trace_realistic(t: int, *, content: bool) -> list[tuple[str, int, list[Any]
               ("http.response.status_code", 200), ("server.address", "api.suna.so"), ("server.port", 443),
               ("network.protocol.version", "1.1"), ("client.address", "10.0.3.17"),
               ("user_agent.original", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15"),
-              ("agentpress.user.id", f"user-{t % 97:05d}"), ("agentpress.request.id", f"req-{t:08x}"),
+              ("user.id", f"user-{t % 97:05d}"), ("agentpress.request.id", f"req-{t:08x}"),
               *ids.items()]  # 15
     agent = [("gen_ai.operation.name", "invoke_agent"), ("gen_ai.agent.name", "suna-default"),
              ("gen_ai.conversation.id", f"thread-{t:06d}-8c1e"), ("agentpress.request.id", f"req-{t:08x}"),
-             ("agentpress.user.id", f"user-{t % 97:05d}"), *ids.items()]  # 8
+             ("user.id", f"user-{t % 97:05d}"), *ids.items()]  # 8
 
     def llm(i: int) -> list[tuple[str, Any]]:
         a: list[tuple[str, Any]] = [
@@ -284,6 +284,7 @@ def _pin(pid: int, cpus: str) -> bool:
 
 
 def run_one(kind: str, shape: str, sink_grpc: str, null_url: str) -> dict[str, float]:
+    from agentpress_otel._assets import deploy_file
     from agentpress_otel._harness import collector as col_mod
     from agentpress_otel._harness._proc import free_port
 
@@ -310,7 +311,7 @@ def run_one(kind: str, shape: str, sink_grpc: str, null_url: str) -> dict[str, f
             "OTELCOL_TEMPO_ENDPOINT": sink_grpc,
         })
         if kind == "agent":  # the shipped agent tier; its one "gateway" is the sink (an IP resolves to itself)
-            cfg = col_mod.REPO_ROOT / "collector-config" / "agent.yaml"
+            cfg = deploy_file("collector-config/agent.yaml")
             host, _, port = sink_grpc.rpartition(":")
             env.update({"OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}", "OTELCOL_LB_DNS_HOSTNAME": host,
                         "OTELCOL_LB_DNS_PORT": port, "OTELCOL_GATEWAY_ENDPOINT": sink_grpc,

@@ -80,12 +80,16 @@ def make_log_exporter(cfg: Config, kind: str = "otlp") -> LogRecordExporter:
 
 #: Bytes of log records (bodies and string attributes) in one export request.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
+#: What one queued log record costs besides its body and string attributes (the record object, ids, span context).
+RECORD_OVERHEAD_BYTES = 512
+#: Byte budget of each log queue (the log pipeline's and the batch processor's); see docs/logging.md.
+MAX_QUEUE_BYTES = 8 * 1024 * 1024
 
 
 def log_record_bytes(item: Any) -> int:
     """About how many bytes a queued log record holds: its body and string attributes, plus overhead."""
     rec = getattr(item, "log_record", item)
-    n = 512
+    n = RECORD_OVERHEAD_BYTES
     body = getattr(rec, "body", None)
     if isinstance(body, (str, bytes)):
         n += len(body)
@@ -117,11 +121,16 @@ class _Counting:
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self.inner = self._factory()
-        result = self.success
-        for chunk in self._chunks(batch):
+        chunks = self._chunks(batch)
+        for i, chunk in enumerate(chunks):
             if self._export_chunk(chunk) is not self.success:
-                result = self.failure
-        return result
+                # The endpoint just failed for a whole export timeout: the other chunks would each wait as long
+                # (N x export_timeout_s, past any shutdown deadline). Count them as lost instead.
+                rest = sum(len(c) for c in chunks[i + 1 :])
+                if rest:
+                    _selftel.record_dropped(self.signal, "export_failed", rest)
+                return self.failure
+        return self.success
 
     def _chunks(self, batch: Sequence[Any]) -> list[Sequence[Any]]:
         """Requests of at most ``MAX_REQUEST_BYTES`` each: under the Collector's 4 MiB gRPC message limit,
@@ -359,7 +368,7 @@ class DropCountingLogProcessor(BatchLogRecordProcessor):
         *,
         max_queue_size: int,
         schedule_delay_millis: float = 1000,
-        max_queue_bytes: int = 8 * 1024 * 1024,
+        max_queue_bytes: int = MAX_QUEUE_BYTES,
     ) -> None:
         super().__init__(
             exporter,

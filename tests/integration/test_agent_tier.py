@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from agentpress_otel._harness._proc import REPO_ROOT, ComponentMissing, ManagedProcess, free_port, http_ok
+from agentpress_otel._harness._proc import ComponentMissing, ManagedProcess, free_port, http_ok, wait_until
 from agentpress_otel._harness.collector import (
     READY_LINE,
     Collector,
@@ -33,10 +33,10 @@ from agentpress_otel._harness.collector import (
     ensure_collector_binary,
     start_collector,
     start_standin,
-    wait_for,
 )
 from agentpress_otel._harness.prometheus import Prometheus, start_prometheus
 from conftest import need
+from harness import REPO_ROOT
 
 AGENT_CONFIG = REPO_ROOT / "collector-config" / "agent.yaml"
 GATEWAY_NAME = "otel-gateway-headless.apotel.test"
@@ -186,8 +186,8 @@ def _start() -> Tier:
 def tier() -> Iterator[Tier]:
     t = need(_start)
     try:
-        wait_for(lambda: t.agent_metric("otelcol_loadbalancer_num_backends") == 3, timeout=30,
-                 what="agent ring with 3 gateways")
+        wait_until(lambda: t.agent_metric("otelcol_loadbalancer_num_backends") == 3, timeout=30,
+                 interval=0.25, what="agent ring with 3 gateways")
         yield t
     finally:
         t.agent.stop(timeout=20.0)
@@ -249,8 +249,8 @@ def test_every_trace_whole_on_one_gateway_and_sampled_whole(tier: Tier) -> None:
     _send_in_pieces(tier, traces, pieces=3, gap_s=1.2)
     full = _spans_per_trace(3)
     errors = {tid.hex() for tid, e in traces if e}
-    wait_for(lambda: all(sum(tier.where().get(t, {}).values()) == full for t in errors), timeout=60,
-             what="every error trace whole at some gateway")
+    wait_until(lambda: all(sum(tier.where().get(t, {}).values()) == full for t in errors), timeout=60,
+             interval=0.25, what="every error trace whole at some gateway")
     time.sleep(DECISION_WAIT_S + 3)  # the last decisions and the 200 ms batch
     where = tier.where()
     sent = {tid.hex() for tid, _ in traces}
@@ -282,8 +282,8 @@ def test_gateways_series_do_not_collide(tier: Tier) -> None:
     want = {"gw-0", "gw-1", "gw-2"}
     calls = 'count by (otelcol_instance) (traces_span_metrics_calls_total{service_name="tier-test"})'
     edges = 'count by (otelcol_instance) (traces_service_graph_request_total{server="tier-test"})'
-    wait_for(lambda: per_gateway(calls) == want and per_gateway(edges) == want, timeout=60,
-             what="span-metrics and service-graph series labelled by gateway")
+    wait_until(lambda: per_gateway(calls) == want and per_gateway(edges) == want, timeout=60,
+             interval=0.25, what="span-metrics and service-graph series labelled by gateway")
 
 
 def test_gateway_stopped_its_share_is_rerouted(tier: Tier) -> None:
@@ -297,15 +297,15 @@ def test_gateway_stopped_its_share_is_rerouted(tier: Tier) -> None:
 
     # Piece 0 goes to the ring of 3; the gateway stops; piece 1 comes 1.5 s later.
     _send_in_pieces(tier, traces, pieces=2, gap_s=0.5, between=stop_gateway_2)
-    wait_for(lambda: tier.agent_metric("otelcol_loadbalancer_num_backends") == 2, timeout=30,
-             what="agent ring down to 2 gateways")
+    wait_until(lambda: tier.agent_metric("otelcol_loadbalancer_num_backends") == 2, timeout=30,
+             interval=0.25, what="agent ring down to 2 gateways")
     # Traces started after the ring changed: send them whole-in-pieces to the 2 survivors.
     after = [(rng.randbytes(16), True) for _ in range(60)]
     _send_in_pieces(tier, after, pieces=2, gap_s=1.0)
     full = _spans_per_trace(2)
     after_ids = {tid.hex() for tid, _ in after}
-    wait_for(lambda: all(sum(tier.where().get(t, {}).values()) == full for t in after_ids), timeout=60,
-             what="every trace started after the stop whole at a surviving gateway")
+    wait_until(lambda: all(sum(tier.where().get(t, {}).values()) == full for t in after_ids), timeout=60,
+             interval=0.25, what="every trace started after the stop whole at a surviving gateway")
     time.sleep(DECISION_WAIT_S + 3)
     where = tier.where()
     for t in after_ids:
@@ -358,7 +358,7 @@ def test_static_resolver_dead_gateway_share_is_dropped_and_counted(tier: Tier, t
             _send_in_pieces(tier, traces[i:i + 6], pieces=1, gap_s=0, agent_port=ports["grpc"])
         failed = lambda: _metric(ports["metrics"], "otelcol_exporter_send_failed_spans",  # noqa: E731
                                  exporter="load_balancing")
-        wait_for(lambda: failed() > 0, timeout=60, what="agent gives up on the dead gateway's share")
+        wait_until(lambda: failed() > 0, timeout=60, interval=0.25, what="agent gives up on the dead gateway's share")
         time.sleep(DECISION_WAIT_S + 3)
         where = tier.where()
         delivered = {t for t in ids if t in where}

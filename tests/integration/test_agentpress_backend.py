@@ -26,10 +26,10 @@ import httpx
 import pytest
 from _agentpress_backend import write_backend  # type: ignore[import-not-found]
 
-from agentpress_otel._harness import redis as redis_harness
 from agentpress_otel._harness._proc import ComponentMissing, free_port, port_open, wait_until
 from agentpress_otel._harness.llm_server import LLMServer
 from conftest import need  # type: ignore[import-not-found]  # tests/ is on sys.path under pytest
+from harness import redis as redis_harness
 from harness.otlp_sink import OTLPSink, attrs_to_dict
 
 pytestmark = pytest.mark.integration
@@ -59,9 +59,10 @@ class Run:
 
 
 def _spawn(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
-                            stdout=open(log.with_suffix(".out"), "wb"),
-                            stderr=open(log.with_suffix(".err"), "wb"))
+    # The child keeps its own copies of the descriptors; ours are closed when Popen returns.
+    with open(log.with_suffix(".out"), "wb") as out, open(log.with_suffix(".err"), "wb") as err:
+        return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                                stdout=out, stderr=err)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from agentpress_otel._harness._proc import wait_until
-from agentpress_otel._harness.collector import Pipeline, local_pipeline
 from conftest import need  # type: ignore[import-not-found]
+from harness.pipeline import Pipeline, local_pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -139,7 +139,8 @@ def test_stack_up_refuses_a_port_flag_that_is_taken(tmp_path: Path) -> None:
 
 
 def test_stack_up_without_go_or_binary_says_what_to_install(tmp_path: Path) -> None:
-    env_path = "/usr/bin:/bin"  # no go
+    env_path = str(tmp_path / "empty-bin")  # no go, wherever the machine installed it
+    (tmp_path / "empty-bin").mkdir()
     res = subprocess.run(
         [sys.executable, "-m", "agentpress_otel", "stack", "up"], capture_output=True, text=True, timeout=60,
         check=False, env={"PATH": env_path, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),

@@ -14,9 +14,9 @@ import subprocess
 import sys
 
 import pytest
-from agentpress_otel._harness.otlp_sink import OTLPSink, attrs_to_dict
 
 from agentpress_otel._harness._proc import wait_until
+from harness.otlp_sink import OTLPSink, attrs_to_dict
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from agentpress_otel._harness.collector import Collector, StandIn, start_collector, start_standin, wait_for
+from agentpress_otel._harness._proc import wait_until
+from agentpress_otel._harness.collector import Collector, StandIn, start_collector, start_standin
 from conftest import need
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -86,7 +87,7 @@ def test_a_second_of_content_spans_reaches_a_4_mib_backend(pipeline: tuple[Colle
     def delivered() -> int:
         return sum(1 for s in tempo.spans() if s.resource.get("service.name") == marker)
 
-    wait_for(lambda: delivered() >= want, timeout=60, what=f"{want} spans at the Tempo stand-in")
+    wait_until(lambda: delivered() >= want, timeout=60, interval=0.25, what=f"{want} spans at the Tempo stand-in")
     failed = sum(col.metric_sum(n, exporter="otlp_grpc/tempo") for n in
                  ("otelcol_exporter_send_failed_spans", "otelcol_exporter_send_failed_spans_total"))
     assert failed == 0, col.log_tail()

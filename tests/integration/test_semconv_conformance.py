@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentpress_otel._harness.otlp_sink import OTLPSink, any_value, attrs_to_dict
-from agentpress_otel._harness.redis import start_redis
 
 from conftest import need
+from harness.otlp_sink import OTLPSink, any_value, attrs_to_dict
+from harness.redis import start_redis
 from semconv_rules import Metric, Span, check_log, check_metric, check_resource, check_span
 
 pytestmark = pytest.mark.integration

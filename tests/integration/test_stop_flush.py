@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from agentpress_otel._harness.otlp_sink import OTLPSink, attrs_to_dict
 
 from agentpress_otel._harness._proc import ComponentMissing, ManagedProcess, free_port, http_ok, wait_until
 from conftest import need  # type: ignore[import-not-found]  # tests/ is on sys.path under pytest
+from harness.otlp_sink import OTLPSink, attrs_to_dict
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +129,7 @@ def test_http_server_sigterm_after_last_request_loses_nothing(server: str, proto
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    from agentpress_otel._harness import redis as redis_harness
+    from harness import redis as redis_harness
 
     srv = need(redis_harness.start_redis)
     try:
@@ -226,7 +226,7 @@ def test_plain_process_sigterm_flushes_then_chains(mode: str, status: int, tmp_p
 def test_gunicorn_preload_sigterm_through_the_real_collector(protocol: str) -> None:
     """The same stop through the shipped Collector: every span at Tempo, every log at Loki (stand-ins) and the
     counter's full total in Prometheus."""
-    from agentpress_otel._harness.collector import local_pipeline
+    from harness.pipeline import local_pipeline
 
     env = {"OTELCOL_TAIL_SAMPLING_PERCENTAGE": "100", "OTELCOL_TAIL_DECISION_WAIT": "1s"}
     with need(lambda: local_pipeline(env=env)) as p:

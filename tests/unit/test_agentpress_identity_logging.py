@@ -114,7 +114,7 @@ def logging_on() -> Iterator[Any]:
         h = log_integ.handler()
         assert h is not None
         got: list[logging.LogRecord] = []
-        h.pipeline.submit = lambda item: got.append(item[1]) or True  # type: ignore[method-assign]
+        h.pipeline.submit = lambda item, size=0: got.append(item[1]) or True  # type: ignore[method-assign]
         return got
 
     yield start
@@ -208,7 +208,7 @@ def test_structlog_debug_is_exported_not_printed(monkeypatch: pytest.MonkeyPatch
         assert sl_integ.instrument(tel)
         pipeline = sl_integ.get_pipeline()
         assert pipeline is not None
-        monkeypatch.setattr(pipeline, "submit", lambda item: exported.append(item[4]["event"]) or True)
+        monkeypatch.setattr(pipeline, "submit", lambda item, size=0: exported.append(item[4]["event"]) or True)
         log = structlog.get_logger()
         log.debug("Executing tool: web_search")
         log.info("Agent run completed")
@@ -260,3 +260,45 @@ def test_core_layout_is_hooked_lazily_and_undone(tmp_path: Path, monkeypatch: py
     assert not hasattr(ThreadManager.__dict__["run_thread"], "__wrapped__")
     for name in [m for m in sys.modules if m == "core" or m.startswith("core.")]:
         monkeypatch.delitem(sys.modules, name)
+
+
+def test_hostile_arguments_never_stop_agentpress_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An argument our wrapper cannot read (``__str__`` raises, a tool call whose ``get`` raises) costs the span,
+    never AgentPress's own call: the wrapped method runs and returns as without us, and the error is counted."""
+    pkg = tmp_path / "agentpress"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "thread_manager.py").write_text(
+        "class ThreadManager:\n    async def run_thread(self, thread_id, system_prompt, llm_model='m'):\n"
+        "        return 'ran'\n")
+    (pkg / "response_processor.py").write_text(
+        "class ResponseProcessor:\n    async def _execute_tool(self, tool_call):\n        return 'tool ran'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tel, _exp = _instrument(integrations=["agentpress"])
+    import asyncio
+
+    from agentpress_otel import _selftel
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+    class BadCall(dict[str, Any]):
+        def get(self, *_a: Any, **_k: Any) -> Any:
+            raise RuntimeError("no get")
+
+    from agentpress.response_processor import ResponseProcessor  # type: ignore[import-not-found]
+    from agentpress.thread_manager import ThreadManager  # type: ignore[import-not-found]
+
+    before = _selftel.errors("agentpress")
+
+    async def run() -> tuple[Any, Any]:
+        return (await ThreadManager().run_thread(Unprintable(), {}, llm_model="x"),
+                await ResponseProcessor()._execute_tool(BadCall()))
+
+    assert asyncio.run(run()) == ("ran", "tool ran")
+    assert _selftel.errors("agentpress") == before + 2
+    tel.shutdown(1)
+    for name in [m for m in sys.modules if m == "agentpress" or m.startswith("agentpress.")]:
+        if not name.startswith("agentpress_otel"):
+            monkeypatch.delitem(sys.modules, name)

@@ -100,25 +100,35 @@ def _importable(module: str) -> bool:
 async def _run_thread(wrapped: Any, _instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     from agentpress_otel.genai import agent_run
 
-    thread_id = kwargs.get("thread_id", args[0] if args else None)
-    model = kwargs.get("llm_model")
-    op = agent_run(AGENT_NAME, thread_id=None if thread_id is None else str(thread_id),
-                   model=None if model is None else str(model))
-    # The decorator form handles "async def that returns a generator": the span lasts while it is iterated.
-    return await op(wrapped)(*args, **kwargs)
+    try:  # telemetry never stands between AgentPress and its own call
+        thread_id = kwargs.get("thread_id", args[0] if args else None)
+        model = kwargs.get("llm_model")
+        op = agent_run(AGENT_NAME, thread_id=None if thread_id is None else str(thread_id),
+                       model=None if model is None else str(model))
+        # The decorator form handles "async def that returns a generator": the span lasts while it is iterated.
+        traced = op(wrapped)
+    except Exception as exc:
+        _selftel.record_error("agentpress", exc)
+        return await wrapped(*args, **kwargs)
+    return await traced(*args, **kwargs)
 
 
 async def _execute_tool(wrapped: Any, _instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     from agentpress_otel.genai import tool_call
 
-    call = kwargs.get("tool_call", args[0] if args else None)
-    name, call_id, arguments = "unknown", None, None
-    if isinstance(call, Mapping):
-        name = str(call.get("function_name") or call.get("xml_tag_name") or "unknown")
-        cid = call.get("id") or call.get("tool_call_id")
-        call_id = None if cid is None else str(cid)
-        arguments = call.get("arguments")
-    return await tool_call(name, call_id=call_id, arguments=arguments)(wrapped)(*args, **kwargs)
+    try:  # telemetry never stands between AgentPress and its own call
+        call = kwargs.get("tool_call", args[0] if args else None)
+        name, call_id, arguments = "unknown", None, None
+        if isinstance(call, Mapping):
+            name = str(call.get("function_name") or call.get("xml_tag_name") or "unknown")
+            cid = call.get("id") or call.get("tool_call_id")
+            call_id = None if cid is None else str(cid)
+            arguments = call.get("arguments")
+        traced = tool_call(name, call_id=call_id, arguments=arguments)(wrapped)
+    except Exception as exc:
+        _selftel.record_error("agentpress", exc)
+        return await wrapped(*args, **kwargs)
+    return await traced(*args, **kwargs)
 
 
 def _patch(owner: Any, attr: str, wrapper: Any) -> None:

@@ -30,6 +30,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from agentpress_otel import _selftel
+from agentpress_otel._export import MAX_QUEUE_BYTES, RECORD_OVERHEAD_BYTES
 from agentpress_otel.redaction import PreRedactedLogRecord, Redactor, default_redactor
 from agentpress_otel.redaction._engine import cut_middle, to_text
 
@@ -104,10 +105,6 @@ def _cut(text: str, limit: int) -> str:
     return text[: max(0, limit - len(_TRUNCATED))] + _TRUNCATED if limit > len(_TRUNCATED) else text[:limit]
 
 
-#: What one queued record costs besides its message (the record object, ids, span context), bytes.
-RECORD_OVERHEAD_BYTES = 512
-#: Byte budget of each log queue (ours and the batch processor's); see docs/logging.md.
-MAX_QUEUE_BYTES = 8 * 1024 * 1024
 
 
 def cut_message(text: str, limit: int) -> str:
