@@ -62,4 +62,6 @@ def test_one_megabyte_messages_with_endpoint_refused_keep_rss_bounded() -> None:
     assert growth_mb < RSS_BOUND_MB, f"peak RSS grew {growth_mb:.0f} MB (bound {RSS_BOUND_MB} MB): {out}"
     # Every call is accounted for by our queue: handed on to the batch processor, or dropped and counted.
     assert out["stats"]["processed"] + out["stats"]["dropped"] + out["stats"]["queued"] == MESSAGES + 50, out
-    assert out["stats"]["dropped"] > 0, "the byte budget must have refused records"
+    # Nothing can be delivered: what left our queue is dropped and counted further on (the batch queue's byte
+    # budget, or the failed export), never held.
+    assert out["dropped"] > 0, out

@@ -702,6 +702,7 @@ from agentpress_otel.genai import agent_run
 litellm.suppress_debug_info = True
 app = FastAPI()
 log = logging.getLogger("pipeline.app")
+log.setLevel(logging.INFO)  # the app's own level: instrument() keeps the levels it finds (WARNING by default)
 srv = LLMServer().start()
 
 
