@@ -484,6 +484,8 @@ def _wrap_result(call: LLMCall, resp: Any, kwargs: Mapping[str, Any], args: tupl
     if kwargs.get("stream") and _is_stream(resp):
         messages = kwargs.get("messages", args[1] if len(args) > 1 else None)
         state = _StreamState(call, str(kwargs.get("model") or (args[0] if args else "")), messages)
+        if not _get(kwargs.get("stream_options"), "include_usage"):
+            _warm_tokenizer_once()  # this stream may end without usage: its estimate needs the tokenizer
         if is_async and hasattr(resp, "__anext__"):
             return _AsyncStream(resp, state)
         return _SyncStream(resp, state)
@@ -580,17 +582,24 @@ def _patch(litellm: Any) -> None:
                     setattr(mod, attr, new[id(cur)])
         register_error_mapper(_litellm_error_type)
         _installed = True
-    # Warm the tokenizer off the caller's thread (once per process) so a later usage estimate does no disk
-    # I/O inline.
+
+
+def _warm_tokenizer_once() -> None:
+    """Load LiteLLM's tokenizer (0.3-0.7 s of CPU, disk reads) on a background thread, once per process,
+    when the first stream that may need a usage estimate starts: its chunks take a while to arrive, and
+    the estimate at its end then runs warm. Apps that never stream without ``include_usage`` never load
+    it, and ``instrument()`` and the first calls pay nothing for it."""
     global _warmed
-    if not _warmed:
-        _warmed = True
-        threading.Thread(target=_warm_tokenizer, args=(litellm,), name="agentpress-otel-tokenizer",
-                         daemon=True).start()
+    if _warmed:
+        return
+    _warmed = True
+    threading.Thread(target=_warm_tokenizer, name="agentpress-otel-tokenizer", daemon=True).start()
 
 
-def _warm_tokenizer(litellm: Any) -> None:
+def _warm_tokenizer() -> None:
     try:
+        import litellm
+
         litellm.token_counter(model="gpt-4o", text="warm up")
     except Exception as exc:
         _selftel.record_error("litellm.token_counter", exc)
