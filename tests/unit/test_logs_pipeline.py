@@ -321,3 +321,19 @@ def test_bad_logger_levels_are_rejected_by_config() -> None:
     assert cfg.logger_levels == {}  # the variable is ignored as a whole, the integration still starts
     ok = load_config({"logger_levels": {"a": "warn", "b": 10}}, env={})
     assert LevelPolicy(levels=ok.logger_levels).threshold("a.x") == logging.WARNING
+
+
+def test_library_marker_objects_are_not_exported_as_attributes(sink: Any) -> None:
+    """LiteLLM's log filter stamps each record with ``litellm_redacted=object()``: no attribute for it."""
+    litellm_logging = pytest.importorskip("litellm._logging")
+    tel, exp = sink
+    litellm_logging.verbose_logger.warning("Retrying request to %s", "/v1/chat/completions", extra={"attempt": 2})
+    logging.getLogger("agent.run").info("marked", extra={"marker": object(), "kept": "yes"})
+    recs = _records(tel, exp)
+    (lite,) = [r for r in recs if r.body == "Retrying request to /v1/chat/completions"]
+    (ours,) = [r for r in recs if r.body == "marked"]
+    assert lite.attributes["attempt"] == 2
+    assert ours.attributes["kept"] == "yes"
+    for rec in (lite, ours):
+        assert not any("object at 0x" in str(v) for v in rec.attributes.values()), dict(rec.attributes)
+        assert "litellm_redacted" not in rec.attributes and "marker" not in rec.attributes

@@ -412,7 +412,10 @@ class LogPipeline:
     @staticmethod
     def _from_stdlib(item: tuple[Any, ...]) -> tuple[Any, ...]:
         _, record, message, ids, sc = item
-        extras = {k: v for k, v in record.__dict__.items() if k not in RESERVED and not k.startswith("_")}
+        # A bare ``object()`` on a record is a library's marker (LiteLLM stamps every record it
+        # scrubbed with ``litellm_redacted=object()``): no data, only "<object object at 0x...>" noise.
+        extras = {k: v for k, v in record.__dict__.items()
+                  if k not in RESERVED and not k.startswith("_") and type(v) is not object}
         exc: dict[str, str] | None = None
         ei = record.exc_info
         if ei and ei[0] is not None:
