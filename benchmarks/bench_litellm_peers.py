@@ -155,7 +155,8 @@ def main() -> None:
 
     print(f"\nLiteLLM acompletion against a loopback server, {CALLS} calls per block, {ROUNDS} interleaved rounds;")
     print("process CPU per call (all threads, export included), paired delta vs uninstrumented in the same round")
-    print(f"{'variant':16} {'non-streaming: +us (median)':>28} {'range':>18} {'streaming: +us (median)':>25} {'range':>18}")
+    print(f"{'variant':16} {'non-streaming: +us (median)':>28} {'range':>18}"
+          f" {'streaming: +us (median)':>25} {'range':>18}")
     rows: list[dict[str, Any]] = []
     details: dict[str, Any] = {"rounds": ROUNDS, "calls_per_block": CALLS, "raw_cpu_us": raw, "deltas_us": deltas,
                                "skipped": skipped, "litellm": _pkg_version("litellm")}
