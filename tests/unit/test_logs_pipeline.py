@@ -323,8 +323,9 @@ def test_bad_logger_levels_are_rejected_by_config() -> None:
     assert LevelPolicy(levels=ok.logger_levels).threshold("a.x") == logging.WARNING
 
 
-def test_library_marker_objects_are_not_exported_as_attributes(sink: Any) -> None:
+def test_library_marker_objects_are_not_exported_as_attributes(sink: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """LiteLLM's log filter stamps each record with ``litellm_redacted=object()``: no attribute for it."""
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # an import that stays offline
     litellm_logging = pytest.importorskip("litellm._logging")
     tel, exp = sink
     litellm_logging.verbose_logger.warning("Retrying request to %s", "/v1/chat/completions", extra={"attempt": 2})
