@@ -72,6 +72,8 @@ _SEVERITY = {
 _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error",
                 logging.CRITICAL: "critical"}  # fmt: skip
 WORKER_THREAD_NAME = "agentpress-otel-logs"
+#: How long the worker waits for a fuller batch after the first record arrives (bounds the added latency).
+LINGER_S = 0.05
 
 STDLIB = 0
 STRUCTLOG = 1
@@ -244,6 +246,8 @@ class LogPipeline:
         self._batch = batch_size
         self._q: collections.deque[tuple[Any, ...]] = collections.deque()
         self._wake = threading.Event()
+        #: set when a full batch is queued, or by flush/stop: ends the worker's linger early
+        self._full = threading.Event()
         self._stop = False
         self._busy = False
         self.dropped = 0
@@ -266,8 +270,11 @@ class LogPipeline:
             _selftel.record_dropped("logs", "shutdown" if self._stop else "queue_full")
             return False
         q.append(item)
-        if len(q) == 1:
+        n = len(q)
+        if n == 1:
             self._wake.set()
+        elif n == self._batch:
+            self._full.set()
         return True
 
     # ---------------------------------------------------------------- lifecycle
@@ -281,6 +288,7 @@ class LogPipeline:
         # The worker thread does not survive fork; the inherited queue belongs to the parent.
         self._q = collections.deque()
         self._wake = threading.Event()
+        self._full = threading.Event()
         self._busy = False
         self._loggers.clear()
         self._start()
@@ -289,6 +297,7 @@ class LogPipeline:
         """Wait (bounded) until queued records were handed to the provider / written."""
         deadline = time.monotonic() + timeout_s
         self._wake.set()
+        self._full.set()
         while self._q or self._busy:
             if time.monotonic() >= deadline or self._thread is None or not self._thread.is_alive():
                 return False
@@ -300,6 +309,7 @@ class LogPipeline:
         self.flush(timeout_s)
         self._stop = True
         self._wake.set()
+        self._full.set()
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(timeout_s)
@@ -329,6 +339,11 @@ class LogPipeline:
                 if not q:
                     self._wake.wait(0.1)
                 continue
+            if len(q) < self._batch and not self._full.is_set():
+                # Linger a little for more records: one wake-up per batch instead of one per record
+                # keeps the worker from trading the GIL with the app thread on every log call.
+                self._full.wait(LINGER_S)
+            self._full.clear()
             self._busy = True
             lines: list[bytes] = []
             try:
