@@ -155,6 +155,24 @@ def _router_model(router: Any, model: str) -> str:
     return model
 
 
+_server_cache: dict[str, tuple[str | None, int | None]] = {}
+
+
+def _server_for(api_base: str) -> tuple[str | None, int | None]:
+    """(host, port) of an ``api_base`` URL; parsed once per distinct URL (every call repeats it)."""
+    hit = _server_cache.get(api_base)
+    if hit is None:
+        try:
+            u = urlparse(api_base)
+            hit = (u.hostname, u.port)
+        except ValueError:
+            hit = (None, None)
+        if len(_server_cache) > 256:
+            _server_cache.clear()
+        _server_cache[api_base] = hit
+    return hit
+
+
 def _start(kwargs: Mapping[str, Any], args: tuple[Any, ...], router: Any = None) -> LLMCall:
     model = kwargs.get("model")
     if model is None and args:
@@ -165,14 +183,8 @@ def _start(kwargs: Mapping[str, Any], args: tuple[Any, ...], router: Any = None)
         messages = args[1]
     lookup = _router_model(router, model) if router is not None else model
     provider, bare = provider_for(lookup, kwargs.get("custom_llm_provider"))
-    server = port = None
     api_base = kwargs.get("api_base") or kwargs.get("base_url")
-    if isinstance(api_base, str) and api_base:
-        try:
-            u = urlparse(api_base)
-            server, port = u.hostname, u.port
-        except ValueError:
-            pass
+    server, port = _server_for(api_base) if isinstance(api_base, str) and api_base else (None, None)
     params = {k: v for k, v in kwargs.items() if k in _REQ_KEYS}
     if messages is not None:
         params["messages"] = messages
