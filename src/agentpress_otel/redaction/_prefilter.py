@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 
 #: Longer strings go straight to RE2: its fixed cost is then small next to its scan speed.
-MAX_CHARS = 512
+MAX_CHARS = 256
 
 #: The built-in detector kinds this pre-check covers. A detector added to ``_detectors.BUILTIN`` must be
 #: added here (with its anchor below) or the pre-check switches itself off (see ``Redactor``).
