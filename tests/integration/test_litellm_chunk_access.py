@@ -1,0 +1,61 @@
+"""Reading LiteLLM stream chunks (pydantic models) must not pay pydantic's raise-and-catch per field."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is imported anywhere
+
+from agentpress_otel._harness.llm_server import LLMServer
+from agentpress_otel.integrations import litellm as ap_litellm
+
+pytestmark = pytest.mark.integration
+
+_KEYS = ("id", "model", "usage", "choices", "finish_reason", "delta", "content", "tool_calls", "role",
+         "index", "function", "name", "arguments", "no_such_field", "model_config")
+
+
+def _walk(obj: Any, out: list[Any]) -> None:
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return
+    out.append(obj)
+    for k in ("choices", "delta", "tool_calls", "function", "usage"):
+        v = getattr(obj, k, None)
+        for x in v if isinstance(v, list) else [v]:
+            _walk(x, out)
+
+
+def test_chunk_fields_read_like_getattr_without_pydantic_getattr(monkeypatch: pytest.MonkeyPatch) -> None:
+    litellm = pytest.importorskip("litellm")
+    import pydantic
+
+    async def chunks() -> list[Any]:
+        with LLMServer() as srv:
+            out = []
+            for prompt in ("hi", "[[tool:get_weather]] weather?"):
+                resp = await litellm.acompletion(
+                    model="openai/gpt-5-mini", api_base=srv.base_url, api_key="sk-test", stream=True,
+                    stream_options={"include_usage": True}, messages=[{"role": "user", "content": prompt}])
+                out += [c async for c in resp]
+            return out
+
+    objs: list[Any] = []
+    for c in asyncio.run(chunks()):
+        _walk(c, objs)
+    assert any(type(o).__name__ == "Delta" for o in objs)
+    expected = [[getattr(o, k, None) for k in _KEYS] for o in objs]
+    calls: list[str] = []
+    real = pydantic.BaseModel.__getattr__
+
+    def spy(self: Any, item: str) -> Any:
+        calls.append(item)
+        return real(self, item)
+
+    monkeypatch.setattr(pydantic.BaseModel, "__getattr__", spy)
+    got = [[ap_litellm._get(o, k) for k in _KEYS] for o in objs]
+    assert got == expected
+    assert calls == [], sorted(set(calls))
