@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 import wrapt
 
 from agentpress_otel import _selftel
-from agentpress_otel.genai._spans import LLMCall, current_llm_call, register_error_mapper
+from agentpress_otel.genai._spans import LLMCall, _field, current_llm_call, register_error_mapper
 
 __all__ = ["instrument", "provider_for", "uninstrument"]
 
@@ -203,46 +203,8 @@ _REQ_KEYS = frozenset({"temperature", "top_p", "top_k", "max_tokens", "max_compl
                        "tools"})
 
 
-def _get(obj: Any, key: str) -> Any:
-    if obj is None:
-        return None
-    if type(obj) is dict:
-        return obj.get(key)
-    d = getattr(obj, "__dict__", None)
-    if d is not None:
-        v = d.get(key, _MISSING)
-        if v is not _MISSING:
-            return v
-        if _absent_on_model(type(obj), key):
-            # pydantic's own __getattr__ would look in the extras next, then raise: do that without the raise
-            extra = getattr(obj, "__pydantic_extra__", None)
-            return extra.get(key) if extra else None
-    if isinstance(obj, Mapping):
-        return obj.get(key)
-    return getattr(obj, key, None)
-
-
-_MISSING: Any = object()
-_absent: dict[tuple[type, str], bool] = {}
-
-
-def _absent_on_model(cls: type, key: str) -> bool:
-    """Whether ``key`` cannot be an attribute of this pydantic model class beyond its instance dict.
-
-    LiteLLM's stream chunks are pydantic models; ``getattr(chunk, "usage", None)`` on a chunk without
-    usage goes through pydantic's ``__getattr__``, which raises and catches an AttributeError: most of
-    the 12 µs we spent per chunk. For a class whose ``__getattr__`` is pydantic's own, a name that is
-    neither in the instance dict nor on the class can only be an extra (looked up by the caller)."""
-    hit = _absent.get((cls, key))
-    if hit is None:
-        pyd = sys.modules.get("pydantic")
-        base = getattr(pyd, "BaseModel", None) if pyd is not None else None
-        hit = (base is not None and getattr(cls, "__getattr__", None) is getattr(base, "__getattr__", 0)
-               and not key.startswith("_") and not hasattr(cls, key))
-        if len(_absent) > 4096:
-            _absent.clear()
-        _absent[(cls, key)] = hit
-    return hit
+#: Reads a field of a dict, an SDK object or a (pydantic) LiteLLM response; None when absent.
+_get = _field
 
 
 def _absorb_usage(call: LLMCall, usage: Any) -> bool:
