@@ -217,8 +217,20 @@ def _emit(lg: Any, rec: LogRecord) -> None:
     lg.emit(rec)
 
 
+_iso_second: tuple[int, str] = (-1, "")  # (second, "YYYY-MM-DDTHH:MM:SS"): records come in bursts
+
+
 def _iso(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """``2026-12-06T22:27:07.123456Z`` (truncated to µs); the date part is formatted once per second."""
+    global _iso_second
+    sec, ns = divmod(ts_ns, 1_000_000_000)
+    cached = _iso_second  # one tuple: threads see a consistent (second, text) pair
+    if cached[0] == sec:
+        prefix = cached[1]
+    else:
+        prefix = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _iso_second = (sec, prefix)
+    return f"{prefix}.{ns // 1000:06d}Z"
 
 
 class LogPipeline:
