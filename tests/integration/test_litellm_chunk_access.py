@@ -59,3 +59,31 @@ def test_chunk_fields_read_like_getattr_without_pydantic_getattr(monkeypatch: py
     got = [[ap_litellm._get(o, k) for k in _KEYS] for o in objs]
     assert got == expected
     assert calls == [], sorted(set(calls))
+
+
+def test_litellm_log_records_carry_no_marker_attribute() -> None:
+    """LiteLLM's own log filter stamps each record with ``litellm_redacted=object()``: not exported."""
+    litellm_logging = pytest.importorskip("litellm._logging")
+    from types import SimpleNamespace
+
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    from agentpress_otel._config import load_config
+    from agentpress_otel.integrations import logging as log_integ
+    from agentpress_otel.logs import flush
+
+    exp = InMemoryLogRecordExporter()
+    lp = LoggerProvider()
+    lp.add_log_record_processor(SimpleLogRecordProcessor(exp))
+    assert log_integ.instrument(SimpleNamespace(config=load_config({"log_level": "INFO"}, env={}), logger_provider=lp))
+    try:
+        litellm_logging.verbose_logger.warning("Retrying request to %s", "/v1/chat/completions", extra={"attempt": 2})
+        assert flush(5.0)
+    finally:
+        log_integ.uninstrument()
+    body = "Retrying request to /v1/chat/completions"
+    (rec,) = [r.log_record for r in exp.get_finished_logs() if r.log_record.body == body]
+    assert rec.attributes["attempt"] == 2
+    assert "litellm_redacted" not in rec.attributes
+    assert not any("object at 0x" in str(v) for v in rec.attributes.values()), dict(rec.attributes)

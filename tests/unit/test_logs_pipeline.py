@@ -323,22 +323,15 @@ def test_bad_logger_levels_are_rejected_by_config() -> None:
     assert LevelPolicy(levels=ok.logger_levels).threshold("a.x") == logging.WARNING
 
 
-def test_library_marker_objects_are_not_exported_as_attributes(sink: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """LiteLLM's log filter stamps each record with ``litellm_redacted=object()``: no attribute for it."""
-    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # an import that stays offline
-    litellm_logging = pytest.importorskip("litellm._logging")
-    tel, exp = sink
-    litellm_logging.verbose_logger.warning("Retrying request to %s", "/v1/chat/completions", extra={"attempt": 2})
-    logging.getLogger("agent.run").info("marked", extra={"marker": object(), "kept": "yes"})
-    recs = _records(tel, exp)
-    (lite,) = [r for r in recs if r.body == "Retrying request to /v1/chat/completions"]
-    (ours,) = [r for r in recs if r.body == "marked"]
-    assert lite.attributes["attempt"] == 2
-    assert ours.attributes["kept"] == "yes"
-    for rec in (lite, ours):
-        assert not any("object at 0x" in str(v) for v in rec.attributes.values()), dict(rec.attributes)
-        assert "litellm_redacted" not in rec.attributes and "marker" not in rec.attributes
 
+def test_marker_objects_are_not_exported_as_attributes(sink: Any) -> None:
+    """A bare ``object()`` on a record is a library's marker (LiteLLM's ``litellm_redacted``): no attribute."""
+    tel, exp = sink
+    logging.getLogger("agent.run").info("marked", extra={"litellm_redacted": object(), "kept": "yes"})
+    (rec,) = [r for r in _records(tel, exp) if r.body == "marked"]
+    assert rec.attributes["kept"] == "yes"
+    assert "litellm_redacted" not in rec.attributes
+    assert not any("object at 0x" in str(v) for v in rec.attributes.values()), dict(rec.attributes)
 
 def test_json_timestamp_is_exact_rfc3339_microseconds() -> None:
     """The JSON ``timestamp`` is the record's ns time cut to µs, RFC 3339 in UTC ("Z"); no float rounding."""
