@@ -1,4 +1,4 @@
-"""Cost of one log call on the caller's thread, same run, these pipelines:
+"""Cost of one log call (a message, 3 ``extra`` fields, the context ids), same run, these pipelines:
 
 * baseline: stdlib logging + a minimal orjson JSON formatter on a StreamHandler (to /dev/null);
 * the OpenTelemetry SDK's ``LoggingHandler`` + ``BatchLogRecordProcessor`` (null exporter), alone and
@@ -73,7 +73,8 @@ def measure(log: logging.Logger, drain: Callable[[], None]) -> dict[str, float]:
         drain()
         p0, w0, c0 = time.process_time(), time.perf_counter(), time.thread_time()
         for i in range(BURST):
-            log.info("tool %s finished in %d ms", "web_search", i, extra={"route": "/api/agent/start"})
+            log.info("tool %s finished in %d ms", "web_search", i,
+                     extra={"route": "/api/agent/start", "tool": "web_search", "attempt": i % 3})
         cpus.append((time.thread_time() - c0) / BURST)
         walls.append((time.perf_counter() - w0) / BURST)
         drain()
@@ -167,19 +168,20 @@ def main() -> None:
     for key, sdk_key, sdk_name in (("ours_otlp", "otel_sdk_handler", "SDK LoggingHandler"),
                                    ("ours_otlp_json", "otel_sdk_handler_json", "SDK handler + JSON handler")):
         ours, sdk = results[key], results[sdk_key]
-        # Graded: the calling thread's own CPU per call, what a request handler pays for one log line.
+        # Graded: total process CPU per record (all threads, until handed to the exporter). Under the GIL
+        # our worker thread's CPU is the app's CPU too: moving work off the caller must not make it dearer.
+        rows.append({"name": f"log call {key}: total CPU (all threads) vs {sdk_name}",
+                     "value": ours["total_cpu_us"], "unit": "us", "baseline": sdk["total_cpu_us"],
+                     "ratio": ours["total_cpu_us"] / sdk["total_cpu_us"], "goal": "<= 1.0x"})
+        # Second column: what the calling thread (a request handler) pays itself.
         rows.append({"name": f"log call {key}: caller CPU vs {sdk_name}", "value": ours["caller_cpu_us"],
                      "unit": "us", "baseline": sdk["caller_cpu_us"],
                      "ratio": ours["caller_cpu_us"] / sdk["caller_cpu_us"], "goal": "< 1x"})
         # Wall time of a 2,000-record burst also carries the GIL time our worker thread takes meanwhile
-        # (thread scheduling makes it swing by 2x between runs), and total CPU is the work moved off the
-        # caller (redaction, JSON, OTLP record): both reported, not graded.
+        # (thread scheduling makes it swing by 2x between runs): reported, not graded.
         rows.append({"name": f"log call {key}: caller wall (burst) vs {sdk_name}", "value": ours["wall_us"],
                      "unit": "us", "baseline": sdk["wall_us"], "ratio": ours["wall_us"] / sdk["wall_us"],
                      "goal": ""})
-        rows.append({"name": f"log call {key}: total CPU (all threads) vs {sdk_name}",
-                     "value": ours["total_cpu_us"], "unit": "us", "baseline": sdk["total_cpu_us"],
-                     "ratio": ours["total_cpu_us"] / sdk["total_cpu_us"], "goal": ""})
         rows.append({"name": f"log call {key}: caller wall vs stdlib JSON formatter", "value": ours["wall_us"],
                      "unit": "us", "baseline": base["wall_us"], "ratio": ours["wall_vs_stdlib"], "goal": ""})
     report("logs", rows, details=results)

@@ -43,6 +43,11 @@ def discover(only: set[str] | None, skip: set[str]) -> list[Path]:
     return out
 
 
+#: Scripts that need longer than the default timeout: the peer comparison installs two venvs on its first
+#: run and runs 6 interleaved rounds of real LiteLLM calls in 6 processes.
+_SLOW = {"bench_litellm_peers.py": 1800.0, "bench_startup.py": 600.0}
+
+
 def run_script(path: Path, timeout_s: float) -> dict[str, Any]:
     """Run one benchmark script, echoing its output; return how it ended."""
     print(f"\n##### {path.name}", flush=True)
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     scripts: list[dict[str, Any]] = []
     if not args.no_run:
         for path in discover(only, skip):
-            scripts.append(run_script(path, args.timeout))
+            scripts.append(run_script(path, max(args.timeout, _SLOW.get(path.name, 0.0))))
     rows = collect(None if args.no_run else started - 1)
     if only is not None and args.no_run:
         rows = [r for r in rows if r["area"] in only]

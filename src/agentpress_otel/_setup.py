@@ -6,9 +6,11 @@ import atexit
 import dataclasses
 import functools
 import importlib
+import importlib.util
 import os
 import platform
 import socket
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -105,6 +107,8 @@ class Telemetry:
         self._processors: list[Any] = []  # our processors on providers the app owns (shut down without them)
         self._shut = False
         self.app: Any = None
+        #: integrations waiting for their library's first import (see _defer_integration)
+        self._deferred: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def force_flush(self, timeout_s: float = 5.0) -> bool:
@@ -154,6 +158,9 @@ class Telemetry:
                 _providers_shut_down = True
         deadline = self.config.shutdown_timeout_s if timeout_s is None else timeout_s
         for name in reversed(self.integrations):
+            if name in self._deferred:
+                self._deferred.discard(name)  # its library was never imported: nothing to undo
+                continue
             try:
                 mod = importlib.import_module(_INTEGRATION_MODULES[name])
                 mod.uninstrument()
@@ -744,7 +751,43 @@ def _configure_genai(tel: Telemetry) -> None:
             _selftel.record_error("genai.configure", exc)
 
 
+#: Integrations whose library is patched when the app first imports it, not by instrument() itself:
+#: importing httpx, redis-py, Dramatiq or structlog (and their OTel instrumentations) to patch them
+#: cost instrument() most of its 0.7 s of CPU, for libraries an app may never load.
+_DEFERRABLE = {"httpx": "httpx", "redis": "redis", "dramatiq": "dramatiq", "structlog": "structlog"}
+
+
+def _defer_integration(tel: Telemetry, name: str, target: str) -> bool:
+    """Instrument ``name`` when ``target`` is first imported (in the importing thread)."""
+    if importlib.util.find_spec(target) is None:
+        return False  # not installed: skipped quietly, as an eager ImportError would be
+
+    def on_import(_module: Any) -> None:
+        if name not in tel._deferred or tel._shut:
+            return  # shut down (or undone) before the app imported the library
+        tel._deferred.discard(name)
+        if not _instrument_now(tel, name) and name in tel.integrations:
+            tel.integrations.remove(name)
+
+    import wrapt
+
+    tel._deferred.add(name)
+    tel.integrations.append(name)
+    wrapt.register_post_import_hook(on_import, target)
+    return True
+
+
 def _try_integration(tel: Telemetry, name: str) -> bool:
+    target = _DEFERRABLE.get(name)
+    if target is not None and target not in sys.modules:
+        return _defer_integration(tel, name, target)
+    ok = _instrument_now(tel, name)
+    if ok:
+        tel.integrations.append(name)
+    return ok
+
+
+def _instrument_now(tel: Telemetry, name: str) -> bool:
     try:
         mod = importlib.import_module(_INTEGRATION_MODULES[name])
     except ImportError:
@@ -757,8 +800,6 @@ def _try_integration(tel: Telemetry, name: str) -> bool:
         _selftel.record_error(f"instrument.{name}", exc)
         warnings.warn(f"agentpress-otel: could not instrument {name}: {exc!r}", RuntimeWarning, stacklevel=3)
         return False
-    if result is not False:
-        tel.integrations.append(name)
     return result is not False
 
 

@@ -322,3 +322,26 @@ def test_bad_logger_levels_are_rejected_by_config() -> None:
     assert cfg.logger_levels == {}  # the variable is ignored as a whole, the integration still starts
     ok = load_config({"logger_levels": {"a": "warn", "b": 10}}, env={})
     assert LevelPolicy(levels=ok.logger_levels).threshold("a.x") == logging.WARNING
+
+
+
+def test_marker_objects_are_not_exported_as_attributes(sink: Any) -> None:
+    """A bare ``object()`` on a record is a library's marker (LiteLLM's ``litellm_redacted``): no attribute."""
+    tel, exp = sink
+    logging.getLogger("agent.run").info("marked", extra={"litellm_redacted": object(), "kept": "yes"})
+    (rec,) = [r for r in _records(tel, exp) if r.body == "marked"]
+    assert rec.attributes["kept"] == "yes"
+    assert "litellm_redacted" not in rec.attributes
+    assert not any("object at 0x" in str(v) for v in rec.attributes.values()), dict(rec.attributes)
+
+def test_json_timestamp_is_exact_rfc3339_microseconds() -> None:
+    """The JSON ``timestamp`` is the record's ns time cut to µs, RFC 3339 in UTC ("Z"); no float rounding."""
+    from datetime import UTC, datetime, timedelta
+
+    from agentpress_otel.logs._pipeline import _iso
+
+    for ts in (0, 1_700_000_000_123_456_789, 1_700_000_000_999_999_999, 1_700_000_001_000_000_500, 1_764_000_000_5):
+        text = _iso(ts)
+        assert text.endswith("Z") and len(text) == len("2026-01-01T00:00:00.000000Z"), text
+        got = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        assert got == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ts // 1000), (ts, text)

@@ -41,6 +41,7 @@ import wrapt
 from agentpress_otel import _selftel
 from agentpress_otel.genai._spans import (
     LLMCall,
+    _field,
     current_llm_call,
     register_error_mapper,
     register_model_normalizer,
@@ -170,6 +171,25 @@ def _router_model(router: Any, model: str) -> str:
     return model
 
 
+_server_cache: dict[str, tuple[str | None, int | None]] = {}
+
+
+def _server_for(api_base: str) -> tuple[str | None, int | None]:
+    """(host, port) of an ``api_base`` URL; parsed once per distinct URL (every call repeats it)."""
+    hit = _server_cache.get(api_base)
+    if hit is None:
+        try:
+            u = urlparse(api_base)
+            # server.port is conditionally required with server.address: the scheme's default if not explicit.
+            hit = (u.hostname, u.port or _DEFAULT_PORTS.get(u.scheme))
+        except ValueError:
+            hit = (None, None)
+        if len(_server_cache) > 256:
+            _server_cache.clear()
+        _server_cache[api_base] = hit
+    return hit
+
+
 def _start(kwargs: Mapping[str, Any], args: tuple[Any, ...], router: Any = None) -> LLMCall:
     model = kwargs.get("model")
     if model is None and args:
@@ -180,15 +200,8 @@ def _start(kwargs: Mapping[str, Any], args: tuple[Any, ...], router: Any = None)
         messages = args[1]
     lookup = _router_model(router, model) if router is not None else model
     provider, bare = provider_for(lookup, kwargs.get("custom_llm_provider"))
-    server = port = None
     api_base = kwargs.get("api_base") or kwargs.get("base_url")
-    if isinstance(api_base, str) and api_base:
-        try:
-            u = urlparse(api_base)
-            # server.port is conditionally required with server.address: the scheme's default if not explicit.
-            server, port = u.hostname, u.port or _DEFAULT_PORTS.get(u.scheme)
-        except ValueError:
-            pass
+    server, port = _server_for(api_base) if isinstance(api_base, str) and api_base else (None, None)
     params = {k: v for k, v in kwargs.items() if k in _REQ_KEYS}
     if messages is not None:
         params["messages"] = messages
@@ -207,12 +220,8 @@ _REQ_KEYS = frozenset({"temperature", "top_p", "top_k", "max_tokens", "max_compl
                        "tools"})
 
 
-def _get(obj: Any, key: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(key)
-    return getattr(obj, key, None)
+#: Reads a field of a dict, an SDK object or a (pydantic) LiteLLM response; None when absent.
+_get = _field
 
 
 def _absorb_usage(call: LLMCall, usage: Any) -> bool:
@@ -501,6 +510,8 @@ def _wrap_result(call: LLMCall, resp: Any, kwargs: Mapping[str, Any], args: tupl
     if kwargs.get("stream") and _is_stream(resp):
         messages = kwargs.get("messages", args[1] if len(args) > 1 else None)
         state = _StreamState(call, str(kwargs.get("model") or (args[0] if args else "")), messages)
+        if not _get(kwargs.get("stream_options"), "include_usage"):
+            _warm_tokenizer_once()  # this stream may end without usage: its estimate needs the tokenizer
         if is_async and hasattr(resp, "__anext__"):
             return _AsyncStream(resp, state)
         return _SyncStream(resp, state)
@@ -598,17 +609,24 @@ def _patch(litellm: Any) -> None:
         register_error_mapper(_litellm_error_type)
         register_model_normalizer(_bare_model)
         _installed = True
-    # Warm the tokenizer off the caller's thread (once per process) so a later usage estimate does no disk
-    # I/O inline.
+
+
+def _warm_tokenizer_once() -> None:
+    """Load LiteLLM's tokenizer (0.3-0.7 s of CPU, disk reads) on a background thread, once per process,
+    when the first stream that may need a usage estimate starts: its chunks take a while to arrive, and
+    the estimate at its end then runs warm. Apps that never stream without ``include_usage`` never load
+    it, and ``instrument()`` and the first calls pay nothing for it."""
     global _warmed
-    if not _warmed:
-        _warmed = True
-        threading.Thread(target=_warm_tokenizer, args=(litellm,), name="agentpress-otel-tokenizer",
-                         daemon=True).start()
+    if _warmed:
+        return
+    _warmed = True
+    threading.Thread(target=_warm_tokenizer, name="agentpress-otel-tokenizer", daemon=True).start()
 
 
-def _warm_tokenizer(litellm: Any) -> None:
+def _warm_tokenizer() -> None:
     try:
+        import litellm
+
         litellm.token_counter(model="gpt-4o", text="warm up")
     except Exception as exc:
         _selftel.record_error("litellm.token_counter", exc)

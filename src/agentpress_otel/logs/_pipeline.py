@@ -27,7 +27,9 @@ import orjson
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider, LogRecord, SeverityNumber
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext
+from opentelemetry.sdk._logs import Logger as _SdkLogger
+from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.trace import SpanContext
 
 from agentpress_otel import _selftel
 from agentpress_otel._export import MAX_QUEUE_BYTES, RECORD_OVERHEAD_BYTES
@@ -71,6 +73,8 @@ _SEVERITY = {
 _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error",
                 logging.CRITICAL: "critical"}  # fmt: skip
 WORKER_THREAD_NAME = "agentpress-otel-logs"
+#: How long the worker waits for a fuller batch after the first record arrives (bounds the added latency).
+LINGER_S = 0.05
 
 STDLIB = 0
 STRUCTLOG = 1
@@ -186,8 +190,55 @@ def _attr_value(v: Any, limit: int = 8192, r: Redactor | None = None) -> Any:
     return _cut(text, limit)
 
 
+#: A non-empty context holding no span (an empty one makes ``LogRecord`` read the worker's own context).
+_NO_SPAN = Context({"agentpress-otel.log-record": True})
+
+
+def _emit(lg: Any, rec: LogRecord) -> None:
+    """``lg.emit(rec)``, minus the SDK's second validation of every attribute value.
+
+    The SDK's ``Logger.emit`` wraps the attributes in a new ``BoundedAttributes``, which checks and
+    copies each value again: a third of the worker's time per record. Ours are already OTLP-valid
+    (``_attr_value``: primitives, lists of strings, cut to the length limit), so an SDK logger gets
+    its record handed to its processors directly, unless the SDK's own limits could apply (then, and
+    for any other logger, its ``emit`` runs as usual). The SDK version is pinned (pyproject.toml).
+    """
+    if type(lg) is _SdkLogger:
+        try:
+            limits = lg._log_record_limits
+            attrs = rec.attributes
+            if (
+                lg._is_enabled()
+                and limits.max_log_record_attribute_length is None
+                and (attrs is None or len(attrs) <= (limits.max_log_record_attributes or 0))
+            ):
+                rw = object.__new__(ReadWriteLogRecord)
+                rw.log_record = rec
+                rw.resource = lg._resource
+                rw.instrumentation_scope = lg._instrumentation_scope
+                rw.limits = limits
+                lg._logger_metrics.emit_log()
+                lg._multi_log_record_processor.on_emit(rw)
+                return
+        except AttributeError:  # pragma: no cover - an SDK whose internals moved: the public path
+            pass
+    lg.emit(rec)
+
+
+_iso_second: tuple[int, str] = (-1, "")  # (second, "YYYY-MM-DDTHH:MM:SS"): records come in bursts
+
+
 def _iso(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """``2026-12-06T22:27:07.123456Z`` (truncated to µs); the date part is formatted once per second."""
+    global _iso_second
+    sec, ns = divmod(ts_ns, 1_000_000_000)
+    cached = _iso_second  # one tuple: threads see a consistent (second, text) pair
+    if cached[0] == sec:
+        prefix = cached[1]
+    else:
+        prefix = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _iso_second = (sec, prefix)
+    return f"{prefix}.{ns // 1000:06d}Z"
 
 
 class LogPipeline:
@@ -222,6 +273,8 @@ class LogPipeline:
         self._bytes = 0
         self._bytes_lock = threading.Lock()
         self._wake = threading.Event()
+        #: set when a full batch is queued, or by flush/stop: ends the worker's linger early
+        self._full = threading.Event()
         self._stop = False
         self._busy = False
         self.dropped = 0
@@ -252,8 +305,11 @@ class LogPipeline:
             _selftel.record_dropped("logs", "shutdown" if self._stop else "queue_full")
             return False
         q.append((cost, item))
-        if len(q) == 1:
+        n = len(q)
+        if n == 1:
             self._wake.set()
+        elif n == self._batch:
+            self._full.set()
         return True
 
     # ---------------------------------------------------------------- lifecycle
@@ -269,6 +325,7 @@ class LogPipeline:
         self._bytes = 0
         self._bytes_lock = threading.Lock()
         self._wake = threading.Event()
+        self._full = threading.Event()
         self._busy = False
         self._loggers.clear()
         self._start()
@@ -277,6 +334,7 @@ class LogPipeline:
         """Wait (bounded) until queued records were handed to the provider / written."""
         deadline = time.monotonic() + timeout_s
         self._wake.set()
+        self._full.set()
         while self._q or self._busy:
             if time.monotonic() >= deadline or self._thread is None or not self._thread.is_alive():
                 return False
@@ -288,6 +346,7 @@ class LogPipeline:
         self.flush(timeout_s)
         self._stop = True
         self._wake.set()
+        self._full.set()
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(timeout_s)
@@ -317,6 +376,11 @@ class LogPipeline:
                 if not q:
                     self._wake.wait(0.1)
                 continue
+            if len(q) < self._batch and not self._full.is_set():
+                # Linger a little for more records: one wake-up per batch instead of one per record
+                # keeps the worker from trading the GIL with the app thread on every log call.
+                self._full.wait(LINGER_S)
+            self._full.clear()
             self._busy = True
             lines: list[bytes] = []
             try:
@@ -381,8 +445,7 @@ class LogPipeline:
                 exc = {k: r.redact(v) if isinstance(v, str) else v for k, v in exc.items()}
             if ids:  # ids come from the app (a secret passed as a thread id must not leak through them)
                 ids = {k: r.redact(v) if isinstance(v, str) else v for k, v in ids.items()}
-        trace_id = f"{sc.trace_id:032x}" if sc is not None and sc.is_valid else None
-        span_id = f"{sc.span_id:016x}" if sc is not None and sc.is_valid else None
+        valid = sc is not None and sc.is_valid
 
         if self.logger_provider is not None:
             attrs: dict[str, Any] = {}
@@ -404,20 +467,20 @@ class LogPipeline:
             if code:
                 attrs.update(code)
             sev, sev_text = _severity(levelno)
-            ctx = trace.set_span_in_context(NonRecordingSpan(sc), Context()) if trace_id else Context()
             lg = self._otel_logger(name)
             if lg is not None:
                 cls = PreRedactedLogRecord if r is not None else LogRecord
-                lg.emit(
-                    cls(
-                        timestamp=ts_ns,
-                        context=ctx,
-                        severity_number=sev,
-                        severity_text=sev_text,
-                        body=message if isinstance(message, str) else _attr_value(message, self.max_attr_chars, r),
-                        attributes=attrs,
-                    )
+                lr = cls(
+                    timestamp=ts_ns,
+                    context=_NO_SPAN,
+                    severity_number=sev,
+                    severity_text=sev_text,
+                    body=message if isinstance(message, str) else _attr_value(message, self.max_attr_chars, r),
+                    attributes=attrs,
                 )
+                if valid:  # the ids straight from the span context: no Context/NonRecordingSpan round trip
+                    lr.trace_id, lr.span_id, lr.trace_flags = sc.trace_id, sc.span_id, sc.trace_flags
+                _emit(lg, lr)
 
         if self.json_stdout and item[0] == STDLIB:
             doc: dict[str, Any] = {
@@ -426,9 +489,9 @@ class LogPipeline:
                 "logger": name,
                 "message": message,
             }
-            if trace_id:
-                doc["trace_id"] = trace_id
-                doc["span_id"] = span_id
+            if valid:
+                doc["trace_id"] = f"{sc.trace_id:032x}"
+                doc["span_id"] = f"{sc.span_id:016x}"
             for field in ID_FIELDS:
                 v = ids.get(field)
                 if v is not None:
@@ -442,7 +505,10 @@ class LogPipeline:
     @staticmethod
     def _from_stdlib(item: tuple[Any, ...]) -> tuple[Any, ...]:
         _, record, message, ids, sc = item
-        extras = {k: v for k, v in record.__dict__.items() if k not in RESERVED and not k.startswith("_")}
+        # A bare ``object()`` on a record is a library's marker (LiteLLM stamps every record it
+        # scrubbed with ``litellm_redacted=object()``): no data, only "<object object at 0x...>" noise.
+        extras = {k: v for k, v in record.__dict__.items()
+                  if k not in RESERVED and not k.startswith("_") and type(v) is not object}
         exc: dict[str, str] | None = None
         ei = record.exc_info
         if ei and ei[0] is not None:

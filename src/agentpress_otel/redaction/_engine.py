@@ -289,8 +289,17 @@ class Redactor:
 
         Example: ``Redactor().redact("password=hunter2")`` -> ``'password=[REDACTED:secret:9c1e]'``
         """
-        if not isinstance(text, str):
-            return text
+        if type(text) is not str:
+            if not isinstance(text, str):
+                return text
+        elif self._low is not None and text.isascii() and len(text) <= self.max_chars:
+            # The common case, a clean ASCII string (a log message, an attribute value), in one call
+            # into RE2's DFA and no Python frames: per short string that was most of the cost.
+            data = text.encode()
+            if self._bounds.Match(self._unanchored, data, 0, len(data))[0][0] < 0:
+                return text
+            out = self._scan_bytes(data)
+            return text if out is None else out.decode("utf-8", "surrogatepass")
         if len(text) > self.max_chars:
             marker = f"…[truncated {len(text) - self.max_chars} chars]"
             text = text[: self.max_chars - len(marker)] + marker

@@ -1,0 +1,188 @@
+"""Per-call CPU of a LiteLLM call under each instrumentation, paired against the uninstrumented call.
+
+Variants, each in its own long-lived worker process (``_litellm_worker.py``):
+
+* ``uninstrumented``: LiteLLM alone (the baseline);
+* ``sdk_span``: one bare OTel SDK span around the call (BatchSpanProcessor, OTLP/HTTP);
+* ``ours``: ``agentpress_otel.instrument()`` with its defaults (traces, metrics, logs, every integration);
+* ``ours_litellm``: ``instrument(integrations=["litellm"])``;
+* ``openinference``: ``openinference-instrumentation-litellm``, in its own venv;
+* ``traceloop``: OpenLLMetry's ``opentelemetry-instrumentation-openai`` (LiteLLM calls the OpenAI SDK for
+  ``openai/`` models), in its own venv.
+
+Peers are installed from PyPI into separate venvs under ``$AGENTPRESS_OTEL_BENCH_CACHE`` (default
+``~/.cache/agentpress-otel/bench-venvs``), with the same LiteLLM version as ours; a peer that cannot be
+installed is skipped with the reason printed. Every variant exports over OTLP/HTTP to one loopback
+receiver; the LLM server and the receiver run in this (driver) process, so they are not counted.
+
+Each round runs one block of calls in every worker, in an order rotated per round (interleaved), and
+the per-call delta of process CPU (all threads: batch processors, log worker, export included, since each
+block ends with a flush) against the uninstrumented worker's block in the same round. Medians and
+ranges over ``ROUNDS`` rounds. Run: ``.venv/bin/python benchmarks/bench_litellm_peers.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from agentpress_otel._harness.otlp_sink import OTLPSink
+
+from _common import report
+from agentpress_otel._harness.llm_server import LLMServer
+
+HERE = Path(__file__).resolve().parent
+ROUNDS = int(os.environ.get("BENCH_PEER_ROUNDS", "6"))
+CALLS = int(os.environ.get("BENCH_PEER_CALLS", "60"))
+CACHE = Path(os.environ.get("AGENTPRESS_OTEL_BENCH_CACHE", Path.home() / ".cache" / "agentpress-otel" / "bench-venvs"))
+
+#: Peer packages, pinned so a later run measures the same code (versions current at the time of writing).
+PEERS: dict[str, list[str]] = {
+    "openinference": ["openinference-instrumentation-litellm==0.1.51"],
+    "traceloop": ["opentelemetry-instrumentation-openai==0.62.4"],
+}
+GOALS = {("ours", False): "<= 250 us", ("ours", True): "<= 300 us", ("ours_litellm", False): "<= 150 us",
+         ("ours_litellm", True): "<= 150 us"}  # fmt: skip
+
+
+def _pkg_version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
+
+
+def ensure_peer_venv(name: str) -> tuple[Path | None, str]:
+    """(python of the peer's venv, "") or (None, why it is unavailable). Installs once, then reuses."""
+    venv = CACHE / name
+    py = venv / "bin" / "python"
+    want = [f"litellm=={_pkg_version('litellm')}", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http",
+            *PEERS[name]]
+    stamp = venv / ".bench-stamp"
+    if py.exists() and stamp.exists() and stamp.read_text() == " ".join(want):
+        return py, ""
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, capture_output=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *want], check=True, capture_output=True, text=True,
+                       timeout=900)
+    except subprocess.CalledProcessError as exc:
+        return None, f"pip install {' '.join(want)} failed: {(exc.stderr or '')[-300:].strip()}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"could not create the venv: {exc}"
+    stamp.write_text(" ".join(want))
+    return py, ""
+
+
+class Worker:
+    def __init__(self, variant: str, python: str, llm: str, otlp: str) -> None:
+        self.variant = variant
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        self.proc = subprocess.Popen([python, str(HERE / "_litellm_worker.py"), variant, llm, otlp],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env)
+
+    def read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        while True:  # the app under test may print too (JSON log lines): ours are marked
+            line = self.proc.stdout.readline()
+            if not line:
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise RuntimeError(f"{self.variant} worker died: {err[-1500:]}")
+            if line.startswith("@@"):
+                return dict(json.loads(line[2:]))
+
+    def run(self, calls: int, stream: bool) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"calls": calls, "stream": stream}) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def main() -> None:
+    skipped: dict[str, str] = {}
+    only = set(filter(None, os.environ.get("BENCH_PEER_ONLY", "").split(","))) | {"uninstrumented"}
+    pythons: dict[str, str] = {v: sys.executable for v in ("uninstrumented", "sdk_span", "ours", "ours_litellm")}
+    for peer in PEERS:
+        if len(only) > 1 and peer not in only:
+            continue
+        py, why = ensure_peer_venv(peer)
+        if py is None:
+            skipped[peer] = why
+            print(f"SKIPPED {peer}: {why}")
+        else:
+            pythons[peer] = str(py)
+    if len(only) > 1:
+        pythons = {v: py for v, py in pythons.items() if v in only}
+    with LLMServer() as llm:
+        sink = OTLPSink().start()
+        try:
+            workers = {v: Worker(v, py, llm.base_url, sink.http_endpoint) for v, py in pythons.items()}
+            for v, w in list(workers.items()):
+                try:
+                    w.read()  # ready after its warm-up
+                except RuntimeError as exc:
+                    skipped[v] = str(exc)
+                    print(f"SKIPPED {v}: {exc}")
+                    del workers[v]
+            names = list(workers)
+            raw: dict[str, dict[str, list[float]]] = {v: {"plain": [], "stream": []} for v in names}
+            deltas: dict[str, dict[str, list[float]]] = {v: {"plain": [], "stream": []} for v in names}
+            for rnd in range(ROUNDS):
+                order = names[rnd % len(names):] + names[: rnd % len(names)]  # rotate: no fixed position
+                for stream in (False, True):
+                    key = "stream" if stream else "plain"
+                    got = {v: workers[v].run(CALLS, stream)["cpu_us"] for v in order}
+                    for v in names:
+                        raw[v][key].append(got[v])
+                        deltas[v][key].append(got[v] - got["uninstrumented"])
+                print(f"round {rnd + 1}/{ROUNDS} done", flush=True)
+            for w in workers.values():
+                w.close()
+        finally:
+            sink.stop()
+
+    print(f"\nLiteLLM acompletion against a loopback server, {CALLS} calls per block, {ROUNDS} interleaved rounds;")
+    print("process CPU per call (all threads, export included), paired delta vs uninstrumented in the same round")
+    print(f"{'variant':16} {'non-streaming: +us (median)':>28} {'range':>18}"
+          f" {'streaming: +us (median)':>25} {'range':>18}")
+    rows: list[dict[str, Any]] = []
+    details: dict[str, Any] = {"rounds": ROUNDS, "calls_per_block": CALLS, "raw_cpu_us": raw, "deltas_us": deltas,
+                               "skipped": skipped, "litellm": _pkg_version("litellm")}
+    base_plain = statistics.median(raw["uninstrumented"]["plain"])
+    base_stream = statistics.median(raw["uninstrumented"]["stream"])
+    print(f"{'uninstrumented':16} {base_plain:>24.0f} us {'(baseline)':>18} {base_stream:>21.0f} us {'(baseline)':>18}")
+    for v in names:
+        if v == "uninstrumented":
+            continue
+        cells = []
+        for key in ("plain", "stream"):
+            d = deltas[v][key]
+            cells.append((statistics.median(d), min(d), max(d)))
+        print(f"{v:16} {cells[0][0]:>+25.0f} {f'{cells[0][1]:+.0f}..{cells[0][2]:+.0f}':>18}"
+              f" {cells[1][0]:>+22.0f} {f'{cells[1][1]:+.0f}..{cells[1][2]:+.0f}':>18}")
+        for (med, lo, hi), stream, base in ((cells[0], False, base_plain), (cells[1], True, base_stream)):
+            rows.append({"name": f"LiteLLM call CPU, {v}, {'streaming' if stream else 'non-streaming'}: +us vs none",
+                         "value": med, "unit": "us", "baseline": base, "ratio": (base + med) / base,
+                         "goal": GOALS.get((v, stream), ""), "range": [lo, hi]})
+    for v, why in skipped.items():
+        print(f"{v:16} skipped: {why[:200]}")
+    report("litellm_peers", rows, details=details)
+
+
+if __name__ == "__main__":
+    t0 = time.monotonic()
+    main()
+    print(f"({time.monotonic() - t0:.0f} s)")

@@ -1,0 +1,89 @@
+"""Reading LiteLLM stream chunks (pydantic models) must not pay pydantic's raise-and-catch per field."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is imported anywhere
+
+from agentpress_otel._harness.llm_server import LLMServer
+from agentpress_otel.integrations import litellm as ap_litellm
+
+pytestmark = pytest.mark.integration
+
+_KEYS = ("id", "model", "usage", "choices", "finish_reason", "delta", "content", "tool_calls", "role",
+         "index", "function", "name", "arguments", "no_such_field", "model_config")
+
+
+def _walk(obj: Any, out: list[Any]) -> None:
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return
+    out.append(obj)
+    for k in ("choices", "delta", "tool_calls", "function", "usage"):
+        v = getattr(obj, k, None)
+        for x in v if isinstance(v, list) else [v]:
+            _walk(x, out)
+
+
+def test_chunk_fields_read_like_getattr_without_pydantic_getattr(monkeypatch: pytest.MonkeyPatch) -> None:
+    litellm = pytest.importorskip("litellm")
+    import pydantic
+
+    async def chunks() -> list[Any]:
+        with LLMServer() as srv:
+            out = []
+            for prompt in ("hi", "[[tool:get_weather]] weather?"):
+                resp = await litellm.acompletion(
+                    model="openai/gpt-5-mini", api_base=srv.base_url, api_key="sk-test", stream=True,
+                    stream_options={"include_usage": True}, messages=[{"role": "user", "content": prompt}])
+                out += [c async for c in resp]
+            return out
+
+    objs: list[Any] = []
+    for c in asyncio.run(chunks()):
+        _walk(c, objs)
+    assert any(type(o).__name__ == "Delta" for o in objs)
+    expected = [[getattr(o, k, None) for k in _KEYS] for o in objs]
+    calls: list[str] = []
+    real = pydantic.BaseModel.__getattr__
+
+    def spy(self: Any, item: str) -> Any:
+        calls.append(item)
+        return real(self, item)
+
+    monkeypatch.setattr(pydantic.BaseModel, "__getattr__", spy)
+    got = [[ap_litellm._get(o, k) for k in _KEYS] for o in objs]
+    assert got == expected
+    assert calls == [], sorted(set(calls))
+
+
+def test_litellm_log_records_carry_no_marker_attribute() -> None:
+    """LiteLLM's own log filter stamps each record with ``litellm_redacted=object()``: not exported."""
+    litellm_logging = pytest.importorskip("litellm._logging")
+    from types import SimpleNamespace
+
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    from agentpress_otel._config import load_config
+    from agentpress_otel.integrations import logging as log_integ
+    from agentpress_otel.logs import flush
+
+    exp = InMemoryLogRecordExporter()
+    lp = LoggerProvider()
+    lp.add_log_record_processor(SimpleLogRecordProcessor(exp))
+    assert log_integ.instrument(SimpleNamespace(config=load_config({"log_level": "INFO"}, env={}), logger_provider=lp))
+    try:
+        litellm_logging.verbose_logger.warning("Retrying request to %s", "/v1/chat/completions", extra={"attempt": 2})
+        assert flush(5.0)
+    finally:
+        log_integ.uninstrument()
+    body = "Retrying request to /v1/chat/completions"
+    (rec,) = [r.log_record for r in exp.get_finished_logs() if r.log_record.body == body]
+    assert rec.attributes["attempt"] == 2
+    assert "litellm_redacted" not in rec.attributes
+    assert not any("object at 0x" in str(v) for v in rec.attributes.values()), dict(rec.attributes)
