@@ -38,8 +38,6 @@ def _rss_kb() -> int:
 
 @pytest.fixture
 def slow_sink() -> Iterator[OTLPSink]:
-    _setup._reset_for_tests()
-    _selftel.reset()
     with OTLPSink() as sink:
         sink.mode = "slow"
         sink.delay_s = 0.05

@@ -17,7 +17,6 @@ import pytest
 from fastapi import FastAPI, Request
 
 import agentpress_otel
-from agentpress_otel import _setup
 from agentpress_otel._harness._proc import wait_until
 from agentpress_otel._harness.asgi_server import UvicornThread
 from harness.otlp_sink import OTLPSink, attrs_to_dict
@@ -27,10 +26,8 @@ SERVER, CLIENT = 2, 3  # OTLP SpanKind enum values
 
 @pytest.fixture
 def sink() -> Iterator[OTLPSink]:
-    _setup._reset_for_tests()
     with OTLPSink() as s:
         yield s
-    _setup._reset_for_tests()
 
 
 def _downstream() -> tuple[FastAPI, list[dict[str, str]]]:
@@ -246,7 +243,6 @@ class _BlackHole:
 @pytest.mark.parametrize("failure", ["refused", "blackhole"])
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_dead_endpoint_never_hurts_requests_and_shutdown_keeps_its_deadline(protocol: str, failure: str) -> None:
-    _setup._reset_for_tests()
     hole = _BlackHole()
     if failure == "refused":
         port = hole.port
@@ -273,7 +269,6 @@ def test_dead_endpoint_never_hurts_requests_and_shutdown_keeps_its_deadline(prot
     finally:
         if failure == "blackhole":
             hole.close()
-        _setup._reset_for_tests()
 
 
 def test_event_source_trace_context_from_query_string(sink: OTLPSink) -> None:

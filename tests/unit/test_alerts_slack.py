@@ -26,13 +26,6 @@ def stub() -> Iterator[SlackStub]:
         yield s
 
 
-@pytest.fixture(autouse=True)
-def _reset_selftel() -> Iterator[None]:
-    _selftel.reset()
-    yield
-    _selftel.reset()
-
-
 _made: list[tuple[logging.Logger, SlackAlertHandler]] = []
 
 
@@ -66,8 +59,35 @@ def blocks_text(post: Any) -> str:
     return str(post.text)
 
 
-def test_burst_of_1000_identical_errors_is_one_message_and_one_summary(stub: SlackStub) -> None:
-    log, h = make(stub.url, dedup_window_s=1.0)
+class _ShiftedClock:
+    """The ``time`` module as the Slack handler sees it, with ``monotonic()`` moved forward on demand.
+
+    Lets a test close a dedup window without depending on how fast the machine logs: the burst runs
+    inside a long window, then the clock jumps past its end.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def test_burst_of_1000_identical_errors_is_one_message_and_one_summary(
+    stub: SlackStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,000 identical exceptions inside one dedup window give one alert, then one summary counting 999 repeats.
+
+    The window is long and closed by moving the handler's clock, so a slow machine (a burst taking more than
+    the window) cannot split the burst into two windows.
+    """
+    clock = _ShiftedClock()
+    monkeypatch.setattr(slack_mod, "time", clock)
+    window_s = 60.0
+    log, h = make(stub.url, dedup_window_s=window_s)
     for i in range(1000):
         try:
             fail_here(f"upstream refused request #{i}")
@@ -75,7 +95,10 @@ def test_burst_of_1000_identical_errors_is_one_message_and_one_summary(stub: Sla
             log.exception("agent step failed")
     first = stub.wait_for(1, timeout=5)
     assert "agent step failed" in blocks_text(first[0])
-    posts = stub.wait_for(2, timeout=10)  # the summary comes when the 1 s window closes
+    h.flush(2)
+    assert len(stub.posts) == 1, [p.text for p in stub.posts]  # the repeats are held while the window is open
+    clock.offset += window_s  # the window closes: the sender's sweep sends the summary
+    stub.wait_for(2, timeout=10)
     time.sleep(1.5)  # nothing else may follow
     h.flush(2)
     posts = stub.posts
@@ -277,16 +300,13 @@ def test_structlog_errors_reach_slack(stub: SlackStub) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sink),
         cache_logger_on_first_use=False,
     )
-    try:
-        with capture(slack_webhook_url=stub.url, integrations=["structlog", "slack", "logging"]):
-            log = structlog.get_logger("agentpress.worker")
-            try:
-                fail_here("tool crashed with key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD")
-            except ValueError:
-                log.exception("agent run failed", thread_id="th-9")
-            text = blocks_text(stub.wait_for(1, timeout=5)[0])
-    finally:
-        structlog.reset_defaults()
+    with capture(slack_webhook_url=stub.url, integrations=["structlog", "slack", "logging"]):
+        log = structlog.get_logger("agentpress.worker")
+        try:
+            fail_here("tool crashed with key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD")
+        except ValueError:
+            log.exception("agent run failed", thread_id="th-9")
+        text = blocks_text(stub.wait_for(1, timeout=5)[0])
     assert "agent run failed" in text
     assert "th-9" in text
     assert "ValueError" in text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
@@ -14,15 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 import agentpress_otel
-from agentpress_otel import _export, _setup
+from agentpress_otel import _export
 from agentpress_otel.testing import capture
-
-
-@pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
-    _setup._reset_for_tests()
-    yield
-    _setup._reset_for_tests()
 
 
 def test_sdk_disabled_never_raises_whatever_else_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,15 +138,12 @@ def test_redact_hash_key_argument_makes_tags_match_across_processes() -> None:
 
     secret = "sk-proj-" + "Q7" * 20
     tags = []
-    try:
-        for _ in range(2):  # each round rebuilds the process-wide redactor, as a fresh process would
-            configure_redaction()
-            with capture(redact_hash_key="shared-key-0123456789"):
-                tags.append(agentpress_otel.redact(secret))
+    for _ in range(2):  # each round rebuilds the process-wide redactor, as a fresh process would
         configure_redaction()
-        unkeyed = agentpress_otel.redact(secret)
-    finally:
-        configure_redaction()
+        with capture(redact_hash_key="shared-key-0123456789"):
+            tags.append(agentpress_otel.redact(secret))
+    configure_redaction()
+    unkeyed = agentpress_otel.redact(secret)
     assert tags[0] == tags[1] and tags[0].startswith("[REDACTED:openai_key:")
     assert unkeyed != tags[0]
 

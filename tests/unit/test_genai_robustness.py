@@ -306,17 +306,14 @@ def test_without_a_metric_reader_nothing_is_queued() -> None:
         config = None
 
     _state.configure(Tel())
-    try:
-        ins = _state.STATE.instruments
-        assert not ins.deferred
-        for _ in range(20):
-            with llm_call(model="gpt-5", provider="openai") as c:
-                c.set_usage(input_tokens=1, output_tokens=1)
-            with tool_call("t"):
-                pass
-        assert len(ins.pending) == 0 and not ins.sums
-    finally:
-        _state.unconfigure()
+    ins = _state.STATE.instruments
+    assert not ins.deferred
+    for _ in range(20):
+        with llm_call(model="gpt-5", provider="openai") as c:
+            c.set_usage(input_tokens=1, output_tokens=1)
+        with tool_call("t"):
+            pass
+    assert len(ins.pending) == 0 and not ins.sums
 
 
 def test_response_maps_are_bounded() -> None:

@@ -110,11 +110,8 @@ def test_price_lookup_and_override(kit: Kit) -> None:
 def test_prices_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     p = tmp_path / "p.json"
     p.write_text(json.dumps({"my-model": {"input": 1, "output": 1}}))
-    try:
-        assert prices_mod.load_prices_file(str(p)) == 1
-        assert cost_usd("my-model", output_tokens=1_000_000) == pytest.approx(1.0)
-    finally:
-        prices_mod.reset_prices()
+    assert prices_mod.load_prices_file(str(p)) == 1
+    assert cost_usd("my-model", output_tokens=1_000_000) == pytest.approx(1.0)
 
 
 def test_error_sets_error_type(kit: Kit) -> None:

@@ -31,7 +31,6 @@ def sink() -> Iterator[tuple[Any, InMemoryLogRecordExporter]]:
     lp.add_log_record_processor(BatchLogRecordProcessor(RedactingLogExporter(exp), schedule_delay_millis=50))
     cfg = load_config({"log_json": True, "log_level": "DEBUG", "logger_levels": {"noisy": "ERROR"}}, env={})
     tel = SimpleNamespace(config=cfg, logger_provider=lp)
-    _selftel.reset()
     assert log_integ.instrument(tel)
     try:
         yield tel, exp
@@ -100,7 +99,6 @@ def test_internal_loggers_and_levels_are_filtered(sink: Any) -> None:
 
 
 def test_queue_full_drops_and_counts() -> None:
-    _selftel.reset()
     p = LogPipeline(logger_provider=None, max_queue_size=10)
     p._stop = True  # park the worker so the queue fills
     p._wake.set()
@@ -241,7 +239,6 @@ class _BlockingProvider:
 def test_stop_counts_what_is_left_in_the_queue_as_dropped() -> None:
     import threading
 
-    _selftel.reset()
     gate = threading.Event()
     p = LogPipeline(logger_provider=_BlockingProvider(gate), max_queue_size=100)  # type: ignore[arg-type]
     rec = _record("m")

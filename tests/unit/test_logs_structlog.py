@@ -46,7 +46,6 @@ class _ListLogger:
 @pytest.fixture
 def sink() -> Iterator[tuple[Any, InMemoryLogRecordExporter, list[str]]]:
     out: list[str] = []
-    structlog.reset_defaults()
     agentpress_chain(out)
     exp = InMemoryLogRecordExporter()
     lp = LoggerProvider()
@@ -58,7 +57,6 @@ def sink() -> Iterator[tuple[Any, InMemoryLogRecordExporter, list[str]]]:
     finally:
         sl_integ.uninstrument()
         structlog.contextvars.clear_contextvars()
-        structlog.reset_defaults()
         lp.shutdown()
 
 
@@ -182,7 +180,6 @@ def test_uninstrument_restores_chain(sink: Any) -> None:
 def test_logger_cached_before_instrument_is_covered() -> None:
     """AgentPress creates and uses its module-level logger at import, before instrument() runs."""
     out: list[str] = []
-    structlog.reset_defaults()
     agentpress_chain(out)
     structlog.configure(cache_logger_on_first_use=True)
     early = structlog.get_logger()
@@ -199,7 +196,6 @@ def test_logger_cached_before_instrument_is_covered() -> None:
         assert SECRET not in out[-1]
     finally:
         sl_integ.uninstrument()
-        structlog.reset_defaults()
         lp.shutdown()
 
 
@@ -230,7 +226,6 @@ def test_structlog_through_stdlib_is_exported_once() -> None:
 
     from agentpress_otel.integrations import logging as log_integ
 
-    structlog.reset_defaults()
     exp = InMemoryLogRecordExporter()
     lp = LoggerProvider()
     lp.add_log_record_processor(BatchLogRecordProcessor(exp, schedule_delay_millis=50))
@@ -256,5 +251,4 @@ def test_structlog_through_stdlib_is_exported_once() -> None:
     finally:
         sl_integ.uninstrument()
         log_integ.uninstrument()
-        structlog.reset_defaults()
         lp.shutdown()

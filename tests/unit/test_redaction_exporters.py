@@ -77,7 +77,6 @@ class _Boom(SpanExporter):
 
 
 def test_inner_errors_are_swallowed_and_counted() -> None:
-    _selftel.reset()
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(_Boom())))
     with tp.get_tracer("t").start_as_current_span("x"):
@@ -118,7 +117,6 @@ class _BadLogs(LogRecordExporter):
 
 
 def test_log_exporter_swallows() -> None:
-    _selftel.reset()
     ex = RedactingLogExporter(_BadLogs())
     lp = LoggerProvider()
     lp.add_log_record_processor(BatchLogRecordProcessor(ex, schedule_delay_millis=20))

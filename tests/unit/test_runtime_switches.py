@@ -33,7 +33,7 @@ _TARGET_PREFIXES = ("redis", "httpx", "litellm", "dramatiq", "asyncio", "structl
 _HOOK = "http://127.0.0.1:9/slack-webhook"
 
 # Integrations that may defer patching to a post-import hook: their library must be loaded for the
-# "it patched something" check (litellm takes ~20 s to import here; its own tests cover that case).
+# "it patched something" check.
 _TARGET_LIB = {name: name for name in ("litellm", "redis", "httpx", "dramatiq", "structlog")}
 
 
@@ -84,8 +84,10 @@ def patch_points(app: Any = None) -> set[str]:
 
 
 def _import_targets() -> None:
-    # Import the libraries up front so "nothing patched" is checked against loaded modules.
-    for lib in ("redis", "redis.asyncio", "httpx", "dramatiq", "structlog"):
+    # Import the libraries up front so "nothing patched" is checked against loaded modules. All of them:
+    # a library first imported by a later test (test_litellm_switch_specifically imports litellm) would
+    # otherwise bring patch points the module's baseline never saw, and fail whichever test runs next.
+    for lib in ("redis", "redis.asyncio", "httpx", "dramatiq", "structlog", "litellm"):
         with contextlib.suppress(ImportError):
             __import__(lib)
 
