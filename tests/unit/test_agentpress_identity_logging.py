@@ -36,6 +36,7 @@ def _instrument(app: Any = None, **kw: Any) -> tuple[agentpress_otel.Telemetry, 
 # ------------------------------------------------------------------------------------------ identity
 
 def test_app_call_after_worker_module_names_the_process() -> None:
+    """A later instrument() call with the FastAPI app renames the process from the worker name to the API's."""
     from fastapi import FastAPI
 
     with warnings.catch_warnings():
@@ -52,6 +53,7 @@ def test_app_call_after_worker_module_names_the_process() -> None:
 
 
 def test_worker_boot_takes_the_worker_name_back() -> None:
+    """Booting as a Dramatiq worker gives the process the worker's service name back on its spans."""
     from fastapi import FastAPI
 
     tel, exp = _instrument(service_name="agentpress-worker", integrations=["dramatiq"])
@@ -70,6 +72,7 @@ def test_worker_boot_takes_the_worker_name_back() -> None:
 
 
 def test_a_second_app_name_or_other_options_are_never_silently_ignored() -> None:
+    """A second instrument() with a different app name or other options warns instead of being silently ignored."""
     from fastapi import FastAPI
 
     tel, _ = _instrument(FastAPI(), service_name="api-one")
@@ -81,6 +84,7 @@ def test_a_second_app_name_or_other_options_are_never_silently_ignored() -> None
 
 
 def test_two_names_without_an_app_warn() -> None:
+    """Two different service names without an app warn, and the first name stays in effect."""
     tel, _ = _instrument(service_name="worker-a")
     with pytest.warns(RuntimeWarning, match="applies only if it boots as a Dramatiq worker"):
         agentpress_otel.instrument(service_name="worker-b")
@@ -112,6 +116,7 @@ def logging_on() -> Iterator[Any]:
 
 
 def test_root_level_and_app_handlers_print_what_they_printed(logging_on: Any) -> None:
+    """The logging integration leaves the root level and the app's handlers printing what they printed before."""
     root = logging.getLogger()
     root.setLevel(logging.WARNING)
     app_out = io.StringIO()
@@ -130,6 +135,7 @@ def test_root_level_and_app_handlers_print_what_they_printed(logging_on: Any) ->
 
 def test_last_resort_still_prints_warnings_without_handlers(logging_on: Any, capsys: pytest.CaptureFixture[str]
                                                              ) -> None:
+    """With no root handlers, warnings still reach stderr (Python's last resort) and are exported too."""
     logging.getLogger().handlers[:] = []
     got = logging_on()
     logging.getLogger("agentpress.run").warning("Task exception was never retrieved")
@@ -138,6 +144,7 @@ def test_last_resort_still_prints_warnings_without_handlers(logging_on: Any, cap
 
 
 def test_gunicorn_access_log_prints_the_sse_token_redacted(logging_on: Any) -> None:
+    """gunicorn's access line prints the SSE ``token`` query parameter as a redaction tag, never the JWT."""
     from gunicorn.config import Config
     from gunicorn.glogging import Logger
 
@@ -158,6 +165,7 @@ def test_gunicorn_access_log_prints_the_sse_token_redacted(logging_on: Any) -> N
 
 
 def test_uvicorn_access_log_prints_the_sse_token_redacted(logging_on: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's access line prints the SSE ``token`` query parameter as a redaction tag, never the JWT."""
     from uvicorn.logging import AccessFormatter
 
     out = io.StringIO()
@@ -182,6 +190,7 @@ def test_uvicorn_access_log_prints_the_sse_token_redacted(logging_on: Any, monke
 
 
 def test_structlog_debug_is_exported_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AgentPress's structlog lines below the print level are exported over OTLP but not printed."""
     import structlog
 
     from agentpress_otel.integrations import structlog as sl_integ
@@ -212,6 +221,7 @@ def test_structlog_debug_is_exported_not_printed(monkeypatch: pytest.MonkeyPatch
 # ---------------------------------------------------------------------------------------- agentpress
 
 def test_layouts_default_and_override() -> None:
+    """The AgentPress module layouts default to the known ones and can be overridden by the environment variable."""
     assert ap_integ.layouts({}) == ap_integ.LAYOUTS
     assert ap_integ.LAYOUTS[0] == ("agentpress.thread_manager", "agentpress.response_processor")
     assert ap_integ.layouts({ap_integ.ENV_MODULES: "a.tm,a.rp;b.tm,b.rp"}) == (("a.tm", "a.rp"), ("b.tm", "b.rp"))

@@ -112,6 +112,7 @@ def test_burst_of_1000_identical_errors_is_one_message_and_one_summary(
 
 
 def test_different_errors_are_not_merged(stub: SlackStub) -> None:
+    """Different exception types, loggers and plain error logs each get their own Slack message."""
     log, _ = make(stub.url, dedup_window_s=60)
     other, _ = make(stub.url, name="other", dedup_window_s=60)
     for _ in range(3):
@@ -139,6 +140,7 @@ def test_different_errors_are_not_merged(stub: SlackStub) -> None:
 
 
 def test_429_retry_after_is_honoured(stub: SlackStub) -> None:
+    """A 429 from Slack is retried with the same body only after its Retry-After delay."""
     stub.reply(429, headers={"Retry-After": "1"}, body=b"rate_limited")
     log, h = make(stub.url)
     log.error("disk full")
@@ -151,6 +153,7 @@ def test_429_retry_after_is_honoured(stub: SlackStub) -> None:
 
 
 def test_dead_webhook_never_blocks_or_raises() -> None:
+    """A dead or hanging webhook never slows the logging call, drops with a count, and stops within its bound."""
     dead_url = f"http://127.0.0.1:{free_port()}/services/x"  # nothing listens
     with SlackStub(default_delay_s=3.0) as hanging:  # accepts, then answers far too late
         for url in (dead_url, hanging.url):
@@ -177,6 +180,7 @@ def test_dead_webhook_never_blocks_or_raises() -> None:
 
 
 def test_no_secret_reaches_the_message(stub: SlackStub) -> None:
+    """Secrets in the log message and the exception never reach the Slack message body."""
     log, _ = make(stub.url)
     api_key = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
     bearer = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlc2lnbmF0dXJl"
@@ -192,6 +196,7 @@ def test_no_secret_reaches_the_message(stub: SlackStub) -> None:
 
 
 def test_message_carries_context(stub: SlackStub) -> None:
+    """The Slack message carries the error, thread/run/request ids, a short stack and Grafana links."""
     from opentelemetry.sdk.trace import TracerProvider
 
     from agentpress_otel._context import thread_context
@@ -227,6 +232,7 @@ def test_message_carries_context(stub: SlackStub) -> None:
 
 
 def test_global_rate_limit_drops_with_a_count(stub: SlackStub) -> None:
+    """Past the rate limit, alerts are dropped and counted as ``rate_limited``."""
     _, h = make(stub.url, burst=3, rate_per_minute=0.0)
     for i in range(10):
         logging.getLogger(f"test_alerts_slack.rl{i}").propagate = False
@@ -240,6 +246,7 @@ def test_global_rate_limit_drops_with_a_count(stub: SlackStub) -> None:
 
 
 def test_below_min_level_is_ignored(stub: SlackStub) -> None:
+    """Records below the minimum level post nothing."""
     log, h = make(stub.url)
     log.warning("just a warning")
     log.info("info")
@@ -249,6 +256,7 @@ def test_below_min_level_is_ignored(stub: SlackStub) -> None:
 
 
 def test_integration_instrument_uninstrument(stub: SlackStub) -> None:
+    """The Slack integration reads its config from env, installs one handler idempotently and removes it."""
     cfg = load_config(env={"AGENTPRESS_OTEL_SLACK_WEBHOOK_URL": stub.url, "OTEL_SERVICE_NAME": "worker",
                            "AGENTPRESS_OTEL_SLACK_MIN_LEVEL": "warning"})
     assert cfg.slack_webhook_url == stub.url and cfg.slack_min_level == "WARNING"

@@ -29,6 +29,7 @@ class SlowExporter(SpanExporter):
 
 
 def test_queue_full_drops_are_counted_exactly() -> None:
+    """Every span is either exported or counted as dropped when the queue is full."""
     exporter = SlowExporter(0.0)
     proc = DropCountingSpanProcessor(CountingSpanExporter(lambda: exporter), max_queue_size=16)
     tp = TracerProvider()
@@ -68,6 +69,7 @@ def test_full_queue_evicts_the_oldest_and_keeps_the_newest() -> None:
 
 
 def test_failed_exports_are_counted() -> None:
+    """Spans whose export fails are counted as ``export_failed``."""
     exporter = SlowExporter(0.0, fail=True)
     exporter.gate.set()
     tp = TracerProvider()
@@ -80,6 +82,7 @@ def test_failed_exports_are_counted() -> None:
 
 
 def test_counters_are_exported_as_metrics() -> None:
+    """Drop and error counters are exported as metrics with their labels."""
     with capture(integrations=[]) as cap:
         _selftel.record_dropped("logs", "queue_full", 7)
         _selftel.record_error("unit-test", ValueError("boom"))
