@@ -67,6 +67,7 @@ def _q(sorted_lat: list[float], p: float) -> float:
 
 
 def test_endpoint_down_never_blocks_and_every_loss_is_counted() -> None:
+    """With the endpoint down, logging never blocks the caller more than stdlib's queue, and every loss is counted."""
     dead = f"http://127.0.0.1:{free_port()}/v1/logs"  # nothing listens: connection refused, nothing accepted
     lp = LoggerProvider()
     # The chain instrument() builds: counting batch processor -> redaction -> counting exporter -> OTLP.
