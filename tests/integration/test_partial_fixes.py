@@ -73,8 +73,10 @@ def test_exception_with_raising_str_is_recorded_and_not_replaced() -> None:
         wait_until(lambda: len(served()) == 1, timeout=10, what="the server span")
         span = served()[0]
         assert span.status.status_code is StatusCode.ERROR
-        assert span.attributes["error.type"] == "UnprintableError"
-        assert [e.attributes["exception.type"] for e in span.events if e.name == "exception"] == ["UnprintableError"]
+        # Semconv: error.type and exception.type are the fully qualified exception class name.
+        qualified = f"{UnprintableError.__module__}.{UnprintableError.__qualname__}"
+        assert span.attributes["error.type"] == qualified
+        assert [e.attributes["exception.type"] for e in span.events if e.name == "exception"] == [qualified]
     logging.getLogger("uvicorn.error").removeHandler(seen)
     errors = [rec.exc_info[0] for rec in seen.records if rec.exc_info]
     assert errors == [UnprintableError], errors  # the app's exception, not a RuntimeError of ours
