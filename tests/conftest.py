@@ -112,6 +112,22 @@ def _restore_global_state() -> Iterator[None]:
     _selftel.reset()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the file order of tests marked ``in_order``; every other test stays where pytest-randomly put it.
+
+    Such a module's tests are steps of one scenario on a module-scoped fixture (e.g. stop a gateway, then
+    check what the survivors do). Runs after pytest-randomly's shuffle, so the order is still reproducible.
+    """
+    slots: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        if item.get_closest_marker("in_order") is not None:
+            slots.setdefault(str(item.path), []).append(i)
+    for indexes in slots.values():
+        steps = sorted((items[i] for i in indexes), key=lambda it: it.location[1] or 0)
+        for i, item in zip(indexes, steps, strict=True):
+            items[i] = item
+
+
 @pytest.fixture
 def kit() -> Iterator[Kit]:
     """GenAI telemetry bound to in-memory providers for one test (the autouse reset restores the rest).

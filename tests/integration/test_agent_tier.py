@@ -38,6 +38,9 @@ from agentpress_otel._harness.prometheus import Prometheus, start_prometheus
 from conftest import need
 from harness import REPO_ROOT
 
+# One scenario on one tier: traffic through 3 gateways first, then one gateway is stopped for good.
+pytestmark = pytest.mark.in_order
+
 AGENT_CONFIG = REPO_ROOT / "collector-config" / "agent.yaml"
 GATEWAY_NAME = "otel-gateway-headless.apotel.test"
 GATEWAY_IPS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
