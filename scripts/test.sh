@@ -8,10 +8,24 @@ echo "== mypy --strict"; .venv/bin/mypy
 # Installed like a user: wheel + sdist, fresh venv, demo / stack up / doctor / stack down from another folder.
 echo "== wheel"; scripts/check-wheel.sh
 if [ -f browser/package.json ]; then echo "== browser unit tests"; (cd browser && npm test --silent); fi
-echo "== pytest"
 set +e
-.venv/bin/pytest -q -p no:cacheprovider "$@"
-rc=$?
+if [ $# -gt 0 ]; then
+  echo "== pytest $*"
+  .venv/bin/pytest -q -p no:cacheprovider "$@"
+  rc=$?
+else
+  # Tests must pass in any order (pytest-randomly shuffles modules, then tests). The unit tests run in three
+  # fixed orders every time (~1 min each), then the whole suite once in a fresh order whose seed is printed:
+  # re-run a failure with `.venv/bin/pytest -p randomly --randomly-seed=SEED ...`.
+  rc=0
+  for seed in 1 2 3; do
+    echo "== unit tests, order --randomly-seed=$seed"
+    .venv/bin/pytest -q -p no:cacheprovider -p randomly --randomly-seed=$seed tests/unit || rc=1
+  done
+  seed=${APOTEL_TEST_SEED:-$(( (RANDOM << 15) | RANDOM ))}
+  echo "== pytest, whole suite, order --randomly-seed=$seed (APOTEL_TEST_SEED=$seed scripts/test.sh repeats it)"
+  .venv/bin/pytest -q -p no:cacheprovider -p randomly --randomly-seed="$seed" || rc=1
+fi
 if [ $rc -eq 0 ] && [ $# -eq 0 ]; then
   echo "== the AgentPress backend test at the floor of the supported LiteLLM range"
   scripts/test-litellm-floor.sh

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
+import structlog
+from opentelemetry import _logs as logs_api
+from opentelemetry import metrics as metrics_api
+from opentelemetry import trace as trace_api
 
+from agentpress_otel import _selftel, _setup
 from agentpress_otel._harness._proc import ComponentMissing, in_ci
 from agentpress_otel.genai import _state
 from agentpress_otel.genai import prices as prices_mod
 from agentpress_otel.genai._testkit import Kit, make_kit
+from agentpress_otel.redaction import _engine as redaction_engine
 
 T = TypeVar("T")
 
@@ -46,9 +53,84 @@ def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-
         report.longrepr = f"module skipped under CI=true (components must be present): {report.longrepr}"
 
 
+def _sdk_globals() -> tuple[Any, ...]:
+    """What ``instrument()`` and the SDK set process-wide: our handle and the three global providers."""
+    return (
+        _setup._current,
+        _setup._providers_shut_down,
+        trace_api._TRACER_PROVIDER,
+        metrics_api._internal._METER_PROVIDER,
+        logs_api._internal._LOGGER_PROVIDER,
+    )
+
+
+def _set_sdk_globals(saved: tuple[Any, ...]) -> None:
+    current, shut_down, tp, mp, lp = saved
+    _setup._current, _setup._providers_shut_down = current, shut_down
+    trace_api._TRACER_PROVIDER, trace_api._TRACER_PROVIDER_SET_ONCE._done = tp, tp is not None
+    metrics_api._internal._METER_PROVIDER = mp
+    metrics_api._internal._METER_PROVIDER_SET_ONCE._done = mp is not None
+    logs_api._internal._LOGGER_PROVIDER = lp
+    logs_api._internal._LOGGER_PROVIDER_SET_ONCE._done = lp is not None
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state() -> Iterator[None]:
+    """Every test starts with zeroed self-telemetry and leaves the process as it found it.
+
+    Undone after each test, whatever it changed: the ``instrument()`` handle and the SDK's global providers,
+    the GenAI state and price table, the process-wide redactor, structlog's configuration, the root logger's
+    handlers and level, and the self-telemetry counters. State a module-scoped fixture set up before the test
+    is put back, not cleared, so such fixtures keep working in any test order.
+    """
+    _selftel.reset()
+    sdk = _sdk_globals()
+    genai_state = _state.STATE
+    prices = dict(prices_mod._prices)
+    redactor = redaction_engine._default
+    structlog_config = structlog.get_config() if structlog.is_configured() else None
+    root = logging.getLogger()
+    root_handlers, root_level = list(root.handlers), root.level
+    yield
+    if _sdk_globals() != sdk:
+        _setup._reset_for_tests()  # shuts a leftover handle down and clears the SDK's set-once guards
+        _set_sdk_globals(sdk)
+    if _state.STATE is not genai_state:
+        _state.unconfigure()
+        _state.STATE = genai_state
+    if prices_mod._prices != prices:
+        prices_mod.reset_prices()
+        with prices_mod._lock:
+            prices_mod._prices.clear()
+            prices_mod._prices.update(prices)
+    redaction_engine._default = redactor
+    structlog.reset_defaults()
+    if structlog_config is not None:
+        structlog.configure(**structlog_config)
+    root.handlers[:] = root_handlers
+    root.setLevel(root_level)
+    _selftel.reset()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the file order of tests marked ``in_order``; every other test stays where pytest-randomly put it.
+
+    Such a module's tests are steps of one scenario on a module-scoped fixture (e.g. stop a gateway, then
+    check what the survivors do). Runs after pytest-randomly's shuffle, so the order is still reproducible.
+    """
+    slots: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        if item.get_closest_marker("in_order") is not None:
+            slots.setdefault(str(item.path), []).append(i)
+    for indexes in slots.values():
+        steps = sorted((items[i] for i in indexes), key=lambda it: it.location[1] or 0)
+        for i, item in zip(indexes, steps, strict=True):
+            items[i] = item
+
+
 @pytest.fixture
 def kit() -> Iterator[Kit]:
-    """GenAI telemetry bound to in-memory providers for one test; prices reset afterwards.
+    """GenAI telemetry bound to in-memory providers for one test (the autouse reset restores the rest).
 
     Modules that need more around it (a LiteLLM server, Dramatiq) define their own ``kit``.
     """
@@ -56,5 +138,4 @@ def kit() -> Iterator[Kit]:
     _state.configure(k)
     yield k
     _state.unconfigure()
-    prices_mod.reset_prices()
     k.shutdown()

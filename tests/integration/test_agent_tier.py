@@ -38,6 +38,9 @@ from agentpress_otel._harness.prometheus import Prometheus, start_prometheus
 from conftest import need
 from harness import REPO_ROOT
 
+# One scenario on one tier: traffic through 3 gateways first, then one gateway is stopped for good.
+pytestmark = pytest.mark.in_order
+
 AGENT_CONFIG = REPO_ROOT / "collector-config" / "agent.yaml"
 GATEWAY_NAME = "otel-gateway-headless.apotel.test"
 GATEWAY_IPS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
@@ -244,6 +247,7 @@ def _spans_per_trace(pieces: int) -> int:
 
 
 def test_every_trace_whole_on_one_gateway_and_sampled_whole(tier: Tier) -> None:
+    """Through the agent tier every trace lands whole on one gateway, is sampled whole, and errors are kept."""
     rng = random.Random(17)
     traces = [(rng.randbytes(16), i % 3 == 0) for i in range(120)]  # 40 error traces, 80 others (30 % kept)
     _send_in_pieces(tier, traces, pieces=3, gap_s=1.2)
@@ -268,6 +272,7 @@ def test_every_trace_whole_on_one_gateway_and_sampled_whole(tier: Tier) -> None:
 
 
 def test_agent_starts_clean(tier: Tier) -> None:
+    """The agent Collector starts to its ready line without deprecation warnings."""
     assert tier.agent.log_path is not None
     log = tier.agent.log_path.read_text()
     assert READY_LINE in log, log[-3000:]
@@ -287,6 +292,7 @@ def test_gateways_series_do_not_collide(tier: Tier) -> None:
 
 
 def test_gateway_stopped_its_share_is_rerouted(tier: Tier) -> None:
+    """When a gateway stops, its share of traces is rerouted to the survivors and nothing is lost silently."""
     rng = random.Random(1717)
     traces = [(rng.randbytes(16), True) for _ in range(90)]  # all error: every trace must be kept
     sent_before = tier.agent_metric("otelcol_exporter_sent_spans", exporter="load_balancing")

@@ -173,6 +173,7 @@ def _logs(sink: OTLPSink) -> list[tuple[dict[str, Any], Any, dict[str, Any]]]:
 
 
 def test_two_lines_on_agentpress_backend(components: tuple[str, LLMServer, OTLPSink], tmp_path: Path) -> None:
+    """The two documented lines on AgentPress give API and worker their names and one trace with all five ids."""
     redis_url, llm, sink = components
 
     def run_exported(start: dict[str, Any]) -> bool:

@@ -89,6 +89,7 @@ def _rules(url: str) -> list[dict[str, Any]]:
 
 
 def test_every_rule_evaluates_and_data_loss_alerts_are_active(prom: Any) -> None:
+    """Every shipped rule evaluates in real Prometheus, and the data-loss alerts fire against a sick Collector."""
     # rate() over a 5m window needs two samples; a few evaluation rounds (1 s each) after that.
     wait_until(lambda: _SickCollector.scrapes >= 8, timeout=60, interval=0.5, what="8 scrapes")
     time.sleep(3)

@@ -76,6 +76,7 @@ def attachment(post: Any) -> dict[str, Any]:
 
 
 def test_storm_of_20_is_one_message_with_shipped_config(slack: Slack) -> None:
+    """With the shipped config, a storm of 20 alerts is one Slack message after the critical group wait."""
     with _am(slack) as am:
         alerts = storm(20)
         t0 = time.monotonic()
@@ -103,6 +104,7 @@ def test_storm_of_20_is_one_message_with_shipped_config(slack: Slack) -> None:
 
 
 def test_resolved_message_follows(slack: Slack) -> None:
+    """A resolved message follows the firing one."""
     with _am(slack, FAST) as am:
         alerts = storm(20)
         am.post_alerts(alerts)
@@ -120,6 +122,7 @@ def test_resolved_message_follows(slack: Slack) -> None:
 
 
 def test_warning_inhibited_while_critical_fires(slack: Slack) -> None:
+    """A warning is inhibited while a critical alert of the same service fires, and announced after it resolves."""
     with _am(slack, FAST) as am:
         am.post_alerts(storm(1, severity="critical", service="api") + storm(1, severity="warning", service="api")
                        + storm(1, severity="warning", service="worker"))
@@ -155,6 +158,7 @@ def _llm_alert(severity: str, provider: str, model: str) -> dict[str, Any]:
 
 
 def test_critical_on_one_provider_does_not_inhibit_a_warning_on_another(slack: Slack) -> None:
+    """A critical alert on one LLM provider does not inhibit a warning on another."""
     with _am(slack, FAST) as am:
         am.post_alerts([
             _llm_alert("critical", "anthropic", "claude"),

@@ -68,6 +68,7 @@ def pipe() -> Iterator[Pipeline]:
 
 
 def test_browser_cannot_forge_backend_metrics_or_identity(pipe: Pipeline) -> None:
+    """The browser receiver refuses backend metrics and overrides the page's resource identity."""
     col = pipe.collector
     forged = _post(f"{col.browser_endpoint}/v1/metrics", _metric("agentpress.llm.cost", 1_500_219))
     control = _post(f"{col.otlp_http_endpoint}/v1/metrics", _metric("apotel.control.cost", 1))
@@ -90,6 +91,7 @@ def test_browser_cannot_forge_backend_metrics_or_identity(pipe: Pipeline) -> Non
 
 
 def test_browser_log_flood_with_loki_down_cannot_fail_backend_logs(pipe: Pipeline) -> None:
+    """A browser log flood with Loki down cannot make backend log exports fail."""
     col = pipe.collector
     pipe.loki.stop()  # Loki down: every log waits in the exporters' queues
     statuses: list[int] = []
@@ -130,6 +132,7 @@ CONTAINER_MIB = LIMIT_MIB * 1024 // 800
 
 
 def test_browser_flood_keeps_collector_under_its_memory_limit() -> None:
+    """A browser flood keeps the Collector under its memory limit, the browser limiter refusing part of it."""
     env = {"OTELCOL_MEMORY_LIMIT_MIB": str(LIMIT_MIB), "OTELCOL_MEMORY_SPIKE_MIB": "60",
            "OTELCOL_BROWSER_MEMORY_LIMIT_MIB": "80", "OTELCOL_BROWSER_MEMORY_SPIKE_MIB": "20",
            "GOMEMLIMIT": f"{LIMIT_MIB}MiB"}

@@ -66,6 +66,7 @@ def workdir() -> Iterator[Path]:
 
 
 def test_vite_app_installs_the_packed_package_builds_and_exports_a_span(workdir: Path) -> None:
+    """A Vite app installs the packed browser package as docs/browser.md says, builds, and exports a span."""
     node, npm, chromium = need(_tools)
     need(ensure_collector_binary)
 

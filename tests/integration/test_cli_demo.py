@@ -63,6 +63,7 @@ def _shown(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_span_tree_shows_run_llm_calls_tools_and_errors(embedded: tuple[str, str, dict[str, Any]]) -> None:
+    """The demo's span tree shows the agent run, LLM calls, tools and errors."""
     out, _, summary = embedded
     assert f"Span tree of thread {summary['shown_thread']}" in out
     for needle in ("invoke_agent suna", "chat gpt-5-mini", "TTFT", "tokens in", "execute_tool web_search",
@@ -72,6 +73,7 @@ def test_span_tree_shows_run_llm_calls_tools_and_errors(embedded: tuple[str, str
 
 
 def test_per_thread_tokens_equal_what_the_llm_server_sent(embedded: tuple[str, str, dict[str, Any]]) -> None:
+    """The demo's per-thread token counts equal what the local LLM server sent."""
     out, _, summary = embedded
     served = {s["response_id"]: s for s in summary["llm_server"] if s["status"] == 200}
     assert served, "the local LLM server answered nothing"
@@ -101,6 +103,7 @@ def test_per_thread_tokens_equal_what_the_llm_server_sent(embedded: tuple[str, s
 
 
 def test_slow_llm_call_is_in_the_shown_thread(embedded: tuple[str, str, dict[str, Any]]) -> None:
+    """The slow LLM call is in the shown thread, measured on exported spans and visible in its tree."""
     out, _, summary = embedded
     slow_ms = summary["shown_slow_delay_s"] * 1000
     assert slow_ms >= 500, summary["shown_slow_delay_s"]
@@ -114,6 +117,7 @@ def test_slow_llm_call_is_in_the_shown_thread(embedded: tuple[str, str, dict[str
 
 
 def test_secret_is_redacted_everywhere(embedded: tuple[str, str, dict[str, Any]]) -> None:
+    """The demo's secret appears nowhere in its output, not even in part, only as a redaction tag."""
     out, err, summary = embedded
     secret = summary["demo_secret"]
     assert secret.startswith("sk-proj-")
@@ -127,6 +131,7 @@ def test_secret_is_redacted_everywhere(embedded: tuple[str, str, dict[str, Any]]
 
 
 def test_slack_stand_in_message_is_shown(embedded: tuple[str, str, dict[str, Any]]) -> None:
+    """The demo shows the message its Slack stand-in received for the failed thread."""
     out, _, summary = embedded
     assert "Slack message received by the local stand-in" in out
     assert "agent run failed" in out
@@ -137,6 +142,7 @@ def test_slack_stand_in_message_is_shown(embedded: tuple[str, str, dict[str, Any
 
 
 def test_correlated_logs_carry_ids(embedded: tuple[str, str, dict[str, Any]]) -> None:
+    """The demo's correlated log lines carry the shown thread's ids, trace and span."""
     out, _, summary = embedded
     section = out.split("Correlated log lines", 1)[1].split("Slack message", 1)[0].replace("\n", "")
     shown = _shown(summary)
@@ -154,6 +160,7 @@ def test_correlated_logs_carry_ids(embedded: tuple[str, str, dict[str, Any]]) ->
 
 
 def test_demo_exports_to_an_otlp_endpoint(tmp_path: Path) -> None:
+    """With an endpoint, the demo exports spans, logs and metrics over OTLP, redacted."""
     with OTLPSink() as sink:
         proc, summary = _run_demo(tmp_path, "--endpoint", sink.grpc_endpoint)
         assert summary["mode"] == "export"
@@ -176,6 +183,7 @@ def test_demo_exports_to_an_otlp_endpoint(tmp_path: Path) -> None:
 
 
 def test_demo_refuses_a_receiver_speaking_the_other_protocol(tmp_path: Path) -> None:
+    """The demo stops with a clear message when the receiver speaks the other OTLP protocol."""
     # OTEL_EXPORTER_OTLP_ENDPOINT at the OTLP/HTTP port of a receiver, no protocol configured and no 4318 in
     # the URL: the exporters speak gRPC to an HTTP server. The pre-flight check says so; nothing runs.
     with OTLPSink() as sink:
@@ -190,6 +198,7 @@ def test_demo_refuses_a_receiver_speaking_the_other_protocol(tmp_path: Path) -> 
 
 
 def test_demo_fails_when_exported_telemetry_is_lost(tmp_path: Path) -> None:
+    """The demo exits 1 and says what was lost when exported telemetry is lost."""
     # The receiver passes the pre-flight check, then rejects everything: the demo must not report success.
     summary = tmp_path / "summary.json"
     with OTLPSink() as sink:
@@ -221,6 +230,7 @@ def test_demo_fails_when_exported_telemetry_is_lost(tmp_path: Path) -> None:
 
 
 def test_invalid_configuration_is_one_clear_line(tmp_path: Path) -> None:
+    """An invalid configuration makes the demo print one clear line, without a traceback."""
     proc, _ = _run_demo(tmp_path, env={"AGENTPRESS_OTEL_SAMPLE_RATIO": "2"}, expect=2)
     assert proc.stdout.startswith("✗ invalid configuration: AGENTPRESS_OTEL_SAMPLE_RATIO='2'")
     assert len(proc.stdout.strip().splitlines()) == 1, proc.stdout
@@ -229,6 +239,7 @@ def test_invalid_configuration_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_one_thread_asyncio_worker_dead_endpoint(tmp_path: Path) -> None:
+    """With one thread, the asyncio worker and a dead endpoint, the demo still runs embedded and says why."""
     # One run covers three things: --threads 1 still shows every workload case (429, failing tool, slow call,
     # failed run with its Slack alert, redaction, user score), the asyncio worker, and an endpoint where
     # nothing listens (the demo says so and shows the telemetry in the terminal instead).
@@ -253,6 +264,7 @@ def test_one_thread_asyncio_worker_dead_endpoint(tmp_path: Path) -> None:
 
 
 def test_demo_worker_is_dramatiq_by_default(embedded: tuple[str, str, dict[str, Any]]) -> None:
+    """The demo's worker is Dramatiq by default, with its consumer span."""
     out, _, _ = embedded
     assert "worker: dramatiq" in out
     assert "process default" in out  # the Dramatiq consumer span ({operation} {queue})

@@ -29,6 +29,7 @@ def sink() -> Iterator[OTLPSink]:
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_doctor_passes_against_a_live_receiver(sink: OTLPSink, protocol: str) -> None:
+    """doctor passes against a live receiver and shows where the endpoint came from."""
     ep = sink.grpc_endpoint if protocol == "grpc" else sink.http_endpoint
     proc = _doctor("--endpoint", ep, "--protocol", protocol)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -43,6 +44,7 @@ def test_doctor_passes_against_a_live_receiver(sink: OTLPSink, protocol: str) ->
 
 
 def test_doctor_fails_clearly_on_a_dead_endpoint() -> None:
+    """doctor fails with a clear message on a dead endpoint."""
     ep = f"http://127.0.0.1:{free_port()}"
     proc = _doctor("--endpoint", ep, timeout=30)  # the timeout only guards against a hang
     assert proc.returncode == 1
@@ -52,6 +54,7 @@ def test_doctor_fails_clearly_on_a_dead_endpoint() -> None:
 
 
 def test_doctor_reports_a_receiver_that_rejects(sink: OTLPSink) -> None:
+    """doctor reports a receiver that rejects the test span."""
     sink.mode = "fail"
     proc = _doctor("--endpoint", sink.http_endpoint, "--protocol", "http/protobuf", "--timeout", "2", timeout=60)
     assert proc.returncode == 1
@@ -60,12 +63,14 @@ def test_doctor_reports_a_receiver_that_rejects(sink: OTLPSink) -> None:
 
 
 def test_doctor_rejects_invalid_configuration() -> None:
+    """doctor exits 2 on an invalid configuration."""
     proc = _doctor("--endpoint", "localhost:4317")
     assert proc.returncode == 2
     assert "invalid configuration" in proc.stdout
 
 
 def test_doctor_reports_an_ignored_environment_value(sink: OTLPSink) -> None:
+    """doctor exits 2 and names an environment value it had to ignore."""
     # instrument() would warn and fall back to the default; doctor names the variable and exits 2.
     proc = _doctor("--endpoint", sink.grpc_endpoint, env={"AGENTPRESS_OTEL_SAMPLE_RATIO": "2"})
     assert proc.returncode == 2, proc.stdout
@@ -74,6 +79,7 @@ def test_doctor_reports_an_ignored_environment_value(sink: OTLPSink) -> None:
 
 
 def test_doctor_names_the_sources_it_used(sink: OTLPSink) -> None:
+    """doctor's configuration table names the source of each value."""
     proc = _doctor("--endpoint", sink.grpc_endpoint, env={"AGENTPRESS_OTEL_DISABLED_INTEGRATIONS": "redis"})
     assert proc.returncode == 0, proc.stdout
     rows = {ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[2:-1]]

@@ -42,6 +42,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_stack_up_status_doctor_down(tmp_path: Path) -> None:
+    """``stack up``, ``status``, ``doctor`` and ``down`` work end to end on free ports."""
     need(lambda: ensure_collector_binary(build=False))
     state = tmp_path / "apotel"
     comps: list[dict[str, object]] = []
@@ -127,6 +128,7 @@ def test_stack_up_uses_the_documented_ports_and_the_cors_origin_given(tmp_path: 
 
 
 def test_stack_up_refuses_a_port_flag_that_is_taken(tmp_path: Path) -> None:
+    """``stack up`` refuses a port flag that is already in use and starts nothing."""
     need(lambda: ensure_collector_binary(build=False))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -139,6 +141,7 @@ def test_stack_up_refuses_a_port_flag_that_is_taken(tmp_path: Path) -> None:
 
 
 def test_stack_up_without_go_or_binary_says_what_to_install(tmp_path: Path) -> None:
+    """Without Go or a Collector binary, ``stack up`` says what to install."""
     env_path = str(tmp_path / "empty-bin")  # no go, wherever the machine installed it
     (tmp_path / "empty-bin").mkdir()
     res = subprocess.run(
@@ -151,6 +154,7 @@ def test_stack_up_without_go_or_binary_says_what_to_install(tmp_path: Path) -> N
 
 
 def test_stack_up_with_collector_path_and_hostmetrics(tmp_path: Path) -> None:
+    """``stack up`` uses a given Collector path and runs the hostmetrics agent when asked."""
     binary = Path(need(lambda: ensure_collector_binary(build=False)))
     chosen = tmp_path / "my-otelcol"
     chosen.symlink_to(binary)

@@ -299,6 +299,7 @@ def test_every_fallback_is_recorded() -> None:
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("file", "title", "expr"), QUERIES, ids=[f"{f}:{t}" for f, t, _ in QUERIES])
 def test_panel_query_returns_data(workload: Any, file: str, title: str, expr: str, mode: str) -> None:
+    """Each dashboard panel query returns data for our service from a real workload."""
     prom = workload.prometheus
     if _not_induced(expr):
         # Not provoked here (see NOT_INDUCED): the panel must still draw its 0 line, and the main part must parse.
@@ -357,6 +358,7 @@ BROWSER_ONLY_LOG = {"agentpress_telemetry_source", "exception_type", "browser_pa
 
 
 def test_traceql_and_logql_use_names_the_workload_really_emitted(workload: Any) -> None:
+    """TraceQL and LogQL queries use only names the workload's exported spans and logs carry."""
     import re
 
     from test_dashboards_structure import _logql_fields

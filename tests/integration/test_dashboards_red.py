@@ -252,6 +252,7 @@ def _check_panel(title: str, rows: list[dict[str, Any]], truth: dict[str, Any], 
 
 @pytest.mark.parametrize("step", list(STEPS))
 def test_red_panels_show_the_true_rates(runs: tuple[Any, dict[str, Run]], step: str) -> None:
+    """The RED panels show the true request and error rates of a paced workload."""
     pipeline, result = runs
     run = result[step]
     prom = pipeline.prometheus
@@ -272,6 +273,7 @@ def test_red_panels_show_the_true_rates(runs: tuple[Any, dict[str, Run]], step: 
 
 @pytest.mark.parametrize("step", list(STEPS))
 def test_variables_list_the_service(runs: tuple[Any, dict[str, Run]], step: str) -> None:
+    """The RED dashboard's variables list the workload's service."""
     pipeline, result = runs
     run = result[step]
     prom = pipeline.prometheus

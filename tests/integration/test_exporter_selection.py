@@ -41,6 +41,7 @@ def sink():  # type: ignore[no-untyped-def]
 
 
 def test_console_prints_one_line_per_span_record_and_point_and_sends_nothing(sink: OTLPSink) -> None:
+    """The console exporter prints one line per span, record and point and sends nothing over OTLP."""
     res = _run({"OTEL_TRACES_EXPORTER": "console", "OTEL_LOGS_EXPORTER": "console",
                 "OTEL_METRICS_EXPORTER": "console"}, sink.grpc_endpoint)
     assert res.returncode == 0, res.stderr
@@ -57,6 +58,7 @@ def test_console_prints_one_line_per_span_record_and_point_and_sends_nothing(sin
 
 
 def test_none_turns_one_signal_off_and_leaves_the_others_on_otlp(sink: OTLPSink) -> None:
+    """``none`` turns one signal's export off and leaves the others on OTLP."""
     res = _run({"OTEL_TRACES_EXPORTER": "none"}, sink.grpc_endpoint)
     assert res.returncode == 0, res.stderr
     assert not sink.spans()
@@ -68,6 +70,7 @@ def test_none_turns_one_signal_off_and_leaves_the_others_on_otlp(sink: OTLPSink)
 
 
 def test_otlp_and_console_together(sink: OTLPSink) -> None:
+    """``otlp,console`` exports over OTLP and prints to the console."""
     res = _run({"OTEL_TRACES_EXPORTER": "otlp,console", "OTEL_LOGS_EXPORTER": "none",
                 "OTEL_METRICS_EXPORTER": "none"}, sink.grpc_endpoint)
     assert res.returncode == 0, res.stderr
@@ -77,6 +80,7 @@ def test_otlp_and_console_together(sink: OTLPSink) -> None:
 
 
 def test_an_unsupported_exporter_is_ignored_with_a_warning(sink: OTLPSink) -> None:
+    """An unsupported exporter name is ignored with a warning, falling back to OTLP."""
     res = _run({"OTEL_TRACES_EXPORTER": "zipkin"}, sink.grpc_endpoint)
     assert res.returncode == 0, res.stderr
     assert "OTEL_TRACES_EXPORTER" in res.stderr and "zipkin" in res.stderr
@@ -84,6 +88,7 @@ def test_an_unsupported_exporter_is_ignored_with_a_warning(sink: OTLPSink) -> No
 
 
 def test_precedence_argument_then_ours_then_standard() -> None:
+    """Exporter selection follows argument, AGENTPRESS_OTEL_*, then OTEL_* precedence."""
     from agentpress_otel._config import ConfigError, load_config
 
     env = {"OTEL_TRACES_EXPORTER": "none", "AGENTPRESS_OTEL_LOGS_EXPORTER": "console", "OTEL_LOGS_EXPORTER": "none"}

@@ -140,6 +140,7 @@ def _check_limits(cap: Capture) -> None:
 @SETTINGS
 @given(obj=nasty)
 def test_genai_setters_never_raise_and_truncate(cap: Capture, obj: Any) -> None:
+    """The GenAI API given hostile values never raises into the caller and truncates oversized values."""
     cap.clear()
     try:
         with agent_run("bad", thread_id="t-1"):
@@ -162,6 +163,7 @@ def test_genai_setters_never_raise_and_truncate(cap: Capture, obj: Any) -> None:
 @SETTINGS
 @given(obj=nasty)
 def test_thread_context_never_raises(cap: Capture, obj: Any) -> None:
+    """thread_context() given hostile ids never raises into the caller."""
     cap.clear()
     try:
         with (
@@ -178,6 +180,7 @@ def test_thread_context_never_raises(cap: Capture, obj: Any) -> None:
 @SETTINGS
 @given(obj=nasty)
 def test_log_extras_and_args_never_raise(cap: Capture, obj: Any) -> None:
+    """Log calls with hostile extras and arguments never raise, and attribute values stay within the size limit."""
     cap.clear()
     log = logging.getLogger("bad-input")
     log.setLevel(logging.INFO)

@@ -38,8 +38,6 @@ def _rss_kb() -> int:
 
 @pytest.fixture
 def slow_sink() -> Iterator[OTLPSink]:
-    _setup._reset_for_tests()
-    _selftel.reset()
     with OTLPSink() as sink:
         sink.mode = "slow"
         sink.delay_s = 0.05
@@ -50,6 +48,7 @@ def slow_sink() -> Iterator[OTLPSink]:
 
 
 def test_burst_with_slow_exporter_is_bounded_and_fully_accounted(slow_sink: OTLPSink) -> None:
+    """A burst against a slow exporter keeps memory bounded, and every span is exported once or counted dropped."""
     tel = agentpress_otel.instrument(
         service_name="burst", endpoint=slow_sink.http_endpoint, protocol="http/protobuf", metrics=False,
         logs=False, integrations=(), max_queue_size=QUEUE, export_timeout_s=10,

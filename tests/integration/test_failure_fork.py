@@ -76,6 +76,7 @@ def _gunicorn() -> str:
 
 
 def test_gunicorn_preload_workers_each_export_with_own_identity() -> None:
+    """gunicorn --preload workers each export their spans with their own instance id and pid."""
     gunicorn = need(_gunicorn)
     with OTLPSink() as sink:
         port = free_port()

@@ -150,6 +150,7 @@ def _our_bytes(snap: tracemalloc.Snapshot) -> int:
 
 
 async def test_streams_and_cancelled_tasks_end_spans_and_do_not_leak(cap: Capture, server: LLMServer) -> None:
+    """Streams and cancelled tasks end their spans, and repeated rounds do not leak call objects."""
     import litellm
 
     litellm.suppress_debug_info = True

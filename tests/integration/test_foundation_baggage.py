@@ -82,6 +82,7 @@ def _call_all(proxy_url: str, *, use_async: bool) -> None:
 
 @pytest.mark.parametrize("use_async", [False, True])
 def test_id_baggage_only_to_internal_hosts(proxy: _Proxy, use_async: bool) -> None:
+    """Our id baggage goes only to internal hosts, while traceparent and others' baggage go everywhere."""
     proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
     with capture(integrations=["httpx"], internal_hosts=["corp.example"]) as cap:
         assert "httpx" in cap.telemetry.integrations
@@ -105,6 +106,7 @@ def test_id_baggage_only_to_internal_hosts(proxy: _Proxy, use_async: bool) -> No
 
 
 def test_external_request_with_only_our_ids_sends_no_baggage_header(proxy: _Proxy) -> None:
+    """An external request whose baggage would hold only our ids gets no baggage header, only traceparent."""
     proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
     with capture(integrations=["httpx"]), thread_context(thread_id="t-1", user_id="u-1"):
         httpx.get("http://api.llm-provider.example/v1/x", proxy=proxy_url, timeout=5)
@@ -114,6 +116,7 @@ def test_external_request_with_only_our_ids_sends_no_baggage_header(proxy: _Prox
 
 
 def test_filter_is_removed_at_shutdown(proxy: _Proxy) -> None:
+    """Shutdown removes the baggage filter and httpx is plain again."""
     proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
     with capture(integrations=["httpx"]):
         pass

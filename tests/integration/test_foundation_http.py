@@ -17,7 +17,6 @@ import pytest
 from fastapi import FastAPI, Request
 
 import agentpress_otel
-from agentpress_otel import _setup
 from agentpress_otel._harness._proc import wait_until
 from agentpress_otel._harness.asgi_server import UvicornThread
 from harness.otlp_sink import OTLPSink, attrs_to_dict
@@ -27,10 +26,8 @@ SERVER, CLIENT = 2, 3  # OTLP SpanKind enum values
 
 @pytest.fixture
 def sink() -> Iterator[OTLPSink]:
-    _setup._reset_for_tests()
     with OTLPSink() as s:
         yield s
-    _setup._reset_for_tests()
 
 
 def _downstream() -> tuple[FastAPI, list[dict[str, str]]]:
@@ -64,6 +61,7 @@ def _agent_api(downstream_url: str) -> FastAPI:
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_request_makes_server_and_client_spans_in_one_trace(sink: OTLPSink, protocol: str) -> None:
+    """A request makes server and client spans in one trace with a request id; /health is not traced."""
     down_app, seen = _downstream()
     with UvicornThread(down_app) as down:
         app = _agent_api(down.url)
@@ -123,6 +121,7 @@ def test_request_makes_server_and_client_spans_in_one_trace(sink: OTLPSink, prot
 
 
 def test_instrument_twice_returns_same_handle_and_warns_once(sink: OTLPSink) -> None:
+    """Calling instrument() twice returns the same handle and warns once."""
     tel = agentpress_otel.instrument(endpoint=sink.grpc_endpoint)
     with pytest.warns(RuntimeWarning, match="already called"):
         again = agentpress_otel.instrument(endpoint=sink.grpc_endpoint)
@@ -140,6 +139,7 @@ def _run(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.Comp
 
 
 def test_existing_tracer_provider_is_reused(sink: OTLPSink) -> None:
+    """An app's existing tracer provider is reused, not replaced."""
     code = """
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
@@ -166,6 +166,7 @@ def test_existing_tracer_provider_is_reused(sink: OTLPSink) -> None:
 
 
 def test_sdk_disabled_is_a_noop(sink: OTLPSink) -> None:
+    """With OTEL_SDK_DISABLED, the app works and nothing is exported."""
     code = """
         import httpx
         from fastapi import FastAPI
@@ -191,6 +192,7 @@ def test_sdk_disabled_is_a_noop(sink: OTLPSink) -> None:
 
 
 def test_forked_child_exports_its_own_spans(sink: OTLPSink) -> None:
+    """A forked child exports its own spans under its own instance id and pid."""
     code = """
         import os, sys
         from opentelemetry import trace
@@ -246,7 +248,7 @@ class _BlackHole:
 @pytest.mark.parametrize("failure", ["refused", "blackhole"])
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_dead_endpoint_never_hurts_requests_and_shutdown_keeps_its_deadline(protocol: str, failure: str) -> None:
-    _setup._reset_for_tests()
+    """A refused or black-holed endpoint never fails requests, and shutdown keeps its deadline."""
     hole = _BlackHole()
     if failure == "refused":
         port = hole.port
@@ -273,10 +275,10 @@ def test_dead_endpoint_never_hurts_requests_and_shutdown_keeps_its_deadline(prot
     finally:
         if failure == "blackhole":
             hole.close()
-        _setup._reset_for_tests()
 
 
 def test_event_source_trace_context_from_query_string(sink: OTLPSink) -> None:
+    """An EventSource request's trace context and run id are taken from its query string."""
     app = FastAPI()
 
     @app.get("/api/agent-run/{agent_run_id}/stream")

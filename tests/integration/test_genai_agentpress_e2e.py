@@ -41,6 +41,7 @@ def llm_server() -> Iterator[LLMServer]:
 
 
 def test_http_to_worker_agent_run_is_one_trace(llm_server: LLMServer) -> None:
+    """An HTTP request that enqueues an agent run to a Dramatiq worker calling LiteLLM is one trace."""
     import dramatiq
     import litellm
     import uvicorn
@@ -164,6 +165,7 @@ def test_http_to_worker_agent_run_is_one_trace(llm_server: LLMServer) -> None:
 
 
 def test_fastapi_background_task_keeps_trace_and_ids(llm_server: LLMServer) -> None:
+    """A FastAPI background task's LLM call keeps the request's trace and ids."""
     import litellm
     import uvicorn
 

@@ -45,6 +45,7 @@ def _points(kit: Kit, name: str) -> list[tuple[dict[str, Any], Any]]:
 
 
 def test_ids_and_trace_cross_the_queue(kit: Kit) -> None:
+    """Ids and the trace cross the Dramatiq queue from producer to consumer, and enqueues are counted."""
     broker = StubBroker()
     broker.emit_after("process_boot")
     seen: list[dict[str, str]] = []
@@ -85,6 +86,7 @@ def test_ids_and_trace_cross_the_queue(kit: Kit) -> None:
 
 
 def test_failures_and_retries_are_counted(kit: Kit) -> None:
+    """Failed runs and retries are error spans in the original trace and are counted."""
     broker = StubBroker()  # default middleware includes Retries
     broker.emit_after("process_boot")
     calls = {"n": 0}
@@ -114,6 +116,7 @@ def test_failures_and_retries_are_counted(kit: Kit) -> None:
 
 
 def test_existing_global_broker_and_uninstrument(kit: Kit) -> None:
+    """An existing global broker gets our middleware once, and uninstrument removes it."""
     ap_dramatiq.uninstrument()
     broker = StubBroker()
     dramatiq.set_broker(broker)
@@ -128,6 +131,7 @@ def test_existing_global_broker_and_uninstrument(kit: Kit) -> None:
 
 
 def test_process_boot_hook(kit: Kit) -> None:
+    """The process-boot hook is called with the broker."""
     called: list[Any] = []
     ap_dramatiq.set_process_boot_hook(called.append)
     try:
@@ -171,6 +175,7 @@ def test_actor_kwargs_ids_reach_the_consumer_span() -> None:
 
 
 def test_failed_enqueue_ends_producer_span_with_error_and_is_not_counted(kit: Kit) -> None:
+    """A failed enqueue ends its producer span as an error and is not counted as enqueued."""
     broker = StubBroker()
     broker.emit_after("process_boot")
 

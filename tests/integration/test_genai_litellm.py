@@ -105,6 +105,7 @@ def _llm_spans(kit: Kit) -> list[Any]:
 
 
 def test_completion_attributes_and_metrics_match_server(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """A LiteLLM completion's span and metrics match what the LLM server served, the request untouched."""
     kwargs = _kw(server, "What is up [[words:12]] [[cached:3]]", temperature=0.2, max_tokens=50)
     before = dict(kwargs)
     with thread_context(thread_id="t1", project_id="p1"):
@@ -131,6 +132,7 @@ def test_completion_attributes_and_metrics_match_server(kit: Kit, server: LLMSer
 
 
 async def test_async_stream_with_usage_chunk(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """An async stream with a usage chunk ends its span after the stream with the served token counts."""
     stream = await litellm_mod.acompletion(**_kw(server, "stream me [[words:6]]", stream=True,
                                                  stream_options={"include_usage": True}))
     assert isinstance(stream, litellm_mod.CustomStreamWrapper)  # proxy is transparent
@@ -156,6 +158,7 @@ async def test_async_stream_with_usage_chunk(kit: Kit, server: LLMServer, litell
 
 
 def test_sync_stream_without_usage_is_estimated(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """A sync stream without usage gets token counts estimated with LiteLLM's counter, marked estimated."""
     chunks = list(litellm_mod.completion(**_kw(server, "no usage please [[words:5]]", stream=True)))
     assert chunks
     served = server.requests[-1]
@@ -169,6 +172,7 @@ def test_sync_stream_without_usage_is_estimated(kit: Kit, server: LLMServer, lit
 
 
 async def test_abandoned_async_stream_ends_span(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """An abandoned async stream ends its span marked closed early, not as an error."""
     stream = await litellm_mod.acompletion(**_kw(server, "long [[words:40]]", stream=True))
     n = 0
     async for _ in stream:
@@ -184,6 +188,7 @@ async def test_abandoned_async_stream_ends_span(kit: Kit, server: LLMServer, lit
 
 
 async def test_aclose_and_cancel_end_span_once(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """aclose() and cancellation each end the call's span exactly once."""
     stream = await litellm_mod.acompletion(**_kw(server, "a [[words:30]]", stream=True))
     await stream.__anext__()
     await stream.aclose()
@@ -211,6 +216,7 @@ async def test_aclose_and_cancel_end_span_once(kit: Kit, server: LLMServer, lite
 
 
 def test_sync_stream_closed_early(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """A sync stream closed early ends its span marked closed early."""
     stream = litellm_mod.completion(**_kw(server, "c [[words:30]]", stream=True))
     next(iter(stream))
     stream.close()
@@ -223,6 +229,7 @@ def test_sync_stream_closed_early(kit: Kit, server: LLMServer, litellm_mod: Any)
     [("[[error:429]]", "rate_limit"), ("[[error:500]]", "server_error"), ("[[error:401]]", "authentication_error")],
 )
 def test_errors_set_error_type(kit: Kit, server: LLMServer, litellm_mod: Any, magic: str, etype: str) -> None:
+    """Each LiteLLM error sets the span's error status and the expected error.type, on the metric too."""
     with pytest.raises(Exception):
         litellm_mod.completion(**_kw(server, f"fail {magic}", max_retries=0))
     (s,) = _llm_spans(kit)
@@ -232,6 +239,7 @@ def test_errors_set_error_type(kit: Kit, server: LLMServer, litellm_mod: Any, ma
 
 
 async def test_timeout_sets_error_type(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """A LiteLLM timeout sets error.type ``timeout``."""
     with pytest.raises(Exception):
         await litellm_mod.acompletion(**_kw(server, "slow [[slow:2]]", timeout=0.3, max_retries=0))
     (s,) = _llm_spans(kit)
@@ -239,6 +247,7 @@ async def test_timeout_sets_error_type(kit: Kit, server: LLMServer, litellm_mod:
 
 
 def test_retries_are_one_span(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """LiteLLM's retries are one span with the final attempt's usage."""
     resp = litellm_mod.completion(**_kw(server, "retry me [[flaky:429:2]]", num_retries=3, max_retries=0))
     assert resp.choices[0].message.content
     assert [r.status for r in server.requests if "retry me" in r.prompt] == [429, 429, 200]
@@ -249,6 +258,7 @@ def test_retries_are_one_span(kit: Kit, server: LLMServer, litellm_mod: Any) -> 
 
 
 async def test_router_one_span_with_provider(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """A Router call is one span named after the model group, with the provider and deployment model."""
     router = litellm_mod.Router(model_list=[
         {"model_name": "fast", "litellm_params": {"model": "openai/gpt-5-mini", "api_base": server.base_url,
                                                   "api_key": "sk-test"}},
@@ -264,6 +274,7 @@ async def test_router_one_span_with_provider(kit: Kit, server: LLMServer, litell
 
 
 async def test_agent_run_with_tasks_and_threads(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """LLM calls from tasks and threads inside agent_run() are its children with its ids."""
     async with agent_run("suna", thread_id="t7", agent_run_id="r7"):
         await asyncio.gather(
             litellm_mod.acompletion(**_kw(server, "one")),
@@ -280,6 +291,7 @@ async def test_agent_run_with_tasks_and_threads(kit: Kit, server: LLMServer, lit
 
 def test_explicit_llm_call_suppresses_nested_litellm_and_util_genai(kit: Kit, server: LLMServer,
                                                                      litellm_mod: Any) -> None:
+    """Inside an explicit llm_call(), nested LiteLLM and util-genai calls add no second LLM span."""
     from opentelemetry.util.genai.handler import TelemetryHandler
 
     handler = TelemetryHandler(tracer_provider=kit.tracer_provider, meter_provider=kit.meter_provider)
@@ -291,6 +303,7 @@ def test_explicit_llm_call_suppresses_nested_litellm_and_util_genai(kit: Kit, se
 
 
 def test_capture_content_on(server: LLMServer, litellm_mod: Any) -> None:
+    """With content capture on, messages are captured redacted, with the finish reason."""
     k = make_kit(capture_content=True)
     _state.configure(k)
     try:
@@ -306,6 +319,7 @@ def test_capture_content_on(server: LLMServer, litellm_mod: Any) -> None:
 
 
 def test_uninstrument_is_idempotent_and_undoes(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """uninstrument() is idempotent and stops LiteLLM spans until instrumented again."""
     ap_litellm.uninstrument()
     ap_litellm.uninstrument()
     try:
@@ -344,6 +358,7 @@ def test_nothing_reached_the_network(kit: Kit, offline: list[Any], server: LLMSe
     ],
 )
 def test_provider_mapping(litellm_mod: Any, model: str, provider: str, bare: str) -> None:
+    """Model strings map to the expected provider and bare model name."""
     assert ap_litellm.provider_for(model) == (provider, bare)
 
 
@@ -386,6 +401,7 @@ def test_instrument_leaves_an_explicit_cost_map_choice_alone() -> None:
 
 
 async def test_streamed_tool_call(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """A streamed tool call passes through, with finish reason and usage on the span."""
     stream = await litellm_mod.acompletion(**_kw(server, "weather? [[tool:get_weather]]", stream=True,
                                                  stream_options={"include_usage": True}))
     names = []
@@ -402,6 +418,7 @@ async def test_streamed_tool_call(kit: Kit, server: LLMServer, litellm_mod: Any)
 
 
 async def test_streamed_tool_call_captured_as_tool_call_part(server: LLMServer, litellm_mod: Any) -> None:
+    """A streamed tool call is captured as a tool_call part with its name, id and arguments."""
     k = make_kit(capture_content=True)
     _state.configure(k)
     try:
@@ -471,6 +488,7 @@ def test_capture_env_var_turns_content_on_end_to_end(server: LLMServer, litellm_
 
 
 def test_abandoned_sync_stream_ends_span_on_gc(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
+    """An abandoned sync stream ends its span, marked closed early, when garbage collected."""
     stream = litellm_mod.completion(**_kw(server, "d [[words:30]]", stream=True))
     next(iter(stream))
     assert _llm_spans(kit) == []

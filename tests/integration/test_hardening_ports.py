@@ -24,6 +24,7 @@ COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 
 @pytest.mark.integration
 def test_prometheus_quit_endpoint_is_disabled() -> None:
+    """Prometheus as we start it refuses POST /-/quit and keeps running."""
     prom = need(start_prometheus)
     try:
         req = urllib.request.Request(f"{prom.url}/-/quit", method="POST",  # noqa: S310 - loopback
@@ -40,6 +41,7 @@ def test_prometheus_quit_endpoint_is_disabled() -> None:
 
 
 def test_compose_backend_otlp_ports_bind_loopback_by_default() -> None:
+    """The compose Collector binds the backend OTLP ports to loopback by default, the browser port to all."""
     ports = yaml.safe_load(COMPOSE.read_text())["services"]["otel-collector"]["ports"]
     binds: dict[str, str] = {}
     for p in ports:

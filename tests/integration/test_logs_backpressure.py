@@ -67,6 +67,7 @@ def _q(sorted_lat: list[float], p: float) -> float:
 
 
 def test_endpoint_down_never_blocks_and_every_loss_is_counted() -> None:
+    """With the endpoint down, logging never blocks the caller more than stdlib's queue, and every loss is counted."""
     dead = f"http://127.0.0.1:{free_port()}/v1/logs"  # nothing listens: connection refused, nothing accepted
     lp = LoggerProvider()
     # The chain instrument() builds: counting batch processor -> redaction -> counting exporter -> OTLP.
@@ -74,7 +75,6 @@ def test_endpoint_down_never_blocks_and_every_loss_is_counted() -> None:
     lp.add_log_record_processor(DropCountingLogProcessor(RedactingLogExporter(exporter), max_queue_size=2048))
     cfg = load_config({"log_level": "INFO", "max_queue_size": 2048}, env={})
     tel = SimpleNamespace(config=cfg, logger_provider=lp)
-    _selftel.reset()
     assert log_integ.instrument(tel)
     handler = log_integ.handler()
     assert handler is not None
@@ -147,34 +147,27 @@ def test_shutdown_deadline_counts_what_it_abandons() -> None:
     from opentelemetry import trace
 
     import agentpress_otel
-    from agentpress_otel import _setup
-
-    _setup._reset_for_tests()
-    _selftel.reset()
     n = 20_000
     tel = agentpress_otel.instrument(
         service_name="abandon", endpoint=f"http://127.0.0.1:{free_port()}", protocol="http/protobuf",
         metrics=False, integrations=["logging"], export_timeout_s=30,
     )
-    try:
-        log = logging.getLogger("abandon.test")
-        log.propagate = True
-        tracer = trace.get_tracer("abandon")
-        for i in range(n):
-            log.warning("record %d", i)
-            tracer.start_span("op").end()
-        t0 = time.monotonic()
-        finished = tel.shutdown(timeout_s=1.0)
-        took = time.monotonic() - t0
-        assert took < 1.5, took
-        assert not finished, "a 30 s export timeout against a dead endpoint cannot finish within 1 s"
-        # The abandoned in-flight batches fail as soon as their retry is cut; wait for that count.
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and (_selftel.dropped("logs") < n or _selftel.dropped("spans") < n):
-            time.sleep(0.1)
-        info = dict(_selftel._dropped)
-        assert _selftel.dropped("spans") == n, info
-        assert _selftel.dropped("logs") == n, info
-        assert _selftel.dropped("spans", "shutdown") > 0 and _selftel.dropped("logs", "shutdown") > 0, info
-    finally:
-        _setup._reset_for_tests()
+    log = logging.getLogger("abandon.test")
+    log.propagate = True
+    tracer = trace.get_tracer("abandon")
+    for i in range(n):
+        log.warning("record %d", i)
+        tracer.start_span("op").end()
+    t0 = time.monotonic()
+    finished = tel.shutdown(timeout_s=1.0)
+    took = time.monotonic() - t0
+    assert took < 1.5, took
+    assert not finished, "a 30 s export timeout against a dead endpoint cannot finish within 1 s"
+    # The abandoned in-flight batches fail as soon as their retry is cut; wait for that count.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (_selftel.dropped("logs") < n or _selftel.dropped("spans") < n):
+        time.sleep(0.1)
+    info = dict(_selftel._dropped)
+    assert _selftel.dropped("spans") == n, info
+    assert _selftel.dropped("logs") == n, info
+    assert _selftel.dropped("spans", "shutdown") > 0 and _selftel.dropped("logs", "shutdown") > 0, info

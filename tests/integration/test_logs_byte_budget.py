@@ -49,6 +49,7 @@ print(json.dumps({"base_kb": base, "peak_kb": kb("VmHWM"), "stats": dict(stats()
 
 
 def test_one_megabyte_messages_with_endpoint_refused_keep_rss_bounded() -> None:
+    """One-megabyte messages with the endpoint refused keep RSS bounded, every record accounted for."""
     refused = free_port()  # nothing listens there
     env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{refused}",
            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "AGENTPRESS_OTEL_LOG_JSON": "false",

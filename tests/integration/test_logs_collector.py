@@ -44,6 +44,7 @@ def collector_chain(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
 
 
 def test_logs_through_real_collector_to_loki(collector_chain: Any, tmp_path: Path) -> None:
+    """Logs go through the real Collector to Loki with trace and ids, redacted."""
     col, loki = collector_chain
     script = tmp_path / "app.py"
     script.write_text(APP)

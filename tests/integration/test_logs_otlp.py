@@ -235,6 +235,7 @@ def _run_app(endpoint: str, protocol: str, tmp_path: Path) -> tuple[list[dict[st
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_logs_over_real_otlp(protocol: str, grpc_receiver: Any, http_receiver: Any, tmp_path: Path) -> None:
+    """Logs reach a real OTLP receiver with trace, span and ids over each protocol."""
     endpoint, got = grpc_receiver if protocol == "grpc" else http_receiver
     lines, out = _run_app(endpoint, protocol, tmp_path)
     ids = next(x for x in lines if x.get("marker") == "ids")
@@ -316,6 +317,7 @@ tel.shutdown(timeout_s=10)
 
 
 def test_logs_survive_fork(http_receiver: Any, tmp_path: Path) -> None:
+    """Logging keeps working in a forked child with its own ids, and the child does not re-send the parent's."""
     endpoint, got = http_receiver
     script = tmp_path / "fork_app.py"
     script.write_text(FORK_APP)

@@ -38,6 +38,7 @@ assert tel.force_flush(timeout_s=10)
 
 
 def test_metric_labels_and_ids_are_redacted() -> None:
+    """Secrets in metric labels and ids are redacted before export, ordinary labels kept."""
     with OTLPSink() as sink:
         env = {**os.environ, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.http_endpoint}

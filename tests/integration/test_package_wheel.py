@@ -38,6 +38,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_wheel_carries_the_repository_deploy_files_byte_for_byte(dist: Path) -> None:
+    """The wheel carries the repository's deploy files byte for byte."""
     (whl,) = dist.glob("agentpress_otel-*.whl")
     prefix = "agentpress_otel/_deploy/"
     with zipfile.ZipFile(whl) as z:
@@ -49,6 +50,7 @@ def test_wheel_carries_the_repository_deploy_files_byte_for_byte(dist: Path) -> 
 
 
 def test_sdist_carries_them_too(dist: Path) -> None:
+    """The sdist carries the deploy files byte for byte too."""
     (sdist,) = dist.glob("agentpress_otel-*.tar.gz")
     with tarfile.open(sdist) as t:
         top = t.getnames()[0].split("/")[0]

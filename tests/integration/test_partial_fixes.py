@@ -53,6 +53,7 @@ class _Records(logging.Handler):
 
 
 def test_exception_with_raising_str_is_recorded_and_not_replaced() -> None:
+    """An exception whose ``str()`` raises is recorded on the span and reaches the app unchanged."""
     app = FastAPI()
 
     @app.get("/boom")
@@ -72,7 +73,8 @@ def test_exception_with_raising_str_is_recorded_and_not_replaced() -> None:
         wait_until(lambda: len(served()) == 1, timeout=10, what="the server span")
         span = served()[0]
         assert span.status.status_code is StatusCode.ERROR
-        qualified = f"{UnprintableError.__module__}.UnprintableError"  # as exception.type is everywhere
+        # Semconv: error.type and exception.type are the fully qualified exception class name.
+        qualified = f"{UnprintableError.__module__}.{UnprintableError.__qualname__}"
         assert span.attributes["error.type"] == qualified
         assert [e.attributes["exception.type"] for e in span.events if e.name == "exception"] == [qualified]
     logging.getLogger("uvicorn.error").removeHandler(seen)
@@ -81,6 +83,7 @@ def test_exception_with_raising_str_is_recorded_and_not_replaced() -> None:
 
 
 def test_log_call_with_bad_format_args_keeps_the_record() -> None:
+    """A log call with bad format arguments keeps the record with its template."""
     root = logging.getLogger()
     others = list(root.handlers)  # pytest's capture handler re-raises format errors: not what apps run with
     for h in others:
@@ -98,6 +101,7 @@ def test_log_call_with_bad_format_args_keeps_the_record() -> None:
 
 @pytest.mark.parametrize("fn", ["agent_run", "llm_call"])
 def test_model_whose_dunders_raise_never_escapes(fn: str) -> None:
+    """A model object whose dunder methods raise never escapes into the caller, and the span is recorded."""
     with capture(integrations=[]) as cap:
         cm: Any = agent_run("run", model=Evil()) if fn == "agent_run" else llm_call(model=Evil(), provider="openai")
         with cm:
@@ -107,6 +111,7 @@ def test_model_whose_dunders_raise_never_escapes(fn: str) -> None:
 
 
 def test_public_api_bad_input_gets_clear_errors() -> None:
+    """Bad input to the public API gets a clear error or a safe no-op, never a half-applied change."""
     with pytest.raises(agentpress_otel.ConfigError, match="integration names must be strings"):
         agentpress_otel.instrument(integrations=[1, "a"])  # type: ignore[list-item]
     for model in (123, b"gpt-5", object(), None):

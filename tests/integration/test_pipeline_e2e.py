@@ -286,6 +286,7 @@ def _settled_kept(stack: Stack, wl: Workload) -> dict[str, set[str]]:
 
 
 def test_tail_sampling_keeps_errors_slow_llm_errors_and_a_share_of_the_rest(stack: Stack, workload: Workload) -> None:
+    """Tail sampling keeps every error, LLM-error and slow trace, drops health checks, and keeps a share of the rest."""
     kept = _settled_kept(stack, workload)
     assert kept["/fail"] == workload.trace_ids["/fail"], "every error trace must be kept"
     assert kept["/chat-retry"] == workload.trace_ids["/chat-retry"], "every trace with an LLM error must be kept"
@@ -312,6 +313,7 @@ def test_tail_sampling_keeps_errors_slow_llm_errors_and_a_share_of_the_rest(stac
 
 
 def test_logs_reach_loki_standin_with_trace_and_thread_ids(stack: Stack, workload: Workload) -> None:
+    """Every request's log reaches the Loki stand-in with trace, span and thread ids."""
     def app_logs() -> list[Any]:
         return [r for r in stack.loki.logs() if r.resource.get("service.name") == workload.service]
 
@@ -332,6 +334,7 @@ def test_logs_reach_loki_standin_with_trace_and_thread_ids(stack: Stack, workloa
 
 
 def test_token_totals_in_prometheus_are_exact(stack: Stack, workload: Workload) -> None:
+    """Token totals in Prometheus equal what the workload's LLM calls reported."""
     svc = workload.service
     q_in = f'sum(gen_ai_client_token_usage_sum{{service_name="{svc}", gen_ai_token_type="input"}})'
     q_out = f'sum(gen_ai_client_token_usage_sum{{service_name="{svc}", gen_ai_token_type="output"}})'
@@ -348,6 +351,7 @@ def test_token_totals_in_prometheus_are_exact(stack: Stack, workload: Workload) 
 
 
 def test_span_metrics_per_route_count_every_request_before_sampling(stack: Stack, workload: Workload) -> None:
+    """Span metrics count every request per route before sampling, with exemplars linking to kept traces."""
     q = (
         f'sum by (http_route) (traces_span_metrics_calls_total{{service_name="{workload.service}", '
         f'span_kind="SPAN_KIND_SERVER"}})'
@@ -393,6 +397,7 @@ def test_service_graph_metrics_for_the_tempo_service_map(stack: Stack, workload:
 
 
 def test_prometheus_scrapes_collector_self_metrics(stack: Stack, workload: Workload) -> None:
+    """Prometheus scrapes the Collector's own metrics, which count what it accepted."""
     poll(lambda: stack.prom.query_value('up{job="otel-collector"}') == 1, timeout=30, what="otel-collector target up")
     accepted = poll(
         lambda: stack.prom.query_value(
@@ -409,6 +414,7 @@ def test_prometheus_scrapes_collector_self_metrics(stack: Stack, workload: Workl
 
 
 def test_secrets_from_a_non_redacting_client_do_not_reach_the_backends(stack: Stack) -> None:
+    """The Collector masks secrets from a client that does not redact, keeping token counts."""
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
@@ -539,6 +545,7 @@ def _http(url: str, *, method: str, headers: dict[str, str], body: bytes | None 
 
 
 def test_browser_receiver_cors_allowlist(stack: Stack) -> None:
+    """The browser receiver grants CORS only to allowed origins and headers."""
     url = f"{stack.collector.browser_endpoint}/v1/traces"
     pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,traceparent"}
     _, ok_headers = _http(url, method="OPTIONS", headers={"Origin": PAGE_ORIGIN, **pre})
@@ -598,6 +605,7 @@ def _browser_trace(marker: str, *, pad: int = 0) -> bytes:
 
 
 def test_browser_receiver_accepts_small_and_refuses_oversized_bodies(stack: Stack) -> None:
+    """The browser receiver accepts small bodies, marked as browser telemetry, and refuses oversized ones."""
     url = f"{stack.collector.browser_endpoint}/v1/traces"
     headers = {"Origin": PAGE_ORIGIN, "Content-Type": "application/json"}
     small, big = uuid.uuid4().hex, uuid.uuid4().hex
@@ -806,6 +814,7 @@ def app_run(app_process: AppProcess) -> dict[str, Any]:
 
 
 def test_instrumented_app_traces_logs_and_exact_tokens(stack: Stack, app_run: dict[str, Any]) -> None:
+    """An instrumented app's traces, logs and token totals arrive complete and exact through the pipeline."""
     svc = app_run["service"]
     # Traces: every broken (HTTP 502 + LLM error) trace is kept, with its chat span marked as an error.
     broken = set(app_run["broken"])

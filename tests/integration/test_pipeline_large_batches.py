@@ -73,6 +73,7 @@ def _request(rng: random.Random, marker: str) -> bytes:
 
 
 def test_a_second_of_content_spans_reaches_a_4_mib_backend(pipeline: tuple[Collector, StandIn]) -> None:
+    """A second of content-heavy spans reaches a backend with a 4 MiB message limit without failures."""
     import grpc
 
     col, tempo = pipeline

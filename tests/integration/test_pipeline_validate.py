@@ -29,6 +29,7 @@ def collector_binary() -> str:
 
 
 def test_shipped_config_validates_with_defaults(collector_binary: str) -> None:
+    """The shipped Collector config validates with its defaults."""
     res = validate_config(COLLECTOR_CONFIG)
     assert res.returncode == 0, res.stdout + res.stderr
 
@@ -42,6 +43,7 @@ def _assert_clean_start(log: str, what: str, *, ready_line: bool = True) -> None
 
 
 def test_shipped_config_starts_without_deprecation_warnings(collector_binary: str, tmp_path: Path) -> None:
+    """The shipped Collector config starts without deprecation warnings."""
     col = start_collector(traces_endpoint="127.0.0.1:1", logs_endpoint="http://127.0.0.1:1/otlp",
                           remote_write_url="http://127.0.0.1:1/api/v1/write", workdir=tmp_path / "otelcol")
     col.stop()
@@ -51,6 +53,7 @@ def test_shipped_config_starts_without_deprecation_warnings(collector_binary: st
 
 @pytest.mark.parametrize("kind", ["traces", "logs"])
 def test_standins_start_without_deprecation_warnings(collector_binary: str, tmp_path: Path, kind: str) -> None:
+    """The backend stand-in configs start without deprecation warnings."""
     standin = start_standin(kind, workdir=tmp_path)  # type: ignore[arg-type]
     standin.stop()  # start_standin returned once its health check answered: it did start
     assert standin.process is not None and standin.process.log_path is not None
@@ -59,6 +62,7 @@ def test_standins_start_without_deprecation_warnings(collector_binary: str, tmp_
 
 
 def test_hostmetrics_agent_starts_without_deprecation_warnings(collector_binary: str) -> None:
+    """The hostmetrics agent config starts without deprecation warnings."""
     log = startup_log(ROOT / "collector-config" / "hostmetrics.yaml",
                       env={"HOSTMETRICS_ROOT_PATH": "/", "HOSTMETRICS_GATEWAY_ENDPOINT": "127.0.0.1:1"})
     _assert_clean_start(log, "hostmetrics.yaml")
@@ -75,6 +79,7 @@ def test_deprecation_check_can_fail(collector_binary: str, tmp_path: Path) -> No
 
 
 def test_shipped_config_validates_with_test_overrides(collector_binary: str) -> None:
+    """The shipped Collector config validates with the test environment's overrides."""
     env = {
         "OTELCOL_BROWSER_CORS_ORIGINS": "[https://app.example.com, https://admin.example.com]",
         "OTELCOL_TAIL_SAMPLING_PERCENTAGE": "25",
@@ -101,11 +106,13 @@ def test_invalid_override_is_rejected(collector_binary: str) -> None:
     ],
 )
 def test_other_configs_validate(collector_binary: str, path: str, env: dict[str, str]) -> None:
+    """The other shipped Collector configs validate."""
     res = validate_config(ROOT / path, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_promtool_check_config() -> None:
+    """promtool accepts the shipped Prometheus config."""
     # Debian's promtool 2.42 accepts our prometheus.yml (no 3.x-only keys); it also checks the rule files it globs.
     promtool = need(lambda: find_binary("promtool"))
     res = subprocess.run(

@@ -66,6 +66,7 @@ print("done", flush=True)
 @pytest.mark.parametrize("where", ["items", "resource"])
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_one_poison_item_of_each_kind_costs_no_neighbour(protocol: str, where: str) -> None:
+    """One poison item of each kind costs none of the good items in its batch, and arrives wire-safe."""
     with OTLPSink() as sink:
         env = {**os.environ, "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.grpc_endpoint if protocol == "grpc" else sink.http_endpoint,

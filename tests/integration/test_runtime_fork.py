@@ -78,6 +78,7 @@ def _by_pid(sink: OTLPSink) -> dict[int, dict[str, Any]]:
 
 
 def test_gunicorn_preload_workers_report_their_own_runtime_metrics(tmp_path: Path) -> None:
+    """gunicorn --preload workers each report their own runtime metrics, including a stall in one."""
     gunicorn = need(_gunicorn)
     (tmp_path / "forkapp.py").write_text(APP)
     port = free_port()

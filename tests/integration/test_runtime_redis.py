@@ -117,6 +117,7 @@ def _agentpress_app(url: str) -> Any:
 
 
 def test_redis_commands_are_client_spans_in_the_request_trace(srv: RedisServer) -> None:
+    """Redis commands are client spans in the request's trace, and uvicorn's loop is probed."""
     app = _agentpress_app(srv.url)
     run_id = uuid.uuid4().hex[:8]
     sub = redis.Redis.from_url(srv.url).pubsub()
@@ -238,6 +239,7 @@ def test_idle_dramatiq_worker_exports_no_redis_spans(srv: RedisServer) -> None:
 
 
 def test_app_instrumented_redis_is_left_alone(srv: RedisServer) -> None:
+    """Redis the app instrumented itself is left alone, before and after our shutdown."""
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     mine = RedisInstrumentor()
@@ -256,6 +258,7 @@ def test_app_instrumented_redis_is_left_alone(srv: RedisServer) -> None:
 
 
 def test_disabled_redis_integration_makes_no_spans(srv: RedisServer) -> None:
+    """With the redis integration disabled, Redis commands make no spans."""
     with capture(disabled_integrations=["redis", "httpx"]) as cap:
         r = redis.Redis.from_url(srv.url)
         with trace.get_tracer("t").start_as_current_span("parent"):
@@ -275,6 +278,7 @@ def _dramatiq_integration() -> ModuleType:
 
 
 def test_dramatiq_worker_on_redis_continues_the_request_trace(srv: RedisServer) -> None:
+    """A Dramatiq worker on Redis continues the request's trace."""
     dramatiq = pytest.importorskip("dramatiq")
     from dramatiq.brokers.redis import RedisBroker
     from dramatiq.middleware import AsyncIO
@@ -358,6 +362,7 @@ def _queue_points(cap: Capture) -> dict[str, list[tuple[dict[str, Any], float]]]
 
 
 def test_dramatiq_failed_and_retried_messages_are_counted(srv: RedisServer) -> None:
+    """Failed and retried Dramatiq messages on Redis are counted with their error type."""
     dramatiq = pytest.importorskip("dramatiq")
     from dramatiq.brokers.redis import RedisBroker
     from dramatiq.middleware import AsyncIO, Retries
@@ -409,6 +414,7 @@ def test_dramatiq_failed_and_retried_messages_are_counted(srv: RedisServer) -> N
 
 
 def test_dramatiq_queue_labels_are_canonical(srv: RedisServer) -> None:
+    """Dramatiq queue labels are canonical (no delay-queue names) and the backlog drains to zero."""
     dramatiq = pytest.importorskip("dramatiq")
     from dramatiq.brokers.redis import RedisBroker
     from dramatiq.middleware import AsyncIO
@@ -480,6 +486,7 @@ def test_event_loop_probe_runs_on_dramatiq_asyncio_thread(srv: RedisServer) -> N
 
 
 def test_harness_redis_is_loopback_ephemeral_and_stops_cleanly() -> None:
+    """The test Redis binds loopback, persists nothing, and stops cleanly."""
     server = need(start_redis)
     try:
         r = redis.Redis.from_url(server.url)

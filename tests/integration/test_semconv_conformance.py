@@ -87,6 +87,7 @@ def _violations(sink: OTLPSink) -> tuple[list[str], dict[str, int]]:
 
 @pytest.mark.parametrize("opt_in", ["", "http,gen_ai_latest_experimental"], ids=["baseline", "latest"])
 def test_demo_every_scenario_conforms(tmp_path: Path, opt_in: str) -> None:
+    """Every demo scenario's telemetry conforms to the semantic conventions, with and without opt-in."""
     env = {**_env(), **({"OTEL_SEMCONV_STABILITY_OPT_IN": opt_in} if opt_in else {})}
     with OTLPSink() as sink:
         proc = subprocess.run(
@@ -158,6 +159,7 @@ _WORKLOAD = textwrap.dedent('''
 
 
 def test_redis_and_dramatiq_workload_conforms(tmp_path: Path) -> None:
+    """A Redis and Dramatiq workload's telemetry conforms to the semantic conventions."""
     srv = need(start_redis)
     script = tmp_path / "workload.py"
     script.write_text(_WORKLOAD)

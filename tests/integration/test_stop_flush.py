@@ -99,6 +99,7 @@ EXPECTED_STATUS = {"uvicorn.run": -signal.SIGTERM, "gunicorn": 0, "gunicorn --pr
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("server", list(EXPECTED_STATUS))
 def test_http_server_sigterm_after_last_request_loses_nothing(server: str, protocol: str) -> None:
+    """SIGTERM right after the last request loses no span or log, duplicates none, and exits in time."""
     with OTLPSink() as sink:
         port = free_port()
         proc = ManagedProcess(f"stop-{server.replace(' ', '')}", _server_argv(server, port), env=_env(sink, protocol),

@@ -54,6 +54,7 @@ def llm() -> Iterator[LLMServer]:
 
 
 def test_workload_emits_exactly_the_documented_names(llm: LLMServer) -> None:
+    """A full workload emits exactly the metric and attribute names docs/telemetry.md documents."""
     import dramatiq
     import litellm
     from dramatiq.brokers.stub import StubBroker

@@ -49,6 +49,7 @@ APP = textwrap.dedent("""
 
 
 def test_opentelemetry_instrument_uvicorn_sets_up_what_instrument_does(tmp_path: Path) -> None:
+    """``opentelemetry-instrument uvicorn`` sets up what instrument() does, flushing everything at SIGTERM."""
     (tmp_path / "zcapp.py").write_text(APP)
     bindir = Path(sys.executable).parent
     port = free_port()

@@ -18,19 +18,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agentpress_otel
-from agentpress_otel import _setup
 from agentpress_otel.integrations import agentpress as ap_integ
 from agentpress_otel.integrations import logging as log_integ
 
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTEiLCJyb2xlIjoiYXV0aGVudGljYXRlZCJ9"
        ".c2lnbmF0dXJlLW9mLXRoZS10b2tlbi1oZXJl")
-
-
-@pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
-    _setup._reset_for_tests()
-    yield
-    _setup._reset_for_tests()
 
 
 def _instrument(app: Any = None, **kw: Any) -> tuple[agentpress_otel.Telemetry, InMemorySpanExporter]:
@@ -44,6 +36,7 @@ def _instrument(app: Any = None, **kw: Any) -> tuple[agentpress_otel.Telemetry, 
 # ------------------------------------------------------------------------------------------ identity
 
 def test_app_call_after_worker_module_names_the_process() -> None:
+    """A later instrument() call with the FastAPI app renames the process from the worker name to the API's."""
     from fastapi import FastAPI
 
     with warnings.catch_warnings():
@@ -60,6 +53,7 @@ def test_app_call_after_worker_module_names_the_process() -> None:
 
 
 def test_worker_boot_takes_the_worker_name_back() -> None:
+    """Booting as a Dramatiq worker gives the process the worker's service name back on its spans."""
     from fastapi import FastAPI
 
     tel, exp = _instrument(service_name="agentpress-worker", integrations=["dramatiq"])
@@ -78,6 +72,7 @@ def test_worker_boot_takes_the_worker_name_back() -> None:
 
 
 def test_a_second_app_name_or_other_options_are_never_silently_ignored() -> None:
+    """A second instrument() with a different app name or other options warns instead of being silently ignored."""
     from fastapi import FastAPI
 
     tel, _ = _instrument(FastAPI(), service_name="api-one")
@@ -89,6 +84,7 @@ def test_a_second_app_name_or_other_options_are_never_silently_ignored() -> None
 
 
 def test_two_names_without_an_app_warn() -> None:
+    """Two different service names without an app warn, and the first name stays in effect."""
     tel, _ = _instrument(service_name="worker-a")
     with pytest.warns(RuntimeWarning, match="applies only if it boots as a Dramatiq worker"):
         agentpress_otel.instrument(service_name="worker-b")
@@ -99,9 +95,7 @@ def test_two_names_without_an_app_warn() -> None:
 
 @pytest.fixture
 def logging_on() -> Iterator[Any]:
-    """The logging integration on a pipeline we own; levels and handlers restored afterwards."""
-    root = logging.getLogger()
-    saved = (root.level, list(root.handlers))
+    """The logging integration on a pipeline we own (the autouse reset restores the root logger)."""
     made: list[Any] = []
 
     def start(**cfg_kw: Any) -> Any:
@@ -119,11 +113,10 @@ def logging_on() -> Iterator[Any]:
 
     yield start
     log_integ.uninstrument()
-    root.setLevel(saved[0])
-    root.handlers[:] = saved[1]
 
 
 def test_root_level_and_app_handlers_print_what_they_printed(logging_on: Any) -> None:
+    """The logging integration leaves the root level and the app's handlers printing what they printed before."""
     root = logging.getLogger()
     root.setLevel(logging.WARNING)
     app_out = io.StringIO()
@@ -142,6 +135,7 @@ def test_root_level_and_app_handlers_print_what_they_printed(logging_on: Any) ->
 
 def test_last_resort_still_prints_warnings_without_handlers(logging_on: Any, capsys: pytest.CaptureFixture[str]
                                                              ) -> None:
+    """With no root handlers, warnings still reach stderr (Python's last resort) and are exported too."""
     logging.getLogger().handlers[:] = []
     got = logging_on()
     logging.getLogger("agentpress.run").warning("Task exception was never retrieved")
@@ -150,6 +144,7 @@ def test_last_resort_still_prints_warnings_without_handlers(logging_on: Any, cap
 
 
 def test_gunicorn_access_log_prints_the_sse_token_redacted(logging_on: Any) -> None:
+    """gunicorn's access line prints the SSE ``token`` query parameter as a redaction tag, never the JWT."""
     from gunicorn.config import Config
     from gunicorn.glogging import Logger
 
@@ -169,13 +164,17 @@ def test_gunicorn_access_log_prints_the_sse_token_redacted(logging_on: Any) -> N
     assert "/api/agent-run/r-1/stream?token=[REDACTED:jwt:" in line and JWT not in line
 
 
-def test_uvicorn_access_log_prints_the_sse_token_redacted(logging_on: Any) -> None:
+def test_uvicorn_access_log_prints_the_sse_token_redacted(logging_on: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's access line prints the SSE ``token`` query parameter as a redaction tag, never the JWT."""
     from uvicorn.logging import AccessFormatter
 
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False))
     access = logging.getLogger("uvicorn.access")
+    # Importing litellm (any earlier test may have) adds its own filter here, which blanks the whole query
+    # before ours runs: start from no filters, so this checks our filter whatever ran before.
+    monkeypatch.setattr(access, "filters", [])
     access.addHandler(handler)
     access.setLevel(logging.INFO)
     access.propagate = False
@@ -195,6 +194,7 @@ def test_uvicorn_access_log_prints_the_sse_token_redacted(logging_on: Any) -> No
 
 
 def test_structlog_debug_is_exported_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AgentPress's structlog lines below the print level are exported over OTLP but not printed."""
     import structlog
 
     from agentpress_otel.integrations import structlog as sl_integ
@@ -218,7 +218,6 @@ def test_structlog_debug_is_exported_not_printed(monkeypatch: pytest.MonkeyPatch
         log.info("Agent run completed")
     finally:
         sl_integ.uninstrument()
-        structlog.reset_defaults()
     assert exported == ["Executing tool: web_search", "Agent run completed"]
     assert "Executing tool" not in out.getvalue() and "Agent run completed" in out.getvalue()
 
@@ -226,6 +225,7 @@ def test_structlog_debug_is_exported_not_printed(monkeypatch: pytest.MonkeyPatch
 # ---------------------------------------------------------------------------------------- agentpress
 
 def test_layouts_default_and_override() -> None:
+    """The AgentPress module layouts default to the known ones and can be overridden by the environment variable."""
     assert ap_integ.layouts({}) == ap_integ.LAYOUTS
     assert ap_integ.LAYOUTS[0] == ("agentpress.thread_manager", "agentpress.response_processor")
     assert ap_integ.layouts({ap_integ.ENV_MODULES: "a.tm,a.rp;b.tm,b.rp"}) == (("a.tm", "a.rp"), ("b.tm", "b.rp"))

@@ -34,12 +34,14 @@ def alert_rules() -> list[dict[str, object]]:
 
 
 def test_promtool_check_rules() -> None:
+    """promtool accepts every shipped alert rule file."""
     promtool = need(lambda: find_binary("promtool"))
     proc = run([promtool, "check", "rules", *map(str, RULE_FILES)])
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_promtool_unit_tests() -> None:
+    """The shipped rule unit tests pass under promtool."""
     promtool = need(lambda: find_binary("promtool"))
     assert RULE_TESTS
     proc = run([promtool, "test", "rules", *map(str, RULE_TESTS)])
@@ -47,6 +49,7 @@ def test_promtool_unit_tests() -> None:
 
 
 def test_every_alert_is_tested() -> None:
+    """Every alert rule appears in at least one promtool unit test."""
     tested = set()
     for f in RULE_TESTS:
         for t in yaml.safe_load(f.read_text())["tests"]:
@@ -55,6 +58,7 @@ def test_every_alert_is_tested() -> None:
 
 
 def test_rule_conventions() -> None:
+    """The expected alerts exist, each with a severity, summary, description, Grafana URL and a service name."""
     rules = alert_rules()
     names = {str(r["alert"]) for r in rules}
     for want in ("AgentRunErrorRateHigh", "LLMErrorRateHigh", "LLMLatencyP95High", "LLMCostBudgetExceeded",
@@ -89,6 +93,7 @@ def _rendered_config(tmp: Path) -> Path:
 
 
 def test_amtool_check_config() -> None:
+    """amtool accepts the rendered Alertmanager configuration."""
     amtool = need(am_harness.amtool)
     with tempfile.TemporaryDirectory() as d:
         proc = run([amtool, "check-config", str(_rendered_config(Path(d)))])
@@ -101,6 +106,7 @@ def test_amtool_check_config() -> None:
     (["service_name=api"], "slack-warning"),
 ])
 def test_amtool_routes(labels: list[str], receiver: str) -> None:
+    """amtool routes alerts of each severity to the expected receiver."""
     amtool = need(am_harness.amtool)
     with tempfile.TemporaryDirectory() as d:
         proc = run([amtool, "config", "routes", "test", f"--config.file={_rendered_config(Path(d))}",
@@ -109,6 +115,7 @@ def test_amtool_routes(labels: list[str], receiver: str) -> None:
 
 
 def test_alertmanager_config_conventions() -> None:
+    """The Alertmanager config keeps webhook URLs in secret files, groups by service and inhibits warnings."""
     text = AM_CONFIG.read_text()
     assert "hooks.slack.com" not in text and "api_url:" not in text, "webhook URLs must come from a secret file"
     doc = yaml.safe_load(text)
@@ -149,6 +156,7 @@ def test_inhibition_equal_covers_every_label_that_tells_alerts_apart() -> None:
 
 
 def test_timing_overlay_only_changes_timing() -> None:
+    """The fast-timing overlay used by tests changes only group timings, nothing else of the shipped config."""
     with tempfile.TemporaryDirectory() as d:
         url = Path(d) / "url"
         shipped = yaml.safe_load(am_harness.render_config(webhook_file=url))

@@ -26,13 +26,6 @@ def stub() -> Iterator[SlackStub]:
         yield s
 
 
-@pytest.fixture(autouse=True)
-def _reset_selftel() -> Iterator[None]:
-    _selftel.reset()
-    yield
-    _selftel.reset()
-
-
 _made: list[tuple[logging.Logger, SlackAlertHandler]] = []
 
 
@@ -66,8 +59,35 @@ def blocks_text(post: Any) -> str:
     return str(post.text)
 
 
-def test_burst_of_1000_identical_errors_is_one_message_and_one_summary(stub: SlackStub) -> None:
-    log, h = make(stub.url, dedup_window_s=1.0)
+class _ShiftedClock:
+    """The ``time`` module as the Slack handler sees it, with ``monotonic()`` moved forward on demand.
+
+    Lets a test close a dedup window without depending on how fast the machine logs: the burst runs
+    inside a long window, then the clock jumps past its end.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def test_burst_of_1000_identical_errors_is_one_message_and_one_summary(
+    stub: SlackStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,000 identical exceptions inside one dedup window give one alert, then one summary counting 999 repeats.
+
+    The window is long and closed by moving the handler's clock, so a slow machine (a burst taking more than
+    the window) cannot split the burst into two windows.
+    """
+    clock = _ShiftedClock()
+    monkeypatch.setattr(slack_mod, "time", clock)
+    window_s = 60.0
+    log, h = make(stub.url, dedup_window_s=window_s)
     for i in range(1000):
         try:
             fail_here(f"upstream refused request #{i}")
@@ -75,7 +95,10 @@ def test_burst_of_1000_identical_errors_is_one_message_and_one_summary(stub: Sla
             log.exception("agent step failed")
     first = stub.wait_for(1, timeout=5)
     assert "agent step failed" in blocks_text(first[0])
-    posts = stub.wait_for(2, timeout=10)  # the summary comes when the 1 s window closes
+    h.flush(2)
+    assert len(stub.posts) == 1, [p.text for p in stub.posts]  # the repeats are held while the window is open
+    clock.offset += window_s  # the window closes: the sender's sweep sends the summary
+    stub.wait_for(2, timeout=10)
     time.sleep(1.5)  # nothing else may follow
     h.flush(2)
     posts = stub.posts
@@ -89,6 +112,7 @@ def test_burst_of_1000_identical_errors_is_one_message_and_one_summary(stub: Sla
 
 
 def test_different_errors_are_not_merged(stub: SlackStub) -> None:
+    """Different exception types, loggers and plain error logs each get their own Slack message."""
     log, _ = make(stub.url, dedup_window_s=60)
     other, _ = make(stub.url, name="other", dedup_window_s=60)
     for _ in range(3):
@@ -116,6 +140,7 @@ def test_different_errors_are_not_merged(stub: SlackStub) -> None:
 
 
 def test_429_retry_after_is_honoured(stub: SlackStub) -> None:
+    """A 429 from Slack is retried with the same body only after its Retry-After delay."""
     stub.reply(429, headers={"Retry-After": "1"}, body=b"rate_limited")
     log, h = make(stub.url)
     log.error("disk full")
@@ -128,6 +153,7 @@ def test_429_retry_after_is_honoured(stub: SlackStub) -> None:
 
 
 def test_dead_webhook_never_blocks_or_raises() -> None:
+    """A dead or hanging webhook never slows the logging call, drops with a count, and stops within its bound."""
     dead_url = f"http://127.0.0.1:{free_port()}/services/x"  # nothing listens
     with SlackStub(default_delay_s=3.0) as hanging:  # accepts, then answers far too late
         for url in (dead_url, hanging.url):
@@ -154,6 +180,7 @@ def test_dead_webhook_never_blocks_or_raises() -> None:
 
 
 def test_no_secret_reaches_the_message(stub: SlackStub) -> None:
+    """Secrets in the log message and the exception never reach the Slack message body."""
     log, _ = make(stub.url)
     api_key = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
     bearer = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlc2lnbmF0dXJl"
@@ -169,6 +196,7 @@ def test_no_secret_reaches_the_message(stub: SlackStub) -> None:
 
 
 def test_message_carries_context(stub: SlackStub) -> None:
+    """The Slack message carries the error, thread/run/request ids, a short stack and Grafana links."""
     from opentelemetry.sdk.trace import TracerProvider
 
     from agentpress_otel._context import thread_context
@@ -204,6 +232,7 @@ def test_message_carries_context(stub: SlackStub) -> None:
 
 
 def test_global_rate_limit_drops_with_a_count(stub: SlackStub) -> None:
+    """Past the rate limit, alerts are dropped and counted as ``rate_limited``."""
     _, h = make(stub.url, burst=3, rate_per_minute=0.0)
     for i in range(10):
         logging.getLogger(f"test_alerts_slack.rl{i}").propagate = False
@@ -217,6 +246,7 @@ def test_global_rate_limit_drops_with_a_count(stub: SlackStub) -> None:
 
 
 def test_below_min_level_is_ignored(stub: SlackStub) -> None:
+    """Records below the minimum level post nothing."""
     log, h = make(stub.url)
     log.warning("just a warning")
     log.info("info")
@@ -226,6 +256,7 @@ def test_below_min_level_is_ignored(stub: SlackStub) -> None:
 
 
 def test_integration_instrument_uninstrument(stub: SlackStub) -> None:
+    """The Slack integration reads its config from env, installs one handler idempotently and removes it."""
     cfg = load_config(env={"AGENTPRESS_OTEL_SLACK_WEBHOOK_URL": stub.url, "OTEL_SERVICE_NAME": "worker",
                            "AGENTPRESS_OTEL_SLACK_MIN_LEVEL": "warning"})
     assert cfg.slack_webhook_url == stub.url and cfg.slack_min_level == "WARNING"
@@ -277,16 +308,13 @@ def test_structlog_errors_reach_slack(stub: SlackStub) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sink),
         cache_logger_on_first_use=False,
     )
-    try:
-        with capture(slack_webhook_url=stub.url, integrations=["structlog", "slack", "logging"]):
-            log = structlog.get_logger("agentpress.worker")
-            try:
-                fail_here("tool crashed with key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD")
-            except ValueError:
-                log.exception("agent run failed", thread_id="th-9")
-            text = blocks_text(stub.wait_for(1, timeout=5)[0])
-    finally:
-        structlog.reset_defaults()
+    with capture(slack_webhook_url=stub.url, integrations=["structlog", "slack", "logging"]):
+        log = structlog.get_logger("agentpress.worker")
+        try:
+            fail_here("tool crashed with key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD")
+        except ValueError:
+            log.exception("agent run failed", thread_id="th-9")
+        text = blocks_text(stub.wait_for(1, timeout=5)[0])
     assert "agent run failed" in text
     assert "th-9" in text
     assert "ValueError" in text

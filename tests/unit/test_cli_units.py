@@ -42,6 +42,7 @@ from agentpress_otel.cli.doctor import (
 
 
 def test_parser_has_the_three_commands() -> None:
+    """The CLI parser knows ``demo`` (with its options), ``doctor`` and ``stack``."""
     ap = build_parser()
     a = ap.parse_args(["demo", "--threads", "5", "--seed", "3", "--endpoint", "http://x:4317"])
     assert (a.command, a.threads, a.seed, a.endpoint) == ("demo", 5, 3, "http://x:4317")
@@ -50,6 +51,7 @@ def test_parser_has_the_three_commands() -> None:
 
 
 def test_coherent_versions_pass() -> None:
+    """doctor reports no failure for a coherent set of OpenTelemetry package versions."""
     f = version_findings({"opentelemetry-sdk": "1.45.2", "opentelemetry-api": "1.45.2",
                           "opentelemetry-instrumentation-fastapi": "0.66b2"})
     assert not [x for x in f if x.level == "fail" and x.what in ("opentelemetry-api",
@@ -57,6 +59,7 @@ def test_coherent_versions_pass() -> None:
 
 
 def test_mismatched_versions_fail() -> None:
+    """doctor fails mismatched OpenTelemetry versions and names the version each package needs."""
     f = version_findings({"opentelemetry-sdk": "1.45.2", "opentelemetry-api": "1.44.0",
                           "opentelemetry-instrumentation-fastapi": "0.60b1"})
     bad = {x.what: x.detail for x in f if x.level == "fail"}
@@ -66,6 +69,7 @@ def test_mismatched_versions_fail() -> None:
 
 
 def test_percentile_nearest_rank() -> None:
+    """``percentile`` uses the nearest-rank method and returns None for no data."""
     assert percentile([], 50) is None
     assert percentile([10.0], 95) == 10.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
@@ -73,6 +77,7 @@ def test_percentile_nearest_rank() -> None:
 
 
 def test_plans_are_deterministic_and_cover_the_cases() -> None:
+    """The demo's thread plans are the same for the same seed and include the secret-carrying thread."""
     a = plan_threads(4, 7, make_secret(7))
     b = plan_threads(4, 7, make_secret(7))
     assert [p.thread_id for p in a] == [p.thread_id for p in b]
@@ -82,6 +87,7 @@ def test_plans_are_deterministic_and_cover_the_cases() -> None:
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 7])
 def test_every_case_is_covered_whatever_the_thread_count(n: int) -> None:
+    """Every demo case is planned whatever the thread count, the secret-carrying thread included."""
     plans = plan_threads(n, 7, make_secret(7))
     assert len(plans) == n
     assert _skipped_cases(plans) == []
@@ -90,11 +96,13 @@ def test_every_case_is_covered_whatever_the_thread_count(n: int) -> None:
 
 
 def test_skipped_cases_are_named() -> None:
+    """The demo names the cases a plan leaves out."""
     assert _skipped_cases([ThreadPlan("t", "ok", "m", "p")]) == list(CASES)
     assert _skipped_cases([ThreadPlan("t", "full", "m", "p")]) == ["failed run (Slack alert)"]
 
 
 def test_every_number_is_intact_at_80_columns() -> None:
+    """At 80 columns the demo table fits and only the thread column is shortened, every number intact."""
     plans = [ThreadPlan(f"{i}bcdef01-2345-4678-9abc-def012345678", sc, "openai/gpt-4.1-mini", "p", status=st)
              for i, (sc, st) in enumerate([("full", "completed"), ("ok", "completed"), ("fail", "failed")])]
     stats = {
@@ -132,6 +140,7 @@ def test_every_number_is_intact_at_80_columns() -> None:
 
 
 def test_wide_table_has_every_column() -> None:
+    """A wide terminal shows every column of the demo table in full."""
     plans = [ThreadPlan("abcdef01-2345", "full", "openai/gpt-5-mini", "p", status="completed")]
     buf = io.StringIO()
     Console(width=140, file=buf, color_system=None).print(thread_table(plans, {}, 140))
@@ -142,10 +151,12 @@ def test_wide_table_has_every_column() -> None:
 
 
 def test_compact_cost() -> None:
+    """Costs are printed compactly with the significant digits kept."""
     assert [_cost(v) for v in (0.0, 0.000133, 0.0421, 1.234, 12.5)] == ["0", "0.000133", "0.0421", "1.23", "12.50"]
 
 
 def test_export_outcome_names_what_was_lost() -> None:
+    """A failed or late export names how many records of each signal were lost."""
     assert ExportOutcome(False, False, {"spans": 3}).ok  # embedded: nothing to export
     assert ExportOutcome(True).problem("http://c:4317") is None
     msg = ExportOutcome(True, True, {"spans": 12, "logs": 3}).problem("http://c:4317")
@@ -171,10 +182,12 @@ _NO_PROTOCOL: dict[str, str] = {}
     ("http://c:bad", None, _NO_PROTOCOL, None),
 ])
 def test_guess_protocol(endpoint: str | None, protocol: str | None, env: dict[str, str], want: str | None) -> None:
+    """The OTLP protocol is guessed from the endpoint port and explicit settings as the table expects."""
     assert guess_protocol(endpoint, protocol, env) == want
 
 
 def test_env_endpoint_on_4318_gets_http_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An env endpoint on port 4318 gets http/protobuf, and the config reports the protocol as guessed."""
     for var in ("AGENTPRESS_OTEL_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL", "AGENTPRESS_OTEL_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
@@ -185,6 +198,7 @@ def test_env_endpoint_on_4318_gets_http_and_says_so(monkeypatch: pytest.MonkeyPa
 
 
 def test_config_rows_name_the_real_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """doctor's config rows name where each value came from (env variable, generated)."""
     monkeypatch.delenv("AGENTPRESS_OTEL_INTEGRATIONS", raising=False)
     monkeypatch.delenv("AGENTPRESS_OTEL_SERVICE_INSTANCE_ID", raising=False)
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
@@ -199,6 +213,7 @@ def test_config_rows_name_the_real_source(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_quiet_blames_the_signal_that_logged() -> None:
+    """The exporter log catcher attributes each error to the signal whose exporter logged it."""
     quiet = _Quiet()
     grpc_logger = logging.getLogger("opentelemetry.exporter.otlp.proto.grpc.exporter")
 
@@ -222,6 +237,7 @@ def _python_sleeper() -> subprocess.Popen[bytes]:
 
 def test_stack_down_spares_an_unrelated_process_with_a_reused_pid(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``stack down`` does not kill an unrelated process that reuses a recorded pid."""
     # The recorded slack stand-in is gone and its pid now belongs to another python3 process.
     other = _python_sleeper()
     try:
@@ -249,6 +265,7 @@ class _Post:
 
 
 def test_slack_text_reads_block_kit() -> None:
+    """The demo's Slack summary reads the text of Block Kit messages and of plain ones."""
     msg = {"text": "fallback", "blocks": [
         {"type": "header", "text": {"type": "plain_text", "text": "ERROR in api"}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Thread*\n`t-1`"}]},
@@ -261,6 +278,7 @@ def test_slack_text_reads_block_kit() -> None:
 
 @pytest.mark.parametrize("base", ["http://localhost:3000", "http://localhost:3000/"])
 def test_grafana_links(base: str) -> None:
+    """The demo prints Grafana links to the dashboards folder, the thread, the trace and the frontend."""
     links = dict(grafana_links(base, "t-1", "ab" * 16))
     assert links["Dashboards (folder AgentPress)"] == "http://localhost:3000/dashboards/f/agentpress/"
     assert links["Thread t-1"].endswith("/d/agentpress-thread-explorer?var-thread_id=t-1")
@@ -269,6 +287,7 @@ def test_grafana_links(base: str) -> None:
 
 
 def test_dashboard_links_match_the_provisioned_dashboards() -> None:
+    """The dashboards the demo links to are exactly the provisioned ones."""
     from agentpress_otel.cli.demo import DASHBOARDS
     from harness import REPO_ROOT
 

@@ -21,6 +21,7 @@ def _exe(path: Path) -> Path:
 
 
 def test_explicit_path_wins_over_env_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An explicit Collector path beats the environment variable, which beats the build cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     env_bin = _exe(tmp_path / "env" / "otelcol")
     arg_bin = _exe(tmp_path / "arg" / "otelcol")
@@ -30,12 +31,14 @@ def test_explicit_path_wins_over_env_and_cache(tmp_path: Path, monkeypatch: pyte
 
 
 def test_a_bad_explicit_path_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Collector path in the environment that does not exist is a clear error naming the variable."""
     monkeypatch.setenv(cb.ENV_BIN, str(tmp_path / "nope"))
     with pytest.raises(ComponentMissing, match=cb.ENV_BIN):
         cb.collector_binary()
 
 
 def test_cache_key_follows_manifest_builder_and_go() -> None:
+    """The Collector build cache key changes with the Go version and the manifest, and reads the builder version."""
     manifest = cb.deploy_file(cb.MANIFEST).read_text()
     key = cb.cache_key("go1.26.8", manifest)
     assert key == cb.cache_key("go1.26.8", manifest)
@@ -45,6 +48,7 @@ def test_cache_key_follows_manifest_builder_and_go() -> None:
 
 
 def test_without_go_a_cached_build_of_this_manifest_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Go on PATH, a cached build of the same manifest is found and used."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv(cb.ENV_BIN, raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")  # no go

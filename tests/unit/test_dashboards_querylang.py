@@ -184,27 +184,32 @@ BAD_TRACEQL = [
 
 @pytest.mark.parametrize("q", GOOD_LOGQL)
 def test_logql_grammar_accepts(q: str) -> None:
+    """Our LogQL grammar accepts each valid query."""
     parse_logql(q)
 
 
 @pytest.mark.parametrize("q", BAD_LOGQL)
 def test_logql_grammar_rejects(q: str) -> None:
+    """Our LogQL grammar rejects each invalid query with a QueryError."""
     with pytest.raises(QueryError):
         parse_logql(q)
 
 
 @pytest.mark.parametrize("q", GOOD_TRACEQL)
 def test_traceql_grammar_accepts(q: str) -> None:
+    """Our TraceQL grammar accepts each valid query."""
     parse_traceql(q)
 
 
 @pytest.mark.parametrize("q", BAD_TRACEQL)
 def test_traceql_grammar_rejects(q: str) -> None:
+    """Our TraceQL grammar rejects each invalid query with a QueryError."""
     with pytest.raises(QueryError):
         parse_traceql(q)
 
 
 def test_trees_report_fields() -> None:
+    """The parse trees report the selectors, fields, filters, attributes and stages a query uses."""
     lq = parse_logql('sum by (exception_type) (count_over_time({service_name="w"} | exception_type != "" [1m]))')
     assert lq.selector == [("service_name", "=", "w")] and lq.fields == {"service_name", "exception_type"}
     assert lq.metric and lq.filters == [("exception_type", "!=", "")]

@@ -85,12 +85,14 @@ def provisioned_datasources() -> dict[str, str]:
 
 
 def test_generated_files_are_current() -> None:
+    """The committed dashboard JSON is what build_dashboards.py generates now."""
     proc = subprocess.run([sys.executable, str(GRAFANA / "build_dashboards.py"), "--check"],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_expected_dashboards_exist() -> None:
+    """Every expected dashboard is present."""
     titles = {d["title"] for _, d in load_dashboards()}
     for want in ("Agent overview", "LLM usage and cost", "Thread explorer", "Service health (RED)", "Frontend",
                  "Telemetry pipeline"):
@@ -98,6 +100,7 @@ def test_expected_dashboards_exist() -> None:
 
 
 def test_dashboard_uids_unique_and_stable() -> None:
+    """Dashboard uids are unique and short lowercase slugs."""
     uids = [d["uid"] for _, d in load_dashboards()]
     assert len(uids) == len(set(uids))
     assert all(re.fullmatch(r"[a-z0-9-]{1,40}", u) for u in uids)
@@ -105,6 +108,7 @@ def test_dashboard_uids_unique_and_stable() -> None:
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
 def test_panel_structure(path: Path) -> None:
+    """Each dashboard's panels have unique ids, a title, a query and non-overlapping places inside the grid."""
     dash = json.loads(path.read_text())
     assert dash["schemaVersion"] >= 36
     panels = all_panels(dash)
@@ -128,6 +132,7 @@ def test_panel_structure(path: Path) -> None:
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
 def test_datasources_are_provisioned(path: Path) -> None:
+    """Every panel and target names a provisioned datasource of the matching type."""
     provisioned = provisioned_datasources()
     dash = json.loads(path.read_text())
     refs = [p.get("datasource") for p in all_panels(dash) if p["type"] != "row"]
@@ -141,6 +146,7 @@ def test_datasources_are_provisioned(path: Path) -> None:
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
 def test_variables_used_are_defined(path: Path) -> None:
+    """Every variable a dashboard uses is defined, and before any variable query that uses it."""
     dash = json.loads(path.read_text())
     defined = {v["name"] for v in dash["templating"]["list"]}
     text = json.dumps(dash["panels"]) + json.dumps([v.get("definition", "") for v in dash["templating"]["list"]])
@@ -157,6 +163,7 @@ def test_variables_used_are_defined(path: Path) -> None:
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
 def test_promql_parses(path: Path) -> None:
+    """Every PromQL expression in the dashboards parses."""
     promql_parser = pytest.importorskip("promql_parser")
     dash = json.loads(path.read_text())
     exprs = [(title, t["expr"]) for title, t in targets(dash, "prometheus")]
@@ -199,6 +206,7 @@ def loki_index_labels() -> set[str]:
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
 def test_logql_syntax_and_fields(path: Path) -> None:
+    """LogQL queries parse, select on index labels only, and use only fields we emit."""
     dash = json.loads(path.read_text())
     index_labels = loki_index_labels()
     text, documented_sm = _documented_names()
@@ -250,6 +258,7 @@ def _emitted_genai_attributes() -> set[str]:
 
 
 def test_traceql_uses_emitted_attributes() -> None:
+    """TraceQL queries use explicit scopes and only attributes we emit and document."""
     emitted = _emitted_genai_attributes() | CONTRACT_SPAN_ATTRS
     assert "gen_ai.usage.cache_read.input_tokens" in emitted  # sanity: the probe worked
     text, _ = _documented_names()
@@ -276,6 +285,7 @@ def test_provisioning_escapes_grafana_macros() -> None:
 
 
 def test_datasource_links() -> None:
+    """The provisioned datasources link metrics to traces and traces to logs and back."""
     doc = yaml.safe_load((PROVISIONING / "datasources" / "datasources.yaml").read_text())
     by_uid = {d["uid"]: d for d in doc["datasources"]}
     assert set(by_uid) >= {"prometheus", "tempo", "loki", "alertmanager"}

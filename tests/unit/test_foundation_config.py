@@ -10,6 +10,7 @@ from agentpress_otel._config import DEFAULT_EXCLUDED_URLS, INTEGRATIONS, ConfigE
 
 
 def test_defaults() -> None:
+    """With no arguments and no environment, the configuration has the documented defaults."""
     cfg = load_config({}, env={})
     assert cfg.service_name == "unknown_service:python"
     assert cfg.protocol == "grpc"
@@ -21,6 +22,7 @@ def test_defaults() -> None:
 
 
 def test_precedence_argument_ours_standard_default() -> None:
+    """Precedence is argument, then AGENTPRESS_OTEL_*, then OTEL_*, then default, and the source is recorded."""
     env = {"OTEL_SERVICE_NAME": "std", "AGENTPRESS_OTEL_SERVICE_NAME": "ours"}
     assert load_config({}, env=env).service_name == "ours"
     assert load_config({}, env=env).sources["service_name"] == "AGENTPRESS_OTEL_SERVICE_NAME"
@@ -30,6 +32,7 @@ def test_precedence_argument_ours_standard_default() -> None:
 
 
 def test_standard_variables() -> None:
+    """The standard OTEL_* variables set protocol, endpoint, headers, version, environment and resource attributes."""
     env = {
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20x,x-tenant=a",
@@ -51,11 +54,13 @@ def test_standard_variables() -> None:
 
 
 def test_ours_beats_standard_sampler() -> None:
+    """AGENTPRESS_OTEL_SAMPLE_RATIO beats OTEL_TRACES_SAMPLER."""
     env = {"OTEL_TRACES_SAMPLER": "always_off", "AGENTPRESS_OTEL_SAMPLE_RATIO": "0.5"}
     assert load_config({}, env=env).sample_ratio == 0.5
 
 
 def test_integration_switches() -> None:
+    """Integrations can be disabled by env or limited to an explicit list."""
     cfg = load_config({}, env={"AGENTPRESS_OTEL_DISABLED_INTEGRATIONS": "litellm, redis"})
     assert not cfg.enabled("litellm") and not cfg.enabled("redis") and cfg.enabled("fastapi")
     cfg = load_config({"integrations": ["fastapi"]}, env={})
@@ -162,6 +167,7 @@ def test_explicit_ratio_beats_a_bad_standard_sampler(
 def test_standard_samplers_are_parent_based_only_when_named_so(
     sampler: str, arg: str | None, ratio: float, parent_based: bool
 ) -> None:
+    """Each standard sampler name maps to the right ratio, parent-based only when its name says so."""
     env = {"OTEL_TRACES_SAMPLER": sampler, **({"OTEL_TRACES_SAMPLER_ARG": arg} if arg else {})}
     cfg = load_config({}, env=env)
     assert (cfg.sample_ratio, cfg.parent_based_sampling) == (ratio, parent_based)
@@ -169,6 +175,7 @@ def test_standard_samplers_are_parent_based_only_when_named_so(
 
 
 def test_malformed_resource_attributes_are_skipped_not_fatal() -> None:
+    """Malformed resource attribute entries are skipped with a warning each, the valid ones kept."""
     env = {
         "OTEL_RESOURCE_ATTRIBUTES": "novalue,team=agents,=x",
         "AGENTPRESS_OTEL_RESOURCE_ATTRIBUTES": "tier=gold,oops",
@@ -181,6 +188,7 @@ def test_malformed_resource_attributes_are_skipped_not_fatal() -> None:
 
 
 def test_schedule_delays_and_internal_hosts() -> None:
+    """Schedule delays default to 1 s and follow their variables; internal hosts are parsed from env."""
     cfg = load_config({}, env={})
     assert (cfg.schedule_delay_s, cfg.log_schedule_delay_s) == (1.0, 1.0)
     cfg = load_config({}, env={"OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_BLRP_SCHEDULE_DELAY": "300"})
@@ -207,6 +215,7 @@ def test_schedule_delays_and_internal_hosts() -> None:
     ],
 )
 def test_time_units_per_variable(env: dict[str, str], export_timeout_s: float, metric_interval_s: float) -> None:
+    """Each time variable is read in its documented unit (milliseconds or seconds)."""
     cfg = load_config({}, env=env)
     assert cfg.export_timeout_s == pytest.approx(export_timeout_s)
     assert cfg.metric_interval_s == pytest.approx(metric_interval_s)

@@ -48,6 +48,7 @@ def _server_paths(cap: Capture) -> list[str]:
 
 
 def test_default_exclusions_are_exact_paths_with_optional_slash() -> None:
+    """Default excluded paths match exactly (optional trailing slash), not as prefixes."""
     app = _app()
     with capture(app=app, integrations=["fastapi"]) as cap:
         paths = ["/health", "/health/", "/health?x=1", "/api/health", "/healthcheck", "/metrics-report",
@@ -58,6 +59,7 @@ def test_default_exclusions_are_exact_paths_with_optional_slash() -> None:
 
 @pytest.mark.parametrize("var", ["OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS"])
 def test_standard_excluded_urls_are_regexes_searched_in_the_path(monkeypatch: pytest.MonkeyPatch, var: str) -> None:
+    """The standard excluded-URLs variable replaces the defaults and its entries are searched as regexes."""
     monkeypatch.setenv(var, "client/.*/info,healthcheck")
     app = _app()
     with capture(app=app, integrations=["fastapi"]) as cap:
@@ -67,6 +69,7 @@ def test_standard_excluded_urls_are_regexes_searched_in_the_path(monkeypatch: py
 
 
 def test_app_set_request_id_is_not_duplicated() -> None:
+    """A request id the app sets itself is kept, and every response has exactly one."""
     app = _app()
     with capture(app=app, integrations=["fastapi"]):
         (own, other) = asyncio.run(_get(app, "/own-rid", "/api/thread/t1/x"))
@@ -76,6 +79,7 @@ def test_app_set_request_id_is_not_duplicated() -> None:
 
 @pytest.mark.parametrize("trust", [False, True])
 def test_inbound_baggage_user_id_is_not_trusted_by_default(trust: bool) -> None:
+    """Inbound baggage labels work with project and run ids, but sets the user id only when trusted."""
     seen: list[dict[str, str]] = []
     app = _app(seen)
     baggage = "user.id=admin-spoofed,agentpress.project.id=p-9,agentpress.agent_run.id=r-3"

@@ -29,7 +29,7 @@ class SlowExporter(SpanExporter):
 
 
 def test_queue_full_drops_are_counted_exactly() -> None:
-    _selftel.reset()
+    """Every span is either exported or counted as dropped when the queue is full."""
     exporter = SlowExporter(0.0)
     proc = DropCountingSpanProcessor(CountingSpanExporter(lambda: exporter), max_queue_size=16)
     tp = TracerProvider()
@@ -47,7 +47,6 @@ def test_queue_full_drops_are_counted_exactly() -> None:
 
 def test_full_queue_evicts_the_oldest_and_keeps_the_newest() -> None:
     """What docs/configuration.md promises: a full queue still takes the new span and evicts the oldest."""
-    _selftel.reset()
     names: list[str] = []
 
     class Recording(SlowExporter):
@@ -70,7 +69,7 @@ def test_full_queue_evicts_the_oldest_and_keeps_the_newest() -> None:
 
 
 def test_failed_exports_are_counted() -> None:
-    _selftel.reset()
+    """Spans whose export fails are counted as ``export_failed``."""
     exporter = SlowExporter(0.0, fail=True)
     exporter.gate.set()
     tp = TracerProvider()
@@ -83,7 +82,7 @@ def test_failed_exports_are_counted() -> None:
 
 
 def test_counters_are_exported_as_metrics() -> None:
-    _selftel.reset()
+    """Drop and error counters are exported as metrics with their labels."""
     with capture(integrations=[]) as cap:
         _selftel.record_dropped("logs", "queue_full", 7)
         _selftel.record_error("unit-test", ValueError("boom"))
@@ -120,7 +119,6 @@ def test_failed_metric_exports_count_every_lost_point() -> None:
         def shutdown(self, timeout_millis: float = 30_000, **kw: object) -> None:
             return None
 
-    _selftel.reset()
     inner = Refusing()
     reader = PeriodicExportingMetricReader(CountingMetricExporter(lambda: inner), export_interval_millis=3_600_000)
     mp = MeterProvider(metric_readers=[reader])

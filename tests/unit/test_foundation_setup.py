@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
@@ -14,18 +13,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 import agentpress_otel
-from agentpress_otel import _export, _setup
+from agentpress_otel import _export
 from agentpress_otel.testing import capture
 
 
-@pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
-    _setup._reset_for_tests()
-    yield
-    _setup._reset_for_tests()
-
-
 def test_sdk_disabled_never_raises_whatever_else_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_SDK_DISABLED gives a disabled, non-recording handle even with bad settings and arguments."""
     for var, value in {
         "OTEL_SDK_DISABLED": "true",
         "AGENTPRESS_OTEL_SAMPLE_RATIO": "abc",
@@ -46,6 +39,7 @@ def test_sdk_disabled_never_raises_whatever_else_is_set(monkeypatch: pytest.Monk
 
 
 def test_bad_argument_raises_when_enabled() -> None:
+    """When enabled, a bad argument raises ConfigError naming the option."""
     with pytest.raises(agentpress_otel.ConfigError, match="sample_ratio"):
         agentpress_otel.instrument(sample_ratio=5.0, export_otlp=False, integrations=[])
 
@@ -76,6 +70,7 @@ def test_sampler_follows_the_parent_only_when_parent_based(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], under_sampled_parent: bool, under_unsampled_parent: bool,
     root: bool,
 ) -> None:  # fmt: skip
+    """The sampler follows a remote parent's decision only when it is parent-based."""
     for var, value in env.items():
         monkeypatch.setenv(var, value)
     with capture(integrations=[]) as cap:
@@ -86,6 +81,7 @@ def test_sampler_follows_the_parent_only_when_parent_based(
 
 
 def test_schedule_delays_reach_the_batch_processors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The configured schedule delays reach the span and log batch processors."""
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
     monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "300")
     tel = agentpress_otel.instrument(endpoint="http://127.0.0.1:9", protocol="http/protobuf", integrations=[])
@@ -101,6 +97,7 @@ def test_schedule_delays_reach_the_batch_processors(monkeypatch: pytest.MonkeyPa
 
 
 def test_instrument_after_shutdown_warns_and_returns_a_disabled_handle() -> None:
+    """instrument() after shutting down the global providers returns a disabled handle that works as a no-op."""
     mem = InMemorySpanExporter()
     first = agentpress_otel.instrument(
         export_otlp=False, integrations=[], additional_span_processors=[SimpleSpanProcessor(mem)]
@@ -120,6 +117,7 @@ def test_instrument_after_shutdown_warns_and_returns_a_disabled_handle() -> None
 
 
 def test_shutdown_stops_our_processors_on_the_apps_provider() -> None:
+    """On an app's own provider, shutdown stops only our processors and instrumenting again works."""
     app_tp = TracerProvider()
     trace.set_tracer_provider(app_tp)
     tel = agentpress_otel.instrument(endpoint="http://127.0.0.1:9", protocol="http/protobuf", integrations=[],
@@ -146,15 +144,12 @@ def test_redact_hash_key_argument_makes_tags_match_across_processes() -> None:
 
     secret = "sk-proj-" + "Q7" * 20
     tags = []
-    try:
-        for _ in range(2):  # each round rebuilds the process-wide redactor, as a fresh process would
-            configure_redaction()
-            with capture(redact_hash_key="shared-key-0123456789"):
-                tags.append(agentpress_otel.redact(secret))
+    for _ in range(2):  # each round rebuilds the process-wide redactor, as a fresh process would
         configure_redaction()
-        unkeyed = agentpress_otel.redact(secret)
-    finally:
-        configure_redaction()
+        with capture(redact_hash_key="shared-key-0123456789"):
+            tags.append(agentpress_otel.redact(secret))
+    configure_redaction()
+    unkeyed = agentpress_otel.redact(secret)
     assert tags[0] == tags[1] and tags[0].startswith("[REDACTED:openai_key:")
     assert unkeyed != tags[0]
 
@@ -174,6 +169,7 @@ class _SlowShutdown(SimpleSpanProcessor):
 
 
 def test_a_late_shutdown_does_not_unbind_genai_from_a_newer_handle() -> None:
+    """A shutdown finishing after its deadline does not unbind GenAI from a newer handle."""
     import time
 
     from agentpress_otel.genai import _state

@@ -11,6 +11,7 @@ from agentpress_otel.genai._testkit import Kit
 
 
 def test_nesting_merges_and_restores() -> None:
+    """Nested thread_context blocks merge their ids and restore the outer ones on exit."""
     assert current_ids() == {}
     with thread_context(project_id="p1", thread_id="t1"):
         with thread_context(agent_run_id="r1", thread_id="t2"):
@@ -20,6 +21,7 @@ def test_nesting_merges_and_restores() -> None:
 
 
 def test_current_ids_returns_copy() -> None:
+    """current_ids() returns a copy: changing it does not change the context."""
     with thread_context(user_id="u1"):
         ids = current_ids()
         ids["user_id"] = "evil"
@@ -27,6 +29,7 @@ def test_current_ids_returns_copy() -> None:
 
 
 async def test_async_with_tasks_and_to_thread() -> None:
+    """Ids set with ``async with`` reach child tasks and to_thread calls, and are gone afterwards."""
     async with thread_context(thread_id="t1", request_id="q1"):
         async def child() -> dict[str, str]:
             await asyncio.sleep(0)
@@ -38,6 +41,7 @@ async def test_async_with_tasks_and_to_thread() -> None:
 
 
 def test_processor_sets_attributes(kit: Kit) -> None:
+    """ContextSpanProcessor puts the context ids on a span under their attribute names."""
     tracer = kit.tracer_provider.get_tracer("t")
     with thread_context(project_id="p", thread_id="t", agent_run_id="r", user_id="u", request_id="q"), \
             tracer.start_as_current_span("x"):
@@ -53,6 +57,7 @@ def test_processor_sets_attributes(kit: Kit) -> None:
 
 
 def test_inject_extract_roundtrip_other_process_shape(kit: Kit) -> None:
+    """inject() then extract() in a fresh context carries the trace and the ids, only inside the block."""
     tracer = kit.tracer_provider.get_tracer("t")
     with thread_context(thread_id="t9", agent_run_id="r9"), tracer.start_as_current_span("producer") as sp:
         carrier = inject()
@@ -72,6 +77,7 @@ def test_inject_extract_roundtrip_other_process_shape(kit: Kit) -> None:
 
 
 def test_baggage_only_ids_are_honoured(kit: Kit) -> None:
+    """Ids present only in OTel baggage are returned by current_ids() and put on spans."""
     from opentelemetry import baggage
     from opentelemetry import context as otel_context
 
@@ -87,15 +93,18 @@ def test_baggage_only_ids_are_honoured(kit: Kit) -> None:
 
 
 def test_extract_garbage_is_harmless() -> None:
+    """extract() of malformed headers yields no ids and does not raise."""
     with extract({"traceparent": "nonsense", "baggage": "%%%"}) as ids:
         assert ids == {}
 
 
 def test_processor_never_raises() -> None:
+    """ContextSpanProcessor.on_start does not raise on a bad span."""
     ContextSpanProcessor().on_start(None)  # type: ignore[arg-type]
 
 
 def test_current_ids_is_cheap() -> None:
+    """current_ids() costs microseconds, and nothing is stored when no ids are set."""
     with thread_context(project_id="p", thread_id="t", agent_run_id="r"):
         # Not a timing assertion on the build machine: just guard against accidental O(ms) work.
         per_call = min(timeit.repeat(current_ids, number=2000, repeat=3)) / 2000

@@ -43,6 +43,7 @@ def _attrs(kit: Kit, name: str) -> dict[str, Any]:
 
 
 async def test_generator_returned_by_coroutine_but_never_iterated_still_ends_span(kit: Kit) -> None:
+    """A generator returned by a decorated coroutine and never iterated still ends its span, closed early."""
     async def chunks() -> AsyncIterator[str]:
         yield "a"
 
@@ -64,6 +65,7 @@ async def test_generator_returned_by_coroutine_but_never_iterated_still_ends_spa
 
 
 async def test_generator_returned_by_coroutine_closed_before_iterating(kit: Kit) -> None:
+    """A returned generator closed before iterating ends its span early; a fresh one still yields normally."""
     async def chunks() -> AsyncGenerator[str, None]:
         yield "a"
 
@@ -84,6 +86,7 @@ async def test_generator_returned_by_coroutine_closed_before_iterating(kit: Kit)
 
 
 def test_throw_is_forwarded_into_a_decorated_generator(kit: Kit) -> None:
+    """``throw()`` reaches the decorated generator, which can recover, and its span is not an error."""
     def inner() -> Generator[str, None, None]:
         while True:
             try:
@@ -101,6 +104,7 @@ def test_throw_is_forwarded_into_a_decorated_generator(kit: Kit) -> None:
 
 
 def test_contextmanager_over_decorated_generator_still_suppresses(kit: Kit) -> None:
+    """A contextmanager built on a decorated generator still suppresses exceptions, and records those it does not."""
     @contextlib.contextmanager
     @tool_call("cm")
     def suppressing() -> Iterator[None]:
@@ -125,6 +129,7 @@ def test_contextmanager_over_decorated_generator_still_suppresses(kit: Kit) -> N
 
 
 async def test_athrow_is_forwarded_into_a_decorated_async_generator(kit: Kit) -> None:
+    """``athrow()`` reaches the decorated async generator, which can recover, and its span is not an error."""
     async def inner() -> AsyncGenerator[str, None]:
         while True:
             try:
@@ -161,6 +166,7 @@ async def test_athrow_is_forwarded_into_a_decorated_async_generator(kit: Kit) ->
 
 @pytest.mark.parametrize("bad", ["abc", float("nan"), float("inf"), [1], -5, True, object()])
 def test_set_usage_ignores_and_counts_bad_values(kit: Kit, bad: Any) -> None:
+    """set_usage() skips and counts invalid token values and keeps the valid ones."""
     before = _selftel.errors("genai.invalid_value")
     with llm_call(model="gpt-5", provider="openai") as c:
         c.set_usage(input_tokens=bad, output_tokens=7, cache_read_tokens=bad)
@@ -172,6 +178,7 @@ def test_set_usage_ignores_and_counts_bad_values(kit: Kit, bad: Any) -> None:
 
 
 def test_set_usage_converts_numeric_strings_and_floats(kit: Kit) -> None:
+    """set_usage() accepts numeric strings and whole floats as token counts."""
     with llm_call(model="gpt-5", provider="openai") as c:
         c.set_usage(input_tokens="12", output_tokens=3.0)
     a = _attrs(kit, "chat gpt-5")
@@ -179,6 +186,7 @@ def test_set_usage_converts_numeric_strings_and_floats(kit: Kit) -> None:
 
 
 def test_timing_setters_validate_and_span_always_ends(kit: Kit) -> None:
+    """Invalid timing values are counted and skipped; valid ones set time-to-first-chunk; the span ends."""
     before = _selftel.errors("genai.invalid_value")
     with llm_call(model="gpt-5", provider="openai") as c:
         c.chunk("now")
@@ -195,6 +203,7 @@ def test_timing_setters_validate_and_span_always_ends(kit: Kit) -> None:
 
 
 def test_span_ends_even_when_end_processing_fails(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The LLM span still ends when processing at its end raises."""
     def boom(*_a: Any, **_k: Any) -> None:
         raise RuntimeError("price table broken")
 
@@ -205,6 +214,7 @@ def test_span_ends_even_when_end_processing_fails(kit: Kit, monkeypatch: pytest.
 
 
 def test_decorated_llm_call_with_hostile_return_value(kit: Kit) -> None:
+    """A decorated LLM function's odd return value is returned unchanged and the span still ends."""
     class Weird:
         def __getattr__(self, k: str) -> Any:
             raise KeyError(k)  # a common mistake: KeyError instead of AttributeError
@@ -218,12 +228,14 @@ def test_decorated_llm_call_with_hostile_return_value(kit: Kit) -> None:
 
 
 def test_set_response_single_string_finish_reason(kit: Kit) -> None:
+    """A single string finish reason is recorded as a one-item tuple."""
     with llm_call(model="gpt-5", provider="openai") as c:
         c.set_response(id="r1", finish_reasons="stop")
     assert _attrs(kit, "chat")["gen_ai.response.finish_reasons"] == ("stop",)
 
 
 def test_one_bad_request_param_keeps_the_span_and_the_rest(kit: Kit) -> None:
+    """A bad request parameter is dropped while the span and the valid parameters are kept."""
     with llm_call(model="gpt-5", provider="openai", stop=5, n="x", temperature=0.5, top_p=[1],
                   response_format={"type": "text"}, max_tokens=10):
         pass
@@ -238,6 +250,7 @@ def test_one_bad_request_param_keeps_the_span_and_the_rest(kit: Kit) -> None:
     (dict, "json"), ({"type": "weird"}, None),
 ])
 def test_response_format_to_output_type(kit: Kit, rf: Any, expected: str | None) -> None:
+    """Each response_format maps to the expected ``gen_ai.output.type``."""
     with llm_call(model="gpt-5", provider="openai", response_format=rf):
         pass
     assert _attrs(kit, "chat").get("gen_ai.output.type") == expected
@@ -247,6 +260,7 @@ def test_response_format_to_output_type(kit: Kit, rf: Any, expected: str | None)
 
 
 def test_record_usage_anthropic_shape_adds_cache_to_input(kit: Kit) -> None:
+    """Anthropic usage adds cache reads and writes to the input tokens and prices them."""
     with llm_call(model="claude-sonnet-4", provider="anthropic") as c:
         assert c.record_usage({"input_tokens": 100, "output_tokens": 50, "cache_read_input_tokens": 1000,
                                "cache_creation_input_tokens": 200})
@@ -259,6 +273,7 @@ def test_record_usage_anthropic_shape_adds_cache_to_input(kit: Kit) -> None:
 
 
 def test_record_usage_openai_responses_shape(kit: Kit) -> None:
+    """OpenAI Responses usage keeps input tokens as given and reads cached and reasoning tokens."""
     with llm_call(model="gpt-5", provider="openai") as c:
         assert c.record_usage({"input_tokens": 1200, "output_tokens": 300, "total_tokens": 1500,
                                "input_tokens_details": {"cached_tokens": 1000},
@@ -278,6 +293,7 @@ class _History(list[Any]):
 
 
 def test_pending_metrics_do_not_keep_the_message_history_alive(capture_kit: Kit) -> None:
+    """Deferred metrics do not keep the caller's message history or the call object alive."""
     ins = _state.STATE.instruments
     assert ins.deferred
     history = _History([{"role": "user", "content": "x" * 1000}])
@@ -299,6 +315,7 @@ def test_pending_metrics_do_not_keep_the_message_history_alive(capture_kit: Kit)
 
 
 def test_without_a_metric_reader_nothing_is_queued() -> None:
+    """Without a metric reader, no measurement is queued."""
     class Tel:
         tracer_provider = TracerProvider()
         meter_provider = MeterProvider(metric_readers=[])
@@ -306,20 +323,18 @@ def test_without_a_metric_reader_nothing_is_queued() -> None:
         config = None
 
     _state.configure(Tel())
-    try:
-        ins = _state.STATE.instruments
-        assert not ins.deferred
-        for _ in range(20):
-            with llm_call(model="gpt-5", provider="openai") as c:
-                c.set_usage(input_tokens=1, output_tokens=1)
-            with tool_call("t"):
-                pass
-        assert len(ins.pending) == 0 and not ins.sums
-    finally:
-        _state.unconfigure()
+    ins = _state.STATE.instruments
+    assert not ins.deferred
+    for _ in range(20):
+        with llm_call(model="gpt-5", provider="openai") as c:
+            c.set_usage(input_tokens=1, output_tokens=1)
+        with tool_call("t"):
+            pass
+    assert len(ins.pending) == 0 and not ins.sums
 
 
 def test_response_maps_are_bounded() -> None:
+    """The response-id map stays bounded and keeps the newest entries."""
     lru = _spans._LRU(size=10)
     for i in range(1000):
         lru.put(i, (None, "p", "m"))  # type: ignore[arg-type]
@@ -331,6 +346,7 @@ def test_response_maps_are_bounded() -> None:
 
 
 def test_metric_labels_follow_semconv(kit: Kit) -> None:
+    """Metric labels follow the GenAI semantic conventions (error.type only on durations)."""
     with llm_call(model="gpt-5", provider="openai") as c:
         c.set_usage(input_tokens=5, output_tokens=1)
         c.fail(ValueError("x"))
@@ -348,6 +364,7 @@ def test_metric_labels_follow_semconv(kit: Kit) -> None:
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -math.inf, "abc"])
 def test_record_score_rejects_non_finite(kit: Kit, bad: Any) -> None:
+    """record_score() rejects non-finite values, counts them, and records nothing."""
     before = _selftel.errors("genai.score")
     assert record_score("judge", bad) is False
     assert _selftel.errors("genai.score") - before == 1
@@ -357,11 +374,13 @@ def test_record_score_rejects_non_finite(kit: Kit, bad: Any) -> None:
 
 
 def test_record_score_rejects_missing_name(kit: Kit) -> None:
+    """record_score() without a name records nothing."""
     assert record_score(None, 0.5) is False  # type: ignore[arg-type]
     assert kit.metric_count("agentpress.evaluation.score") == 0
 
 
 def test_record_score_explanation_model_provider_and_return_value(kit: Kit) -> None:
+    """record_score() stringifies the explanation, labels from arguments, and targets the current span by default."""
     tracer = kit.tracer_provider.get_tracer("t")
     with tracer.start_as_current_span("feedback_request"):
         # The evaluated call ran in another process: not found here, labelled from the arguments.
@@ -396,6 +415,7 @@ def test_record_score_explanation_model_provider_and_return_value(kit: Kit) -> N
     ("openrouter/some-vendor/unlisted-model:free", prices_mod.Price(0.0, 0.0, 0.0, 0.0)),
 ])
 def test_price_variants(model: str, price: prices_mod.Price) -> None:
+    """Model name variants resolve to the expected price entries."""
     assert prices_mod.lookup(model) == price
 
 
@@ -404,6 +424,7 @@ def test_price_variants(model: str, price: prices_mod.Price) -> None:
     "qwen/qwen3-235b-a22b-2507", "gemini-2.5-flash-image-preview", "claude-sonnet-4-5",
 ])
 def test_unlisted_variants_are_unpriced_not_priced_as_their_family(kit: Kit, model: str) -> None:
+    """An unlisted variant is unpriced and counted, not priced as its model family."""
     assert prices_mod.lookup(model) is None
     with llm_call(model=model, provider="x") as c:
         c.set_usage(input_tokens=10, output_tokens=10)
@@ -412,6 +433,7 @@ def test_unlisted_variants_are_unpriced_not_priced_as_their_family(kit: Kit, mod
 
 
 def test_free_variant_costs_zero(kit: Kit) -> None:
+    """A ``:free`` model variant costs zero and is not counted as unpriced."""
     with llm_call(model="moonshotai/kimi-k2:free", provider="openrouter") as c:
         c.set_usage(input_tokens=1000, output_tokens=1000)
     assert _attrs(kit, "chat")["agentpress.llm.cost_usd"] == 0.0
@@ -422,6 +444,7 @@ def test_free_variant_costs_zero(kit: Kit) -> None:
 
 
 def test_invalid_capture_env_value_warns_and_captures_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """An invalid content-capture env value warns and captures nothing; ``span_only`` captures."""
     logger = logging.getLogger("agentpress_otel.internal")
     logger.addHandler(caplog.handler)
     try:
@@ -434,6 +457,7 @@ def test_invalid_capture_env_value_warns_and_captures_nothing(caplog: pytest.Log
 
 
 async def test_cancel_while_suspended_in_generator_wrapper(kit: Kit) -> None:
+    """Cancelling a task suspended in a decorated async generator ends its span with error.type cancelled."""
     @tool_call("slow_gen")
     async def gen() -> AsyncIterator[int]:
         yield 1

@@ -41,6 +41,7 @@ class ToolResult:  # AgentPress shape
 
 
 def test_works_before_configure() -> None:
+    """The GenAI API works as a no-op before telemetry is configured."""
     _state.unconfigure()
     with agent_run("a", thread_id="t"), llm_call(model="gpt-5", provider="openai") as c:
         c.set_usage(input_tokens=1, output_tokens=1)
@@ -50,6 +51,7 @@ def test_works_before_configure() -> None:
 
 
 def test_llm_call_span_metrics_cost(kit: Kit) -> None:
+    """llm_call() produces the chat span with request, usage and cost attributes, and its metrics."""
     call = llm_call(model="openai/gpt-5-mini", provider="openai", temperature=0, max_tokens=100, stream=True,
                     server_address="api.openai.com", messages=[{"role": "user", "content": "secret"}])
     with thread_context(thread_id="t1", project_id="p1"), call as c:
@@ -87,6 +89,7 @@ def test_llm_call_span_metrics_cost(kit: Kit) -> None:
 
 
 def test_unknown_model_is_unpriced(kit: Kit) -> None:
+    """An unknown model gets no cost and is counted as unpriced."""
     with llm_call(model="acme/llm-9000", provider="acme") as c:
         c.set_usage(input_tokens=5, output_tokens=5)
     a = kit.spans("chat")[0].attributes or {}
@@ -95,6 +98,7 @@ def test_unknown_model_is_unpriced(kit: Kit) -> None:
 
 
 def test_price_lookup_and_override(kit: Kit) -> None:
+    """Price lookup resolves provider prefixes, aliases and dated names; overrides change the cost."""
     assert prices_mod.lookup("anthropic/claude-sonnet-4-20250514") is not None
     assert prices_mod.lookup("claude-3-7-sonnet-latest") == prices_mod.DEFAULT_PRICES["claude-3-7-sonnet"]
     assert prices_mod.lookup("openrouter/moonshotai/kimi-k2") is not None
@@ -108,16 +112,15 @@ def test_price_lookup_and_override(kit: Kit) -> None:
 
 
 def test_prices_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A prices file adds models whose cost is then computed."""
     p = tmp_path / "p.json"
     p.write_text(json.dumps({"my-model": {"input": 1, "output": 1}}))
-    try:
-        assert prices_mod.load_prices_file(str(p)) == 1
-        assert cost_usd("my-model", output_tokens=1_000_000) == pytest.approx(1.0)
-    finally:
-        prices_mod.reset_prices()
+    assert prices_mod.load_prices_file(str(p)) == 1
+    assert cost_usd("my-model", output_tokens=1_000_000) == pytest.approx(1.0)
 
 
 def test_error_sets_error_type(kit: Kit) -> None:
+    """An exception inside llm_call() marks the span as error with its type, on the duration metric too."""
     with pytest.raises(ValueError), llm_call(model="gpt-5", provider="openai"):
         raise ValueError("boom")
     (s,) = kit.spans("chat")
@@ -127,6 +130,7 @@ def test_error_sets_error_type(kit: Kit) -> None:
 
 
 def test_content_capture_truncated(capture_kit: Kit) -> None:
+    """Captured message content is in the semconv shape and truncated to the configured length."""
     msgs = [{"role": "system", "content": "be nice"}, {"role": "user", "content": "x" * 500}]
     with llm_call(model="gpt-5", provider="openai", messages=msgs) as c:
         c.set_output_messages([{"role": "assistant", "content": "hello"}], finish_reasons=["stop"])
@@ -138,6 +142,7 @@ def test_content_capture_truncated(capture_kit: Kit) -> None:
 
 
 def test_tool_failure_result_and_exception(kit: Kit) -> None:
+    """A failed tool result and a raised exception both mark the tool span as error; arguments are not captured."""
     with tool_call("web_search", call_id="call_1", arguments={"q": "x"}) as t:
         t.set_result(ToolResult(success=False, output="quota exceeded"))
     with pytest.raises(KeyError), tool_call("shell"):
@@ -156,6 +161,7 @@ def test_tool_failure_result_and_exception(kit: Kit) -> None:
 
 
 def test_agent_run_sets_ids_and_parents(kit: Kit) -> None:
+    """agent_run() sets the ids for its block and parents the spans inside it."""
     with agent_run("suna", thread_id="t1", agent_run_id="r1", project_id="p1"):
         assert current_ids() == {"thread_id": "t1", "agent_run_id": "r1", "project_id": "p1"}
         with llm_call(model="gpt-5", provider="openai"):
@@ -174,6 +180,7 @@ def test_agent_run_sets_ids_and_parents(kit: Kit) -> None:
 
 
 def test_decorators_sync_and_coroutine(kit: Kit) -> None:
+    """The decorators trace sync functions and coroutines, one span per call."""
     @tool_call("add")
     def add(a: int, b: int) -> int:
         return a + b
@@ -189,6 +196,7 @@ def test_decorators_sync_and_coroutine(kit: Kit) -> None:
 
 
 async def test_async_generator_decorator_spans_whole_iteration(kit: Kit) -> None:
+    """A decorated async generator's span covers the whole iteration without leaking context to the consumer."""
     seen: list[bool] = []
 
     @agent_run("gen", agent_run_id="r2")
@@ -212,6 +220,7 @@ async def test_async_generator_decorator_spans_whole_iteration(kit: Kit) -> None
 
 
 async def test_async_generator_closed_early_ends_span(kit: Kit) -> None:
+    """An async generator closed early ends its span marked closed early, not as an error."""
     @agent_run("gen")
     async def run() -> AsyncGenerator[int, None]:
         for i in range(10):
@@ -245,6 +254,7 @@ async def test_coroutine_returning_async_generator(kit: Kit) -> None:
 
 
 async def test_async_generator_error_propagates(kit: Kit) -> None:
+    """An error raised inside a decorated async generator propagates and is recorded on its span."""
     @tool_call("bad")
     async def bad() -> AsyncIterator[int]:
         yield 1
@@ -257,6 +267,7 @@ async def test_async_generator_error_propagates(kit: Kit) -> None:
 
 
 def test_sync_generator_decorator(kit: Kit) -> None:
+    """A decorated sync generator yields all values under one span."""
     @tool_call("g")
     def g() -> Iterator[int]:
         yield from range(3)
@@ -266,6 +277,7 @@ def test_sync_generator_decorator(kit: Kit) -> None:
 
 
 def test_cancelled_task_ends_span(kit: Kit) -> None:
+    """A cancelled task ends its LLM span with error.type cancelled."""
     async def main() -> None:
         async def work() -> None:
             async with llm_call(model="gpt-5", provider="openai"):
@@ -282,6 +294,7 @@ def test_cancelled_task_ends_span(kit: Kit) -> None:
 
 
 def test_record_score_by_response_id(kit: Kit) -> None:
+    """record_score() by response id emits an evaluation event linked to that call's span, and a metric."""
     with llm_call(model="gpt-5", provider="openai") as c:
         c.set_response(id="resp-42")
     span = kit.spans("chat")[0]
@@ -298,6 +311,7 @@ def test_record_score_by_response_id(kit: Kit) -> None:
 
 
 def test_decorated_llm_function_reads_response(kit: Kit) -> None:
+    """A decorated LLM function's returned response sets usage, cache tokens, cost and response id."""
     @llm_call(model="claude-sonnet-4-20250514", provider="anthropic")
     def call() -> dict[str, object]:
         return {"id": "msg_1", "model": "claude-sonnet-4-20250514",
@@ -315,6 +329,7 @@ def test_decorated_llm_function_reads_response(kit: Kit) -> None:
 
 
 def test_deferred_metrics_are_bounded(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deferred metrics past the bound are dropped and counted; collection drains the rest."""
     from agentpress_otel import _selftel
 
     ins = _state.STATE.instruments
@@ -330,6 +345,7 @@ def test_deferred_metrics_are_bounded(kit: Kit, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_record_score_by_span_context_and_without_log_pipeline(kit: Kit) -> None:
+    """record_score() by span context works, and without a log pipeline it becomes a span event."""
     with llm_call(model="gpt-5-mini", provider="openai"):
         pass
     span = kit.spans("chat")[0]

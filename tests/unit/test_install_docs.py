@@ -26,17 +26,20 @@ def _block(name: str) -> str:
 
 @pytest.mark.parametrize("name", ["checkout", "wheel", "registry"])
 def test_each_way_has_a_block_whose_extras_exist(name: str) -> None:
+    """Every README install block names only extras that pyproject.toml defines."""
     for extra_list in re.findall(r"agentpress[-_]otel[^\s\"]*\[([a-z,]+)\]", _block(name)):
         for extra in extra_list.split(","):
             assert extra in EXTRAS, f"README install:{name} names extra [{extra}] that pyproject.toml lacks"
 
 
 def test_wheel_block_names_the_file_the_build_makes() -> None:
+    """The README wheel block names the wheel file the build makes for this version."""
     version = PYPROJECT["project"]["version"]
     assert f"dist/agentpress_otel-{version}-py3-none-any.whl" in _block("wheel")
 
 
 def test_checkout_block_is_what_setup_does() -> None:
+    """The README checkout block runs scripts/setup.sh, which installs ``-e ".[dev]"`` as the block says."""
     block = _block("checkout")
     assert "scripts/setup.sh" in block
     setup = (REPO_ROOT / "scripts" / "setup.sh").read_text()
@@ -44,6 +47,7 @@ def test_checkout_block_is_what_setup_does() -> None:
 
 
 def test_ci_wheel_stage_runs_the_wheel_block_commands() -> None:
+    """CI's wheel stage installs the extras and runs the commands of the README wheel block."""
     stage = (REPO_ROOT / "scripts" / "check-wheel.sh").read_text()
     assert "scripts/check-wheel.sh" in (REPO_ROOT / "scripts" / "test.sh").read_text()
     extra = re.search(r"\.whl\[([a-z,]+)\]", _block("wheel"))
@@ -72,6 +76,7 @@ DIST = {"yaml": "pyyaml", "google": "opentelemetry-api", "opentelemetry": "opent
 
 
 def test_cli_extra_covers_what_stack_and_doctor_import() -> None:
+    """Everything the CLI's stack and doctor modules import is a dependency or in the [cli] extra."""
     modules = [f"src/agentpress_otel/cli/{m}" for m in ("__init__.py", "stack.py", "doctor.py")] + [
         f"src/agentpress_otel/_harness/{m}" for m in ("_proc.py", "collector.py", "collector_build.py",
                                                        "prometheus.py", "alertmanager.py", "slack_stub.py")]

@@ -35,6 +35,7 @@ def _validate(manifests: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_shipped_manifests_validate() -> None:
+    """The shipped Kubernetes manifests pass the validator with the expected workloads, HPA and PDB."""
     res = _validate(MANIFESTS)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "2 workloads" in res.stdout and "1 HPAs" in res.stdout and "1 PDBs" in res.stdout, res.stdout
@@ -50,6 +51,7 @@ def test_shipped_manifests_validate() -> None:
     ("agent.yaml", "key: agent.yaml", "key: agent-tier.yaml", "not a file in collector-config"),
 ])
 def test_validator_catches_broken_manifests(tmp_path: Path, file: str, old: str, new: str, expect: str) -> None:
+    """The validator fails each deliberately broken manifest with the expected message."""
     broken = tmp_path / "k8s"
     shutil.copytree(MANIFESTS, broken)
     text = (broken / file).read_text()

@@ -31,7 +31,6 @@ def sink() -> Iterator[tuple[Any, InMemoryLogRecordExporter]]:
     lp.add_log_record_processor(BatchLogRecordProcessor(RedactingLogExporter(exp), schedule_delay_millis=50))
     cfg = load_config({"log_json": True, "log_level": "DEBUG", "logger_levels": {"noisy": "ERROR"}}, env={})
     tel = SimpleNamespace(config=cfg, logger_provider=lp)
-    _selftel.reset()
     assert log_integ.instrument(tel)
     try:
         yield tel, exp
@@ -47,6 +46,7 @@ def _records(tel: Any, exp: InMemoryLogRecordExporter) -> list[Any]:
 
 
 def test_stdlib_record_fields_ids_span_and_json(sink: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    """A stdlib log record is exported with trace and context ids, redacted attributes and exception fields."""
     tel, exp = sink
     tp = TracerProvider()
     from agentpress_otel._context import thread_context
@@ -76,6 +76,7 @@ def test_stdlib_record_fields_ids_span_and_json(sink: Any, capfd: pytest.Capture
 
 
 def test_ids_from_baggage_when_no_context(sink: Any) -> None:
+    """Without a thread context, ids in OTel baggage are put on the log record."""
     tel, exp = sink
     ctx = baggage.set_baggage("agentpress.thread.id", "t-bag")
     tok = context.attach(ctx)
@@ -88,6 +89,7 @@ def test_ids_from_baggage_when_no_context(sink: Any) -> None:
 
 
 def test_internal_loggers_and_levels_are_filtered(sink: Any) -> None:
+    """Records from the SDK and our own loggers, and those below per-logger levels, are not exported."""
     tel, exp = sink
     logging.getLogger("opentelemetry.sdk").warning("sdk noise")
     logging.getLogger("agentpress_otel.internal").warning("ours")
@@ -100,7 +102,7 @@ def test_internal_loggers_and_levels_are_filtered(sink: Any) -> None:
 
 
 def test_queue_full_drops_and_counts() -> None:
-    _selftel.reset()
+    """A full log queue drops new records and counts each as ``queue_full``."""
     p = LogPipeline(logger_provider=None, max_queue_size=10)
     p._stop = True  # park the worker so the queue fills
     p._wake.set()
@@ -113,6 +115,7 @@ def test_queue_full_drops_and_counts() -> None:
 
 
 def test_sampling_never_drops_warnings() -> None:
+    """Log sampling keeps every warning, samples lower levels at about the ratio, and honours logger levels."""
     pol = LevelPolicy(default="DEBUG", sample_ratio=0.0)
     assert not pol.keep("x", logging.INFO, None)
     assert pol.keep("x", logging.WARNING, None)
@@ -123,6 +126,7 @@ def test_sampling_never_drops_warnings() -> None:
 
 
 def test_handler_never_raises_on_bad_format(sink: Any) -> None:
+    """A record whose arguments do not fit its template is kept with the template and the error counted."""
     tel, exp = sink
     h = log_integ.handler()
     assert h is not None
@@ -134,6 +138,7 @@ def test_handler_never_raises_on_bad_format(sink: Any) -> None:
 
 
 def test_stats_and_uninstrument_idempotent(sink: Any) -> None:
+    """Stats count processed records; uninstrument removes the handler and instrumenting again works."""
     tel, exp = sink
     logging.getLogger("app").info("one")
     _records(tel, exp)
@@ -145,6 +150,7 @@ def test_stats_and_uninstrument_idempotent(sink: Any) -> None:
 
 
 def test_json_only_without_provider(capfd: pytest.CaptureFixture[str]) -> None:
+    """Without a logger provider the JSON stdout output still works, redacted."""
     cfg = load_config({"log_json": True, "logs": False}, env={})
     tel = SimpleNamespace(config=cfg, logger_provider=None)
     assert log_integ.instrument(tel)
@@ -159,6 +165,7 @@ def test_json_only_without_provider(capfd: pytest.CaptureFixture[str]) -> None:
 
 
 def test_stream_is_pluggable() -> None:
+    """The JSON output goes to the stream the pipeline is given."""
     buf = io.StringIO()
     p = LogPipeline(logger_provider=None, json_stdout=True, stream=lambda: buf)
     rec = logging.LogRecord("n", logging.INFO, __file__, 1, "hello %s", ("w",), None)
@@ -170,6 +177,7 @@ def test_stream_is_pluggable() -> None:
 
 
 def test_exporter_thread_warnings_do_not_feed_back(sink: Any) -> None:
+    """Warnings logged on the exporter's own thread are not exported back; app warnings are."""
     tel, exp = sink
     import threading
 
@@ -239,9 +247,9 @@ class _BlockingProvider:
 
 
 def test_stop_counts_what_is_left_in_the_queue_as_dropped() -> None:
+    """Stopping counts what is left in the queue as dropped, so every record is processed or counted."""
     import threading
 
-    _selftel.reset()
     gate = threading.Event()
     p = LogPipeline(logger_provider=_BlockingProvider(gate), max_queue_size=100)  # type: ignore[arg-type]
     rec = _record("m")
@@ -258,6 +266,7 @@ def test_stop_counts_what_is_left_in_the_queue_as_dropped() -> None:
 
 
 def test_long_stack_trace_keeps_head_and_innermost_frames() -> None:
+    """A huge stack trace is cut to its head and innermost frames, redacted, within 4,000 characters."""
     exp = InMemoryLogRecordExporter()
     lp = LoggerProvider()
     lp.add_log_record_processor(BatchLogRecordProcessor(exp, schedule_delay_millis=50))
@@ -287,6 +296,7 @@ def test_long_stack_trace_keeps_head_and_innermost_frames() -> None:
 
 
 def test_exception_whose_str_raises_is_still_exported() -> None:
+    """An exception whose ``str()`` raises is still exported with its qualified type."""
     exp = InMemoryLogRecordExporter()
     lp = LoggerProvider()
     lp.add_log_record_processor(BatchLogRecordProcessor(exp, schedule_delay_millis=50))
@@ -313,6 +323,7 @@ def test_exception_whose_str_raises_is_still_exported() -> None:
 
 
 def test_bad_logger_levels_are_rejected_by_config() -> None:
+    """Bad logger levels raise as an argument and are ignored as a whole from env."""
     from agentpress_otel._config import ConfigError
 
     with pytest.raises(ConfigError, match="httpx"):

@@ -46,7 +46,6 @@ class _ListLogger:
 @pytest.fixture
 def sink() -> Iterator[tuple[Any, InMemoryLogRecordExporter, list[str]]]:
     out: list[str] = []
-    structlog.reset_defaults()
     agentpress_chain(out)
     exp = InMemoryLogRecordExporter()
     lp = LoggerProvider()
@@ -58,7 +57,6 @@ def sink() -> Iterator[tuple[Any, InMemoryLogRecordExporter, list[str]]]:
     finally:
         sl_integ.uninstrument()
         structlog.contextvars.clear_contextvars()
-        structlog.reset_defaults()
         lp.shutdown()
 
 
@@ -69,6 +67,7 @@ def _records(tel: Any, exp: InMemoryLogRecordExporter) -> list[Any]:
 
 
 def test_chain_keeps_user_processors_and_renderer_last(sink: Any) -> None:
+    """Our structlog processors are inserted while the user's first processor and renderer stay in place."""
     procs = structlog.get_config()["processors"]
     assert isinstance(procs[-1], structlog.processors.JSONRenderer)
     assert sum(1 for p in procs if getattr(p, "_agentpress_otel", False)) == len(sl_integ.structlog_processors())
@@ -76,6 +75,7 @@ def test_chain_keeps_user_processors_and_renderer_last(sink: Any) -> None:
 
 
 def test_bound_ids_trace_and_redaction_reach_otlp_and_stdout(sink: Any) -> None:
+    """Bound ids, the trace id and redaction reach both the OTLP record and the printed line."""
     tel, exp, out = sink
     tp = TracerProvider()
     structlog.contextvars.bind_contextvars(thread_id="t-9", agent_run_id="r-9", request_id="q-9")
@@ -96,6 +96,7 @@ def test_bound_ids_trace_and_redaction_reach_otlp_and_stdout(sink: Any) -> None:
 
 
 def test_configure_after_instrument_is_patched(sink: Any) -> None:
+    """An app that reconfigures structlog after instrument() still gets our processors."""
     _, _, out = sink
     agentpress_chain(out)  # the app (re)configures after instrument()
     procs = structlog.get_config()["processors"]
@@ -104,6 +105,7 @@ def test_configure_after_instrument_is_patched(sink: Any) -> None:
 
 
 def test_exception_from_dict_tracebacks(sink: Any) -> None:
+    """A structlog exception log is exported with its exception type at ERROR."""
     tel, exp, _ = sink
     log = structlog.get_logger()
     try:
@@ -173,6 +175,7 @@ def test_dict_traceback_frames_outside_the_except_block_are_rendered_as_text() -
 
 
 def test_uninstrument_restores_chain(sink: Any) -> None:
+    """uninstrument() removes our processors and the configure() patch."""
     sl_integ.uninstrument()
     procs = structlog.get_config()["processors"]
     assert not any(getattr(p, "_agentpress_otel", False) for p in procs)
@@ -182,7 +185,6 @@ def test_uninstrument_restores_chain(sink: Any) -> None:
 def test_logger_cached_before_instrument_is_covered() -> None:
     """AgentPress creates and uses its module-level logger at import, before instrument() runs."""
     out: list[str] = []
-    structlog.reset_defaults()
     agentpress_chain(out)
     structlog.configure(cache_logger_on_first_use=True)
     early = structlog.get_logger()
@@ -199,7 +201,6 @@ def test_logger_cached_before_instrument_is_covered() -> None:
         assert SECRET not in out[-1]
     finally:
         sl_integ.uninstrument()
-        structlog.reset_defaults()
         lp.shutdown()
 
 
@@ -210,6 +211,7 @@ class _Client:
 
 
 def test_non_string_values_are_redacted_in_the_line_and_over_otlp(sink: Any) -> None:
+    """Secrets inside bytes, exceptions and objects are redacted in the line and over OTLP."""
     tel, exp, out = sink
     structlog.get_logger().info(
         "objects", payload=SECRET.encode(), error=ValueError(f"bad {SECRET}"), client=_Client(), n=3, ok=True
@@ -230,7 +232,6 @@ def test_structlog_through_stdlib_is_exported_once() -> None:
 
     from agentpress_otel.integrations import logging as log_integ
 
-    structlog.reset_defaults()
     exp = InMemoryLogRecordExporter()
     lp = LoggerProvider()
     lp.add_log_record_processor(BatchLogRecordProcessor(exp, schedule_delay_millis=50))
@@ -256,5 +257,4 @@ def test_structlog_through_stdlib_is_exported_once() -> None:
     finally:
         sl_integ.uninstrument()
         log_integ.uninstrument()
-        structlog.reset_defaults()
         lp.shutdown()

@@ -100,6 +100,7 @@ def norm(kind: str, type_name: str) -> str:
 
 
 def test_every_pipeline_component_is_defined(cfg: dict[str, Any]) -> None:
+    """Every component a Collector pipeline names is defined in the config."""
     for name, pipe in cfg["service"]["pipelines"].items():
         for key, kinds in (
             ("receivers", ("receivers", "connectors")),
@@ -114,6 +115,7 @@ def test_every_pipeline_component_is_defined(cfg: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
 def test_every_component_type_is_in_the_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Every component type the shipped configs use is built into our Collector."""
     types = manifest_types(manifest)
     conf = load(path)
     for kind in KINDS:
@@ -133,6 +135,7 @@ def test_manifest_has_exactly_the_components_used(manifest: dict[str, Any]) -> N
 
 
 def test_manifest_is_pinned_to_one_release(manifest: dict[str, Any], compose: dict[str, Any]) -> None:
+    """All manifest modules and the compose Collector image are pinned to one release."""
     core = manifest["dist"]["version"]
     stable = None
     for kind in (*KINDS, "providers"):
@@ -152,6 +155,7 @@ def test_manifest_is_pinned_to_one_release(manifest: dict[str, Any], compose: di
 
 
 def test_no_deprecated_component_aliases() -> None:
+    """The shipped configs use no deprecated component types."""
     for path in SHIPPED_CONFIGS:
         conf = load(path)
         for kind, bad in DEPRECATED.items():
@@ -168,6 +172,7 @@ def test_no_deprecated_component_aliases() -> None:
 
 
 def test_memory_limiter_first_in_every_pipeline() -> None:
+    """memory_limiter is the first processor in every pipeline."""
     for path in (CONFIG, CC / "hostmetrics.yaml"):
         for name, pipe in load(path)["service"]["pipelines"].items():
             procs = pipe.get("processors", [])
@@ -191,6 +196,7 @@ def _downstream(cfg: dict[str, Any], start: str) -> set[str]:
 
 
 def test_span_metrics_computed_before_tail_sampling(cfg: dict[str, Any]) -> None:
+    """Span metrics are computed from all traces, before tail sampling."""
     pipes = cfg["service"]["pipelines"]
     sampled = [n for n, p in pipes.items() if any(ctype(x) == "tail_sampling" for x in p.get("processors", []))]
     assert sampled, "tail_sampling must be used"
@@ -223,6 +229,7 @@ def test_service_graph_fed_before_sampling_into_the_metrics_pipeline(cfg: dict[s
 
 
 def test_every_connector_is_both_exporter_and_receiver(cfg: dict[str, Any]) -> None:
+    """Every connector is both exported to and received from."""
     pipes = cfg["service"]["pipelines"].values()
     for conn in cfg.get("connectors") or {}:
         assert any(conn in p.get("exporters", []) for p in pipes), f"{conn} never exported to"
@@ -230,6 +237,7 @@ def test_every_connector_is_both_exporter_and_receiver(cfg: dict[str, Any]) -> N
 
 
 def test_tail_sampling_policies(cfg: dict[str, Any]) -> None:
+    """Tail sampling keeps errors, slow and GenAI traces, and samples the rest by an env percentage."""
     pol = {p["type"]: p for p in cfg["processors"]["tail_sampling"]["policies"]}
     assert pol["status_code"]["status_code"]["status_codes"] == ["ERROR"]
     assert "latency" in pol
@@ -238,6 +246,7 @@ def test_tail_sampling_policies(cfg: dict[str, Any]) -> None:
 
 
 def test_exporter_queues_are_persistent_and_retry(cfg: dict[str, Any]) -> None:
+    """OTLP exporters use persistent file-storage queues and retry, as does remote write."""
     exts = set(cfg["service"]["extensions"])
     for name, exp in cfg["exporters"].items():
         if ctype(name) in {"otlp_grpc", "otlp_http"}:
@@ -249,6 +258,7 @@ def test_exporter_queues_are_persistent_and_retry(cfg: dict[str, Any]) -> None:
 
 
 def test_redaction_runs_on_traces_and_logs_without_masking_token_counts(cfg: dict[str, Any]) -> None:
+    """The Collector redacts traces and logs, masking credentials but not GenAI token counts."""
     for name, pipe in cfg["service"]["pipelines"].items():
         if name.startswith(("traces/in", "traces/browser", "logs")):
             assert "redaction" in pipe["processors"], name
@@ -272,6 +282,7 @@ def test_redaction_runs_on_traces_and_logs_without_masking_token_counts(cfg: dic
 
 
 def test_browser_receiver_is_locked_down(cfg: dict[str, Any]) -> None:
+    """The browser receiver is HTTP only with a CORS allowlist, a safe default and a size limit."""
     http = cfg["receivers"]["otlp/browser"]["protocols"]["http"]
     assert set(cfg["receivers"]["otlp/browser"]["protocols"]) == {"http"}
     cors = http["cors"]
@@ -293,6 +304,7 @@ def test_browser_receiver_is_locked_down(cfg: dict[str, Any]) -> None:
 
 
 def test_no_bare_star_cors_anywhere(compose: dict[str, Any]) -> None:
+    """No shipped config allows a ``*`` CORS origin."""
     for path in SHIPPED_CONFIGS:
         text = path.read_text()
         assert not re.search(r"allowed_origins:.*[\"'\[ ,]\*", text), path
@@ -302,6 +314,7 @@ def test_no_bare_star_cors_anywhere(compose: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
 def test_every_env_reference_has_a_default(path: Path) -> None:
+    """Every env reference in the shipped configs has a default."""
     text = path.read_text()
     refs = ENV_REF.findall(text)
     assert refs or path.name == "hostmetrics.yaml"
@@ -312,6 +325,7 @@ def test_every_env_reference_has_a_default(path: Path) -> None:
 
 
 def test_endpoint_defaults_match_compose_services(cfg: dict[str, Any], compose: dict[str, Any]) -> None:
+    """The Collector's default endpoints match the compose services and their ports."""
     services = compose["services"]
     text = CONFIG.read_text()
     defaults = {var: d for var, _, d in ENV_REF.findall(text)}
@@ -343,6 +357,7 @@ def test_endpoint_defaults_match_compose_services(cfg: dict[str, Any], compose: 
 
 
 def test_prometheus_config_structure() -> None:
+    """The Prometheus config loads the rules directory and points at Alertmanager."""
     prom = load(PROM)
     assert prom["rule_files"] == ["rules/*.yml"]
     assert (PROM.parent / "rules").is_dir()
@@ -352,6 +367,7 @@ def test_prometheus_config_structure() -> None:
 
 
 def test_prometheus_harness_rewrites_only_targets() -> None:
+    """The Prometheus test harness changes only targets, paths and timings of the shipped config."""
     from agentpress_otel._harness.prometheus import render_config
 
     shipped = load(PROM)
@@ -378,6 +394,7 @@ def _mounts(compose: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def test_compose_mounted_files_exist(compose: dict[str, Any]) -> None:
+    """Every file compose mounts exists and every named volume is declared."""
     for svc, src, _ in _mounts(compose):
         if src.startswith("./"):
             assert (ROOT / src).exists(), f"{svc}: {src} does not exist"
@@ -386,6 +403,7 @@ def test_compose_mounted_files_exist(compose: dict[str, Any]) -> None:
 
 
 def test_compose_images_pinned(compose: dict[str, Any]) -> None:
+    """Every compose image is pinned to a version tag."""
     for name, svc in compose["services"].items():
         image = svc["image"]
         repo, _, tag = image.rpartition(":")
@@ -397,6 +415,7 @@ def test_compose_images_pinned(compose: dict[str, Any]) -> None:
 
 
 def test_compose_config_paths_match_commands(compose: dict[str, Any]) -> None:
+    """The config paths compose mounts are the ones the services' commands read."""
     s = compose["services"]
     mounted = {(svc, dst) for svc, _, dst in _mounts(compose)}
     assert ("otel-collector", "/etc/otelcol/config.yaml") in mounted
@@ -414,6 +433,7 @@ def test_compose_config_paths_match_commands(compose: dict[str, Any]) -> None:
 
 
 def test_compose_publishes_only_needed_ports(compose: dict[str, Any]) -> None:
+    """compose publishes only needed ports, on loopback, and every service has a healthcheck."""
     published = {name: svc.get("ports", []) for name, svc in compose["services"].items()}
     assert not published["tempo"], "backends are reached through Grafana/the Collector"
     assert not published["loki"], "backends are reached through Grafana/the Collector"
@@ -432,6 +452,7 @@ READY = {"tempo": ":3200/ready", "loki": ":3100/ready", "otel-collector": ":1313
 
 
 def test_compose_healthchecks_probe_readiness(compose: dict[str, Any]) -> None:
+    """Healthchecks probe readiness with a static busybox, and dependents wait for it."""
     services = compose["services"]
     init = services["volume-init"]
     probe_vol = next(v.split(":")[0] for v in init["volumes"] if v.split(":")[1] == "/probe")
@@ -471,6 +492,7 @@ def test_compose_collectors_have_a_memory_limit_and_gomemlimit(compose: dict[str
 
 
 def test_compose_grafana_has_no_default_password(compose: dict[str, Any]) -> None:
+    """Grafana's admin password is a required env variable without a default."""
     env = compose["services"]["grafana"]["environment"]
     pw = str(env.get("GF_SECURITY_ADMIN_PASSWORD", "")) + str(env.get("GF_SECURITY_ADMIN_PASSWORD__FILE", ""))
     assert pw, "Grafana admin password must be configured"
@@ -503,6 +525,7 @@ TEMPO_3_TOP_LEVEL = {
 
 
 def test_tempo_config_fits_tempo_3() -> None:
+    """The Tempo config uses only blocks Tempo 3 accepts, with retention where 3.x reads it."""
     compose = load(COMPOSE)
     tag = compose["services"]["tempo"]["image"].rsplit(":", 1)[1]
     assert tag.split(".")[0] == "3", tag
@@ -531,6 +554,7 @@ def _loki_action(otlp: dict[str, Any], attribute: str) -> str:
 
 
 def test_loki_index_labels_are_low_cardinality() -> None:
+    """Loki keeps high-cardinality ids as structured metadata and only selectors as index labels."""
     otlp = load(ROOT / "stack" / "loki" / "loki.yaml")["limits_config"]["otlp_config"]
     # Random per process / pod: a new stream on every restart would churn Loki's index.
     for attr in ("service.instance.id", "k8s.pod.name", "agentpress.thread.id", "agentpress.project.id",
@@ -577,6 +601,7 @@ FREE_TEXT_PREFIXES = (
 
 
 def test_cheaper_redaction_patterns_match_what_the_old_ones_matched(cfg: dict[str, Any]) -> None:
+    """The cheaper redaction patterns match what the old ones did and never skip free-text keys."""
     import random
 
     red = cfg["processors"]["redaction"]

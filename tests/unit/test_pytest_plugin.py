@@ -9,6 +9,7 @@ pytest_plugins = ["pytester"]
 
 
 def test_fixture_is_available_without_an_import(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``telemetry_capture`` fixture works in a user's test without an import, with env config applied."""
     monkeypatch.setenv("OTEL_SERVICE_NAME", "user-tests")  # the fixture runs instrument(): env config applies
     pytester.makepyfile(
         test_user="""

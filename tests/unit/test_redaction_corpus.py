@@ -20,6 +20,7 @@ def _rows() -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("engine", ["re2", "re"])
 def test_corpus_recall_and_false_positive_rate(engine: Literal["re2", "re"]) -> None:
+    """On the labelled corpus the redactor reaches 99% recall and at most 1% false positives."""
     r = Redactor(hash_key=b"corpus", engine=engine)
     rows = _rows()
     pos = [x for x in rows if x["kind"]]
@@ -44,6 +45,7 @@ def test_corpus_recall_and_false_positive_rate(engine: Literal["re2", "re"]) -> 
 
 
 def test_corpus_is_idempotent() -> None:
+    """Redacting already redacted corpus text changes nothing."""
     r = Redactor(hash_key=b"corpus")
     for x in _rows():
         once = r.redact(str(x["text"]))

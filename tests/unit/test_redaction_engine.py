@@ -47,11 +47,13 @@ def r() -> Redactor:
     ],
 )
 def test_detectors(r: Redactor, text: str, kind: str) -> None:
+    """Each detector tags its kind of secret in a sample text."""
     out = r.redact(text)
     assert f"[REDACTED:{kind}:" in out, out
 
 
 def test_same_secret_same_tag_and_key_dependence() -> None:
+    """The same secret gets the same tag wherever it appears, and the tag depends on the hash key."""
     a, b = Redactor(hash_key=b"one"), Redactor(hash_key=b"two")
     s = "token ghp_" + "aB3" * 12
     assert a.redact(s) == a.redact(s + "")
@@ -63,11 +65,13 @@ def test_same_secret_same_tag_and_key_dependence() -> None:
 
 
 def test_clean_text_is_returned_unchanged_object(r: Redactor) -> None:
+    """Text with nothing to redact is returned as the same object."""
     t = "plain log line with thread_id=abc and 42 items"
     assert r.redact(t) is t
 
 
 def test_key_rules() -> None:
+    """Sensitive key names are recognised and ordinary ones are not."""
     for k in (
         "password",
         "DB_PASSWORD",
@@ -98,6 +102,7 @@ def test_key_rules() -> None:
 
 
 def test_redact_value_nested_never_mutates(r: Redactor) -> None:
+    """redact_value() redacts nested structures by key and content without mutating the input."""
     obj = {
         "user": {"password": "x1", "note": "mail a@b.io"},
         "list": [{"api_key": 123}, "ok"],
@@ -115,6 +120,7 @@ def test_redact_value_nested_never_mutates(r: Redactor) -> None:
 
 
 def test_url_query_redaction(r: Redactor) -> None:
+    """redact_url() redacts sensitive query parameters, keeps the rest and the fragment, and is idempotent."""
     url = f"https://api.example.com/api/agent-run/1/stream?token={JWT}&page=2&code=abc#frag"
     out = r.redact_url(url)
     assert JWT not in out and "abc#" not in out
@@ -125,6 +131,7 @@ def test_url_query_redaction(r: Redactor) -> None:
 
 
 def test_allowlist_and_user_patterns() -> None:
+    """Allowlisted values and patterns are kept, and user patterns add their own tag."""
     r = Redactor(
         allowlist=["ops@example.com"], allow_patterns=[r".*@internal\.dev"], patterns={"acme_id": r"ACME-[0-9]{6}"}
     )
@@ -134,6 +141,7 @@ def test_allowlist_and_user_patterns() -> None:
 
 
 def test_optional_detectors() -> None:
+    """IP redaction is opt-in and phone redaction can be turned off."""
     text = "from 10.1.2.3 call +1 415 555 2671"
     assert "10.1.2.3" in Redactor().redact(text)
     assert "10.1.2.3" not in Redactor(ip=True).redact(text)
@@ -145,6 +153,7 @@ def test_optional_detectors() -> None:
 
 
 def test_redos_pattern_is_linear() -> None:
+    """A catastrophic-backtracking user pattern still runs in linear time."""
     r = Redactor(patterns={"evil": r"(a+)+$"})
     t0 = time.perf_counter()
     r.redact("a" * 30_000 + "!")
@@ -152,6 +161,7 @@ def test_redos_pattern_is_linear() -> None:
 
 
 def test_truncation_before_scanning() -> None:
+    """Over-long text is truncated to max_chars before scanning, and the result is stable."""
     r = Redactor(max_chars=1000)
     out = r.redact("x" * 5000 + " sk-ant-api03-" + "a" * 40)
     assert len(out) == 1000 and "truncated" in out
@@ -159,16 +169,19 @@ def test_truncation_before_scanning() -> None:
 
 
 def test_luhn() -> None:
+    """The Luhn check accepts a valid card number and rejects a wrong check digit."""
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
 
 
 def test_stdlib_engine_agrees(r: Redactor) -> None:
+    """The stdlib ``re`` engine gives the same output as the default engine."""
     s = Redactor(hash_key=b"test-key", engine="re")
     for text in (f"Bearer {JWT}", "password=abc123 and a@b.io", "héllo sk-ant-api03-" + "b" * 30 + " ✓"):
         assert s.redact(text) == r.redact(text)
 
 
 def test_module_level_redact() -> None:
+    """The module-level redact() uses the process-wide redactor."""
     assert "hunter22" not in redact("password: hunter22")
 
 
@@ -203,6 +216,7 @@ SK = "sk-proj-" + "Lk9" * 16
     ],
 )
 def test_detector_misses_found_by_audit(r: Redactor, text: str, secret: str, kind: str) -> None:
+    """Secrets the audit found missed are now tagged, by both engines."""
     for engine in (r, Redactor(hash_key=b"test-key", engine="re")):
         out = engine.redact(text)
         assert secret not in out and f"[REDACTED:{kind}:" in out, out
@@ -227,11 +241,13 @@ def test_detector_misses_found_by_audit(r: Redactor, text: str, secret: str, kin
     ],
 )
 def test_false_positives_found_by_audit(r: Redactor, text: str) -> None:
+    """Texts the audit found wrongly redacted are now left alone, by both engines."""
     assert r.redact(text) == text
     assert Redactor(hash_key=b"test-key", engine="re").redact(text) == text
 
 
 def test_cards_still_found_next_to_the_new_boundaries(r: Redactor) -> None:
+    """Card numbers next to punctuation and spaces are still found after the boundary changes."""
     for text in ("4111111111111111", "card:4111 1111 1111 1111.", '"cc": "5555-5555-5555-4444"', "(3782 822463 10005)"):
         assert "[REDACTED:card:" in r.redact(text), text
 
@@ -259,6 +275,7 @@ def test_floats_and_ns_integers_are_never_touched() -> None:
 
 
 def test_key_rules_found_by_audit() -> None:
+    """Key names from the audit are classified right (``DB_PASS`` sensitive, ``bypass`` not)."""
     for k in ("DB_PASS", "smtpPass", "sessionid", "PHPSESSID", "signing_key", "encryption_key", "ssh_key", "user_pin"):
         assert is_sensitive_key(k), k
     for k in ("bypass", "compass", "session.id", "session_id", "ssh_key_id", "spin", "pass_count"):
@@ -278,6 +295,7 @@ class _Raises:
 
 
 def test_non_string_leaves_are_stringified_and_scanned(r: Redactor) -> None:
+    """Non-string leaves (bytes, exceptions, objects) are stringified and scanned; unprintable ones say so."""
     import dataclasses
 
     @dataclasses.dataclass
@@ -314,6 +332,7 @@ def test_non_string_leaves_are_stringified_and_scanned(r: Redactor) -> None:
 
 
 def test_hash_key_from_environment_correlates_across_redactors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same hash key from env makes two redactors tag alike; different or missing keys do not."""
     secrets = [f"token ghp_{i}" + "aB3" * 12 for i in range(8)]
     monkeypatch.setenv("AGENTPRESS_OTEL_REDACT_HASH_KEY", "shared-key-0123456789")
     a, b = Redactor(), Redactor()  # two processes with the same configuration
@@ -327,6 +346,7 @@ def test_hash_key_from_environment_correlates_across_redactors(monkeypatch: pyte
 
 
 def test_hash_key_option_in_config() -> None:
+    """The hash key is read from env with its source, hidden in repr, and too short a key is ignored."""
     from agentpress_otel._config import ConfigError, load_config
 
     cfg = load_config({}, env={"AGENTPRESS_OTEL_REDACT_HASH_KEY": "shared-key-0123456789"})
@@ -341,6 +361,7 @@ def test_hash_key_option_in_config() -> None:
 
 
 def test_long_stack_trace_keeps_head_and_innermost_frames() -> None:
+    """A long stack trace keeps its head and innermost frames within max_chars, redacted."""
     r = Redactor(max_chars=2000)
     frames = "".join(f'  File "/app/m{i}.py", line {i}, in f{i}\n    call()\n' for i in range(400))
     tb = "Traceback (most recent call last):\n" + frames + f"RuntimeError: failed with {SK}\n"

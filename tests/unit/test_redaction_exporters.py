@@ -34,6 +34,7 @@ class _Keep(SpanExporter):
 
 
 def test_span_exporter_redacts_copies_everywhere() -> None:
+    """The span exporter redacts a copy of every field, leaving the original span untouched."""
     keep = _Keep()
     tap = InMemorySpanExporter()  # sees the un-redacted original: proves we never mutate it
     tp = TracerProvider()
@@ -63,6 +64,7 @@ def test_span_exporter_redacts_copies_everywhere() -> None:
 
 
 def test_clean_span_passes_through_same_object() -> None:
+    """A span with nothing to redact is passed through as is."""
     keep = _Keep()
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(keep)))
@@ -77,7 +79,7 @@ class _Boom(SpanExporter):
 
 
 def test_inner_errors_are_swallowed_and_counted() -> None:
-    _selftel.reset()
+    """An error in the wrapped span exporter is swallowed and counted."""
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(_Boom())))
     with tp.get_tracer("t").start_as_current_span("x"):
@@ -86,6 +88,7 @@ def test_inner_errors_are_swallowed_and_counted() -> None:
 
 
 def test_log_exporter_redacts_body_and_attributes() -> None:
+    """The log exporter redacts body and attributes on a copy, leaving the original record untouched."""
     exp = InMemoryLogRecordExporter()
     tap = InMemoryLogRecordExporter()
     lp = LoggerProvider()
@@ -118,7 +121,7 @@ class _BadLogs(LogRecordExporter):
 
 
 def test_log_exporter_swallows() -> None:
-    _selftel.reset()
+    """Errors from the wrapped log exporter are swallowed and counted."""
     ex = RedactingLogExporter(_BadLogs())
     lp = LoggerProvider()
     lp.add_log_record_processor(BatchLogRecordProcessor(ex, schedule_delay_millis=20))

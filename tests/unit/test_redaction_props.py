@@ -18,6 +18,7 @@ TEXT = st.lists(st.one_of(FRAGMENTS, st.text(max_size=12)), max_size=40).map("".
 @settings(max_examples=400, deadline=None)
 @given(TEXT)
 def test_never_raises_and_idempotent(text: str) -> None:
+    """For any text, redact() returns a string and redacting again changes nothing."""
     once = R.redact(text)
     assert isinstance(once, str)
     assert R.redact(once) == once
@@ -34,6 +35,7 @@ def test_never_raises_and_idempotent(text: str) -> None:
     )
 )
 def test_redact_value_never_raises(obj: object) -> None:
+    """For any value, redact_value() does not raise and is idempotent."""
     out = R.redact_value(obj)
     assert R.redact_value(out) == out or out != out  # NaN floats compare unequal to themselves
 
@@ -41,6 +43,7 @@ def test_redact_value_never_raises(obj: object) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz ,.!?", max_size=200))
 def test_plain_words_untouched(text: str) -> None:
+    """Plain words are never redacted."""
     assert R.redact(text) == text
 
 
@@ -51,5 +54,6 @@ ATTR_VALUES = st.one_of(TEXT, st.integers(), st.booleans(), st.lists(TEXT, max_s
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(ATTR_KEYS, ATTR_VALUES, max_size=6))
 def test_redact_attributes_never_raises_and_is_idempotent(attrs: dict[str, object]) -> None:
+    """For any attributes, redact_attributes() does not raise and is idempotent."""
     once = R.redact_attributes(attrs) or attrs
     assert (R.redact_attributes(once) or once) == once

@@ -82,6 +82,7 @@ REGISTRY_PROCESS = {
 
 
 def test_process_metrics_are_per_process_with_registry_names_units_and_attributes(rig: Rig) -> None:
+    """Process metrics use the registry's names, units and attributes, without host-wide or deprecated ones."""
     from semconv_rules import METRIC_DEPRECATED, METRICS
 
     assert runtime.instrument(rig.tel, probe_interval_s=INTERVAL) is True
@@ -105,6 +106,7 @@ def test_process_metrics_are_per_process_with_registry_names_units_and_attribute
 
 
 def test_blocked_loop_shows_in_lag_histogram_within_error(rig: Rig) -> None:
+    """A blocked event loop shows in the lag histogram as one sample of about the block's length."""
     runtime.instrument(rig.tel, probe_interval_s=INTERVAL)
     blocked: list[float] = []
 
@@ -129,6 +131,7 @@ def test_blocked_loop_shows_in_lag_histogram_within_error(rig: Rig) -> None:
 
 
 def test_stall_in_progress_is_visible_before_the_loop_recovers(rig: Rig) -> None:
+    """A stall in progress is visible in the max-lag gauge before the loop recovers."""
     runtime.instrument(rig.tel, probe_interval_s=INTERVAL)
     with LoopThread() as lt:
         assert runtime.watch_loop(lt.loop) is True  # idempotent with the run_forever patch
@@ -148,6 +151,7 @@ def test_stall_in_progress_is_visible_before_the_loop_recovers(rig: Rig) -> None
 
 
 def test_window_forgets_old_peaks() -> None:
+    """The max-lag window forgets a peak once it is older than the window."""
     r = Rig(runtime_interval_s=0.3)
     try:
         runtime.instrument(r.tel, probe_interval_s=INTERVAL)
@@ -164,6 +168,7 @@ def test_window_forgets_old_peaks() -> None:
 
 
 def test_stopped_loop_is_not_reported_as_stalled(rig: Rig) -> None:
+    """A stopped loop is not reported as stalled, and when restarted its pause is not lag."""
     runtime.instrument(rig.tel, probe_interval_s=INTERVAL)
     loop = asyncio.new_event_loop()
     try:
@@ -180,6 +185,7 @@ def test_stopped_loop_is_not_reported_as_stalled(rig: Rig) -> None:
 
 
 def test_watch_loop_without_patch_and_from_another_thread(rig: Rig) -> None:
+    """Without the asyncio patch, watch_loop() from another thread starts probing that loop."""
     runtime.instrument(rig.tel, probe_interval_s=INTERVAL, patch_asyncio=False)
     assert not hasattr(asyncio.base_events.BaseEventLoop.run_forever, "__wrapped__")
     with LoopThread() as lt:
@@ -191,6 +197,7 @@ def test_watch_loop_without_patch_and_from_another_thread(rig: Rig) -> None:
 
 
 def test_instrument_inside_running_loop_watches_it(rig: Rig) -> None:
+    """instrument() called inside a running loop watches that loop."""
     async def main() -> list[asyncio.AbstractEventLoop]:
         runtime.instrument(rig.tel, probe_interval_s=INTERVAL, patch_asyncio=False)
         await asyncio.sleep(0.1)
@@ -204,6 +211,7 @@ def test_instrument_inside_running_loop_watches_it(rig: Rig) -> None:
 
 
 def test_uninstrument_stops_probes_metrics_and_patch(rig: Rig) -> None:
+    """uninstrument() stops the probes, the metrics and the asyncio patch."""
     runtime.instrument(rig.tel, probe_interval_s=INTERVAL)
     assert hasattr(asyncio.base_events.BaseEventLoop.run_forever, "__wrapped__")
     asyncio.run(asyncio.sleep(0.1))
@@ -220,6 +228,7 @@ def test_uninstrument_stops_probes_metrics_and_patch(rig: Rig) -> None:
 
 
 def test_metrics_off_means_nothing_started() -> None:
+    """With metrics off, runtime instrumentation starts nothing."""
     r = Rig(metrics=False)
     try:
         assert runtime.instrument(r.tel) is False
@@ -231,6 +240,7 @@ def test_metrics_off_means_nothing_started() -> None:
 
 
 def test_reinstrument_rebinds_to_new_provider(rig: Rig) -> None:
+    """Instrumenting again rebinds to the new meter provider without duplicate callbacks."""
     runtime.instrument(rig.tel, probe_interval_s=INTERVAL)
     other = Rig()
     try:
@@ -247,6 +257,7 @@ def test_reinstrument_rebinds_to_new_provider(rig: Rig) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_fork_child_rebinds_and_forgets_dead_loops(rig: Rig) -> None:
+    """A forked child forgets loops whose threads died and does not report them as stalled."""
     runtime.instrument(rig.tel, probe_interval_s=INTERVAL)
     with LoopThread():
         time.sleep(0.1)
@@ -290,6 +301,7 @@ def test_fork_child_rebinds_and_forgets_dead_loops(rig: Rig) -> None:
 
 
 def test_callback_errors_are_counted_not_raised(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Errors in metric callbacks are counted, not raised."""
     from agentpress_otel import _selftel
 
     runtime.instrument(rig.tel, probe_interval_s=INTERVAL)

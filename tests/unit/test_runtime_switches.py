@@ -33,7 +33,7 @@ _TARGET_PREFIXES = ("redis", "httpx", "litellm", "dramatiq", "asyncio", "structl
 _HOOK = "http://127.0.0.1:9/slack-webhook"
 
 # Integrations that may defer patching to a post-import hook: their library must be loaded for the
-# "it patched something" check (litellm takes ~20 s to import here; its own tests cover that case).
+# "it patched something" check.
 _TARGET_LIB = {name: name for name in ("litellm", "redis", "httpx", "dramatiq", "structlog")}
 
 
@@ -84,8 +84,10 @@ def patch_points(app: Any = None) -> set[str]:
 
 
 def _import_targets() -> None:
-    # Import the libraries up front so "nothing patched" is checked against loaded modules.
-    for lib in ("redis", "redis.asyncio", "httpx", "dramatiq", "structlog"):
+    # Import the libraries up front so "nothing patched" is checked against loaded modules. All of them:
+    # a library first imported by a later test (test_litellm_switch_specifically imports litellm) would
+    # otherwise bring patch points the module's baseline never saw, and fail whichever test runs next.
+    for lib in ("redis", "redis.asyncio", "httpx", "dramatiq", "structlog", "litellm"):
         with contextlib.suppress(ImportError):
             __import__(lib)
 
@@ -124,6 +126,7 @@ def all_on() -> tuple[set[str], set[str], set[str]]:
 
 @pytest.mark.parametrize("name", INTEGRATIONS)
 def test_disabled_integration_patches_nothing(name: str, all_on: tuple[set[str], set[str], set[str]]) -> None:
+    """Disabling one integration leaves its patch points unpatched and patches nothing new."""
     baseline, on, enabled_ok = all_on
     app = _app()
     with capture(app=app, disabled_integrations=[name], slack_webhook_url=_HOOK) as cap:
@@ -142,6 +145,7 @@ def test_disabled_integration_patches_nothing(name: str, all_on: tuple[set[str],
 
 
 def test_only_listed_integrations_patch_anything(all_on: tuple[set[str], set[str], set[str]]) -> None:
+    """With an explicit integration list, only those integrations patch anything."""
     baseline, _on, _ = all_on
     app = _app()
     with capture(app=app, integrations=["runtime"]) as cap:
@@ -150,6 +154,7 @@ def test_only_listed_integrations_patch_anything(all_on: tuple[set[str], set[str
 
 
 def test_redis_switch_specifically(all_on: tuple[set[str], set[str], set[str]]) -> None:
+    """The redis switch decides whether sync and async Redis commands are wrapped."""
     redis = pytest.importorskip("redis")
     import redis.asyncio as aioredis
 
@@ -164,6 +169,7 @@ def test_redis_switch_specifically(all_on: tuple[set[str], set[str], set[str]]) 
 
 
 def test_slack_switch_specifically() -> None:
+    """The slack switch decides whether the Slack handler is attached to the root logger."""
     from agentpress_otel.alerts import slack
 
     root = logging.getLogger()
@@ -184,6 +190,7 @@ def test_slack_switch_specifically() -> None:
 
 
 def test_litellm_switch_specifically(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The litellm switch decides whether LiteLLM's entry points are wrapped, and shutdown unwraps them."""
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
     litellm = pytest.importorskip("litellm")
 
@@ -203,6 +210,7 @@ def test_litellm_switch_specifically(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_runtime_switch_specifically() -> None:
+    """The runtime switch decides whether the asyncio patch and the process/loop metrics exist."""
     with capture(disabled_integrations=["runtime"]) as cap:
         assert not hasattr(asyncio.base_events.BaseEventLoop.run_forever, "__wrapped__")
         asyncio.run(asyncio.sleep(0.05))
@@ -216,6 +224,7 @@ def test_runtime_switch_specifically() -> None:
 
 
 def test_integration_switch_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Integrations disabled by env are not instrumented."""
     pytest.importorskip("redis")
     import redis
 
@@ -242,6 +251,7 @@ def _emit_everything(cap: Capture) -> None:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_traces_switch(on: bool) -> None:
+    """The traces switch turns spans on and off without affecting the other signals."""
     with capture(traces=on) as cap:
         _emit_everything(cap)
         names = {s.name for s in cap.spans()}
@@ -257,6 +267,7 @@ def test_traces_switch(on: bool) -> None:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_metrics_switch(on: bool) -> None:
+    """The metrics switch turns metrics, runtime metrics included, on and off."""
     with capture(metrics=on) as cap:
         _emit_everything(cap)
         try:
@@ -275,6 +286,7 @@ def test_metrics_switch(on: bool) -> None:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_logs_switch(on: bool) -> None:
+    """The logs switch turns log export and the logging integration on and off."""
     with capture(logs=on) as cap:
         _emit_everything(cap)
         bodies = [str(getattr(getattr(r, "log_record", r), "body", "")) for r in cap.logs()]
@@ -288,6 +300,7 @@ def test_logs_switch(on: bool) -> None:
 
 
 def test_signal_switch_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal switched off by env is off, with the env variable as its source."""
     monkeypatch.setenv("AGENTPRESS_OTEL_TRACES", "false")
     with capture() as cap:
         _emit_everything(cap)
@@ -297,6 +310,7 @@ def test_signal_switch_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("ratio", "expect"), [(0.0, 0), (1.0, 50)])
 def test_sample_ratio(ratio: float, expect: int) -> None:
+    """Sample ratios 0 and 1 keep no or all traces, and children follow their parent."""
     with capture(sample_ratio=ratio) as cap:
         tracer = trace.get_tracer("ratio-test")
         for _ in range(50):
@@ -309,6 +323,7 @@ def test_sample_ratio(ratio: float, expect: int) -> None:
 
 
 def test_sample_ratio_half_is_roughly_half() -> None:
+    """A sample ratio of 0.5 keeps about half the traces."""
     with capture(sample_ratio=0.5) as cap:
         tracer = trace.get_tracer("ratio-test")
         for _ in range(400):
@@ -320,6 +335,7 @@ def test_sample_ratio_half_is_roughly_half() -> None:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_capture_content_switch(on: bool) -> None:
+    """The capture_content switch decides whether tool arguments appear in spans."""
     genai = pytest.importorskip("agentpress_otel.genai")
     with capture(capture_content=on) as cap:
         with genai.tool_call("web_search", arguments={"query": "zebra-argument-text"}) as tool:

@@ -85,6 +85,7 @@ LATEST = {"gen_ai.client.inference.duration", "gen_ai.client.inference.time_to_f
 
 @pytest.mark.parametrize("opt_in", [None, "http"], indirect=True)
 def test_default_is_baseline_a(opt_in: Kit) -> None:
+    """By default GenAI telemetry uses the baseline names, units and schema URL."""
     _one_call()
     got = _metrics(opt_in)
     sent = {n for n, (_, pts) in got.items() if pts}
@@ -100,6 +101,7 @@ def test_default_is_baseline_a(opt_in: Kit) -> None:
 
 @pytest.mark.parametrize("opt_in", ["http, gen_ai_latest_experimental"], indirect=True)
 def test_opt_in_switches_to_the_latest_names(opt_in: Kit) -> None:
+    """The semconv opt-in switches to the latest GenAI metric names, units and attributes."""
     _one_call()
     got = _metrics(opt_in)
     sent = {n for n, (_, pts) in got.items() if pts}
@@ -125,12 +127,14 @@ def test_opt_in_switches_to_the_latest_names(opt_in: Kit) -> None:
 
 
 def test_opt_in_parsing() -> None:
+    """The opt-in value is parsed as a comma list matching the exact GenAI token."""
     assert _semconv.latest_requested("database, GEN_AI_LATEST_EXPERIMENTAL")
     assert not _semconv.latest_requested("http,gen_ai_latest_experimental/dup_not_defined")
     assert not _semconv.latest_requested("")
 
 
 def test_resource_follows_the_registry() -> None:
+    """The resource's host.arch, instance id and creation time follow the semconv registry."""
     res = dict(_setup._build_resource(load_config({"service_name": "svc"}, env={})).attributes)
     assert res["host.arch"] in ENUMS["host.arch"]
     if platform.machine() == "x86_64":
@@ -145,6 +149,7 @@ def test_resource_follows_the_registry() -> None:
                                                ("arm64", "arm64"), ("armv7l", "arm32"), ("i686", "x86"),
                                                ("ppc64le", "ppc64"), ("s390x", "s390x")])
 def test_host_arch_mapping(machine: str, arch: str) -> None:
+    """Machine names map to registry host.arch values."""
     assert _setup.host_arch(machine) == arch and arch in ENUMS["host.arch"]
 
 

@@ -686,7 +686,10 @@ def uninstrument() -> None:
 
                 for name, own in _router_had_own.items():
                     if own is None:
-                        if name in Router.__dict__:
+                        # Newer LiteLLM's Router is a facade: our patch landed on its core class, and only
+                        # ``delattr(Router, name)`` (its metaclass) puts the core's original back.
+                        cur = Router.__dict__.get(name, getattr(Router, name, None))
+                        if getattr(cur, "_self_wrapper", None) in (_sync_wrapper, _async_entry):
                             delattr(Router, name)
                     else:
                         setattr(Router, name, own)
