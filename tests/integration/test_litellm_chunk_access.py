@@ -30,6 +30,7 @@ def _walk(obj: Any, out: list[Any]) -> None:
 
 
 def test_chunk_fields_read_like_getattr_without_pydantic_getattr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real LiteLLM stream chunks read by our field reader equal getattr's, without pydantic's __getattr__."""
     litellm = pytest.importorskip("litellm")
     import pydantic
 

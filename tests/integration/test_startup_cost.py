@@ -42,6 +42,7 @@ _MEMORY = (
 
 
 def test_instrument_does_not_import_unused_libraries_and_patches_them_on_import(server: LLMServer) -> None:
+    """instrument() imports none of httpx, redis, dramatiq; an httpx request made after the app imports it is traced."""
     code = (
         "import sys\n" + _MEMORY
         + "import agentpress_otel\n"
@@ -63,6 +64,7 @@ def test_instrument_does_not_import_unused_libraries_and_patches_them_on_import(
 
 
 def test_shutdown_before_the_import_leaves_the_library_unpatched() -> None:
+    """A shutdown before the app imports httpx leaves httpx unpatched when it is imported later."""
     code = (
         "import sys, agentpress_otel\n"
         "tel = agentpress_otel.instrument(service_name='startup', export_otlp=False)\n"
@@ -76,6 +78,7 @@ def test_shutdown_before_the_import_leaves_the_library_unpatched() -> None:
 
 
 def test_litellm_tokenizer_loads_only_for_a_stream_that_may_need_an_estimate(server: LLMServer) -> None:
+    """No tokenizer warm-up for non-streaming or include_usage calls; it starts only for a stream without usage."""
     code = (
         "import threading, sys\n" + _MEMORY
         + "import litellm\n"
