@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -252,17 +252,6 @@ def _generator(endpoint: str, stop_at: float, counter: Any, shape: str) -> None:
         counter.value += sent
 
 
-class _NullHTTP(BaseHTTPRequestHandler):
-    """Answers remote-write and OTLP/HTTP posts with 2xx and drops them (the span_metrics/logs side)."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.send_response(204)
-        self.end_headers()
-
 
 def _proc_stats(pid: int) -> tuple[float, int]:
     """(CPU seconds used so far, peak RSS bytes) of ``pid`` from /proc."""
@@ -369,9 +358,10 @@ def run_one(kind: str, shape: str, sink_grpc: str, null_url: str) -> dict[str, f
 def main() -> None:
     from _common import report
     from agentpress_otel._harness._proc import ComponentMissing
+    from harness.null_http import NullHTTP
     from harness.otlp_sink import OTLPSink
 
-    null = ThreadingHTTPServer(("127.0.0.1", 0), _NullHTTP)
+    null = ThreadingHTTPServer(("127.0.0.1", 0), NullHTTP)
     threading.Thread(target=null.serve_forever, daemon=True).start()
     null_url = f"http://127.0.0.1:{null.server_address[1]}"
     shapes = [s for s in os.environ.get("BENCH_COLLECTOR_SHAPES", ",".join(SHAPES)).split(",") if s in SHAPES]

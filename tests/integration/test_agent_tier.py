@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from agentpress_otel._harness.collector import (
 from agentpress_otel._harness.prometheus import Prometheus, start_prometheus
 from conftest import need
 from harness import REPO_ROOT
+from harness.null_http import NullHTTP
 
 # One scenario on one tier: traffic through 3 gateways first, then one gateway is stopped for good.
 pytestmark = pytest.mark.in_order
@@ -47,17 +48,6 @@ GATEWAY_IPS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 DECISION_WAIT_S = 6.0  # pieces of one trace arrive within ~3 s: the gateway must see the whole trace
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
-
-class _Null(BaseHTTPRequestHandler):
-    """Loki and Prometheus remote-write stand-in: accept and drop (this test looks at traces only)."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.send_response(204)
-        self.end_headers()
 
 
 def _userns_works() -> bool:
@@ -148,7 +138,7 @@ def _start() -> Tier:
     if not _userns_works():
         raise ComponentMissing("unshare --user --mount not available (needed to give the agent its own /etc/hosts)")
     port = _same_port_free_on(GATEWAY_IPS)
-    null = ThreadingHTTPServer(("127.0.0.1", 0), _Null)
+    null = ThreadingHTTPServer(("127.0.0.1", 0), NullHTTP)
     threading.Thread(target=null.serve_forever, daemon=True).start()
     null_url = f"http://127.0.0.1:{null.server_address[1]}"
     prom = start_prometheus()  # all gateways remote-write here: their series must not collide

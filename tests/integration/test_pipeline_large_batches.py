@@ -11,32 +11,23 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from agentpress_otel._harness._proc import wait_until
 from agentpress_otel._harness.collector import Collector, StandIn, start_collector, start_standin
 from conftest import need
+from harness.null_http import NullHTTP
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 REQUESTS, SPANS_PER_REQUEST, VALUE_BYTES = 10, 300, 3000
 
 
-class _Null(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.send_response(204)
-        self.end_headers()
-
 
 @pytest.fixture(scope="module")
 def pipeline() -> Iterator[tuple[Collector, StandIn]]:
-    null = ThreadingHTTPServer(("127.0.0.1", 0), _Null)
+    null = ThreadingHTTPServer(("127.0.0.1", 0), NullHTTP)
     threading.Thread(target=null.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{null.server_address[1]}"
     tempo = need(lambda: start_standin("traces"))
