@@ -32,6 +32,18 @@ def need(factory: Callable[[], T]) -> T:
         pytest.skip(str(exc))
 
 
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A throw-away redis-server on loopback for one test (a real broker for Dramatiq's worker processes)."""
+    from harness import redis as redis_harness
+
+    srv = need(redis_harness.start_redis)
+    try:
+        yield srv.url
+    finally:
+        srv.stop()
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     """Under CI=true no test may skip (importorskip included): a missing component is a failure."""

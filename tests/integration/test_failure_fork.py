@@ -15,7 +15,6 @@ import sys
 import textwrap
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,17 +122,6 @@ def test_gunicorn_preload_workers_each_export_with_own_identity() -> None:
             after = _metric_points_by_instance(sink, "fork_app.requests")
             for inst in handle_ids:
                 assert after.get(inst, 0) > before.get(inst, 0), f"metrics stopped flowing for {inst}: {after}"
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    from harness import redis as redis_harness
-
-    srv = need(redis_harness.start_redis)
-    try:
-        yield srv.url
-    finally:
-        srv.stop()
 
 
 def test_dramatiq_processes_each_export_with_own_identity(redis_url: str) -> None:

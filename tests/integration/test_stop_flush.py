@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,17 +125,6 @@ def test_http_server_sigterm_after_last_request_loses_nothing(server: str, proto
         assert rc == EXPECTED_STATUS[server], f"exit status {rc}; log:\n{log}"
         assert took < SHUTDOWN_S * 2, f"took {took:.2f}s to exit"
         assert "Traceback" not in log, log
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    from harness import redis as redis_harness
-
-    srv = need(redis_harness.start_redis)
-    try:
-        yield srv.url
-    finally:
-        srv.stop()
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
