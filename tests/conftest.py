@@ -122,6 +122,12 @@ def _restore_global_state() -> Iterator[None]:
     root.handlers[:] = root_handlers
     root.setLevel(root_level)
     _selftel.reset()
+    _selftel.set_strict(True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run the suite in strict mode: an exception raised by our own code inside the error guard fails the test."""
+    _selftel.set_strict(True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,16 +5,26 @@ published as observable counters once a MeterProvider exists:
 
 * ``agentpress_otel.exporter.dropped`` {signal, reason}: items lost to full queues or failed exports;
 * ``agentpress_otel.internal.errors`` {component}: exceptions swallowed inside telemetry code.
+
+The one error guard is :class:`guard` (a reusable context manager) and :func:`guarded` (its decorator form). In
+production both count the exception and swallow it: telemetry never raises into the app. In strict mode (our own
+test suite, and :func:`agentpress_otel.testing.capture`) an exception whose innermost frame is inside this package is
+re-raised, so a bug in telemetry code fails the test that hit it instead of passing silently. Failures that start
+outside the package (a refused connection, a user's ``__str__``, a test's injected fault) are still swallowed there:
+surviving them is the behaviour under test.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
@@ -53,6 +63,95 @@ def record_error(component: str, exc: BaseException | None = None) -> None:
         log.warning("error swallowed in %s: %r", component, exc)
     except Exception:  # noqa: S110 - diagnostics must never raise
         pass
+
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_strict = False
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def set_strict(on: bool) -> bool:
+    """Turn strict mode on or off (see the module docstring); returns the previous setting."""
+    global _strict
+    previous, _strict = _strict, on
+    return previous
+
+
+def is_strict() -> bool:
+    return _strict
+
+
+def _raised_here(tb: TracebackType | None) -> bool:
+    """Whether the innermost frame of ``tb`` is code of this package (a telemetry bug, not an outside failure)."""
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename.startswith(_PKG_DIR)
+
+
+def swallow(component: str, exc: BaseException) -> None:
+    """Count ``exc`` as swallowed in ``component``; in strict mode re-raise it if it started inside this package.
+
+    For the rare ``except`` block that must do more than swallow (e.g. count a drop too); call it from inside that
+    block. Everywhere else use :class:`guard` or :func:`guarded`.
+    """
+    record_error(component, exc)
+    if _strict and _raised_here(exc.__traceback__):
+        raise exc
+
+
+class guard:
+    """Context manager that counts and swallows any ``Exception`` from its body (see the module docstring).
+
+    Stateless, so one instance per call site can be created once and reused from any thread::
+
+        _GUARD = guard("httpx.request_hook")
+
+        with _GUARD:
+            span.set_attribute("http.request.body.size", size(request))
+    """
+
+    __slots__ = ("component",)
+
+    def __init__(self, component: str) -> None:
+        self.component = component
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False  # KeyboardInterrupt, SystemExit and GeneratorExit keep their meaning
+        record_error(self.component, exc)
+        return not (_strict and _raised_here(tb))
+
+
+def guarded(component: str, *, default: Any = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator form of :class:`guard`: on a swallowed exception the call returns ``default``.
+
+    Example::
+
+        @guarded("litellm.usage", default={})
+        def usage_attributes(response: object) -> dict[str, int]: ...
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                swallow(component, exc)
+                return default  # type: ignore[no-any-return]
+
+        return wrapper
+
+    return decorate
 
 
 def dropped(signal: str | None = None, reason: str | None = None) -> int:

@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentpress_otel import _setup
+from agentpress_otel import _selftel, _setup
 
 __all__ = ["Capture", "agentpress_structlog_processors", "capture", "metric_points", "telemetry_capture"]
 
@@ -104,9 +104,12 @@ def capture(**options: Any) -> Iterator[Capture]:
     """Instrument with in-memory exporters (no network) for the duration of the block.
 
     ``options`` are :func:`agentpress_otel.instrument` options (``app=`` included). Any earlier global
-    instrumentation is reset first and again afterwards.
+    instrumentation is reset first and again afterwards. Inside the block telemetry runs in strict mode: an
+    exception raised by agentpress-otel's own code is re-raised into the test instead of being counted and
+    swallowed, so a telemetry bug fails the test that hit it.
     """
     _setup._reset_for_tests()
+    was_strict = _selftel.set_strict(True)
     spans = InMemorySpanExporter()
     logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     reader = InMemoryMetricReader()
@@ -134,6 +137,7 @@ def capture(**options: Any) -> Iterator[Capture]:
         yield Capture(tel, spans, logs, reader)
     finally:
         _setup._reset_for_tests()
+        _selftel.set_strict(was_strict)
 
 
 try:

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -131,3 +132,54 @@ def test_failed_metric_exports_count_every_lost_point() -> None:
     assert _selftel.dropped("metrics", "export_failed") == 2 * 3  # two collections of three points each
     assert _selftel.errors("export.metrics") == 1
     mp.shutdown()
+
+
+def _our_bug() -> None:
+    """Stands for a bug in telemetry code: its frame must look like the package's own."""
+    raise KeyError("bug")
+
+
+# Compiled under the package's path, so the guard sees the innermost frame as the package's own code.
+_ns: dict[str, object] = {}
+exec(compile("def our_bug():\n    raise KeyError('bug')\n", _selftel.__file__, "exec"), _ns)  # noqa: S102
+_package_bug = _ns["our_bug"]
+
+
+def test_guard_swallows_and_counts_in_production() -> None:
+    """Outside strict mode the guard swallows any Exception, ours or not, and counts it per component."""
+    was = _selftel.set_strict(False)
+    try:
+        with _selftel.guard("unit.g"):
+            _package_bug()  # type: ignore[operator]
+        with _selftel.guard("unit.g"):
+            _our_bug()
+        assert _selftel.errors("unit.g") == 2
+
+        @_selftel.guarded("unit.d", default=-1)
+        def f() -> int:
+            _package_bug()  # type: ignore[operator]
+            return 1
+
+        assert f() == -1
+        assert _selftel.errors("unit.d") == 1
+    finally:
+        _selftel.set_strict(was)
+
+
+def test_guard_reraises_package_bugs_in_strict_mode_only() -> None:
+    """In strict mode an exception raised in package code propagates; one raised outside it is still swallowed."""
+    assert _selftel.is_strict()  # the suite runs strict (tests/conftest.py)
+    with pytest.raises(KeyError), _selftel.guard("unit.s"):
+        _package_bug()  # type: ignore[operator]
+    with _selftel.guard("unit.s"):
+        _our_bug()  # raised in this test file: an outside fault the guard must survive
+    with pytest.raises(KeyboardInterrupt), _selftel.guard("unit.s"):
+        raise KeyboardInterrupt
+    assert _selftel.errors("unit.s") == 2
+
+    @_selftel.guarded("unit.sd")
+    def g() -> None:
+        _package_bug()  # type: ignore[operator]
+
+    with pytest.raises(KeyError):
+        g()
