@@ -61,7 +61,7 @@ def record_error(component: str, exc: BaseException | None = None) -> None:
         _last_warned[component] = now
     try:
         log.warning("error swallowed in %s: %r", component, exc)
-    except Exception:  # noqa: S110 - diagnostics must never raise
+    except Exception:  # noqa: S110, BLE001 - diagnostics must never raise
         pass
 
 
@@ -145,7 +145,7 @@ def guarded(component: str, *, default: Any = None) -> Callable[[Callable[P, R]]
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return fn(*args, **kwargs)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - this is the guard
                 swallow(component, exc)
                 return default  # type: ignore[no-any-return]
 
