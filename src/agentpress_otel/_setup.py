@@ -489,22 +489,23 @@ def opt_in_stable_conventions() -> None:
         _selftel.record_error("semconv.opt_in", exc)
 
 
+_REDACTION_KEY_GUARD = _selftel.guard("redaction.configure")
+
+
 def _use_redaction_hash_key(key: str) -> None:
     """Tags from several processes correlate only under one key; the env variable is read by the engine
-    itself, an argument needs the process-wide redactor rebuilt with it."""
-    try:
+    itself (through the options table), an argument needs the process-wide redactor rebuilt with it."""
+    with _REDACTION_KEY_GUARD:
         from agentpress_otel.redaction import configure_redaction
 
         configure_redaction(hash_key=key.encode("utf-8"))  # encode() sees the value, not the masked str()
-    except Exception as exc:
-        _selftel.record_error("redaction.configure", exc)
 
 
 def _config_never_raising(overrides: Mapping[str, Any]) -> Config:
     """The config for a disabled handle: a bad argument is reported, never raised."""
     try:
         return load_config(overrides)
-    except Exception as exc:
+    except Exception as exc:  # the kill switch never raises: any bad argument is only reported
         warnings.warn(
             f"agentpress-otel: telemetry is disabled; ignoring an invalid option: {exc}", RuntimeWarning, stacklevel=3
         )

@@ -154,7 +154,7 @@ def _installed_otel() -> list[str]:
 def _unmet_requirements() -> list[Finding]:
     """Pins between installed opentelemetry-* distributions that pip let slip (e.g. after a partial upgrade)."""
     try:
-        from packaging.requirements import Requirement
+        from packaging.requirements import InvalidRequirement, Requirement
     except ImportError:  # packaging absent: the lockstep checks above still run
         return []
     out: list[Finding] = []
@@ -166,7 +166,7 @@ def _unmet_requirements() -> list[Finding]:
         for raw in reqs:
             try:
                 req = Requirement(raw)
-            except Exception:  # noqa: S112 - a malformed requirement string is not ours to judge
+            except InvalidRequirement:  # a malformed requirement string is not ours to judge
                 continue
             if req.marker is not None or not req.name.startswith("opentelemetry-"):
                 continue
@@ -190,7 +190,7 @@ def _with_deadline(fn: Callable[[], Any], timeout_s: float, name: str = "apotel-
 def _call(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - not swallowed: the exception is the check's result, shown to the user
         return exc
 
 
