@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -349,17 +350,18 @@ class Option:
     secret: bool = False
     in_config: bool = True
 
-    @property
+    # Cached: the table is immutable and load_config reads these for every option.
+    @cached_property
     def ours(self) -> str:
         """Our variable: ``AGENTPRESS_OTEL_<NAME>`` unless declared otherwise."""
         return self.env or f"AGENTPRESS_OTEL_{self.name.upper()}"
 
-    @property
+    @cached_property
     def argument(self) -> str | None:
         """The ``instrument()`` keyword this option reads, or None (environment only)."""
         return self.keyword or (self.name if self.arg_type is not None else None)
 
-    @property
+    @cached_property
     def variables(self) -> tuple[str, ...]:
         return (self.ours, *self.std_env)
 
@@ -370,13 +372,14 @@ def resolve(opt: Option, ctx: Ctx) -> Resolved:
     A bad argument raises :class:`ConfigError`; a bad variable is skipped (the next source wins) and a
     message is appended to ``ctx.problems``.
     """
-    arg = ctx.args.get(opt.argument) if opt.argument else None
+    keyword, ours = opt.argument, opt.ours
+    arg = ctx.args.get(keyword) if keyword else None
     if arg is not None:
         if opt.validate is not None:
             try:
                 arg = opt.validate(arg)
             except (ValueError, TypeError) as exc:
-                raise ConfigError(f"{opt.argument}={arg!r} (argument): {exc}") from exc
+                raise ConfigError(f"{keyword}={arg!r} (argument): {exc}") from exc
         return Resolved(arg, "argument")
     bad: list[str] = []
     default = opt.default_from(ctx.values) if opt.default_from is not None else opt.default
@@ -386,7 +389,7 @@ def resolve(opt: Option, ctx: Ctx) -> Resolved:
         if raw is None or raw.strip() == "":
             continue
         try:
-            value = (opt.parse if var == opt.ours or opt.std_parse is None else opt.std_parse)(raw)
+            value = (opt.parse if var == ours or opt.std_parse is None else opt.std_parse)(raw)
             if opt.validate is not None:
                 value = opt.validate(value)
         except (ValueError, TypeError) as exc:
@@ -395,7 +398,8 @@ def resolve(opt: Option, ctx: Ctx) -> Resolved:
         result = Resolved(value, var)
         break
     # Named by its keyword: both schedule delays read AGENTPRESS_OTEL_SCHEDULE_DELAY_S, one warning for both.
-    ctx.problems.extend(f"{b}; using {opt.argument or opt.name}={result.value!r} from {result.source}" for b in bad)
+    if bad:
+        ctx.problems.extend(f"{b}; using {keyword or opt.name}={result.value!r} from {result.source}" for b in bad)
     return result
 
 
