@@ -27,7 +27,8 @@ from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 from agentpress_otel import _export, _selftel, _stop
-from agentpress_otel._config import Config, default_instance_id, load_config
+from agentpress_otel._config import Config, default_instance_id, load_config, sdk_disabled
+from agentpress_otel._options import ARGUMENTS
 
 __all__ = ["Telemetry", "current", "instrument"]
 
@@ -303,9 +304,7 @@ def _version() -> str:
 
 
 def _sdk_disabled(env: Mapping[str, str]) -> bool:
-    return env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" or env.get(
-        "AGENTPRESS_OTEL_DISABLED", ""
-    ).strip().lower() in {"1", "true", "yes"}
+    return sdk_disabled(env)
 
 
 def _context_processor() -> SpanProcessor | None:
@@ -401,11 +400,12 @@ def instrument(
         if _current is not None:
             if app is not None and "fastapi" in _current.config.integrations:
                 _instrument_app(_current, app)
-            asked = {k: v for k, v in locals().items() if k in _OPTION_NAMES and v is not None}
+            asked = {k: v for k, v in locals().items() if k in ARGUMENTS and v is not None}
             _again(_current, asked, serves_app=app is not None)
             return _current
 
-        overrides = {k: v for k, v in locals().items() if k in _OPTION_NAMES and v is not None}
+        # The keywords are the table's (tests/unit/test_options_table.py keeps the signature equal to it).
+        overrides = {k: v for k, v in locals().items() if k in ARGUMENTS and v is not None}
         if _sdk_disabled(os.environ):
             # The kill switch must work whatever else is set: nothing here may raise.
             _current = _disabled_handle(_config_never_raising(overrides))
@@ -489,35 +489,23 @@ def opt_in_stable_conventions() -> None:
         _selftel.record_error("semconv.opt_in", exc)
 
 
+_REDACTION_KEY_GUARD = _selftel.guard("redaction.configure")
+
+
 def _use_redaction_hash_key(key: str) -> None:
     """Tags from several processes correlate only under one key; the env variable is read by the engine
-    itself, an argument needs the process-wide redactor rebuilt with it."""
-    try:
+    itself (through the options table), an argument needs the process-wide redactor rebuilt with it."""
+    with _REDACTION_KEY_GUARD:
         from agentpress_otel.redaction import configure_redaction
 
         configure_redaction(hash_key=key.encode("utf-8"))  # encode() sees the value, not the masked str()
-    except Exception as exc:
-        _selftel.record_error("redaction.configure", exc)
-
-
-_OPTION_NAMES = frozenset(
-    {
-        "service_name", "service_version", "environment", "endpoint", "protocol", "headers", "resource_attributes",
-        "traces", "metrics", "logs", "sample_ratio", "integrations", "disabled_integrations", "capture_content",
-        "content_max_chars", "attribute_max_chars", "excluded_urls", "request_id_header", "log_json", "log_level",
-        "logger_levels", "log_sample_ratio", "redact", "slack_webhook_url", "slack_min_level", "grafana_url",
-        "shutdown_timeout_s", "export_timeout_s", "metric_interval_s", "max_queue_size", "runtime_interval_s",
-        "schedule_delay_s", "internal_hosts", "trust_baggage_user_id", "redact_hash_key", "log_max_chars",
-        "traces_exporter", "metrics_exporter", "logs_exporter",
-    }
-)  # fmt: skip
 
 
 def _config_never_raising(overrides: Mapping[str, Any]) -> Config:
     """The config for a disabled handle: a bad argument is reported, never raised."""
     try:
         return load_config(overrides)
-    except Exception as exc:
+    except Exception as exc:  # the kill switch never raises: any bad argument is only reported
         warnings.warn(
             f"agentpress-otel: telemetry is disabled; ignoring an invalid option: {exc}", RuntimeWarning, stacklevel=3
         )

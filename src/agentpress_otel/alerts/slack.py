@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agentpress_otel import _selftel
+from agentpress_otel._option_types import parse_level as _level_number
 
 if TYPE_CHECKING:
     from agentpress_otel._setup import Telemetry
@@ -556,19 +557,6 @@ def uninstrument() -> None:
 
 def current_handler() -> SlackAlertHandler | None:
     return _handler
-
-
-def _level_number(level: int | str) -> int:
-    """``"ERROR"``, ``"error"``, ``"40"`` or ``40`` (the config accepts all of them) as a number."""
-    if isinstance(level, int):
-        return level
-    s = level.strip().upper()
-    if s.isdigit():
-        return int(s)
-    n = {"WARN": logging.WARNING, "FATAL": logging.CRITICAL, "TRACE": 5}.get(s, logging.getLevelName(s))
-    if not isinstance(n, int):
-        raise ValueError(f"{level!r} is not a log level")
-    return n
 
 
 def alert_from_structlog(logger_name: str, levelno: int, event: Mapping[str, Any]) -> None:

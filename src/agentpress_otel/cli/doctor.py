@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agentpress_otel._config import Config, ConfigError, default_instance_id, load_config
+from agentpress_otel._config import DERIVED_FIELDS, Config, ConfigError, default_instance_id, load_config
+from agentpress_otel._options import BY_NAME, OPTIONS, SECRETS
 
 #: Distributions whose versions are reported (present ones only).
 PACKAGES = (
@@ -153,7 +154,7 @@ def _installed_otel() -> list[str]:
 def _unmet_requirements() -> list[Finding]:
     """Pins between installed opentelemetry-* distributions that pip let slip (e.g. after a partial upgrade)."""
     try:
-        from packaging.requirements import Requirement
+        from packaging.requirements import InvalidRequirement, Requirement
     except ImportError:  # packaging absent: the lockstep checks above still run
         return []
     out: list[Finding] = []
@@ -165,7 +166,7 @@ def _unmet_requirements() -> list[Finding]:
         for raw in reqs:
             try:
                 req = Requirement(raw)
-            except Exception:  # noqa: S112 - a malformed requirement string is not ours to judge
+            except InvalidRequirement:  # a malformed requirement string is not ours to judge
                 continue
             if req.marker is not None or not req.name.startswith("opentelemetry-"):
                 continue
@@ -189,7 +190,7 @@ def _with_deadline(fn: Callable[[], Any], timeout_s: float, name: str = "apotel-
 def _call(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - not swallowed: the exception is the check's result, shown to the user
         return exc
 
 
@@ -229,8 +230,8 @@ def guess_protocol(endpoint: str | None, protocol: str | None, env: Mapping[str,
     return "http/protobuf" if port == 4318 else None
 
 
-_PROTOCOL_VARS = ("AGENTPRESS_OTEL_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
-_ENDPOINT_VARS = ("AGENTPRESS_OTEL_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_PROTOCOL_VARS = BY_NAME["protocol"].variables
+_ENDPOINT_VARS = BY_NAME["endpoint"].variables
 GUESSED_SOURCE = "guessed from port 4318 (no protocol configured)"
 
 
@@ -424,11 +425,8 @@ def _export_metric(exporter: Any, resource: Any, timeout_s: float) -> bool:
 
 # --------------------------------------------------------------------------------------------- report
 
-_SECRET_OPTIONS = {"headers", "slack_webhook_url"}
-
-
 def _show(name: str, value: Any) -> str:
-    if name in _SECRET_OPTIONS and value:
+    if name in SECRETS and value:
         if isinstance(value, dict):
             return ", ".join(f"{k}=***" for k in value)
         return str(value).split("/services/")[0] + "/services/***" if "/services/" in str(value) else "***"
@@ -445,27 +443,28 @@ def config_warnings(cfg: Config) -> tuple[str, ...]:
 
 
 def config_rows(cfg: Config) -> list[tuple[str, str, str]]:
-    """(option, effective value, source) for every option, as the config table shows them.
+    """(option, effective value, source) for every option of the table, then the derived values; the source
+    is ``argument``, the variable's name or ``default``.
 
     Example::
 
         dict((o, s) for o, _, s in config_rows(load_config()))["endpoint"]  # "default"
     """
     rows = []
-    for f in dataclasses.fields(cfg):
-        if f.name in ("sources", "config_warnings"):
-            continue
-        value = _show(f.name, getattr(cfg, f.name))
-        src = cfg.sources.get(f.name, "derived")
-        if f.name == "integrations":
+    names = [o.name for o in OPTIONS if o.in_config] + [f for f in DERIVED_FIELDS if f not in ("sources",
+                                                                                          "config_warnings")]
+    for name in names:
+        value = _show(name, getattr(cfg, name))
+        src = cfg.sources.get(name, "derived")
+        if name == "integrations":
             # `integrations` minus `disabled_integrations`: name every setting that shaped the set.
             given = [s for s in (src, cfg.sources.get("disabled_integrations", "default")) if s != "default"]
             src = " + ".join(given) if given else "default"
-        elif f.name == "service_instance_id" and not cfg.service_instance_id:
+        elif name == "service_instance_id" and not cfg.service_instance_id:
             # Not configured: instrument() generates one per process (and per forked child).
-            value = f"{default_instance_id()} (hostname-pid-random, new per process)"
+            value = f"{default_instance_id()} (a random UUID, new per process)"
             src = "generated"
-        rows.append((f.name, value, src))
+        rows.append((name, value, src))
     return rows
 
 
@@ -509,11 +508,8 @@ def run(*, endpoint: str | None = None, protocol: str | None = None, timeout_s: 
     findings = [Finding("fail", "configuration", f"{msg} (instrument() would warn and run without it)")
                 for msg in ignored]
     findings += version_findings(versions)
-    from agentpress_otel._setup import _sdk_disabled
-
-    if _sdk_disabled(os.environ):
-        findings.append(Finding("warn", "disabled", "OTEL_SDK_DISABLED or AGENTPRESS_OTEL_DISABLED is set: "
-                                                    "instrument() will do nothing"))
+    if cfg.disabled:
+        findings.append(Finding("warn", "disabled", f"{cfg.sources['disabled']} is set: instrument() will do nothing"))
         endpoint_findings: list[Finding] = []
     else:
         console.print(f"Checking {cfg.endpoint} ({cfg.protocol}) with a test span, log record and metric …")

@@ -18,11 +18,12 @@ Example::
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from agentpress_otel._options import env_value
 
 __all__ = ["DEFAULT_PRICES", "PRICES_VERSION", "Price", "cost_usd", "load_prices_file", "lookup", "set_prices"]
 
@@ -155,7 +156,7 @@ def load_prices_file(path: str | None = None) -> int:
 
         load_prices_file("/etc/agentpress/prices.json")
     """
-    path = path or os.environ.get("AGENTPRESS_OTEL_PRICES_FILE")
+    path = path or env_value("prices_file")
     if not path:
         return 0
     with open(path, encoding="utf-8") as fh:

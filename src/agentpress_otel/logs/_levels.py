@@ -8,24 +8,10 @@ from collections.abc import Mapping
 
 from opentelemetry.trace import SpanContext
 
+from agentpress_otel._option_types import parse_level as parse_level  # one copy (the config checks levels with it)
+
 _RATIO_SCALE = 1 << 64
 _SKIP_PREFIXES = ("opentelemetry", "agentpress_otel")
-_NAMES = {"WARN": logging.WARNING, "FATAL": logging.CRITICAL, "TRACE": 5}
-
-
-def parse_level(level: str | int) -> int:
-    """``"info"``/``"INFO"``/``20`` -> 20. Example: ``parse_level("warn") == logging.WARNING``."""
-    if isinstance(level, int):
-        return level
-    s = level.strip().upper()
-    if s.isdigit():
-        return int(s)
-    if s in _NAMES:
-        return _NAMES[s]
-    v = logging.getLevelName(s)
-    if not isinstance(v, int):
-        raise ValueError(f"unknown log level {level!r}")
-    return v
 
 
 class LevelPolicy:

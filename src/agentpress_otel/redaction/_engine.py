@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 from urllib.parse import unquote
 
+from agentpress_otel._options import env_value
 from agentpress_otel.redaction._detectors import (
     BUILTIN,
     DEFAULT_OFF,
@@ -49,21 +50,16 @@ _MAX_DEPTH = 32
 _NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z0-9_]+>")
 _DIGIT = re.compile(r"\d")
 _MISSING: Any = object()
-#: Environment variable holding a shared tag key (see :func:`default_hash_key`).
-HASH_KEY_ENV = "AGENTPRESS_OTEL_REDACT_HASH_KEY"
 #: Attribute names whose over-long values keep head and tail (the innermost frames are at the end).
 _HEAD_TAIL_ATTRIBUTES = frozenset({"exception.stacktrace", "exception", "stack", "stack_info"})
-
-
-#: Shorter keys are ignored (as the config does, with a warning): see _config._check_hash_key.
-_MIN_HASH_KEY_CHARS = 16
 
 
 def default_hash_key() -> bytes:
     """The tag key when none is given: ``AGENTPRESS_OTEL_REDACT_HASH_KEY`` (UTF-8, 16+ characters) if
     set, so tags correlate across processes and restarts; otherwise 32 random bytes per redactor."""
-    raw = os.environ.get(HASH_KEY_ENV, "")
-    return raw.encode("utf-8") if len(raw.strip()) >= _MIN_HASH_KEY_CHARS else os.urandom(32)
+    # Through the options table (so doctor can name the source); a too-short key resolves to None there.
+    key = env_value("redact_hash_key")
+    return str.encode(key, "utf-8") if key else os.urandom(32)
 
 
 def cut_middle(text: str, limit: int) -> str:
