@@ -320,7 +320,7 @@ def test_without_a_metric_reader_nothing_is_queued() -> None:
         tracer_provider = TracerProvider()
         meter_provider = MeterProvider(metric_readers=[])
         logger_provider = None
-        config = None
+        config = load_config({})
 
     _state.configure(Tel())
     ins = _state.STATE.instruments
