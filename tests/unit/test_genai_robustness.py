@@ -22,7 +22,7 @@ from agentpress_otel import _selftel
 from agentpress_otel._config import load_config
 from agentpress_otel.genai import _spans, _state, agent_run, llm_call, record_score, tool_call
 from agentpress_otel.genai import prices as prices_mod
-from agentpress_otel.genai._testkit import Kit, make_kit
+from agentpress_otel.testing import Kit, make_kit
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from agentpress_otel.genai import (
     tool_call,
 )
 from agentpress_otel.genai import prices as prices_mod
-from agentpress_otel.genai._testkit import Kit, make_kit
+from agentpress_otel.testing import Kit, make_kit
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint
 from agentpress_otel import _setup
 from agentpress_otel._config import load_config
 from agentpress_otel.genai import _semconv, _state, agent_run, llm_call, tool_call
-from agentpress_otel.genai._testkit import Kit, make_kit
+from agentpress_otel.testing import Kit, make_kit
 from semconv_rules import ENUMS, GENAI_METRICS, METRICS
 
 
