@@ -115,7 +115,14 @@ class Recorded:
 
 
 class Capture(Recorded):
-    """What one :func:`capture` block recorded; ``telemetry`` is the ``instrument()`` handle."""
+    """What one :func:`capture` block recorded; ``telemetry`` is the ``instrument()`` handle.
+
+    Example::
+
+        with capture(service_name="api") as cap:
+            handle_request()
+        assert cap.span("GET /health").resource.attributes["service.name"] == "api"
+    """
 
     def __init__(self, tel: _setup.Telemetry, spans: InMemorySpanExporter, logs: InMemoryLogRecordExporter,
                  reader: InMemoryMetricReader) -> None:

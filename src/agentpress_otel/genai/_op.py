@@ -107,7 +107,14 @@ def error_type(exc: BaseException) -> str:
 # ------------------------------------------------------------------------------------------- base op
 
 class Activation:
-    """Opaque token returned by :meth:`Op.activate`; give it back to :meth:`Op.deactivate`."""
+    """Opaque token returned by :meth:`Op.activate`; give it back to :meth:`Op.deactivate`.
+
+    Example::
+
+        token = call.activate()
+        ...
+        call.deactivate(token)
+    """
 
     __slots__ = ("ctx_token", "ids_token")
 
