@@ -20,7 +20,7 @@ from opentelemetry.trace import StatusCode
 
 from agentpress_otel import _selftel
 from agentpress_otel._config import load_config
-from agentpress_otel.genai import _spans, _state, agent_run, llm_call, record_score, tool_call
+from agentpress_otel.genai import _state, _usage, agent_run, llm_call, record_score, tool_call
 from agentpress_otel.genai import prices as prices_mod
 from agentpress_otel.testing import Kit, make_kit
 
@@ -335,7 +335,7 @@ def test_without_a_metric_reader_nothing_is_queued() -> None:
 
 def test_response_maps_are_bounded() -> None:
     """The response-id map stays bounded and keeps the newest entries."""
-    lru = _spans._LRU(size=10)
+    lru = _usage._LRU(size=10)
     for i in range(1000):
         lru.put(i, (None, "p", "m"))  # type: ignore[arg-type]
     assert len(lru.young) + len(lru.old) <= 20
