@@ -140,8 +140,12 @@ def kit() -> Iterator[Kit]:
 
     Modules that need more around it (a LiteLLM server, Dramatiq) define their own ``kit``.
     """
-    k = make_kit()
-    _state.configure(k)
-    yield k
-    _state.unconfigure()
-    k.shutdown()
+    with make_kit() as k:
+        yield k
+
+
+@pytest.fixture
+def capture_kit() -> Iterator[Kit]:
+    """:func:`kit` with content capture on."""
+    with make_kit(capture_content=True) as k:
+        yield k

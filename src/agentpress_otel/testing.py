@@ -40,6 +40,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agentpress_otel import _selftel, _setup, redaction
 from agentpress_otel._config import Config, load_config
 from agentpress_otel._context import ContextSpanProcessor
+from agentpress_otel.genai import _state as genai_state
 
 __all__ = ["Capture", "Kit", "Recorded", "agentpress_structlog_processors", "capture", "make_kit", "metric_points",
            "telemetry_capture"]
@@ -140,18 +141,16 @@ class Capture(Recorded):
 class Kit(Recorded):
     """SDK providers with in-memory exporters, wired like ``instrument()`` wires them but never made global.
 
-    For testing code that takes providers (``genai.configure(kit)`` binds GenAI telemetry to it) without
-    touching process-wide state. See :func:`make_kit`.
+    For testing code that takes providers without touching process-wide state. As a context manager it binds
+    GenAI telemetry to itself (``genai.configure(kit)``) for the block, then unbinds and shuts down. See
+    :func:`make_kit`.
 
     Example::
 
-        kit = make_kit(capture_content=True)
-        genai.configure(kit)
-        with genai.llm_call(model="gpt-5", provider="openai"):
-            pass
-        assert kit.spans("chat gpt-5")
-        genai.unconfigure()
-        kit.shutdown()
+        with make_kit(capture_content=True) as kit:
+            with genai.llm_call(model="gpt-5", provider="openai"):
+                pass
+            assert kit.spans("chat gpt-5")
     """
 
     def __init__(self, config: Config, tracer_provider: TracerProvider, meter_provider: MeterProvider,
@@ -163,6 +162,14 @@ class Kit(Recorded):
         self.meter_provider = meter_provider
         self.logger_provider = logger_provider
         self.resource = Resource.get_empty()
+
+    def __enter__(self) -> Kit:
+        genai_state.configure(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        genai_state.unconfigure(owner=self)
+        self.shutdown()
 
     def force_flush(self, timeout_s: float = 5.0) -> bool:
         """Flush the tracer and logger providers."""

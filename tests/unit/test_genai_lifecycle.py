@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
@@ -14,15 +13,6 @@ import agentpress_otel
 from agentpress_otel import _context, _selftel, genai
 from agentpress_otel.genai import Activation, GenAISettings, LLMCall, _state, current_llm_call, llm_call
 from agentpress_otel.testing import Kit, capture, make_kit
-
-
-@pytest.fixture
-def capture_kit() -> Iterator[Kit]:
-    k = make_kit(capture_content=True)
-    genai.configure(k)
-    yield k
-    genai.unconfigure()
-    k.shutdown()
 
 
 def test_start_does_not_make_the_span_current_and_activate_does(kit: Kit) -> None:
@@ -135,17 +125,12 @@ def test_finish_reasons_are_cleaned_in_one_place(capture_kit: Kit) -> None:
 
 def test_settings_are_frozen_and_come_from_config(kit: Kit) -> None:
     """GenAI reads one frozen settings object, resolved from the Config the handle was built with."""
-    k = make_kit(capture_content=True, content_max_chars=50, redact=False)
-    genai.configure(k)
-    try:
+    with make_kit(capture_content=True, content_max_chars=50, redact=False):
         st = _state.STATE.settings
         assert st == GenAISettings(capture_content=True, content_max_chars=50, redact=False)
         with pytest.raises(dataclasses.FrozenInstanceError):
             st.capture_content = False  # type: ignore[misc]
         assert llm_call(model="m", provider="p").capture is True
-    finally:
-        genai.unconfigure()
-        k.shutdown()
     assert _state.STATE.settings == GenAISettings()
 
 

@@ -22,16 +22,7 @@ from agentpress_otel import _selftel
 from agentpress_otel._config import load_config
 from agentpress_otel.genai import _state, _usage, agent_run, llm_call, record_score, tool_call
 from agentpress_otel.genai import prices as prices_mod
-from agentpress_otel.testing import Kit, make_kit
-
-
-@pytest.fixture
-def capture_kit() -> Iterator[Kit]:
-    k = make_kit(capture_content=True)
-    _state.configure(k)
-    yield k
-    _state.unconfigure()
-    k.shutdown()
+from agentpress_otel.testing import Kit
 
 
 def _attrs(kit: Kit, name: str) -> dict[str, Any]:

@@ -27,11 +27,8 @@ from agentpress_otel.testing import Kit, make_kit
 
 @pytest.fixture
 def capture_kit() -> Iterator[Kit]:
-    k = make_kit(capture_content=True, content_max_chars=120)
-    _state.configure(k)
-    yield k
-    _state.unconfigure()
-    k.shutdown()
+    with make_kit(capture_content=True, content_max_chars=120) as k:
+        yield k
 
 
 @dataclass
