@@ -24,7 +24,7 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Generic, Self, TypeVar, cast
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -37,6 +37,7 @@ from agentpress_otel import _context, _selftel
 from agentpress_otel.genai import _state
 
 F = TypeVar("F", bound=Callable[..., Any])
+OpT = TypeVar("OpT", bound="Op")
 
 _G_SPAN = _selftel.guard("genai.span")
 _G_MAPPER = _selftel.guard("genai.mapper")
@@ -123,16 +124,16 @@ class Activation:
         self.ids_token = ids_token
 
 
-class _Activated:
+class _Activated(Generic[OpT]):
     """``with op.activated():`` makes the span current for the block without ending it."""
 
     __slots__ = ("op", "token")
 
-    def __init__(self, op: Op) -> None:
+    def __init__(self, op: OpT) -> None:
         self.op = op
         self.token: Activation | None = None
 
-    def __enter__(self) -> Op:
+    def __enter__(self) -> OpT:
         self.token = self.op.activate()
         return self.op
 
@@ -281,7 +282,7 @@ class Op:
         if token.ids_token is not None:
             _context.reset_ids(token.ids_token, self._outer_ids)
 
-    def activated(self) -> _Activated:
+    def activated(self) -> _Activated[Self]:
         """Context manager: the span is current inside the block, and still open after it.
 
         Example::
