@@ -172,7 +172,7 @@ class LLMCall(Op):
             except Exception as exc:  # noqa: BLE001 - hot path (every call): a try costs nothing, the guard's with ~0.2 µs
                 _selftel.swallow("genai.span", exc)
             finally:
-                if any(k in p for k in CONTENT_PARAMS):
+                if "messages" in p or "tools" in p:  # CONTENT_PARAMS, spelled out on the hot path
                     # Content (if captured) is in attrs now. Keeping the caller's whole thread history
                     # referenced from this call (and every Context copy holding it) would only retain memory.
                     self.request_params = {k: v for k, v in p.items() if k not in CONTENT_PARAMS}
