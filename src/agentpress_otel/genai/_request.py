@@ -51,8 +51,6 @@ def _scalars(params: Mapping[str, Any], attrs: dict[str, Any]) -> None:
 
 
 def _stop(stop: Any, attrs: dict[str, Any]) -> None:
-    if not stop:
-        return
     if isinstance(stop, str):
         attrs["gen_ai.request.stop_sequences"] = [stop]
     elif isinstance(stop, (list, tuple)) and all(isinstance(x, str) for x in stop):
@@ -62,8 +60,6 @@ def _stop(stop: Any, attrs: dict[str, Any]) -> None:
 
 
 def _choice_count(n: Any, attrs: dict[str, Any]) -> None:
-    if n is None:
-        return
     if isinstance(n, int) and not isinstance(n, bool):
         if n != 1:
             attrs["gen_ai.request.choice.count"] = n
@@ -92,8 +88,12 @@ def request_attributes(params: Mapping[str, Any], attrs: dict[str, Any], *, capt
     _scalars(params, attrs)
     if params.get("stream"):
         attrs["gen_ai.request.stream"] = True
-    _stop(params.get("stop"), attrs)
-    _choice_count(params.get("n"), attrs)
+    stop = params.get("stop")
+    if stop:
+        _stop(stop, attrs)
+    n = params.get("n")
+    if n is not None:
+        _choice_count(n, attrs)
     rf = params.get("response_format")
     if rf is not None:
         ot = output_type(rf)
