@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from _common import report
+from agentpress_otel._config import load_config
 from agentpress_otel._context import ContextSpanProcessor, thread_context
 from agentpress_otel.genai import _state, llm_call, prices
 
@@ -42,7 +43,7 @@ class _Tel:
         self.tracer_provider = tp
         self.meter_provider = mp
         self.logger_provider = None
-        self.config = None
+        self.config = load_config({})
 
 
 MODEL = "gpt-5-mini"

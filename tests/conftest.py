@@ -8,16 +8,14 @@ from typing import Any, TypeVar
 
 import pytest
 import structlog
-from opentelemetry import _logs as logs_api
-from opentelemetry import metrics as metrics_api
-from opentelemetry import trace as trace_api
 
+from agentpress_otel import _sdk_globals as _sdk_globals_mod
 from agentpress_otel import _selftel, _setup
 from agentpress_otel._harness._proc import ComponentMissing, in_ci
 from agentpress_otel.genai import _state
 from agentpress_otel.genai import prices as prices_mod
-from agentpress_otel.genai._testkit import Kit, make_kit
 from agentpress_otel.redaction import _engine as redaction_engine
+from agentpress_otel.testing import Kit, make_kit
 
 T = TypeVar("T")
 
@@ -67,23 +65,13 @@ def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-
 
 def _sdk_globals() -> tuple[Any, ...]:
     """What ``instrument()`` and the SDK set process-wide: our handle and the three global providers."""
-    return (
-        _setup._current,
-        _setup._providers_shut_down,
-        trace_api._TRACER_PROVIDER,
-        metrics_api._internal._METER_PROVIDER,
-        logs_api._internal._LOGGER_PROVIDER,
-    )
+    return (_setup._current, _setup._providers_shut_down, _sdk_globals_mod.snapshot())
 
 
 def _set_sdk_globals(saved: tuple[Any, ...]) -> None:
-    current, shut_down, tp, mp, lp = saved
+    current, shut_down, providers = saved
     _setup._current, _setup._providers_shut_down = current, shut_down
-    trace_api._TRACER_PROVIDER, trace_api._TRACER_PROVIDER_SET_ONCE._done = tp, tp is not None
-    metrics_api._internal._METER_PROVIDER = mp
-    metrics_api._internal._METER_PROVIDER_SET_ONCE._done = mp is not None
-    logs_api._internal._LOGGER_PROVIDER = lp
-    logs_api._internal._LOGGER_PROVIDER_SET_ONCE._done = lp is not None
+    _sdk_globals_mod.restore(providers)  # the one module that writes the API's private provider slots
 
 
 @pytest.fixture(autouse=True)
@@ -152,8 +140,12 @@ def kit() -> Iterator[Kit]:
 
     Modules that need more around it (a LiteLLM server, Dramatiq) define their own ``kit``.
     """
-    k = make_kit()
-    _state.configure(k)
-    yield k
-    _state.unconfigure()
-    k.shutdown()
+    with make_kit() as k:
+        yield k
+
+
+@pytest.fixture
+def capture_kit() -> Iterator[Kit]:
+    """:func:`kit` with content capture on."""
+    with make_kit(capture_content=True) as k:
+        yield k

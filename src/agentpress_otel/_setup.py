@@ -816,11 +816,6 @@ def _reset_for_tests() -> None:
         _named_by_app = False
         _worker_name = None
         _providers_shut_down = False
-    from opentelemetry import _logs as logs_api
+    from agentpress_otel import _sdk_globals
 
-    trace_api._TRACER_PROVIDER_SET_ONCE._done = False
-    trace_api._TRACER_PROVIDER = None
-    metrics_api._internal._METER_PROVIDER_SET_ONCE._done = False
-    metrics_api._internal._METER_PROVIDER = None
-    logs_api._internal._LOGGER_PROVIDER_SET_ONCE._done = False
-    logs_api._internal._LOGGER_PROVIDER = None
+    _sdk_globals.clear()  # the one place that writes the API's private provider slots

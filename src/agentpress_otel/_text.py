@@ -21,8 +21,11 @@ def _marker(cut: int) -> str:
     return f"…[{cut} chars cut]…"
 
 
-def truncate(text: str, limit: int, *, keep: Keep = "head") -> str:
+def truncate(text: str, limit: int, *, keep: Keep = "head", already_cut: int = 0) -> str:
     """``text`` cut to at most ``limit`` characters, with one marker saying how many went.
+
+    ``already_cut`` counts characters the caller dropped before (e.g. to bound redaction work); they are added to
+    the marker's count, and a marker is written even when ``text`` itself fits.
 
     ``keep="head"`` keeps the start (a message), ``"tail"`` the end, ``"middle"`` a third of the head and two
     thirds of the tail (a stack trace: the outermost frames, and the innermost ones with the exception line).
@@ -32,17 +35,19 @@ def truncate(text: str, limit: int, *, keep: Keep = "head") -> str:
 
         truncate("x" * 100, 30)  # 'xxxxxxxxxxxx…[82 chars cut]…'
     """
-    if len(text) <= limit:
+    if len(text) <= limit and not already_cut:
         return text
     if limit <= 0:
         return ""
-    marker = _marker(len(text) - limit)
+    total = len(text) + already_cut
+    marker = _marker(total - limit)
     for _ in range(3):  # the marker's own length is part of the cut; its digit count settles in two rounds
         room = limit - len(marker)
-        marker = _marker(len(text) - room)
+        marker = _marker(total - min(room, len(text)))
     room = limit - len(marker)
     if room <= 0:
         return text[-limit:] if keep == "tail" else text[:limit]
+    room = min(room, len(text))
     if keep == "head":
         return text[:room] + marker
     if keep == "tail":

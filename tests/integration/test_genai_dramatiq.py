@@ -13,8 +13,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from agentpress_otel._context import current_ids, thread_context
 from agentpress_otel.genai import _state
-from agentpress_otel.genai._testkit import Kit, make_kit
 from agentpress_otel.integrations import dramatiq as ap_dramatiq
+from agentpress_otel.testing import Kit, make_kit
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 from agentpress_otel._context import thread_context
 from agentpress_otel._harness.llm_server import LLMServer
 from agentpress_otel.genai import _state, agent_run, llm_call
-from agentpress_otel.genai._testkit import Kit, make_kit
 from agentpress_otel.integrations import litellm as ap_litellm
+from agentpress_otel.testing import Kit, make_kit
 
 pytestmark = pytest.mark.integration
 

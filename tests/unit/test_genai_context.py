@@ -7,7 +7,7 @@ import timeit
 
 from agentpress_otel import _context
 from agentpress_otel._context import ContextSpanProcessor, current_ids, extract, inject, thread_context
-from agentpress_otel.genai._testkit import Kit
+from agentpress_otel.testing import Kit
 
 
 def test_nesting_merges_and_restores() -> None:

@@ -20,18 +20,9 @@ from opentelemetry.trace import StatusCode
 
 from agentpress_otel import _selftel
 from agentpress_otel._config import load_config
-from agentpress_otel.genai import _spans, _state, agent_run, llm_call, record_score, tool_call
+from agentpress_otel.genai import _state, _usage, agent_run, llm_call, record_score, tool_call
 from agentpress_otel.genai import prices as prices_mod
-from agentpress_otel.genai._testkit import Kit, make_kit
-
-
-@pytest.fixture
-def capture_kit() -> Iterator[Kit]:
-    k = make_kit(capture_content=True)
-    _state.configure(k)
-    yield k
-    _state.unconfigure()
-    k.shutdown()
+from agentpress_otel.testing import Kit
 
 
 def _attrs(kit: Kit, name: str) -> dict[str, Any]:
@@ -320,7 +311,7 @@ def test_without_a_metric_reader_nothing_is_queued() -> None:
         tracer_provider = TracerProvider()
         meter_provider = MeterProvider(metric_readers=[])
         logger_provider = None
-        config = None
+        config = load_config({})
 
     _state.configure(Tel())
     ins = _state.STATE.instruments
@@ -335,7 +326,7 @@ def test_without_a_metric_reader_nothing_is_queued() -> None:
 
 def test_response_maps_are_bounded() -> None:
     """The response-id map stays bounded and keeps the newest entries."""
-    lru = _spans._LRU(size=10)
+    lru = _usage._LRU(size=10)
     for i in range(1000):
         lru.put(i, (None, "p", "m"))  # type: ignore[arg-type]
     assert len(lru.young) + len(lru.old) <= 20

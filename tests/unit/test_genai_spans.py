@@ -22,16 +22,13 @@ from agentpress_otel.genai import (
     tool_call,
 )
 from agentpress_otel.genai import prices as prices_mod
-from agentpress_otel.genai._testkit import Kit, make_kit
+from agentpress_otel.testing import Kit, make_kit
 
 
 @pytest.fixture
 def capture_kit() -> Iterator[Kit]:
-    k = make_kit(capture_content=True, content_max_chars=120)
-    _state.configure(k)
-    yield k
-    _state.unconfigure()
-    k.shutdown()
+    with make_kit(capture_content=True, content_max_chars=120) as k:
+        yield k
 
 
 @dataclass
@@ -137,7 +134,12 @@ def test_content_capture_truncated(capture_kit: Kit) -> None:
     a = capture_kit.spans("chat")[0].attributes or {}
     inp = str(a["gen_ai.input.messages"])
     assert inp.startswith('[{"role":"system","parts":[{"type":"text')
-    assert inp.endswith("…[truncated]") and len(inp) <= 120 + len("…[truncated]")
+    # The full semconv JSON is 605 characters (over the 256-character redaction slack): the marker still counts
+    # every character cut, those dropped before redaction included.
+    full = json.dumps([{"role": "system", "parts": [{"type": "text", "content": "be nice"}]},
+                       {"role": "user", "parts": [{"type": "text", "content": "x" * 500}]}], separators=(",", ":"))
+    marker = f"…[{len(full) - (len(inp) - len('…[000 chars cut]…'))} chars cut]…"
+    assert len(inp) == 120 and inp.endswith(marker) and full.startswith(inp[: -len(marker)])
     assert '"finish_reason":"stop"' in str(a["gen_ai.output.messages"])
 
 

@@ -14,8 +14,8 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint
 
 from agentpress_otel import _setup
 from agentpress_otel._config import load_config
-from agentpress_otel.genai import _semconv, _state, agent_run, llm_call, tool_call
-from agentpress_otel.genai._testkit import Kit, make_kit
+from agentpress_otel.genai import _semconv, agent_run, llm_call, tool_call
+from agentpress_otel.testing import Kit, make_kit
 from semconv_rules import ENUMS, GENAI_METRICS, METRICS
 
 
@@ -52,13 +52,8 @@ def opt_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
         monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", request.param)
     else:
         monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
-    k = make_kit()
-    _state.configure(k)
-    try:
+    with make_kit() as k:
         yield k
-    finally:
-        _state.unconfigure()
-        k.shutdown()
 
 
 def _one_call() -> None:

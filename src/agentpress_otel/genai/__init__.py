@@ -9,24 +9,19 @@ Example::
             ...
 """
 
-from agentpress_otel.genai._spans import (
-    AgentRun,
-    LLMCall,
-    ToolCall,
-    agent_run,
-    current_llm_call,
-    error_type,
-    llm_call,
-    register_error_mapper,
-    tool_call,
-)
-from agentpress_otel.genai._state import configure, unconfigure
+from agentpress_otel.genai._agent import AgentRun, agent_run
+from agentpress_otel.genai._llm import LLMCall, current_llm_call, llm_call
+from agentpress_otel.genai._op import Activation, error_type, register_error_mapper, register_model_normalizer
+from agentpress_otel.genai._state import GenAISettings, configure, unconfigure
+from agentpress_otel.genai._tool import ToolCall, tool_call
 from agentpress_otel.genai.prices import PRICES_VERSION, Price, cost_usd, set_prices
 from agentpress_otel.genai.scores import record_score
 
 __all__ = [
     "PRICES_VERSION",
+    "Activation",
     "AgentRun",
+    "GenAISettings",
     "LLMCall",
     "Price",
     "ToolCall",
@@ -38,6 +33,7 @@ __all__ = [
     "llm_call",
     "record_score",
     "register_error_mapper",
+    "register_model_normalizer",
     "set_prices",
     "tool_call",
     "unconfigure",

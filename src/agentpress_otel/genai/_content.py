@@ -1,79 +1,48 @@
-"""Message content capture: off by default, JSON-encoded, truncated, then redacted.
+"""Message content capture: off by default, JSON-encoded, redacted, then truncated.
 
-Redaction is the logs area's engine (``agentpress_otel.redaction.redact``), imported lazily; if it is
-missing we truncate only. Runs only when capture is on, so the default path pays nothing.
+Redaction is the logs area's engine (:func:`agentpress_otel.redaction.redact`); text and truncation are
+:mod:`agentpress_otel._text`'s. Runs only when capture is on, so the default path pays nothing.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agentpress_otel import _selftel
+from agentpress_otel._text import field, to_text, truncate
 from agentpress_otel.genai import _state
+from agentpress_otel.redaction import redact
 
-_redact: Callable[[str], str] | None = None
-_redact_loaded = False
-
-
-def _get_redactor() -> Callable[[str], str] | None:
-    global _redact, _redact_loaded
-    if not _redact_loaded:
-        _redact_loaded = True
-        try:
-            from agentpress_otel.redaction import redact
-
-            _redact = redact
-        except Exception:  # module not there yet or failed to import: truncate only
-            _redact = None
-    return _redact
-
-
-def _default(o: Any) -> Any:
-    for attr in ("model_dump", "dict", "to_dict"):
-        fn = getattr(o, attr, None)
-        if callable(fn):
-            try:
-                return fn()
-            except Exception:  # noqa: S112 - try the next representation
-                continue
-    return str(o)
-
-
-def to_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"))
-    except Exception:
-        try:
-            return str(value)
-        except Exception:
-            return f"<unprintable {type(value).__name__}>"
+# Redaction sees this many characters past the limit, so a secret straddling the cut is still recognised.
+_REDACT_SLACK = 256
+_G_REDACT = _selftel.guard("genai.redact")
+_FAILED = object()
 
 
 def prepare(value: Any, max_chars: int | None = None) -> str:
-    """JSON-encode ``value``, redact it, and cut it to ``content_max_chars``."""
-    st = _state.STATE
-    limit = st.content_max_chars if max_chars is None else max_chars
-    text = to_text(value)
+    """JSON-encode ``value``, redact it, and cut it to ``content_max_chars`` (one ``…[N chars cut]…`` marker).
+
+    Example::
+
+        prepare([{"role": "user", "parts": []}])  # '[{"role":"user","parts":[]}]'
+    """
+    settings = _state.STATE.settings
+    limit = settings.content_max_chars if max_chars is None else max_chars
+    text = to_text(value, structured=True)
     # Cut before redacting (bounded work) but leave slack so a secret straddling the cut is still seen.
-    if limit >= 0 and len(text) > limit + 256:
-        text = text[: limit + 256]
-    if st.redact_enabled:
-        red = _get_redactor()
-        if red is not None:
-            try:
-                out = red(text)
-                text = out if isinstance(out, str) else str(out)
-            except Exception as exc:
-                _selftel.record_error("genai.redact", exc)
-                return "[redaction failed]"
-    if limit >= 0 and len(text) > limit:
-        marker = "…[truncated]"
-        text = text[: limit - len(marker)] + marker if limit > len(marker) else text[:limit]
-    return text
+    pre_cut = 0
+    if limit >= 0 and len(text) > limit + _REDACT_SLACK:
+        pre_cut = len(text) - (limit + _REDACT_SLACK)
+        text = text[: limit + _REDACT_SLACK]
+    if settings.redact:
+        out: object = _FAILED
+        with _G_REDACT:
+            out = redact(text)
+        if out is _FAILED:  # never export content that could not be redacted: replace it
+            return "[redaction failed]"
+        text = out if isinstance(out, str) else to_text(out)
+    return truncate(text, limit, already_cut=pre_cut) if limit >= 0 else text
 
 
 def _text_parts(content: Any) -> list[dict[str, Any]]:
@@ -91,15 +60,9 @@ def _text_parts(content: Any) -> list[dict[str, Any]]:
                 uri = url.get("url") if isinstance(url, Mapping) else url
                 parts.append({"type": "uri", "modality": "image", "uri": str(uri)[:256]})
             else:
-                parts.append({"type": "text", "content": to_text(p)})
+                parts.append({"type": "text", "content": to_text(p, structured=True)})
         return parts
-    return [{"type": "text", "content": to_text(content)}]
-
-
-def _get(obj: Any, key: str) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(key)
-    return getattr(obj, key, None)
+    return [{"type": "text", "content": to_text(content, structured=True)}]
 
 
 def convert_tool_definitions(tools: Any) -> list[dict[str, Any]]:
@@ -135,15 +98,15 @@ def convert_messages(messages: Any, *, finish_reasons: list[str] | None = None) 
     if not isinstance(messages, Iterable) or isinstance(messages, (str, Mapping)):
         messages = [messages]
     for i, m in enumerate(messages):
-        role = _get(m, "role") or "user"
-        parts = _text_parts(_get(m, "content"))
+        role = field(m, "role") or "user"
+        parts = _text_parts(field(m, "content"))
         if role == "tool":
-            parts = [{"type": "tool_call_response", "id": _get(m, "tool_call_id"),
-                      "response": _get(m, "content")}]
-        for tc in _get(m, "tool_calls") or []:
-            fn = _get(tc, "function")
-            parts.append({"type": "tool_call", "id": _get(tc, "id"), "name": _get(fn, "name"),
-                          "arguments": _get(fn, "arguments")})
+            parts = [{"type": "tool_call_response", "id": field(m, "tool_call_id"),
+                      "response": field(m, "content")}]
+        for tc in field(m, "tool_calls") or []:
+            fn = field(tc, "function")
+            parts.append({"type": "tool_call", "id": field(tc, "id"), "name": field(fn, "name"),
+                          "arguments": field(fn, "arguments")})
         msg: dict[str, Any] = {"role": role, "parts": parts}
         if finish_reasons is not None and i < len(finish_reasons):
             msg["finish_reason"] = finish_reasons[i]

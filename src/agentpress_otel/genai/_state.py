@@ -6,10 +6,10 @@ safe even when ``instrument()`` was never called.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
@@ -21,7 +21,9 @@ from agentpress_otel._version import __version__
 from agentpress_otel.genai import _semconv as sc_names
 
 if TYPE_CHECKING:
-    from opentelemetry._logs import Logger
+    from opentelemetry._logs import Logger, LoggerProvider
+
+    from agentpress_otel._config import Config
 
 SCOPE = "agentpress_otel.genai"
 #: Declared on the GenAI tracer/meter/logger; the opt-in set has its own (see _semconv).
@@ -35,6 +37,10 @@ _SCORE_BUCKETS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 3.
 
 #: Pending measurements above this are dropped (and counted) when no reader collects them.
 MAX_PENDING = 100_000
+
+_G_METRICS = _selftel.guard("genai.metrics")
+_G_CONFIGURE = _selftel.guard("genai.configure")
+_G_PRICES = _selftel.guard("genai.prices")
 
 # (instrument, value, attributes, span context), or (None, LLMRecord) for one whole LLM call.
 Pending = tuple[Any, Any, Any, Any]
@@ -262,32 +268,20 @@ class Instruments:
             except IndexError:
                 break
             n += 1
-            try:
+            with _G_METRICS:
                 if inst is None:
                     self._replay_llm(value, sums)
                 else:
                     inst.record(value, attrs, context=exemplar_context(sc) if sc is not None else empty)
-            except Exception as exc:
-                _selftel.record_error("genai.metrics", exc)
         for inst, attrs, total in sums.values():
             n += 1
-            try:
+            with _G_METRICS:
                 inst.add(total, attrs, context=empty)
-            except Exception as exc:
-                _selftel.record_error("genai.metrics", exc)
         return n
 
     def _drain_cb(self, _opts: CallbackOptions) -> list[Observation]:
         n = self.drain()
         return [Observation(len(self.pending), {})] if n or self.pending else []  # no series while idle
-
-
-def _env_capture() -> bool:
-    raw = os.environ.get("AGENTPRESS_OTEL_CAPTURE_CONTENT") or os.environ.get(
-        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", ""
-    )
-    v = raw.strip().upper()
-    return v in {"1", "TRUE", "YES", "ON", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT"}
 
 
 def _global_meter() -> Meter:
@@ -299,17 +293,60 @@ def _global_meter() -> Meter:
     return mp.get_meter(SCOPE, __version__, schema_url=SCHEMA_URL)
 
 
+@dataclass(frozen=True, slots=True)
+class GenAISettings:
+    """What GenAI telemetry reads from :class:`~agentpress_otel._config.Config`, resolved once in :func:`configure`.
+
+    Before ``instrument()`` (no Config yet) the defaults apply: no content, 16,384 characters, redaction on.
+
+    Example::
+
+        GenAISettings.from_config(load_config({"capture_content": True})).capture_content  # True
+    """
+
+    #: Record prompts, completions and tool arguments/results (``gen_ai.input.messages``...).
+    capture_content: bool = False
+    #: Captured content is cut to this many characters (after redaction).
+    content_max_chars: int = 16_384
+    #: Run captured content through the redaction engine.
+    redact: bool = True
+    #: Emit the latest experimental GenAI names (``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``).
+    latest_semconv: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Config, *, latest_semconv: bool = False) -> GenAISettings:
+        """The GenAI part of ``cfg``."""
+        return cls(capture_content=cfg.capture_content, content_max_chars=cfg.content_max_chars,
+                   redact=cfg.redact, latest_semconv=latest_semconv)
+
+
+class Bindable(Protocol):
+    """What :func:`configure` binds to: ``agentpress_otel.Telemetry``, or ``testing.capture()``'s handle."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def tracer_provider(self) -> trace.TracerProvider | None: ...
+
+    @property
+    def meter_provider(self) -> metrics.MeterProvider | None: ...
+
+    @property
+    def logger_provider(self) -> LoggerProvider | None: ...
+
+
 class State:
-    def __init__(self) -> None:
+    """The tracer, instruments, event logger and settings GenAI code reads at call time (``STATE``)."""
+
+    def __init__(self, settings: GenAISettings | None = None) -> None:
         self.configured = False
         self.tracer: Tracer = trace.get_tracer(SCOPE, __version__, schema_url=SCHEMA_URL)
         self.instruments = Instruments(_global_meter())
         self.event_logger: Logger | None = None
-        self.capture_content: bool = _env_capture()
-        self.content_max_chars: int = 16_384
-        self.redact_enabled: bool = True
+        self.settings = settings or GenAISettings()
         # The handle that configured this state: a late shutdown of an older handle must not undo a newer one.
-        self.owner: Any = None
+        self.owner: object = None
 
 
 STATE = State()
@@ -329,7 +366,24 @@ def _has_readers(mp: Any) -> bool:
     return bool(readers)
 
 
-def configure(tel: Any) -> None:
+def _bind(tel: Bindable) -> State:
+    latest = sc_names.latest_requested()
+    st = State(GenAISettings.from_config(tel.config, latest_semconv=latest))
+    url = sc_names.schema_url(latest)
+    tp, mp, lp = tel.tracer_provider, tel.meter_provider, tel.logger_provider
+    if tp is not None:
+        st.tracer = tp.get_tracer(SCOPE, __version__, schema_url=url)
+    if mp is not None:
+        st.instruments = Instruments(mp.get_meter(SCOPE, __version__, schema_url=url),
+                                     deferred=_has_readers(mp), latest=latest)
+    if lp is not None:
+        st.event_logger = lp.get_logger(SCOPE, __version__, schema_url=url)
+    st.configured = True
+    st.owner = tel
+    return st
+
+
+def configure(tel: Bindable) -> None:
     """Bind GenAI telemetry to ``tel`` (an ``agentpress_otel.Telemetry``); called by ``instrument()``.
 
     Example::
@@ -337,41 +391,17 @@ def configure(tel: Any) -> None:
         tel = agentpress_otel.instrument()
         agentpress_otel.genai.configure(tel)  # already done by instrument()
     """
-    try:
-        st = State()
-        cfg = getattr(tel, "config", None)
-        tp = getattr(tel, "tracer_provider", None)
-        mp = getattr(tel, "meter_provider", None)
-        lp = getattr(tel, "logger_provider", None)
-        latest = sc_names.latest_requested()
-        url = sc_names.schema_url(latest)
-        if tp is not None:
-            st.tracer = tp.get_tracer(SCOPE, __version__, schema_url=url)
-        if mp is not None:
-            st.instruments = Instruments(mp.get_meter(SCOPE, __version__, schema_url=url),
-                                         deferred=_has_readers(mp), latest=latest)
-        if lp is not None:
-            st.event_logger = lp.get_logger(SCOPE, __version__, schema_url=url)
-        if cfg is not None:
-            st.capture_content = bool(getattr(cfg, "capture_content", st.capture_content))
-            st.content_max_chars = int(getattr(cfg, "content_max_chars", st.content_max_chars))
-            st.redact_enabled = bool(getattr(cfg, "redact", True))
-        st.configured = True
-        st.owner = tel
-        try:
+    global STATE
+    with _G_CONFIGURE:
+        st = _bind(tel)
+        with _G_PRICES:
             from agentpress_otel.genai import prices
 
             prices.load_prices_file()
-        except Exception as exc:
-            _selftel.record_error("genai.prices", exc)
-        global STATE
         STATE = st
-        _publish(st)
-    except Exception as exc:
-        _selftel.record_error("genai.configure", exc)
 
 
-def unconfigure(owner: Any = None) -> None:
+def unconfigure(owner: object = None) -> None:
     """Back to the unconfigured (global-provider) state (tests, ``uninstrument``).
 
     With ``owner``, only if that handle is still the one configured: ``Telemetry.shutdown`` finishes in a
@@ -384,14 +414,6 @@ def unconfigure(owner: Any = None) -> None:
     global STATE
     if owner is not None and STATE.owner is not owner:
         return
-    try:
+    with _G_METRICS:
         STATE.instruments.drain()
-    except Exception as exc:
-        _selftel.record_error("genai.metrics", exc)
     STATE = State()
-    _publish(STATE)
-
-
-def _publish(st: State) -> None:
-    # Other modules read ``_state.STATE`` at call time; nothing else to update.
-    return None
