@@ -397,7 +397,7 @@ def configure(tel: Bindable) -> None:
         with _G_PRICES:
             from agentpress_otel.genai import prices
 
-            prices.load_prices_file()
+            prices.load_prices_file(tel.config.prices_file or None)
         STATE = st
 
 
