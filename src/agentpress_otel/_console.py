@@ -63,7 +63,7 @@ def _ids(trace_id: int | None, span_id: int | None) -> str:
 class _Writer:
     """What the three console exporters share: one locked write of whole lines, and nothing to flush or stop."""
 
-    def __init__(self, out: IO[str] | None) -> None:
+    def __init__(self, out: IO[str] | None = None) -> None:
         self._out = out
 
     def _write(self, lines: Sequence[str]) -> None:
@@ -112,15 +112,7 @@ def _metric_lines(metrics_data: MetricsData) -> list[str]:
 
 
 class ConsoleSpanExporter(_Writer, SpanExporter):
-    """One line per finished span: time, name, kind, duration, status, short ids, attributes.
-
-    Example::
-
-        BatchSpanProcessor(ConsoleSpanExporter())
-    """
-
-    def __init__(self, out: IO[str] | None = None) -> None:
-        _Writer.__init__(self, out)
+    """One line per finished span (time, name, kind, duration, status, short ids, attributes), to ``out``."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self._write([_span_line(s) for s in spans])
@@ -128,15 +120,7 @@ class ConsoleSpanExporter(_Writer, SpanExporter):
 
 
 class ConsoleLogExporter(_Writer, LogRecordExporter):
-    """One line per log record: time, severity, body (newlines escaped), short ids, attributes.
-
-    Example::
-
-        BatchLogRecordProcessor(ConsoleLogExporter())
-    """
-
-    def __init__(self, out: IO[str] | None = None) -> None:
-        _Writer.__init__(self, out)
+    """One line per log record (time, severity, body with newlines escaped, short ids, attributes)."""
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         self._write([_log_line(item) for item in batch])

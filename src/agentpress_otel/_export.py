@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
@@ -108,7 +108,31 @@ def _metric_points(items: Sequence[MetricsData]) -> int:
                for m in sm.metrics)
 
 
-class _Counting:
+E = TypeVar("E")
+
+
+class ExporterWrapper(Generic[E]):
+    """An exporter in front of ``inner`` (counting, redaction): flush and shutdown are handed on, never raising.
+
+    Example::
+
+        class Wrapper(ExporterWrapper[SpanExporter], SpanExporter): ...
+    """
+
+    inner: E
+    _guard: _selftel.guard
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        with self._guard:
+            cast(Any, self.inner).shutdown(*args, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 30_000) -> bool:
+        with self._guard:
+            return bool(cast(Any, self.inner).force_flush(timeout_millis))
+        return False
+
+
+class _Counting(ExporterWrapper[E]):
     """The one counting exporter: counts items lost to failed exports and never raises; rebuilds the inner
     exporter after fork (a gRPC channel does not survive it).
 
@@ -119,18 +143,18 @@ class _Counting:
     signal = ""
     success: Any = None
     failure: Any = None
-    _guard = _selftel.guard("export")
 
     #: Item size estimate, for requests bounded in bytes (``None``: one request per batch).
     size: Callable[[Any], int] | None = None
 
-    def __init__(self, factory: Callable[[], Any]) -> None:
+    def __init__(self, factory: Callable[[], E]) -> None:
         self._factory = factory
         self.inner = factory()
         self._pid = os.getpid()
+        self._guard = _selftel.guard(f"export.{self.signal}")
 
     def _send(self, chunk: Sequence[Any], **kwargs: Any) -> Any:
-        return self.inner.export(chunk, **kwargs)
+        return cast(Any, self.inner).export(chunk, **kwargs)
 
     def _count(self, chunk: Sequence[Any]) -> int:
         """How many telemetry items ``chunk`` holds (what a drop counts)."""
@@ -185,55 +209,27 @@ class _Counting:
             _selftel.record_dropped(self.signal, "export_failed", self._count(chunk))
         return result
 
-    def shutdown(self, *args: Any, **kwargs: Any) -> None:
-        with self._guard:
-            self.inner.shutdown(*args, **kwargs)
-
-    def force_flush(self, timeout_millis: float = 30_000) -> bool:
-        with self._guard:
-            return bool(self.inner.force_flush(timeout_millis))
-        return False
-
-
-class CountingSpanExporter(_Counting, SpanExporter):
-    """Counting exporter of spans (see :class:`_Counting`).
-
-    Example::
-
-        CountingSpanExporter(lambda: OTLPSpanExporter(endpoint="http://127.0.0.1:4318/v1/traces"))
-    """
+class CountingSpanExporter(_Counting[SpanExporter], SpanExporter):
+    """Counting exporter of spans, e.g. ``CountingSpanExporter(lambda: OTLPSpanExporter())``."""
 
     signal, success, failure = "spans", SpanExportResult.SUCCESS, SpanExportResult.FAILURE
-    _guard = _selftel.guard("export.spans")
-
-    def __init__(self, factory: Callable[[], SpanExporter]) -> None:
-        _Counting.__init__(self, factory)
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         return cast(SpanExportResult, self._export_all(spans))
 
 
-class CountingLogExporter(_Counting, LogRecordExporter):
-    """Counting exporter of log records, in requests of at most ``MAX_REQUEST_BYTES`` (see :class:`_Counting`).
-
-    Example::
-
-        CountingLogExporter(lambda: OTLPLogExporter(endpoint="http://127.0.0.1:4318/v1/logs"))
-    """
+class CountingLogExporter(_Counting[LogRecordExporter], LogRecordExporter):
+    """Counting exporter of log records, in requests of at most ``MAX_REQUEST_BYTES``."""
 
     signal, success, failure = "logs", LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
-    _guard = _selftel.guard("export.logs")
     size = staticmethod(log_record_bytes)
-
-    def __init__(self, factory: Callable[[], LogRecordExporter]) -> None:
-        _Counting.__init__(self, factory)
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
         return cast(LogRecordExportResult, self._export_all(batch))
 
 
-class CountingMetricExporter(_Counting, MetricExporter):
-    """Counting exporter of metrics: a failed export counts its data points (see :class:`_Counting`).
+class CountingMetricExporter(_Counting[MetricExporter], MetricExporter):
+    """Counting exporter of metrics: a failed export counts its data points.
 
     Example::
 
@@ -241,7 +237,6 @@ class CountingMetricExporter(_Counting, MetricExporter):
     """
 
     signal, success, failure = "metrics", MetricExportResult.SUCCESS, MetricExportResult.FAILURE
-    _guard = _selftel.guard("export.metrics")
 
     def __init__(self, factory: Callable[[], MetricExporter]) -> None:
         _Counting.__init__(self, factory)

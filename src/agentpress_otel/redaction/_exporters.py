@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status
 
 from agentpress_otel import _selftel
+from agentpress_otel._export import E, ExporterWrapper
 from agentpress_otel.redaction._engine import Redactor, default_redactor
 
 _G_REDACT_METRICS = _selftel.guard("redaction.metrics")
@@ -43,18 +44,18 @@ def _attrs(r: Redactor, attrs: Mapping[str, Any] | None) -> Mapping[str, Any] | 
     return bounded
 
 
-class _Redacting:
-    """What the span and log wrappers share: redact each item (an item that fails is dropped, counted, never
-    exported unredacted), pass the copies on, and never raise."""
+class _Redacting(ExporterWrapper[E]):
+    """What the three wrappers share: ``inner``, the redactor, flush and shutdown handed on; for spans and logs,
+    redact each item (an item that fails is dropped, counted, never exported unredacted) and pass the copies on."""
 
     _signal = ""
     success: Any = None
     failure: Any = None
 
-    def __init__(self, inner: Any, *, redactor: Redactor | None = None) -> None:
-        self._inner = inner
+    def __init__(self, inner: E, *, redactor: Redactor | None = None) -> None:
+        self.inner = inner
         self._redactor = redactor
-        self._exporter_guard = _selftel.guard(f"exporter.{self._signal}")
+        self._guard = _selftel.guard(f"exporter.{self._signal}")
 
     def _redact_item(self, r: Redactor, item: Any) -> Any:
         raise NotImplementedError
@@ -71,23 +72,15 @@ class _Redacting:
         if not out:
             return self.success
         try:
-            return self._inner.export(out)
+            return cast(Any, self.inner).export(out)
         except Exception as exc:  # noqa: BLE001 - the guard's swallow, plus a drop count for the batch
             _selftel.record_dropped(self._signal, "export_error", len(out))
             _selftel.swallow(f"exporter.{self._signal}", exc)
             return self.failure
 
-    def shutdown(self, *args: Any, **kwargs: Any) -> None:
-        with self._exporter_guard:
-            self._inner.shutdown(*args, **kwargs)
-
-    def force_flush(self, timeout_millis: float = 30_000) -> bool:
-        with self._exporter_guard:
-            return bool(self._inner.force_flush(timeout_millis))
-        return False
 
 
-class RedactingSpanExporter(_Redacting, SpanExporter):
+class RedactingSpanExporter(_Redacting[SpanExporter], SpanExporter):
     """Wraps a span exporter; exports redacted copies of spans.
 
     Redacts the span name, attributes (URLs and query strings get key rules), event attributes
@@ -100,13 +93,6 @@ class RedactingSpanExporter(_Redacting, SpanExporter):
     """
 
     _signal, success, failure = "spans", SpanExportResult.SUCCESS, SpanExportResult.FAILURE
-
-    def __init__(self, inner: SpanExporter, *, redactor: Redactor | None = None) -> None:
-        _Redacting.__init__(self, inner, redactor=redactor)
-
-    @property
-    def inner(self) -> SpanExporter:
-        return cast(SpanExporter, self._inner)
 
     def _redact_item(self, r: Redactor, s: ReadableSpan) -> ReadableSpan:
         attrs = _attrs(r, s.attributes)
@@ -157,7 +143,7 @@ class RedactingSpanExporter(_Redacting, SpanExporter):
         return cast(SpanExportResult, self._export(spans))
 
 
-class RedactingLogExporter(_Redacting, LogRecordExporter):
+class RedactingLogExporter(_Redacting[LogRecordExporter], LogRecordExporter):
     """Wraps a log record exporter; exports copies with redacted bodies and attributes.
 
     Example::
@@ -166,13 +152,6 @@ class RedactingLogExporter(_Redacting, LogRecordExporter):
     """
 
     _signal, success, failure = "logs", LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
-
-    def __init__(self, inner: LogRecordExporter, *, redactor: Redactor | None = None) -> None:
-        _Redacting.__init__(self, inner, redactor=redactor)
-
-    @property
-    def inner(self) -> LogRecordExporter:
-        return cast(LogRecordExporter, self._inner)
 
     def _redact_item(self, r: Redactor, rec: ReadableLogRecord) -> ReadableLogRecord:
         lr = rec.log_record
@@ -198,7 +177,7 @@ class RedactingLogExporter(_Redacting, LogRecordExporter):
         return cast(LogRecordExportResult, self._export(batch))
 
 
-class RedactingMetricExporter(_Redacting, MetricExporter):
+class RedactingMetricExporter(_Redacting[MetricExporter], MetricExporter):
     """Wraps a metric exporter; data point attributes (labels) are redacted like span attributes.
 
     Labels end up in Prometheus verbatim and for as long as the series lives: a token or an e-mail put in a
@@ -217,9 +196,6 @@ class RedactingMetricExporter(_Redacting, MetricExporter):
         MetricExporter.__init__(self, preferred_temporality=inner._preferred_temporality,
                                 preferred_aggregation=inner._preferred_aggregation)
 
-    @property
-    def inner(self) -> MetricExporter:
-        return cast(MetricExporter, self._inner)
 
     @staticmethod
     def _redact(r: Redactor, data: MetricsData) -> MetricsData:
@@ -251,4 +227,4 @@ class RedactingMetricExporter(_Redacting, MetricExporter):
             data = self._redact(self._redactor or default_redactor(), metrics_data)
         if data is None:
             return MetricExportResult.FAILURE
-        return self._inner.export(data, timeout_millis=timeout_millis, **kwargs)  # type: ignore[no-any-return]
+        return self.inner.export(data, timeout_millis=timeout_millis, **kwargs)
