@@ -70,18 +70,6 @@ def _import_litellm() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)  # its INFO lines would interleave with the output
 
 
-def _send_fallback_alert(url: str, plan: ThreadPlan) -> None:
-    """Used only when ``agentpress_otel.alerts.slack`` is not installed: one webhook post per failed run."""
-    import httpx
-
-    text = (f":rotating_light: *ERROR* agent run failed in `{DEMO_SERVICE}`\n{plan.error}\n"
-            f"thread_id `{plan.thread_id}` · agent_run_id `{plan.agent_run_id}` · trace_id `{plan.trace_id}`")
-    try:
-        httpx.post(url, json={"text": text}, timeout=2.0)
-    except httpx.HTTPError:
-        pass
-
-
 def run(*, threads: int = 3, endpoint: str | None = None, seed: int = 7, json_summary: str | None = None,
         protocol: str | None = None, worker: str = "auto", console: Console | None = None) -> int:
     """Run the demo; returns the process exit code (1: the run or its export failed; 2: invalid configuration)."""
@@ -174,13 +162,8 @@ def run(*, threads: int = 3, endpoint: str | None = None, seed: int = 7, json_su
         server = None
         tel.force_flush(timeout_s=5)
 
-        failed = [p for p in plans if p.status == "failed"]
-        alerts_available = _alerts_available()
-        if failed and not alerts_available:
-            for p in failed:
-                _send_fallback_alert(slack.url, p)
         posts: list[Any] = []
-        if failed:
+        if any(p.status == "failed" for p in plans):
             try:
                 posts = slack.wait_for(1, timeout=5.0)
             except TimeoutError:
@@ -189,7 +172,7 @@ def run(*, threads: int = 3, endpoint: str | None = None, seed: int = 7, json_su
         lost = {sig: _selftel.dropped(sig) - n for sig, n in dropped_before.items()}
         return render(console, DemoResult(
             plans=plans, spans=list(mem_spans.get_finished_spans()), logs=list(mem_logs.get_finished_logs()),
-            posts=posts, alerts_available=alerts_available, llm_requests=list(llm.requests), config=tel.config,
+            posts=posts, llm_requests=list(llm.requests), config=tel.config,
             reader=reader, export=ExportOutcome(exporting, flushed, {k: v for k, v in lost.items() if v > 0}),
             secret=secret, sink=sink, times=(t_start, t_ready, t_driven), scenarios=backend.scenarios,
             json_summary=json_summary))
@@ -204,14 +187,6 @@ def run(*, threads: int = 3, endpoint: str | None = None, seed: int = 7, json_su
 
 #: Signals whose losses ``agentpress_otel.exporter.dropped`` counts (``attributes`` are truncations, not losses).
 _EXPORTED_SIGNALS = ("spans", "logs", "metrics")
-
-
-def _alerts_available() -> bool:
-    try:
-        import agentpress_otel.alerts.slack  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _export_wanted(console: Console, cfg: Any, endpoint: str | None, doctor: Any) -> bool | None:

@@ -309,7 +309,6 @@ class DemoResult:
     spans: list[Any]
     logs: list[Any]
     posts: list[Any]
-    alerts_available: bool
     llm_requests: list[Any]
     config: Any  # the telemetry handle's Config: endpoint, protocol, grafana_url
     reader: Any  # the in-memory metric reader
@@ -407,8 +406,7 @@ def _show_slack(console: Console, res: DemoResult) -> None:
     if posts:
         body = "\n\n".join(slack_text(p) for p in posts[:3])
         more = f"\n… and {len(posts) - 3} more" if len(posts) > 3 else ""
-        src = "" if res.alerts_available else " (demo fallback sender: agentpress_otel.alerts.slack not installed)"
-        console.print(Panel(Text(body + more), title=f"Slack message received by the local stand-in{src}",
+        console.print(Panel(Text(body + more), title="Slack message received by the local stand-in",
                             border_style="red"))
     elif any(p.status == "failed" for p in res.plans):
         console.print("[bold red]No Slack message arrived for the failed run(s).[/]")
@@ -492,7 +490,7 @@ def _write_summary(res: DemoResult, *, picked: list[dict[str, Any]], red: Redact
                             prompt_tokens=s.prompt_tokens, completion_tokens=s.completion_tokens)
                        for s in res.llm_requests],
         "slack_posts": [p.json for p in res.posts],
-        "slack_source": "alerts.slack" if res.alerts_available else "demo-fallback",
+        "slack_source": "alerts.slack",
         "span_names": sorted({s.name for s in res.spans}),
         "metric_names": metric_names,
         "log_records": len(res.logs),
