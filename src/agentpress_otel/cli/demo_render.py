@@ -62,7 +62,7 @@ def _short_error(span: Any) -> str:
     et = str(a.get("error.type") or "error")
     desc = span.status.description or ""
     if desc and desc != et:
-        return f"{et}: {desc[:90]}"
+        return f"{et}: {truncate(desc, 90)}"
     return et
 
 
@@ -146,7 +146,7 @@ def build_tree(title: str, spans: Sequence[Any], logs: Sequence[Any]) -> Tree:
             um = _first_user_message(a.get("gen_ai.input.messages"))
             if um:
                 prompt_shown = True
-                sub.add(Text(f"prompt (as exported): {um[:140]}", style="dim italic"))
+                sub.add(Text(f"prompt (as exported): {truncate(um, 140)}", style="dim italic"))
         for ev in events.get(s.context.span_id, []):
             # The semconv attributes of the gen_ai.evaluation.result event (the score *metric* is
             # agentpress.evaluation.score; the demo does not read it).
