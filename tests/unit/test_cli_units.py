@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +230,13 @@ def test_quiet_blames_the_signal_that_logged() -> None:
 
 
 def _python_sleeper() -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    """A sleeping python3 child, returned once it has exec'd (until then its command line is still pytest's)."""
+    argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+    proc = subprocess.Popen(argv, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while stack._argv(proc.pid) != argv and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return proc
 
 
 def test_stack_down_spares_an_unrelated_process_with_a_reused_pid(tmp_path: Path,
