@@ -29,6 +29,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from agentpress_otel._text import to_text, truncate
+
 __all__ = ["ConsoleLogExporter", "ConsoleMetricExporter", "ConsoleSpanExporter"]
 
 _MAX_VALUE = 120  # characters of one attribute value on the line
@@ -45,11 +47,11 @@ def _clock(ns: int | None) -> str:
 def _attrs(attrs: Mapping[str, Any] | None) -> str:
     if not attrs:
         return ""
-    parts = []
-    for k, v in attrs.items():
-        text = str(v).replace("\n", "\\n")
-        parts.append(f"{k}={text[:_MAX_VALUE] + '…' if len(text) > _MAX_VALUE else text}")
-    return "  " + " ".join(parts)
+    return "  " + " ".join(f"{k}={truncate(_one_line(v), _MAX_VALUE)}" for k, v in attrs.items())
+
+
+def _one_line(value: Any) -> str:
+    return to_text(value).replace("\n", "\\n")
 
 
 def _ids(trace_id: int | None, span_id: int | None) -> str:
@@ -59,91 +61,84 @@ def _ids(trace_id: int | None, span_id: int | None) -> str:
 
 
 class _Writer:
-    def __init__(self, out: IO[str] | None) -> None:
+    """What the three console exporters share: one locked write of whole lines, and nothing to flush or stop."""
+
+    def __init__(self, out: IO[str] | None = None) -> None:
         self._out = out
 
     def _write(self, lines: Sequence[str]) -> None:
+        if not lines:
+            return
         out = self._out or sys.stdout  # resolved late: pytest and the demo swap sys.stdout
         with _lock:
             out.write("".join(line + "\n" for line in lines))
             out.flush()
 
-
-class ConsoleSpanExporter(_Writer, SpanExporter):
-    """One line per finished span: time, name, kind, duration, status, short ids, attributes."""
-
-    def __init__(self, out: IO[str] | None = None) -> None:
-        _Writer.__init__(self, out)
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = []
-        for s in spans:
-            dur = ((s.end_time or 0) - (s.start_time or 0)) / 1e6
-            ctx = s.get_span_context()
-            status = s.status.status_code.name
-            lines.append(f"{_clock(s.start_time)} span   {s.name}  {s.kind.name}  {dur:.1f} ms  {status}"
-                         f"{_ids(ctx.trace_id if ctx else None, ctx.span_id if ctx else None)}"
-                         f"{_attrs(s.attributes)}")
-        self._write(lines)
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
         return None
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
+    def force_flush(self, timeout_millis: float = 30_000) -> bool:
         return True
+
+
+def _span_line(s: ReadableSpan) -> str:
+    dur = ((s.end_time or 0) - (s.start_time or 0)) / 1e6
+    ctx = s.get_span_context()
+    return (f"{_clock(s.start_time)} span   {s.name}  {s.kind.name}  {dur:.1f} ms  {s.status.status_code.name}"
+            f"{_ids(ctx.trace_id if ctx else None, ctx.span_id if ctx else None)}{_attrs(s.attributes)}")
+
+
+def _log_line(item: ReadableLogRecord) -> str:
+    r = item.log_record
+    level = r.severity_text or (r.severity_number.name if r.severity_number else "-")
+    return (f"{_clock(r.timestamp or r.observed_timestamp)} log    {level:<5}  {_one_line(r.body)}"
+            f"{_ids(r.trace_id, r.span_id)}{_attrs(r.attributes)}")
+
+
+def _metric_lines(metrics_data: MetricsData) -> list[str]:
+    lines = []
+    for rm in metrics_data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                for p in m.data.data_points:
+                    if isinstance(p, HistogramDataPoint):
+                        value = f"sum={p.sum:g} count={p.count}"
+                    elif isinstance(p, NumberDataPoint):
+                        value = f"{p.value:g}"
+                    else:
+                        value = type(p).__name__
+                    lines.append(f"{_clock(p.time_unix_nano)} metric {m.name}  {value}{_attrs(p.attributes)}")
+    return lines
+
+
+class ConsoleSpanExporter(_Writer, SpanExporter):
+    """One line per finished span (time, name, kind, duration, status, short ids, attributes), to ``out``."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self._write([_span_line(s) for s in spans])
+        return SpanExportResult.SUCCESS
 
 
 class ConsoleLogExporter(_Writer, LogRecordExporter):
-    """One line per log record: time, severity, body (newlines escaped), short ids, attributes."""
-
-    def __init__(self, out: IO[str] | None = None) -> None:
-        _Writer.__init__(self, out)
+    """One line per log record (time, severity, body with newlines escaped, short ids, attributes)."""
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        lines = []
-        for item in batch:
-            r = item.log_record
-            level = r.severity_text or (r.severity_number.name if r.severity_number else "-")
-            body = str(r.body).replace("\n", "\\n")
-            lines.append(f"{_clock(r.timestamp or r.observed_timestamp)} log    {level:<5}  {body}"
-                         f"{_ids(r.trace_id, r.span_id)}{_attrs(r.attributes)}")
-        self._write(lines)
+        self._write([_log_line(item) for item in batch])
         return LogRecordExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
 
 
 class ConsoleMetricExporter(_Writer, MetricExporter):
-    """One line per data point: time, metric name, value (sum/count for histograms), attributes."""
+    """One line per data point: time, metric name, value (sum/count for histograms), attributes.
+
+    Example::
+
+        PeriodicExportingMetricReader(ConsoleMetricExporter())
+    """
 
     def __init__(self, out: IO[str] | None = None) -> None:
         _Writer.__init__(self, out)
         MetricExporter.__init__(self)
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        lines = []
-        for rm in metrics_data.resource_metrics:
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    for p in m.data.data_points:
-                        if isinstance(p, HistogramDataPoint):
-                            value = f"sum={p.sum:g} count={p.count}"
-                        elif isinstance(p, NumberDataPoint):
-                            value = f"{p.value:g}"
-                        else:
-                            value = type(p).__name__
-                        lines.append(f"{_clock(p.time_unix_nano)} metric {m.name}  {value}{_attrs(p.attributes)}")
-        if lines:
-            self._write(lines)
+        self._write(_metric_lines(metrics_data))
         return MetricExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        return None

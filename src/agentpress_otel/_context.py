@@ -32,6 +32,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from agentpress_otel import _selftel
+from agentpress_otel._text import to_text
 
 __all__ = [
     "ContextSpanProcessor",
@@ -51,6 +52,7 @@ ID_ATTRIBUTES: dict[str, str] = {
 }
 _BAGGAGE_TO_FIELD: dict[str, str] = {v: k for k, v in ID_ATTRIBUTES.items()}
 CONVERSATION_ID = "gen_ai.conversation.id"
+_G = _selftel.guard("context")
 
 # One immutable-by-convention dict per context; never mutated after being set.
 _IDS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("agentpress_otel_ids", default=None)
@@ -84,24 +86,17 @@ def current_ids() -> dict[str, str]:
     ids = _IDS.get()
     if ids is not None:
         return dict(ids)
-    try:
+    with _G:  # the baggage API never raises in practice
         return _ids_from_baggage()
-    except Exception as exc:  # pragma: no cover - baggage API never raises in practice
-        _selftel.record_error("context", exc)
-        return {}
+    return {}
 
 
 _MAX_ID = 256  # ids are UUIDs; anything longer is a bug upstream, never worth a megabyte of baggage
 
 
 def _id_text(value: object) -> str:
-    """``str(value)`` that never raises into the caller, cut to a sane id length."""
-    try:
-        text = str(value)
-    except Exception as exc:
-        _selftel.record_error("context", exc)
-        text = f"<unprintable {type(value).__name__}>"
-    return text[:_MAX_ID]
+    """The text of ``value`` (never raising into the caller), cut to a sane id length."""
+    return to_text(value)[:_MAX_ID]
 
 
 class thread_context:
@@ -129,24 +124,18 @@ class thread_context:
         request_id: str | None = None,
     ) -> None:
         new: dict[str, str] = {}
-        for key, value in (
-            ("project_id", project_id),
-            ("thread_id", thread_id),
-            ("agent_run_id", agent_run_id),
-            ("user_id", user_id),
-            ("request_id", request_id),
-        ):
+        # The keywords are ID_ATTRIBUTES' fields in its order (a test pins the signature to it).
+        values = (project_id, thread_id, agent_run_id, user_id, request_id)
+        for key, value in zip(ID_ATTRIBUTES, values, strict=True):
             if value is not None:
                 new[key] = value if type(value) is str and len(value) <= _MAX_ID else _id_text(value)
         self._new = new
         self._tokens: list[tuple[contextvars.Token[dict[str, str] | None], object, dict[str, str] | None]] = []
 
     def __enter__(self) -> dict[str, str]:
-        try:
+        with _G:
             return self._enter()
-        except Exception as exc:
-            _selftel.record_error("context", exc)
-            return dict(self._new)
+        return dict(self._new)
 
     def _enter(self) -> dict[str, str]:
         outer = _IDS.get()
@@ -167,10 +156,8 @@ class thread_context:
         if not self._tokens:
             return
         tok, otok, outer = self._tokens.pop()
-        try:
+        with _G:  # detach only logs in the SDK
             otel_context.detach(otok)  # type: ignore[arg-type]
-        except Exception as e:  # pragma: no cover - detach only logs in the SDK
-            _selftel.record_error("context", e)
         try:
             _IDS.reset(tok)
         except ValueError:
@@ -208,7 +195,7 @@ class ContextSpanProcessor(SpanProcessor):
     """
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        try:
+        with _G:
             ids = _IDS.get()
             if ids is None:
                 ids = _ids_from_baggage(parent_context)
@@ -220,8 +207,6 @@ class ContextSpanProcessor(SpanProcessor):
                 if extra:
                     ids = {**extra, **ids}
             span.set_attributes(ids_as_attributes(ids))
-        except Exception as exc:
-            _selftel.record_error("context", exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         return None
@@ -250,7 +235,7 @@ def inject(carrier: MutableMapping[str, Any] | None = None) -> dict[str, Any]:
         headers = inject({})  # {"traceparent": "00-...", "baggage": "agentpress.thread.id=t-1"}
     """
     out: dict[str, Any] = {} if carrier is None else carrier  # type: ignore[assignment]
-    try:
+    with _G:
         ctx = otel_context.get_current()
         ids = _IDS.get()
         if ids:
@@ -261,8 +246,6 @@ def inject(carrier: MutableMapping[str, Any] | None = None) -> dict[str, Any]:
                 if bag.get(key) != value:
                     ctx = otel_baggage.set_baggage(key, value, ctx)
         _propagator().inject(out, context=ctx)
-    except Exception as exc:
-        _selftel.record_error("context", exc)
     if carrier is not None and out is not carrier:  # pragma: no cover - defensive
         carrier.update(out)
     return out
@@ -282,23 +265,19 @@ def extract(carrier: Mapping[str, Any] | None) -> Iterator[dict[str, str]]:
     """
     tokens: tuple[object, contextvars.Token[dict[str, str] | None]] | None = None
     ids: dict[str, str] = {}
-    try:
+    with _G:  # a carrier that is not a mapping of strings: no remote context, the code still runs
         ctx = _propagator().extract(dict(carrier or {}))
         ids = _ids_from_baggage(ctx)
         outer = _IDS.get() or {}
         merged = {**outer, **ids}
         tokens = (otel_context.attach(ctx), _IDS.set(merged if merged else None))
-    except Exception as exc:
-        _selftel.record_error("context", exc)
     try:
         yield dict(ids)
     finally:
         if tokens is not None:
-            try:
+            with _G:
                 otel_context.detach(tokens[0])  # type: ignore[arg-type]
                 _IDS.reset(tokens[1])
-            except Exception as exc:
-                _selftel.record_error("context", exc)
 
 
 def enter_ids(new: Mapping[str, str]) -> tuple[dict[str, str], Context]:

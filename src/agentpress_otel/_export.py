@@ -1,7 +1,9 @@
 """Export: OTLP exporters behind wrappers that count what is lost and never raise.
 
 The chain for each signal is ``Batch processor (bounded queue, background thread)`` →
-``redaction wrapper`` (on the export thread) → ``_Counting*Exporter`` → OTLP exporter.
+``redaction wrapper`` (on the export thread) → ``Counting*Exporter`` → OTLP exporter; the chain is assembled
+in ``_providers``. One counting exporter (``_Counting``) and one drop-counting processor (``_DropCounting``)
+serve every signal.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
@@ -101,32 +103,73 @@ def log_record_bytes(item: Any) -> int:
     return n
 
 
-class _Counting:
-    """Counts items lost to failed exports and never raises; rebuilds the inner exporter after fork
-    (a gRPC channel does not survive it)."""
+def _metric_points(items: Sequence[MetricsData]) -> int:
+    return sum(len(m.data.data_points) for md in items for rm in md.resource_metrics for sm in rm.scope_metrics
+               for m in sm.metrics)
+
+
+E = TypeVar("E")
+
+
+class ExporterWrapper(Generic[E]):
+    """An exporter in front of ``inner`` (counting, redaction): flush and shutdown are handed on, never raising.
+
+    Example::
+
+        class Wrapper(ExporterWrapper[SpanExporter], SpanExporter): ...
+    """
+
+    inner: E
+    _guard: _selftel.guard
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        with self._guard:
+            cast(Any, self.inner).shutdown(*args, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 30_000) -> bool:
+        with self._guard:
+            return bool(cast(Any, self.inner).force_flush(timeout_millis))
+        return False
+
+
+class _Counting(ExporterWrapper[E]):
+    """The one counting exporter: counts items lost to failed exports and never raises; rebuilds the inner
+    exporter after fork (a gRPC channel does not survive it).
+
+    Subclasses name their ``signal`` and result values and define ``export`` (each SDK base spells it its own
+    way) as a call of :meth:`_export_all`.
+    """
 
     signal = ""
     success: Any = None
     failure: Any = None
 
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        self._factory = factory
-        self.inner = factory()
-        self._pid = os.getpid()
-
     #: Item size estimate, for requests bounded in bytes (``None``: one request per batch).
     size: Callable[[Any], int] | None = None
 
-    def export(self, batch: Sequence[Any]) -> Any:
+    def __init__(self, factory: Callable[[], E]) -> None:
+        self._factory = factory
+        self.inner = factory()
+        self._pid = os.getpid()
+        self._guard = _selftel.guard(f"export.{self.signal}")
+
+    def _send(self, chunk: Sequence[Any], **kwargs: Any) -> Any:
+        return cast(Any, self.inner).export(chunk, **kwargs)
+
+    def _count(self, chunk: Sequence[Any]) -> int:
+        """How many telemetry items ``chunk`` holds (what a drop counts)."""
+        return len(chunk)
+
+    def _export_all(self, batch: Sequence[Any], **kwargs: Any) -> Any:
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self.inner = self._factory()
         chunks = self._chunks(batch)
         for i, chunk in enumerate(chunks):
-            if self._export_chunk(chunk) is not self.success:
+            if self._export_chunk(chunk, **kwargs) is not self.success:
                 # The endpoint just failed for a whole export timeout: the other chunks would each wait as long
                 # (N x export_timeout_s, past any shutdown deadline). Count them as lost instead.
-                rest = sum(len(c) for c in chunks[i + 1 :])
+                rest = sum(self._count(c) for c in chunks[i + 1 :])
                 if rest:
                     _selftel.record_dropped(self.signal, "export_failed", rest)
                 return self.failure
@@ -149,104 +192,69 @@ class _Counting:
         out.append(batch[start:])
         return out
 
-    def _export_chunk(self, chunk: Sequence[Any]) -> Any:
-        try:
-            result = self.inner.export(chunk)
-        except Exception as exc:
-            _selftel.record_error(f"export.{self.signal}", exc)
-            result = self.failure
+    def _export_chunk(self, chunk: Sequence[Any], **kwargs: Any) -> Any:
+        result = self.failure
+        with self._guard:
+            result = self._send(chunk, **kwargs)
         if result is not self.success:
             # The OTLP exporters report an item their encoder rejects (a lone surrogate in any string, an
-            # int beyond 64 bits) as a failure of the whole request. Only then (so the healthy path costs
-            # nothing) find such items and send the rest, with each poison item as a wire-safe copy.
+            # int beyond 64 bits; for metrics a label) as a failure of the whole request. Only then (so the
+            # healthy path costs nothing) find such items and send the rest, each poison item as a wire-safe copy.
             fixed = _sanitize.encodable_items(self.signal, chunk)
             if fixed is not None:
                 good, lost = fixed
                 if lost:
-                    _selftel.record_dropped(self.signal, "encode_error", lost)
-                return self._export_chunk(good) if good else self.failure
-            _selftel.record_dropped(self.signal, "export_failed", len(chunk))
+                    _selftel.record_dropped(self.signal, "encode_error", self._count(chunk) - self._count(good))
+                return self._export_chunk(good, **kwargs) if good else self.failure
+            _selftel.record_dropped(self.signal, "export_failed", self._count(chunk))
         return result
 
-    def shutdown(self) -> None:
-        try:
-            self.inner.shutdown()
-        except Exception as exc:
-            _selftel.record_error(f"export.{self.signal}", exc)
+class CountingSpanExporter(_Counting[SpanExporter], SpanExporter):
+    """Counting exporter of spans, e.g. ``CountingSpanExporter(lambda: OTLPSpanExporter())``."""
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return bool(self.inner.force_flush(timeout_millis))
-
-
-class CountingSpanExporter(_Counting, SpanExporter):
     signal, success, failure = "spans", SpanExportResult.SUCCESS, SpanExportResult.FAILURE
 
-    def __init__(self, factory: Callable[[], SpanExporter]) -> None:
-        _Counting.__init__(self, factory)
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        return cast(SpanExportResult, self._export_all(spans))
 
 
-class CountingLogExporter(_Counting, LogRecordExporter):
+class CountingLogExporter(_Counting[LogRecordExporter], LogRecordExporter):
+    """Counting exporter of log records, in requests of at most ``MAX_REQUEST_BYTES``."""
+
     signal, success, failure = "logs", LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
     size = staticmethod(log_record_bytes)
 
-    def __init__(self, factory: Callable[[], LogRecordExporter]) -> None:
-        _Counting.__init__(self, factory)
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        return cast(LogRecordExportResult, self._export_all(batch))
 
 
-class CountingMetricExporter(MetricExporter):
-    """Counts metric data points lost to failed exports (``signal="metrics"``) and never raises; rebuilds
-    the inner exporter after fork like :class:`_Counting`."""
+class CountingMetricExporter(_Counting[MetricExporter], MetricExporter):
+    """Counting exporter of metrics: a failed export counts its data points.
+
+    Example::
+
+        PeriodicExportingMetricReader(CountingMetricExporter(lambda: OTLPMetricExporter()))
+    """
+
+    signal, success, failure = "metrics", MetricExportResult.SUCCESS, MetricExportResult.FAILURE
 
     def __init__(self, factory: Callable[[], MetricExporter]) -> None:
-        self._factory = factory
-        self.inner = factory()
-        self._pid = os.getpid()
+        _Counting.__init__(self, factory)
         # The reader asks the exporter for temporality and aggregation: answer with the inner one's.
-        super().__init__(
+        MetricExporter.__init__(
+            self,
             preferred_temporality=self.inner._preferred_temporality,
             preferred_aggregation=self.inner._preferred_aggregation,
         )
 
+    def _send(self, chunk: Sequence[Any], **kwargs: Any) -> Any:
+        return self.inner.export(chunk[0], **kwargs)  # a chunk is always one MetricsData
+
+    def _count(self, chunk: Sequence[Any]) -> int:
+        return _metric_points(chunk)
+
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self.inner = self._factory()
-        try:
-            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        except Exception as exc:
-            _selftel.record_error("export.metrics", exc)
-            result = MetricExportResult.FAILURE
-        if result is not MetricExportResult.SUCCESS:
-            # A label or name the encoder rejects fails every export from now on (cumulative): retry once
-            # with a wire-safe copy, only when the data really does not encode.
-            fixed = _sanitize.encodable_items("metrics", [metrics_data])
-            if fixed is not None and fixed[0]:
-                try:
-                    result = self.inner.export(fixed[0][0], timeout_millis=timeout_millis, **kwargs)
-                except Exception as exc:
-                    _selftel.record_error("export.metrics", exc)
-        if result is not MetricExportResult.SUCCESS:
-            points = sum(
-                len(m.data.data_points)
-                for rm in metrics_data.resource_metrics
-                for sm in rm.scope_metrics
-                for m in sm.metrics
-            )
-            _selftel.record_dropped("metrics", "export_failed", points)
-        return result
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        try:
-            return bool(self.inner.force_flush(timeout_millis=timeout_millis))
-        except Exception as exc:
-            _selftel.record_error("export.metrics", exc)
-            return False
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        try:
-            self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
-        except Exception as exc:
-            _selftel.record_error("export.metrics", exc)
+        return cast(MetricExportResult, self._export_all([metrics_data], timeout_millis=timeout_millis, **kwargs))
 
 
 def _batch_size(max_queue_size: int) -> int:
@@ -320,6 +328,9 @@ class _CountingDeque(collections.deque[Any]):
         return n
 
 
+_G_ABANDON = _selftel.guard("export.abandon")
+
+
 def abandon_queue(proc: Any) -> int:
     """Give up on what ``proc`` (one of our batch processors) still holds, counting it as dropped.
 
@@ -332,10 +343,8 @@ def abandon_queue(proc: Any) -> int:
     n = queue.abandon() if isinstance(queue, _CountingDeque) else 0
     exporter = getattr(bp, "_exporter", None)
     if exporter is not None:
-        try:
+        with _G_ABANDON:
             exporter.shutdown()
-        except Exception as exc:
-            _selftel.record_error("export.abandon", exc)
     return n
 
 
@@ -346,38 +355,55 @@ def _install_counting_queue(proc: Any, max_queue_size: int, signal: str, **budge
         _selftel.record_error("export.queue", exc)
 
 
-class DropCountingSpanProcessor(BatchSpanProcessor):
-    """BatchSpanProcessor that counts spans evicted by a full queue (the SDK only logs them)."""
+class _DropCounting:
+    """The one drop-counting batch processor: the SDK's batch processor with a queue that counts what a full
+    queue evicts (the SDK only logs it). Where ``_size`` is set (logs) the queue is bounded in bytes too.
+    """
 
-    def __init__(self, exporter: SpanExporter, *, max_queue_size: int, schedule_delay_millis: float = 1000) -> None:
-        super().__init__(
-            exporter,
-            max_queue_size=max_queue_size,
-            schedule_delay_millis=schedule_delay_millis,
-            max_export_batch_size=_batch_size(max_queue_size),
-        )
-        _install_counting_queue(self, max_queue_size, "spans")
-
-
-class DropCountingLogProcessor(BatchLogRecordProcessor):
-    """BatchLogRecordProcessor that counts log records evicted by a full queue."""
+    _signal = ""
+    _size: Callable[[Any], int] | None = None
 
     def __init__(
         self,
-        exporter: LogRecordExporter,
+        exporter: Any,
         *,
         max_queue_size: int,
         schedule_delay_millis: float = 1000,
         max_queue_bytes: int = MAX_QUEUE_BYTES,
     ) -> None:
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]
             exporter,
             max_queue_size=max_queue_size,
             schedule_delay_millis=schedule_delay_millis,
             max_export_batch_size=_batch_size(max_queue_size),
         )
-        # Bounded in bytes too: 2,048 records of 16 KiB messages would otherwise hold 32 MiB.
-        _install_counting_queue(self, max_queue_size, "logs", max_bytes=max_queue_bytes, size=log_record_bytes)
+        size = self._size
+        budget: dict[str, Any] = {} if size is None else {"max_bytes": max_queue_bytes, "size": size}
+        _install_counting_queue(self, max_queue_size, self._signal, **budget)
+
+
+class DropCountingSpanProcessor(_DropCounting, BatchSpanProcessor):
+    """BatchSpanProcessor that counts spans evicted by a full queue (``max_queue_bytes`` does not apply).
+
+    Example::
+
+        DropCountingSpanProcessor(CountingSpanExporter(make_exporter), max_queue_size=2048)
+    """
+
+    _signal = "spans"
+
+
+class DropCountingLogProcessor(_DropCounting, BatchLogRecordProcessor):
+    """BatchLogRecordProcessor that counts log records evicted by a full queue, bounded by ``max_queue_bytes``
+    too: 2,048 records of 16 KiB messages would otherwise hold 32 MiB.
+
+    Example::
+
+        DropCountingLogProcessor(CountingLogExporter(make_exporter), max_queue_size=2048)
+    """
+
+    _signal = "logs"
+    _size = staticmethod(log_record_bytes)
 
 
 class _DropTruncationWarnings(logging.Filter):

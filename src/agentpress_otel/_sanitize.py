@@ -22,9 +22,13 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Status
 
+from agentpress_otel import _selftel
+
 _DEPTH = 32
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
+
+_G_CLEAN = _selftel.guard("export.sanitize")
 
 def wire_text(s: str) -> str:
     """``s`` if it encodes as UTF-8, else a copy with U+FFFD for each lone surrogate (pairs joined)."""
@@ -134,7 +138,7 @@ def _encodes(encode: Any, items: Any) -> bool:
     try:
         encode(items)
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever the encoder raises means "does not encode": the answer, not an error
         return False
 
 
@@ -158,10 +162,9 @@ def encodable_items(signal: str, items: Any) -> tuple[list[Any], int] | None:
         if _encodes(encode, [item]):
             good.append(item)
             continue
-        try:
+        fixed = None
+        with _G_CLEAN:  # an item even the copy cannot fix is counted as lost by the caller
             fixed = clean(item)
-        except Exception:
-            fixed = None
         if fixed is not None and _encodes(encode, [fixed]):
             good.append(fixed)
         else:

@@ -4,31 +4,33 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import functools
 import importlib
 import importlib.util
 import os
-import platform
-import socket
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
-from opentelemetry._logs import get_logger_provider, set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace import SpanProcessor
 
-from agentpress_otel import _export, _selftel, _stop
+from agentpress_otel import _export, _providers, _selftel, _stop
 from agentpress_otel._config import Config, default_instance_id, load_config, sdk_disabled
 from agentpress_otel._options import ARGUMENTS
+
+# The providers and their export chains live in _providers; instrument() below uses them under these names.
+from agentpress_otel._providers import build_resource as _build_resource
+from agentpress_otel._providers import opt_in_stable_conventions
+from agentpress_otel._providers import setup_logs as _setup_logs
+from agentpress_otel._providers import setup_metrics as _setup_metrics
+from agentpress_otel._providers import setup_traces as _setup_traces
+from agentpress_otel._stop import run_with_deadline as _run_with_deadline
 
 __all__ = ["Telemetry", "current", "instrument"]
 
@@ -36,6 +38,11 @@ _lock = threading.RLock()
 _current: Telemetry | None = None
 # Set once a handle that created the global providers has shut them down: the SDK sets them once per process.
 _providers_shut_down = False
+_G_SHUTDOWN = _selftel.guard("shutdown")
+_G_UNCONFIGURE = _selftel.guard("genai.unconfigure")
+_G_ABANDON = _selftel.guard("shutdown.abandon")
+_G_FORK = _selftel.guard("fork")
+_G_RENAME = _selftel.guard("rename")
 
 # Integration name -> module implementing instrument(tel)/uninstrument(). Imported lazily.
 _INTEGRATION_MODULES: dict[str, str] = {
@@ -50,31 +57,6 @@ _INTEGRATION_MODULES: dict[str, str] = {
     "slack": "agentpress_otel.alerts.slack",
     "runtime": "agentpress_otel.runtime",
 }
-
-
-def _run_with_deadline(fn: Callable[[], object], timeout_s: float, name: str) -> bool:
-    """Run ``fn`` on a daemon thread and wait at most ``timeout_s``.
-
-    The SDK's flush and shutdown ignore their timeouts (they can block 30 s or more against a dead
-    endpoint); a daemon thread we stop waiting for cannot hold the caller or the process exit.
-    """
-    done = threading.Event()
-    ok: list[bool] = []
-
-    def run() -> None:
-        try:
-            res = fn()
-            ok.append(res is not False)
-        except Exception as exc:
-            _selftel.record_error(name, exc)
-            ok.append(False)
-        finally:
-            done.set()
-
-    t = threading.Thread(target=run, name=f"agentpress-otel-{name}", daemon=True)
-    t.start()
-    finished = done.wait(max(0.0, timeout_s))
-    return finished and bool(ok) and ok[0]
 
 
 class Telemetry:
@@ -125,12 +107,9 @@ class Telemetry:
         def flush_all() -> bool:
             ok = True
             ms = int(timeout_s * 1000)
-            try:  # hand the log pipeline's queue to the LoggerProvider first
-                from agentpress_otel.logs import flush as flush_logs
+            from agentpress_otel.logs import flush as flush_logs  # lazy: logs imports this module
 
-                ok = flush_logs(timeout_s) and ok
-            except ImportError:
-                pass
+            ok = flush_logs(timeout_s) and ok  # hand the log pipeline's queue to the LoggerProvider first
             for p in self._providers():
                 fn = getattr(p, "force_flush", None)
                 if fn is not None:
@@ -162,27 +141,20 @@ class Telemetry:
             if name in self._deferred:
                 self._deferred.discard(name)  # its library was never imported: nothing to undo
                 continue
-            try:
-                mod = importlib.import_module(_INTEGRATION_MODULES[name])
-                mod.uninstrument()
-            except Exception as exc:
-                _selftel.record_error(f"uninstrument.{name}", exc)
+            with _selftel.guard(f"uninstrument.{name}"):
+                importlib.import_module(_INTEGRATION_MODULES[name]).uninstrument()
         self.integrations.clear()
         if self.disabled:
             return True
 
         def stop_all() -> bool:
             for p in [*self._processors, *self._owned]:
-                try:
+                with _G_SHUTDOWN:
                     p.shutdown()
-                except Exception as exc:
-                    _selftel.record_error("shutdown", exc)
-            try:  # after the final metric collection: back to the cheap unconfigured state
-                from agentpress_otel import genai
+            from agentpress_otel import genai  # lazy: genai imports this module
 
+            with _G_UNCONFIGURE:  # after the final metric collection: back to the cheap unconfigured state
                 genai.unconfigure(owner=self)
-            except Exception as exc:
-                _selftel.record_error("genai.unconfigure", exc)
             return True
 
         if _run_with_deadline(stop_all, deadline, "shutdown"):
@@ -190,10 +162,8 @@ class Telemetry:
         # Deadline hit (a dead or slow Collector): what is still queued would vanish with the process.
         # Count it as dropped now and cut the exporters' retries, so the loss shows in the drop counter.
         for p in self._processors_to_abandon():
-            try:
+            with _G_ABANDON:
                 _export.abandon_queue(p)
-            except Exception as exc:
-                _selftel.record_error("shutdown.abandon", exc)
         return False
 
     def _processors_to_abandon(self) -> list[Any]:
@@ -226,14 +196,12 @@ class Telemetry:
         if self._shut or self.disabled:
             return
         new = Resource({"service.instance.id": default_instance_id(), "process.pid": os.getpid(),
-                        **_creation_time()})
+                        **_providers.creation_time()})
         for p in self._owned:
             upd = getattr(p, "_update_resource", None)
             if upd is not None:
-                try:
+                with _G_FORK:
                     upd(new)
-                except Exception as exc:
-                    _selftel.record_error("fork", exc)
         self.resource = self.resource.merge(new)
 
 
@@ -249,88 +217,8 @@ def current() -> Telemetry | None:
     return _current
 
 
-#: platform.machine() spellings -> the registry's host.arch values (anything else is passed on lower-cased).
-_HOST_ARCH = {"x86_64": "amd64", "amd64": "amd64", "x64": "amd64", "aarch64": "arm64", "arm64": "arm64",
-              "armv7l": "arm32", "armv6l": "arm32", "arm": "arm32", "i386": "x86", "i486": "x86", "i586": "x86",
-              "i686": "x86", "x86": "x86", "ppc64": "ppc64", "ppc64le": "ppc64", "ppc": "ppc32", "s390x": "s390x",
-              "ia64": "ia64"}
-
-
-def host_arch(machine: str | None = None) -> str:
-    """``host.arch`` for this machine (or ``machine``), in the registry's values (``amd64``, ``arm64``...)."""
-    m = (platform.machine() if machine is None else machine).strip().lower()
-    return _HOST_ARCH.get(m, m)
-
-
-def _creation_time() -> dict[str, str]:
-    """``process.creation.time`` (ISO 8601) of this process, from psutil; nothing if it cannot be read."""
-    try:
-        import datetime
-
-        import psutil
-
-        t = psutil.Process().create_time()
-        return {"process.creation.time": datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat()}
-    except Exception:
-        return {}
-
-
-def _build_resource(cfg: Config) -> Resource:
-    attrs: dict[str, Any] = dict(cfg.resource_attributes)
-    attrs.update(
-        {
-            "service.name": cfg.service_name,
-            "service.version": cfg.service_version,
-            "deployment.environment.name": cfg.environment,
-            "service.instance.id": cfg.service_instance_id or default_instance_id(),
-            "host.name": socket.gethostname(),
-            "host.arch": host_arch(),
-            "os.type": platform.system().lower(),
-            "process.pid": os.getpid(),
-            **_creation_time(),
-            "process.runtime.name": platform.python_implementation().lower(),
-            "process.runtime.version": platform.python_version(),
-            "telemetry.distro.name": "agentpress-otel",
-            "telemetry.distro.version": _version(),
-        }
-    )
-    return Resource.create(attrs)
-
-
-def _version() -> str:
-    from agentpress_otel._version import __version__
-
-    return __version__
-
-
 def _sdk_disabled(env: Mapping[str, str]) -> bool:
     return sdk_disabled(env)
-
-
-def _context_processor() -> SpanProcessor | None:
-    try:
-        from agentpress_otel._context import ContextSpanProcessor
-    except ImportError:
-        return None
-    return ContextSpanProcessor()
-
-
-def _redacted_metric_exporter(cfg: Config, kind: str) -> Any:
-    """A new metric exporter of ``kind`` behind the redaction stage (metric labels are redacted too)."""
-    return _redacting("metrics", _export.make_metric_exporter(cfg, kind), cfg)
-
-
-def _redacting(kind: str, exporter: Any, cfg: Config) -> Any:
-    """Wrap ``exporter`` with the redaction stage (runs on the export thread, never the caller's)."""
-    if not cfg.redact:
-        return exporter
-    try:
-        from agentpress_otel import redaction
-    except ImportError:
-        return exporter
-    wrapper = getattr(redaction, {"spans": "RedactingSpanExporter", "logs": "RedactingLogExporter",
-                                  "metrics": "RedactingMetricExporter"}[kind], None)
-    return exporter if wrapper is None else wrapper(exporter)
 
 
 def instrument(
@@ -453,42 +341,6 @@ def instrument(
         return tel
 
 
-#: Domains whose stable semantic conventions the stock instrumentations we enable (httpx, redis) must emit.
-STABLE_DOMAINS = ("http", "database")
-
-
-def opt_in_stable_conventions() -> None:
-    """Add ``http`` and ``database`` to ``OTEL_SEMCONV_STABILITY_OPT_IN`` unless it already names a mode for
-    that domain (``http/dup``...); other values (``gen_ai_latest_experimental``) are kept.
-
-    Upstream instrumentations read the variable once per process, at the first one instrumented, so this
-    runs before any of them: otherwise a variable holding only another domain's value would leave httpx on
-    the deprecated names (``http.client.duration``).
-    """
-    raw = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
-    parts = [p.strip() for p in raw.split(",") if p.strip()]
-    added = [d for d in STABLE_DOMAINS if not any(p == d or p.startswith(d + "/") for p in parts)]
-    if added:
-        os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = ",".join([*parts, *added])
-    try:
-        # An instrumentation the app enabled before instrument() (FastAPIInstrumentor...) may already have
-        # frozen the process-wide modes on the defaults. Those keep what they read; the ones we instrument
-        # next must see the stable modes. Private upstream API: if it moved, nothing changes.
-        from opentelemetry.instrumentation._semconv import (
-            _OpenTelemetrySemanticConventionStability as Stability,
-        )
-        from opentelemetry.instrumentation._semconv import _OpenTelemetryStabilitySignalType as Signal
-        from opentelemetry.instrumentation._semconv import _StabilityMode as Mode
-
-        modes = Stability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING
-        if Stability._initialized and Mode.DEFAULT in (modes.get(Signal.HTTP), modes.get(Signal.DATABASE)):
-            with Stability._lock:
-                Stability._initialized = False
-            Stability._initialize()  # type: ignore[no-untyped-call]
-    except Exception as exc:
-        _selftel.record_error("semconv.opt_in", exc)
-
-
 _REDACTION_KEY_GUARD = _selftel.guard("redaction.configure")
 
 
@@ -525,16 +377,6 @@ def _disabled_handle(cfg: Config) -> Telemetry:
         disabled=True,
     )
 
-
-def _sampler(cfg: Config) -> Sampler:
-    """Our ratio (parent-based), or the standard OTEL_TRACES_SAMPLER: only ``parentbased_*`` follow the parent."""
-    if cfg.sample_ratio >= 1.0:
-        root: Sampler = ALWAYS_ON
-    elif cfg.sample_ratio <= 0.0:
-        root = ALWAYS_OFF
-    else:
-        root = TraceIdRatioBased(cfg.sample_ratio)
-    return ParentBased(root) if cfg.parent_based_sampling else root
 
 _warned_options: set[str] = set()  # options of later calls already reported as not applied
 # Identity rules for a process that calls instrument() more than once (AgentPress's api.py imports the worker
@@ -599,13 +441,13 @@ def _rename(tel: Telemetry, name: str, *, why: str) -> bool:
             stacklevel=4,
         )
         return False
-    try:
+    renamed = False
+    with _G_RENAME:
         for fn in targets:
             fn(update)  # type: ignore[misc]
-    except Exception as exc:
-        _selftel.record_error("rename", exc)
-        warnings.warn(f"agentpress-otel: could not change service.name to {name!r}: {exc!r}", RuntimeWarning,
-                      stacklevel=4)
+        renamed = True
+    if not renamed:  # the error itself is logged and counted by the guard (component "rename")
+        warnings.warn(f"agentpress-otel: could not change service.name to {name!r}", RuntimeWarning, stacklevel=4)
         return False
     old = tel.config.service_name
     tel.resource = tel.resource.merge(update)
@@ -626,104 +468,6 @@ def apply_worker_identity() -> None:
     name = _worker_name
     if tel is not None and name is not None:
         _rename(tel, name, why="the Dramatiq worker booted")
-
-
-def _setup_traces(
-    cfg: Config, resource: Resource, export_otlp: bool, extra: Sequence[SpanProcessor], ours: list[Any]
-) -> tuple[trace_api.TracerProvider, bool]:
-    existing = trace_api.get_tracer_provider()
-    owned = False
-    if not cfg.traces and not isinstance(existing, TracerProvider):
-        # Traces off: no SDK at all (the API's no-op path still propagates incoming context).
-        return existing, False
-    if isinstance(existing, TracerProvider):
-        tp = existing  # the app's own SDK provider: add our processors, keep theirs
-    elif isinstance(existing, trace_api.ProxyTracerProvider):
-        tp = TracerProvider(
-            resource=resource,
-            shutdown_on_exit=False,  # our atexit hook shuts down with a deadline; the SDK's can block 30 s
-            sampler=_sampler(cfg),
-            span_limits=SpanLimits(max_attribute_length=cfg.attribute_max_chars),
-        )
-        trace_api.set_tracer_provider(tp)
-        owned = True
-    else:
-        warnings.warn(
-            f"a non-SDK TracerProvider ({type(existing).__name__}) is already set; agentpress-otel exports no traces",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return existing, False
-    ctx_proc = _context_processor()
-    if ctx_proc is not None:
-        tp.add_span_processor(ctx_proc)
-    if cfg.traces:
-        for p in extra:
-            tp.add_span_processor(p)
-        # One batch processor per exporter (OTEL_TRACES_EXPORTER=otlp,console): a slow Collector never holds
-        # the console back, and each goes through the redaction stage.
-        for kind in cfg.traces_exporter if export_otlp else ():
-            exporter = _export.CountingSpanExporter(functools.partial(_export.make_span_exporter, cfg, kind))
-            proc = _export.DropCountingSpanProcessor(
-                _redacting("spans", exporter, cfg),
-                max_queue_size=cfg.max_queue_size,
-                schedule_delay_millis=cfg.schedule_delay_s * 1000,
-            )
-            tp.add_span_processor(proc)
-            ours.append((proc, tp))
-    return tp, owned
-
-
-def _setup_metrics(
-    cfg: Config, resource: Resource, export_otlp: bool, extra: Sequence[MetricReader]
-) -> tuple[metrics_api.MeterProvider, bool]:
-    existing = metrics_api.get_meter_provider()
-    if isinstance(existing, MeterProvider):
-        # An SDK MeterProvider cannot take new readers after creation: use the app's as it is.
-        return existing, False
-    if not cfg.metrics:
-        return metrics_api.NoOpMeterProvider(), False
-    readers: list[MetricReader] = list(extra)
-    for kind in cfg.metrics_exporter if export_otlp else ():
-        readers.append(
-            PeriodicExportingMetricReader(
-                _export.CountingMetricExporter(functools.partial(_redacted_metric_exporter, cfg, kind)),
-                export_interval_millis=cfg.metric_interval_s * 1000,
-                export_timeout_millis=cfg.export_timeout_s * 1000,
-            )
-        )
-    mp = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
-    metrics_api.set_meter_provider(mp)
-    return mp, True
-
-
-def _setup_logs(
-    cfg: Config,
-    resource: Resource,
-    export_otlp: bool,
-    extra: Sequence[LogRecordProcessor],
-    ours: list[Any],
-) -> tuple[LoggerProvider | None, bool]:
-    if not cfg.logs:
-        return None, False
-    existing = get_logger_provider()
-    if isinstance(existing, LoggerProvider):
-        lp, owned = existing, False
-    else:
-        lp, owned = LoggerProvider(resource=resource, shutdown_on_exit=False), True
-        set_logger_provider(lp)
-    for p in extra:
-        lp.add_log_record_processor(p)
-    for kind in cfg.logs_exporter if export_otlp else ():
-        exporter = _export.CountingLogExporter(functools.partial(_export.make_log_exporter, cfg, kind))
-        proc = _export.DropCountingLogProcessor(
-            _redacting("logs", exporter, cfg),
-            max_queue_size=cfg.max_queue_size,
-            schedule_delay_millis=cfg.log_schedule_delay_s * 1000,
-        )
-        lp.add_log_record_processor(proc)
-        ours.append((proc, lp))
-    return lp, owned
 
 
 def _configure_genai(tel: Telemetry) -> None:

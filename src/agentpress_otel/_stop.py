@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -28,6 +29,37 @@ from agentpress_otel import _selftel
 #: signal number -> the handler we replaced (what we chain to).
 _previous: dict[int, Any] = {}
 _SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGINT", None)) if s is not None)
+_G_SIGNAL = _selftel.guard("stop.signal")
+_G_INSTALL = _selftel.guard("stop.install")
+
+
+def run_with_deadline(fn: Callable[[], object], timeout_s: float, name: str) -> bool:
+    """Run ``fn`` on a daemon thread and wait at most ``timeout_s``; ``True`` only if it finished and did not
+    return ``False``.
+
+    The SDK's flush and shutdown ignore their timeouts (they can block 30 s or more against a dead
+    endpoint); a daemon thread we stop waiting for cannot hold the caller or the process exit.
+
+    Example::
+
+        run_with_deadline(provider.force_flush, 5.0, "flush")
+    """
+    done = threading.Event()
+    ok: list[bool] = []
+
+    def run() -> None:
+        try:
+            ok.append(fn() is not False)
+        except Exception as exc:  # noqa: BLE001 - the guard's swallow, after marking the run failed
+            ok.append(False)
+            _selftel.swallow(name, exc)
+        finally:
+            done.set()
+
+    t = threading.Thread(target=run, name=f"agentpress-otel-{name}", daemon=True)
+    t.start()
+    finished = done.wait(max(0.0, timeout_s))
+    return finished and bool(ok) and ok[0]
 
 
 def flush_at_stop(reason: str) -> bool:
@@ -39,16 +71,14 @@ def flush_at_stop(reason: str) -> bool:
 
         flush_at_stop("lifespan")
     """
-    try:
-        from agentpress_otel._setup import current
+    from agentpress_otel._setup import current
 
-        tel = current()
-        if tel is None or tel.disabled:
-            return False
-        return tel.force_flush(timeout_s=tel.config.shutdown_timeout_s)
-    except Exception as exc:
-        _selftel.record_error(f"stop.{reason}", exc)
+    tel = current()
+    if tel is None or tel.disabled:
         return False
+    with _selftel.guard(f"stop.{reason}"):
+        return tel.force_flush(timeout_s=tel.config.shutdown_timeout_s)
+    return False
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
@@ -62,18 +92,14 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         return
     # The default action would kill the process now, without atexit: shut down first (bounded), then let
     # the default action happen so the exit status stays "killed by SIGTERM" as without us.
-    try:
-        from agentpress_otel._setup import current
+    from agentpress_otel._setup import current
 
-        tel = current()
-        if tel is not None:
+    tel = current()
+    if tel is not None:
+        with _G_SIGNAL:
             tel.shutdown()
-    except Exception as exc:
-        _selftel.record_error("stop.signal", exc)
-    try:
+    with _G_SIGNAL:  # main thread only, as we are: cannot fail in practice
         signal.signal(signum, signal.SIG_DFL)
-    except Exception as exc:  # pragma: no cover - main thread only, as we are
-        _selftel.record_error("stop.signal", exc)
     signal.raise_signal(signum)
 
 
@@ -89,12 +115,10 @@ def install_signal_handlers() -> None:
     if threading.current_thread() is not threading.main_thread():
         return  # signal.signal() works only there; the lifespan/worker hooks still flush
     for sig in _SIGNALS:
-        try:
-            cur = signal.getsignal(sig)
-            if cur is _handler or cur is None or cur == signal.SIG_IGN:
-                continue
-            _previous[sig] = cur
+        cur = signal.getsignal(sig)
+        if cur is _handler or cur is None or cur == signal.SIG_IGN:
+            continue
+        with _G_INSTALL:  # an embedding runtime may refuse (ValueError): the lifespan/worker hooks still flush
+            _previous[sig] = cur  # first: our handler may run as soon as it is installed
             signal.signal(sig, _handler)
-        except Exception as exc:
-            _selftel.record_error("stop.install", exc)
 

@@ -17,20 +17,17 @@ from rich.console import Console
 
 from agentpress_otel._config import load_config
 from agentpress_otel.cli import build_parser, stack
-from agentpress_otel.cli.demo import (
+from agentpress_otel.cli.demo_plan import (
     CASES,
     ExportOutcome,
     ThreadPlan,
     ThreadStats,
-    _cost,
     _skipped_cases,
-    grafana_links,
     make_secret,
     percentile,
     plan_threads,
-    slack_text,
-    thread_table,
 )
+from agentpress_otel.cli.demo_render import _cost, grafana_links, slack_text, thread_table
 from agentpress_otel.cli.doctor import (
     GUESSED_SOURCE,
     _Quiet,
@@ -295,7 +292,7 @@ def test_grafana_links(base: str) -> None:
 
 def test_dashboard_links_match_the_provisioned_dashboards() -> None:
     """The dashboards the demo links to are exactly the provisioned ones."""
-    from agentpress_otel.cli.demo import DASHBOARDS
+    from agentpress_otel.cli.demo_plan import DASHBOARDS
     from harness import REPO_ROOT
 
     uids = {json.loads(f.read_text())["uid"] for f in (REPO_ROOT / "grafana" / "dashboards").glob("*.json")}

@@ -12,7 +12,7 @@ import psutil
 import pytest
 from opentelemetry.sdk.metrics.export import HistogramDataPoint
 
-from agentpress_otel import _setup
+from agentpress_otel import _providers, _setup
 from agentpress_otel._config import load_config
 from agentpress_otel.genai import _semconv, agent_run, llm_call, tool_call
 from agentpress_otel.testing import Kit, make_kit
@@ -130,7 +130,7 @@ def test_opt_in_parsing() -> None:
 
 def test_resource_follows_the_registry() -> None:
     """The resource's host.arch, instance id and creation time follow the semconv registry."""
-    res = dict(_setup._build_resource(load_config({"service_name": "svc"}, env={})).attributes)
+    res = dict(_providers.build_resource(load_config({"service_name": "svc"}, env={})).attributes)
     assert res["host.arch"] in ENUMS["host.arch"]
     if platform.machine() == "x86_64":
         assert res["host.arch"] == "amd64"
@@ -145,7 +145,7 @@ def test_resource_follows_the_registry() -> None:
                                                ("ppc64le", "ppc64"), ("s390x", "s390x")])
 def test_host_arch_mapping(machine: str, arch: str) -> None:
     """Machine names map to registry host.arch values."""
-    assert _setup.host_arch(machine) == arch and arch in ENUMS["host.arch"]
+    assert _providers.host_arch(machine) == arch and arch in ENUMS["host.arch"]
 
 
 @pytest.mark.parametrize(("before", "after"), [

@@ -216,7 +216,7 @@ class LLMServer:
                 try:
                     length = int(self.headers.get("Content-Length") or 0)
                     body = json.loads(self.rfile.read(length) or b"{}")
-                except Exception:
+                except ValueError:  # bad length, bytes or JSON (decode errors are ValueErrors)
                     self._json(400, {"error": {"message": "bad json", "type": "invalid_request_error"}})
                     return
                 if not self.path.rstrip("/").endswith("/chat/completions"):
@@ -228,6 +228,19 @@ class LLMServer:
                     pass  # client gave up (timeout test, abandoned stream)
 
         return Handler
+
+    def _injected_status(self, magic: dict[str, str], prompt_text: str) -> int:
+        """The error status the prompt asks for (``error``, or ``flaky`` for its first N calls); 0 for none."""
+        if "error" in magic:
+            return int(magic["error"] or 500)
+        if "flaky" in magic:
+            code, _, n = magic["flaky"].partition(":")
+            with self._lock:
+                seen = self._flaky.get(prompt_text, 0)
+                self._flaky[prompt_text] = seen + 1
+            if seen < int(n or 1):
+                return int(code or 429)
+        return 0
 
     def _serve_chat(self, h: Any, body: dict[str, Any]) -> None:
         model = str(body.get("model", "local"))
@@ -244,17 +257,7 @@ class LLMServer:
         if "slow" in magic:
             self._sleep(float(magic["slow"] or 1.0))
 
-        status = 0
-        if "error" in magic:
-            status = int(magic["error"] or 500)
-        elif "flaky" in magic:
-            code, _, n = magic["flaky"].partition(":")
-            key = prompt_text
-            with self._lock:
-                seen = self._flaky.get(key, 0)
-                self._flaky[key] = seen + 1
-            if seen < int(n or 1):
-                status = int(code or 429)
+        status = self._injected_status(magic, prompt_text)
         if status:
             self._record(Served(model, stream, include_usage, status, "error", headers=headers, prompt=last))
             kind = {429: "rate_limit_exceeded", 500: "server_error", 401: "invalid_api_key",
@@ -268,22 +271,7 @@ class LLMServer:
         cached = min(int(magic.get("cached", 0) or 0), prompt_tokens)
         rid = self._next_id()
         created = int(time.time())
-        if "tool" in magic:
-            name = magic["tool"] or "get_weather"
-            args = json.dumps({"city": "Paris"})
-            tool_calls = [{"index": 0, "id": f"call_{rid[-6:]}", "type": "function",
-                           "function": {"name": name, "arguments": args}}]
-            words: list[str] = []
-            completion_tokens = 10
-            finish = "tool_calls"
-            kind = "tool"
-        else:
-            n_words = int(magic.get("words", 8) or 8)
-            words = [_WORDS[i % len(_WORDS)] for i in range(n_words)]
-            completion_tokens = len(words)
-            tool_calls = []
-            finish = "stop"
-            kind = "text"
+        words, tool_calls, completion_tokens, finish, kind = _answer(magic, rid)
         usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                  "total_tokens": prompt_tokens + completion_tokens}
         if cached:
@@ -340,3 +328,15 @@ class LLMServer:
         send(b"[DONE]")
         h.wfile.write(b"0\r\n\r\n")
         h.wfile.flush()
+
+
+def _answer(magic: dict[str, str], rid: str) -> tuple[list[str], list[dict[str, Any]], int, str, str]:
+    """What the model answers: a tool call (``tool``) or N words (``words``), as (words, tool_calls,
+    completion_tokens, finish_reason, kind)."""
+    if "tool" in magic:
+        name = magic["tool"] or "get_weather"
+        tool_calls = [{"index": 0, "id": f"call_{rid[-6:]}", "type": "function",
+                       "function": {"name": name, "arguments": json.dumps({"city": "Paris"})}}]
+        return [], tool_calls, 10, "tool_calls", "tool"
+    words = [_WORDS[i % len(_WORDS)] for i in range(int(magic.get("words", 8) or 8))]
+    return words, [], len(words), "stop", "text"

@@ -235,7 +235,7 @@ def up(console: Console, *, build: bool = True, collector: str | None = None,
                                                   workdir=sd / "hostmetrics")
             started.append(agent)
             comps.append(_record(sd, "hostmetrics", agent, what="host-metrics agent → Collector (system.* metrics)"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any start-up failure: report it, stop what started, exit 1
         console.print(f"[bold red]✗ stack up failed:[/] {exc}")
         for s in reversed(started):
             with contextlib.suppress(Exception):

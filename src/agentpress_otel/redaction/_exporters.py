@@ -23,7 +23,10 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status
 
 from agentpress_otel import _selftel
+from agentpress_otel._export import E, ExporterWrapper
 from agentpress_otel.redaction._engine import Redactor, default_redactor
+
+_G_REDACT_METRICS = _selftel.guard("redaction.metrics")
 
 
 class PreRedactedLogRecord(LogRecord):
@@ -41,7 +44,43 @@ def _attrs(r: Redactor, attrs: Mapping[str, Any] | None) -> Mapping[str, Any] | 
     return bounded
 
 
-class RedactingSpanExporter(SpanExporter):
+class _Redacting(ExporterWrapper[E]):
+    """What the three wrappers share: ``inner``, the redactor, flush and shutdown handed on; for spans and logs,
+    redact each item (an item that fails is dropped, counted, never exported unredacted) and pass the copies on."""
+
+    _signal = ""
+    success: Any = None
+    failure: Any = None
+
+    def __init__(self, inner: E, *, redactor: Redactor | None = None) -> None:
+        self.inner = inner
+        self._redactor = redactor
+        self._guard = _selftel.guard(f"exporter.{self._signal}")
+
+    def _redact_item(self, r: Redactor, item: Any) -> Any:
+        raise NotImplementedError
+
+    def _export(self, batch: Sequence[Any]) -> Any:
+        r = self._redactor or default_redactor()
+        out: list[Any] = []
+        for item in batch:
+            try:
+                out.append(self._redact_item(r, item))
+            except Exception as exc:  # noqa: BLE001 - the guard's swallow, plus a drop count for the item
+                _selftel.record_dropped(self._signal, "redaction_error")
+                _selftel.swallow(f"redaction.{self._signal}", exc)
+        if not out:
+            return self.success
+        try:
+            return cast(Any, self.inner).export(out)
+        except Exception as exc:  # noqa: BLE001 - the guard's swallow, plus a drop count for the batch
+            _selftel.record_dropped(self._signal, "export_error", len(out))
+            _selftel.swallow(f"exporter.{self._signal}", exc)
+            return self.failure
+
+
+
+class RedactingSpanExporter(_Redacting[SpanExporter], SpanExporter):
     """Wraps a span exporter; exports redacted copies of spans.
 
     Redacts the span name, attributes (URLs and query strings get key rules), event attributes
@@ -53,15 +92,9 @@ class RedactingSpanExporter(SpanExporter):
         BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter(endpoint=...)))
     """
 
-    def __init__(self, inner: SpanExporter, *, redactor: Redactor | None = None) -> None:
-        self._inner = inner
-        self._redactor = redactor
+    _signal, success, failure = "spans", SpanExportResult.SUCCESS, SpanExportResult.FAILURE
 
-    @property
-    def inner(self) -> SpanExporter:
-        return self._inner
-
-    def _redact_span(self, r: Redactor, s: ReadableSpan) -> ReadableSpan:
+    def _redact_item(self, r: Redactor, s: ReadableSpan) -> ReadableSpan:
         attrs = _attrs(r, s.attributes)
         changed = attrs is not s.attributes
         events: list[Event] = []
@@ -107,38 +140,10 @@ class RedactingSpanExporter(SpanExporter):
         )
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        r = self._redactor or default_redactor()
-        out: list[ReadableSpan] = []
-        for s in spans:
-            try:
-                out.append(self._redact_span(r, s))
-            except Exception as exc:
-                _selftel.record_error("redaction.spans", exc)
-                _selftel.record_dropped("spans", "redaction_error")
-        if not out:
-            return SpanExportResult.SUCCESS
-        try:
-            return self._inner.export(out)
-        except Exception as exc:
-            _selftel.record_error("exporter.spans", exc)
-            _selftel.record_dropped("spans", "export_error", len(out))
-            return SpanExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        try:
-            self._inner.shutdown()
-        except Exception as exc:
-            _selftel.record_error("exporter.spans", exc)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        try:
-            return bool(self._inner.force_flush(timeout_millis))
-        except Exception as exc:
-            _selftel.record_error("exporter.spans", exc)
-            return False
+        return cast(SpanExportResult, self._export(spans))
 
 
-class RedactingLogExporter(LogRecordExporter):
+class RedactingLogExporter(_Redacting[LogRecordExporter], LogRecordExporter):
     """Wraps a log record exporter; exports copies with redacted bodies and attributes.
 
     Example::
@@ -146,16 +151,9 @@ class RedactingLogExporter(LogRecordExporter):
         BatchLogRecordProcessor(RedactingLogExporter(OTLPLogExporter(endpoint=...)))
     """
 
-    def __init__(self, inner: LogRecordExporter, *, redactor: Redactor | None = None) -> None:
-        self._inner = inner
-        self._redactor = redactor
+    _signal, success, failure = "logs", LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
 
-    @property
-    def inner(self) -> LogRecordExporter:
-        return self._inner
-
-    @staticmethod
-    def _redact_record(r: Redactor, rec: ReadableLogRecord) -> ReadableLogRecord:
+    def _redact_item(self, r: Redactor, rec: ReadableLogRecord) -> ReadableLogRecord:
         lr = rec.log_record
         if type(lr) is PreRedactedLogRecord:
             return rec
@@ -176,38 +174,10 @@ class RedactingLogExporter(LogRecordExporter):
         return dataclasses.replace(rec, log_record=new_lr)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        r = self._redactor or default_redactor()
-        out: list[ReadableLogRecord] = []
-        for rec in batch:
-            try:
-                out.append(self._redact_record(r, rec))
-            except Exception as exc:
-                _selftel.record_error("redaction.logs", exc)
-                _selftel.record_dropped("logs", "redaction_error")
-        if not out:
-            return LogRecordExportResult.SUCCESS
-        try:
-            return self._inner.export(out)
-        except Exception as exc:
-            _selftel.record_error("exporter.logs", exc)
-            _selftel.record_dropped("logs", "export_error", len(out))
-            return LogRecordExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        try:
-            self._inner.shutdown()  # type: ignore[no-untyped-call]
-        except Exception as exc:
-            _selftel.record_error("exporter.logs", exc)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        try:
-            return bool(self._inner.force_flush(timeout_millis))
-        except Exception as exc:
-            _selftel.record_error("exporter.logs", exc)
-            return False
+        return cast(LogRecordExportResult, self._export(batch))
 
 
-class RedactingMetricExporter(MetricExporter):
+class RedactingMetricExporter(_Redacting[MetricExporter], MetricExporter):
     """Wraps a metric exporter; data point attributes (labels) are redacted like span attributes.
 
     Labels end up in Prometheus verbatim and for as long as the series lives: a token or an e-mail put in a
@@ -218,16 +188,14 @@ class RedactingMetricExporter(MetricExporter):
         PeriodicExportingMetricReader(RedactingMetricExporter(OTLPMetricExporter(endpoint=...)))
     """
 
-    def __init__(self, inner: MetricExporter, *, redactor: Redactor | None = None) -> None:
-        self._inner = inner
-        self._redactor = redactor
-        # The reader asks the exporter for temporality and aggregation: answer with the inner one's.
-        super().__init__(preferred_temporality=inner._preferred_temporality,
-                         preferred_aggregation=inner._preferred_aggregation)
+    _signal = "metrics"
 
-    @property
-    def inner(self) -> MetricExporter:
-        return self._inner
+    def __init__(self, inner: MetricExporter, *, redactor: Redactor | None = None) -> None:
+        _Redacting.__init__(self, inner, redactor=redactor)
+        # The reader asks the exporter for temporality and aggregation: answer with the inner one's.
+        MetricExporter.__init__(self, preferred_temporality=inner._preferred_temporality,
+                                preferred_aggregation=inner._preferred_aggregation)
+
 
     @staticmethod
     def _redact(r: Redactor, data: MetricsData) -> MetricsData:
@@ -254,22 +222,9 @@ class RedactingMetricExporter(MetricExporter):
         return dataclasses.replace(data, resource_metrics=rms) if changed else data
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        try:
+        data = None
+        with _G_REDACT_METRICS:  # never export unredacted labels: this interval's points are lost (counted)
             data = self._redact(self._redactor or default_redactor(), metrics_data)
-        except Exception as exc:  # never export unredacted labels: this interval's points are lost (counted)
-            _selftel.record_error("redaction.metrics", exc)
+        if data is None:
             return MetricExportResult.FAILURE
-        return self._inner.export(data, timeout_millis=timeout_millis, **kwargs)
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        try:
-            return bool(self._inner.force_flush(timeout_millis=timeout_millis))
-        except Exception as exc:
-            _selftel.record_error("exporter.metrics", exc)
-            return False
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        try:
-            self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
-        except Exception as exc:
-            _selftel.record_error("exporter.metrics", exc)
+        return self.inner.export(data, timeout_millis=timeout_millis, **kwargs)
