@@ -170,7 +170,7 @@ def test_redis_switch_specifically(all_on: tuple[set[str], set[str], set[str]]) 
 
 def test_slack_switch_specifically() -> None:
     """The slack switch decides whether the Slack handler is attached to the root logger."""
-    from agentpress_otel.alerts import slack
+    from agentpress_otel.integrations import slack
 
     root = logging.getLogger()
     before = list(root.handlers)

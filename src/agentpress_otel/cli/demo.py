@@ -410,7 +410,7 @@ def _import_litellm() -> None:
 
 
 def _send_fallback_alert(url: str, plan: ThreadPlan) -> None:
-    """Used only when ``agentpress_otel.alerts.slack`` is not installed: one webhook post per failed run."""
+    """Used only when ``agentpress_otel.integrations.slack`` is not installed: one webhook post per failed run."""
     import httpx
 
     text = (f":rotating_light: *ERROR* agent run failed in `{DEMO_SERVICE}`\n{plan.error}\n"
@@ -596,7 +596,7 @@ class ExportOutcome:
 
 def _alerts_available() -> bool:
     try:
-        import agentpress_otel.alerts.slack  # noqa: F401
+        import agentpress_otel.integrations.slack  # noqa: F401
     except ImportError:
         return False
     return True
@@ -733,7 +733,7 @@ def _render(console: Console, plans: list[ThreadPlan], spans: list[Any], logs: l
     if posts:
         body = "\n\n".join(slack_text(p) for p in posts[:3])
         more = f"\n… and {len(posts) - 3} more" if len(posts) > 3 else ""
-        src = "" if alerts_available else " (demo fallback sender: agentpress_otel.alerts.slack not installed)"
+        src = "" if alerts_available else " (demo fallback sender: agentpress_otel.integrations.slack not installed)"
         console.print(Panel(Text(body + more), title=f"Slack message received by the local stand-in{src}",
                             border_style="red"))
     elif failed:
