@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import per_call_us, report
 from agentpress_otel._harness.slack_stub import SlackStub
-from agentpress_otel.alerts.slack import SlackAlertHandler
+from agentpress_otel.integrations.slack import SlackAlertHandler
 
 N = 5000
 

@@ -33,8 +33,8 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from _common import report
-from agentpress_otel import runtime
 from agentpress_otel._config import load_config
+from agentpress_otel.integrations import runtime
 
 REPEATS = 5
 IDLE_S = 2.0

@@ -19,7 +19,6 @@ from agentpress_otel._config import Config, ConfigError
 from agentpress_otel._context import ContextSpanProcessor, current_ids, extract, inject, thread_context
 from agentpress_otel._setup import Telemetry, current, instrument
 from agentpress_otel._version import __version__
-from agentpress_otel.alerts.slack import SlackAlertHandler
 from agentpress_otel.genai import (
     PRICES_VERSION,
     AgentRun,
@@ -34,6 +33,8 @@ from agentpress_otel.genai import (
     tool_call,
 )
 from agentpress_otel.integrations.fastapi import PROPAGATION_HEADERS
+from agentpress_otel.integrations.runtime import watch_loop
+from agentpress_otel.integrations.slack import SlackAlertHandler
 from agentpress_otel.integrations.structlog import configure_structlog, structlog_processors
 from agentpress_otel.redaction import (
     RedactingLogExporter,
@@ -44,7 +45,6 @@ from agentpress_otel.redaction import (
     redact_url,
     redact_value,
 )
-from agentpress_otel.runtime import watch_loop
 
 __all__ = [
     "PRICES_VERSION",

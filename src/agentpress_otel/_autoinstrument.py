@@ -60,11 +60,12 @@ class AgentPressConfigurator(_BaseConfigurator):
 
         def on_init(wrapped: Any, instance: Any, args: Any, kwargs_: Any) -> Any:
             result = wrapped(*args, **kwargs_)
-            from agentpress_otel._setup import _instrument_app, current
+            from agentpress_otel._setup import current
+            from agentpress_otel.integrations._registry import instrument_app
 
             handle = current()
             if handle is not None:
-                _instrument_app(handle, instance)  # idempotent; instrument(app) later is a no-op for it
+                instrument_app(handle, instance)  # idempotent; instrument(app) later is a no-op for it
             return result
 
         def on_import(module: Any) -> None:

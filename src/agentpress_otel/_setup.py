@@ -7,7 +7,6 @@ import dataclasses
 import importlib
 import importlib.util
 import os
-import sys
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -31,6 +30,7 @@ from agentpress_otel._providers import setup_logs as _setup_logs
 from agentpress_otel._providers import setup_metrics as _setup_metrics
 from agentpress_otel._providers import setup_traces as _setup_traces
 from agentpress_otel._stop import run_with_deadline as _run_with_deadline
+from agentpress_otel.integrations import _registry
 
 __all__ = ["Telemetry", "current", "instrument"]
 
@@ -43,20 +43,6 @@ _G_UNCONFIGURE = _selftel.guard("genai.unconfigure")
 _G_ABANDON = _selftel.guard("shutdown.abandon")
 _G_FORK = _selftel.guard("fork")
 _G_RENAME = _selftel.guard("rename")
-
-# Integration name -> module implementing instrument(tel)/uninstrument(). Imported lazily.
-_INTEGRATION_MODULES: dict[str, str] = {
-    "fastapi": "agentpress_otel.integrations.fastapi",
-    "httpx": "agentpress_otel.integrations.httpx",
-    "litellm": "agentpress_otel.integrations.litellm",
-    "redis": "agentpress_otel.integrations.redis",
-    "dramatiq": "agentpress_otel.integrations.dramatiq",
-    "agentpress": "agentpress_otel.integrations.agentpress",
-    "logging": "agentpress_otel.integrations.logging",
-    "structlog": "agentpress_otel.integrations.structlog",
-    "slack": "agentpress_otel.alerts.slack",
-    "runtime": "agentpress_otel.runtime",
-}
 
 
 class Telemetry:
@@ -90,7 +76,7 @@ class Telemetry:
         self._processors: list[Any] = []  # our processors on providers the app owns (shut down without them)
         self._shut = False
         self.app: Any = None
-        #: integrations waiting for their library's first import (see _defer_integration)
+        #: integrations waiting for their library's first import (see integrations._registry)
         self._deferred: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -137,13 +123,7 @@ class Telemetry:
             if self._owned:
                 _providers_shut_down = True
         deadline = self.config.shutdown_timeout_s if timeout_s is None else timeout_s
-        for name in reversed(self.integrations):
-            if name in self._deferred:
-                self._deferred.discard(name)  # its library was never imported: nothing to undo
-                continue
-            with _selftel.guard(f"uninstrument.{name}"):
-                importlib.import_module(_INTEGRATION_MODULES[name]).uninstrument()
-        self.integrations.clear()
+        _registry.uninstrument_all(self)
         if self.disabled:
             return True
 
@@ -287,7 +267,7 @@ def instrument(
     with _lock:
         if _current is not None:
             if app is not None and "fastapi" in _current.config.integrations:
-                _instrument_app(_current, app)
+                _registry.instrument_app(_current, app)
             asked = {k: v for k, v in locals().items() if k in ARGUMENTS and v is not None}
             _again(_current, asked, serves_app=app is not None)
             return _current
@@ -326,12 +306,7 @@ def instrument(
         _current = tel
         _configure_genai(tel)
         opt_in_stable_conventions()  # before any stock instrumentation reads it
-        for name in _INTEGRATION_MODULES:
-            if name == "fastapi" or not cfg.enabled(name):
-                continue
-            _try_integration(tel, name)
-        if app is not None and cfg.enabled("fastapi"):
-            _instrument_app(tel, app)
+        _registry.instrument_all(tel, app)
         _named_by_app = app is not None
         _worker_name = cfg.service_name if app is None and cfg.sources.get("service_name") == "argument" else None
         os.register_at_fork(after_in_child=tel._after_fork_in_child)
@@ -481,72 +456,6 @@ def _configure_genai(tel: Telemetry) -> None:
             configure(tel)
         except Exception as exc:
             _selftel.record_error("genai.configure", exc)
-
-
-#: Integrations whose library is patched when the app first imports it, not by instrument() itself:
-#: importing httpx, redis-py, Dramatiq or structlog (and their OTel instrumentations) to patch them
-#: cost instrument() most of its 0.7 s of CPU, for libraries an app may never load.
-_DEFERRABLE = {"httpx": "httpx", "redis": "redis", "dramatiq": "dramatiq", "structlog": "structlog"}
-
-
-def _defer_integration(tel: Telemetry, name: str, target: str) -> bool:
-    """Instrument ``name`` when ``target`` is first imported (in the importing thread)."""
-    if importlib.util.find_spec(target) is None:
-        return False  # not installed: skipped quietly, as an eager ImportError would be
-
-    def on_import(_module: Any) -> None:
-        if name not in tel._deferred or tel._shut:
-            return  # shut down (or undone) before the app imported the library
-        tel._deferred.discard(name)
-        if not _instrument_now(tel, name) and name in tel.integrations:
-            tel.integrations.remove(name)
-
-    import wrapt
-
-    tel._deferred.add(name)
-    tel.integrations.append(name)
-    wrapt.register_post_import_hook(on_import, target)
-    return True
-
-
-def _try_integration(tel: Telemetry, name: str) -> bool:
-    target = _DEFERRABLE.get(name)
-    if target is not None and target not in sys.modules:
-        return _defer_integration(tel, name, target)
-    ok = _instrument_now(tel, name)
-    if ok:
-        tel.integrations.append(name)
-    return ok
-
-
-def _instrument_now(tel: Telemetry, name: str) -> bool:
-    try:
-        mod = importlib.import_module(_INTEGRATION_MODULES[name])
-    except ImportError:
-        return False  # our module or its target library is not installed: skip quietly
-    try:
-        result = mod.instrument(tel)
-    except ImportError:
-        return False
-    except Exception as exc:
-        _selftel.record_error(f"instrument.{name}", exc)
-        warnings.warn(f"agentpress-otel: could not instrument {name}: {exc!r}", RuntimeWarning, stacklevel=3)
-        return False
-    return result is not False
-
-
-def _instrument_app(tel: Telemetry, app: Any) -> None:
-    from agentpress_otel.integrations import fastapi as fastapi_integration
-
-    try:
-        fastapi_integration.instrument_app(app, tel)
-    except Exception as exc:
-        _selftel.record_error("instrument.fastapi", exc)
-        warnings.warn(f"agentpress-otel: could not instrument the app: {exc!r}", RuntimeWarning, stacklevel=3)
-        return
-    if "fastapi" not in tel.integrations:
-        tel.integrations.append("fastapi")
-    tel.app = app
 
 
 def _reset_for_tests() -> None:

@@ -75,7 +75,7 @@ def test_endpoint_down_never_blocks_and_every_loss_is_counted() -> None:
     lp.add_log_record_processor(DropCountingLogProcessor(RedactingLogExporter(exporter), max_queue_size=2048))
     cfg = load_config({"log_level": "INFO", "max_queue_size": 2048}, env={})
     tel = SimpleNamespace(config=cfg, logger_provider=lp)
-    assert log_integ.instrument(tel)
+    log_integ.instrument(tel)  # raises Skip when it does not apply
     handler = log_integ.handler()
     assert handler is not None
     pipeline = handler.pipeline

@@ -103,7 +103,7 @@ def logging_on() -> Iterator[Any]:
 
         cfg = load_config({"logs": True, **cfg_kw}, env={})
         tel = SimpleNamespace(config=cfg, logger_provider=object())
-        assert log_integ.instrument(tel)
+        log_integ.instrument(tel)  # raises Skip when it does not apply
         made.append(tel)
         h = log_integ.handler()
         assert h is not None
@@ -205,7 +205,7 @@ def test_structlog_debug_is_exported_not_printed(monkeypatch: pytest.MonkeyPatch
     cfg = load_config({"logger_levels": {"structlog": "DEBUG"}}, env={})
     tel = SimpleNamespace(config=cfg, logger_provider=object())
     try:
-        assert sl_integ.instrument(tel)
+        sl_integ.instrument(tel)  # raises Skip when it does not apply
         pipeline = sl_integ.get_pipeline()
         assert pipeline is not None
         monkeypatch.setattr(pipeline, "submit", lambda item, size=0: exported.append(item[4]["event"]) or True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -16,8 +17,9 @@ from agentpress_otel import _selftel
 from agentpress_otel._config import load_config
 from agentpress_otel._harness._proc import free_port
 from agentpress_otel._harness.slack_stub import SlackStub
-from agentpress_otel.alerts import slack as slack_mod
-from agentpress_otel.alerts.slack import SlackAlertHandler
+from agentpress_otel.integrations import Skip
+from agentpress_otel.integrations import slack as slack_mod
+from agentpress_otel.integrations.slack import SlackAlertHandler
 
 
 @pytest.fixture
@@ -224,7 +226,7 @@ def test_message_carries_context(stub: SlackStub) -> None:
     for want in ("RuntimeError", "proj-1", "thr-9", "run-3", "req-7", trace_id, "test_alerts_slack"):
         assert want in fields, want
     stack = blocks[3]["text"]["text"]
-    assert stack.startswith("```…(truncated)") and "RuntimeError: tool crashed" in stack and len(stack) < 450
+    assert re.match(r"```…\[\d+ chars cut\]…", stack) and "RuntimeError: tool crashed" in stack and len(stack) < 450
     buttons = {e["text"]["text"]: e["url"] for e in blocks[4]["elements"]}
     assert trace_id in buttons["Open trace in Grafana"]
     assert buttons["Open trace in Grafana"].startswith("http://grafana.local:3000/explore?")
@@ -264,8 +266,8 @@ def test_integration_instrument_uninstrument(stub: SlackStub) -> None:
     root = logging.getLogger()
     before = list(root.handlers)
     try:
-        assert slack_mod.instrument(tel) is True
-        assert slack_mod.instrument(tel) is True  # idempotent: still one handler
+        slack_mod.instrument(tel)
+        slack_mod.instrument(tel)  # idempotent: still one handler
         added = [h for h in root.handlers if h not in before]
         assert len(added) == 1 and isinstance(added[0], SlackAlertHandler)
         logging.getLogger("test_alerts_slack.root").warning("queue backlog growing")
@@ -276,7 +278,9 @@ def test_integration_instrument_uninstrument(stub: SlackStub) -> None:
         slack_mod.uninstrument()
     assert list(root.handlers) == before
     no_url: Any = SimpleNamespace(config=load_config(env={}))
-    assert slack_mod.instrument(no_url) is False  # no URL: not enabled
+    with pytest.raises(Skip, match="slack_webhook_url"):  # no URL: not enabled
+        slack_mod.instrument(no_url)
+    assert list(root.handlers) == before
 
 
 def test_alerts_survive_uvicorn_logging_setup(stub: SlackStub) -> None:

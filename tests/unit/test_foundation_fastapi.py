@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from opentelemetry.trace import SpanKind
 
-from agentpress_otel import current_ids, runtime
+from agentpress_otel import current_ids
+from agentpress_otel.integrations import runtime
 from agentpress_otel.testing import Capture, capture
 
 

@@ -31,7 +31,7 @@ def sink() -> Iterator[tuple[Any, InMemoryLogRecordExporter]]:
     lp.add_log_record_processor(BatchLogRecordProcessor(RedactingLogExporter(exp), schedule_delay_millis=50))
     cfg = load_config({"log_json": True, "log_level": "DEBUG", "logger_levels": {"noisy": "ERROR"}}, env={})
     tel = SimpleNamespace(config=cfg, logger_provider=lp)
-    assert log_integ.instrument(tel)
+    log_integ.instrument(tel)  # raises Skip when it does not apply
     try:
         yield tel, exp
     finally:
@@ -146,14 +146,14 @@ def test_stats_and_uninstrument_idempotent(sink: Any) -> None:
     log_integ.uninstrument()
     log_integ.uninstrument()
     assert log_integ.handler() is None
-    assert log_integ.instrument(tel)
+    log_integ.instrument(tel)  # raises Skip when it does not apply
 
 
 def test_json_only_without_provider(capfd: pytest.CaptureFixture[str]) -> None:
     """Without a logger provider the JSON stdout output still works, redacted."""
     cfg = load_config({"log_json": True, "logs": False}, env={})
     tel = SimpleNamespace(config=cfg, logger_provider=None)
-    assert log_integ.instrument(tel)
+    log_integ.instrument(tel)  # raises Skip when it does not apply
     try:
         logging.getLogger("app").warning("password=hunter2 here")
         assert flush(2.0)

@@ -51,7 +51,7 @@ def sink() -> Iterator[tuple[Any, InMemoryLogRecordExporter, list[str]]]:
     lp = LoggerProvider()
     lp.add_log_record_processor(BatchLogRecordProcessor(RedactingLogExporter(exp), schedule_delay_millis=50))
     tel = SimpleNamespace(config=load_config({"log_level": "DEBUG"}, env={}), logger_provider=lp)
-    assert sl_integ.instrument(tel)
+    sl_integ.instrument(tel)  # raises Skip when it does not apply
     try:
         yield tel, exp, out
     finally:
@@ -193,7 +193,7 @@ def test_logger_cached_before_instrument_is_covered() -> None:
     lp = LoggerProvider()
     lp.add_log_record_processor(BatchLogRecordProcessor(exp, schedule_delay_millis=50))
     tel = SimpleNamespace(config=load_config({}, env={}), logger_provider=lp)
-    assert sl_integ.instrument(tel)
+    sl_integ.instrument(tel)  # raises Skip when it does not apply
     try:
         early.info("after instrument", api_key=SECRET)
         recs = _records(tel, exp)
@@ -245,7 +245,8 @@ def test_structlog_through_stdlib_is_exported_once() -> None:
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
     )
-    assert log_integ.instrument(tel) and sl_integ.instrument(tel)
+    log_integ.instrument(tel)
+    sl_integ.instrument(tel)
     try:
         structlog.get_logger("agentpress.api").info("hello once", thread_id="t-1")
         logging.getLogger("agentpress.api").info("plain stdlib")  # foreign records are still exported

@@ -15,8 +15,8 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from agentpress_otel import runtime
 from agentpress_otel._config import load_config
+from agentpress_otel.integrations import Skip, runtime
 from agentpress_otel.testing import metric_points
 
 INTERVAL = 0.02  # probe period used by these tests (the default is 0.25 s)
@@ -85,7 +85,7 @@ def test_process_metrics_are_per_process_with_registry_names_units_and_attribute
     """Process metrics use the registry's names, units and attributes, without host-wide or deprecated ones."""
     from semconv_rules import METRIC_DEPRECATED, METRICS
 
-    assert runtime.instrument(rig.tel, probe_interval_s=INTERVAL) is True
+    runtime.instrument(rig.tel, probe_interval_s=INTERVAL)
     data = rig.reader.get_metrics_data()
     assert data is not None
     got = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
@@ -231,7 +231,8 @@ def test_metrics_off_means_nothing_started() -> None:
     """With metrics off, runtime instrumentation starts nothing."""
     r = Rig(metrics=False)
     try:
-        assert runtime.instrument(r.tel) is False
+        with pytest.raises(Skip, match="metrics are off"):
+            runtime.instrument(r.tel)
         assert not hasattr(asyncio.base_events.BaseEventLoop.run_forever, "__wrapped__")
         assert r.points() == {}
     finally:

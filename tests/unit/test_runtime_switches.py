@@ -11,7 +11,6 @@ wrapt proxies), so integrations written by others are covered as they land.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 from typing import Any
@@ -23,11 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from agentpress_otel import _setup
 from agentpress_otel._config import INTEGRATIONS
 from agentpress_otel.testing import Capture, capture
-
-# Libraries our integrations may patch (scanned only when already imported).
-_TARGET_PREFIXES = ("redis", "httpx", "litellm", "dramatiq", "asyncio", "structlog", "logging", "openai", "fastapi",
-                    "starlette")  # fmt: skip
-
+from harness.patches import import_targets, patch_points
 
 # Slack attaches its handler only with a webhook URL; this one is never called (nothing logs at ERROR).
 _HOOK = "http://127.0.0.1:9/slack-webhook"
@@ -35,61 +30,6 @@ _HOOK = "http://127.0.0.1:9/slack-webhook"
 # Integrations that may defer patching to a post-import hook: their library must be loaded for the
 # "it patched something" check.
 _TARGET_LIB = {name: name for name in ("litellm", "redis", "httpx", "dramatiq", "structlog")}
-
-
-def _is_wrapt(v: Any) -> bool:
-    # The C extension's types live in module "_wrappers"; the pure-Python fallback in "wrapt.*".
-    try:
-        import wrapt
-
-        base = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)  # wrapt 2: the C base class
-        return isinstance(v, base)
-    except Exception:
-        return type(v).__module__.split(".")[0] in {"wrapt", "_wrappers"}
-
-
-def patch_points(app: Any = None) -> set[str]:
-    """Every wrapt-patched function/method in the target libraries, our log handlers, structlog's
-    processors and the FastAPI app wrapper, as comparable strings."""
-    found: set[str] = set()
-    for modname, mod in list(sys.modules.items()):
-        if mod is None or not modname.startswith(_TARGET_PREFIXES):
-            continue
-        try:
-            items = list(vars(mod).items())
-        except TypeError:
-            continue
-        for name, obj in items:
-            if _is_wrapt(obj):
-                found.add(f"{modname}.{name}")
-            elif isinstance(obj, type) and getattr(obj, "__module__", None) == modname:
-                for attr, val in list(vars(obj).items()):
-                    if _is_wrapt(val):
-                        found.add(f"{modname}.{name}.{attr}")
-    for h in logging.getLogger().handlers:
-        if type(h).__module__.startswith("agentpress_otel"):
-            found.add(f"logging.root.handler:{type(h).__qualname__}")
-    if "structlog" in sys.modules:
-        procs = sys.modules["structlog"].get_config().get("processors", [])
-        for p in procs:
-            if getattr(type(p), "__module__", "").startswith("agentpress_otel") or getattr(
-                p, "__module__", ""
-            ).startswith("agentpress_otel"):
-                found.add(f"structlog.processor:{getattr(p, '__qualname__', type(p).__qualname__)}")
-    if app is not None:
-        bms = app.build_middleware_stack
-        if getattr(bms, "__func__", None) is not type(app).build_middleware_stack:
-            found.add("fastapi.app.build_middleware_stack")
-    return found
-
-
-def _import_targets() -> None:
-    # Import the libraries up front so "nothing patched" is checked against loaded modules. All of them:
-    # a library first imported by a later test (test_litellm_switch_specifically imports litellm) would
-    # otherwise bring patch points the module's baseline never saw, and fail whichever test runs next.
-    for lib in ("redis", "redis.asyncio", "httpx", "dramatiq", "structlog", "litellm"):
-        with contextlib.suppress(ImportError):
-            __import__(lib)
 
 
 def _app() -> Any:
@@ -107,7 +47,7 @@ def _app() -> Any:
 @pytest.fixture(scope="module")
 def all_on() -> tuple[set[str], set[str], set[str]]:
     """(baseline patch points, patch points with everything on, integrations that reported success)."""
-    _import_targets()
+    import_targets()
     _setup._reset_for_tests()
     baseline = patch_points()
     app = _app()
@@ -170,7 +110,7 @@ def test_redis_switch_specifically(all_on: tuple[set[str], set[str], set[str]]) 
 
 def test_slack_switch_specifically() -> None:
     """The slack switch decides whether the Slack handler is attached to the root logger."""
-    from agentpress_otel.alerts import slack
+    from agentpress_otel.integrations import slack
 
     root = logging.getLogger()
     before = list(root.handlers)

@@ -490,7 +490,7 @@ def _write_summary(res: DemoResult, *, picked: list[dict[str, Any]], red: Redact
                             prompt_tokens=s.prompt_tokens, completion_tokens=s.completion_tokens)
                        for s in res.llm_requests],
         "slack_posts": [p.json for p in res.posts],
-        "slack_source": "alerts.slack",
+        "slack_source": "integrations.slack",
         "span_names": sorted({s.name for s in res.spans}),
         "metric_names": metric_names,
         "log_records": len(res.logs),

@@ -33,14 +33,22 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wrapt
 from opentelemetry import trace
 
 from agentpress_otel import _context, _selftel
+from agentpress_otel.integrations._registry import Skip
 
-__all__ = ["LAYOUTS", "instrument", "layouts", "uninstrument"]
+if TYPE_CHECKING:
+    from agentpress_otel._setup import Telemetry
+
+__all__ = ["LAYOUTS", "NAME", "REQUIRES", "instrument", "layouts", "uninstrument"]
+
+NAME = "agentpress"
+#: None: the modules to hook depend on the layout (see :func:`layouts`); instrument() skips when none is importable
+REQUIRES: str | None = None
 
 #: (thread manager module, response processor module) per AgentPress layout, tried in this order.
 LAYOUTS: tuple[tuple[str, str], ...] = (
@@ -50,7 +58,8 @@ LAYOUTS: tuple[tuple[str, str], ...] = (
 )
 ENV_MODULES = "AGENTPRESS_OTEL_AGENTPRESS_MODULES"
 AGENT_NAME = "agentpress"
-_IDS = ("thread_id", "agent_run_id", "project_id", "user_id", "request_id")
+# Telemetry never stands between AgentPress and its own call: a failure here is counted, the call goes on.
+_G = _selftel.guard("agentpress")
 
 _lock = threading.Lock()
 _active = False
@@ -100,23 +109,22 @@ def _importable(module: str) -> bool:
 async def _run_thread(wrapped: Any, _instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     from agentpress_otel.genai import agent_run
 
-    try:  # telemetry never stands between AgentPress and its own call
+    traced = wrapped
+    with _G:
         thread_id = kwargs.get("thread_id", args[0] if args else None)
         model = kwargs.get("llm_model")
         op = agent_run(AGENT_NAME, thread_id=None if thread_id is None else str(thread_id),
                        model=None if model is None else str(model))
         # The decorator form handles "async def that returns a generator": the span lasts while it is iterated.
         traced = op(wrapped)
-    except Exception as exc:
-        _selftel.record_error("agentpress", exc)
-        return await wrapped(*args, **kwargs)
     return await traced(*args, **kwargs)
 
 
 async def _execute_tool(wrapped: Any, _instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     from agentpress_otel.genai import tool_call
 
-    try:  # telemetry never stands between AgentPress and its own call
+    traced = wrapped
+    with _G:
         call = kwargs.get("tool_call", args[0] if args else None)
         name, call_id, arguments = "unknown", None, None
         if isinstance(call, Mapping):
@@ -125,9 +133,6 @@ async def _execute_tool(wrapped: Any, _instance: Any, args: tuple[Any, ...], kwa
             call_id = None if cid is None else str(cid)
             arguments = call.get("arguments")
         traced = tool_call(name, call_id=call_id, arguments=arguments)(wrapped)
-    except Exception as exc:
-        _selftel.record_error("agentpress", exc)
-        return await wrapped(*args, **kwargs)
     return await traced(*args, **kwargs)
 
 
@@ -142,25 +147,21 @@ def _patch(owner: Any, attr: str, wrapper: Any) -> None:
 def _on_thread_manager(module: Any) -> None:
     if not _active:
         return
-    try:
+    with _G:
         cls = getattr(module, "ThreadManager", None)
         if cls is not None:
             with _lock:
                 _patch(cls, "run_thread", _run_thread)
-    except Exception as exc:
-        _selftel.record_error("agentpress", exc)
 
 
 def _on_response_processor(module: Any) -> None:
     if not _active:
         return
-    try:
+    with _G:
         cls = getattr(module, "ResponseProcessor", None)
         if cls is not None:
             with _lock:
                 _patch(cls, "_execute_tool", _execute_tool)
-    except Exception as exc:
-        _selftel.record_error("agentpress", exc)
 
 
 # -------------------------------------------------------------------------------------- structlog's ids
@@ -169,34 +170,30 @@ def _bind_wrapper(wrapped: Any, _instance: Any, args: tuple[Any, ...], kwargs: d
     if not _active or not kwargs:
         return wrapped(*args, **kwargs)
     new: dict[str, str] = {}
-    try:
+    with _G:
         mine = _context.current_ids()
         rid = mine.get("request_id")
         if "request_id" in kwargs and rid and kwargs["request_id"] != rid:
             kwargs = {**kwargs, "request_id": rid}  # theirs adopts ours: one request id per trace
-        for key in _IDS:
+        for key in _context.ID_ATTRIBUTES:
             v = kwargs.get(key)
             if v is not None and v != "" and mine.get(key) != str(v):
                 new[key] = str(v)
-    except Exception as exc:
-        _selftel.record_error("agentpress", exc)
     result = wrapped(*args, **kwargs)
     if new:
-        try:
+        with _G:
             # Like bind_contextvars itself: set in the current context, no reset (AgentPress clears per task).
             _context.set_ids({**_context.current_ids(), **new})
             span = trace.get_current_span()
             if span.is_recording():
                 span.set_attributes(_context.ids_as_attributes(new))
-        except Exception as exc:
-            _selftel.record_error("agentpress", exc)
     return result
 
 
 # ------------------------------------------------------------------------------------------- lifecycle
 
-def instrument(tel: Any = None) -> bool:
-    """Hook AgentPress (now, or when it is imported) and mirror its structlog ids. ``False`` when no layout
+def instrument(telemetry: Telemetry) -> None:
+    """Hook AgentPress (now, or when it is imported) and mirror its structlog ids. :class:`Skip` when no layout
     is importable. Idempotent.
 
     Example: called by ``agentpress_otel.instrument()``; by hand: ``instrument(tel)``.
@@ -204,10 +201,10 @@ def instrument(tel: Any = None) -> bool:
     global _active, _bind_original
     pairs = layouts()
     if not any(_importable(tm) or _importable(rp) for tm, rp in pairs):
-        return False
+        raise Skip("no AgentPress layout is importable")
     with _lock:
         if _active:
-            return True
+            return
         _active = True
     for tm, rp in pairs:
         for name, hook in ((tm, _on_thread_manager), (rp, _on_response_processor)):
@@ -219,12 +216,11 @@ def instrument(tel: Any = None) -> bool:
     try:
         import structlog.contextvars as sc
     except ImportError:
-        return True
+        return
     with _lock:
         if not isinstance(sc.bind_contextvars, wrapt.FunctionWrapper):
             _bind_original = sc.bind_contextvars
             sc.bind_contextvars = wrapt.FunctionWrapper(sc.bind_contextvars, _bind_wrapper)
-    return True
 
 
 def uninstrument() -> None:

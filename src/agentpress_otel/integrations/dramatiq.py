@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import wrapt
@@ -43,7 +43,16 @@ from agentpress_otel import _context, _selftel, _stop
 from agentpress_otel._version import __version__
 from agentpress_otel.genai._spans import error_type
 
-__all__ = ["OtelMiddleware", "instrument", "set_process_boot_hook", "uninstrument"]
+if TYPE_CHECKING:
+    from agentpress_otel._setup import Telemetry
+
+__all__ = ["NAME", "REQUIRES", "OtelMiddleware", "instrument", "set_process_boot_hook", "uninstrument"]
+
+NAME = "dramatiq"
+REQUIRES: str | None = "dramatiq"
+_G_DRAMATIQ = _selftel.guard("dramatiq")  # a broker's enqueue and the worker's message never see our failures
+_G_IDENTITY = _selftel.guard("dramatiq.identity")
+_G_BOOT_HOOK = _selftel.guard("dramatiq.boot_hook")
 
 OPTION_KEY = "otel"
 SCOPE = "agentpress_otel.dramatiq"
@@ -112,15 +121,12 @@ class _Inflight:
         self.attrs = attrs
 
 
-_ID_KWARGS = ("project_id", "thread_id", "agent_run_id", "user_id", "request_id")
-
-
 def _ids_from_kwargs(message: Any) -> dict[str, str]:
     """AgentPress passes its ids as actor kwargs (``run_agent_background.send(agent_run_id=..., ...)``)."""
     kwargs = getattr(message, "kwargs", None)
     if not isinstance(kwargs, dict):
         return {}
-    return {k: str(v) for k in _ID_KWARGS if isinstance(v := kwargs.get(k), (str, int)) and str(v)}
+    return {k: str(v) for k in _context.ID_ATTRIBUTES if isinstance(v := kwargs.get(k), (str, int)) and str(v)}
 
 
 class OtelMiddleware(dramatiq.Middleware):
@@ -140,7 +146,7 @@ class OtelMiddleware(dramatiq.Middleware):
 
     # ------------------------------------------------------------------ producer
     def before_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
-        try:
+        with _G_DRAMATIQ:
             attrs = self._attrs(message)
             retries = int(message.options.get("retries", 0) or 0)
             prev = message.options.get(OPTION_KEY)
@@ -177,47 +183,40 @@ class OtelMiddleware(dramatiq.Middleware):
             self._producing[message.message_id] = (span, attrs, is_retry)
             while len(self._producing) > MAX_PRODUCING:
                 self._end_failed(self._producing.pop(next(iter(self._producing))), "enqueue_incomplete")
-        except Exception as exc:
-            _selftel.record_error("dramatiq", exc)
 
     def after_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
         item = self._producing.pop(message.message_id, None)
         if item is not None:
-            try:
+            with _G_DRAMATIQ:
                 span, attrs, is_retry = item
                 # Counted here, not in before_enqueue: only messages that reached the broker.
                 self._m.enqueued.add(1, attrs)
                 if is_retry:
                     self._m.retried.add(1, attrs)
                 span.end()
-            except Exception as exc:
-                _selftel.record_error("dramatiq", exc)
 
     def enqueue_failed(self, message: Any, exc: BaseException) -> None:
         """``broker.enqueue`` raised after ``before_enqueue``: end the producer span with the error."""
-        try:
+        with _G_DRAMATIQ:
             item = self._producing.pop(getattr(message, "message_id", None), None)  # type: ignore[arg-type]
             if item is not None:
                 self._end_failed(item, error_type(exc), exc)
-        except Exception as e:
-            _selftel.record_error("dramatiq", e)
 
     @staticmethod
     def _end_failed(item: tuple[Any, dict[str, str], bool], etype: str, exc: BaseException | None = None) -> None:
         span = item[0]
         try:
-            span.set_status(Status(StatusCode.ERROR, str(exc)[:512] if exc is not None else etype))
-            span.set_attribute("error.type", etype)
-            if exc is not None:
-                span.record_exception(exc)
-        except Exception as e:
-            _selftel.record_error("dramatiq", e)
+            with _G_DRAMATIQ:
+                span.set_status(Status(StatusCode.ERROR, str(exc)[:512] if exc is not None else etype))
+                span.set_attribute("error.type", etype)
+                if exc is not None:
+                    span.record_exception(exc)
         finally:
             span.end()
 
     # ------------------------------------------------------------------ consumer
     def before_process_message(self, broker: Any, message: Any) -> None:
-        try:
+        with _G_DRAMATIQ:
             attrs = self._attrs(message)
             carrier = dict(message.options.get(OPTION_KEY) or {})
             now_ms = time.time() * 1000
@@ -239,36 +238,31 @@ class OtelMiddleware(dramatiq.Middleware):
             )
             token = otel_context.attach(trace.set_span_in_context(span, ctx))
             self._inflight[message.message_id] = _Inflight(span, token, ids_token, outer, time.perf_counter(), attrs)
-        except Exception as exc:
-            _selftel.record_error("dramatiq", exc)
 
     def _finish(self, message: Any, status: str, exception: BaseException | None = None) -> None:
         item = self._inflight.pop(message.message_id, None)
         if item is None:
             return
         try:
-            attrs = item.attrs
-            dur = time.perf_counter() - item.t0
-            if exception is not None:
-                et = error_type(exception)
-                item.span.set_status(Status(StatusCode.ERROR, str(exception)[:512]))
-                item.span.set_attribute("error.type", et)
-                item.span.record_exception(exception)
-                self._m.failed.add(1, {**attrs, "error.type": et})
-                self._m.process.record(dur, {**_process_attrs(attrs["queue"]), "error.type": et})
-            else:
-                self._m.process.record(dur, _process_attrs(attrs["queue"]))
-            if status == "skipped":
-                item.span.set_attribute("agentpress.dramatiq.skipped", True)
-            self._m.processed.add(1, {**attrs, "status": status})
-            item.span.end()
-        except Exception as exc:
-            _selftel.record_error("dramatiq", exc)
+            with _G_DRAMATIQ:
+                attrs = item.attrs
+                dur = time.perf_counter() - item.t0
+                if exception is not None:
+                    et = error_type(exception)
+                    item.span.set_status(Status(StatusCode.ERROR, str(exception)[:512]))
+                    item.span.set_attribute("error.type", et)
+                    item.span.record_exception(exception)
+                    self._m.failed.add(1, {**attrs, "error.type": et})
+                    self._m.process.record(dur, {**_process_attrs(attrs["queue"]), "error.type": et})
+                else:
+                    self._m.process.record(dur, _process_attrs(attrs["queue"]))
+                if status == "skipped":
+                    item.span.set_attribute("agentpress.dramatiq.skipped", True)
+                self._m.processed.add(1, {**attrs, "status": status})
+                item.span.end()
         finally:
-            try:
+            with _G_DRAMATIQ:
                 otel_context.detach(item.token)  # type: ignore[arg-type]
-            except Exception as exc:  # pragma: no cover
-                _selftel.record_error("dramatiq", exc)
             if item.ids_token is not None:
                 _context.reset_ids(item.ids_token, item.outer_ids)
 
@@ -287,18 +281,14 @@ class OtelMiddleware(dramatiq.Middleware):
 
     # ------------------------------------------------------------------ fork safety
     def after_process_boot(self, broker: Any) -> None:
-        try:  # a worker module imported by the API named the worker: this process is that worker
+        with _G_IDENTITY:  # a worker module imported by the API named the worker: this process is that worker
             from agentpress_otel import _setup
 
             _setup.apply_worker_identity()
-        except Exception as exc:
-            _selftel.record_error("dramatiq.identity", exc)
         hook = _boot_hook
         if hook is not None:
-            try:
+            with _G_BOOT_HOOK:
                 hook(broker)
-            except Exception as exc:
-                _selftel.record_error("dramatiq.boot_hook", exc)
 
 
 def _enqueue_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -326,14 +316,12 @@ def _add_to(broker: Broker) -> None:
 def _init_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     result = wrapped(*args, **kwargs)
     if _installed:
-        try:
+        with _G_DRAMATIQ:
             _add_to(instance)
-        except Exception as exc:
-            _selftel.record_error("dramatiq", exc)
     return result
 
 
-def instrument(tel: Any = None) -> None:
+def instrument(telemetry: Telemetry) -> None:
     """Add :class:`OtelMiddleware` to the current and all future Dramatiq brokers. Idempotent.
 
     Example::
@@ -343,7 +331,7 @@ def instrument(tel: Any = None) -> None:
     """
     global _installed, _tel
     with _lock:
-        _tel = tel
+        _tel = telemetry
         if _installed:
             return
         _installed = True

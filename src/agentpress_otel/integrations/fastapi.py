@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import Token
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from opentelemetry import baggage as otel_baggage
@@ -36,10 +36,17 @@ from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from agentpress_otel import _selftel, _stop, runtime
+from agentpress_otel import _selftel, _stop
 from agentpress_otel._context import ID_ATTRIBUTES, thread_context
-from agentpress_otel._setup import Telemetry
 from agentpress_otel.genai._spans import error_type
+from agentpress_otel.integrations import runtime
+
+if TYPE_CHECKING:
+    from agentpress_otel._setup import Telemetry
+
+NAME = "fastapi"
+REQUIRES: str | None = None  # plain ASGI: works for any FastAPI/Starlette app object it is given
+_G_FASTAPI = _selftel.guard("fastapi")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -50,6 +57,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Headers a browser or another service may send; add them to your CORS ``allow_headers``.
 PROPAGATION_HEADERS = ("traceparent", "tracestate", "baggage", "x-request-id")
 
+#: The ids of ``_context.ID_ATTRIBUTES`` that AgentPress routes carry as path parameters.
 _ID_PARAMS = ("thread_id", "agent_run_id", "project_id")
 _PATCHED: dict[int, tuple[Any, Callable[[], Any], dict[str, Any] | None]] = {}
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -151,10 +159,10 @@ class AgentPressASGIMiddleware:
         if scope["type"] != "http" or (self.excluded is not None and self.excluded.search(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
-        try:
+        prepared = None
+        with _G_FASTAPI:  # telemetry must never break the request
             prepared = self._prepare(scope)
-        except Exception as exc:  # telemetry must never break the request
-            _selftel.record_error("fastapi", exc)
+        if prepared is None:
             await self.app(scope, receive, send)
             return
         span, token, request_id, ctx_mgr, start = prepared
@@ -183,8 +191,8 @@ class AgentPressASGIMiddleware:
             span.set_attribute("error.type", failed)
             try:  # the SDK calls str(exc), which the app's exception may make raise: never replace exc
                 span.record_exception(exc)
-            except Exception as rec_exc:
-                _selftel.record_error("fastapi", rec_exc)
+            except Exception as rec_exc:  # noqa: BLE001 - counted through swallow(), then a placeholder event
+                _selftel.swallow("fastapi", rec_exc)
                 span.add_event("exception", {"exception.type": _selftel.qualified_name(type(exc)),
                                              "exception.message": f"<unprintable {type(exc).__name__} message>"})
             raise
@@ -258,7 +266,7 @@ class AgentPressASGIMiddleware:
         return span, token, request_id, ctx_mgr, time.perf_counter()
 
     def _finish(self, scope: Scope, span: Any, status_code: int, start: float, failed: str | None) -> None:
-        try:
+        with _G_FASTAPI:
             method = scope.get("method", "GET")
             if method not in _KNOWN_METHODS:  # any string a client sends: bounded as the convention says
                 span.set_attribute("http.request.method_original", method)
@@ -288,8 +296,6 @@ class AgentPressASGIMiddleware:
             if etype:
                 labels["error.type"] = etype
             self.duration.record(time.perf_counter() - start, labels)
-        except Exception as exc:
-            _selftel.record_error("fastapi", exc)
 
 
 def instrument_app(app: Any, tel: Telemetry) -> None:
@@ -323,10 +329,17 @@ def uninstrument_app(app: Any) -> None:
     app.middleware_stack = None
 
 
-def instrument(tel: Telemetry) -> None:
-    """Apps are instrumented one by one through ``instrument(app)``; nothing global to patch."""
+def instrument(telemetry: Telemetry) -> None:
+    """Apps are instrumented one by one through ``instrument(app)`` (:func:`instrument_app`); nothing global to
+    patch.
+
+    Example::
+
+        agentpress_otel.instrument(app)  # wraps app via instrument_app(app, telemetry)
+    """
 
 
 def uninstrument() -> None:
+    """Unwrap every app :func:`instrument_app` wrapped (idempotent)."""
     for app, _, _ in list(_PATCHED.values()):
         uninstrument_app(app)

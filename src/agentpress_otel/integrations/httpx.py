@@ -11,11 +11,17 @@ headers after they were injected.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentpress_otel import _selftel
 from agentpress_otel._context import ID_ATTRIBUTES
-from agentpress_otel._setup import Telemetry
+from agentpress_otel.integrations._registry import Skip
+
+if TYPE_CHECKING:
+    from agentpress_otel._setup import Telemetry
+
+NAME = "httpx"
+REQUIRES: str | None = "httpx"
 
 _instrumentor: Any = None
 _filters: list[tuple[Any, str, Any]] = []  # (class, method name, the original) we wrapped
@@ -96,20 +102,14 @@ def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return args[0] if args else kwargs.get("request")
 
 
-def _sync_filter(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    try:
-        _filter_request(_request_of(args, kwargs))
-    except Exception as exc:  # telemetry must never break the request
-        _selftel.record_error("httpx.baggage", exc)
-    return wrapped(*args, **kwargs)
+_G_BAGGAGE = _selftel.guard("httpx.baggage")  # telemetry must never break the request
 
 
-def _async_filter(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    # Synchronous on purpose: the headers are final when the transport is called; return its coroutine.
-    try:
+def _filter(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Wraps both transports. Synchronous for the async one too: the headers are final when the transport is
+    called, and its coroutine is returned as it is."""
+    with _G_BAGGAGE:
         _filter_request(_request_of(args, kwargs))
-    except Exception as exc:
-        _selftel.record_error("httpx.baggage", exc)
     return wrapped(*args, **kwargs)
 
 
@@ -117,10 +117,9 @@ def _install_filters() -> None:
     import httpx
     import wrapt
 
-    for cls, name, fn in ((httpx.HTTPTransport, "handle_request", _sync_filter),
-                          (httpx.AsyncHTTPTransport, "handle_async_request", _async_filter)):  # fmt: skip
+    for cls, name in ((httpx.HTTPTransport, "handle_request"), (httpx.AsyncHTTPTransport, "handle_async_request")):
         original = cls.__dict__[name]
-        wrapt.wrap_function_wrapper(cls, name, fn)
+        wrapt.wrap_function_wrapper(cls, name, _filter)
         _filters.append((cls, name, original))
 
 
@@ -133,34 +132,48 @@ def _remove_filters() -> None:
         # else someone wrapped on top of ours since: keep their chain; ours is a pass-through now (_active).
 
 
-def instrument(tel: Telemetry) -> bool:
+def instrument(telemetry: Telemetry) -> None:
+    """Client spans for httpx into ``telemetry``'s providers, and the id-baggage filter. Idempotent.
+
+    Raises :class:`Skip` when the app instrumented httpx itself (left alone), ``ImportError`` without httpx.
+
+    Example::
+
+        from agentpress_otel.integrations import httpx as httpx_integration
+        httpx_integration.instrument(tel)  # done by agentpress_otel.instrument() when "httpx" is enabled
+    """
     global _instrumentor, _internal_hosts, _active
     import httpx  # noqa: F401  - ImportError here means "not installed": the integration is skipped
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     if _instrumentor is not None:
-        return True
+        return
     # Stable HTTP semantic conventions (server.address, http.request.method, ...): instrument() has put
     # "http" in OTEL_SEMCONV_STABILITY_OPT_IN (_setup.opt_in_stable_conventions); dashboards group outbound
     # calls by server.address.
     inst = HTTPXClientInstrumentor()
     if inst.is_instrumented_by_opentelemetry:
-        return False  # the app instrumented httpx itself: leave it alone
-    _internal_hosts = tuple(tel.config.internal_hosts)
+        raise Skip("the app instrumented httpx itself: left alone")
+    _internal_hosts = tuple(telemetry.config.internal_hosts)
     _cache.clear()
     _active = True
     _install_filters()  # first, so the upstream wrapper (which injects the headers) runs outside it
     try:
-        inst.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider)
-    except Exception:
+        inst.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    except BaseException:  # undo our half, then let the registry count and report it
         _active = False
         _remove_filters()
         raise
     _instrumentor = inst
-    return True
 
 
 def uninstrument() -> None:
+    """Remove the stock instrumentation and our filter (idempotent).
+
+    Example::
+
+        httpx_integration.uninstrument()
+    """
     global _instrumentor, _active
     _active = False
     if _instrumentor is not None:

@@ -47,7 +47,7 @@ from agentpress_otel.genai._spans import (
     register_model_normalizer,
 )
 
-__all__ = ["instrument", "provider_for", "uninstrument"]
+__all__ = ["NAME", "REQUIRES", "instrument", "provider_for", "uninstrument"]
 
 # LiteLLM provider ids -> gen_ai.provider.name (semconv well-known values where they exist).
 PROVIDER_NAMES: dict[str, str] = {
@@ -632,8 +632,14 @@ def _warm_tokenizer() -> None:
         _selftel.record_error("litellm.token_counter", exc)
 
 
-def instrument(tel: Any = None) -> None:
-    """Patch LiteLLM (now, or when it is first imported). Idempotent.
+NAME = "litellm"
+REQUIRES: str | None = "litellm"
+_G_LITELLM = _selftel.guard("litellm")
+
+
+def instrument(telemetry: object = None) -> None:
+    """Patch LiteLLM (now, or when it is first imported). Idempotent. Spans go to the global providers, so
+    ``telemetry`` is optional (the :class:`~agentpress_otel.integrations.Integration` signature).
 
     Example::
 
@@ -657,10 +663,8 @@ def instrument(tel: Any = None) -> None:
 
 def _on_import(module: Any) -> None:
     if _enabled:
-        try:
+        with _G_LITELLM:
             _patch(module)
-        except Exception as exc:
-            _selftel.record_error("litellm", exc)
 
 
 def uninstrument() -> None:
@@ -681,7 +685,7 @@ def uninstrument() -> None:
                 cur = getattr(litellm, name, None)
                 if isinstance(cur, wrapt.FunctionWrapper):
                     setattr(litellm, name, cur.__wrapped__)
-            try:
+            with _G_LITELLM:
                 from litellm.router import Router
 
                 for name, own in _router_had_own.items():
@@ -693,13 +697,9 @@ def uninstrument() -> None:
                             delattr(Router, name)
                     else:
                         setattr(Router, name, own)
-            except Exception as exc:
-                _selftel.record_error("litellm", exc)
         for mod, attr, orig in _patched_modules:
-            try:
+            with _G_LITELLM:
                 setattr(mod, attr, orig)
-            except Exception as exc:
-                _selftel.record_error("litellm", exc)
         _patched_modules.clear()
         _router_had_own.clear()
         _installed = False

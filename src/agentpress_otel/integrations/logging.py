@@ -23,11 +23,12 @@ import copy
 import logging
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
 from agentpress_otel import _selftel
+from agentpress_otel.integrations._registry import Skip
 from agentpress_otel.logs._levels import LevelPolicy, internal
 from agentpress_otel.logs._pipeline import (
     STDLIB,
@@ -40,6 +41,13 @@ from agentpress_otel.logs._pipeline import (
     release_pipeline,
 )
 from agentpress_otel.redaction._engine import to_text
+
+if TYPE_CHECKING:
+    from agentpress_otel._setup import Telemetry
+
+NAME = "logging"
+REQUIRES: str | None = None  # stdlib
+_G_ACCESS = _selftel.guard("logs.access")
 
 _get_span = trace.get_current_span
 
@@ -77,10 +85,10 @@ class OTelQueueHandler(logging.Handler):
                 return False
             try:
                 msg = record.getMessage()  # now: args may be mutated after the call returns
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the app's bad arguments, counted through swallow()
                 # Bad format arguments (``log.info("%d", "x")``): keep the record with its template and the
                 # error instead of losing it; the caller's log call must not fail either.
-                _selftel.record_error("logs.format", exc)
+                _selftel.swallow("logs.format", exc)
                 msg = f"{to_text(record.msg)} [unformattable arguments: {type(exc).__name__}]"
                 record = copy.copy(record)
                 record.msg, record.args = msg, None
@@ -93,8 +101,8 @@ class OTelQueueHandler(logging.Handler):
                 record.msg, record.args = msg, None
             self.pipeline.submit((STDLIB, record, msg, current_ids(), sc if sc.is_valid else None), len(msg))
             return True
-        except Exception as exc:
-            _selftel.record_error("logs.handler", exc)
+        except Exception as exc:  # noqa: BLE001 - counted through swallow(); the handler must also answer False
+            _selftel.swallow("logs.handler", exc)
             return False
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -177,7 +185,7 @@ class AccessLogRedactor(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
+        with _G_ACCESS:
             from agentpress_otel.redaction import redact
 
             args = record.args
@@ -187,29 +195,27 @@ class AccessLogRedactor(logging.Filter):
                 record.args = {k: redact(v) if isinstance(v, str) else v for k, v in args.items()}
             elif isinstance(record.msg, str):
                 record.msg = redact(record.msg)
-        except Exception as exc:
-            _selftel.record_error("logs.access", exc)
         return True
 
 
 _access_filter = AccessLogRedactor()
 
 
-def instrument(tel: Any) -> bool:
-    """Attach the handler to the root logger (idempotent). Returns False when there is nothing to do
+def instrument(telemetry: Telemetry) -> None:
+    """Attach the handler to the root logger (idempotent). Raises :class:`Skip` when there is nothing to do
     (logs off and JSON stdout off).
 
     Example: called by ``agentpress_otel.instrument()``; by hand: ``instrument(tel)``.
     """
     global _handler
-    cfg = tel.config
+    cfg = telemetry.config
     with _state_lock:
         if _handler is not None:
-            return True
-        if tel.logger_provider is None and not cfg.log_json:
-            return False
+            return
+        if telemetry.logger_provider is None and not cfg.log_json:
+            raise Skip("logs are off and log_json is off")
         policy = LevelPolicy(default=cfg.log_level, levels=cfg.logger_levels, sample_ratio=cfg.log_sample_ratio)
-        pipeline = acquire_pipeline("logging", lambda: pipeline_for(tel))
+        pipeline = acquire_pipeline("logging", lambda: pipeline_for(telemetry))
         pipeline.json_stdout = pipeline.json_stdout or cfg.log_json
         _handler = OTelQueueHandler(pipeline, policy=policy)
         root = logging.getLogger()
@@ -232,7 +238,6 @@ def instrument(tel: Any) -> bool:
         for name in ACCESS_LOGGERS:
             if cfg.redact:
                 logging.getLogger(name).addFilter(_access_filter)
-        return True
 
 
 def uninstrument() -> None:

@@ -32,24 +32,27 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import wrapt
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, Tracer, TracerProvider
 
 from agentpress_otel import _selftel
+from agentpress_otel.integrations._registry import Skip
 
-__all__ = ["instrument", "is_instrumented", "uninstrument"]
+if TYPE_CHECKING:
+    from agentpress_otel._setup import Telemetry
+
+__all__ = ["NAME", "REQUIRES", "instrument", "is_instrumented", "uninstrument"]
 
 NAME = "redis"
+REQUIRES: str | None = "redis"
 
 _lock = threading.Lock()
 _instrumentor: Any = None
-
-
-class _TelemetryLike(Protocol):
-    tracer_provider: TracerProvider
+_G_ATTRIBUTES = _selftel.guard("redis.attributes")
+_G_UNINSTRUMENT = _selftel.guard("redis.uninstrument")
 
 
 class _NoSpan(AbstractContextManager[Span]):
@@ -107,7 +110,7 @@ class _StableDbSpan(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """The span upstream writes to, with its attribute names translated (see module doc)."""
 
     def set_attribute(self, key: str, value: Any) -> None:
-        try:
+        with _G_ATTRIBUTES:  # a failed rename still records the attribute as upstream named it
             if key == "db.redis.pipeline_length":
                 n = int(value)
                 self.__wrapped__.update_name("PIPELINE")
@@ -124,8 +127,6 @@ class _StableDbSpan(wrapt.ObjectProxy):  # type: ignore[type-arg]
                 elif new == "network.transport":
                     value = _TRANSPORTS.get(str(value), str(value))
                 key = new
-        except Exception as exc:
-            _selftel.record_error("redis.attributes", exc)
         self.__wrapped__.set_attribute(key, value)
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
@@ -161,10 +162,10 @@ def _wrapped_by_someone_else() -> bool:
     return hasattr(redis.Redis.execute_command, "__wrapped__")
 
 
-def instrument(tel: _TelemetryLike) -> bool:
-    """Trace redis-py commands made inside a trace into ``tel.tracer_provider``.
+def instrument(telemetry: Telemetry) -> None:
+    """Trace redis-py commands made inside a trace into ``telemetry.tracer_provider``.
 
-    ``ImportError`` when redis-py is absent; ``False`` (nothing done) when the app already instrumented
+    ``ImportError`` when redis-py is absent; :class:`Skip` (nothing done) when the app already instrumented
     redis-py itself. Idempotent: calling it again re-binds our patches to the new provider.
 
     Example::
@@ -180,11 +181,10 @@ def instrument(tel: _TelemetryLike) -> bool:
         _uninstrument_locked()  # ours only: _instrumentor is None when someone else patched redis-py
         inst = RedisInstrumentor()
         if inst.is_instrumented_by_opentelemetry or _wrapped_by_someone_else():
-            return False  # the app's own instrumentation: not ours to re-bind or remove
+            raise Skip("the app instrumented redis-py itself: not ours to re-bind or remove")
         # skip_dep_check: redis-py's version is whatever the app pins; upstream supports >= 2.6.
-        inst.instrument(tracer_provider=_ParentOnlyTracerProvider(tel.tracer_provider), skip_dep_check=True)
+        inst.instrument(tracer_provider=_ParentOnlyTracerProvider(telemetry.tracer_provider), skip_dep_check=True)
         _instrumentor = inst
-    return True
 
 
 def uninstrument() -> None:
@@ -204,10 +204,8 @@ def _uninstrument_locked() -> None:
     _instrumentor = None
     if inst is None:
         return
-    try:
+    with _G_UNINSTRUMENT:
         inst.uninstrument()
-    except Exception as exc:
-        _selftel.record_error("redis.uninstrument", exc)
 
 
 def is_instrumented() -> bool:

@@ -14,11 +14,12 @@ import logging
 import sys
 import time
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
 from agentpress_otel import _selftel
+from agentpress_otel.integrations._registry import Skip
 from agentpress_otel.logs._levels import LevelPolicy, internal
 from agentpress_otel.logs._pipeline import (
     ID_FIELDS,
@@ -31,6 +32,14 @@ from agentpress_otel.logs._pipeline import (
     release_pipeline,
 )
 from agentpress_otel.redaction import Redactor, default_redactor
+
+if TYPE_CHECKING:
+    from agentpress_otel._setup import Telemetry
+
+NAME = "structlog"
+REQUIRES: str | None = "structlog"
+# One component for all our processors and the configure hook: a failure there never reaches the app's log call.
+_G = _selftel.guard("logs.structlog")
 
 EventDict = MutableMapping[str, Any]
 Processor = Callable[[Any, str, EventDict], EventDict]
@@ -49,15 +58,13 @@ def add_context(_logger: Any, _method: str, event: EventDict) -> EventDict:
 
     Example: ``structlog.configure(processors=[..., add_context, JSONRenderer()])``
     """
-    try:
+    with _G:
         sc = _get_span().get_span_context()
         if sc.is_valid:
             event.setdefault("trace_id", f"{sc.trace_id:032x}")
             event.setdefault("span_id", f"{sc.span_id:016x}")
         for k, v in current_ids().items():
             event.setdefault(k, v)
-    except Exception as exc:
-        _selftel.record_error("logs.structlog", exc)
     return event
 
 
@@ -68,7 +75,7 @@ def make_redact_processor(redactor: Redactor | None = None) -> Processor:
     """
 
     def redact_event(_logger: Any, _method: str, event: EventDict) -> EventDict:
-        try:
+        with _G:
             r = redactor or default_redactor()
             for k, v in list(event.items()):
                 if k == "exc_info" or v is None or isinstance(v, (bool, int, float)):
@@ -78,8 +85,6 @@ def make_redact_processor(redactor: Redactor | None = None) -> Processor:
                 nv = r.redact_attribute(k, v) if isinstance(v, str) else r.redact_value({k: v})[k]
                 if nv is not v:
                     event[k] = nv
-        except Exception as exc:
-            _selftel.record_error("logs.structlog", exc)
         return event
 
     redact_event._agentpress_otel = True  # type: ignore[attr-defined]
@@ -117,7 +122,7 @@ def make_export_processor(policy: LevelPolicy | None = None) -> Processor:
         p = get_pipeline()
         if p is None:
             return event
-        try:
+        with _G:
             levelno = _METHOD_LEVELS.get(method, logging.INFO)
             name = str(event.get("logger") or event.get("logger_name") or getattr(logger, "name", None) or "structlog")
             if internal(name):
@@ -132,7 +137,7 @@ def make_export_processor(policy: LevelPolicy | None = None) -> Processor:
                 if v is not None:
                     ids[f] = str(v)
             if levelno >= logging.WARNING:
-                from agentpress_otel.alerts.slack import alert_from_structlog
+                from agentpress_otel.integrations.slack import alert_from_structlog
 
                 alert_from_structlog(name, levelno, event)
             snapshot = dict(event)
@@ -146,8 +151,6 @@ def make_export_processor(policy: LevelPolicy | None = None) -> Processor:
                  _exc_info(event)),
                 size,
             )
-        except Exception as exc:
-            _selftel.record_error("logs.structlog", exc)
         return event
 
     export_event._agentpress_otel = True  # type: ignore[attr-defined]
@@ -277,7 +280,7 @@ def _orig_configure(**kw: Any) -> None:
 
 
 def _configure_wrapper(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
-    try:
+    with _G:
         procs = kwargs.get("processors", args[0] if args else None)
         if procs is not None:
             new = with_our_processors(list(procs), redact=_redact_on)
@@ -287,25 +290,25 @@ def _configure_wrapper(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> 
                 kwargs = {**kwargs, "processors": new}
         if "wrapper_class" in kwargs:
             kwargs = {**kwargs, "wrapper_class": _lowered_wrapper(kwargs["wrapper_class"])}
-    except Exception as exc:
-        _selftel.record_error("logs.structlog", exc)
     return wrapped(*args, **kwargs)
 
 
-def instrument(tel: Any) -> bool:
+def instrument(telemetry: Telemetry) -> None:
     """Start the pipeline, add our processors to the current chain and to any later
-    ``structlog.configure`` call. Idempotent. Example: called by ``agentpress_otel.instrument()``.
+    ``structlog.configure`` call. Idempotent; :class:`Skip` when logs are off.
+
+    Example: called by ``agentpress_otel.instrument()``; by hand: ``instrument(tel)``.
     """
     global _policy, _saved, _redact_on
     import structlog
     import wrapt
 
     if _saved is not None:
-        return True
-    cfg = tel.config
-    if tel.logger_provider is None:
-        return False
-    pipeline = acquire_pipeline("structlog", lambda: pipeline_for(tel))
+        return
+    cfg = telemetry.config
+    if telemetry.logger_provider is None:
+        raise Skip("logs are off")
+    pipeline = acquire_pipeline("structlog", lambda: pipeline_for(telemetry))
     pipeline.structlog_exports = True  # the stdlib handler skips events structlog forwards to stdlib
     _policy = LevelPolicy(default=cfg.log_level, levels=cfg.logger_levels, sample_ratio=cfg.log_sample_ratio)
     _redact_on = bool(cfg.redact)
@@ -317,7 +320,6 @@ def instrument(tel: Any) -> bool:
         _orig_configure(wrapper_class=lowered)
     if not hasattr(structlog.configure, "__wrapped__"):
         wrapt.wrap_function_wrapper(structlog, "configure", _configure_wrapper)
-    return True
 
 
 def uninstrument() -> None:

@@ -27,17 +27,22 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, NoOpMeterProvider, Observation
 
 from agentpress_otel import _selftel
-from agentpress_otel._config import Config
+from agentpress_otel.integrations._registry import Skip
+
+if TYPE_CHECKING:
+    from agentpress_otel._setup import Telemetry
 
 __all__ = [
     "LOOP_LAG",
     "LOOP_LAG_MAX",
+    "NAME",
     "PROCESS_METRICS",
+    "REQUIRES",
     "instrument",
     "max_loop_lag",
     "uninstrument",
@@ -45,6 +50,7 @@ __all__ = [
 ]
 
 NAME = "runtime"
+REQUIRES: str | None = None  # psutil (a dependency) feeds the process metrics; the loop probe is stdlib
 
 #: Histogram of per-probe event-loop lag, unit s, attribute ``loop`` = ``main`` | ``background``.
 LOOP_LAG = "agentpress.asyncio.loop_lag"
@@ -145,10 +151,12 @@ class _RegistryMeterProvider:
 # Seconds; resolves the 1 ms .. 30 s range where event-loop stalls live.
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-
-class _TelemetryLike(Protocol):
-    config: Config
-    meter_provider: MeterProvider
+_G_SYSTEM = _selftel.guard("runtime.system_metrics")
+_G_PROBE = _selftel.guard("runtime.loop_probe")  # never let telemetry break the loop
+_G_WATCH = _selftel.guard("runtime.watch")
+_G_MAX = _selftel.guard("runtime.loop_lag_max")
+_G_MAX_API = _selftel.guard("runtime.max_loop_lag")
+_G_FORK = _selftel.guard("runtime.fork")
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,11 +189,9 @@ def _make_system_metrics(meter_provider: MeterProvider) -> Any:
             def gated(options: CallbackOptions) -> list[Observation]:
                 if not self.active:
                     return []
-                try:
+                with _G_SYSTEM:
                     return list(fn(options))
-                except Exception as exc:
-                    _selftel.record_error("runtime.system_metrics", exc)
-                    return []
+                return []
 
             return gated
 
@@ -252,7 +258,7 @@ class _Probe:
         self.handle = loop.call_at(self.due_loop, self._fire)
 
     def _fire(self) -> None:
-        try:
+        with _G_PROBE:
             lag = self.loop.time() - self.due_loop
             self.due_mono = None
             if self.stopped:
@@ -260,8 +266,6 @@ class _Probe:
             # asyncio runs timers up to one clock resolution early: clamp.
             self.monitor.record(self, lag if lag > 0.0 else 0.0)
             self._arm()
-        except Exception as exc:  # never let telemetry break the loop
-            _selftel.record_error("runtime.loop_probe", exc)
 
     def cancel(self) -> None:
         """Stop re-arming; cancel the pending timer (loop thread only)."""
@@ -379,7 +383,7 @@ class _Monitor:
                 if p.loop.is_closed():
                     self.loop_stopped(p.loop)
                     continue
-            except Exception:  # noqa: S112 - a foreign loop object; skip it
+            except Exception:  # noqa: S112, BLE001 - a foreign loop object without is_closed(); skip it
                 continue
             v = max(p.window_max(now, self.window), p.overdue(now))
             role = p.attrs["loop"]
@@ -390,11 +394,9 @@ class _Monitor:
     def _observe_max(self, _options: CallbackOptions) -> Iterable[Observation]:
         if not self.active:
             return []
-        try:
+        with _G_MAX:
             return [Observation(v, {"loop": role}) for role, v in self.current_max().items()]
-        except Exception as exc:
-            _selftel.record_error("runtime.loop_lag_max", exc)
-            return []
+        return []
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,18 +414,14 @@ def _run_forever_wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, 
     mon = _monitor
     if mon is None or not mon.active or instance.is_running():
         return wrapped(*args, **kwargs)
-    try:
+    with _G_WATCH:
         # Loop not yet running: call_at just queues the first probe for when it does.
         mon.watch(instance, from_loop_thread=True)
-    except Exception as exc:
-        _selftel.record_error("runtime.watch", exc)
     try:
         return wrapped(*args, **kwargs)
     finally:
-        try:
+        with _G_WATCH:
             mon.loop_stopped(instance)
-        except Exception as exc:
-            _selftel.record_error("runtime.watch", exc)
 
 
 def _patch_asyncio() -> None:
@@ -450,13 +448,11 @@ def _unpatch_asyncio() -> None:
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.RLock()
-    try:
+    with _G_FORK:
         if _sysm is not None:
             _sysm.rebind_pid()
         if _monitor is not None:
             _monitor.after_fork_in_child()
-    except Exception as exc:
-        _selftel.record_error("runtime.fork", exc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,37 +461,34 @@ def _after_fork_in_child() -> None:
 
 
 def instrument(
-    tel: _TelemetryLike,
+    telemetry: Telemetry,
     *,
     probe_interval_s: float | None = None,
     system_metrics: bool = True,
     patch_asyncio: bool = True,
-) -> bool:
-    """Start process metrics and event-loop lag probes on ``tel.meter_provider``.
+) -> None:
+    """Start process metrics and event-loop lag probes on ``telemetry.meter_provider``.
 
-    Returns ``False`` (nothing started) when metrics are off. Idempotent: a second call first undoes
-    the previous one. ``probe_interval_s`` defaults to 0.25 s; the max-lag window is
-    ``tel.config.runtime_interval_s``.
+    Raises :class:`~agentpress_otel.integrations.Skip` (nothing started) when metrics are off. Idempotent: a
+    second call first undoes the previous one. ``probe_interval_s`` defaults to 0.25 s; the max-lag window is
+    ``telemetry.config.runtime_interval_s``. The keyword options are for tests and benchmarks.
 
     Example::
 
-        from agentpress_otel import runtime
+        from agentpress_otel.integrations import runtime
         runtime.instrument(tel)              # done by agentpress_otel.instrument() when "runtime" is enabled
     """
     global _monitor, _sysm, _fork_hook_installed
-    mp = tel.meter_provider
-    if not tel.config.metrics or mp is None or isinstance(mp, NoOpMeterProvider):
-        return False
+    mp = telemetry.meter_provider
+    if not telemetry.config.metrics or mp is None or isinstance(mp, NoOpMeterProvider):
+        raise Skip("metrics are off")
     interval = float(probe_interval_s) if probe_interval_s else DEFAULT_PROBE_INTERVAL_S
-    window = max(float(tel.config.runtime_interval_s), interval)
+    window = max(float(telemetry.config.runtime_interval_s), interval)
     with _lock:
         uninstrument()
         if system_metrics:
-            try:
+            with _G_SYSTEM:  # psutil missing or broken: keep the loop probe
                 _sysm = _make_system_metrics(mp)
-            except Exception as exc:  # psutil missing or broken: keep the loop probe
-                _selftel.record_error("runtime.system_metrics", exc)
-                _sysm = None
         _monitor = _Monitor(mp.get_meter("agentpress_otel.runtime"), interval=interval, window=window)
         if patch_asyncio:
             _patch_asyncio()
@@ -508,7 +501,6 @@ def instrument(
         running = None
     if running is not None:
         _monitor.watch(running, from_loop_thread=True)
-    return True
 
 
 def uninstrument() -> None:
@@ -526,10 +518,8 @@ def uninstrument() -> None:
             _monitor = None
         if _sysm is not None:
             _sysm.active = False
-            try:
+            with _G_SYSTEM:
                 _sysm.uninstrument()
-            except Exception as exc:
-                _selftel.record_error("runtime.system_metrics", exc)
             _sysm = None
 
 
@@ -551,7 +541,7 @@ def watch_loop(loop: asyncio.AbstractEventLoop | None = None, *, interval_s: flo
     mon = _monitor
     if mon is None:
         return False
-    try:
+    with _G_WATCH:
         # Cheap enough to call on every request: one lookup when the loop is already watched.
         running = asyncio.events._get_running_loop()
         if loop is None:
@@ -563,9 +553,7 @@ def watch_loop(loop: asyncio.AbstractEventLoop | None = None, *, interval_s: flo
             return True
         # Off the loop's thread the first probe is queued thread-safely (also fine before it runs).
         return mon.watch(loop, from_loop_thread=running is loop, interval=interval_s)
-    except Exception as exc:
-        _selftel.record_error("runtime.watch", exc)
-        return False
+    return False
 
 
 def max_loop_lag() -> float:
@@ -581,11 +569,9 @@ def max_loop_lag() -> float:
     mon = _monitor
     if mon is None:
         return 0.0
-    try:
+    with _G_MAX_API:
         return max(mon.current_max().values(), default=0.0)
-    except Exception as exc:
-        _selftel.record_error("runtime.max_loop_lag", exc)
-        return 0.0
+    return 0.0
 
 
 def _watched_loops() -> list[asyncio.AbstractEventLoop]:

@@ -21,7 +21,7 @@ It is built so that an error storm or a broken Slack never hurts the app:
 Example::
 
     import logging
-    from agentpress_otel.alerts.slack import SlackAlertHandler
+    from agentpress_otel import SlackAlertHandler
 
     handler = SlackAlertHandler(webhook_url="https://hooks.slack.com/services/...", service="api")
     logging.getLogger().addHandler(handler)
@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import queue
-import re
 import sys
 import threading
 import time
@@ -47,13 +46,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace
+
 from agentpress_otel import _selftel
-from agentpress_otel._option_types import parse_level as _level_number
+from agentpress_otel._context import ID_ATTRIBUTES, current_ids
+from agentpress_otel._text import truncate
+from agentpress_otel.integrations._registry import Skip
+from agentpress_otel.logs._levels import parse_level
 
 if TYPE_CHECKING:
     from agentpress_otel._setup import Telemetry
 
-__all__ = ["SlackAlertHandler", "instrument", "uninstrument"]
+__all__ = ["NAME", "REQUIRES", "SlackAlertHandler", "instrument", "uninstrument"]
+
+NAME = "slack"
+REQUIRES: str | None = None  # stdlib HTTP only
 
 _SIGNAL = "slack"
 _HEADER_MAX = 150  # Slack limits: header plain_text 150, section text 3000, field text 2000
@@ -61,8 +68,12 @@ _SECTION_MAX = 2900
 _FIELD_MAX = 1900
 _EMOJI = {"CRITICAL": ":red_circle:", "ERROR": ":red_circle:", "WARNING": ":warning:"}
 _GIVE_UP = -1.0
-_ID_FIELDS = (("request_id", "Request"), ("thread_id", "Thread"), ("project_id", "Project"),
-              ("agent_run_id", "Agent run"), ("user_id", "User"))
+#: (id field, its label in the message): ``agent_run_id`` -> ``Agent run``
+_ID_FIELDS = tuple((key, key.removesuffix("_id").replace("_", " ").capitalize()) for key in ID_ATTRIBUTES)
+_G_EMIT = _selftel.guard("slack")
+_G_SEND = _selftel.guard("slack")
+_G_TRACE = _selftel.guard("slack.trace_id")
+_G_STRUCTLOG = _selftel.guard("slack.structlog")
 
 
 @dataclass
@@ -121,7 +132,7 @@ class SlackAlertHandler(logging.Handler):
         stack_max_chars: int = 2500,
         close_timeout_s: float = 2.0,
     ) -> None:
-        super().__init__(level=_level_number(level))
+        super().__init__(level=parse_level(level))
         self.webhook_url = webhook_url
         self.service = service
         self.environment = environment
@@ -150,7 +161,7 @@ class SlackAlertHandler(logging.Handler):
 
     # ------------------------------------------------------------------------------ caller's thread
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with _G_EMIT:  # never raise into the app's logging call
             if threading.get_ident() == self._worker_ident or record.name.startswith("agentpress_otel"):
                 return  # never alert about our own sending (feedback loop)
             fp, exc_type, location = _fingerprint(record)
@@ -172,14 +183,12 @@ class SlackAlertHandler(logging.Handler):
                 ev = self._capture(record, fp, exc_type, location)
                 if self._enqueue(ev):
                     self._windows[fp] = _Window(now, ev)
-        except Exception as exc:  # never raise into the app's logging call
-            _selftel.record_error("slack", exc)
 
     def _capture(self, record: logging.LogRecord, fp: str, exc_type: str, location: str) -> _Event:
         # Runs once per fingerprint and window (not per repeat): read what only the caller's context knows.
         try:
             message = record.getMessage()
-        except Exception:  # a bad %-format must not lose the alert
+        except Exception:  # noqa: BLE001 - the app's bad %-format or __str__ must not lose the alert
             message = str(record.msg)
         stack = ""
         if record.exc_info and record.exc_info[1] is not None:
@@ -237,9 +246,8 @@ class SlackAlertHandler(logging.Handler):
                     self._queue.task_done()
             if ev is not None:
                 try:
-                    self._deliver(ev)
-                except Exception as exc:
-                    _selftel.record_error("slack", exc)
+                    with _G_SEND:
+                        self._deliver(ev)
                 finally:
                     self._queue.task_done()
             elif self._stop.is_set():
@@ -306,14 +314,14 @@ class SlackAlertHandler(logging.Handler):
             span = f"{mins:g} min" if mins >= 1 else f"{ev.window_s:g} s"
             head = f":repeat: {ev.suppressed} more × {ev.level} in {self.service}{env}"
             text = (f"*{ev.suppressed} repeats* of this {ev.level.lower()} were suppressed in the last {span}:\n"
-                    f"> {_clip(message, 500)}")
+                    f"> {truncate(message, 500)}")
             ctx = [f"{ev.exc_type or 'log'} at `{r(ev.location)}` · logger `{ev.logger}`"]
             return {
-                "text": _clip(f"{head}: {message}", 300),
+                "text": truncate(f"{head}: {message}", 300),
                 "blocks": [
-                    {"type": "header", "text": {"type": "plain_text", "text": _clip(head, _HEADER_MAX), "emoji": True}},
-                    {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, _SECTION_MAX)}},
-                    {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(c, 300)} for c in ctx]},
+                    _header(head),
+                    {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, _SECTION_MAX)}},
+                    {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(c, 300)} for c in ctx]},
                 ],
             }
         head = f"{_EMOJI.get(ev.level, ':large_blue_circle:')} {ev.level} in {self.service}{env}"
@@ -325,12 +333,13 @@ class SlackAlertHandler(logging.Handler):
         if ev.trace_id:
             fields.append(f"*Trace*\n`{ev.trace_id}`")
         blocks: list[dict[str, Any]] = [
-            {"type": "header", "text": {"type": "plain_text", "text": _clip(head, _HEADER_MAX), "emoji": True}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*{_escape(message)}*", _SECTION_MAX)}},
-            {"type": "section", "fields": [{"type": "mrkdwn", "text": _clip(f, _FIELD_MAX)} for f in fields[:10]]},
+            _header(head),
+            {"type": "section", "text": {"type": "mrkdwn", "text": truncate(f"*{_escape(message)}*", _SECTION_MAX)}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": truncate(f, _FIELD_MAX)} for f in fields[:10]]},
         ]
         if ev.stack:
-            stack = _tail(r(ev.stack).rstrip(), min(self.stack_max_chars, _SECTION_MAX - 10))
+            # The end of a stack trace matters most: the innermost frames and the exception line.
+            stack = truncate(r(ev.stack).rstrip(), min(self.stack_max_chars, _SECTION_MAX - 10), keep="tail")
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{stack}```"}})
         buttons = []
         if self.grafana_url and ev.trace_id:
@@ -343,7 +352,7 @@ class SlackAlertHandler(logging.Handler):
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
             f"<!date^{int(ev.created)}^{{date_short_pretty}} {{time_secs}}|{_utc(ev.created)}>"
             f" · repeats within {self.dedup_window_s / 60:g} min are summarised once · fp `{ev.fingerprint[:10]}`")}]})
-        return {"text": _clip(f"{head}: {message}", 300), "blocks": blocks}
+        return {"text": truncate(f"{head}: {message}", 300), "blocks": blocks}
 
     def _trace_link(self, trace_id: str) -> str:
         left = {"datasource": "tempo", "range": {"from": "now-1h", "to": "now"},
@@ -353,13 +362,10 @@ class SlackAlertHandler(logging.Handler):
 
     def _redactor(self) -> Callable[[str], str]:
         if self._redact is None:
-            try:  # lazy: redaction pulls in its detectors only when an alert is actually sent
-                from agentpress_otel.redaction import redact
+            # Imported here: redaction pulls in its detectors only when an alert is actually sent.
+            from agentpress_otel.redaction import redact
 
-                self._redact = redact
-            except Exception as exc:  # fail closed with a small built-in scrubber
-                _selftel.record_error("slack.redaction", exc)
-                self._redact = _fallback_redact
+            self._redact = redact
         return self._redact
 
     # ---------------------------------------------------------------------------------- lifecycle
@@ -377,25 +383,22 @@ class SlackAlertHandler(logging.Handler):
         handler while leaving them attached to their loggers; stopping here would silently end all alerts.
         :meth:`stop` really stops (``uninstrument()`` calls it).
         """
-        try:
+        with _G_SEND:
             self.flush()
-        except Exception as exc:
-            _selftel.record_error("slack", exc)
 
     def stop(self) -> None:
         """Drain (bounded) and stop the sender thread."""
         try:
-            self.flush()
-            self._stop.set()
-            try:
-                self._queue.put_nowait(None)  # wake the sender so it exits now, not at its next poll
-            except queue.Full:
-                pass
-            w = self._worker
-            if w is not None and w is not threading.current_thread():
-                w.join(timeout=self.close_timeout_s)
-        except Exception as exc:
-            _selftel.record_error("slack", exc)
+            with _G_SEND:
+                self.flush()
+                self._stop.set()
+                try:
+                    self._queue.put_nowait(None)  # wake the sender so it exits now, not at its next poll
+                except queue.Full:
+                    pass
+                w = self._worker
+                if w is not None and w is not threading.current_thread():
+                    w.join(timeout=self.close_timeout_s)
         finally:
             super().close()
 
@@ -425,7 +428,7 @@ def _fingerprint(record: logging.LogRecord) -> tuple[str, str, str]:
 
 def _record_ids(record: logging.LogRecord) -> dict[str, str]:
     """Ids from the context, overridden by ids given on the record (``extra=`` or structlog's bound values)."""
-    ids = _current_ids()
+    ids = current_ids()
     for key, _label in _ID_FIELDS:
         v = record.__dict__.get(key)
         if v is not None:
@@ -433,64 +436,25 @@ def _record_ids(record: logging.LogRecord) -> dict[str, str]:
     return ids
 
 
-def _current_ids() -> dict[str, str]:
-    try:
-        from agentpress_otel._context import current_ids
-
-        return current_ids()
-    except Exception:  # the context module is optional for this handler
-        return {}
-
-
 def _current_trace_id(record: logging.LogRecord) -> str:
-    try:
-        from opentelemetry import trace
-
+    with _G_TRACE:
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:
             return f"{ctx.trace_id:032x}"
-    except Exception:  # noqa: S110 - no trace is fine
-        pass
     tid = getattr(record, "otelTraceID", "") or getattr(record, "trace_id", "")
     return str(tid) if tid and str(tid) != "0" else ""
-
-
-_FALLBACK = re.compile(
-    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"
-    r"|\b(password|passwd|secret|token|api[_-]?key|authorization)\b(\s*[=:]\s*)\S+"
-    r"|sk-[A-Za-z0-9_-]{16,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
-)
-
-
-def _fallback_redact(text: str) -> str:
-    def sub(m: re.Match[str]) -> str:
-        if m.group(1):
-            return f"{m.group(1)}[REDACTED]"
-        if m.group(2):
-            return f"{m.group(2)}{m.group(3)}[REDACTED]"
-        return "[REDACTED]"
-
-    return _FALLBACK.sub(sub, text)
 
 
 def _utc(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
-def _clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def _tail(text: str, n: int) -> str:
-    """Keep the end of a stack trace (innermost frames and the exception line matter most)."""
-    if len(text) <= n:
-        return text
-    marker = "…(truncated)\n"
-    return marker + text[-(n - len(marker)):]
-
-
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": truncate(text, _HEADER_MAX), "emoji": True}}
 
 
 def _button(label: str, url: str) -> dict[str, Any]:
@@ -519,20 +483,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def instrument(tel: Telemetry) -> bool:
-    """Attach a :class:`SlackAlertHandler` to the root logger when ``Config.slack_webhook_url`` is set.
+def instrument(telemetry: Telemetry) -> None:
+    """Attach a :class:`SlackAlertHandler` to the root logger; :class:`Skip` without ``Config.slack_webhook_url``.
 
-    Example::
+    Idempotent. Example::
 
         agentpress_otel.instrument(slack_webhook_url=os.environ["SLACK_WEBHOOK"])  # calls this
     """
     global _handler
-    cfg = tel.config
+    cfg = telemetry.config
     if not cfg.slack_webhook_url:
-        return False
+        raise Skip("no slack_webhook_url configured")
     with _lock:
         if _handler is not None:
-            return True
+            return
         handler = SlackAlertHandler(
             webhook_url=cfg.slack_webhook_url,
             level=cfg.slack_min_level,
@@ -542,7 +506,6 @@ def instrument(tel: Telemetry) -> bool:
         )
         logging.getLogger().addHandler(handler)
         _handler = handler
-    return True
 
 
 def uninstrument() -> None:
@@ -567,7 +530,7 @@ def alert_from_structlog(logger_name: str, levelno: int, event: Mapping[str, Any
     handler = _handler
     if handler is None or levelno < handler.level:
         return
-    try:
+    with _G_STRUCTLOG:
         ei: Any = event.get("exc_info")
         if ei is True or not isinstance(ei, (tuple, BaseException)):
             # exc_info=True, or dict_tracebacks already turned it into data: we are still inside the except block.
@@ -575,9 +538,7 @@ def alert_from_structlog(logger_name: str, levelno: int, event: Mapping[str, Any
         elif isinstance(ei, BaseException):
             ei = (type(ei), ei, ei.__traceback__)
         rec = logging.LogRecord(logger_name, levelno, "structlog", 0, str(event.get("event", "")), None, ei)
-        for key in ("thread_id", "agent_run_id", "project_id", "request_id", "user_id"):
+        for key in ID_ATTRIBUTES:
             if key in event:
                 setattr(rec, key, event[key])
         handler.handle(rec)
-    except Exception as exc:
-        _selftel.record_error("slack.structlog", exc)
