@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import importlib
-import importlib.util
 import os
 import threading
 import warnings
@@ -332,13 +330,13 @@ def _config_never_raising(overrides: Mapping[str, Any]) -> Config:
     """The config for a disabled handle: a bad argument is reported, never raised."""
     try:
         return load_config(overrides)
-    except Exception as exc:  # the kill switch never raises: any bad argument is only reported
+    except Exception as exc:  # noqa: BLE001 - the kill switch never raises: any bad argument is only reported
         warnings.warn(
             f"agentpress-otel: telemetry is disabled; ignoring an invalid option: {exc}", RuntimeWarning, stacklevel=3
         )
     try:
         return load_config({})
-    except Exception:  # an environment value no parser expected: the built-in defaults still work
+    except Exception:  # noqa: BLE001 - an environment value no parser expected: the built-in defaults still work
         return load_config({}, env={})
 
 
@@ -446,16 +444,9 @@ def apply_worker_identity() -> None:
 
 
 def _configure_genai(tel: Telemetry) -> None:
-    try:
-        genai = importlib.import_module("agentpress_otel.genai")
-    except ImportError:
-        return
-    configure = getattr(genai, "configure", None)
-    if configure is not None:
-        try:
-            configure(tel)
-        except Exception as exc:
-            _selftel.record_error("genai.configure", exc)
+    from agentpress_otel import genai  # imported here: genai's instruments need the providers set up above
+
+    genai.configure(tel)  # under genai's own error guard
 
 
 def _reset_for_tests() -> None:
