@@ -281,6 +281,19 @@ def test_gateways_series_do_not_collide(tier: Tier) -> None:
              interval=0.25, what="span-metrics and service-graph series labelled by gateway")
 
 
+def test_gateway_self_metrics_carry_their_instance(tier: Tier) -> None:
+    """Every otelcol_* series a gateway exposes for scraping names that gateway (OTELCOL_INSTANCE_ID), so the
+    self-metrics of several gateways scraped through one address or federated never overwrite each other."""
+    import urllib.request
+
+    for i, gw in enumerate(tier.gateways):
+        text = urllib.request.urlopen(gw.metrics_url, timeout=10).read().decode()
+        series = [ln for ln in text.splitlines() if ln.startswith("otelcol_")]
+        assert any(ln.startswith("otelcol_exporter_queue_capacity") for ln in series), text[:2000]
+        unlabelled = [ln for ln in series if f'otelcol_instance="gw-{i}"' not in ln]
+        assert not unlabelled, unlabelled[:5]
+
+
 def test_gateway_stopped_its_share_is_rerouted(tier: Tier) -> None:
     """When a gateway stops, its share of traces is rerouted to the survivors and nothing is lost silently."""
     rng = random.Random(1717)
