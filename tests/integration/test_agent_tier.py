@@ -10,6 +10,7 @@ goes away. Needs: bin/otelcol-apotel with the loadbalancing exporter, `unshare`,
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import socket
@@ -414,6 +415,8 @@ class _BlockedGateway:
             self.conns.append(conn)  # held open, never read
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
         self.sock.close()
         for c in self.conns:
             c.close()
