@@ -448,7 +448,7 @@ def test_blocked_gateway_agent_refuses_and_counts_with_bounded_memory(tmp_path: 
     otelcol_exporter_enqueue_failed_spans; its memory stays bounded while ~10x the queue is offered."""
     import grpc
 
-    binary = ensure_collector_binary()
+    binary = need(ensure_collector_binary)
     blocked = _BlockedGateway()
     queue_bytes = 32 << 20
     env, ports = _agent_env(tmp_path)
