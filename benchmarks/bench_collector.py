@@ -7,8 +7,10 @@ with ``taskset`` (when present); the load generator (several processes, pre-buil
 fresh trace ids, 10 spans per trace) and the receiving end run on the other CPUs.
 
 Reported per config: spans/s accepted by the ``otlp`` receiver, spans/s delivered to the traces backend
-(``otelcol_exporter_sent_spans_total``), Collector CPU seconds per second, accepted spans per CPU-second
-(the number that does not depend on how hard the generator could push), and peak RSS (VmHWM).
+(``otelcol_exporter_sent_spans_total``), Collector CPU seconds per second, and peak RSS (VmHWM), over a
+measurement window; and accepted spans per CPU-second over the whole run, the Collector drained (every
+accepted span and all the CPU spent on it, idle start-up excluded: the number that depends neither on how
+hard the generator could push nor on how much CPU a shared machine gave the Collector).
 Reference: the Collector's old sizing guide says ~10-12k spans/s per CPU with tail sampling off.
 
 Run: ``.venv/bin/python benchmarks/bench_collector.py`` (< 60 s).
@@ -264,6 +266,40 @@ def _proc_stats(pid: int) -> tuple[float, int]:
     return cpu, hwm
 
 
+def _shipped_go_env() -> dict[str, str]:
+    """The Go runtime settings the shipped gateway runs with (docker-compose.yml's otel-collector service, defaults
+    resolved), so the benchmark measures what users run. ``BENCH_COLLECTOR_GO_ENV`` (``K=V,K=V``) overrides."""
+    import re
+
+    import yaml
+
+    svc = yaml.safe_load((HERE.parent / "docker-compose.yml").read_text())["services"]["otel-collector"]
+    env = {k: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(v)) for k, v in svc.get("environment", {}).items()
+           if k.startswith("GO")}
+    for item in filter(None, os.environ.get("BENCH_COLLECTOR_GO_ENV", "").split(",")):
+        k, _, v = item.partition("=")
+        env[k] = v
+    return env
+
+
+def _drain(sample: Any, *, quiet_s: float = 3.0, timeout: float = 90.0) -> tuple[float, float, float, float]:
+    """Wait until the Collector has exported what it accepted (or its sent count stops moving for ``quiet_s``,
+    longer than the benchmark's 1 s decision wait, batch and queue flush), then return the last sample."""
+    last = sample()
+    still_since, deadline = time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        cur = sample()
+        if cur[2] >= cur[0] > 0:
+            return cur
+        if cur[2] != last[2]:
+            still_since = time.monotonic()
+        elif time.monotonic() - still_since >= quiet_s:
+            return cur
+        last = cur
+    return last
+
+
 def _pin(pid: int, cpus: str) -> bool:
     taskset = shutil.which("taskset")
     if taskset is None:
@@ -279,7 +315,7 @@ def run_one(kind: str, shape: str, sink_grpc: str, null_url: str) -> dict[str, f
 
     env = {
         "GOMAXPROCS": "1",
-        "GOMEMLIMIT": "400MiB",
+        **_shipped_go_env(),
         "OTELCOL_TAIL_SAMPLING_PERCENTAGE": os.environ.get("BENCH_COLLECTOR_SAMPLING", "100"),  # 100: whole path
         "OTELCOL_TAIL_DECISION_WAIT": "1s",
         "OTELCOL_LOG_LEVEL": "warn",
@@ -315,14 +351,6 @@ def run_one(kind: str, shape: str, sink_grpc: str, null_url: str) -> dict[str, f
         pinned = _pin(pid, "0")
         ctx = mp.get_context("spawn")  # never fork a process that holds gRPC state
         counter = ctx.Value("q", 0)
-        stop_at = time.time() + WARM_S + MEASURE_S + 1.5
-        gens = [ctx.Process(target=_generator, args=(f"127.0.0.1:{col.grpc_port}", stop_at, counter, shape))
-                for _ in range(GEN_PROCS)]
-        for g in gens:
-            g.start()
-            if pinned and g.pid is not None and (os.cpu_count() or 1) > 1:
-                _pin(g.pid, f"1-{(os.cpu_count() or 2) - 1}")
-        time.sleep(WARM_S + 1.0)  # spawn + imports + warm-up
 
         def sample() -> tuple[float, float, float, float]:
             # Recent Collectors drop the _total suffix; read both spellings.
@@ -336,20 +364,38 @@ def run_one(kind: str, shape: str, sink_grpc: str, null_url: str) -> dict[str, f
             cpu, _ = _proc_stats(pid)
             return acc, ref, sent, cpu
 
+        idle = sample()  # before any load: start-up CPU is not the pipeline's
+        stop_at = time.time() + WARM_S + MEASURE_S + 1.5
+        gens = [ctx.Process(target=_generator, args=(f"127.0.0.1:{col.grpc_port}", stop_at, counter, shape))
+                for _ in range(GEN_PROCS)]
+        for g in gens:
+            g.start()
+            if pinned and g.pid is not None and (os.cpu_count() or 1) > 1:
+                _pin(g.pid, f"1-{(os.cpu_count() or 2) - 1}")
+        time.sleep(WARM_S + 1.0)  # spawn + imports + warm-up
         t0, s0 = time.monotonic(), sample()
         time.sleep(MEASURE_S)
         t1, s1 = time.monotonic(), sample()
         for g in gens:
             g.join(timeout=30)
+        drained = _drain(sample)
         _, hwm = _proc_stats(pid)
         dt = t1 - t0
         acc, ref, sent, cpu = ((b - a) / dt for a, b in zip(s0, s1, strict=True))
+        # Spans per CPU-second over the whole run: every accepted span and ALL the CPU spent on it (receive through
+        # export, tail-sampling wait and queue included), idle start-up excluded. A window of accepted/CPU alone
+        # mis-states it when the Collector is starved on a shared machine: work accepted in the window is finished
+        # after it (seen: 16k to 52k for one config between runs).
+        total_acc, total_cpu = drained[0] - idle[0], drained[3] - idle[3]
         out = {"accepted_per_s": acc, "refused_per_s": ref, "delivered_per_s": sent, "cpu_per_s": cpu,
-               "spans_per_cpu_s": acc / cpu if cpu > 0 else float("nan"), "rss_peak_mib": hwm / 2**20,
+               "spans_per_cpu_s": total_acc / total_cpu if total_cpu > 0 else float("nan"),
+               "spans_per_cpu_s_window": acc / cpu if cpu > 0 else float("nan"), "rss_peak_mib": hwm / 2**20,
+               "delivered_total": drained[2] - idle[2], "accepted_total": total_acc,
                "offered_total": float(counter.value), "pinned": float(pinned)}
         print(f"{kind:8} {shape:9} accepted {acc:9.0f}/s  refused {ref:7.0f}/s  delivered {sent:9.0f}/s  "
-              f"cpu {cpu:4.2f}  per-cpu-s {out['spans_per_cpu_s']:9.0f}  rss-peak {out['rss_peak_mib']:6.1f} MiB",
-              flush=True)
+              f"cpu {cpu:4.2f}  per-cpu-s {out['spans_per_cpu_s']:7.0f} "
+              f"(window {out['spans_per_cpu_s_window']:7.0f})  delivered/accepted "
+              f"{out['delivered_total']:.0f}/{total_acc:.0f}  rss-peak {out['rss_peak_mib']:6.1f} MiB", flush=True)
         return out
     finally:
         col.stop()
@@ -398,6 +444,15 @@ def main() -> None:
     def med(kind: str, shape: str, key: str) -> float:
         return statistics.median(r[key] for r in results[kind, shape])
 
+    def delivered_all(shape: str) -> bool:
+        # A cheap pipeline that loses data is no result: at 100 % sampling every accepted span must reach the sink.
+        if os.environ.get("BENCH_COLLECTOR_SAMPLING", "100") != "100":
+            return True
+        lost = [r["accepted_total"] - r["delivered_total"] for r in results["ours", shape]]
+        if any(lost):
+            print(f"bench_collector: {shape}: spans accepted but not delivered per repeat: {lost}")
+        return not any(lost)
+
     rows = []
     for shape in shapes:
         # The goal on realistic spans is 2x what the shipped config did before issue 17 (11.4k/s; 8.1k/s with
@@ -417,7 +472,7 @@ def main() -> None:
             rows.append({"name": f"{label}, {SHAPE_LABEL[shape]}, ours vs pass-through", "value": ours,
                          "unit": unit, "baseline": base, "ratio": ours / base if base else float("nan"),
                          "goal": f">= {goal_value}/s" if graded else "",
-                         "pass": (ours >= goal_value) if graded else None})
+                         "pass": (ours >= goal_value and delivered_all(shape)) if graded else None})
     if agent_tier:
         agent, base = med("agent", "realistic", "spans_per_cpu_s"), med("minimal", "realistic", "spans_per_cpu_s")
         rows.append({"name": "agent tier (agent.yaml) spans per CPU-second, realistic, vs pass-through",
