@@ -349,7 +349,7 @@ def test_json_timestamp_is_exact_rfc3339_microseconds() -> None:
     """The JSON ``timestamp`` is the record's ns time cut to µs, RFC 3339 in UTC ("Z"); no float rounding."""
     from datetime import UTC, datetime, timedelta
 
-    from agentpress_otel.logs._pipeline import _iso
+    from agentpress_otel.logs._json import iso as _iso
 
     for ts in (0, 1_700_000_000_123_456_789, 1_700_000_000_999_999_999, 1_700_000_001_000_000_500, 1_764_000_000_5):
         text = _iso(ts)

@@ -19,13 +19,13 @@ from typing import Any
 from opentelemetry import trace
 
 from agentpress_otel import _selftel
+from agentpress_otel._text import truncate
 from agentpress_otel.logs._levels import LevelPolicy, internal
 from agentpress_otel.logs._pipeline import (
     ID_FIELDS,
     STRUCTLOG,
     acquire_pipeline,
     current_ids,
-    cut_message,
     get_pipeline,
     pipeline_for,
     release_pipeline,
@@ -139,7 +139,7 @@ def make_export_processor(policy: LevelPolicy | None = None) -> Processor:
             msg = snapshot.get("event")
             size = len(msg) if isinstance(msg, str) else 0
             if size > p.max_message_chars:  # cut before queueing: the queue holds the short copy only
-                snapshot["event"] = cut_message(msg, p.max_message_chars)  # type: ignore[arg-type]
+                snapshot["event"] = truncate(msg, p.max_message_chars)  # type: ignore[arg-type]
                 size = p.max_message_chars
             p.submit(
                 (STRUCTLOG, time.time_ns(), levelno, name, snapshot, ids, sc if sc.is_valid else None,
