@@ -356,3 +356,28 @@ def test_json_timestamp_is_exact_rfc3339_microseconds() -> None:
         assert text.endswith("Z") and len(text) == len("2026-01-01T00:00:00.000000Z"), text
         got = datetime.fromisoformat(text.replace("Z", "+00:00"))
         assert got == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ts // 1000), (ts, text)
+
+
+def test_fast_log_record_has_the_fields_the_sdk_constructor_sets() -> None:
+    """The worker builds its OTLP records without ``LogRecord.__init__`` (it looks up a span the worker already
+    has): every field the pinned SDK's constructor sets must be set, to the same value, for a record with and
+    without a span."""
+    from opentelemetry._logs import LogRecord
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    from agentpress_otel.logs._otlp import NO_SPAN, make_record, severity
+
+    sev = severity(logging.WARNING)
+    sc = SpanContext(0x1234, 0x56, is_remote=False, trace_flags=TraceFlags(1))
+    for span in (sc, None):
+        fast = make_record(LogRecord, 1_700_000_000_000_000_001, sev, "body", {"a": 1}, span)
+        ctx = NO_SPAN if span is None else set_span_in_context(NonRecordingSpan(span), NO_SPAN)
+        sdk = LogRecord(timestamp=1_700_000_000_000_000_001, context=ctx, severity_number=sev[0],
+                        severity_text=sev[1], body="body", attributes={"a": 1})
+        want, got = vars(sdk), vars(fast)
+        assert set(got) == set(want), set(got) ^ set(want)
+        for k in want:
+            if k in ("observed_timestamp", "context"):
+                continue  # the clock, and the context object handed in
+            assert got[k] == want[k], (k, got[k], want[k])
+        assert abs(got["observed_timestamp"] - want["observed_timestamp"]) < 5_000_000_000

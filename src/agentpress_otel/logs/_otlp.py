@@ -6,12 +6,14 @@ Everything here runs on the log worker thread, once per record.
 from __future__ import annotations
 
 import logging
+from time import time_ns
 from typing import Any
 
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import Logger as _SdkLogger
 from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext
 
 from agentpress_otel._text import truncate
 from agentpress_otel.logs._json import json_text
@@ -49,6 +51,34 @@ def attr_value(v: Any, limit: int = 8192, r: Redactor | None = None) -> Any:
     if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
         return [truncate(x, limit) for x in v]
     return truncate(json_text(v, r), limit)
+
+
+_INVALID = INVALID_SPAN_CONTEXT
+
+
+def make_record(cls: type[LogRecord], ts_ns: int, sev: tuple[SeverityNumber, str], body: Any,
+                attrs: dict[str, Any], sc: SpanContext | None) -> LogRecord:  # fmt: skip
+    """``cls(timestamp=..., context=NO_SPAN, ...)`` with the span ids from ``sc``, minus the constructor's work.
+
+    ``LogRecord.__init__`` looks up the span in the context it is given even when the ids are passed, and reads
+    the clock; this sets the same fields directly (tests/unit/test_logs_pipeline.py compares both ways field by
+    field against the pinned SDK version).
+    """
+    rec = object.__new__(cls)
+    rec.timestamp = ts_ns
+    rec.observed_timestamp = time_ns()
+    rec.context = NO_SPAN
+    if sc is None or not sc.is_valid:
+        sc = _INVALID
+    rec.trace_id = sc.trace_id
+    rec.span_id = sc.span_id
+    rec.trace_flags = sc.trace_flags
+    rec.severity_number, rec.severity_text = sev
+    rec.body = body
+    rec.attributes = attrs
+    rec.event_name = None
+    rec.exception = None
+    return rec
 
 
 def emit(lg: Any, rec: LogRecord) -> None:
