@@ -129,31 +129,36 @@ def redact_entry(e: Entry, r: Redactor) -> None:
     Most records hold no secret: their strings are checked together in one scan (:meth:`Redactor.all_clean`),
     and only a record with a candidate match, a sensitive key or a non-primitive value takes the full walk.
     """
-    extras, exc, ids = e.extras, e.exc, e.ids
-    if _plain(e, r) and r.all_clean(_texts(e)):
+    texts = _plain_texts(e, r)
+    if texts is not None and r.all_clean(texts):
         return
     e.message = r.redact(e.message) if isinstance(e.message, str) else r.redact_value(e.message)
+    if e.extras:
+        e.extras = r.redact_value(e.extras)
+    if e.exc:
+        e.exc = _redact_str_values(r, e.exc)
+    if e.ids:  # ids come from the app (a secret passed as a thread id must not leak through them)
+        e.ids = _redact_str_values(r, e.ids)
+
+
+def _plain_texts(e: Entry, r: Redactor) -> list[str] | None:
+    """The strings of ``e`` when redacting it is only scanning them (str message, str keys, none sensitive,
+    primitive values); else None."""
+    msg = e.message
+    if not isinstance(msg, str):
+        return None
+    out = [msg]
+    extras = e.extras
     if extras:
-        e.extras = r.redact_value(extras)
-    if exc:
-        e.exc = _redact_str_values(r, exc)
-    if ids:  # ids come from the app (a secret passed as a thread id must not leak through them)
-        e.ids = _redact_str_values(r, ids)
-
-
-def _plain(e: Entry, r: Redactor) -> bool:
-    """Whether redacting ``e`` is only scanning its strings: str keys, no sensitive key, primitive values."""
-    if not isinstance(e.message, str):
-        return False
-    for k, v in e.extras.items():
-        if type(k) is not str or not (v is None or isinstance(v, (str, int, float))) or r.is_sensitive_key(k):
-            return False
-    return True
-
-
-def _texts(e: Entry) -> list[str]:
-    out = [e.message]
-    out += [v for v in e.extras.values() if isinstance(v, str)]
+        for k, v in extras.items():
+            if type(k) is not str:
+                return None
+            if isinstance(v, str):
+                out.append(v)
+            elif not (v is None or isinstance(v, (int, float))):
+                return None
+        if r.any_sensitive_key(tuple(extras)):
+            return None
     if e.exc:
         out += [v for v in e.exc.values() if isinstance(v, str)]
     out += [v for v in e.ids.values() if isinstance(v, str)]

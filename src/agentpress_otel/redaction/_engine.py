@@ -92,6 +92,7 @@ class Redactor:
         self.max_chars = max_chars
         self._key = hash_key if hash_key is not None else default_hash_key()
         self._tags: dict[tuple[str, str], str] = {}
+        self._key_sets: dict[tuple[str, ...], bool] = {}
         self._allow = frozenset(allowlist)
         self._extra_keys = frozenset(normalize_key(k) for k in sensitive_keys)
         self._allow_res = [compile_user(self.engine, p, "allow pattern") for p in allow_patterns]
@@ -140,6 +141,17 @@ class Redactor:
                     self._tags.clear()
                 self._tags[key] = t
         return t
+
+    def any_sensitive_key(self, keys: tuple[str, ...]) -> bool:
+        """Whether any of ``keys`` is sensitive; cached per key tuple (a log call site sends the same ``extra``
+        keys every time). Example: ``r.any_sensitive_key(("route", "api_key"))  # True``"""
+        hit = self._key_sets.get(keys)
+        if hit is None:
+            hit = any(self.is_sensitive_key(k) for k in keys)
+            if len(self._key_sets) >= 4096:
+                self._key_sets.clear()
+            self._key_sets[keys] = hit
+        return hit
 
     def is_sensitive_key(self, key: str) -> bool:
         """True when a field named ``key`` holds a secret. Example: ``r.is_sensitive_key("api_key")``."""
@@ -192,7 +204,9 @@ class Redactor:
         joined = "\n".join(texts)
         if len(joined) > self.max_chars or not joined.isascii():
             return False
-        return not self._prog.any_match(joined.encode())
+        data = joined.encode()
+        prog = self._prog
+        return bool(prog.bounds.Match(prog.unanchored, data, 0, len(data))[0][0] < 0)
 
     def classify(self, value: str) -> str | None:
         """The kind of a value that is entirely one secret (e.g. ``"jwt"``), or None."""
