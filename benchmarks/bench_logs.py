@@ -37,7 +37,7 @@ from agentpress_otel.logs import LogPipeline
 from agentpress_otel.redaction import RedactingLogExporter
 
 BURST = 2000
-ROUNDS = 11
+ROUNDS = 21
 
 
 class NullExporter(LogRecordExporter):

@@ -85,3 +85,18 @@ def test_one_scan_is_skipped_for_user_patterns_anchored_on_the_text() -> None:
     plain = Redactor(hash_key=b"corpus", patterns={"acme_id": r"ACME-[0-9]{6}"})
     assert not plain.all_clean(["tool finished", "ACME-123456"])
     assert plain.all_clean(["tool finished", "ACME-12"])
+
+
+def test_batch_scan_marks_every_string_with_a_secret() -> None:
+    """``Redactor.candidates`` over a whole batch (all corpus texts in one list, mixed with clean log strings, the
+    way the log worker scans a batch of records) marks every string that ``redact`` changes; a card number at
+    the very start of a string right after another hit (where the scan resumes) is found too."""
+    r = Redactor(hash_key=b"corpus")
+    texts: list[str] = []
+    for x in _rows():
+        texts += [str(x["text"]), "tool web_search finished in 12 ms", "p-1"]
+    texts += ["mail bob@example.com", "4111 1111 1111 1111 charged", "ok", "4111111111111111", "x"]
+    marked = r.candidates(texts)
+    changed = {i for i, t in enumerate(texts) if r.redact(t) != t}
+    assert changed and changed <= marked, sorted(changed - marked)[:5]
+    assert len(marked) < len(texts) // 2  # clean strings are mostly left alone

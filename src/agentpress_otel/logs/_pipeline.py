@@ -12,13 +12,14 @@ optionally, one JSON line per record to stdout (orjson, one write per batch).
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import os
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from opentelemetry import trace
@@ -55,6 +56,7 @@ _MAX_STACK_CHARS = 65_536
 _STRUCTLOG_OWN = ("level", "timestamp", "logger", "exc_info", "exception", "trace_id", "span_id", *ID_FIELDS)
 _G_WRITE = _selftel.guard("logs.stdout")
 _G_FORK = _selftel.guard("logs.fork")
+_G_SCAN = _selftel.guard("logs.redaction_scan")
 
 
 class Entry:
@@ -124,14 +126,7 @@ def _redact_str_values(r: Redactor, d: dict[str, Any]) -> dict[str, Any]:
 
 
 def redact_entry(e: Entry, r: Redactor) -> None:
-    """Redact ``e``'s message, extras, exception fields and ids in place.
-
-    Most records hold no secret: their strings are checked together in one scan (:meth:`Redactor.all_clean`),
-    and only a record with a candidate match, a sensitive key or a non-primitive value takes the full walk.
-    """
-    texts = _plain_texts(e, r)
-    if texts is not None and r.all_clean(texts):
-        return
+    """Redact ``e``'s message, extras, exception fields and ids in place (key rules and a scan of each string)."""
     e.message = r.redact(e.message) if isinstance(e.message, str) else r.redact_value(e.message)
     if e.extras:
         e.extras = r.redact_value(e.extras)
@@ -139,6 +134,29 @@ def redact_entry(e: Entry, r: Redactor) -> None:
         e.exc = _redact_str_values(r, e.exc)
     if e.ids:  # ids come from the app (a secret passed as a thread id must not leak through them)
         e.ids = _redact_str_values(r, e.ids)
+
+
+def needs_redaction(entries: Sequence[Entry | Exception], r: Redactor) -> set[int]:
+    """Indices of the ``entries`` that :func:`redact_entry` could change.
+
+    Most records hold no secret: the strings of all records of a batch are checked together
+    (:meth:`Redactor.candidates`, one call into RE2 for the batch instead of one per string, and no GIL hand-off
+    per record), and only a record with a candidate match, a sensitive key or a non-primitive value is redacted.
+    """
+    flat: list[str] = []
+    owner: list[int] = []
+    out: set[int] = set()
+    for i, e in enumerate(entries):
+        if not isinstance(e, Entry):
+            continue
+        texts = _plain_texts(e, r)
+        if texts is None:
+            out.add(i)
+        else:
+            flat += texts
+            owner += [i] * len(texts)
+    out.update(owner[j] for j in r.candidates(flat))
+    return out
 
 
 def _plain_texts(e: Entry, r: Redactor) -> list[str] | None:
@@ -306,31 +324,74 @@ class LogPipeline:
                 self._full.wait(LINGER_S)
             self._full.clear()
             self._busy = True
-            lines: list[bytes] = []
             try:
-                n = ok = freed = 0
-                while n < self._batch:
-                    try:
-                        cost, item = q.popleft()
-                    except IndexError:  # emptied (stop() drains concurrently)
-                        break
-                    n += 1
-                    freed += cost
-                    try:
-                        self._process(item, lines)
-                        ok += 1
-                    except Exception as exc:  # noqa: BLE001 - also a drop to count; swallow() re-raises our bugs
-                        # The record is lost: count it as a drop as well as an error.
-                        self.dropped += 1
-                        _selftel.record_dropped("logs", "error")
-                        _selftel.swallow("logs.worker", exc)
-                self.processed += ok
-                with self._bytes_lock:
-                    self._bytes -= freed
-                if lines:
-                    self._write(lines)
+                self._drain_batch(q)
             finally:
                 self._busy = bool(q)
+
+    def _drain_batch(self, q: collections.deque[tuple[int, tuple[Any, ...]]]) -> None:
+        # Prepare a batch from a copy of the queue's head (taken in one C call under the GIL; producers only
+        # append), then pop the records one at a time as before: a record stop() takes meanwhile is counted there
+        # as dropped, and every record is either handed on or counted, exactly once.
+        head = list(itertools.islice(q, self._batch))
+        r = (self._redactor or default_redactor()) if self.redact else None
+        prepared, dirty = self._prepare(head, r)
+        lines: list[bytes] = []
+        ok = freed = 0
+        for place in range(len(head)):
+            k = place
+            try:
+                cost, item = q.popleft()
+            except IndexError:  # emptied (stop() drains concurrently)
+                break
+            freed += cost
+            if item is not head[k][1]:  # stop() took some meanwhile: find this one's place in the batch
+                k = next((j for j, (_, it) in enumerate(head) if it is item), -1)
+            try:
+                e = self._entry(item, r) if k < 0 else prepared[k]  # not in the batch: prepared on its own
+                if isinstance(e, Exception):
+                    raise e
+                clean = k >= 0 and dirty is not None and k not in dirty
+                self._export(e, item[0] == STDLIB, r, clean, lines)
+                ok += 1
+            except Exception as exc:  # noqa: BLE001 - also a drop to count; _lost() re-raises our bugs
+                self._lost(exc)
+        self.processed += ok
+        with self._bytes_lock:
+            self._bytes -= freed
+        if lines:
+            self._write(lines)
+
+    def _prepare(
+        self, head: list[tuple[int, tuple[Any, ...]]], r: Redactor | None
+    ) -> tuple[list[Entry | Exception], set[int] | None]:
+        """Entries for a batch (or the error each one raised), and which of them need redaction (None: all)."""
+        prepared: list[Entry | Exception] = []
+        for _, item in head:
+            try:
+                prepared.append(self._entry(item, r))
+            except Exception as exc:  # noqa: BLE001 - counted (and re-raised in strict mode) when popped
+                prepared.append(exc)
+        dirty: set[int] | None = None
+        if r is not None:
+            with _G_SCAN:
+                dirty = needs_redaction(prepared, r)
+        return prepared, dirty
+
+    def _lost(self, exc: Exception) -> None:
+        """A record is lost to an error: count it as a drop as well as an error (re-raised in strict mode)."""
+        self.dropped += 1
+        _selftel.record_dropped("logs", "error")
+        _selftel.swallow("logs.worker", exc)
+
+    def _export(self, e: Entry, stdlib: bool, r: Redactor | None, clean: bool, lines: list[bytes]) -> None:
+        """Redact ``e`` (unless the batch scan found it ``clean``), export it, and add its JSON line."""
+        if r is not None and not clean:
+            redact_entry(e, r)
+        if self.logger_provider is not None:
+            self._emit_otlp(e, r)
+        if self.json_stdout and stdlib:
+            lines.append(self._json_line(e, r))
 
     def _write(self, lines: list[bytes]) -> None:
         with _G_WRITE:
@@ -352,20 +413,15 @@ class LogPipeline:
                 self._loggers[name] = lg
         return lg
 
-    def _process(self, item: tuple[Any, ...], lines: list[bytes]) -> None:
+    @staticmethod
+    def _entry(item: tuple[Any, ...], r: Redactor | None) -> Entry:
         e = from_stdlib(item) if item[0] == STDLIB else from_structlog(item)
-        r = (self._redactor or default_redactor()) if self.redact else None
         exc = e.exc
         if exc and isinstance(exc.get("stacktrace"), str):
             # Cut before scanning (cost is linear), keeping the head and the innermost frames.
             limit = r.max_chars if r is not None else _MAX_STACK_CHARS
             exc["stacktrace"] = truncate(exc["stacktrace"], limit, keep="middle")
-        if r is not None:
-            redact_entry(e, r)
-        if self.logger_provider is not None:
-            self._emit_otlp(e, r)
-        if self.json_stdout and item[0] == STDLIB:
-            lines.append(self._json_line(e, r))
+        return e
 
     def _emit_otlp(self, e: Entry, r: Redactor | None) -> None:
         lg = self._otel_logger(e.name)
