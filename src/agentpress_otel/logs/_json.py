@@ -89,3 +89,18 @@ def iso(ts_ns: int) -> str:
         prefix = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
         _iso_second = (sec, prefix)
     return f"{prefix}.{ns // 1000:06d}Z"
+
+
+_hex_last: tuple[Any, str, str] = (None, "", "")
+
+
+def trace_hex(sc: Any) -> tuple[str, str]:
+    """(trace id, span id) of a span context as the JSON line prints them; the records of a burst mostly share
+    one span, so the last one is remembered."""
+    global _hex_last
+    last = _hex_last  # one tuple: threads see a consistent triple
+    if last[0] is sc:
+        return last[1], last[2]
+    tid, sid = f"{sc.trace_id:032x}", f"{sc.span_id:016x}"
+    _hex_last = (sc, tid, sid)
+    return tid, sid

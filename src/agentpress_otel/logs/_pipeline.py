@@ -30,7 +30,7 @@ from agentpress_otel import _context, _selftel
 from agentpress_otel._export import MAX_QUEUE_BYTES, RECORD_OVERHEAD_BYTES
 from agentpress_otel._text import to_text, truncate
 from agentpress_otel.logs._exc import from_exc_info, structlog_exc
-from agentpress_otel.logs._json import iso, json_line
+from agentpress_otel.logs._json import iso, json_line, trace_hex
 from agentpress_otel.logs._otlp import attr_value, emit, make_record, severity
 from agentpress_otel.redaction import PreRedactedLogRecord, Redactor, default_redactor
 
@@ -468,8 +468,7 @@ class LogPipeline:
         }
         sc = e.sc
         if sc is not None and sc.is_valid:
-            doc["trace_id"] = f"{sc.trace_id:032x}"
-            doc["span_id"] = f"{sc.span_id:016x}"
+            doc["trace_id"], doc["span_id"] = trace_hex(sc)
         ids = e.ids
         for field in ID_FIELDS:
             v = ids.get(field)

@@ -13,6 +13,7 @@ import re
 import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 from urllib.parse import unquote
 
@@ -216,40 +217,39 @@ class Redactor:
         if prog.low is None or not self._joinable:
             return set(range(len(texts)))
         out: set[int] = set()
-        chunk: list[int] = []
-        size = 0
+        limit = self.max_chars
+        joined = "\n".join(texts)
+        if joined.isascii() and max(map(len, texts), default=0) < limit:  # the common case, checked in C
+            self._scan_joined(joined, texts, range(len(texts)), out)
+            return out
+        keep: list[int] = []
         for i, t in enumerate(texts):
-            if not t.isascii() or len(t) >= self.max_chars:
-                out.add(i)  # redact() itself handles encoding repairs and cutting
-                continue
-            if size + len(t) >= self.max_chars:
-                self._scan_joined(texts, chunk, out)
-                chunk, size = [], 0
-            chunk.append(i)
-            size += len(t) + 1
-        if chunk:
-            self._scan_joined(texts, chunk, out)
+            if t.isascii() and len(t) < limit:
+                keep.append(i)
+            else:
+                out.add(i)  # redact() itself repairs the encoding and cuts over-long text
+        self._scan_joined("\n".join(texts[i] for i in keep), texts, keep, out)
         return out
 
-    def _scan_joined(self, texts: Sequence[str], idx: list[int], out: set[int]) -> None:
-        parts = [texts[i] for i in idx]
-        starts: list[int] = []
-        pos = 0
-        for part in parts:
-            starts.append(pos)
-            pos += len(part) + 1
-        data = "\n".join(parts).encode()  # ASCII: byte offsets are str offsets
+    def _scan_joined(self, joined: str, texts: Sequence[str], idx: Sequence[int], out: set[int]) -> None:
+        """Mark in ``out`` the ``idx`` whose text may match; ``joined`` is those texts joined by newlines."""
+        data = joined.encode()  # ASCII: byte offsets are str offsets
+        if not idx:
+            return
         bounds, unanchored, n = self._prog.bounds, self._prog.unanchored, len(data)
+        starts: list[int] | None = None
         pos = 0
         while True:
             s = bounds.Match(unanchored, data, pos, n)[0][0]
             if s < 0:
                 return
+            if starts is None:  # where each string starts in the join, needed only after a hit
+                starts = [0, *accumulate(len(texts[i]) + 1 for i in idx)]
             # A match starting on the newline before string j+1 (the card pattern consumes one character of
             # context) belongs to string j+1.
             j = bisect_right(starts, s + 1) - 1
             out.add(idx[j])
-            if j + 1 >= len(starts):
+            if j + 1 >= len(idx):
                 return
             pos = starts[j + 1] - 1  # from that newline on: the next string's own matches are all found
 
