@@ -114,6 +114,9 @@ class Redactor:
             user.append(Detector(kind, pat))
         self._detectors = tuple(user) + tuple(d for d in BUILTIN if d.kind not in off)
         self._prog = Program(self._detectors, engine)
+        # The capture-free RE2 program and its anchor, held here for redact()'s one-call fast path.
+        self._bounds: Any = self._prog.bounds if self._prog.low is not None else None
+        self._unanchored: Any = self._prog.unanchored if self._prog.low is not None else None
         # Strings checked together (all_clean) are joined by newlines: a newline is a non-word character like
         # a string's edge, so every match in one string is a match in the join, unless a user pattern anchors
         # on the text's start or end (then each string is scanned on its own).
@@ -169,11 +172,11 @@ class Redactor:
         if type(text) is not str:
             if not isinstance(text, str):
                 return text
-        elif self._prog.low is not None and text.isascii() and len(text) <= self.max_chars:
+        elif self._bounds is not None and text.isascii() and len(text) <= self.max_chars:
             # The common case, a clean ASCII string (a log message, an attribute value), in one call
             # into RE2's DFA and no Python frames: per short string that was most of the cost.
             data = text.encode()
-            if not self._prog.any_match(data):
+            if self._bounds.Match(self._unanchored, data, 0, len(data))[0][0] < 0:
                 return text
             out = self._scan_bytes(data)
             return text if out is None else out.decode("utf-8", "surrogatepass")

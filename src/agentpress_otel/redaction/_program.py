@@ -133,10 +133,6 @@ class Program:
             self._smalls.append((small._regexp, [(v, index[f"d{i}_{k}"]) for k, v in names.items()]))
         self._set.Compile()
 
-    def any_match(self, data: bytes) -> bool:
-        """Whether the capture-free program matches anywhere in ``data`` (RE2 internals present only)."""
-        return bool(self.bounds.Match(self.unanchored, data, 0, len(data))[0][0] >= 0)
-
     def search(self, subject: Any, pos: int) -> Spans | None:
         """Spans of every group of the next match at or after ``pos`` (None when there is none).
 
