@@ -381,3 +381,31 @@ def test_fast_log_record_has_the_fields_the_sdk_constructor_sets() -> None:
                 continue  # the clock, and the context object handed in
             assert got[k] == want[k], (k, got[k], want[k])
         assert abs(got["observed_timestamp"] - want["observed_timestamp"]) < 5_000_000_000
+
+
+def test_secrets_among_a_batch_of_clean_records_are_redacted(sink: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    """The worker checks a whole batch of records in one scan and redacts only the flagged ones: a secret in one
+    record's ``extra`` value, a card number opening the next record's message, and a sensitive ``extra`` key, all
+    among hundreds of clean records, are redacted in OTLP and in the JSON lines; clean records pass unchanged."""
+    tel, exp = sink
+    log = logging.getLogger("agent.batch")
+    card = "4111 1111 1111 1111"
+    for i in range(600):
+        if i == 300:
+            log.info("clean message %d", i, extra={"note": f"key {SECRET}"})
+        elif i == 301:
+            log.info(f"{card} charged for run %d", i)
+        elif i == 450:
+            log.info("clean message %d", i, extra={"api_key": "plain-looking-value"})
+        else:
+            log.info("clean message %d", i, extra={"route": "/api/agent/start", "n": i})
+    recs = {str(r.body): r for r in _records(tel, exp)}
+    out = capfd.readouterr().out
+    assert SECRET not in out and card not in out and "plain-looking-value" not in out
+    assert recs["clean message 300"].attributes["note"].startswith("key [REDACTED:openai_key:")
+    (charged,) = [b for b in recs if "charged for run" in b]
+    assert charged.startswith("[REDACTED:card:") and charged.endswith("charged for run 301")
+    assert recs["clean message 450"].attributes["api_key"].startswith("[REDACTED:")
+    clean = recs["clean message 7"]
+    assert clean.attributes["route"] == "/api/agent/start" and clean.attributes["n"] == 7
+    assert len([b for b in recs if b.startswith("clean message")]) == 599

@@ -333,7 +333,10 @@ class LogPipeline:
         # Prepare a batch from a copy of the queue's head (taken in one C call under the GIL; producers only
         # append), then pop the records one at a time as before: a record stop() takes meanwhile is counted there
         # as dropped, and every record is either handed on or counted, exactly once.
-        head = list(itertools.islice(q, self._batch))
+        try:
+            head = list(itertools.islice(q, self._batch))
+        except RuntimeError:  # "deque mutated during iteration": a GC callback let a producer in; next round
+            return
         r = (self._redactor or default_redactor()) if self.redact else None
         prepared, dirty = self._prepare(head, r)
         lines: list[bytes] = []
