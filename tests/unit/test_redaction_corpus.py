@@ -100,3 +100,16 @@ def test_batch_scan_marks_every_string_with_a_secret() -> None:
     changed = {i for i, t in enumerate(texts) if r.redact(t) != t}
     assert changed and changed <= marked, sorted(changed - marked)[:5]
     assert len(marked) < len(texts) // 2  # clean strings are mostly left alone
+
+
+def test_one_call_check_agrees_with_the_bounds_program_on_the_corpus() -> None:
+    """``redact()``'s fast path asks an RE2 set "does anything match?"; on every corpus text (and each one cut
+    into 40-120 character pieces, the short strings it is used for) it answers as the capture-free program
+    whose match bounds the scan then uses, so a text it calls clean has no match to redact."""
+    r = Redactor(hash_key=b"corpus")
+    prog = r._prog
+    assert prog.any_of is not None
+    texts = [str(x["text"]).encode("utf-8", "surrogatepass") for x in _rows()]
+    texts += [t[i : i + n] for t in texts for n in (40, 120) for i in range(0, len(t), n)]
+    for t in texts:
+        assert bool(prog.any_of(t)) == (prog.bounds.Match(prog.unanchored, t, 0, len(t))[0][0] >= 0), t[:80]

@@ -31,6 +31,9 @@ from agentpress_otel.redaction._program import HAVE_RE2, Engine, Program, compil
 __all__ = ["Engine", "Redactor", "configure_redaction", "default_redactor", "redact", "redact_url", "redact_value",
            "to_text"]  # fmt: skip
 
+#: Strings up to this length take redact()'s one-call check (an RE2 set, which scans to the end of the text);
+#: longer ones start with the bounds program, which stops at the first match.
+_SHORT = 2048
 _TAG_PREFIX = "[REDACTED:"
 _TAG_PREFIX_B = _TAG_PREFIX.encode()
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -114,9 +117,9 @@ class Redactor:
             user.append(Detector(kind, pat))
         self._detectors = tuple(user) + tuple(d for d in BUILTIN if d.kind not in off)
         self._prog = Program(self._detectors, engine)
-        # The capture-free RE2 program and its anchor, held here for redact()'s one-call fast path.
-        self._bounds: Any = self._prog.bounds if self._prog.low is not None else None
-        self._unanchored: Any = self._prog.unanchored if self._prog.low is not None else None
+        # "Any match at all?" in one RE2 call, held here for redact()'s fast path (None: no RE2 internals).
+        self._any_of: Any = self._prog.any_of
+        self._short = min(_SHORT, max_chars)
         # Strings checked together (all_clean) are joined by newlines: a newline is a non-word character like
         # a string's edge, so every match in one string is a match in the join, unless a user pattern anchors
         # on the text's start or end (then each string is scanned on its own).
@@ -172,11 +175,11 @@ class Redactor:
         if type(text) is not str:
             if not isinstance(text, str):
                 return text
-        elif self._bounds is not None and text.isascii() and len(text) <= self.max_chars:
-            # The common case, a clean ASCII string (a log message, an attribute value), in one call
-            # into RE2's DFA and no Python frames: per short string that was most of the cost.
+        elif self._any_of is not None and text.isascii() and len(text) <= self._short:
+            # The common case, a clean short ASCII string (a log message, an attribute value), in one call
+            # into RE2's DFA and no Python frames: per short string the call itself is most of the cost.
             data = text.encode()
-            if self._bounds.Match(self._unanchored, data, 0, len(data))[0][0] < 0:
+            if not self._any_of(data):
                 return text
             out = self._scan_bytes(data)
             return text if out is None else out.decode("utf-8", "surrogatepass")
