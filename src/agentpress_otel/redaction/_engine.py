@@ -119,7 +119,7 @@ class Redactor:
         self._prog = Program(self._detectors, engine)
         # "Any match at all?" in one RE2 call, held here for redact()'s fast path (None: no RE2 internals).
         self._any_of: Any = self._prog.any_of
-        self._short = min(_SHORT, max_chars)
+        self._short = min(_SHORT, max_chars) if self._any_of is not None else -1  # -1: no one-call check
         # Strings checked together (all_clean) are joined by newlines: a newline is a non-word character like
         # a string's edge, so every match in one string is a match in the join, unless a user pattern anchors
         # on the text's start or end (then each string is scanned on its own).
@@ -172,17 +172,20 @@ class Redactor:
 
         Example: ``Redactor().redact("password=hunter2")`` -> ``'password=[REDACTED:secret:9c1e]'``
         """
-        if type(text) is not str:
-            if not isinstance(text, str):
-                return text
-        elif self._any_of is not None and text.isascii() and len(text) <= self._short:
-            # The common case, a clean short ASCII string (a log message, an attribute value), in one call
-            # into RE2's DFA and no Python frames: per short string the call itself is most of the cost.
-            data = text.encode()
-            if not self._any_of(data):
-                return text
-            out = self._scan_bytes(data)
-            return text if out is None else out.decode("utf-8", "surrogatepass")
+        if type(text) is str and len(text) <= self._short:
+            # The common case, a clean short string (a log message, an attribute value), in one call into
+            # RE2's DFA and no Python frames: per short string the call itself is most of the cost.
+            try:
+                data = text.encode()
+            except UnicodeEncodeError:  # lone surrogates: repaired below
+                pass
+            else:
+                if not self._any_of(data):
+                    return text
+                out = self._scan_bytes(data)
+                return text if out is None else out.decode("utf-8", "surrogatepass")
+        if not isinstance(text, str):
+            return text
         if len(text) > self.max_chars:
             text = truncate(text, self.max_chars)
         if not text:
