@@ -4,9 +4,11 @@ Caller thread (inside ``logger.info(...)``): format the message (args may be mut
 the ids and the current span context, append a tuple to a bounded deque. No locks, no I/O, no
 redaction, no JSON. When the deque is full the record is dropped and counted.
 
-Worker thread: extras, exception formatting, redaction, one OTel ``LogRecord`` per record to the
+Worker thread, a batch at a time: extras, exception formatting, redaction (one scan over the batch's
+strings, then only the records with a candidate match), one OTel ``LogRecord`` per record to the
 ``LoggerProvider`` (whose ``BatchLogRecordProcessor`` does the network I/O on its own thread) and,
-optionally, one JSON line per record to stdout (orjson, one write per batch).
+optionally, one JSON line per record to stdout (orjson, one write per batch). The JSON and OTLP value
+helpers are in ``_json`` and ``_otlp``, exception fields in ``_exc``.
 """
 
 from __future__ import annotations
