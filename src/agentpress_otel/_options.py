@@ -163,8 +163,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("attribute_max_chars", "int", 8_192, parse_int, "Longer span attribute values are truncated.", _SAMP,
            arg_type="int | None", std_env=("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",), validate=_at_least(16)),
     Option("log_max_chars", "int", 16_384, parse_int,
-           "Log messages are cut to this length on the caller, before they are queued; each of the two log "
-           "queues (ours and the batch processor's) also holds at most 8 MiB.", _SAMP, arg_type="int | None",
+           "Log messages are cut to this length (ending in the marker `…[N chars cut]…`) on the caller, "
+           "before they are queued; each of the two log queues (ours and the batch processor's) also holds "
+           "at most 8 MiB.", _SAMP, arg_type="int | None",
            validate=_at_least(64)),
     Option("excluded_urls", "tuple[str, ...]", DEFAULT_EXCLUDED_URLS, parse_list,
            "Requests that get no server span. A comma-separated list of regular expressions, each *searched* "

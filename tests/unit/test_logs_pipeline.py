@@ -349,10 +349,63 @@ def test_json_timestamp_is_exact_rfc3339_microseconds() -> None:
     """The JSON ``timestamp`` is the record's ns time cut to µs, RFC 3339 in UTC ("Z"); no float rounding."""
     from datetime import UTC, datetime, timedelta
 
-    from agentpress_otel.logs._pipeline import _iso
+    from agentpress_otel.logs._json import iso as _iso
 
     for ts in (0, 1_700_000_000_123_456_789, 1_700_000_000_999_999_999, 1_700_000_001_000_000_500, 1_764_000_000_5):
         text = _iso(ts)
         assert text.endswith("Z") and len(text) == len("2026-01-01T00:00:00.000000Z"), text
         got = datetime.fromisoformat(text.replace("Z", "+00:00"))
         assert got == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ts // 1000), (ts, text)
+
+
+def test_fast_log_record_has_the_fields_the_sdk_constructor_sets() -> None:
+    """The worker builds its OTLP records without ``LogRecord.__init__`` (it looks up a span the worker already
+    has): every field the pinned SDK's constructor sets must be set, to the same value, for a record with and
+    without a span."""
+    from opentelemetry._logs import LogRecord
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    from agentpress_otel.logs._otlp import NO_SPAN, make_record, severity
+
+    sev = severity(logging.WARNING)
+    sc = SpanContext(0x1234, 0x56, is_remote=False, trace_flags=TraceFlags(1))
+    for span in (sc, None):
+        fast = make_record(LogRecord, 1_700_000_000_000_000_001, sev, "body", {"a": 1}, span)
+        ctx = NO_SPAN if span is None else set_span_in_context(NonRecordingSpan(span), NO_SPAN)
+        sdk = LogRecord(timestamp=1_700_000_000_000_000_001, context=ctx, severity_number=sev[0],
+                        severity_text=sev[1], body="body", attributes={"a": 1})
+        want, got = vars(sdk), vars(fast)
+        assert set(got) == set(want), set(got) ^ set(want)
+        for k in want:
+            if k in ("observed_timestamp", "context"):
+                continue  # the clock, and the context object handed in
+            assert got[k] == want[k], (k, got[k], want[k])
+        assert abs(got["observed_timestamp"] - want["observed_timestamp"]) < 5_000_000_000
+
+
+def test_secrets_among_a_batch_of_clean_records_are_redacted(sink: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    """The worker checks a whole batch of records in one scan and redacts only the flagged ones: a secret in one
+    record's ``extra`` value, a card number opening the next record's message, and a sensitive ``extra`` key, all
+    among hundreds of clean records, are redacted in OTLP and in the JSON lines; clean records pass unchanged."""
+    tel, exp = sink
+    log = logging.getLogger("agent.batch")
+    card = "4111 1111 1111 1111"
+    for i in range(600):
+        if i == 300:
+            log.info("clean message %d", i, extra={"note": f"key {SECRET}"})
+        elif i == 301:
+            log.info(f"{card} charged for run %d", i)
+        elif i == 450:
+            log.info("clean message %d", i, extra={"api_key": "plain-looking-value"})
+        else:
+            log.info("clean message %d", i, extra={"route": "/api/agent/start", "n": i})
+    recs = {str(r.body): r for r in _records(tel, exp)}
+    out = capfd.readouterr().out
+    assert SECRET not in out and card not in out and "plain-looking-value" not in out
+    assert recs["clean message 300"].attributes["note"].startswith("key [REDACTED:openai_key:")
+    (charged,) = [b for b in recs if "charged for run" in b]
+    assert charged.startswith("[REDACTED:card:") and charged.endswith("charged for run 301")
+    assert recs["clean message 450"].attributes["api_key"].startswith("[REDACTED:")
+    clean = recs["clean message 7"]
+    assert clean.attributes["route"] == "/api/agent/start" and clean.attributes["n"] == 7
+    assert len([b for b in recs if b.startswith("clean message")]) == 599

@@ -159,7 +159,7 @@ def test_dict_tracebacks_become_the_natural_traceback_without_locals(sink: Any) 
 def test_dict_traceback_frames_outside_the_except_block_are_rendered_as_text() -> None:
     """When only structlog's frame dicts are left (logged after the except block), they are rebuilt into the
     traceback text; the frames' ``locals`` are not read."""
-    from agentpress_otel.logs._pipeline import _structlog_exc
+    from agentpress_otel.logs._exc import structlog_exc as _structlog_exc
 
     try:
         _fail_with_local_secret()

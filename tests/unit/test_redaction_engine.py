@@ -164,7 +164,7 @@ def test_truncation_before_scanning() -> None:
     """Over-long text is truncated to max_chars before scanning, and the result is stable."""
     r = Redactor(max_chars=1000)
     out = r.redact("x" * 5000 + " sk-ant-api03-" + "a" * 40)
-    assert len(out) == 1000 and "truncated" in out
+    assert len(out) == 1000 and out.endswith("chars cut]…")  # the one marker of _text.truncate
     assert r.redact(out) == out
 
 
@@ -370,3 +370,11 @@ def test_long_stack_trace_keeps_head_and_innermost_frames() -> None:
     assert out.startswith("Traceback (most recent call last):")
     assert "m399.py" in out and "RuntimeError: failed with [REDACTED:openai_key:" in out and SK not in out
     assert "chars cut]" in out
+
+
+def test_short_text_over_a_small_limit_is_cut_too() -> None:
+    """With a small ``max_chars`` a clean ASCII text just over it is cut as well (the one-call check for short
+    strings must not skip the limit)."""
+    r = Redactor(max_chars=100)
+    out = r.redact("x" * 500)
+    assert len(out) == 100 and out.endswith("chars cut]…")

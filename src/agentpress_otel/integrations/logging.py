@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 
 from agentpress_otel import _selftel
+from agentpress_otel._text import truncate
 from agentpress_otel.integrations._registry import Skip
 from agentpress_otel.logs._levels import LevelPolicy, internal
 from agentpress_otel.logs._pipeline import (
@@ -36,7 +37,6 @@ from agentpress_otel.logs._pipeline import (
     LogPipeline,
     acquire_pipeline,
     current_ids,
-    cut_message,
     pipeline_for,
     release_pipeline,
 )
@@ -96,7 +96,7 @@ class OTelQueueHandler(logging.Handler):
             if len(msg) > limit:
                 # Cut before queueing, and queue a copy that no longer holds the full text (msg/args), so a
                 # flood of huge messages costs the queue's byte budget and no more.
-                msg = cut_message(msg, limit)
+                msg = truncate(msg, limit)
                 record = copy.copy(record)
                 record.msg, record.args = msg, None
             self.pipeline.submit((STDLIB, record, msg, current_ids(), sc if sc.is_valid else None), len(msg))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 
 from agentpress_otel import _selftel
+from agentpress_otel._text import truncate
 from agentpress_otel.integrations._registry import Skip
 from agentpress_otel.logs._levels import LevelPolicy, internal
 from agentpress_otel.logs._pipeline import (
@@ -26,7 +27,6 @@ from agentpress_otel.logs._pipeline import (
     STRUCTLOG,
     acquire_pipeline,
     current_ids,
-    cut_message,
     get_pipeline,
     pipeline_for,
     release_pipeline,
@@ -144,7 +144,7 @@ def make_export_processor(policy: LevelPolicy | None = None) -> Processor:
             msg = snapshot.get("event")
             size = len(msg) if isinstance(msg, str) else 0
             if size > p.max_message_chars:  # cut before queueing: the queue holds the short copy only
-                snapshot["event"] = cut_message(msg, p.max_message_chars)  # type: ignore[arg-type]
+                snapshot["event"] = truncate(msg, p.max_message_chars)  # type: ignore[arg-type]
                 size = p.max_message_chars
             p.submit(
                 (STRUCTLOG, time.time_ns(), levelno, name, snapshot, ids, sc if sc.is_valid else None,

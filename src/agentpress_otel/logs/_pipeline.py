@@ -4,72 +4,45 @@ Caller thread (inside ``logger.info(...)``): format the message (args may be mut
 the ids and the current span context, append a tuple to a bounded deque. No locks, no I/O, no
 redaction, no JSON. When the deque is full the record is dropped and counted.
 
-Worker thread: extras, exception formatting, redaction, one OTel ``LogRecord`` per record to the
+Worker thread, a batch at a time: extras, exception formatting, redaction (one scan over the batch's
+strings, then only the records with a candidate match), one OTel ``LogRecord`` per record to the
 ``LoggerProvider`` (whose ``BatchLogRecordProcessor`` does the network I/O on its own thread) and,
-optionally, one JSON line per record to stdout (orjson, one write per batch).
+optionally, one JSON line per record to stdout (orjson, one write per batch). The JSON and OTLP value
+helpers are in ``_json`` and ``_otlp``, exception fields in ``_exc``.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import os
 import sys
 import threading
 import time
-import traceback
 import weakref
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-import orjson
 from opentelemetry import trace
-from opentelemetry._logs import LoggerProvider, LogRecord, SeverityNumber
-from opentelemetry.context import Context
-from opentelemetry.sdk._logs import Logger as _SdkLogger
-from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry._logs import LoggerProvider, LogRecord
 from opentelemetry.trace import SpanContext
 
-from agentpress_otel import _selftel
+from agentpress_otel import _context, _selftel
 from agentpress_otel._export import MAX_QUEUE_BYTES, RECORD_OVERHEAD_BYTES
+from agentpress_otel._text import to_text, truncate
+from agentpress_otel.logs._exc import from_exc_info, structlog_exc
+from agentpress_otel.logs._json import iso, json_line, trace_hex
+from agentpress_otel.logs._otlp import attr_value, emit, make_record, severity
 from agentpress_otel.redaction import PreRedactedLogRecord, Redactor, default_redactor
-from agentpress_otel.redaction._engine import cut_middle, to_text
-
-_ctx_current_ids: Callable[[], dict[str, str]] | None
-_CTX_ID_ATTRIBUTES: dict[str, str] | None
-try:
-    from agentpress_otel import _context as _ctx
-
-    _ctx_current_ids = _ctx.current_ids
-    _CTX_ID_ATTRIBUTES = dict(_ctx.ID_ATTRIBUTES)
-except ImportError:  # pragma: no cover - until the context module exists, ids come from baggage
-    _ctx_current_ids = None
-    _CTX_ID_ATTRIBUTES = None
 
 #: JSON field name -> OTLP attribute name of the correlation ids (stable; see docs/logging.md).
-ID_FIELDS: dict[str, str] = dict(
-    _CTX_ID_ATTRIBUTES
-    or {
-        "project_id": "agentpress.project.id",
-        "thread_id": "agentpress.thread.id",
-        "agent_run_id": "agentpress.agent_run.id",
-        "user_id": "user.id",
-        "request_id": "agentpress.request.id",
-    }
-)
-_BAGGAGE_KEYS = {v: k for k, v in ID_FIELDS.items()}
+ID_FIELDS: Mapping[str, str] = _context.ID_ATTRIBUTES
+current_ids = _context.current_ids
 
 # Attributes every stdlib LogRecord has; anything else on a record came from ``extra=``.
 RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
-_SEVERITY = {
-    logging.DEBUG: (SeverityNumber.DEBUG, "DEBUG"),
-    logging.INFO: (SeverityNumber.INFO, "INFO"),
-    logging.WARNING: (SeverityNumber.WARN, "WARN"),
-    logging.ERROR: (SeverityNumber.ERROR, "ERROR"),
-    logging.CRITICAL: (SeverityNumber.FATAL, "FATAL"),
-}
 _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error",
                 logging.CRITICAL: "critical"}  # fmt: skip
 WORKER_THREAD_NAME = "agentpress-otel-logs"
@@ -79,166 +52,137 @@ LINGER_S = 0.05
 STDLIB = 0
 STRUCTLOG = 1
 
-
-def current_ids() -> dict[str, str]:
-    """The correlation ids in effect (JSON field names). Uses ``_context`` or, failing that, baggage."""
-    if _ctx_current_ids is not None:
-        return _ctx_current_ids()
-    from opentelemetry import baggage
-
-    bag = baggage.get_all()
-    return {_BAGGAGE_KEYS[k]: str(v) for k, v in bag.items() if k in _BAGGAGE_KEYS and v}
-
-
-def _severity(levelno: int) -> tuple[SeverityNumber, str]:
-    s = _SEVERITY.get(levelno)
-    if s is not None:
-        return s
-    for lvl in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG):
-        if levelno >= lvl:
-            return _SEVERITY[lvl]
-    return SeverityNumber.TRACE, "TRACE"
-
-
-_TRUNCATED = "…[truncated]"
-
-
-def _cut(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: max(0, limit - len(_TRUNCATED))] + _TRUNCATED if limit > len(_TRUNCATED) else text[:limit]
-
-
-
-
-def cut_message(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters (suffix ``…[truncated]``); on the caller, before queueing."""
-    return text if len(text) <= limit else _cut(text, limit)
-
-
-def _safe_str(v: Any) -> str:
-    return to_text(v)  # str(), then repr(), then a placeholder: never raises
-
-
-def _exc_message(e: Any) -> str:
-    """``str(exception)`` for ``exception.message``; a raising ``__str__`` must not lose the record."""
-    try:
-        return str(e)
-    except Exception:
-        return f"<unprintable {type(e).__name__} message>"
-
-
 #: Stack traces longer than this are cut (head and tail kept) even when redaction is off.
 _MAX_STACK_CHARS = 65_536
-_JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
-_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # orjson's integer range
+#: Keys structlog's own processors add: not ``extra`` data (the ids go to their own fields).
+_STRUCTLOG_OWN = ("level", "timestamp", "logger", "exc_info", "exception", "trace_id", "span_id", *ID_FIELDS)
+_G_WRITE = _selftel.guard("logs.stdout")
+_G_FORK = _selftel.guard("logs.fork")
+_G_SCAN = _selftel.guard("logs.redaction_scan")
 
 
-def _jsonable(obj: Any, r: Redactor | None, depth: int = 0) -> Any:
-    """A copy orjson always accepts: string keys, bounded depth, 64-bit ints, text for other leaves.
+class Entry:
+    """One log record as the worker handles it, whichever library it came from."""
 
-    Only used when orjson rejected the document (a tuple key, a raising ``__str__``, a cycle, a huge
-    int). Keys and leaves turned into text are scanned too: the redactor never saw them as text.
+    __slots__ = ("code", "exc", "extras", "ids", "levelno", "message", "name", "sc", "ts_ns")
+
+    def __init__(self, ts_ns: int, levelno: int, name: str, message: Any, ids: dict[str, Any],
+                 sc: SpanContext | None, extras: dict[Any, Any], exc: dict[str, Any] | None,
+                 code: dict[str, Any] | None) -> None:  # fmt: skip
+        self.ts_ns = ts_ns
+        self.levelno = levelno
+        self.name = name
+        self.message = message
+        self.ids = ids
+        self.sc = sc
+        self.extras = extras
+        self.exc = exc
+        self.code = code
+
+
+def from_stdlib(item: tuple[Any, ...]) -> Entry:
+    """An :class:`Entry` from the stdlib handler's snapshot ``(STDLIB, record, message, ids, span context)``."""
+    _, record, message, ids, sc = item
+    d = record.__dict__
+    extras: dict[str, Any] = {}
+    names = d.keys() - RESERVED
+    if names:
+        # ``extra=`` keys come after the standard ones in the record's dict: walk it from the end, in order.
+        order: list[str] = []
+        for k in reversed(d):
+            if k in names:
+                order.append(k)
+                if len(order) == len(names):
+                    break
+        # A bare ``object()`` on a record is a library's marker (LiteLLM stamps every record it
+        # scrubbed with ``litellm_redacted=object()``): no data, only "<object object at 0x...>" noise.
+        extras = {k: d[k] for k in reversed(order)
+                  if not (type(k) is str and k.startswith("_")) and type(d[k]) is not object}  # fmt: skip
+    exc: dict[str, str] | None = None
+    ei = record.exc_info
+    if ei and ei[0] is not None:
+        exc = from_exc_info(ei, record.exc_text)
+    elif record.stack_info:
+        extras["stack_info"] = record.stack_info
+    code = {
+        "code.file.path": record.pathname,
+        "code.function.name": record.funcName,
+        "code.line.number": record.lineno,
+    }
+    return Entry(int(record.created * 1e9), record.levelno, record.name, message, ids, sc, extras, exc, code)
+
+
+def from_structlog(item: tuple[Any, ...]) -> Entry:
+    """An :class:`Entry` from the structlog processor's snapshot (its event dict is ours to pop from)."""
+    _, ts_ns, levelno, name, event, ids, sc, raw_exc = item
+    message = event.pop("event", "")
+    for k in _STRUCTLOG_OWN:
+        event.pop(k, None)
+    if not isinstance(message, str):
+        message = to_text(message)
+    return Entry(ts_ns, levelno, name, message, ids, sc, event, structlog_exc(raw_exc), None)
+
+
+def _redact_str_values(r: Redactor, d: dict[str, Any]) -> dict[str, Any]:
+    return {k: r.redact(v) if isinstance(v, str) else v for k, v in d.items()}
+
+
+def redact_entry(e: Entry, r: Redactor) -> None:
+    """Redact ``e``'s message, extras, exception fields and ids in place (key rules and a scan of each string)."""
+    e.message = r.redact(e.message) if isinstance(e.message, str) else r.redact_value(e.message)
+    if e.extras:
+        e.extras = r.redact_value(e.extras)
+    if e.exc:
+        e.exc = _redact_str_values(r, e.exc)
+    if e.ids:  # ids come from the app (a secret passed as a thread id must not leak through them)
+        e.ids = _redact_str_values(r, e.ids)
+
+
+def needs_redaction(entries: Sequence[Entry | Exception], r: Redactor) -> set[int]:
+    """Indices of the ``entries`` that :func:`redact_entry` could change.
+
+    Most records hold no secret: the strings of all records of a batch are checked together
+    (:meth:`Redactor.candidates`, one call into RE2 for the batch instead of one per string, and no GIL hand-off
+    per record), and only a record with a candidate match, a sensitive key or a non-primitive value is redacted.
     """
-    if obj is None or isinstance(obj, (bool, str, float)):
-        return obj
-    if isinstance(obj, int):
-        return obj if _INT_MIN <= obj <= _INT_MAX else str(obj)
-    if depth > 32:
-        return "[depth]"
-    if isinstance(obj, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            ks = k if isinstance(k, str) else to_text(k)
-            out[ks if r is None or ks is k else r.redact(ks)] = _jsonable(v, r, depth + 1)
-        return out
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_jsonable(v, r, depth + 1) for v in obj]
-    text = to_text(obj)
-    return text if r is None else r.redact(text)
+    flat: list[str] = []
+    owner: list[int] = []
+    out: set[int] = set()
+    for i, e in enumerate(entries):
+        if not isinstance(e, Entry):
+            continue
+        texts = _plain_texts(e, r)
+        if texts is None:
+            out.add(i)
+        else:
+            flat += texts
+            owner += [i] * len(texts)
+    out.update(owner[j] for j in r.candidates(flat))
+    return out
 
 
-def _json_line(doc: dict[str, Any], r: Redactor | None) -> bytes:
-    """One JSON line for ``doc``; never raises, so a record is never missing from stdout."""
-    try:
-        return orjson.dumps(doc, default=_safe_str, option=_JSON_OPTS)
-    except Exception:  # noqa: S110 - retried below with a safe copy
-        pass
-    try:
-        return orjson.dumps(_jsonable(doc, r), option=_JSON_OPTS)
-    except Exception as exc:
-        _selftel.record_error("logs.json", exc)
-        keep = {k: _safe_str(doc[k]) for k in ("timestamp", "level", "logger", "message") if k in doc}
-        return orjson.dumps(keep, option=_JSON_OPTS)
-
-
-def _attr_value(v: Any, limit: int = 8192, r: Redactor | None = None) -> Any:
-    """OTLP attribute values: primitives and homogeneous lists; everything else as JSON/str; cut to ``limit``."""
-    if v is None or isinstance(v, (bool, int, float)):
-        return v
-    if isinstance(v, str):
-        return _cut(v, limit)
-    if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
-        return [_cut(x, limit) for x in v]
-    try:
-        text = orjson.dumps(v, default=_safe_str, option=orjson.OPT_NON_STR_KEYS).decode()
-    except Exception:
-        try:
-            text = orjson.dumps(_jsonable(v, r), option=orjson.OPT_NON_STR_KEYS).decode()
-        except Exception:
-            text = _safe_str(v)
-    return _cut(text, limit)
-
-
-#: A non-empty context holding no span (an empty one makes ``LogRecord`` read the worker's own context).
-_NO_SPAN = Context({"agentpress-otel.log-record": True})
-
-
-def _emit(lg: Any, rec: LogRecord) -> None:
-    """``lg.emit(rec)``, minus the SDK's second validation of every attribute value.
-
-    The SDK's ``Logger.emit`` wraps the attributes in a new ``BoundedAttributes``, which checks and
-    copies each value again: a third of the worker's time per record. Ours are already OTLP-valid
-    (``_attr_value``: primitives, lists of strings, cut to the length limit), so an SDK logger gets
-    its record handed to its processors directly, unless the SDK's own limits could apply (then, and
-    for any other logger, its ``emit`` runs as usual). The SDK version is pinned (pyproject.toml).
-    """
-    if type(lg) is _SdkLogger:
-        try:
-            limits = lg._log_record_limits
-            attrs = rec.attributes
-            if (
-                lg._is_enabled()
-                and limits.max_log_record_attribute_length is None
-                and (attrs is None or len(attrs) <= (limits.max_log_record_attributes or 0))
-            ):
-                rw = object.__new__(ReadWriteLogRecord)
-                rw.log_record = rec
-                rw.resource = lg._resource
-                rw.instrumentation_scope = lg._instrumentation_scope
-                rw.limits = limits
-                lg._logger_metrics.emit_log()
-                lg._multi_log_record_processor.on_emit(rw)
-                return
-        except AttributeError:  # pragma: no cover - an SDK whose internals moved: the public path
-            pass
-    lg.emit(rec)
-
-
-_iso_second: tuple[int, str] = (-1, "")  # (second, "YYYY-MM-DDTHH:MM:SS"): records come in bursts
-
-
-def _iso(ts_ns: int) -> str:
-    """``2026-12-06T22:27:07.123456Z`` (truncated to µs); the date part is formatted once per second."""
-    global _iso_second
-    sec, ns = divmod(ts_ns, 1_000_000_000)
-    cached = _iso_second  # one tuple: threads see a consistent (second, text) pair
-    if cached[0] == sec:
-        prefix = cached[1]
-    else:
-        prefix = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _iso_second = (sec, prefix)
-    return f"{prefix}.{ns // 1000:06d}Z"
+def _plain_texts(e: Entry, r: Redactor) -> list[str] | None:
+    """The strings of ``e`` when redacting it is only scanning them (str message, str keys, none sensitive,
+    primitive values); else None."""
+    msg = e.message
+    if not isinstance(msg, str):
+        return None
+    out = [msg]
+    extras = e.extras
+    if extras:
+        for k, v in extras.items():
+            if type(k) is not str:
+                return None
+            if isinstance(v, str):
+                out.append(v)
+            elif not (v is None or isinstance(v, (int, float))):
+                return None
+        if r.any_sensitive_key(tuple(extras)):
+            return None
+    if e.exc:
+        out += [v for v in e.exc.values() if isinstance(v, str)]
+    out += [v for v in e.ids.values() if isinstance(v, str)]
+    return out
 
 
 class LogPipeline:
@@ -382,34 +326,80 @@ class LogPipeline:
                 self._full.wait(LINGER_S)
             self._full.clear()
             self._busy = True
-            lines: list[bytes] = []
             try:
-                n = ok = freed = 0
-                while n < self._batch:
-                    try:
-                        cost, item = q.popleft()
-                    except IndexError:  # emptied (stop() drains concurrently)
-                        break
-                    n += 1
-                    freed += cost
-                    try:
-                        self._process(item, lines)
-                        ok += 1
-                    except Exception as exc:
-                        # The record is lost: count it as a drop as well as an error.
-                        _selftel.record_error("logs.worker", exc)
-                        self.dropped += 1
-                        _selftel.record_dropped("logs", "error")
-                self.processed += ok
-                with self._bytes_lock:
-                    self._bytes -= freed
-                if lines:
-                    self._write(lines)
+                self._drain_batch(q)
             finally:
                 self._busy = bool(q)
 
-    def _write(self, lines: list[bytes]) -> None:
+    def _drain_batch(self, q: collections.deque[tuple[int, tuple[Any, ...]]]) -> None:
+        # Prepare a batch from a copy of the queue's head (taken in one C call under the GIL; producers only
+        # append), then pop the records one at a time as before: a record stop() takes meanwhile is counted there
+        # as dropped, and every record is either handed on or counted, exactly once.
         try:
+            head = list(itertools.islice(q, self._batch))
+        except RuntimeError:  # "deque mutated during iteration": a GC callback let a producer in; next round
+            return
+        r = (self._redactor or default_redactor()) if self.redact else None
+        prepared, dirty = self._prepare(head, r)
+        lines: list[bytes] = []
+        ok = freed = 0
+        for place in range(len(head)):
+            k = place
+            try:
+                cost, item = q.popleft()
+            except IndexError:  # emptied (stop() drains concurrently)
+                break
+            freed += cost
+            if item is not head[k][1]:  # stop() took some meanwhile: find this one's place in the batch
+                k = next((j for j, (_, it) in enumerate(head) if it is item), -1)
+            try:
+                e = self._entry(item, r) if k < 0 else prepared[k]  # not in the batch: prepared on its own
+                if isinstance(e, Exception):
+                    raise e
+                clean = k >= 0 and dirty is not None and k not in dirty
+                self._export(e, item[0] == STDLIB, r, clean, lines)
+                ok += 1
+            except Exception as exc:  # noqa: BLE001 - also a drop to count; _lost() re-raises our bugs
+                self._lost(exc)
+        self.processed += ok
+        with self._bytes_lock:
+            self._bytes -= freed
+        if lines:
+            self._write(lines)
+
+    def _prepare(
+        self, head: list[tuple[int, tuple[Any, ...]]], r: Redactor | None
+    ) -> tuple[list[Entry | Exception], set[int] | None]:
+        """Entries for a batch (or the error each one raised), and which of them need redaction (None: all)."""
+        prepared: list[Entry | Exception] = []
+        for _, item in head:
+            try:
+                prepared.append(self._entry(item, r))
+            except Exception as exc:  # noqa: BLE001 - counted (and re-raised in strict mode) when popped
+                prepared.append(exc)
+        dirty: set[int] | None = None
+        if r is not None:
+            with _G_SCAN:
+                dirty = needs_redaction(prepared, r)
+        return prepared, dirty
+
+    def _lost(self, exc: Exception) -> None:
+        """A record is lost to an error: count it as a drop as well as an error (re-raised in strict mode)."""
+        self.dropped += 1
+        _selftel.record_dropped("logs", "error")
+        _selftel.swallow("logs.worker", exc)
+
+    def _export(self, e: Entry, stdlib: bool, r: Redactor | None, clean: bool, lines: list[bytes]) -> None:
+        """Redact ``e`` (unless the batch scan found it ``clean``), export it, and add its JSON line."""
+        if r is not None and not clean:
+            redact_entry(e, r)
+        if self.logger_provider is not None:
+            self._emit_otlp(e, r)
+        if self.json_stdout and stdlib:
+            lines.append(self._json_line(e, r))
+
+    def _write(self, lines: list[bytes]) -> None:
+        with _G_WRITE:
             out = self._stream()
             data = b"".join(lines)
             buf = getattr(out, "buffer", None)
@@ -419,8 +409,6 @@ class LogPipeline:
             else:
                 out.write(data.decode())
                 out.flush()
-        except Exception as exc:
-            _selftel.record_error("logs.stdout", exc)
 
     def _otel_logger(self, name: str) -> Any:
         lg = self._loggers.get(name)
@@ -430,165 +418,72 @@ class LogPipeline:
                 self._loggers[name] = lg
         return lg
 
-    def _process(self, item: tuple[Any, ...], lines: list[bytes]) -> None:
-        rec = self._from_stdlib(item) if item[0] == STDLIB else self._from_structlog(item)
-        ts_ns, levelno, name, message, ids, sc, extras, exc, code = rec
-        r = (self._redactor or default_redactor()) if self.redact else None
+    @staticmethod
+    def _entry(item: tuple[Any, ...], r: Redactor | None) -> Entry:
+        e = from_stdlib(item) if item[0] == STDLIB else from_structlog(item)
+        exc = e.exc
         if exc and isinstance(exc.get("stacktrace"), str):
             # Cut before scanning (cost is linear), keeping the head and the innermost frames.
-            exc["stacktrace"] = cut_middle(exc["stacktrace"], r.max_chars if r is not None else _MAX_STACK_CHARS)
-        if r is not None:
-            message = r.redact(message) if isinstance(message, str) else r.redact_value(message)
-            if extras:
-                extras = r.redact_value(extras)
-            if exc:
-                exc = {k: r.redact(v) if isinstance(v, str) else v for k, v in exc.items()}
-            if ids:  # ids come from the app (a secret passed as a thread id must not leak through them)
-                ids = {k: r.redact(v) if isinstance(v, str) else v for k, v in ids.items()}
-        valid = sc is not None and sc.is_valid
+            limit = r.max_chars if r is not None else _MAX_STACK_CHARS
+            exc["stacktrace"] = truncate(exc["stacktrace"], limit, keep="middle")
+        return e
 
-        if self.logger_provider is not None:
-            attrs: dict[str, Any] = {}
-            if extras:
-                for k, v in extras.items():
-                    ks = k if isinstance(k, str) else _safe_str(k)
-                    attrs[ks if r is None or ks is k else r.redact(ks)] = _attr_value(v, self.max_attr_chars, r)
-            for field, value in ids.items():
-                attr = ID_FIELDS.get(field)
-                if attr is not None and value is not None:
-                    attrs[attr] = str(value)
-            if exc:
-                limit = self.max_attr_chars
-                for k, v in exc.items():
-                    if isinstance(v, str) and len(v) > limit:
-                        # a stack trace keeps its head and its end (the innermost frames, the exception line)
-                        v = cut_middle(v, limit) if k == "stacktrace" else _cut(v, limit)
-                    attrs[f"exception.{k}"] = v
-            if code:
-                attrs.update(code)
-            sev, sev_text = _severity(levelno)
-            lg = self._otel_logger(name)
-            if lg is not None:
-                cls = PreRedactedLogRecord if r is not None else LogRecord
-                lr = cls(
-                    timestamp=ts_ns,
-                    context=_NO_SPAN,
-                    severity_number=sev,
-                    severity_text=sev_text,
-                    body=message if isinstance(message, str) else _attr_value(message, self.max_attr_chars, r),
-                    attributes=attrs,
-                )
-                if valid:  # the ids straight from the span context: no Context/NonRecordingSpan round trip
-                    lr.trace_id, lr.span_id, lr.trace_flags = sc.trace_id, sc.span_id, sc.trace_flags
-                _emit(lg, lr)
-
-        if self.json_stdout and item[0] == STDLIB:
-            doc: dict[str, Any] = {
-                "timestamp": _iso(ts_ns),
-                "level": _LEVEL_NAMES.get(levelno, logging.getLevelName(levelno).lower()),
-                "logger": name,
-                "message": message,
-            }
-            if valid:
-                doc["trace_id"] = f"{sc.trace_id:032x}"
-                doc["span_id"] = f"{sc.span_id:016x}"
-            for field in ID_FIELDS:
-                v = ids.get(field)
-                if v is not None:
-                    doc[field] = v
-            if extras:
-                doc["extra"] = extras
-            if exc:
-                doc["exception"] = exc
-            lines.append(_json_line(doc, r))
+    def _emit_otlp(self, e: Entry, r: Redactor | None) -> None:
+        lg = self._otel_logger(e.name)
+        if lg is None:
+            return
+        limit = self.max_attr_chars
+        attrs: dict[str, Any] = {}
+        for k, v in e.extras.items():
+            if not isinstance(k, str):
+                k = to_text(k) if r is None else r.redact(to_text(k))
+            t = type(v)
+            if t is str:  # the common cases inline: a third of the attribute work per record
+                attrs[k] = v if len(v) <= limit else truncate(v, limit)
+            elif t is int or t is float or t is bool or v is None:
+                attrs[k] = v
+            else:
+                attrs[k] = attr_value(v, limit, r)
+        for field, value in e.ids.items():
+            attr = ID_FIELDS.get(field)
+            if attr is not None and value is not None:
+                attrs[attr] = str(value)
+        if e.exc:
+            for k, v in e.exc.items():
+                if isinstance(v, str) and len(v) > limit:
+                    # a stack trace keeps its head and its end (the innermost frames, the exception line)
+                    v = truncate(v, limit, keep="middle" if k == "stacktrace" else "head")
+                attrs[f"exception.{k}"] = v
+        if e.code:
+            attrs.update(e.code)
+        msg = e.message
+        body = msg if isinstance(msg, str) else attr_value(msg, limit, r)
+        cls = PreRedactedLogRecord if r is not None else LogRecord
+        lr = make_record(cls, e.ts_ns, severity(e.levelno), body, attrs, e.sc)
+        emit(lg, lr)
 
     @staticmethod
-    def _from_stdlib(item: tuple[Any, ...]) -> tuple[Any, ...]:
-        _, record, message, ids, sc = item
-        # A bare ``object()`` on a record is a library's marker (LiteLLM stamps every record it
-        # scrubbed with ``litellm_redacted=object()``): no data, only "<object object at 0x...>" noise.
-        extras = {k: v for k, v in record.__dict__.items()
-                  if k not in RESERVED and not k.startswith("_") and type(v) is not object}
-        exc: dict[str, str] | None = None
-        ei = record.exc_info
-        if ei and ei[0] is not None:
-            exc = {
-                "type": _selftel.qualified_name(ei[0]),
-                "message": _exc_message(ei[1]),
-                "stacktrace": record.exc_text or "".join(traceback.format_exception(*ei)),
-            }
-        elif record.stack_info:
-            exc = None
-            extras["stack_info"] = record.stack_info
-        code = {
-            "code.file.path": record.pathname,
-            "code.function.name": record.funcName,
-            "code.line.number": record.lineno,
+    def _json_line(e: Entry, r: Redactor | None) -> bytes:
+        levelno = e.levelno
+        doc: dict[str, Any] = {
+            "timestamp": iso(e.ts_ns),
+            "level": _LEVEL_NAMES.get(levelno) or logging.getLevelName(levelno).lower(),
+            "logger": e.name,
+            "message": e.message,
         }
-        ts_ns = int(record.created * 1e9)
-        return ts_ns, record.levelno, record.name, message, ids, sc, extras, exc, code
-
-    @staticmethod
-    def _from_structlog(item: tuple[Any, ...]) -> tuple[Any, ...]:
-        _, ts_ns, levelno, name, event, ids, sc, raw_exc = item
-        message = event.pop("event", "")
-        for k in ("level", "timestamp", "logger", "exc_info", "exception", "trace_id", "span_id", *ID_FIELDS):
-            event.pop(k, None)
-        if not isinstance(message, str):
-            message = _safe_str(message)
-        return ts_ns, levelno, name, message, ids, sc, event, _structlog_exc(raw_exc), None
-
-
-def _structlog_exc(raw: Any) -> dict[str, str] | None:
-    """exception.* fields from an exc_info tuple, a formatted traceback or dict_tracebacks output."""
-    if raw is None:
-        return None
-    if isinstance(raw, tuple):
-        return {
-            "type": _selftel.qualified_name(raw[0]),
-            "message": _exc_message(raw[1]),
-            "stacktrace": "".join(traceback.format_exception(*raw)),
-        }
-    if isinstance(raw, str):
-        last = raw.strip().splitlines()[-1] if raw.strip() else ""
-        typ, _, msg = last.partition(": ")
-        return {"type": typ, "message": msg, "stacktrace": raw}
-    if isinstance(raw, list) and raw and all(isinstance(s, dict) for s in raw):
-        # structlog dict_tracebacks: rebuilt as the natural traceback text (the convention's
-        # exception.stacktrace). Frame "locals" are never read: exporting local variables would leak data.
-        top: dict[str, Any] = raw[0]
-        return {
-            "type": _safe_str(top.get("exc_type", "")),
-            "message": _safe_str(top.get("exc_value", "")),
-            "stacktrace": _render_dict_traceback(raw),
-        }
-    return None
-
-
-def _render_dict_traceback(stacks: list[dict[str, Any]]) -> str:
-    """structlog's ``[{exc_type, exc_value, frames, is_cause}, ...]`` (raised exception first) -> the text
-    ``traceback.format_exception`` prints (causes first)."""
-    out: list[str] = []
-    for i, st in enumerate(reversed(stacks)):
-        if i:
-            out.append("\nThe above exception was the direct cause of the following exception:\n\n"
-                       if stacks[len(stacks) - i].get("is_cause") else
-                       "\nDuring handling of the above exception, another exception occurred:\n\n")
-        frames = st.get("frames") or []
-        if frames:
-            out.append("Traceback (most recent call last):\n")
-        for f in frames:
-            if not isinstance(f, dict):
-                continue
-            out.append(f'  File "{_safe_str(f.get("filename", "?"))}", line {_safe_str(f.get("lineno", "?"))}, '
-                       f'in {_safe_str(f.get("name", "?"))}\n')
-            line = f.get("line")
-            if line:
-                out.append(f"    {_safe_str(line).strip()}\n")
-        value = _safe_str(st.get("exc_value", ""))
-        out.append(f"{_safe_str(st.get('exc_type', ''))}: {value}\n" if value else
-                   f"{_safe_str(st.get('exc_type', ''))}\n")
-    return "".join(out)
+        sc = e.sc
+        if sc is not None and sc.is_valid:
+            doc["trace_id"], doc["span_id"] = trace_hex(sc)
+        ids = e.ids
+        for field in ID_FIELDS:
+            v = ids.get(field)
+            if v is not None:
+                doc[field] = v
+        if e.extras:
+            doc["extra"] = e.extras
+        if e.exc:
+            doc["exception"] = e.exc
+        return json_line(doc, r)
 
 
 # ------------------------------------------------------------------------------------- process-wide
@@ -600,10 +495,8 @@ _lock = threading.Lock()
 
 def _fork_child() -> None:
     for p in list(_live):
-        try:
+        with _G_FORK:
             p._after_fork()
-        except Exception as exc:  # pragma: no cover
-            _selftel.record_error("logs.fork", exc)
 
 
 if hasattr(os, "register_at_fork"):

@@ -1,55 +1,46 @@
-"""The redaction engine: one RE2 alternation over all detectors, validated matches, keyed-hash tags.
+"""The redaction engine: one alternation over all detectors, validated matches, keyed-hash tags.
 
-Why RE2 (google-re2): it scans in linear time with a DFA, so a user pattern like ``(a+)+$`` cannot
-stall a log call, and one pass over all detectors runs at hundreds of MB/s; the stdlib ``re``
-alternation of the same patterns manages a few MB/s. The stdlib engine stays as a fallback (same
-patterns, written without nested unbounded quantifiers) for platforms without an RE2 wheel.
-
-We scan UTF-8 bytes with RE2 because its Python wrapper re-maps byte offsets to str offsets on every
-match; offsets in bytes are exact, and non-ASCII text round-trips unchanged.
+Compiling the detectors and finding the next match is :mod:`._program`'s job (RE2, with the stdlib engine as a
+fallback); this module judges each match (validators, allowlists), builds the tags and walks text, URLs and
+nested structures. The short-string fast path (a clean log message, one attribute value) is :meth:`Redactor.redact`.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hmac
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import accumulate
+from typing import Any
 from urllib.parse import unquote
 
 from agentpress_otel._options import env_value
+from agentpress_otel._text import to_text, truncate
 from agentpress_otel.redaction._detectors import (
     BUILTIN,
     DEFAULT_OFF,
-    GATES,
     URL_QUERY_KEYS,
     Detector,
     is_sensitive_key,
     normalize_key,
 )
+from agentpress_otel.redaction._program import HAVE_RE2, Engine, Program, compile_user
 
-try:  # pragma: no cover - exercised implicitly
-    import re2 as _re2
+__all__ = ["Engine", "Redactor", "configure_redaction", "default_redactor", "redact", "redact_url", "redact_value",
+           "to_text"]  # fmt: skip
 
-    _HAVE_RE2 = True
-except ImportError:  # pragma: no cover
-    _re2 = None
-    _HAVE_RE2 = False
-
-Engine = Literal["re2", "re"]
-
+#: Strings up to this length take redact()'s one-call check (an RE2 set, which scans to the end of the text);
+#: longer ones start with the bounds program, which stops at the first match.
+_SHORT = 2048
 _TAG_PREFIX = "[REDACTED:"
 _TAG_PREFIX_B = _TAG_PREFIX.encode()
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 #: attribute names whose values are URLs or query strings (query parameters get key rules).
 URL_ATTRIBUTES = frozenset({"url.full", "url.query", "http.url", "http.target", "url.original", "server.url"})
 _MAX_DEPTH = 32
-_NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z0-9_]+>")
-_DIGIT = re.compile(r"\d")
-_MISSING: Any = object()
 #: Attribute names whose over-long values keep head and tail (the innermost frames are at the end).
 _HEAD_TAIL_ATTRIBUTES = frozenset({"exception.stacktrace", "exception", "stack", "stack_info"})
 
@@ -60,66 +51,6 @@ def default_hash_key() -> bytes:
     # Through the options table (so doctor can name the source); a too-short key resolves to None there.
     key = env_value("redact_hash_key")
     return str.encode(key, "utf-8") if key else os.urandom(32)
-
-
-def cut_middle(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters keeping its head (a third) and its tail (two
-    thirds), with a marker saying how much went. For stack traces: the outermost frames and the
-    innermost frames plus the exception line are both kept."""
-    if len(text) <= limit:
-        return text
-    marker = f"\n…[{len(text) - limit} chars cut]…\n"
-    # The marker's own length is part of the limit; recompute once with the exact number.
-    marker = f"\n…[{len(text) - limit + len(marker)} chars cut]…\n"
-    keep = limit - len(marker)
-    if keep <= 0:
-        return text[-limit:]
-    head = keep // 3
-    return text[:head] + marker + text[len(text) - (keep - head) :]
-
-
-def to_text(obj: Any, max_bytes: int = 1 << 20) -> str:
-    """The text form of a non-string leaf, never raising: bytes decoded (UTF-8, invalid bytes
-    replaced), dates in ISO 8601, anything else ``str()``, then ``repr()``, then a placeholder."""
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return bytes(obj[:max_bytes]).decode("utf-8", "replace")
-    if isinstance(obj, (_dt.datetime, _dt.date, _dt.time)):
-        return obj.isoformat()
-    if isinstance(obj, BaseException):  # "ValueError: msg": str() alone would drop the type
-        try:
-            msg = str(obj)
-        except Exception:
-            msg = "<unprintable message>"
-        return f"{type(obj).__name__}: {msg}" if msg else type(obj).__name__
-    for fn in (str, repr):
-        try:
-            text = fn(obj)
-            if isinstance(text, str):
-                return text
-        except Exception:  # noqa: S112 - a user __str__/__repr__ may raise; try the next form
-            continue
-    return f"<unprintable {type(obj).__name__}>"
-
-
-def _kv_boundary(pattern: str) -> str:
-    """For the backtracking engine, start key names only at a key boundary; otherwise every
-    character of every word is retried as a key start (quadratic in the word length). The card
-    pattern's consumed "not after '.' or a word character" becomes a look-behind, which lets the
-    engine skip ahead to digits (RE2 has no look-behind; its DFA does not need one)."""
-    return pattern.replace("k>[A-Za-z0-9_.-]*", "k>(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]*").replace(
-        "(?:^|[^.0-9A-Za-z_])(?P<v>", "(?<![.0-9A-Za-z_])(?P<v>"
-    )
-
-
-class _Compiled:
-    __slots__ = ("det", "dgroup", "kgroup", "sgroup", "vgroups")
-
-    def __init__(self, det: Detector, dgroup: int, vgroups: tuple[int, ...], kgroup: int, sgroup: int) -> None:
-        self.det = det
-        self.dgroup = dgroup
-        self.vgroups = vgroups
-        self.kgroup = kgroup
-        self.sgroup = sgroup
 
 
 class Redactor:
@@ -153,8 +84,8 @@ class Redactor:
         engine: Engine | None = None,
     ) -> None:
         if engine is None:
-            engine = "re2" if _HAVE_RE2 else "re"
-        if engine == "re2" and not _HAVE_RE2:
+            engine = "re2" if HAVE_RE2 else "re"
+        if engine == "re2" and not HAVE_RE2:
             raise ValueError("engine='re2' needs the google-re2 package")
         if max_chars < 64:
             raise ValueError("max_chars must be >= 64")
@@ -162,9 +93,10 @@ class Redactor:
         self.max_chars = max_chars
         self._key = hash_key if hash_key is not None else default_hash_key()
         self._tags: dict[tuple[str, str], str] = {}
+        self._key_sets: dict[tuple[str, ...], bool] = {}
         self._allow = frozenset(allowlist)
         self._extra_keys = frozenset(normalize_key(k) for k in sensitive_keys)
-        self._allow_res = [self._compile_user(p, "allow pattern") for p in allow_patterns]
+        self._allow_res = [compile_user(self.engine, p, "allow pattern") for p in allow_patterns]
         off = set(disabled)
         for kind, on in (("email", email), ("phone", phone), ("ip", ip), ("card", card)):
             if not on:
@@ -177,79 +109,19 @@ class Redactor:
         for kind, pat in (patterns or {}).items():
             if not _KIND_RE.match(kind):
                 raise ValueError(f"pattern name {kind!r} must match [a-z][a-z0-9_]*")
-            self._compile_user(pat, f"pattern {kind!r}")
+            compile_user(self.engine, pat, f"pattern {kind!r}")
             user.append(Detector(kind, pat))
         self._detectors = tuple(user) + tuple(d for d in BUILTIN if d.kind not in off)
-        self._build()
+        self._prog = Program(self._detectors, engine)
+        # "Any match at all?" in one RE2 call, held here for redact()'s fast path (None: no RE2 internals).
+        self._any_of: Any = self._prog.any_of
+        self._short = min(_SHORT, max_chars) if self._any_of is not None else -1  # -1: no one-call check
+        # Strings checked together (all_clean) are joined by newlines: a newline is a non-word character like
+        # a string's edge, so every match in one string is a match in the join, unless a user pattern anchors
+        # on the text's start or end (then each string is scanned on its own).
+        self._joinable = not any(a in d.pattern for d in user for a in ("^", "$", "\\A", "\\z", "\\Z"))
 
     # ------------------------------------------------------------------ construction
-    def _compile_user(self, pattern: str, what: str) -> Any:
-        try:
-            if self.engine == "re2":
-                assert _re2 is not None
-                return _re2.compile(pattern)
-            return re.compile(pattern)
-        except Exception as exc:  # re2.error / re.error
-            raise ValueError(f"{what} {pattern!r} does not compile ({exc}); RE2 syntax, no look-around") from exc
-
-    def _build(self) -> None:
-        parts = []
-        for i, d in enumerate(self._detectors):
-            parts.append(f"(?P<d{i}>" + d.pattern.replace("(?P<", f"(?P<d{i}_") + ")")
-        combined = "|".join(parts)
-        if self.engine == "re2":
-            assert _re2 is not None
-            opts = _re2.Options()
-            opts.max_mem = 64 << 20  # the alternation is large; the default 8 MiB DFA budget thrashes
-            self._rx: Any = _re2.compile(combined.encode(), opts)
-            self._low: Any = getattr(self._rx, "_regexp", None)
-            anchors = getattr(_re2, "_Anchor", None)
-            if self._low is None or not hasattr(self._low, "Match") or anchors is None:
-                self._low = None  # a wrapper version without the internals: use the public API
-            else:
-                self._unanchored = anchors.UNANCHORED
-                self._anchor_start = anchors.ANCHOR_START
-                self._anchor_both = anchors.ANCHOR_BOTH
-                bare = _NAMED_GROUP.sub("(?:", combined)
-                self._bounds: Any = _re2.compile(bare.encode(), opts)._regexp
-        else:
-            # Backtracking engine: start key names only at a key boundary, or every character of
-            # every word is retried as a key start (quadratic in word length).
-            self._rx = re.compile("|".join(_kv_boundary(p) for p in parts), re.ASCII)
-            self._low = None
-            self._gates = [GATES.get(d.kind, ()) if d in BUILTIN else () for d in self._detectors]
-            self._last: tuple[str, list[int], dict[int, Any]] | None = None
-        self._ngroups = int(self._rx.groups)
-        index: dict[str, int] = {
-            (k.decode() if isinstance(k, bytes) else k): int(v) for k, v in self._rx.groupindex.items()
-        }
-        self._compiled = tuple(
-            _Compiled(
-                d,
-                index[f"d{i}"],
-                tuple(index[f"d{i}_{g}"] for g in ("vq", "vs", "v") if f"d{i}_{g}" in index),
-                index.get(f"d{i}_k", -1),
-                index.get(f"d{i}_s", -1),
-            )
-            for i, d in enumerate(self._detectors)
-        )
-        self._re_smalls: list[tuple[re.Pattern[str], list[tuple[int, int]]]] = []
-        if self.engine == "re":
-            for i, d in enumerate(self._detectors):
-                small = re.compile(_kv_boundary(d.pattern), re.ASCII)  # RE2 classes are ASCII
-                self._re_smalls.append((small, [(v, index[f"d{i}_{k}"]) for k, v in small.groupindex.items()]))
-        if self._low is not None:
-            assert _re2 is not None
-            self._set: Any = _re2.Set.FullMatchSet(opts)
-            self._smalls: list[tuple[Any, list[tuple[int, int]]]] = []
-            for i, d in enumerate(self._detectors):
-                if self._set.Add(_NAMED_GROUP.sub("(?:", d.pattern).encode()) != i:
-                    raise AssertionError("RE2 set indices out of order")  # pragma: no cover
-                small = _re2.compile(d.pattern.encode(), opts)
-                names = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in small.groupindex.items()}
-                self._smalls.append((small._regexp, [(v, index[f"d{i}_{k}"]) for k, v in names.items()]))
-            self._set.Compile()
-
     # ------------------------------------------------------------------ public API
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -274,6 +146,17 @@ class Redactor:
                 self._tags[key] = t
         return t
 
+    def any_sensitive_key(self, keys: tuple[str, ...]) -> bool:
+        """Whether any of ``keys`` is sensitive; cached per key tuple (a log call site sends the same ``extra``
+        keys every time). Example: ``r.any_sensitive_key(("route", "api_key"))  # True``"""
+        hit = self._key_sets.get(keys)
+        if hit is None:
+            hit = any(self.is_sensitive_key(k) for k in keys)
+            if len(self._key_sets) >= 4096:
+                self._key_sets.clear()
+            self._key_sets[keys] = hit
+        return hit
+
     def is_sensitive_key(self, key: str) -> bool:
         """True when a field named ``key`` holds a secret. Example: ``r.is_sensitive_key("api_key")``."""
         return is_sensitive_key(key, self._extra_keys)
@@ -285,20 +168,22 @@ class Redactor:
 
         Example: ``Redactor().redact("password=hunter2")`` -> ``'password=[REDACTED:secret:9c1e]'``
         """
-        if type(text) is not str:
-            if not isinstance(text, str):
-                return text
-        elif self._low is not None and text.isascii() and len(text) <= self.max_chars:
-            # The common case, a clean ASCII string (a log message, an attribute value), in one call
-            # into RE2's DFA and no Python frames: per short string that was most of the cost.
-            data = text.encode()
-            if self._bounds.Match(self._unanchored, data, 0, len(data))[0][0] < 0:
-                return text
-            out = self._scan_bytes(data)
-            return text if out is None else out.decode("utf-8", "surrogatepass")
+        if type(text) is str and len(text) <= self._short:
+            # The common case, a clean short string (a log message, an attribute value), in one call into
+            # RE2's DFA and no Python frames: per short string the call itself is most of the cost.
+            try:
+                data = text.encode()
+            except UnicodeEncodeError:  # lone surrogates: repaired below
+                pass
+            else:
+                if not self._any_of(data):
+                    return text
+                out = self._scan_bytes(data)
+                return text if out is None else out.decode("utf-8", "surrogatepass")
+        if not isinstance(text, str):
+            return text
         if len(text) > self.max_chars:
-            marker = f"…[truncated {len(text) - self.max_chars} chars]"
-            text = text[: self.max_chars - len(marker)] + marker
+            text = truncate(text, self.max_chars)
         if not text:
             return text
         if not text.isascii():
@@ -312,6 +197,66 @@ class Redactor:
             return text if out is None else out.decode("utf-8", "surrogatepass")
         res = self._scan_str(text)
         return text if res is None else res
+
+    def all_clean(self, texts: Sequence[str]) -> bool:
+        """True when :meth:`redact` would return each of ``texts`` unchanged, checked in one scan (see
+        :meth:`candidates`). False means "maybe not": redact them one by one.
+
+        Example: ``r.all_clean(["tool finished", "web_search", "/api/agent/start"])  # True``
+        """
+        return not self.candidates(texts)
+
+    def candidates(self, texts: Sequence[str]) -> set[int]:
+        """Indices of the ``texts`` that may hold something to redact; :meth:`redact` returns every other one
+        unchanged. For many short strings at once (a batch of log records: messages, field values, ids).
+
+        The texts are joined by newlines and scanned together, one call into RE2 per 64 KiB instead of one per
+        string; after a hit the scan resumes at the next string. A newline is a non-word character like a
+        string's edge, so every match inside one string is a match in the join; a match that only exists across
+        a newline marks a string that is clean (it is then redacted on its own, and comes back unchanged).
+        Redactors with user patterns anchored on the text (``^``, ``$``) mark every string.
+
+        Example: ``r.candidates(["all fine", "mail bob@example.com", "ok"])  # {1}``
+        """
+        prog = self._prog
+        if prog.low is None or not self._joinable:
+            return set(range(len(texts)))
+        out: set[int] = set()
+        limit = self.max_chars
+        joined = "\n".join(texts)
+        if joined.isascii() and max(map(len, texts), default=0) < limit:  # the common case, checked in C
+            self._scan_joined(joined, texts, range(len(texts)), out)
+            return out
+        keep: list[int] = []
+        for i, t in enumerate(texts):
+            if t.isascii() and len(t) < limit:
+                keep.append(i)
+            else:
+                out.add(i)  # redact() itself repairs the encoding and cuts over-long text
+        self._scan_joined("\n".join(texts[i] for i in keep), texts, keep, out)
+        return out
+
+    def _scan_joined(self, joined: str, texts: Sequence[str], idx: Sequence[int], out: set[int]) -> None:
+        """Mark in ``out`` the ``idx`` whose text may match; ``joined`` is those texts joined by newlines."""
+        data = joined.encode()  # ASCII: byte offsets are str offsets
+        if not idx:
+            return
+        bounds, unanchored, n = self._prog.bounds, self._prog.unanchored, len(data)
+        starts: list[int] | None = None
+        pos = 0
+        while True:
+            s = bounds.Match(unanchored, data, pos, n)[0][0]
+            if s < 0:
+                return
+            if starts is None:  # where each string starts in the join, needed only after a hit
+                starts = [0, *accumulate(len(texts[i]) + 1 for i in idx)]
+            # A match starting on the newline before string j+1 (the card pattern consumes one character of
+            # context) belongs to string j+1.
+            j = bisect_right(starts, s + 1) - 1
+            out.add(idx[j])
+            if j + 1 >= len(idx):
+                return
+            pos = starts[j + 1] - 1  # from that newline on: the next string's own matches are all found
 
     def classify(self, value: str) -> str | None:
         """The kind of a value that is entirely one secret (e.g. ``"jwt"``), or None."""
@@ -371,13 +316,13 @@ class Redactor:
             if key in URL_ATTRIBUTES:
                 return self.redact_query(value) if key == "url.query" else self.redact_url(value)
             if key in _HEAD_TAIL_ATTRIBUTES and len(value) > self.max_chars:
-                return self.redact(cut_middle(value, self.max_chars))
+                return self.redact(truncate(value, self.max_chars, keep="middle"))
             return self.redact(value)
         if value is None or isinstance(value, (bool, int, float)):
             return value
         if isinstance(value, (bytes, bytearray, memoryview)):
             # OTel allows bytes attributes; they are text often enough (a payload, a header) to scan.
-            text = to_text(value, self.max_chars * 4)
+            text = to_text(value, max_bytes=self.max_chars * 4)
             new = self._force(text) if self.is_sensitive_key(key) else self.redact(text)
             return value if new is text else new
         if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
@@ -418,7 +363,7 @@ class Redactor:
             return value
         if isinstance(value, (Mapping, list, tuple, set, frozenset)):
             return self._value(value, True, 0)
-        return self.tag("secret", value if isinstance(value, str) else to_text(value, self.max_chars * 4))
+        return self.tag("secret", value if isinstance(value, str) else to_text(value, max_bytes=self.max_chars * 4))
 
     def _value(self, obj: Any, force: bool, depth: int) -> Any:
         if isinstance(obj, str):
@@ -443,7 +388,7 @@ class Redactor:
             return type(obj)(items)
         # Any other leaf (bytes, an exception, a dataclass, a client object) would be stringified
         # later by the JSON/OTLP encoders, after redaction: stringify it here and scan that text.
-        text = to_text(obj, self.max_chars * 4)
+        text = to_text(obj, max_bytes=self.max_chars * 4)
         return self._force(text) if force else self.redact(text)
 
     def _allowed(self, secret: str, whole: str) -> bool:
@@ -451,86 +396,10 @@ class Redactor:
             return True
         return any(r.fullmatch(secret) for r in self._allow_res)
 
-    def _search(self, subject: Any, pos: int) -> tuple[tuple[int, int], ...] | None:
-        """Spans of every group of the next match at or after ``pos`` (None when there is none).
-
-        With RE2 we call the compiled program directly: the wrapper's per-group accessors re-query
-        the group count on every call and cost more than the scan itself.
-        """
-        if self._low is not None:
-            # Stage 1: the capture-free program finds the match bounds with the DFA alone.
-            # Stage 2: the capturing program, anchored on those bounds, fills the groups on a short span.
-            s, e = self._bounds.Match(self._unanchored, subject, pos, len(subject))[0]
-            if s < 0:
-                return None
-            # Which detector: an RE2 set (DFA only) over the span; then that detector's own small
-            # program fills its groups. The big capturing program is ~5x slower (its BitState/NFA
-            # cost grows with program size) and stays only as the fallback.
-            hits = self._set.Match(subject[s:e]) if e > s else None
-            if hits:
-                i = min(hits)
-                small, mapping = self._smalls[i]
-                got = small.Match(self._anchor_both, subject, s, e)
-                if got[0][0] >= 0:
-                    spans = [(-1, -1)] * (self._ngroups + 1)
-                    spans[0] = spans[self._compiled[i].dgroup] = (s, e)
-                    for a, b in mapping:
-                        spans[b] = got[a]
-                    spans.append((i, i))  # the detector, so _which need not search for it
-                    return tuple(spans)
-            spans = self._low.Match(self._anchor_start, subject, s, e)
-            return None if spans[0][0] < 0 else spans
-        if isinstance(subject, str) and self._re_smalls:
-            return self._search_multi(subject, pos)
-        m = self._rx.search(subject, pos)
-        if m is None:
-            return None
-        if isinstance(m, re.Match):
-            return m.regs
-        return tuple(m.span(i) for i in range(self._ngroups + 1))
-
-    def _search_multi(self, text: str, pos: int) -> tuple[tuple[int, int], ...] | None:
-        """stdlib engine: one search per detector whose gate substrings occur in ``text``, merged
-        leftmost-first (ties go to the earlier detector, as in the alternation).
-
-        A backtracking alternation retries every detector at every offset; separate searches let
-        each pattern use its literal prefix, and gates skip detectors that cannot match at all.
-        Each detector's next match is cached per text, so a scan stays one pass per detector.
-        """
-        st = self._last
-        if pos == 0 or st is None or st[0] is not text:  # every scan starts at 0: fresh state
-            low = text.lower()
-            digit = _DIGIT.search(text) is not None
-            active = [
-                i
-                for i, gates in enumerate(self._gates)
-                if not gates or any((digit if g == "0-9" else g in low) for g in gates)
-            ]
-            st = (text, active, {})
-            self._last = st  # one tuple assignment: safe when threads share the redactor
-        _, active, cache = st
-        best: re.Match[str] | None = None
-        bi = -1
-        for i in active:
-            m = cache.get(i, _MISSING)
-            if m is _MISSING or (m is not None and m.start() < pos):
-                m = self._re_smalls[i][0].search(text, pos)
-                cache[i] = m
-            if m is not None and (best is None or m.start() < best.start()):
-                best, bi = m, i
-        if best is None:
-            return None
-        spans = [(-1, -1)] * (self._ngroups + 1)
-        spans[0] = spans[self._compiled[bi].dgroup] = best.span()
-        for a, b in self._re_smalls[bi][1]:
-            spans[b] = best.span(a)
-        spans.append((bi, bi))
-        return tuple(spans)
-
     def _scan(self, value: str, found: list[str]) -> None:
         """Record the kind of the first accepted match if it covers all of ``value``."""
         subject: Any = value.encode("utf-8", "surrogatepass") if self.engine == "re2" else value
-        sp = self._search(subject, 0)
+        sp = self._prog.search(subject, 0)
         while sp is not None:
             res = self._judge(sp, subject)
             if res is not None:
@@ -540,20 +409,11 @@ class Redactor:
             nxt = self._resume(sp)
             if nxt >= len(subject):
                 return
-            sp = self._search(subject, nxt)
-
-    def _which(self, sp: tuple[tuple[int, int], ...]) -> _Compiled:
-        # The RE2 path puts the detector index in a trailing slot (see _search).
-        if len(sp) > self._ngroups + 1:
-            return self._compiled[sp[-1][0]]
-        for c in self._compiled:
-            if sp[c.dgroup][0] >= 0:
-                return c
-        raise AssertionError("match without a detector group")  # pragma: no cover
+            sp = self._prog.search(subject, nxt)
 
     def _judge(self, sp: tuple[tuple[int, int], ...], subject: Any) -> tuple[str, int, int] | None:
         """(kind, start, end of the part to replace) for an accepted match, else None."""
-        c = self._which(sp)
+        c = self._prog.which(sp)
         start, end = sp[0]
         vs, ve = start, end
         for g in c.vgroups:
@@ -580,7 +440,7 @@ class Redactor:
         return kind, vs, ve
 
     def _scan_bytes(self, data: bytes) -> bytes | None:
-        sp = self._search(data, 0)
+        sp = self._prog.search(data, 0)
         if sp is None:
             return None
         pieces: list[bytes] = []
@@ -597,14 +457,14 @@ class Redactor:
                 nxt = sp[0][1]
             if nxt >= len(data):
                 break
-            sp = self._search(data, nxt)
+            sp = self._prog.search(data, nxt)
         if not pieces:
             return None
         pieces.append(data[last:])
         return b"".join(pieces)
 
     def _scan_str(self, text: str) -> str | None:
-        sp = self._search(text, 0)
+        sp = self._prog.search(text, 0)
         if sp is None:
             return None
         pieces: list[str] = []
@@ -621,7 +481,7 @@ class Redactor:
                 nxt = sp[0][1]
             if nxt >= len(text):
                 break
-            sp = self._search(text, nxt)
+            sp = self._prog.search(text, nxt)
         if not pieces:
             return None
         pieces.append(text[last:])
@@ -630,7 +490,7 @@ class Redactor:
     def _resume(self, sp: tuple[tuple[int, int], ...]) -> int:
         """Where to continue after a rejected match (always forward, so the scan stays linear)."""
         start, end = sp[0]
-        c = self._which(sp)
+        c = self._prog.which(sp)
         if c.det.resume == "value":
             for g in c.vgroups:
                 if sp[g][0] > start:
