@@ -33,6 +33,7 @@ def _mib(size: str) -> float:
 
 
 def test_agent_service_runs_the_shipped_agent_config() -> None:
+    """The compose agent is an opt-in profile running the mounted collector-config/agent.yaml on the gateway's image."""
     services = _compose()["services"]
     agent, gateway = services["otel-agent"], services["otel-collector"]
     assert agent["profiles"] == ["agent"], "opt-in: the default stack stays one Collector"
@@ -43,6 +44,7 @@ def test_agent_service_runs_the_shipped_agent_config() -> None:
 
 
 def test_agent_env_is_read_by_the_config_and_points_at_the_gateway() -> None:
+    """Every OTELCOL_* variable the compose agent sets is read by agent.yaml, and it routes to the gateway service."""
     services = _compose()["services"]
     agent = services["otel-agent"]
     env = {k: str(v) for k, v in agent["environment"].items()}
@@ -58,6 +60,7 @@ def test_agent_env_is_read_by_the_config_and_points_at_the_gateway() -> None:
 
 
 def test_agent_queue_and_memory_are_bounded_and_persistent() -> None:
+    """The compose agent's queue is on a named volume, bounded in bytes, with limiter <= GOMEMLIMIT < mem_limit."""
     compose = _compose()
     agent = compose["services"]["otel-agent"]
     env = {k: str(v) for k, v in agent["environment"].items()}
@@ -75,6 +78,7 @@ def test_agent_queue_and_memory_are_bounded_and_persistent() -> None:
 
 
 def test_agent_ports_and_scrape_job() -> None:
+    """The agent listens on its own loopback ports and Prometheus scrapes it as job otel-agent."""
     services = _compose()["services"]
     agent_ports = [p.rsplit(":", 2) for p in services["otel-agent"]["ports"]]
     gateway_host_ports = {p.rsplit(":", 2)[1] for p in services["otel-collector"]["ports"]}
