@@ -292,6 +292,10 @@ class Redactor:
             if not eq or not v or v.startswith((_TAG_PREFIX, "%5BREDACTED")):
                 continue
             name = unquote(k)
+            if _TAG_PREFIX in name:
+                # The name went through redaction already and was judged then, on its original text; judged again
+                # now, the tag's kind ("secret") would read as a sensitive name and a second pass would differ.
+                continue
             if self.is_sensitive_key(name) or name.lower() in URL_QUERY_KEYS:
                 raw = unquote(v)
                 params[i] = f"{k}={self.tag(self.classify(raw) or 'secret', raw)}"
