@@ -32,12 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentpress_otel._harness.otlp_sink import OTLPSink
-
-from _common import report
 from agentpress_otel._harness.llm_server import LLMServer
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # test-only helpers (harness.*)
+from _common import report  # noqa: E402
+from harness.otlp_sink import OTLPSink  # noqa: E402
+
 ROUNDS = int(os.environ.get("BENCH_PEER_ROUNDS", "6"))
 CALLS = int(os.environ.get("BENCH_PEER_CALLS", "60"))
 CACHE = Path(os.environ.get("AGENTPRESS_OTEL_BENCH_CACHE", Path.home() / ".cache" / "agentpress-otel" / "bench-venvs"))
