@@ -27,7 +27,7 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, Self, TypeVar, cast
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -258,6 +258,21 @@ class _Op:
             _selftel.record_error("genai.span", exc)
         if tokens[1] is not None:
             _context.reset_ids(tokens[1], self._outer_ids)
+
+    # Public lifecycle used by the LiteLLM integration (issue 20). The genai split (H3) defines the same
+    # three methods on its op base; at merge its version of this module replaces these lines.
+    def start(self) -> Self:
+        """Start the span (idempotent) without making it current; returns the operation itself."""
+        self._start()
+        return self
+
+    def activate(self) -> tuple[object, Any] | None:
+        """Make the started span current in this thread or task until :meth:`deactivate`."""
+        return self._activate()
+
+    def deactivate(self, token: tuple[object, Any] | None) -> None:
+        """Undo one :meth:`activate` (the span stays open)."""
+        self._deactivate(token)
 
     def fail(self, exc: BaseException | str, *, description: str | None = None) -> None:
         """Mark the operation failed (``error.type`` + error status) without ending it.

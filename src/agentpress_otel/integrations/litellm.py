@@ -209,28 +209,12 @@ def _start(kwargs: Mapping[str, Any], args: tuple[Any, ...], router: Any = None)
     call = LLMCall(model=req_model, provider=provider, server_address=server, server_port=port, **params)
     if lookup != model:
         call.set_attribute("agentpress.llm.deployment_model", bare)
-    _begin(call)
-    return call
+    return call.start()
 
 
 _REQ_KEYS = frozenset({"temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens", "frequency_penalty",
                        "presence_penalty", "seed", "reasoning_effort", "stream", "stop", "n", "response_format",
                        "tools"})
-
-
-# ------------------------------------------------------------------------------- LLMCall activation
-# The only places that drive the span's lifecycle; everything else uses LLMCall's recording methods.
-
-def _begin(call: LLMCall) -> None:
-    call._start()
-
-
-def _activate(call: LLMCall) -> Any:
-    return call._activate()
-
-
-def _deactivate(call: LLMCall, token: Any) -> None:
-    call._deactivate(token)
 
 
 _G = _selftel.guard("litellm")
@@ -272,14 +256,14 @@ def _sync_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: di
     call = _open(instance, args, kwargs)
     if call is None:
         return wrapped(*args, **kwargs)
-    tok = _activate(call)
+    tok = call.activate()
     try:
         resp = wrapped(*args, **kwargs)
     except BaseException as exc:
-        _deactivate(call, tok)
+        call.deactivate(tok)
         call.end(exc)
         raise
-    _deactivate(call, tok)
+    call.deactivate(tok)
     return _close(call, resp, kwargs, args, is_async=False)
 
 
@@ -287,14 +271,14 @@ async def _async_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwa
     call = _open(instance, args, kwargs)
     if call is None:
         return await wrapped(*args, **kwargs)
-    tok = _activate(call)
+    tok = call.activate()
     try:
         resp = await wrapped(*args, **kwargs)
     except BaseException as exc:
-        _deactivate(call, tok)
+        call.deactivate(tok)
         call.end(exc)
         raise
-    _deactivate(call, tok)
+    call.deactivate(tok)
     return _close(call, resp, kwargs, args, is_async=True)
 
 
