@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import wrapt
 
@@ -26,6 +26,69 @@ _warmed = False
 _G = _selftel.guard("litellm")
 _G_TOKENS = _selftel.guard("litellm.token_counter")
 _G_CLOSE = _selftel.guard("litellm.stream_close")
+
+
+_EMPTY: dict[str, Any] = {}
+_MODEL_TYPES: dict[type, bool] = {}
+# Keys read from views (here and by LLMCall.record_response/record_usage on flattened objects).
+_READ_KEYS = ("id", "model", "usage", "choices", "finish_reason", "delta", "content", "tool_calls", "message",
+              "system_fingerprint", "service_tier", "prompt_tokens", "completion_tokens", "prompt_tokens_details",
+              "completion_tokens_details", "cache_read_input_tokens", "cache_creation_input_tokens", "input_tokens",
+              "output_tokens", "input_tokens_details", "output_tokens_details")
+
+
+class _FieldView:
+    """``.get(key)`` through :func:`agentpress_otel._text.field`, for shapes :func:`_view` cannot flatten."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def get(self, key: str) -> Any:
+        return _get(self.obj, key)
+
+
+def _view(obj: Any) -> dict[str, Any] | _FieldView:
+    """The fields of a chunk, choice or delta as one mapping, read with ``.get(key)`` (None when absent).
+
+    LiteLLM's stream objects are pydantic models keeping most fields in ``__pydantic_extra__``: reading a
+    dozen keys per chunk one by one through ``field`` cost about 6 µs per chunk; one flattened dict costs
+    a fraction. Anything else (SDK objects with properties, mappings) is read key by key as before.
+    """
+    if obj is None:
+        return _EMPTY
+    t = type(obj)
+    if t is dict:
+        return cast("dict[str, Any]", obj)
+    is_model = _MODEL_TYPES.get(t)
+    if is_model is None:
+        # A pydantic model, none of whose keys we read is a property (those live in neither dict).
+        is_model = _MODEL_TYPES[t] = isinstance(getattr(t, "__pydantic_fields__", None), dict) and not any(
+            isinstance(getattr(t, k, None), property) for k in _READ_KEYS)
+    if is_model:
+        d: dict[str, Any] = obj.__dict__
+        extra: dict[str, Any] | None = obj.__pydantic_extra__
+        return {**d, **extra} if extra else d
+    return _FieldView(obj)
+
+
+def flat(obj: Any) -> Any:
+    """``obj`` as one plain dict when :func:`_view` can flatten it (a new dict or the model's own ``__dict__``:
+    read it, never write to it), else ``obj`` itself. ``usage`` inside is flattened too.
+
+    LLMCall's readers (``record_response``, ``record_usage``) take dicts and objects alike; on a LiteLLM
+    response, a dict spares them pydantic's attribute fallbacks (tens of µs per response).
+    """
+    v = _view(obj)
+    if isinstance(v, _FieldView):
+        return obj
+    usage = v.get("usage")
+    if usage is not None:
+        u = _view(usage)
+        if not isinstance(u, _FieldView):
+            v = {**v, "usage": u}
+    return v
 
 
 class _StreamState:
@@ -58,24 +121,28 @@ class _StreamState:
         self.done = False
 
     def observe(self, chunk: Any) -> None:
+        # Runs for every chunk: each object's fields are read through one view (see _view), not key by key.
         with _G:
-            self.call.chunk()
+            call = self.call
+            call.chunk()
+            v = _view(chunk)
             if self.resp_id is None:  # first chunk only: response-level fields
-                self.resp_id = _get(chunk, "id")
-                self.resp_model = _get(chunk, "model")
-                self.call.record_openai_fields(chunk)
-            usage = _get(chunk, "usage")
-            if usage is not None and self.call.record_usage(usage):
+                self.resp_id = v.get("id")
+                self.resp_model = v.get("model")
+                call.record_openai_fields(chunk)
+            usage = v.get("usage")
+            if usage is not None and call.record_usage(flat(usage)):
                 self.usage_seen = True
-            for c in _get(chunk, "choices") or ():
-                fr = _get(c, "finish_reason")
+            for c in v.get("choices") or ():
+                cv = _view(c)
+                fr = cv.get("finish_reason")
                 if fr:
                     self.finish.append(str(fr))
-                delta = _get(c, "delta")
-                content = _get(delta, "content")
+                delta = _view(cv.get("delta"))
+                content = delta.get("content")
                 if content:
                     self.text.append(content)
-                for tc in _get(delta, "tool_calls") or ():
+                for tc in delta.get("tool_calls") or ():
                     self._tool_delta(tc)
 
     def _tool_delta(self, tc: Any) -> None:

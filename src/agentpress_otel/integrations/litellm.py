@@ -50,6 +50,7 @@ from agentpress_otel.integrations._litellm_stream import (
     _Stream,
     _StreamState,
     _warm_tokenizer_once,
+    flat,
 )
 
 __all__ = ["ESTIMATE_SAMPLE_CHARS", "instrument", "provider_for", "uninstrument"]
@@ -228,7 +229,7 @@ def _wrap_result(call: LLMCall, resp: Any, kwargs: Mapping[str, Any], args: tupl
         if not _get(kwargs.get("stream_options"), "include_usage"):
             _warm_tokenizer_once()  # this stream may end without usage: its estimate needs the tokenizer
         return _Stream(resp, state, is_async=is_async and hasattr(resp, "__anext__"))
-    call.record_response(resp)
+    call.record_response(flat(resp))
     call.end()
     return resp
 
