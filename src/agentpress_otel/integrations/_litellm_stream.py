@@ -133,16 +133,18 @@ class _StreamState:
             usage = v.get("usage")
             if usage is not None and call.record_usage(flat(usage)):
                 self.usage_seen = True
-            for c in v.get("choices") or ():
+            choices = v.get("choices")
+            for c in choices if isinstance(choices, (list, tuple)) else ():  # odd shapes are skipped
                 cv = _view(c)
                 fr = cv.get("finish_reason")
                 if fr:
                     self.finish.append(str(fr))
                 delta = _view(cv.get("delta"))
                 content = delta.get("content")
-                if content:
+                if isinstance(content, str) and content:
                     self.text.append(content)
-                for tc in delta.get("tool_calls") or ():
+                tool_calls = delta.get("tool_calls")
+                for tc in tool_calls if isinstance(tool_calls, (list, tuple)) else ():
                     self._tool_delta(tc)
 
     def _tool_delta(self, tc: Any) -> None:
