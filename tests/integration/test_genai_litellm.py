@@ -622,37 +622,55 @@ PATHS = ("completion", "acompletion", "router.completion", "router.acompletion")
 STOPS = ("exhaust", "close", "break")
 
 
-async def _open_stream(path: str, litellm_mod: Any, server: LLMServer, prompt: str) -> Any:
+def _call_for(path: str, litellm_mod: Any, server: LLMServer, prompt: str) -> tuple[Any, dict[str, Any]]:
     kw = _kw(server, prompt, stream=True)
-    if path.startswith("router."):
-        router = litellm_mod.Router(model_list=[{"model_name": "fast", "litellm_params": {
-            "model": "openai/gpt-5-mini", "api_base": server.base_url, "api_key": "sk-test"}}])
-        kw["model"] = "fast"
-        fn = getattr(router, path.split(".")[1])
-    else:
-        fn = getattr(litellm_mod, path)
-    out = fn(**kw)
-    return await out if path.endswith("acompletion") else out
+    if not path.startswith("router."):
+        return getattr(litellm_mod, path), kw
+    router = litellm_mod.Router(model_list=[{"model_name": "fast", "litellm_params": {
+        "model": "openai/gpt-5-mini", "api_base": server.base_url, "api_key": "sk-test"}}])
+    return getattr(router, path.split(".")[1]), {**kw, "model": "fast"}
 
 
-async def _consume(stream: Any, path: str, stop: str) -> int:
-    """Read the stream as a caller would, stopping as ``stop`` says; returns chunks read."""
+def _check_proxy(stream: Any, litellm_mod: Any) -> None:
+    from agentpress_otel.integrations._litellm_stream import _Stream
+
+    assert type(stream) is _Stream, type(stream)
+    assert isinstance(stream, litellm_mod.CustomStreamWrapper)  # still transparent
+
+
+async def _run_stream(path: str, stop: str, litellm_mod: Any, server: LLMServer) -> int:
+    """Open and read a stream as a caller would, stopping as ``stop`` says, then drop it; returns chunks read.
+
+    Sync paths run in a worker thread, as sync code does in an async app (and LiteLLM 1.75's sync Router,
+    called on a running event loop, loses the context of its nested call: a second, unrelated span)."""
+    fn, kw = _call_for(path, litellm_mod, server, "stream [[words:8]]")
     n = 0
     if path.endswith("acompletion"):
+        stream = await fn(**kw)
+        _check_proxy(stream, litellm_mod)
         async for _ in stream:
             n += 1
             if stop != "exhaust" and n == 2:
                 break
         if stop == "close":
             await stream.aclose()
-    else:
+        del stream
+        return n
+
+    def sync() -> int:
+        nonlocal n
+        stream = fn(**kw)
+        _check_proxy(stream, litellm_mod)
         for _ in stream:
             n += 1
             if stop != "exhaust" and n == 2:
                 break
         if stop == "close":
             stream.close()
-    return n
+        del stream
+        return n
+
+    return await asyncio.to_thread(sync)
 
 
 @pytest.mark.parametrize("stop", STOPS)
@@ -661,17 +679,12 @@ async def test_every_path_gets_the_one_proxy_and_ends_once(kit: Kit, server: LLM
                                                           path: str, stop: str) -> None:
     """completion, acompletion and both Router methods return the same proxy type; exhausting, closing or
     breaking out (then dropping it) ends the span once, marked closed early unless the stream was read to the end."""
-    from agentpress_otel.integrations._litellm_stream import _Stream
-
-    stream = await _open_stream(path, litellm_mod, server, "stream [[words:8]]")
-    assert type(stream) is _Stream, type(stream)
-    assert isinstance(stream, litellm_mod.CustomStreamWrapper)  # still transparent
-    n = await _consume(stream, path, stop)
-    assert n >= 2
-    del stream
+    assert await _run_stream(path, stop, litellm_mod, server) >= 2
     gc.collect()
     gc.collect()  # twice: the finalizer of a dropped proxy may run in the second pass
-    (s,) = _llm_spans(kit)
+    spans = _llm_spans(kit)
+    assert len(spans) == 1, [(x.name, dict(x.attributes or {})) for x in spans]
+    (s,) = spans
     a = dict(s.attributes or {})
     assert s.status.status_code == StatusCode.UNSET
     assert a.get("agentpress.closed_early", False) is (stop != "exhaust"), a
