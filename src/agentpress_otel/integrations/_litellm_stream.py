@@ -69,7 +69,9 @@ def _view(obj: Any) -> dict[str, Any] | _FieldView:
     if is_model:
         d: dict[str, Any] = obj.__dict__
         extra: dict[str, Any] | None = obj.__pydantic_extra__
-        return {**d, **extra} if extra else d
+        if not extra:
+            return d
+        return {**d, **extra} if d else extra
     return _FieldView(obj)
 
 
