@@ -99,6 +99,7 @@ ERROR_TYPES: dict[str, str] = {
     "APIError": "api_error",
 }
 
+_G = _selftel.guard("litellm")
 _lock = threading.Lock()
 _installed = False
 _hook_registered = False
@@ -216,9 +217,6 @@ def _start(kwargs: Mapping[str, Any], args: tuple[Any, ...], router: Any = None)
 _REQ_KEYS = frozenset({"temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens", "frequency_penalty",
                        "presence_penalty", "seed", "reasoning_effort", "stream", "stop", "n", "response_format",
                        "tools"})
-
-
-_G = _selftel.guard("litellm")
 
 
 def _wrap_result(call: LLMCall, resp: Any, kwargs: Mapping[str, Any], args: tuple[Any, ...], is_async: bool) -> Any:
