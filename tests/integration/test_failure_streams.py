@@ -120,9 +120,9 @@ def _empty_bounded_caches() -> None:
     Emptied right before each snapshot, both phases are measured in the same state, while anything a
     call leaks elsewhere still adds up over the 5 x ROUNDS calls of a phase.
     """
-    from agentpress_otel.genai import _spans
+    from agentpress_otel.genai import _usage
 
-    for lru in (_spans.SPANS, _spans.RESPONSES):
+    for lru in (_usage.SPANS, _usage.RESPONSES):
         lru.young.clear()
         lru.old.clear()
 

@@ -614,3 +614,104 @@ def test_tool_definitions_validate_against_the_registry_schema(server: LLMServer
         assert [e.message for e in jsonschema.Draft202012Validator(func).iter_errors(item)] == []
     assert [(t["type"], t["name"]) for t in value] == [("function", "web_search"), ("function", "sb_shell")]
     assert value[0]["parameters"]["required"] == ["q"] and value[0]["description"] == "Search the web"
+
+
+# --- one stream proxy for every path (issue 20)
+
+PATHS = ("completion", "acompletion", "router.completion", "router.acompletion")
+STOPS = ("exhaust", "close", "break")
+
+
+def _call_for(path: str, litellm_mod: Any, server: LLMServer, prompt: str) -> tuple[Any, dict[str, Any]]:
+    kw = _kw(server, prompt, stream=True)
+    if not path.startswith("router."):
+        return getattr(litellm_mod, path), kw
+    router = litellm_mod.Router(model_list=[{"model_name": "fast", "litellm_params": {
+        "model": "openai/gpt-5-mini", "api_base": server.base_url, "api_key": "sk-test"}}])
+    return getattr(router, path.split(".")[1]), {**kw, "model": "fast"}
+
+
+def _check_proxy(stream: Any, litellm_mod: Any) -> None:
+    from agentpress_otel.integrations._litellm_stream import _Stream
+
+    assert type(stream) is _Stream, type(stream)
+    assert isinstance(stream, litellm_mod.CustomStreamWrapper)  # still transparent
+
+
+async def _run_stream(path: str, stop: str, litellm_mod: Any, server: LLMServer) -> int:
+    """Open and read a stream as a caller would, stopping as ``stop`` says, then drop it; returns chunks read.
+
+    Sync paths run in a worker thread, as sync code does in an async app (and LiteLLM 1.75's sync Router,
+    called on a running event loop, loses the context of its nested call: a second, unrelated span)."""
+    fn, kw = _call_for(path, litellm_mod, server, "stream [[words:8]]")
+    n = 0
+    if path.endswith("acompletion"):
+        stream = await fn(**kw)
+        _check_proxy(stream, litellm_mod)
+        async for _ in stream:
+            n += 1
+            if stop != "exhaust" and n == 2:
+                break
+        if stop == "close":
+            await stream.aclose()
+        del stream
+        return n
+
+    def sync() -> int:
+        nonlocal n
+        stream = fn(**kw)
+        _check_proxy(stream, litellm_mod)
+        for _ in stream:
+            n += 1
+            if stop != "exhaust" and n == 2:
+                break
+        if stop == "close":
+            stream.close()
+        del stream
+        return n
+
+    return await asyncio.to_thread(sync)
+
+
+@pytest.mark.parametrize("stop", STOPS)
+@pytest.mark.parametrize("path", PATHS)
+async def test_every_path_gets_the_one_proxy_and_ends_once(kit: Kit, server: LLMServer, litellm_mod: Any,
+                                                          path: str, stop: str) -> None:
+    """completion, acompletion and both Router methods return the same proxy type; exhausting, closing or
+    breaking out (then dropping it) ends the span once, marked closed early unless the stream was read to the end."""
+    assert await _run_stream(path, stop, litellm_mod, server) >= 2
+    gc.collect()
+    gc.collect()  # twice: the finalizer of a dropped proxy may run in the second pass
+    spans = _llm_spans(kit)
+    assert len(spans) == 1, [(x.name, dict(x.attributes or {})) for x in spans]
+    (s,) = spans
+    a = dict(s.attributes or {})
+    assert s.status.status_code == StatusCode.UNSET
+    assert a.get("agentpress.closed_early", False) is (stop != "exhaust"), a
+    assert a["gen_ai.request.model"] == ("fast" if path.startswith("router.") else "gpt-5-mini")
+    assert kit.metric_count("gen_ai.client.operation.duration") == 1
+    if stop == "exhaust":
+        assert a["gen_ai.response.finish_reasons"] == ("stop",)
+        assert a["gen_ai.response.time_to_first_chunk"] > 0
+
+
+def test_odd_chunk_shapes_are_skipped_not_raised(kit: Kit) -> None:
+    """Chunks of unexpected shapes (choices not a list, a non-text content, tool_calls a string) are skipped one
+    field at a time, in strict mode too: the valid fields still land on the span, which ends normally."""
+    from agentpress_otel.genai import LLMCall
+    from agentpress_otel.integrations._litellm_stream import _StreamState
+
+    call = LLMCall(model="gpt-5-mini", provider="openai", stream=True).start()
+    state = _StreamState(call, "gpt-5-mini", None)
+    for chunk in ({"id": "c-1", "model": "gpt-5-mini", "choices": 5},
+                  {"choices": [{"delta": {"content": 3, "tool_calls": "x"}}]},
+                  {"choices": [None, {"delta": None, "finish_reason": "stop"}]},
+                  {"usage": {"prompt_tokens": 7, "completion_tokens": 2}}):
+        state.observe(chunk)
+    state.finish_stream()
+    (s,) = _llm_spans(kit)
+    a = dict(s.attributes or {})
+    assert a["gen_ai.response.id"] == "c-1"
+    assert a["gen_ai.response.finish_reasons"] == ("stop",)
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (7, 2)
+    assert "agentpress.usage.estimated" not in a

@@ -88,3 +88,42 @@ def test_litellm_log_records_carry_no_marker_attribute() -> None:
     assert rec.attributes["attempt"] == 2
     assert "litellm_redacted" not in rec.attributes
     assert not any("object at 0x" in str(v) for v in rec.attributes.values()), dict(rec.attributes)
+
+
+def test_flattened_views_read_what_field_reads() -> None:
+    """One flattened view per LiteLLM object (chunks, choices, deltas, usage, responses) reads the same values as
+    ``field`` key by key, without pydantic's ``__getattr__``, and never changes the object it reads."""
+    litellm = pytest.importorskip("litellm")
+    from agentpress_otel._text import field
+    from agentpress_otel.integrations import _litellm_stream as ls
+
+    async def objects() -> list[Any]:
+        with LLMServer() as srv:
+            out: list[Any] = []
+            for prompt in ("hi [[words:5]]", "[[tool:get_weather]] weather?", "cached [[cached:20]]"):
+                kw = {"model": "openai/gpt-5-mini", "api_base": srv.base_url, "api_key": "sk-test",
+                      "messages": [{"role": "user", "content": prompt}]}
+                out.append(await litellm.acompletion(**kw))
+                resp = await litellm.acompletion(stream=True, stream_options={"include_usage": True}, **kw)
+                out += [c async for c in resp]
+            return out
+
+    objs: list[Any] = []
+    for o in asyncio.run(objects()):
+        _walk(o, objs)
+        for c in getattr(o, "choices", None) or ():
+            _walk(getattr(c, "message", None), objs)
+    kinds = {type(o).__name__ for o in objs}
+    assert {"ModelResponse", "ModelResponseStream", "Delta", "Usage"} <= kinds, kinds
+    before = [repr(o) for o in objs]
+    keys = (*ls._READ_KEYS, "no_such_field")
+    flattened = 0
+    for o in objs:
+        view = ls._view(o)
+        flattened += not isinstance(view, ls._FieldView)
+        assert [view.get(k) for k in keys] == [field(o, k) for k in keys], type(o).__name__
+        f = ls.flat(o)
+        if f is not o:
+            assert f.get("usage") is None or isinstance(f["usage"], dict) or f["usage"] is field(o, "usage")
+    assert flattened == len(objs), "every LiteLLM object here is a plain pydantic model: all flattened"
+    assert [repr(o) for o in objs] == before

@@ -93,7 +93,7 @@ def test_litellm_tokenizer_loads_only_for_a_stream_that_may_need_an_estimate(ser
         "litellm.completion(**kw)\n"
         "chunks = list(litellm.completion(stream=True, stream_options={'include_usage': True}, **kw))\n"
         "assert not warming(), 'tokenizer warm-up started although no estimate can be needed'\n"
-        "import agentpress_otel.integrations.litellm as ap\n"
+        "import agentpress_otel.integrations._litellm_stream as ap\n"
         "assert not ap._warmed\n"
         "chunks = list(litellm.completion(stream=True, **kw))\n"  # may end without usage: warm now
         "assert ap._warmed\n"

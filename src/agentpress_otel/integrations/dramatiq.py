@@ -41,7 +41,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agentpress_otel import _context, _selftel, _stop
 from agentpress_otel._version import __version__
-from agentpress_otel.genai._spans import error_type
+from agentpress_otel.genai import error_type
 
 if TYPE_CHECKING:
     from agentpress_otel._setup import Telemetry

@@ -38,7 +38,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agentpress_otel import _selftel, _stop
 from agentpress_otel._context import ID_ATTRIBUTES, thread_context
-from agentpress_otel.genai._spans import error_type
+from agentpress_otel.genai import error_type
 from agentpress_otel.integrations import runtime
 
 if TYPE_CHECKING:

@@ -9,11 +9,11 @@ closures, default arguments, ``functools.partial``) keep calling the original; m
 * Nested calls (Router -> litellm.acompletion, fallbacks) are skipped while our span is active, and the
   util-genai inference context key is set, so OpenAI/Anthropic SDK instrumentations built on util-genai
   do not add a second LLM span.
-* Streams (sync and async) are returned inside a transparent ``wrapt.ObjectProxy`` that records time to
-  first chunk, per-chunk gaps, finish reasons, usage and (when capturing) the text and tool calls; without
-  a usage chunk, tokens are estimated (:func:`_estimate_tokens`) and ``agentpress.usage.estimated=true``
-  is set. The span ends exactly once: on exhaustion, error, ``close()``/``aclose()``, cancellation, or
-  when the stream is garbage-collected.
+* Streams (sync, async and Router alike) are returned inside one transparent ``wrapt.ObjectProxy``
+  (:class:`_Stream`) that records time to first chunk, per-chunk gaps, finish reasons, usage and (when
+  capturing) the text and tool calls; without a usage chunk, tokens are estimated (:func:`_estimate_tokens`)
+  and ``agentpress.usage.estimated=true`` is set. The span ends exactly once: on exhaustion, error,
+  ``close()``/``aclose()``, cancellation, ``break`` (then garbage collection), or when the stream is freed.
 * The caller's kwargs and LiteLLM's response objects are never modified.
 
 LiteLLM downloads its model price map at import unless ``LITELLM_LOCAL_MODEL_COST_MAP=True``. That
@@ -31,7 +31,6 @@ import importlib.util
 import os
 import sys
 import threading
-import weakref
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
@@ -39,15 +38,22 @@ from urllib.parse import urlparse
 import wrapt
 
 from agentpress_otel import _selftel
-from agentpress_otel.genai._spans import (
+from agentpress_otel._text import field as _get
+from agentpress_otel.genai import (
     LLMCall,
-    _field,
     current_llm_call,
     register_error_mapper,
     register_model_normalizer,
 )
+from agentpress_otel.integrations._litellm_stream import (
+    ESTIMATE_SAMPLE_CHARS,
+    _Stream,
+    _StreamState,
+    _warm_tokenizer_once,
+    flat,
+)
 
-__all__ = ["NAME", "REQUIRES", "instrument", "provider_for", "uninstrument"]
+__all__ = ["ESTIMATE_SAMPLE_CHARS", "NAME", "REQUIRES", "instrument", "provider_for", "uninstrument"]
 
 # LiteLLM provider ids -> gen_ai.provider.name (semconv well-known values where they exist).
 PROVIDER_NAMES: dict[str, str] = {
@@ -93,6 +99,7 @@ ERROR_TYPES: dict[str, str] = {
     "APIError": "api_error",
 }
 
+_G = _selftel.guard("litellm")
 _lock = threading.Lock()
 _installed = False
 _hook_registered = False
@@ -100,12 +107,7 @@ _enabled = False
 _patched_modules: list[tuple[Any, str, Any]] = []  # (module, attr, original)
 _router_had_own: dict[str, Any] = {}
 _provider_cache: dict[str, tuple[str, str]] = {}
-_warmed = False
 
-#: Usage estimates count at most this many characters per text with the tokenizer (0.5-2 ms; a 100k-token
-#: history took 15-27 ms) and extrapolate the rest by the sample's tokens per character: the estimate runs
-#: on the event loop when a stream ends.
-ESTIMATE_SAMPLE_CHARS = 8_000
 
 
 def _litellm_error_type(exc: BaseException) -> str | None:
@@ -138,7 +140,7 @@ def provider_for(model: str, custom_llm_provider: str | None = None) -> tuple[st
         import litellm
 
         bare, prov, _, _ = litellm.get_llm_provider(model=model, custom_llm_provider=custom_llm_provider)
-    except Exception:
+    except Exception:  # noqa: BLE001 - LiteLLM raises its own errors for unknown models: split the prefix
         if "/" in model:
             prov, bare = model.split("/", 1)
     result = (PROVIDER_NAMES.get(prov, prov or "unknown"), bare or model)
@@ -160,14 +162,12 @@ def _bare_model(model: str) -> str | None:
 
 def _router_model(router: Any, model: str) -> str:
     """Router model-group name -> the LiteLLM model of its first deployment (for provider mapping)."""
-    try:
-        for dep in getattr(router, "model_list", None) or []:
-            if dep.get("model_name") == model:
-                m = (dep.get("litellm_params") or {}).get("model")
-                if isinstance(m, str) and m != "*":
-                    return m
-    except Exception:  # noqa: S110 - best effort; fall back to the given name
-        pass
+    model_list = getattr(router, "model_list", None)
+    for dep in model_list if isinstance(model_list, list) else ():
+        if _get(dep, "model_name") == model:
+            m = _get(_get(dep, "litellm_params"), "model")
+            if isinstance(m, str) and m != "*":
+                return m
     return model
 
 
@@ -211,8 +211,7 @@ def _start(kwargs: Mapping[str, Any], args: tuple[Any, ...], router: Any = None)
     call = LLMCall(model=req_model, provider=provider, server_address=server, server_port=port, **params)
     if lookup != model:
         call.set_attribute("agentpress.llm.deployment_model", bare)
-    call._start()
-    return call
+    return call.start()
 
 
 _REQ_KEYS = frozenset({"temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens", "frequency_penalty",
@@ -220,354 +219,66 @@ _REQ_KEYS = frozenset({"temperature", "top_p", "top_k", "max_tokens", "max_compl
                        "tools"})
 
 
-#: Reads a field of a dict, an SDK object or a (pydantic) LiteLLM response; None when absent.
-_get = _field
-
-
-def _absorb_usage(call: LLMCall, usage: Any) -> bool:
-    return call.record_usage(usage)
-
-
-def _absorb_response(call: LLMCall, resp: Any) -> None:
-    call.record_response(resp)
-
-
-# ------------------------------------------------------------------------------------------ streams
-
-class _StreamState:
-    """Per-stream accumulation; owned by the proxy, ended by it or by the GC finalizer."""
-
-    __slots__ = (
-        "__weakref__",
-        "call",
-        "done",
-        "finish",
-        "messages",
-        "model",
-        "resp_id",
-        "resp_model",
-        "text",
-        "tools",
-        "usage_seen",
-    )
-
-    def __init__(self, call: LLMCall, model: str, messages: Any) -> None:
-        self.call = call
-        self.model = model
-        self.messages = messages
-        self.usage_seen = False
-        self.text: list[str] = []
-        self.tools: dict[int, list[Any]] = {}  # index -> [id, name, argument fragments]
-        self.finish: list[str] = []
-        self.resp_id: str | None = None
-        self.resp_model: str | None = None
-        self.done = False
-
-    def observe(self, chunk: Any) -> None:
-        try:
-            self.call.chunk()
-            if self.resp_id is None:  # first chunk only: response-level fields
-                self.resp_id = _get(chunk, "id")
-                self.resp_model = _get(chunk, "model")
-                self.call.record_openai_fields(chunk)
-            if _absorb_usage(self.call, _get(chunk, "usage")):
-                self.usage_seen = True
-            for c in _get(chunk, "choices") or ():
-                fr = _get(c, "finish_reason")
-                if fr:
-                    self.finish.append(str(fr))
-                delta = _get(c, "delta")
-                content = _get(delta, "content")
-                if content:
-                    self.text.append(content)
-                for tc in _get(delta, "tool_calls") or ():
-                    self._tool_delta(tc)
-        except Exception as exc:
-            _selftel.record_error("litellm", exc)
-
-    def _tool_delta(self, tc: Any) -> None:
-        # OpenAI-style deltas: the first for an index has id and name, the rest argument fragments.
-        idx = _get(tc, "index")
-        tc_id = _get(tc, "id")
-        if not isinstance(idx, int):
-            idx = len(self.tools) if tc_id or not self.tools else max(self.tools)
-        entry = self.tools.get(idx)
-        if entry is None:
-            entry = self.tools[idx] = [None, None, []]
-        fn = _get(tc, "function")
-        name, args = _get(fn, "name"), _get(fn, "arguments")
-        if tc_id and not entry[0]:
-            entry[0] = str(tc_id)
-        if name and not entry[1]:
-            entry[1] = str(name)
-        if args:
-            entry[2].append(str(args))
-
-    def _tool_calls(self) -> list[dict[str, Any]]:
-        return [{"id": e[0], "type": "function", "function": {"name": e[1], "arguments": "".join(e[2])}}
-                for _, e in sorted(self.tools.items())]
-
-    def finish_stream(self, exc: BaseException | None = None, *, closed_early: bool = False) -> None:
-        if self.done:
-            return
-        self.done = True
-        call = self.call
-        try:
-            call.set_response(model=self.resp_model, id=self.resp_id, finish_reasons=self.finish or None)
-            if closed_early:
-                call.set_attribute("agentpress.closed_early", True)
-            if not self.usage_seen:
-                self._estimate()
-            if call.capture and (self.text or self.tools):
-                msg: dict[str, Any] = {"role": "assistant", "content": "".join(self.text) or None}
-                if self.tools:  # tool_call parts, as for a non-streamed response
-                    msg["tool_calls"] = self._tool_calls()
-                call.set_output_messages([msg], finish_reasons=self.finish or None)
-        except Exception as e:
-            _selftel.record_error("litellm", e)
-        finally:
-            # Nothing needs the request history or the streamed text any more; the proxy may live on.
-            self.messages = None
-            self.text = []
-            self.tools = {}
-        call.end(exc)
-
-    def _estimate(self) -> None:
-        try:
-            import litellm
-
-            out = "".join(self.text) + "".join(
-                f"{e[1] or ''}{''.join(e[2])}" for e in self.tools.values())
-            pt = _estimate_tokens(litellm, self.model, messages=self.messages or [])
-            ct = _estimate_tokens(litellm, self.model, text=out) if out else 0
-            self.call.set_usage(input_tokens=pt, output_tokens=ct, estimated=True)
-        except Exception as exc:
-            _selftel.record_error("litellm.token_counter", exc)
-
-
-def _estimate_tokens(litellm: Any, model: str, *, text: str | None = None, messages: Any = None) -> int:
-    """``litellm.token_counter``, exact up to :data:`ESTIMATE_SAMPLE_CHARS`, extrapolated beyond.
-
-    Past the limit, ``ESTIMATE_SAMPLE_CHARS`` characters taken in 8 slices spread over the whole text are
-    counted and scaled by total length (so the tokens-per-character of the mix of system prompt, code,
-    prose or CJK text is kept); for messages, 3 tokens per message plus 3 are added, as OpenAI's chat
-    format does. Approximate either way: such spans carry ``agentpress.usage.estimated=true``.
-    """
-    if messages is not None:
-        pieces = _message_texts(messages)
-        total = sum(len(p) for p in pieces)
-        if total <= ESTIMATE_SAMPLE_CHARS:
-            return int(litellm.token_counter(model=model, messages=messages))
-        text = "".join(pieces)
-        overhead = 3 * len(messages) + 3
-    else:
-        text = text or ""
-        overhead = 0
-    if len(text) <= ESTIMATE_SAMPLE_CHARS:
-        return int(litellm.token_counter(model=model, text=text)) + overhead
-    k = 8
-    width = ESTIMATE_SAMPLE_CHARS // k
-    step = (len(text) - width) / (k - 1)
-    sample = "".join(text[int(i * step):int(i * step) + width] for i in range(k))
-    n = int(litellm.token_counter(model=model, text=sample))
-    return round(n * len(text) / len(sample)) + overhead
-
-
-def _message_texts(messages: Any) -> list[str]:
-    """The text in OpenAI-style messages (string contents, text parts, tool-call names and arguments)."""
-    out: list[str] = []
-    for m in messages if isinstance(messages, (list, tuple)) else [messages]:
-        content = _get(m, "content")
-        if isinstance(content, str):
-            out.append(content)
-        elif isinstance(content, (list, tuple)):
-            for part in content:
-                t = _get(part, "text")
-                if isinstance(t, str):
-                    out.append(t)
-        for tc in _get(m, "tool_calls") or ():
-            fn = _get(tc, "function")
-            for v in (_get(fn, "name"), _get(fn, "arguments")):
-                if isinstance(v, str):
-                    out.append(v)
-    return out
-
-
-def _finalize(state: _StreamState, wrapped: Any = None) -> None:
-    # Runs when an abandoned stream's proxy is freed: end the span, never raise.
-    if not state.done:
-        state.finish_stream(closed_early=True)
-    if wrapped is not None:
-        # A dropped sync stream is closed here, normally in the thread that let go of it (refcounting).
-        # Left to the cyclic GC, the provider's response generator is finalized in whatever thread runs the
-        # collection; if that thread is inside httpcore's connection pool it deadlocks on the pool's
-        # non-reentrant lock (encode/httpcore#990). Closing early returns the connection to the pool.
-        try:
-            close = getattr(wrapped, "close", None)
-            if callable(close):
-                close()
-        except Exception as exc:
-            _selftel.record_error("litellm.stream_close", exc)
-
-
-class _SyncStream(wrapt.ObjectProxy):  # type: ignore[type-arg]
-    """Transparent proxy over a LiteLLM sync stream (``CustomStreamWrapper``)."""
-
-    def __init__(self, wrapped: Any, state: _StreamState) -> None:
-        super().__init__(wrapped)
-        self._self_state = state
-        self._self_fin = weakref.finalize(self, _finalize, state, wrapped)
-        self._self_it: Any = None
-
-    def __iter__(self) -> _SyncStream:
-        return self
-
-    def __next__(self) -> Any:
-        st = self._self_state
-        try:
-            if self._self_it is None:
-                self._self_it = iter(self.__wrapped__)
-            chunk = next(self._self_it)
-        except StopIteration:
-            st.finish_stream()
-            self._self_fin.detach()
-            raise
-        except BaseException as exc:
-            st.finish_stream(exc)
-            self._self_fin.detach()
-            raise
-        st.observe(chunk)
-        return chunk
-
-    def close(self) -> None:
-        st = self._self_state
-        try:
-            fn = getattr(self.__wrapped__, "close", None)
-            if callable(fn):
-                fn()
-        finally:
-            st.finish_stream(closed_early=not st.done)
-            self._self_fin.detach()
-
-    def __enter__(self) -> _SyncStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _AsyncStream(wrapt.ObjectProxy):  # type: ignore[type-arg]
-    """Transparent proxy over a LiteLLM async stream."""
-
-    def __init__(self, wrapped: Any, state: _StreamState) -> None:
-        super().__init__(wrapped)
-        self._self_state = state
-        self._self_fin = weakref.finalize(self, _finalize, state)
-        self._self_it: Any = None
-
-    def __aiter__(self) -> _AsyncStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        st = self._self_state
-        try:
-            if self._self_it is None:
-                self._self_it = self.__wrapped__.__aiter__()
-            chunk = await self._self_it.__anext__()
-        except StopAsyncIteration:
-            st.finish_stream()
-            self._self_fin.detach()
-            raise
-        except BaseException as exc:  # includes CancelledError
-            st.finish_stream(exc)
-            self._self_fin.detach()
-            raise
-        st.observe(chunk)
-        return chunk
-
-    async def aclose(self) -> None:
-        st = self._self_state
-        try:
-            fn = getattr(self.__wrapped__, "aclose", None)
-            if callable(fn):
-                await fn()
-        finally:
-            st.finish_stream(closed_early=not st.done)
-            self._self_fin.detach()
-
-    async def __aenter__(self) -> _AsyncStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-def _is_stream(resp: Any) -> bool:
-    return (hasattr(resp, "__next__") or hasattr(resp, "__anext__")) and not hasattr(resp, "choices")
-
-
 def _wrap_result(call: LLMCall, resp: Any, kwargs: Mapping[str, Any], args: tuple[Any, ...], is_async: bool) -> Any:
-    if kwargs.get("stream") and _is_stream(resp):
+    if kwargs.get("stream") and (hasattr(resp, "__next__") or hasattr(resp, "__anext__")) \
+            and not hasattr(resp, "choices"):
         messages = kwargs.get("messages", args[1] if len(args) > 1 else None)
         state = _StreamState(call, str(kwargs.get("model") or (args[0] if args else "")), messages)
         if not _get(kwargs.get("stream_options"), "include_usage"):
             _warm_tokenizer_once()  # this stream may end without usage: its estimate needs the tokenizer
-        if is_async and hasattr(resp, "__anext__"):
-            return _AsyncStream(resp, state)
-        return _SyncStream(resp, state)
-    _absorb_response(call, resp)
+        return _Stream(resp, state, is_async=is_async and hasattr(resp, "__anext__"))
+    call.record_response(flat(resp))
     call.end()
     return resp
 
 
 # ----------------------------------------------------------------------------------------- wrappers
 
-def _sync_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _open(instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> LLMCall | None:
+    """The started span for this call, or None when it is not ours to trace (disabled, nested, or a bug)."""
     if not _enabled or current_llm_call() is not None:
+        return None
+    with _G:
+        return _start(kwargs, args, router=instance)
+    return None
+
+
+def _close(call: LLMCall, resp: Any, kwargs: Mapping[str, Any], args: tuple[Any, ...], is_async: bool) -> Any:
+    """The caller's result: a stream comes back inside :class:`_Stream`, anything else as is (span ended)."""
+    with _G:
+        return _wrap_result(call, resp, kwargs, args, is_async)
+    call.end()
+    return resp
+
+
+def _sync_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    call = _open(instance, args, kwargs)
+    if call is None:
         return wrapped(*args, **kwargs)
-    try:
-        call = _start(kwargs, args, router=instance)
-    except Exception as exc:
-        _selftel.record_error("litellm", exc)
-        return wrapped(*args, **kwargs)
-    tok = call._activate()
+    tok = call.activate()
     try:
         resp = wrapped(*args, **kwargs)
     except BaseException as exc:
-        call._deactivate(tok)
+        call.deactivate(tok)
         call.end(exc)
         raise
-    call._deactivate(tok)
-    try:
-        return _wrap_result(call, resp, kwargs, args, is_async=False)
-    except Exception as exc:
-        _selftel.record_error("litellm", exc)
-        call.end()
-        return resp
+    call.deactivate(tok)
+    return _close(call, resp, kwargs, args, is_async=False)
 
 
 async def _async_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    if not _enabled or current_llm_call() is not None:
+    call = _open(instance, args, kwargs)
+    if call is None:
         return await wrapped(*args, **kwargs)
-    try:
-        call = _start(kwargs, args, router=instance)
-    except Exception as exc:
-        _selftel.record_error("litellm", exc)
-        return await wrapped(*args, **kwargs)
-    tok = call._activate()
+    tok = call.activate()
     try:
         resp = await wrapped(*args, **kwargs)
     except BaseException as exc:
-        call._deactivate(tok)
+        call.deactivate(tok)
         call.end(exc)
         raise
-    call._deactivate(tok)
-    try:
-        return _wrap_result(call, resp, kwargs, args, is_async=True)
-    except Exception as exc:
-        _selftel.record_error("litellm", exc)
-        call.end()
-        return resp
+    call.deactivate(tok)
+    return _close(call, resp, kwargs, args, is_async=True)
 
 
 def _async_entry(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -585,56 +296,35 @@ def _patch(litellm: Any) -> None:
         orig_c, orig_a = litellm.completion, litellm.acompletion
         wrapt.wrap_function_wrapper(litellm, "completion", _sync_wrapper)
         wrapt.wrap_function_wrapper(litellm, "acompletion", _async_entry)
-        try:
+        with _G:
             from litellm.router import Router
 
             for name, fn in (("completion", _sync_wrapper), ("acompletion", _async_entry)):
                 _router_had_own[name] = Router.__dict__.get(name)
                 wrapt.wrap_function_wrapper(Router, name, fn)
-        except Exception as exc:
-            _selftel.record_error("litellm", exc)
-        # Modules that copied the functions with "from litellm import acompletion" before we patched.
-        new = {id(orig_c): litellm.completion, id(orig_a): litellm.acompletion}
-        for mod in list(sys.modules.values()):
-            if mod is None or mod is litellm or getattr(mod, "__name__", "").startswith(("litellm", "agentpress_otel")):
-                continue
-            for attr in ("completion", "acompletion"):
-                try:
-                    cur = mod.__dict__.get(attr)
-                except Exception:  # noqa: S112 - exotic module objects
-                    continue
-                if cur is not None and id(cur) in new and (cur is orig_c or cur is orig_a):
-                    _patched_modules.append((mod, attr, cur))
-                    setattr(mod, attr, new[id(cur)])
+        _patch_copies(litellm, {orig_c: litellm.completion, orig_a: litellm.acompletion})
         register_error_mapper(_litellm_error_type)
         register_model_normalizer(_bare_model)
         _installed = True
 
 
-def _warm_tokenizer_once() -> None:
-    """Load LiteLLM's tokenizer (0.3-0.7 s of CPU, disk reads) on a background thread, once per process,
-    when the first stream that may need a usage estimate starts: its chunks take a while to arrive, and
-    the estimate at its end then runs warm. Apps that never stream without ``include_usage`` never load
-    it, and ``instrument()`` and the first calls pay nothing for it."""
-    global _warmed
-    if _warmed:
-        return
-    _warmed = True
-    threading.Thread(target=_warm_tokenizer, name="agentpress-otel-tokenizer", daemon=True).start()
-
-
-def _warm_tokenizer() -> None:
-    try:
-        import litellm
-
-        litellm.token_counter(model="gpt-4o", text="warm up")
-    except Exception as exc:
-        _selftel.record_error("litellm.token_counter", exc)
+def _patch_copies(litellm: Any, new: dict[Any, Any]) -> None:
+    """Modules that copied the functions with ``from litellm import acompletion`` before we patched."""
+    for mod in list(sys.modules.values()):
+        if mod is None or mod is litellm or getattr(mod, "__name__", "").startswith(("litellm", "agentpress_otel")):
+            continue
+        d = getattr(mod, "__dict__", None)  # exotic module objects may have none
+        if not isinstance(d, dict):
+            continue
+        for attr in ("completion", "acompletion"):
+            cur = d.get(attr)
+            if cur is not None and any(cur is orig for orig in new):
+                _patched_modules.append((mod, attr, cur))
+                setattr(mod, attr, new[cur])
 
 
 NAME = "litellm"
 REQUIRES: str | None = "litellm"
-_G_LITELLM = _selftel.guard("litellm")
 
 
 def instrument(telemetry: object = None) -> None:
@@ -663,7 +353,7 @@ def instrument(telemetry: object = None) -> None:
 
 def _on_import(module: Any) -> None:
     if _enabled:
-        with _G_LITELLM:
+        with _G:
             _patch(module)
 
 
@@ -685,7 +375,7 @@ def uninstrument() -> None:
                 cur = getattr(litellm, name, None)
                 if isinstance(cur, wrapt.FunctionWrapper):
                     setattr(litellm, name, cur.__wrapped__)
-            with _G_LITELLM:
+            with _G:
                 from litellm.router import Router
 
                 for name, own in _router_had_own.items():
@@ -698,7 +388,7 @@ def uninstrument() -> None:
                     else:
                         setattr(Router, name, own)
         for mod, attr, orig in _patched_modules:
-            with _G_LITELLM:
+            with _G:
                 setattr(mod, attr, orig)
         _patched_modules.clear()
         _router_had_own.clear()

@@ -1,0 +1,147 @@
+"""What our LiteLLM wrapper itself costs per call, without LiteLLM's own work or the network around it.
+
+``bench_litellm_peers.py`` measures whole ``litellm.acompletion`` calls; on a shared 2-core machine their
+CPU moves by ±1 ms between blocks, more than the 100-300 µs this integration adds. This benchmark isolates
+that share: real LiteLLM responses (one non-streamed ``ModelResponse``, one stream of
+``ModelResponseStream`` chunks with a usage chunk) are captured once from the loopback LLM server, then
+replayed through the integration's real wrapper (span, context, usage, cost, metrics) in place of the
+provider call. The baseline is the same replay without the wrapper.
+
+Per call: process CPU (all threads; each block ends with ``force_flush``, so span export over OTLP/HTTP and the
+metric drain are included; the loopback receiver only reads and drops the requests, so it costs next to
+nothing), paired per round against the bare replay, medians and ranges over ``ROUNDS`` interleaved rounds.
+Run: ``.venv/bin/python benchmarks/bench_litellm_wrapper.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # test-only helpers (harness.*)
+from _common import report  # noqa: E402
+from agentpress_otel._harness.llm_server import LLMServer  # noqa: E402
+from harness.null_http import NullHTTP  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_WRAPPER_ROUNDS", "7"))
+CALLS = int(os.environ.get("BENCH_WRAPPER_CALLS", "400"))
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful agent that answers briefly. " * 6},
+    {"role": "user", "content": "Find the docs for span processors and summarise them in two lines. [[words:12]]"},
+]
+
+Call = Callable[[], Coroutine[Any, Any, None]]
+
+
+async def _capture(litellm: Any, base_url: str) -> tuple[Any, list[Any]]:
+    """One real non-streamed response and one real stream's chunks, from LiteLLM against the loopback server."""
+    kw = {"model": "openai/gpt-5-mini", "api_base": base_url, "api_key": "sk-bench", "messages": MESSAGES}
+    resp = await litellm.acompletion(**kw)
+    stream = await litellm.acompletion(stream=True, stream_options={"include_usage": True}, **kw)
+    chunks = [c async for c in stream]
+    return resp, chunks
+
+
+def _calls(resp: Any, chunks: list[Any], base_url: str) -> dict[tuple[str, bool], Call]:
+    """(variant, streaming) -> one call: the bare replay, or the replay through our wrapper."""
+    from agentpress_otel.integrations import litellm as ap_litellm
+
+    kw = {"model": "openai/gpt-5-mini", "api_base": base_url, "api_key": "sk-bench", "messages": MESSAGES}
+    skw = {**kw, "stream": True, "stream_options": {"include_usage": True}}
+
+    async def plain(**_: Any) -> Any:
+        return resp
+
+    async def agen() -> AsyncIterator[Any]:
+        for c in chunks:
+            yield c
+
+    async def streamed(**_: Any) -> Any:
+        return agen()
+
+    async def bare_plain() -> None:
+        await plain(**kw)
+
+    async def bare_stream() -> None:
+        async for _ in await streamed(**skw):
+            pass
+
+    async def ours_plain() -> None:
+        await ap_litellm._async_wrapper(plain, None, (), kw)
+
+    async def ours_stream() -> None:
+        async for _ in await ap_litellm._async_wrapper(streamed, None, (), skw):
+            pass
+
+    return {("bare", False): bare_plain, ("bare", True): bare_stream,
+            ("ours", False): ours_plain, ("ours", True): ours_stream}
+
+
+async def _block(fn: Call, flush: Callable[[], Any]) -> float:
+    flush()
+    c0 = time.process_time()
+    for _ in range(CALLS):
+        await fn()
+    flush()
+    return (time.process_time() - c0) / CALLS * 1e6
+
+
+async def main() -> None:
+    import agentpress_otel
+
+    with LLMServer() as llm:
+        sink = ThreadingHTTPServer(("127.0.0.1", 0), NullHTTP)
+        threading.Thread(target=sink.serve_forever, daemon=True).start()
+        try:
+            tel = agentpress_otel.instrument(service_name="bench-litellm-wrapper",
+                                             endpoint=f"http://127.0.0.1:{sink.server_address[1]}",
+                                             protocol="http/protobuf", integrations=["litellm"])
+            import litellm
+
+            litellm.suppress_debug_info = True
+            resp, chunks = await _capture(litellm, llm.base_url)
+            calls = _calls(resp, chunks, llm.base_url)
+
+            def flush() -> None:
+                tel.force_flush(10)
+
+            for fn in calls.values():  # warm-up: caches, metric streams, exporter connection
+                for _ in range(50):
+                    await fn()
+            deltas: dict[bool, list[float]] = {False: [], True: []}
+            bases: dict[bool, list[float]] = {False: [], True: []}
+            for rnd in range(ROUNDS):
+                for stream in (False, True):
+                    order = ["bare", "ours"] if rnd % 2 == 0 else ["ours", "bare"]
+                    got = {v: await _block(calls[(v, stream)], flush) for v in order}
+                    bases[stream].append(got["bare"])
+                    deltas[stream].append(got["ours"] - got["bare"])
+            tel.shutdown()
+        finally:
+            sink.shutdown()
+    rows = []
+    for stream, goal in ((False, "<= 150 us"), (True, "<= 150 us")):
+        d, b = deltas[stream], statistics.median(bases[stream])
+        med = statistics.median(d)
+        label = f"streaming ({len(chunks)} chunks)" if stream else "non-streaming"
+        rows.append({"name": f"LiteLLM wrapper CPU, {label}: +us vs bare replay", "value": med, "unit": "us",
+                     "baseline": b, "ratio": (b + med) / b, "goal": goal, "range": [min(d), max(d)]})
+        print(f"{label:28} +{med:.0f} us per call (range {min(d):+.0f}..{max(d):+.0f}; bare replay {b:.0f} us)")
+    report("litellm_wrapper", rows, details={"rounds": ROUNDS, "calls_per_block": CALLS, "deltas_us": deltas,
+                                             "bare_us": bases, "chunks": len(chunks)})
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
