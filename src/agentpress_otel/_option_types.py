@@ -98,6 +98,23 @@ def parse_list(raw: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in raw.split(",") if p.strip())
 
 
+def parse_module_pairs(raw: str) -> tuple[tuple[str, str], ...]:
+    """``"a.tm,a.rp;b.tm,b.rp"`` -> ``(("a.tm", "a.rp"), ("b.tm", "b.rp"))``: AgentPress module layouts.
+
+    Example: ``parse_module_pairs("pkg.thread_manager,pkg.response_processor")``
+    """
+    out: list[tuple[str, str]] = []
+    for part in raw.split(";"):
+        if not part.strip():
+            continue
+        names = [n.strip() for n in part.split(",")]
+        if len(names) != 2 or not all(names):
+            raise ValueError(f"expected 'thread_manager_module,response_processor_module' pairs separated by ';', "
+                             f"got {part!r}")
+        out.append((names[0], names[1]))
+    return tuple(out)
+
+
 def parse_level(level: str | int) -> int:
     """``"info"``/``"INFO"``/``"20"``/``20`` -> 20; also ``WARN``, ``FATAL`` and ``TRACE`` (5).
 

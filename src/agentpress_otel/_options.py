@@ -52,6 +52,7 @@ from agentpress_otel._option_types import (
     parse_int,
     parse_kv,
     parse_list,
+    parse_module_pairs,
     resolve,
 )
 
@@ -188,6 +189,10 @@ OPTIONS: tuple[Option, ...] = (
            "of CPU instead of 0.3–0.5 s. `Config.integrations` is this list minus `disabled_integrations`.",
            _INT, arg_type="Sequence[str] | None", validate=_names, resolver=_integration_list,
            default_doc="all: `" + ",".join(INTEGRATIONS) + "`"),
+    Option("agentpress_modules", "tuple[tuple[str, str], ...]", (), parse_module_pairs,
+           "`thread_manager_module,response_processor_module` pairs separated by `;` that replace the three "
+           "AgentPress layouts tried by default, for a fork with other module paths (docs/agentpress.md).", _INT,
+           default_doc="the three AgentPress layouts"),
     Option("runtime_interval_s", "float", 15.0, parse_float, "Sampling interval of process/event-loop metrics.",
            _INT, arg_type="float | None", validate=_positive),
     # Context propagation and trust

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agentpress_otel
+from agentpress_otel._config import load_config
 from agentpress_otel.integrations import agentpress as ap_integ
 from agentpress_otel.integrations import logging as log_integ
 
@@ -221,12 +222,17 @@ def test_structlog_debug_is_exported_not_printed(monkeypatch: pytest.MonkeyPatch
 # ---------------------------------------------------------------------------------------- agentpress
 
 def test_layouts_default_and_override() -> None:
-    """The AgentPress module layouts default to the known ones and can be overridden by the environment variable."""
+    """The AgentPress module layouts default to the known ones and can be overridden by the environment variable;
+    a malformed value is reported by the config (with the variable's name) and the known layouts stay in use."""
+    var = "AGENTPRESS_OTEL_AGENTPRESS_MODULES"
     assert ap_integ.layouts({}) == ap_integ.LAYOUTS
     assert ap_integ.LAYOUTS[0] == ("agentpress.thread_manager", "agentpress.response_processor")
-    assert ap_integ.layouts({ap_integ.ENV_MODULES: "a.tm,a.rp;b.tm,b.rp"}) == (("a.tm", "a.rp"), ("b.tm", "b.rp"))
-    with pytest.raises(ValueError, match="pairs"):
-        ap_integ.layouts({ap_integ.ENV_MODULES: "only_one"})
+    assert ap_integ.layouts({var: "a.tm,a.rp;b.tm,b.rp"}) == (("a.tm", "a.rp"), ("b.tm", "b.rp"))
+    assert ap_integ.layouts({var: "only_one"}) == ap_integ.LAYOUTS
+    cfg = load_config({}, env={var: "only_one"})
+    assert cfg.agentpress_modules == ()
+    assert any(var in w and "pairs" in w for w in cfg.config_warnings), cfg.config_warnings
+    assert load_config({}, env={var: "a.tm,a.rp"}).sources["agentpress_modules"] == var
 
 
 def test_core_layout_is_hooked_lazily_and_undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,6 +39,7 @@ import wrapt
 from opentelemetry import trace
 
 from agentpress_otel import _context, _selftel
+from agentpress_otel._options import env_value
 from agentpress_otel.integrations._registry import Skip
 
 if TYPE_CHECKING:
@@ -56,7 +57,6 @@ LAYOUTS: tuple[tuple[str, str], ...] = (
     ("core.agentpress.thread_manager", "core.agentpress.response_processor"),
     ("core.agentpress.thread_manager.manager", "core.agentpress.response_processor"),
 )
-ENV_MODULES = "AGENTPRESS_OTEL_AGENTPRESS_MODULES"
 AGENT_NAME = "agentpress"
 # Telemetry never stands between AgentPress and its own call: a failure here is counted, the call goes on.
 _G = _selftel.guard("agentpress")
@@ -69,21 +69,14 @@ _bind_original: Any = None
 
 
 def layouts(env: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
-    """The (thread manager, response processor) module pairs to hook: the variable's, else :data:`LAYOUTS`.
+    """The (thread manager, response processor) module pairs to hook: ``AGENTPRESS_OTEL_AGENTPRESS_MODULES``'s
+    (the options table's ``agentpress_modules``; a malformed value is warned about by ``instrument()`` and
+    ignored), else :data:`LAYOUTS`.
 
     Example: ``layouts({"AGENTPRESS_OTEL_AGENTPRESS_MODULES": "a.tm,a.rp"}) == (("a.tm", "a.rp"),)``
     """
-    raw = (os.environ if env is None else env).get(ENV_MODULES, "").strip()
-    if not raw:
-        return LAYOUTS
-    out: list[tuple[str, str]] = []
-    for part in raw.split(";"):
-        names = [n.strip() for n in part.split(",")]
-        if len(names) != 2 or not all(names):
-            raise ValueError(f"{ENV_MODULES}: expected 'thread_manager_module,response_processor_module' pairs "
-                             f"separated by ';', got {part!r}")
-        out.append((names[0], names[1]))
-    return tuple(out)
+    pairs: tuple[tuple[str, str], ...] = env_value("agentpress_modules", env)
+    return pairs or LAYOUTS
 
 
 def _importable(module: str) -> bool:
