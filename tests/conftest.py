@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -84,6 +85,7 @@ def _restore_global_state() -> Iterator[None]:
     is put back, not cleared, so such fixtures keep working in any test order.
     """
     _selftel.reset()
+    _selftel.take_strict_failures()  # a straggler thread of an earlier test: not this test's
     sdk = _sdk_globals()
     genai_state = _state.STATE
     prices = dict(prices_mod._prices)
@@ -111,6 +113,11 @@ def _restore_global_state() -> Iterator[None]:
     root.setLevel(root_level)
     _selftel.reset()
     _selftel.set_strict(True)
+    failures = _selftel.take_strict_failures()
+    if failures:
+        exc = failures[0]
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        pytest.fail(f"telemetry code raised on a background thread during this test:\n{trace}")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -265,8 +265,10 @@ def extract(carrier: Mapping[str, Any] | None) -> Iterator[dict[str, str]]:
     """
     tokens: tuple[object, contextvars.Token[dict[str, str] | None]] | None = None
     ids: dict[str, str] = {}
-    with _G:  # a carrier that is not a mapping of strings: no remote context, the code still runs
-        ctx = _propagator().extract(dict(carrier or {}))
+    if not isinstance(carrier, Mapping):  # None, or not a carrier at all: no remote context, the code still runs
+        carrier = {}
+    with _G:
+        ctx = _propagator().extract(dict(carrier))
         ids = _ids_from_baggage(ctx)
         outer = _IDS.get() or {}
         merged = {**outer, **ids}

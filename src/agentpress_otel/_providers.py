@@ -68,6 +68,10 @@ def host_arch(machine: str | None = None) -> str:
     return _HOST_ARCH.get(m, m)
 
 
+_G_CREATION = _selftel.guard("resource.creation_time")
+_G_SEMCONV = _selftel.guard("semconv.opt_in")
+
+
 def creation_time() -> dict[str, str]:
     """``process.creation.time`` (ISO 8601) of this process, from psutil; empty if it cannot be read.
 
@@ -79,11 +83,10 @@ def creation_time() -> dict[str, str]:
         import psutil
     except ImportError:  # psutil is optional: the resource just lacks this attribute
         return {}
-    try:
+    with _G_CREATION:  # /proc unreadable in a locked-down container, a bogus start time: no attribute
         t = psutil.Process().create_time()
-    except (OSError, psutil.Error):  # /proc unreadable in a locked-down container
-        return {}
-    return {"process.creation.time": datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat()}
+        return {"process.creation.time": datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat()}
+    return {}
 
 
 def build_resource(cfg: Config) -> Resource:
@@ -301,10 +304,10 @@ def opt_in_stable_conventions() -> None:
     added = [d for d in STABLE_DOMAINS if not any(p == d or p.startswith(d + "/") for p in parts)]
     if added:
         os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = ",".join([*parts, *added])
-    try:
+    with _G_SEMCONV:
         # An instrumentation the app enabled before instrument() (FastAPIInstrumentor...) may already have
         # frozen the process-wide modes on the defaults. Those keep what they read; the ones we instrument
-        # next must see the stable modes. Private upstream API: if it moved, nothing changes.
+        # next must see the stable modes. Private upstream API: if it moved, nothing changes (counted).
         from opentelemetry.instrumentation._semconv import (
             _OpenTelemetrySemanticConventionStability as Stability,
         )
@@ -316,5 +319,3 @@ def opt_in_stable_conventions() -> None:
             with Stability._lock:
                 Stability._initialized = False
             Stability._initialize()  # type: ignore[no-untyped-call]
-    except (ImportError, AttributeError) as exc:  # the private API moved: the modes stay as they are
-        _selftel.record_error("semconv.opt_in", exc)

@@ -9,9 +9,11 @@ published as observable counters once a MeterProvider exists:
 The one error guard is :class:`guard` (a reusable context manager) and :func:`guarded` (its decorator form). In
 production both count the exception and swallow it: telemetry never raises into the app. In strict mode (our own
 test suite, and :func:`agentpress_otel.testing.capture`) an exception whose innermost frame is inside this package is
-re-raised, so a bug in telemetry code fails the test that hit it instead of passing silently. Failures that start
-outside the package (a refused connection, a user's ``__str__``, a test's injected fault) are still swallowed there:
-surviving them is the behaviour under test.
+re-raised, so a bug in telemetry code fails the test that hit it instead of passing silently. On any thread but the
+main one (the log worker, the Slack sender, export threads) it is kept instead, for :func:`take_strict_failures`:
+re-raising there would end a worker loop and lose what it still holds; the test kit raises it when the test ends.
+Failures that start outside the package (a refused connection, a user's ``__str__``, a test's injected fault) are
+still swallowed in strict mode: surviving them is the behaviour under test.
 """
 
 from __future__ import annotations
@@ -92,6 +94,29 @@ def _raised_here(tb: TracebackType | None) -> bool:
     return tb.tb_frame.f_code.co_filename.startswith(_PKG_DIR)
 
 
+_strict_failures: list[BaseException] = []
+
+
+def _reraise(exc: BaseException, tb: TracebackType | None) -> bool:
+    """Strict mode: whether ``exc`` (already counted) is re-raised where it was caught."""
+    if not (_strict and _raised_here(tb)):
+        return False
+    if threading.current_thread() is threading.main_thread():
+        return True
+    with _lock:
+        if len(_strict_failures) < 64:
+            _strict_failures.append(exc)
+    return False
+
+
+def take_strict_failures() -> list[BaseException]:
+    """The package-code exceptions strict mode kept on other threads since the last call (and forget them)."""
+    with _lock:
+        out = list(_strict_failures)
+        _strict_failures.clear()
+    return out
+
+
 def swallow(component: str, exc: BaseException) -> None:
     """Count ``exc`` as swallowed in ``component``; in strict mode re-raise it if it started inside this package.
 
@@ -99,7 +124,7 @@ def swallow(component: str, exc: BaseException) -> None:
     block. Everywhere else use :class:`guard` or :func:`guarded`.
     """
     record_error(component, exc)
-    if _strict and _raised_here(exc.__traceback__):
+    if _reraise(exc, exc.__traceback__):
         raise exc
 
 
@@ -128,7 +153,7 @@ class guard:
         if exc is None or not isinstance(exc, Exception):
             return False  # KeyboardInterrupt, SystemExit and GeneratorExit keep their meaning
         record_error(self.component, exc)
-        return not (_strict and _raised_here(tb))
+        return not _reraise(exc, tb)
 
 
 def guarded(component: str, *, default: Any = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -185,6 +210,7 @@ def _after_fork_in_child() -> None:
     _dropped.clear()
     _errors.clear()
     _last_warned.clear()
+    _strict_failures.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

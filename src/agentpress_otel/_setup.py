@@ -20,13 +20,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from agentpress_otel import _export, _providers, _selftel, _stop
 from agentpress_otel._config import Config, default_instance_id, load_config, sdk_disabled
 from agentpress_otel._options import ARGUMENTS
-
-# The providers and their export chains live in _providers; instrument() below uses them under these names.
-from agentpress_otel._providers import build_resource as _build_resource
 from agentpress_otel._providers import opt_in_stable_conventions
-from agentpress_otel._providers import setup_logs as _setup_logs
-from agentpress_otel._providers import setup_metrics as _setup_metrics
-from agentpress_otel._providers import setup_traces as _setup_traces
 from agentpress_otel._stop import run_with_deadline as _run_with_deadline
 from agentpress_otel.integrations import _registry
 
@@ -195,10 +189,6 @@ def current() -> Telemetry | None:
     return _current
 
 
-def _sdk_disabled(env: Mapping[str, str]) -> bool:
-    return sdk_disabled(env)
-
-
 def instrument(
     app: Any = None,
     *,
@@ -272,7 +262,7 @@ def instrument(
 
         # The keywords are the table's (tests/unit/test_options_table.py keeps the signature equal to it).
         overrides = {k: v for k, v in locals().items() if k in ARGUMENTS and v is not None}
-        if _sdk_disabled(os.environ):
+        if sdk_disabled(os.environ):
             # The kill switch must work whatever else is set: nothing here may raise.
             _current = _disabled_handle(_config_never_raising(overrides))
             return _current
@@ -291,11 +281,11 @@ def instrument(
         _export.quiet_sdk_loggers()
         if cfg.redact and cfg.sources.get("redact_hash_key") == "argument" and cfg.redact_hash_key:
             _use_redaction_hash_key(cfg.redact_hash_key)
-        resource = _build_resource(cfg)
+        resource = _providers.build_resource(cfg)
         ours: list[Any] = []
-        tp = _setup_traces(cfg, resource, export_otlp, additional_span_processors, ours)
-        mp, owned_mp = _setup_metrics(cfg, resource, export_otlp, additional_metric_readers)
-        lp, owned_lp = _setup_logs(cfg, resource, export_otlp, additional_log_processors, ours)
+        tp = _providers.setup_traces(cfg, resource, export_otlp, additional_span_processors, ours)
+        mp, owned_mp = _providers.setup_metrics(cfg, resource, export_otlp, additional_metric_readers)
+        lp, owned_lp = _providers.setup_logs(cfg, resource, export_otlp, additional_log_processors, ours)
         tel = Telemetry(config=cfg, resource=resource, tracer_provider=tp[0], meter_provider=mp, logger_provider=lp)
         tel._owned = [p for p, owned in (tp, (mp, owned_mp), (lp, owned_lp)) if owned and p is not None]
         # Our export processors on a provider the app owns: shutdown() stops them, the app's provider lives on.

@@ -217,6 +217,20 @@ def capture(**options: Any) -> Iterator[Capture]:
     """
     _setup._reset_for_tests()
     was_strict = _selftel.set_strict(True)
+    _selftel.take_strict_failures()  # kept from code before this block: not this block's
+    try:
+        with _instrumented(options) as cap:
+            yield cap
+    finally:
+        _setup._reset_for_tests()
+        _selftel.set_strict(was_strict)
+    failures = _selftel.take_strict_failures()
+    if failures:
+        raise failures[0]  # a telemetry bug on a background thread (the log worker...) during the block
+
+
+@contextmanager
+def _instrumented(options: dict[str, Any]) -> Iterator[Capture]:
     spans = InMemorySpanExporter()
     logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     reader = InMemoryMetricReader()
@@ -234,11 +248,7 @@ def capture(**options: Any) -> Iterator[Capture]:
         additional_log_processors=[SimpleLogRecordProcessor(log_exp)],
         **options,
     )
-    try:
-        yield Capture(tel, spans, logs, reader)
-    finally:
-        _setup._reset_for_tests()
-        _selftel.set_strict(was_strict)
+    yield Capture(tel, spans, logs, reader)
 
 
 try:

@@ -183,3 +183,59 @@ def test_guard_reraises_package_bugs_in_strict_mode_only() -> None:
 
     with pytest.raises(KeyError):
         g()
+
+
+def test_strict_mode_keeps_a_background_thread_bug_for_the_end_of_the_test() -> None:
+    """In strict mode a package bug on a worker thread does not end that thread: it is kept and handed over once."""
+    import threading
+
+    seen: list[str] = []
+
+    def worker() -> None:
+        with _selftel.guard("unit.bg"):
+            _package_bug()  # type: ignore[operator]
+        seen.append("still running")  # the loop goes on after the guard
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen == ["still running"]
+    kept = _selftel.take_strict_failures()
+    assert [type(e) for e in kept] == [KeyError]
+    assert _selftel.take_strict_failures() == []
+
+
+def test_capture_raises_a_background_thread_bug_when_the_block_ends() -> None:
+    """``testing.capture()`` re-raises, at the end of its block, a package bug kept from a background thread."""
+    import threading
+
+    from agentpress_otel.testing import capture
+
+    def worker() -> None:
+        with _selftel.guard("unit.bg"):
+            _package_bug()  # type: ignore[operator]
+
+    def run_in_block() -> None:
+        with capture():
+            t = threading.Thread(target=worker)
+            t.start()
+            t.join()
+
+    with pytest.raises(KeyError):
+        run_in_block()
+    assert _selftel.is_strict()  # restored to the suite's setting
+
+
+def test_capture_restores_strict_mode_when_instrument_rejects_an_option() -> None:
+    """A ``capture()`` whose options are invalid raises the config error and leaves no strict mode or handle behind."""
+    from agentpress_otel import ConfigError, current
+    from agentpress_otel.testing import capture
+
+    was = _selftel.set_strict(False)
+    try:
+        with pytest.raises(ConfigError), capture(sample_ratio=2.0):
+            pass
+        assert not _selftel.is_strict()
+        assert current() is None
+    finally:
+        _selftel.set_strict(was)

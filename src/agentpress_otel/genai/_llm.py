@@ -270,7 +270,9 @@ class LLMCall(Op):
                 call.record_response(await client.chat.completions.create(...))
         """
         with _G_LLM:
-            choices = field(resp, "choices") or []
+            choices = field(resp, "choices")
+            if not isinstance(choices, (list, tuple)):  # an odd shape: nothing to read, not an error
+                choices = []
             finish = _usage.choice_finish_reasons(choices)
             self.set_response(model=field(resp, "model"), id=field(resp, "id"), finish_reasons=finish)
             self.record_usage(field(resp, "usage"))

@@ -292,16 +292,6 @@ class Op:
         """
         return _Activated(self)
 
-    # Old private names, kept until the LiteLLM integration uses the public ones (issue 20).
-    def _start(self) -> None:
-        self.start()
-
-    def _activate(self) -> Activation | None:
-        return self.activate()
-
-    def _deactivate(self, tokens: Activation | None) -> None:
-        self.deactivate(tokens)
-
     def fail(self, exc: BaseException | str, *, description: str | None = None) -> None:
         """Mark the operation failed (``error.type`` + error status) without ending it.
 

@@ -7,6 +7,7 @@ safe even when ``instrument()`` was never called.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -40,7 +41,6 @@ MAX_PENDING = 100_000
 
 _G_METRICS = _selftel.guard("genai.metrics")
 _G_CONFIGURE = _selftel.guard("genai.configure")
-_G_PRICES = _selftel.guard("genai.prices")
 
 # (instrument, value, attributes, span context), or (None, LLMRecord) for one whole LLM call.
 Pending = tuple[Any, Any, Any, Any]
@@ -394,10 +394,13 @@ def configure(tel: Bindable) -> None:
     global STATE
     with _G_CONFIGURE:
         st = _bind(tel)
-        with _G_PRICES:
-            from agentpress_otel.genai import prices
+        from agentpress_otel.genai import prices
 
+        try:
             prices.load_prices_file(tel.config.prices_file or None)
+        except (OSError, ValueError, TypeError) as exc:  # an operator's bad file: reported; built-in prices stay
+            _selftel.record_error("genai.prices_file", exc)
+            warnings.warn(f"agentpress-otel: price file ignored: {exc}", RuntimeWarning, stacklevel=2)
         STATE = st
 
 
