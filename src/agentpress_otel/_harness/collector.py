@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentpress_otel._assets import deploy_file
-from agentpress_otel._harness._proc import ManagedProcess, free_port, http_ok
+from agentpress_otel._harness._proc import ManagedProcess, free_port, http_ok, loopback_url
 from agentpress_otel._harness.collector_build import collector_binary
 
 __all__ = [
@@ -69,11 +69,21 @@ READY_LINE = "Everything is ready"
 
 
 def _health_ready(port: int) -> bool:
-    return http_ok(f"http://127.0.0.1:{port}/health")
+    return http_ok(loopback_url(port, "/health"))
 
 
 # --------------------------------------------------------------------------------------------------------------
 # The Collector under test
+
+
+class _PortUrl:
+    """Read-only attribute: the loopback URL of the port held in another field (``path`` appended)."""
+
+    def __init__(self, port_field: str, path: str = "") -> None:
+        self.port_field, self.path = port_field, path
+
+    def __get__(self, obj: object, owner: type | None = None) -> str:
+        return loopback_url(int(getattr(obj, self.port_field)), self.path)
 
 
 @dataclass
@@ -91,21 +101,11 @@ class Collector:
     config: Path = COLLECTOR_CONFIG
     process: ManagedProcess | None = field(default=None, init=False)
 
-    @property
-    def otlp_grpc_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.grpc_port}"
-
-    @property
-    def otlp_http_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def browser_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.browser_port}"
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+    # Each address is one port of the same loopback Collector; the descriptors only name them.
+    otlp_grpc_endpoint = _PortUrl("grpc_port")
+    otlp_http_endpoint = _PortUrl("http_port")
+    browser_endpoint = _PortUrl("browser_port")
+    metrics_url = _PortUrl("metrics_port", "/metrics")
 
     @property
     def running(self) -> bool:
@@ -285,7 +285,7 @@ class StandIn:
         """What the Collector under test is configured with (Tempo: host:port; Loki: base URL with /otlp)."""
         if self.kind == "traces":
             return f"127.0.0.1:{self.port}"
-        return f"http://127.0.0.1:{self.port}/otlp"
+        return loopback_url(self.port, "/otlp")
 
     @property
     def running(self) -> bool:
