@@ -26,20 +26,13 @@ from agentpress_otel._option_types import (
     ConfigError,
     Ctx,
     Protocol,
-    parse_bool,
-    parse_exporters,
-    parse_float,
-    parse_int,
-    parse_kv,
-    parse_list,
     resolve,
 )
 from agentpress_otel._options import ARGUMENTS, OPTIONS, env_value
 
 __all__ = [
     "DEFAULT_EXCLUDED_URLS", "EXPORTERS", "INTEGRATIONS", "Config", "ConfigError", "Protocol", "default_instance_id",
-    "load_config", "parse_bool", "parse_exporters", "parse_float", "parse_int", "parse_kv", "parse_list",
-    "sdk_disabled",
+    "load_config", "sdk_disabled",
 ]  # fmt: skip
 
 #: ``Config`` fields that are not options: computed while resolving, or bookkeeping.

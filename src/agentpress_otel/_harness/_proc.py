@@ -46,6 +46,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def loopback_url(port: int, path: str = "") -> str:
+    """The one spelling of a local component's HTTP address (components bind 127.0.0.1 only).
+
+    Example::
+
+        loopback_url(9090, "/-/ready")  # "http://127.0.0.1:9090/-/ready"
+    """
+    return f"http://127.0.0.1:{port}{path}"
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)

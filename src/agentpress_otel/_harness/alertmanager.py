@@ -33,7 +33,7 @@ import yaml
 
 from agentpress_otel._assets import deploy_file
 
-from ._proc import ComponentMissing, ManagedProcess, find_binary, free_port, http_ok
+from ._proc import ComponentMissing, ManagedProcess, find_binary, free_port, http_ok, loopback_url
 
 CONFIG = deploy_file("stack/alertmanager/alertmanager.yml")
 TEMPLATES = deploy_file("stack/alertmanager/templates")
@@ -117,7 +117,7 @@ class Alertmanager:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return loopback_url(self.port)
 
     def start(self, timeout: float = 30.0) -> Alertmanager:
         exe = binary()
@@ -134,7 +134,7 @@ class Alertmanager:
             "alertmanager",
             [exe, f"--config.file={cfg}", f"--storage.path={self.workdir / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
-             f"--web.external-url=http://127.0.0.1:{self.port}", "--log.level=debug"],
+             f"--web.external-url={self.url}", "--log.level=debug"],
             log_dir=self.workdir,
         )
         self.proc.start(ready=lambda: http_ok(f"{self.url}/-/ready"), timeout=timeout)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentpress_otel._assets import deploy_file
-from agentpress_otel._harness._proc import ManagedProcess, free_port, http_ok
+from agentpress_otel._harness._proc import ManagedProcess, free_port, http_ok, loopback_url
 from agentpress_otel._harness.collector_build import collector_binary
 
 __all__ = [
@@ -68,12 +68,28 @@ def ensure_collector_binary(*, build: bool = True) -> str:
 READY_LINE = "Everything is ready"
 
 
-def _health_ready(port: int) -> bool:
-    return http_ok(f"http://127.0.0.1:{port}/health")
+def _run_otelcol(
+    name: str, config: Path, env: Mapping[str, str], workdir: Path, health_port: int, timeout: float
+) -> ManagedProcess:
+    """Our Collector binary running ``config`` in ``workdir``, started once its health check answers."""
+    proc = ManagedProcess(name=name, argv=[ensure_collector_binary(), f"--config={config}"], env=env,
+                          cwd=workdir, log_dir=workdir)
+    proc.start(ready=lambda: http_ok(loopback_url(health_port, "/health")), timeout=timeout)
+    return proc
 
 
 # --------------------------------------------------------------------------------------------------------------
 # The Collector under test
+
+
+class _PortUrl:
+    """Read-only attribute: the loopback URL of the port held in another field (``path`` appended)."""
+
+    def __init__(self, port_field: str, path: str = "") -> None:
+        self.port_field, self.path = port_field, path
+
+    def __get__(self, obj: object, owner: type | None = None) -> str:
+        return loopback_url(int(getattr(obj, self.port_field)), self.path)
 
 
 @dataclass
@@ -91,21 +107,11 @@ class Collector:
     config: Path = COLLECTOR_CONFIG
     process: ManagedProcess | None = field(default=None, init=False)
 
-    @property
-    def otlp_grpc_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.grpc_port}"
-
-    @property
-    def otlp_http_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def browser_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.browser_port}"
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+    # Each address is one port of the same loopback Collector; the descriptors only name them.
+    otlp_grpc_endpoint = _PortUrl("grpc_port")
+    otlp_http_endpoint = _PortUrl("http_port")
+    browser_endpoint = _PortUrl("browser_port")
+    metrics_url = _PortUrl("metrics_port", "/metrics")
 
     @property
     def running(self) -> bool:
@@ -113,15 +119,7 @@ class Collector:
 
     def start(self, *, timeout: float = START_TIMEOUT) -> Collector:
         """(Re)start with the same ports and storage directory (persistent queues survive restarts)."""
-        binary = ensure_collector_binary()
-        self.process = ManagedProcess(
-            name="otelcol",
-            argv=[binary, f"--config={self.config}"],
-            env=self.env,
-            cwd=self.workdir,
-            log_dir=self.workdir,
-        )
-        self.process.start(ready=lambda: _health_ready(self.health_port), timeout=timeout)
+        self.process = _run_otelcol("otelcol", self.config, self.env, self.workdir, self.health_port, timeout)
         return self
 
     def stop(self) -> None:
@@ -285,28 +283,21 @@ class StandIn:
         """What the Collector under test is configured with (Tempo: host:port; Loki: base URL with /otlp)."""
         if self.kind == "traces":
             return f"127.0.0.1:{self.port}"
-        return f"http://127.0.0.1:{self.port}/otlp"
+        return loopback_url(self.port, "/otlp")
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.running
 
     def start(self, *, timeout: float = START_TIMEOUT) -> StandIn:
-        binary = ensure_collector_binary()
         env = {
             "STANDIN_HEALTH_ENDPOINT": f"127.0.0.1:{self.health_port}",
             "STANDIN_OUTPUT_PATH": str(self.output),
             "STANDIN_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{self.port}",
             "STANDIN_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{self.port}",
         }
-        self.process = ManagedProcess(
-            name=f"standin-{self.kind}",
-            argv=[binary, f"--config={STANDIN_CONFIGS[self.kind]}"],
-            env=env,
-            cwd=self.workdir,
-            log_dir=self.workdir,
-        )
-        self.process.start(ready=lambda: _health_ready(self.health_port), timeout=timeout)
+        self.process = _run_otelcol(f"standin-{self.kind}", STANDIN_CONFIGS[self.kind], env, self.workdir,
+                                    self.health_port, timeout)
         return self
 
     def stop(self) -> None:
@@ -407,6 +398,16 @@ def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def _otlp_items(path: Path, resources: str, scopes: str, items: str) -> Iterator[tuple[dict[str, Any], Any]]:
+    """(resource attributes, item) for every span or log record of an OTLP/JSON lines file, in file order."""
+    for doc in _json_lines(path):
+        for rdoc in doc.get(resources, []):
+            res = _attrs(rdoc.get("resource", {}).get("attributes", []))
+            for sdoc in rdoc.get(scopes, []):
+                for item in sdoc.get(items, []):
+                    yield res, item
+
+
 def read_spans(path: Path) -> list[Span]:
     """All spans in a traces stand-in output file (OTLP/JSON lines).
 
@@ -414,27 +415,21 @@ def read_spans(path: Path) -> list[Span]:
 
         ids = {s.trace_id for s in read_spans(tempo.output)}
     """
-    out: list[Span] = []
-    for doc in _json_lines(path):
-        for rs in doc.get("resourceSpans", []):
-            res = _attrs(rs.get("resource", {}).get("attributes", []))
-            for ss in rs.get("scopeSpans", []):
-                for sp in ss.get("spans", []):
-                    out.append(
-                        Span(
-                            trace_id=sp.get("traceId", ""),
-                            span_id=sp.get("spanId", ""),
-                            parent_span_id=sp.get("parentSpanId", ""),
-                            name=sp.get("name", ""),
-                            kind=int(sp.get("kind", 0)),
-                            status_code=int(sp.get("status", {}).get("code", 0)),
-                            attributes=_attrs(sp.get("attributes", [])),
-                            resource=res,
-                            start_ns=int(sp.get("startTimeUnixNano", 0)),
-                            end_ns=int(sp.get("endTimeUnixNano", 0)),
-                        )
-                    )
-    return out
+    return [
+        Span(
+            trace_id=sp.get("traceId", ""),
+            span_id=sp.get("spanId", ""),
+            parent_span_id=sp.get("parentSpanId", ""),
+            name=sp.get("name", ""),
+            kind=int(sp.get("kind", 0)),
+            status_code=int(sp.get("status", {}).get("code", 0)),
+            attributes=_attrs(sp.get("attributes", [])),
+            resource=res,
+            start_ns=int(sp.get("startTimeUnixNano", 0)),
+            end_ns=int(sp.get("endTimeUnixNano", 0)),
+        )
+        for res, sp in _otlp_items(path, "resourceSpans", "scopeSpans", "spans")
+    ]
 
 
 def read_logs(path: Path) -> list[LogRecord]:
@@ -444,21 +439,15 @@ def read_logs(path: Path) -> list[LogRecord]:
 
         bodies = [r.body for r in read_logs(loki.output)]
     """
-    out: list[LogRecord] = []
-    for doc in _json_lines(path):
-        for rl in doc.get("resourceLogs", []):
-            res = _attrs(rl.get("resource", {}).get("attributes", []))
-            for sl in rl.get("scopeLogs", []):
-                for lr in sl.get("logRecords", []):
-                    out.append(
-                        LogRecord(
-                            trace_id=lr.get("traceId", ""),
-                            span_id=lr.get("spanId", ""),
-                            body=_any_value(lr.get("body", {})),
-                            severity_number=int(lr.get("severityNumber", 0)),
-                            severity_text=lr.get("severityText", ""),
-                            attributes=_attrs(lr.get("attributes", [])),
-                            resource=res,
-                        )
-                    )
-    return out
+    return [
+        LogRecord(
+            trace_id=lr.get("traceId", ""),
+            span_id=lr.get("spanId", ""),
+            body=_any_value(lr.get("body", {})),
+            severity_number=int(lr.get("severityNumber", 0)),
+            severity_text=lr.get("severityText", ""),
+            attributes=_attrs(lr.get("attributes", [])),
+            resource=res,
+        )
+        for res, lr in _otlp_items(path, "resourceLogs", "scopeLogs", "logRecords")
+    ]

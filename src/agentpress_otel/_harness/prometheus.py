@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agentpress_otel._assets import deploy_file
-from agentpress_otel._harness._proc import ManagedProcess, find_binary, free_port, http_ok
+from agentpress_otel._harness._proc import ManagedProcess, find_binary, free_port, http_ok, loopback_url
 
 __all__ = ["PROMETHEUS_CONFIG", "Prometheus", "render_config", "start_prometheus"]
 
@@ -69,7 +69,7 @@ class Prometheus:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return loopback_url(self.port)
 
     @property
     def remote_write_url(self) -> str:
@@ -184,5 +184,5 @@ def start_prometheus(
         cwd=wd,
         log_dir=wd,
     )
-    proc.start(ready=lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=timeout)
+    proc.start(ready=lambda: http_ok(loopback_url(port, "/-/ready")), timeout=timeout)
     return Prometheus(port=port, workdir=wd, process=proc)

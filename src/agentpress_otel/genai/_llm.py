@@ -122,8 +122,7 @@ class LLMCall(Op):
         self.server_address = server_address
         self.server_port = server_port
         self.request_params = request_params
-        self._capture_arg = capture_content
-        self.capture = _state.STATE.settings.capture_content if capture_content is None else capture_content
+        self._set_capture(capture_content)
         self._suppress_nested = suppress_nested
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None

@@ -22,7 +22,7 @@ import functools
 import inspect
 import time
 import weakref
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, cast
 
@@ -192,6 +192,11 @@ class Op:
     def _clone(self) -> Op:
         raise NotImplementedError
 
+    def _set_capture(self, capture_content: bool | None) -> None:
+        # ``None`` follows the global setting; the argument itself is kept so a clone resolves it again.
+        self._capture_arg = capture_content
+        self.capture = _state.STATE.settings.capture_content if capture_content is None else capture_content
+
     # --- lifecycle
     def _safe_start_attributes(self) -> dict[str, Any]:
         try:
@@ -292,6 +297,34 @@ class Op:
         """
         return _Activated(self)
 
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        """``fn(*args, **kwargs)`` with the started span current; on an exception the span ends failed.
+
+        The one wrapper body (decorators, integrations); on success the span stays open for the caller,
+        who reads the result before ending it. :meth:`_acall` is its twin for coroutine functions.
+        """
+        tok = self.activate()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self.deactivate(tok)
+            self.end(exc)
+            raise
+        self.deactivate(tok)
+        return result
+
+    async def _acall(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        """Async twin of :meth:`_call` (``await fn(*args, **kwargs)``)."""
+        tok = self.activate()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            self.deactivate(tok)
+            self.end(exc)
+            raise
+        self.deactivate(tok)
+        return result
+
     def fail(self, exc: BaseException | str, *, description: str | None = None) -> None:
         """Mark the operation failed (``error.type`` + error status) without ending it.
 
@@ -389,14 +422,7 @@ class Op:
         @functools.wraps(fn)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             op = clone().start()
-            tok = op.activate()
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                op.deactivate(tok)
-                op.end(exc)
-                raise
-            op.deactivate(tok)
+            result = op._call(fn, args, kwargs)
             op._safe_on_return(result)
             op.end()
             return result
@@ -408,14 +434,7 @@ def _coroutine_wrapper(clone: Callable[[], Op], fn: Callable[..., Any]) -> Calla
     @functools.wraps(fn)
     async def coro_wrapper(*args: Any, **kwargs: Any) -> Any:
         op = clone().start()
-        tok = op.activate()
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            op.deactivate(tok)
-            op.end(exc)
-            raise
-        op.deactivate(tok)
+        result = await op._acall(fn, args, kwargs)
         if inspect.isasyncgen(result):
             # "async def" returning a generator: the work happens while it is iterated.
             return _AsyncGenProxy(result, op)

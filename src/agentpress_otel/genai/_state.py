@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import deque
+from collections.abc import Sized
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -82,6 +83,14 @@ class LLMRecord:
         self.sc = sc
         # (cache read, cache write, reasoning): only the latest conventions have metrics for them.
         self.detail_tokens = detail_tokens
+
+
+def _full(pending: Sized) -> bool:
+    """True (and the drop counted) when a deferred queue holds ``MAX_PENDING`` entries already."""
+    if len(pending) < MAX_PENDING:
+        return False
+    _selftel.record_dropped("metrics", "genai_pending_full")
+    return True
 
 
 class Instruments:
@@ -185,29 +194,22 @@ class Instruments:
             with self._sum_lock:
                 entry = self.sums.get(key)
                 if entry is None:
-                    if len(self.sums) >= MAX_PENDING:
-                        _selftel.record_dropped("metrics", "genai_pending_full")
+                    if _full(self.sums):
                         return
                     self.sums[key] = [instrument, attrs, value]
                 else:
                     entry[2] += value
             return
-        q = self.pending
-        if len(q) >= MAX_PENDING:
-            _selftel.record_dropped("metrics", "genai_pending_full")
-            return
-        q.append((instrument, value, attrs, sc))
+        if not _full(self.pending):
+            self.pending.append((instrument, value, attrs, sc))
 
     def record_llm(self, r: LLMRecord) -> None:
         """All metrics of one LLM call: one deque append on the hot path when deferred."""
         if not self.deferred:
             self._replay_llm(r, None)
             return
-        q = self.pending
-        if len(q) >= MAX_PENDING:
-            _selftel.record_dropped("metrics", "genai_pending_full")
-            return
-        q.append((None, r, None, None))
+        if not _full(self.pending):
+            self.pending.append((None, r, None, None))
 
     def _replay_llm(self, r: LLMRecord, sums: dict[tuple[int, int], list[Any]] | None) -> None:
         empty = Context()

@@ -29,8 +29,7 @@ class ToolCall(Op):
         self.call_id = call_id
         self.arguments = arguments
         self.tool_type = tool_type
-        self.capture = _state.STATE.settings.capture_content if capture_content is None else capture_content
-        self._capture_arg = capture_content
+        self._set_capture(capture_content)
         self.agent_name: str | None = None
 
     def _clone(self) -> ToolCall:

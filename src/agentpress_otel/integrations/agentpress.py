@@ -32,7 +32,7 @@ import importlib.util
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import wrapt
@@ -137,24 +137,23 @@ def _patch(owner: Any, attr: str, wrapper: Any) -> None:
     _patched.append((owner, attr, original))
 
 
-def _on_thread_manager(module: Any) -> None:
-    if not _active:
-        return
-    with _G:
-        cls = getattr(module, "ThreadManager", None)
-        if cls is not None:
-            with _lock:
-                _patch(cls, "run_thread", _run_thread)
+def _hook(cls_name: str, attr: str, wrapper: Any) -> Callable[[Any], None]:
+    """The import hook that patches ``cls_name.attr`` of a module with ``wrapper`` (while we are active)."""
+
+    def on_import(module: Any) -> None:
+        if not _active:
+            return
+        with _G:
+            cls = getattr(module, cls_name, None)
+            if cls is not None:
+                with _lock:
+                    _patch(cls, attr, wrapper)
+
+    return on_import
 
 
-def _on_response_processor(module: Any) -> None:
-    if not _active:
-        return
-    with _G:
-        cls = getattr(module, "ResponseProcessor", None)
-        if cls is not None:
-            with _lock:
-                _patch(cls, "_execute_tool", _execute_tool)
+_on_thread_manager = _hook("ThreadManager", "run_thread", _run_thread)
+_on_response_processor = _hook("ResponseProcessor", "_execute_tool", _execute_tool)
 
 
 # -------------------------------------------------------------------------------------- structlog's ids

@@ -255,14 +255,7 @@ def _sync_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: di
     call = _open(instance, args, kwargs)
     if call is None:
         return wrapped(*args, **kwargs)
-    tok = call.activate()
-    try:
-        resp = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        call.deactivate(tok)
-        call.end(exc)
-        raise
-    call.deactivate(tok)
+    resp = call._call(wrapped, args, kwargs)
     return _close(call, resp, kwargs, args, is_async=False)
 
 
@@ -270,14 +263,7 @@ async def _async_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwa
     call = _open(instance, args, kwargs)
     if call is None:
         return await wrapped(*args, **kwargs)
-    tok = call.activate()
-    try:
-        resp = await wrapped(*args, **kwargs)
-    except BaseException as exc:
-        call.deactivate(tok)
-        call.end(exc)
-        raise
-    call.deactivate(tok)
+    resp = await call._acall(wrapped, args, kwargs)
     return _close(call, resp, kwargs, args, is_async=True)
 
 

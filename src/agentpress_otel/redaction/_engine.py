@@ -14,7 +14,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
-from typing import Any
+from typing import Any, AnyStr
 from urllib.parse import unquote
 
 from agentpress_otel._options import env_value
@@ -178,7 +178,7 @@ class Redactor:
             else:
                 if not self._any_of(data):
                     return text
-                out = self._scan_bytes(data)
+                out = self._replace_all(data)
                 return text if out is None else out.decode("utf-8", "surrogatepass")
         if not isinstance(text, str):
             return text
@@ -193,9 +193,9 @@ class Redactor:
                 text = text.encode("utf-8", "replace").decode("utf-8")
         if self.engine == "re2":
             data = text.encode("utf-8", "surrogatepass")
-            out = self._scan_bytes(data)
+            out = self._replace_all(data)
             return text if out is None else out.decode("utf-8", "surrogatepass")
-        res = self._scan_str(text)
+        res = self._replace_all(text)
         return text if res is None else res
 
     def all_clean(self, texts: Sequence[str]) -> bool:
@@ -443,53 +443,39 @@ class Redactor:
                 kind = inner
         return kind, vs, ve
 
-    def _scan_bytes(self, data: bytes) -> bytes | None:
-        sp = self._prog.search(data, 0)
-        if sp is None:
-            return None
-        pieces: list[bytes] = []
-        last = 0
-        while sp is not None:
-            res = self._judge(sp, data)
-            if res is None:
-                nxt = self._resume(sp)
-            else:
-                kind, vs, ve = res
-                pieces.append(data[last:vs])
-                pieces.append(self.tag(kind, _dec(data[vs:ve])).encode())
-                last = ve
-                nxt = sp[0][1]
-            if nxt >= len(data):
-                break
-            sp = self._prog.search(data, nxt)
-        if not pieces:
-            return None
-        pieces.append(data[last:])
-        return b"".join(pieces)
+    def _replace_all(self, subject: AnyStr) -> AnyStr | None:
+        """``subject`` with every accepted match replaced by its tag, or None when nothing is replaced.
 
-    def _scan_str(self, text: str) -> str | None:
-        sp = self._prog.search(text, 0)
+        One loop for both engines: RE2 scans UTF-8 bytes, ``re`` scans text; only the tag's type differs.
+        """
+        sp = self._prog.search(subject, 0)
         if sp is None:
             return None
-        pieces: list[str] = []
+        pieces: list[AnyStr] = []
         last = 0
         while sp is not None:
-            res = self._judge(sp, text)
+            res = self._judge(sp, subject)
             if res is None:
                 nxt = self._resume(sp)
             else:
                 kind, vs, ve = res
-                pieces.append(text[last:vs])
-                pieces.append(self.tag(kind, text[vs:ve]))
+                pieces.append(subject[last:vs])
+                pieces.append(self._tag_as(kind, subject[vs:ve]))
                 last = ve
                 nxt = sp[0][1]
-            if nxt >= len(text):
+            if nxt >= len(subject):
                 break
-            sp = self._prog.search(text, nxt)
+            sp = self._prog.search(subject, nxt)
         if not pieces:
             return None
-        pieces.append(text[last:])
-        return "".join(pieces)
+        pieces.append(subject[last:])
+        return subject[:0].join(pieces)
+
+    def _tag_as(self, kind: str, secret: AnyStr) -> AnyStr:
+        # The tag in the subject's own type (UTF-8 bytes for the RE2 scan).
+        if isinstance(secret, str):
+            return self.tag(kind, secret)
+        return self.tag(kind, _dec(secret)).encode()
 
     def _resume(self, sp: tuple[tuple[int, int], ...]) -> int:
         """Where to continue after a rejected match (always forward, so the scan stays linear)."""
