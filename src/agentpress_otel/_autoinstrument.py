@@ -52,10 +52,11 @@ class AgentPressConfigurator(_BaseConfigurator):
 
         import wrapt
 
-        from agentpress_otel._setup import _sdk_disabled, instrument
+        from agentpress_otel._config import sdk_disabled
+        from agentpress_otel._setup import instrument
 
         tel = instrument()
-        if _sdk_disabled(os.environ) or not tel.config.enabled("fastapi"):
+        if sdk_disabled(os.environ) or not tel.config.enabled("fastapi"):
             return
 
         def on_init(wrapped: Any, instance: Any, args: Any, kwargs_: Any) -> Any:
