@@ -98,3 +98,16 @@ def patch_counts(app: Any = None, *, prefixes: tuple[str, ...] = ()) -> Counter[
 def patch_points(app: Any = None, *, prefixes: tuple[str, ...] = ()) -> set[str]:
     """The patch points of :func:`patch_counts`, as a set of comparable strings."""
     return set(patch_counts(app, prefixes=prefixes))
+
+
+def ping_app() -> Any:
+    """A one-route FastAPI app (``GET /ping``) for the tests that instrument an app and look for its patches."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    def ping() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    return app

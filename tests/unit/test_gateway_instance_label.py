@@ -6,26 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from harness.dashboards import dashboard_exprs
+
 ROOT = Path(__file__).resolve().parents[2]
 AGG = re.compile(r"\b(sum|max|min|avg|count|topk|bottomk|quantile)\s*(?:(?:by|without)\s*\([^)]*\)\s*)?\(")
-
-
-def _exprs(obj: Any) -> Iterator[str]:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k in ("expr", "mainExpr") and isinstance(v, str):
-                yield v
-            else:
-                yield from _exprs(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _exprs(v)
 
 
 def _outside_aggregations(expr: str) -> str:
@@ -55,7 +43,7 @@ def test_dashboards_aggregate_the_instance_away_from_self_metrics() -> None:
     """Every otelcol_* selector in a dashboard sits inside an aggregation that does not keep otelcol_instance."""
     seen = 0
     for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
-        for expr in _exprs(json.loads(path.read_text())):
+        for expr in dashboard_exprs(json.loads(path.read_text())):
             if "otelcol_" not in expr or expr.startswith("label_values"):
                 continue
             seen += 1

@@ -22,7 +22,7 @@ from agentpress_otel._config import INTEGRATIONS
 from agentpress_otel.integrations import Integration, Skip, _registry, load
 from agentpress_otel.integrations._registry import REGISTRY
 from agentpress_otel.testing import capture
-from harness.patches import import_targets, patch_counts
+from harness.patches import import_targets, patch_counts, ping_app
 
 # Slack attaches its handler only with a webhook URL; this one is never called (nothing logs at ERROR).
 _HOOK = "http://127.0.0.1:9/slack-webhook"
@@ -70,18 +70,6 @@ def fake_agentpress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         monkeypatch.delitem(sys.modules, m)
 
 
-def _app() -> Any:
-    from fastapi import FastAPI
-
-    app = FastAPI()
-
-    @app.get("/ping")
-    def ping() -> dict[str, str]:
-        return {"ok": "yes"}
-
-    return app
-
-
 @pytest.mark.parametrize("name", INTEGRATIONS)
 def test_instrument_uninstrument_instrument_patches_once(name: str, fake_agentpress: None) -> None:
     """Through the registry, uninstrument() removes exactly this integration's patches and instrument() (twice)
@@ -90,7 +78,7 @@ def test_instrument_uninstrument_instrument_patches_once(name: str, fake_agentpr
     if requires is not None:
         pytest.importorskip(requires)
     import_targets()
-    app = _app()
+    app = ping_app()
     baseline = patch_counts(app, prefixes=(_FAKE_AP,))
     with capture(app=app, slack_webhook_url=_HOOK) as cap:
         tel = cap.telemetry

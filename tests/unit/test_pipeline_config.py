@@ -7,12 +7,13 @@ fan-out topology, secrets in defaults, drift between the compose file and the co
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from harness.dashboards import dashboard_exprs
 
 ROOT = Path(__file__).resolve().parents[2]
 CC = ROOT / "collector-config"
@@ -633,18 +634,6 @@ def test_cheaper_redaction_patterns_match_what_the_old_ones_matched(cfg: dict[st
         assert not key.startswith(FREE_TEXT_PREFIXES), key
 
 
-def _exprs(obj: Any) -> Iterator[str]:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k == "expr" and isinstance(v, str):
-                yield v
-            else:
-                yield from _exprs(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _exprs(v)
-
-
 def test_gateway_series_carry_an_instance_label_that_dashboards_aggregate_away(cfg: dict[str, Any]) -> None:
     """Several gateways emit the same span-metrics/service-graph series; the label keeps them apart (checked live in
     tests/integration/test_agent_tier.py) and every dashboard query over them sums across gateways."""
@@ -655,7 +644,7 @@ def test_gateway_series_carry_an_instance_label_that_dashboards_aggregate_away(c
     gen = re.compile(r"traces_(span_metrics|service_graph)_\w+")
     seen = 0
     for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
-        for expr in _exprs(json.loads(path.read_text())):
+        for expr in dashboard_exprs(json.loads(path.read_text()), ("expr",)):
             if not gen.search(expr) or expr.startswith("label_values"):
                 continue
             seen += 1

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from agentpress_otel import _setup
 from agentpress_otel._config import INTEGRATIONS
 from agentpress_otel.testing import Capture, capture
-from harness.patches import import_targets, patch_points
+from harness.patches import import_targets, patch_points, ping_app
 
 # Slack attaches its handler only with a webhook URL; this one is never called (nothing logs at ERROR).
 _HOOK = "http://127.0.0.1:9/slack-webhook"
@@ -32,25 +32,13 @@ _HOOK = "http://127.0.0.1:9/slack-webhook"
 _TARGET_LIB = {name: name for name in ("litellm", "redis", "httpx", "dramatiq", "structlog")}
 
 
-def _app() -> Any:
-    from fastapi import FastAPI
-
-    app = FastAPI()
-
-    @app.get("/ping")
-    def ping() -> dict[str, str]:
-        return {"ok": "yes"}
-
-    return app
-
-
 @pytest.fixture(scope="module")
 def all_on() -> tuple[set[str], set[str], set[str]]:
     """(baseline patch points, patch points with everything on, integrations that reported success)."""
     import_targets()
     _setup._reset_for_tests()
     baseline = patch_points()
-    app = _app()
+    app = ping_app()
     with capture(app=app, slack_webhook_url=_HOOK) as cap:
         on = patch_points(app)
         names = set(cap.telemetry.integrations)
@@ -68,7 +56,7 @@ def all_on() -> tuple[set[str], set[str], set[str]]:
 def test_disabled_integration_patches_nothing(name: str, all_on: tuple[set[str], set[str], set[str]]) -> None:
     """Disabling one integration leaves its patch points unpatched and patches nothing new."""
     baseline, on, enabled_ok = all_on
-    app = _app()
+    app = ping_app()
     with capture(app=app, disabled_integrations=[name], slack_webhook_url=_HOOK) as cap:
         assert name not in cap.telemetry.integrations
         assert not cap.telemetry.config.enabled(name)
@@ -87,7 +75,7 @@ def test_disabled_integration_patches_nothing(name: str, all_on: tuple[set[str],
 def test_only_listed_integrations_patch_anything(all_on: tuple[set[str], set[str], set[str]]) -> None:
     """With an explicit integration list, only those integrations patch anything."""
     baseline, _on, _ = all_on
-    app = _app()
+    app = ping_app()
     with capture(app=app, integrations=["runtime"]) as cap:
         assert set(cap.telemetry.integrations) <= {"runtime"}
         assert patch_points(app) - baseline == {"asyncio.base_events.BaseEventLoop.run_forever"}
