@@ -715,3 +715,27 @@ def test_odd_chunk_shapes_are_skipped_not_raised(kit: Kit) -> None:
     assert a["gen_ai.response.finish_reasons"] == ("stop",)
     assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (7, 2)
     assert "agentpress.usage.estimated" not in a
+
+
+def test_stream_proxy_refuses_the_iteration_its_stream_lacks(kit: Kit) -> None:
+    """The one proxy class offers both ways of iterating; over a plain generator ``async for`` is refused with the
+    TypeError Python gives, before any chunk is read (the span is not marked as an error by the refusal)."""
+    import asyncio
+
+    from agentpress_otel.genai import LLMCall
+    from agentpress_otel.integrations._litellm_stream import _Stream, _StreamState
+
+    call = LLMCall(model="gpt-5-mini", provider="openai", stream=True).start()
+    proxy = _Stream((c for c in ({"choices": [{"delta": {"content": "hi"}}]},)), _StreamState(call, "gpt-5-mini", None),
+                    is_async=False)
+
+    async def read_async() -> None:
+        async for _ in proxy:
+            pass
+
+    with pytest.raises(TypeError, match="__aiter__"):
+        asyncio.run(read_async())
+    assert [c["choices"][0]["delta"]["content"] for c in proxy] == ["hi"]  # the sync way still works
+    (s,) = _llm_spans(kit)
+    assert s.status.status_code.name != "ERROR"
+    assert "error.type" not in dict(s.attributes or {})

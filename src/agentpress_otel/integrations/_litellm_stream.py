@@ -289,6 +289,8 @@ class _Stream(wrapt.ObjectProxy):  # type: ignore[type-arg]
         self._self_state.finish_stream(exc, closed_early=closed_early)
 
     def __iter__(self) -> _Stream:
+        if not hasattr(type(self.__wrapped__), "__iter__"):  # one proxy class for both ways: refuse as the
+            raise TypeError(f"{type(self.__wrapped__).__name__!r} object is not iterable")  # stream would
         return self
 
     def __next__(self) -> Any:
@@ -306,6 +308,9 @@ class _Stream(wrapt.ObjectProxy):  # type: ignore[type-arg]
         return chunk
 
     def __aiter__(self) -> _Stream:
+        if not hasattr(type(self.__wrapped__), "__aiter__"):
+            raise TypeError(f"'async for' requires an object with __aiter__ method, got "
+                            f"{type(self.__wrapped__).__name__}")
         return self
 
     async def __anext__(self) -> Any:

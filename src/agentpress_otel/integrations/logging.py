@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 
 from agentpress_otel import _selftel
-from agentpress_otel._text import truncate
+from agentpress_otel._text import to_text, truncate
 from agentpress_otel.integrations._registry import Skip
 from agentpress_otel.logs._levels import LevelPolicy, internal
 from agentpress_otel.logs._pipeline import (
@@ -40,7 +40,6 @@ from agentpress_otel.logs._pipeline import (
     pipeline_for,
     release_pipeline,
 )
-from agentpress_otel.redaction._engine import to_text
 
 if TYPE_CHECKING:
     from agentpress_otel._setup import Telemetry
