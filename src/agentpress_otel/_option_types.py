@@ -15,12 +15,11 @@ from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import unquote
 
+# The one list of integrations is the registry's (that module imports nothing of the options).
+from agentpress_otel.integrations._registry import INTEGRATIONS as INTEGRATIONS
+
 Protocol = Literal["grpc", "http/protobuf"]
 
-#: Integrations ``instrument()`` knows; each can be switched off on its own.
-INTEGRATIONS: tuple[str, ...] = (
-    "fastapi", "httpx", "litellm", "redis", "dramatiq", "agentpress", "logging", "structlog", "slack", "runtime",
-)  # fmt: skip
 
 #: Paths that get no server span by default: anchored, so only these exact paths (trailing ``/`` allowed).
 DEFAULT_EXCLUDED_URLS: tuple[str, ...] = (

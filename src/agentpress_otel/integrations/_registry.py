@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agentpress_otel import _selftel
-from agentpress_otel._config import INTEGRATIONS
 
 if TYPE_CHECKING:
     from agentpress_otel._setup import Telemetry
@@ -77,8 +76,9 @@ class _Entry:
 
 _PKG = "agentpress_otel.integrations."
 
-#: Integration name -> where it lives and what it needs; names and their order come from ``_config.INTEGRATIONS``
-#: (a test keeps the two in step and checks every module against its entry).
+#: Integration name -> where it lives and what it needs, in the order they are instrumented. The one list of
+#: integrations: the ``integrations`` option's names and default derive from it (a test checks every module
+#: against its entry).
 REGISTRY: dict[str, _Entry] = {
     "fastapi": _Entry(_PKG + "fastapi"),
     "httpx": _Entry(_PKG + "httpx", "httpx"),
@@ -91,6 +91,10 @@ REGISTRY: dict[str, _Entry] = {
     "slack": _Entry(_PKG + "slack"),
     "runtime": _Entry(_PKG + "runtime"),
 }
+
+
+#: Every integration name, in registry order (the ``integrations`` option's default).
+INTEGRATIONS: tuple[str, ...] = tuple(REGISTRY)
 
 
 def load(name: str) -> Integration:
