@@ -15,10 +15,10 @@ import contextlib
 import json
 import tempfile
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from agentpress_otel._assets import deploy_file
 from agentpress_otel._harness._proc import ManagedProcess, free_port, http_ok, loopback_url
@@ -76,6 +76,24 @@ def _run_otelcol(
                           cwd=workdir, log_dir=workdir)
     proc.start(ready=lambda: http_ok(loopback_url(health_port, "/health")), timeout=timeout)
     return proc
+
+
+_T = TypeVar("_T")
+
+
+def _retrying_port_races(start: Callable[[], _T], attempts: int = 3) -> _T:
+    """``start()`` again (it picks new ports each time) when the Collector exited because a port was taken.
+
+    :func:`free_port` hands out a port that is free when asked; another process may bind it before the Collector
+    does (seen once in a full CI run). Any other start failure is raised at once.
+    """
+    for attempt in range(attempts):
+        try:
+            return start()
+        except RuntimeError as exc:
+            if "address already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -189,6 +207,13 @@ def start_collector(
     """
     wd = workdir or Path(tempfile.mkdtemp(prefix="apotel-otelcol-"))
     wd.mkdir(parents=True, exist_ok=True)
+    return _retrying_port_races(lambda: _start_collector_once(
+        wd, traces_endpoint, logs_endpoint, remote_write_url, env, cors_origins, metrics_port, timeout))
+
+
+def _start_collector_once(wd: Path, traces_endpoint: str, logs_endpoint: str, remote_write_url: str,
+                          env: Mapping[str, str] | None, cors_origins: list[str] | None, metrics_port: int | None,
+                          timeout: float) -> Collector:
     storage = wd / "file_storage"
     ports = {k: free_port() for k in ("grpc", "http", "browser", "health", "metrics", "pprof", "zpages")}
     if metrics_port is not None:
@@ -330,8 +355,8 @@ def start_standin(kind: Literal["traces", "logs"], *, workdir: Path | None = Non
     """
     wd = workdir or Path(tempfile.mkdtemp(prefix=f"apotel-standin-{kind}-"))
     wd.mkdir(parents=True, exist_ok=True)
-    s = StandIn(kind=kind, port=free_port(), health_port=free_port(), output=wd / f"{kind}.jsonl", workdir=wd)
-    return s.start()
+    return _retrying_port_races(lambda: StandIn(kind=kind, port=free_port(), health_port=free_port(),
+                                                output=wd / f"{kind}.jsonl", workdir=wd).start())
 
 
 # --------------------------------------------------------------------------------------------------------------
