@@ -6,8 +6,8 @@ stream of real HTTP requests with a known mix of successes, client errors (404) 
 exception, 503 returned). Its telemetry goes through the Collector built from our manifest running the shipped config
 into Debian's Prometheus. Every Prometheus query of the dashboard's "Inbound requests" row is then run with the
 Grafana variables set to this environment and service (not "All"), at several times inside the steady part of the
-run, and must match what the client counted: request rate, server-error rate and error ratio within 5 %, per route
-where the panel is per route. The ``$service``, ``$env`` and ``$route`` variables must list the service, its
+run, and must match what the client counted: request rate, server-error rate and error ratio within 5 % (rates may
+also be off by one request per window), per route where the panel is per route. The ``$service``, ``$env`` and ``$route`` variables must list the service, its
 environment and its routes.
 
 Before the fix the panels read ``traces_span_metrics_*``: empty in step 1 (no spans) and about a tenth of the truth in
@@ -205,9 +205,14 @@ def _fill(expr: str, service: str) -> str:
             .replace("$route", ".*"))
 
 
-def _close(got: float, want: float, what: str) -> None:
+def _close(got: float, want: float, what: str, *, ratio: bool = False) -> None:
+    # 5 % plus one request per window: the client stamps a request when it is answered, the app's counter is sampled
+    # at its 1 s export, so one request at either edge of the window can fall on the other side (seen on the 1 req/s
+    # route: 21 counted against the client's 20). The sampling bug this guards against is off by 90 %.
     assert math.isfinite(got), what
-    assert abs(got - want) <= 0.05 * abs(want) + 1e-9, f"{what}: panel says {got:.4f}, the client saw {want:.4f}"
+    slack = 0.0 if ratio else 1.0 / WINDOW
+    assert abs(got - want) <= 0.05 * abs(want) + slack + 1e-9, (
+        f"{what}: panel says {got:.4f}, the client saw {want:.4f}")
 
 
 def _by_route(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -222,7 +227,7 @@ def _check_panel(title: str, rows: list[dict[str, Any]], truth: dict[str, Any], 
     elif title == "Server errors / s (5xx)":
         _close(float(rows[0]["value"][1]), err, what)
     elif title == "Error rate":
-        _close(float(rows[0]["value"][1]), err / req, what)
+        _close(float(rows[0]["value"][1]), err / req, what, ratio=True)
     elif title == "Request rate by route":
         got = _by_route(rows)
         assert set(got) == set(truth["req_by_route"]), (what, got)
@@ -240,7 +245,7 @@ def _check_panel(title: str, rows: list[dict[str, Any]], truth: dict[str, Any], 
     elif title == "Error rate by route":
         got = _by_route(rows)
         for route, want in truth["err_by_route"].items():
-            _close(got[route], want / truth["req_by_route"][route], f"{what} [{route}]")
+            _close(got[route], want / truth["req_by_route"][route], f"{what} [{route}]", ratio=True)
     elif title.startswith("Duration"):
         # Latency from the same histogram: every quantile is there, finite, and in the range the handlers sleep
         # (10 ms on the items route, ~0 elsewhere; histogram buckets interpolate).
