@@ -12,7 +12,9 @@ from typing import Any
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import Logger as _SdkLogger
-from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord, SynchronousMultiLogRecordProcessor
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext
 
 from agentpress_otel._text import truncate
@@ -81,14 +83,38 @@ def make_record(cls: type[LogRecord], ts_ns: int, sev: tuple[SeverityNumber, str
     return rec
 
 
+_BLRP_ON_EMIT = BatchLogRecordProcessor.on_emit
+#: What the SDK's ``BatchLogRecordProcessor.on_emit`` puts in the ``context`` of the copy it queues (Context is
+#: immutable, so one instance serves every record).
+_EMPTY_CONTEXT = Context()
+
+
+def _queue_of(lg: _SdkLogger) -> Any:
+    """The SDK batch processor behind ``lg`` when it is the logger's only processor and the SDK's own
+    ``on_emit`` would run (a subclass that overrides it, several processors, a concurrent multi-processor: None).
+    """
+    multi = lg._multi_log_record_processor
+    if type(multi) is not SynchronousMultiLogRecordProcessor:
+        return None
+    procs = multi._log_record_processors
+    if len(procs) != 1 or not isinstance(procs[0], BatchLogRecordProcessor):
+        return None
+    return procs[0]._batch_processor if type(procs[0]).on_emit is _BLRP_ON_EMIT else None
+
+
 def emit(lg: Any, rec: LogRecord) -> None:
-    """``lg.emit(rec)``, minus the SDK's second validation of every attribute value.
+    """``lg.emit(rec)``, minus the SDK's second validation of every attribute value and its copies.
 
     The SDK's ``Logger.emit`` wraps the attributes in a new ``BoundedAttributes``, which checks and
     copies each value again: a third of the worker's time per record. Ours are already OTLP-valid
     (:func:`attr_value`: primitives, lists of strings, cut to the length limit), so an SDK logger gets
     its record handed to its processors directly, unless the SDK's own limits could apply (then, and
-    for any other logger, its ``emit`` runs as usual). The SDK version is pinned (pyproject.toml).
+    for any other logger, its ``emit`` runs as usual). When the logger's one processor is the SDK's batch
+    processor, the record goes straight into its queue as the ``ReadableLogRecord`` its ``on_emit`` would
+    build: ``on_emit`` shallow-copies the record (``copy.copy``, the dearest step left) only to give the copy
+    an empty context, and ours is built here for this one queue, so it gets the empty context itself
+    (tests/unit/test_logs_pipeline.py decodes both ways' OTLP and compares them). The SDK version is pinned
+    (pyproject.toml).
     """
     if type(lg) is _SdkLogger:
         try:
@@ -99,9 +125,20 @@ def emit(lg: Any, rec: LogRecord) -> None:
                 and limits.max_log_record_attribute_length is None
                 and (attrs is None or len(attrs) <= (limits.max_log_record_attributes or 0))
             ):
+                resource = lg._resource
+                bp = _queue_of(lg)
+                if bp is not None:
+                    rec.context = _EMPTY_CONTEXT
+                    ro = object.__new__(ReadableLogRecord)  # frozen dataclass: fields set as its __init__ does
+                    ro.__dict__.update(log_record=rec, resource=resource if resource is not None else
+                                       Resource.create({}), instrumentation_scope=lg._instrumentation_scope,
+                                       limits=limits)  # fmt: skip
+                    lg._logger_metrics.emit_log()
+                    bp.emit(ro)
+                    return
                 rw = object.__new__(ReadWriteLogRecord)
                 rw.log_record = rec
-                rw.resource = lg._resource
+                rw.resource = resource
                 rw.instrumentation_scope = lg._instrumentation_scope
                 rw.limits = limits
                 lg._logger_metrics.emit_log()
