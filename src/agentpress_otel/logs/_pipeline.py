@@ -13,6 +13,7 @@ helpers are in ``_json`` and ``_otlp``, exception fields in ``_exc``.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import itertools
 import logging
@@ -68,7 +69,7 @@ class Entry:
 
     def __init__(self, ts_ns: int, levelno: int, name: str, message: Any, ids: dict[str, Any],
                  sc: SpanContext | None, extras: dict[Any, Any], exc: dict[str, Any] | None,
-                 code: dict[str, Any] | None) -> None:  # fmt: skip
+                 code: tuple[str, str, int] | None) -> None:  # fmt: skip
         self.ts_ns = ts_ns
         self.levelno = levelno
         self.name = name
@@ -80,35 +81,38 @@ class Entry:
         self.code = code
 
 
+#: A record's attribute names (its ``__dict__`` keys, in order) -> its ``extra=`` names: a call site's records all
+#: have the same names, so the set difference is done once per call site. Worker thread only.
+_EXTRA_NAMES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def _extra_names(d: dict[Any, Any]) -> tuple[Any, ...]:
+    """The ``extra=`` names of a record whose attributes are ``d``, in the order they were set (leading ``_``
+    names are a library's private state, never data)."""
+    keys = tuple(d)
+    names = _EXTRA_NAMES.get(keys)
+    if names is None:
+        names = tuple(k for k in keys if k not in RESERVED and not (type(k) is str and k.startswith("_")))
+        if len(_EXTRA_NAMES) >= 4096:
+            _EXTRA_NAMES.clear()
+        _EXTRA_NAMES[keys] = names
+    return names
+
+
 def from_stdlib(item: tuple[Any, ...]) -> Entry:
     """An :class:`Entry` from the stdlib handler's snapshot ``(STDLIB, record, message, ids, span context)``."""
     _, record, message, ids, sc = item
     d = record.__dict__
-    extras: dict[str, Any] = {}
-    names = d.keys() - RESERVED
-    if names:
-        # ``extra=`` keys come after the standard ones in the record's dict: walk it from the end, in order.
-        order: list[str] = []
-        for k in reversed(d):
-            if k in names:
-                order.append(k)
-                if len(order) == len(names):
-                    break
-        # A bare ``object()`` on a record is a library's marker (LiteLLM stamps every record it
-        # scrubbed with ``litellm_redacted=object()``): no data, only "<object object at 0x...>" noise.
-        extras = {k: d[k] for k in reversed(order)
-                  if not (type(k) is str and k.startswith("_")) and type(d[k]) is not object}  # fmt: skip
+    # A bare ``object()`` on a record is a library's marker (LiteLLM stamps every record it
+    # scrubbed with ``litellm_redacted=object()``): no data, only "<object object at 0x...>" noise.
+    extras = {k: v for k in _extra_names(d) if type(v := d[k]) is not object}
     exc: dict[str, str] | None = None
     ei = record.exc_info
     if ei and ei[0] is not None:
         exc = from_exc_info(ei, record.exc_text)
     elif record.stack_info:
         extras["stack_info"] = record.stack_info
-    code = {
-        "code.file.path": record.pathname,
-        "code.function.name": record.funcName,
-        "code.line.number": record.lineno,
-    }
+    code = (record.pathname, record.funcName, record.lineno)
     return Entry(int(record.created * 1e9), record.levelno, record.name, message, ids, sc, extras, exc, code)
 
 
@@ -146,43 +150,51 @@ def needs_redaction(entries: Sequence[Entry | Exception], r: Redactor) -> set[in
     per record), and only a record with a candidate match, a sensitive key or a non-primitive value is redacted.
     """
     flat: list[str] = []
-    owner: list[int] = []
+    starts: list[int] = []  # where the strings of scanned[k] begin in flat (ascending)
+    scanned: list[int] = []
     out: set[int] = set()
     for i, e in enumerate(entries):
         if not isinstance(e, Entry):
             continue
-        texts = _plain_texts(e, r)
-        if texts is None:
-            out.add(i)
+        n = len(flat)
+        if _add_plain_texts(e, r, flat):
+            starts.append(n)
+            scanned.append(i)
         else:
-            flat += texts
-            owner += [i] * len(texts)
-    out.update(owner[j] for j in r.candidates(flat))
+            del flat[n:]
+            out.add(i)
+    for j in r.candidates(flat):  # rare: a candidate's record found by bisection
+        out.add(scanned[bisect.bisect_right(starts, j) - 1])
     return out
 
 
-def _plain_texts(e: Entry, r: Redactor) -> list[str] | None:
-    """The strings of ``e`` when redacting it is only scanning them (str message, str keys, none sensitive,
-    primitive values); else None."""
+def _add_plain_texts(e: Entry, r: Redactor, flat: list[str]) -> bool:
+    """Append the strings of ``e`` to ``flat`` and answer True when redacting it is only scanning them (str message,
+    str keys, none sensitive, primitive values); else False (``flat`` may then hold some of them)."""
     msg = e.message
     if not isinstance(msg, str):
-        return None
-    out = [msg]
+        return False
+    flat.append(msg)
     extras = e.extras
     if extras:
-        for k, v in extras.items():
+        for v in extras.values():
+            t = type(v)
+            if t is str:
+                flat.append(v)
+            elif not (v is None or t is int or t is float or t is bool):  # the common types first, then subclasses
+                if isinstance(v, str):
+                    flat.append(v)
+                elif not isinstance(v, (int, float)):
+                    return False
+        for k in extras:
             if type(k) is not str:
-                return None
-            if isinstance(v, str):
-                out.append(v)
-            elif not (v is None or isinstance(v, (int, float))):
-                return None
+                return False
         if r.any_sensitive_key(tuple(extras)):
-            return None
+            return False
     if e.exc:
-        out += [v for v in e.exc.values() if isinstance(v, str)]
-    out += [v for v in e.ids.values() if isinstance(v, str)]
-    return out
+        flat += [v for v in e.exc.values() if isinstance(v, str)]
+    flat += [v for v in e.ids.values() if isinstance(v, str)]
+    return True
 
 
 class LogPipeline:
@@ -454,8 +466,9 @@ class LogPipeline:
                     # a stack trace keeps its head and its end (the innermost frames, the exception line)
                     v = truncate(v, limit, keep="middle" if k == "stacktrace" else "head")
                 attrs[f"exception.{k}"] = v
-        if e.code:
-            attrs.update(e.code)
+        code = e.code
+        if code is not None:
+            attrs["code.file.path"], attrs["code.function.name"], attrs["code.line.number"] = code
         msg = e.message
         body = msg if isinstance(msg, str) else attr_value(msg, limit, r)
         cls = PreRedactedLogRecord if r is not None else LogRecord
