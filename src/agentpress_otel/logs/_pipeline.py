@@ -353,7 +353,9 @@ class LogPipeline:
             return
         r = (self._redactor or default_redactor()) if self.redact else None
         prepared, dirty = self._prepare(head, r)
-        lines: list[bytes] = []
+        # One buffer for the batch's JSON lines: each line is copied in and freed at once, so orjson's next output
+        # reuses its memory (keeping 512 lines alive until a join cost 2 us per line in fresh allocations).
+        lines = bytearray()
         ok = freed = 0
         for place in range(len(head)):
             k = place
@@ -401,19 +403,18 @@ class LogPipeline:
         _selftel.record_dropped("logs", "error")
         _selftel.swallow("logs.worker", exc)
 
-    def _export(self, e: Entry, stdlib: bool, r: Redactor | None, clean: bool, lines: list[bytes]) -> None:
+    def _export(self, e: Entry, stdlib: bool, r: Redactor | None, clean: bool, lines: bytearray) -> None:
         """Redact ``e`` (unless the batch scan found it ``clean``), export it, and add its JSON line."""
         if r is not None and not clean:
             redact_entry(e, r)
         if self.logger_provider is not None:
             self._emit_otlp(e, r)
         if self.json_stdout and stdlib:
-            lines.append(self._json_line(e, r))
+            lines += self._json_line(e, r)
 
-    def _write(self, lines: list[bytes]) -> None:
+    def _write(self, data: bytearray) -> None:
         with _G_WRITE:
             out = self._stream()
-            data = b"".join(lines)
             buf = getattr(out, "buffer", None)
             if buf is not None:
                 buf.write(data)
