@@ -409,3 +409,25 @@ def test_secrets_among_a_batch_of_clean_records_are_redacted(sink: Any, capfd: p
     clean = recs["clean message 7"]
     assert clean.attributes["route"] == "/api/agent/start" and clean.attributes["n"] == 7
     assert len([b for b in recs if b.startswith("clean message")]) == 599
+
+
+def test_extra_fields_per_record_with_the_names_cached_per_call_site() -> None:
+    """``extra=`` names are looked up once per set of record attribute names: records of one call site with other
+    values, other ``extra`` keys or an attribute a filter added each get exactly their own fields, in order,
+    without private (``_``) names or bare ``object()`` markers."""
+    from agentpress_otel.logs._pipeline import STDLIB, from_stdlib
+
+    log = logging.getLogger("agent.cache")
+
+    def entry(**extra: Any) -> dict[str, Any]:
+        rec = log.makeRecord(log.name, logging.INFO, __file__, 1, "m %s", ("x",), None, extra=extra)
+        if extra.pop("_filter_adds", False):
+            rec.added_by_filter = "f"
+        return from_stdlib((STDLIB, rec, rec.getMessage(), {}, None)).extras
+
+    assert entry(a=1, b="two") == {"a": 1, "b": "two"}
+    assert entry(a=3, b="four") == {"a": 3, "b": "four"}  # same names, the values of this record
+    assert list(entry(b=1, a=2)) == ["b", "a"]  # other order: its own order
+    assert entry(a=1, marker=object(), _private=2) == {"a": 1}
+    assert entry(a=1, _filter_adds=True) == {"a": 1, "added_by_filter": "f"}
+    assert entry() == {}

@@ -82,7 +82,8 @@ class Entry:
 
 
 #: A record's attribute names (its ``__dict__`` keys, in order) -> its ``extra=`` names: a call site's records all
-#: have the same names, so the set difference is done once per call site. Worker thread only.
+#: have the same names, so the set difference is done once per call site. Only log workers use it (single get/set
+#: calls, atomic under the GIL; a lost entry is only computed again).
 _EXTRA_NAMES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 
