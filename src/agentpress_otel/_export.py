@@ -37,7 +37,8 @@ _EXPORTERS = {
         "/v1/metrics",
     ),
     "logs": (
-        "opentelemetry.exporter.otlp.proto.grpc._log_exporter:OTLPLogExporter",
+        # the SDK's gRPC exporter with our log encoder (same request bytes; logs/_encode.py)
+        "agentpress_otel.logs._encode:OTLPLogExporter",
         "opentelemetry.exporter.otlp.proto.http._log_exporter:OTLPLogExporter",
         "/v1/logs",
     ),
