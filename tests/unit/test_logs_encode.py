@@ -114,21 +114,25 @@ def test_records_of_both_handlers_encode_like_the_sdk() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "attrs"),
+    ("body", "attrs", "fields"),
     [
-        ({"k": "v"}, None),  # a map body
-        (["a", "b"], None),
-        (b"raw", None),
-        ("ok", {"list": ("a", "b")}),  # an array attribute
-        ("ok", {"big": 2**64}),  # beyond int64: the SDK skips the attribute and logs why
-        ("ok", {"bad": "\ud800"}),  # a lone surrogate is no UTF-8
-        ("\ud800", None),
+        ({"k": "v"}, None, {}),  # a map body
+        (["a", "b"], None, {}),
+        (b"raw", None, {}),
+        ("ok", {"list": ("a", "b")}, {}),  # an array attribute
+        ("ok", {"big": 2**64}, {}),  # beyond int64: the SDK skips the attribute and logs why
+        ("ok", {"bad": "\ud800"}, {}),  # a lone surrogate is no UTF-8
+        ("\ud800", None, {}),
+        ("ok", {"t": 1}, {"timestamp": 1.5}),  # a float timestamp: the SDK's encoder refuses the batch
+        ("ok", {"t": 1}, {"trace_id": 1 << 128}),
     ],
 )
-def test_records_outside_the_flat_shape_go_to_the_sdk_encoder(body: Any, attrs: Any) -> None:
-    """A container, bytes, an int beyond 64 bits or text that is not UTF-8: the encoder steps aside and
-    ``translate`` (the exporter's encoder) gives exactly what the SDK's encoder gives, or its error."""
-    batch = [_rec("first"), _rec(body, attrs)]
+def test_records_outside_the_flat_shape_go_to_the_sdk_encoder(
+    body: Any, attrs: Any, fields: dict[str, Any]
+) -> None:
+    """A container, bytes, an int beyond 64 bits, text that is not UTF-8 or a field of the wrong type: the encoder
+    steps aside and ``translate`` (the exporter's encoder) gives exactly what the SDK's encoder gives, or its error."""
+    batch = [_rec("first"), _rec(body, attrs, **fields)]
     assert encode_request(batch) is None
     try:
         want = encode_logs(batch)

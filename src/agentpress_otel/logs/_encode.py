@@ -165,7 +165,7 @@ def encode_request(batch: Sequence[ReadableLogRecord]) -> bytes | None:
     """
     try:
         groups = _groups(batch)
-    except (_NotFlat, AttributeError, TypeError, ValueError, OverflowError, UnicodeEncodeError):
+    except (_NotFlat, AttributeError, TypeError, ValueError, OverflowError, UnicodeEncodeError, struct.error):
         return None
     out: list[bytes] = []
     for res, scopes in groups.items():
