@@ -15,6 +15,7 @@ error. ``tests/unit/test_metric_batch.py`` compares both paths' exported points.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,10 +25,15 @@ from agentpress_otel import _selftel
 
 try:  # the SDK's own helpers: the aggregation key must be computed exactly as it computes it
     from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
+    from opentelemetry.sdk.metrics._internal.aggregation import _ExplicitBucketHistogramAggregation
     from opentelemetry.sdk.metrics._internal.measurement import Measurement
 except ImportError:  # pragma: no cover - another SDK layout: public path only
     _hash_attributes = None  # type: ignore[assignment]
+    _ExplicitBucketHistogramAggregation = None  # type: ignore[assignment,misc]
     Measurement = None  # type: ignore[assignment,misc]
+
+#: What an explicit-bucket aggregation must have for the values to be added in one step.
+_AGG_FIELDS = ("_lock", "_value", "_sum", "_min", "_max", "_boundaries", "_record_min_max")
 
 __all__ = ["record_many"]
 
@@ -77,7 +83,7 @@ def _batch(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any]) -
     matches = [vim for storage in storages.values() for vim in storage._get_or_init_view_instrument_match(instrument)]
     if not all(all(hasattr(vim, f) for f in _VIM_FIELDS) for vim in matches):
         return 0
-    points = [Measurement(v, t, instrument, _EMPTY, None) for v in values]  # aggregate() reads .value only
+    points: list[Any] | None = None
     cleaned = dict(probe.attributes or {})
     for vim in matches:
         keys = vim._view._attribute_keys
@@ -87,14 +93,38 @@ def _batch(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any]) -
         # under the match's lock; a cumulative one keeps them, so the lock is needed only to create one.
         if vim._reset_on_collect:
             with vim._lock:
-                agg = vim._get_or_create_aggregation(key, a)
-                for m in points:
-                    agg.aggregate(m, False)
+                points = _aggregate(vim._get_or_create_aggregation(key, a), values, points, instrument, t)
         else:
             agg = vim._attributes_aggregation.get(key)
             if agg is None:
                 with vim._lock:
                     agg = vim._get_or_create_aggregation(key, a)
-            for m in points:
-                agg.aggregate(m, False)
+            points = _aggregate(agg, values, points, instrument, t)
     return len(values)
+
+
+def _aggregate(agg: Any, values: Sequence[float], points: list[Any] | None, instrument: Any,
+               t: int) -> list[Any] | None:
+    """Add ``values`` to one aggregation; returns the Measurement list if it had to build one (for the next)."""
+    if type(agg) is _ExplicitBucketHistogramAggregation and all(hasattr(agg, f) for f in _AGG_FIELDS):
+        # What its aggregate() does per value (bucket count, sum, min, max; no exemplar offered, as
+        # should_sample is False here), done for all values under one hold of its lock.
+        h: Any = agg  # the SDK's private fields are not typed for this
+        bounds = h._boundaries
+        with h._lock:
+            if h._value is None:
+                h._value = h._get_empty_bucket_counts()
+            counts, total = h._value, h._sum
+            for v in values:
+                counts[bisect_left(bounds, v)] += 1
+                total += v  # one add per value, in order: the same float sum as aggregate() gives
+            h._sum = total
+            if h._record_min_max:
+                h._min = min(h._min, min(values))
+                h._max = max(h._max, max(values))
+        return points
+    if points is None:
+        points = [Measurement(v, t, instrument, _EMPTY, None) for v in values]  # aggregate() reads .value only
+    for m in points:
+        agg.aggregate(m, False)
+    return points

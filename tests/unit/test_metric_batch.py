@@ -8,6 +8,7 @@ path: an exemplar filter that samples, invalid values, views that drop attribute
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from typing import Any
@@ -40,8 +41,10 @@ def _points(reader: Any) -> list[tuple[Any, ...]]:
         for sm in rm.scope_metrics:
             for m in sm.metrics:
                 for p in m.data.data_points:
-                    out.append((m.name, tuple(sorted(p.attributes.items())), p.count, round(p.sum, 12),
-                                tuple(p.bucket_counts), p.min, p.max, len(p.exemplars)))
+                    # every field of the point but its timestamps; exemplars by count (their times differ)
+                    d = {k: v for k, v in dataclasses.asdict(p).items()
+                         if k not in ("start_time_unix_nano", "time_unix_nano", "exemplars")}
+                    out.append((m.name, repr(sorted(d.items(), key=lambda kv: kv[0])), len(p.exemplars)))
     return sorted(out)
 
 
@@ -71,7 +74,7 @@ def test_same_points_as_the_public_loop() -> None:
     values = [rng.expovariate(40) for _ in range(500)] + [0.0, 0.01, 1.28, 99.0]  # on and past the boundaries
     public, batched = _both(values)
     assert public == batched
-    assert public[0][0][2] == len(values)  # the count is per value: nothing was merged into one record
+    assert f"('count', {len(values)})" in public[0][0][1]  # one count per value: nothing merged
 
 
 @pytest.mark.parametrize("delta", [False, True])
@@ -79,7 +82,7 @@ def test_across_collections(delta: bool) -> None:
     """Cumulative readers keep adding to one aggregation; delta readers start a new one each collection."""
     public, batched = _both([0.011, 0.02, 0.5], batches=3, delta=delta)
     assert public == batched
-    counts = [c[0][2] for c in batched]
+    counts = [int(c[0][1].split("('count', ")[1].split(')')[0]) for c in batched]
     assert counts == ([3, 3, 3] if delta else [3, 6, 9])
 
 
@@ -88,7 +91,7 @@ def test_a_view_that_keeps_some_keys() -> None:
     view = View(instrument_name="gen_ai.*", attribute_keys={"gen_ai.request.model"})
     public, batched = _both([0.01, 0.03], views=(view,))
     assert public == batched
-    assert batched[0][0][1] == (("gen_ai.request.model", "gpt-5-mini"),)
+    assert "('attributes', {'gen_ai.request.model': 'gpt-5-mini'})" in batched[0][0][1]
 
 
 def test_an_exemplar_filter_that_samples_goes_public() -> None:
@@ -121,8 +124,10 @@ def test_the_batch_path_is_taken_for_the_sdk_histogram(monkeypatch: pytest.Monke
     mp, reader = _provider()
     h = mp.get_meter("t").create_histogram("h", explicit_bucket_boundaries_advisory=BUCKETS)
     monkeypatch.setattr(type(h), "record", lambda *a, **k: pytest.fail("public path taken"))
+    monkeypatch.setattr(_metric_batch._ExplicitBucketHistogramAggregation, "aggregate",
+                        lambda *a, **k: pytest.fail("per-value aggregate taken"))
     record_many(h, [0.01, 0.02], ATTRS)
-    assert _points(reader)[0][2] == 2
+    assert "('count', 2)" in _points(reader)[0][1]
     mp.shutdown()
 
 
@@ -130,4 +135,13 @@ def test_missing_sdk_helpers_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the SDK helper the batch path is off and the points are still the same."""
     monkeypatch.setattr(_metric_batch, "_hash_attributes", None)
     public, batched = _both([0.01, 0.02])
+    assert public == batched
+
+
+def test_an_exponential_histogram_view_takes_the_per_value_aggregate() -> None:
+    """A View with another aggregation (exponential buckets) gets every value through its own aggregate()."""
+    from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
+
+    view = View(instrument_name="gen_ai.*", aggregation=ExponentialBucketHistogramAggregation())
+    public, batched = _both([0.01, 0.03, 0.5, 2.0], views=(view,))
     assert public == batched
