@@ -224,7 +224,9 @@ OPTIONS: tuple[Option, ...] = (
            "Lowest level exported over OTLP. The root logger's level is kept; set explicitly, it is lowered "
            "for export only (docs/logging.md).", _LOGS, arg_type="str | None", validate=_check_level_name),
     Option("logger_levels", "dict[str, str]", {}, parse_kv,
-           "Per-logger overrides, `litellm=WARNING,httpx=WARNING`. Every level must be a level name (`DEBUG` … "
+           "Per-logger export levels, `myapp.db=DEBUG,LiteLLM=INFO`. `LiteLLM`, `LiteLLM Router`, `LiteLLM Proxy` and "
+           "`httpx` export from WARNING unless named (their INFO lines repeat each call's span). Every level must "
+           "be a level name (`DEBUG` … "
            "`CRITICAL`, `WARN`, `FATAL`, `TRACE`) or a number: a bad one is a `ConfigError` naming the logger "
            "(argument), or a warning and no overrides (variable).", _LOGS,
            arg_type="Mapping[str, str] | None", validate=_check_logger_levels),

@@ -89,6 +89,31 @@ def creation_time() -> dict[str, str]:
     return {}
 
 
+class HashedResource(Resource):
+    """A Resource that computes its hash once.
+
+    The SDK's OTLP encoders group every span and log record of a batch by resource, and ``Resource.__hash__``
+    JSON-encodes all attributes each time: about 8 µs per span or record with our 15 attributes, for a value
+    that cannot change (resource attributes are immutable). ``merge`` (what the providers run after a fork or a
+    rename) keeps the class.
+
+    Example::
+
+        HashedResource({"service.name": "agentpress-api"})
+    """
+
+    def __init__(self, attributes: Any, schema_url: str | None = None) -> None:
+        super().__init__(attributes, schema_url)
+        self._hash = Resource.__hash__(self)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def merge(self, other: Resource) -> Resource:
+        merged = Resource.merge(self, other)
+        return HashedResource(merged.attributes, merged.schema_url)
+
+
 def build_resource(cfg: Config) -> Resource:
     """The resource every signal carries: the configured identity plus host, OS, process and distro attributes.
 
@@ -114,7 +139,8 @@ def build_resource(cfg: Config) -> Resource:
             "telemetry.distro.version": __version__,
         }
     )
-    return Resource.create(attrs)
+    created = Resource.create(attrs)  # the SDK's detectors and OTEL_RESOURCE_ATTRIBUTES merged in
+    return HashedResource(created.attributes, created.schema_url)
 
 
 def sampler(cfg: Config) -> Sampler:

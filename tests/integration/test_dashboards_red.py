@@ -7,8 +7,8 @@ exception, 503 returned). Its telemetry goes through the Collector built from ou
 into Debian's Prometheus. Every Prometheus query of the dashboard's "Inbound requests" row is then run with the
 Grafana variables set to this environment and service (not "All"), at several times inside the steady part of the
 run, and must match what the client counted: request rate, server-error rate and error ratio within 5 % (rates may
-also be off by one request per window), per route where the panel is per route. The ``$service``, ``$env`` and ``$route`` variables must list the service, its
-environment and its routes.
+also be off by one request per window), per route where the panel is per route. The ``$service``, ``$env`` and
+``$route`` variables must list the service, its environment and its routes.
 
 Before the fix the panels read ``traces_span_metrics_*``: empty in step 1 (no spans) and about a tenth of the truth in
 step 2 (the app's head sampling drops spans before the Collector's span_metrics connector counts them).

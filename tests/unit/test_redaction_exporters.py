@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
@@ -129,3 +130,54 @@ def test_log_exporter_swallows() -> None:
     lp.force_flush()
     lp.shutdown()
     assert _selftel.errors("exporter.logs") >= 1
+
+
+def test_span_batch_precheck_matches_redacting_every_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch pre-check (one scan for the strings of all spans) sends exactly the spans that need it through
+    the per-span path: a batch of clean spans and spans with a secret in every kind of place exports the same
+    attributes, events, status and names as redacting each span on its own, and clean spans go out as they are."""
+    import random
+
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter as Mem
+
+    rng = random.Random(7)
+    tap = Mem()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(tap))
+    tracer = tp.get_tracer("t")
+    planted = [
+        lambda s: s.set_attribute("gen_ai.prompt", f"key {KEY}"),
+        lambda s: s.set_attribute("tags", ("ok", f"jwt {JWT}")),
+        lambda s: s.set_attribute("api_key", "plain-looking-value"),  # a sensitive key: replaced whole
+        lambda s: s.set_attribute("url.full", f"https://h/x?token={JWT}"),
+        lambda s: s.add_event("retry", {"detail": f"with {KEY}"}),
+        lambda s: s.set_status(Status(StatusCode.ERROR, f"bad {KEY}")),
+        lambda s: s.update_name(f"GET {KEY}"),
+        lambda s: s.set_attribute("note", "caf\u00e9 " + KEY),  # non-ASCII: checked on its own
+    ]
+    for i in range(200):
+        with tracer.start_as_current_span(f"chat gpt-{i}") as s:
+            s.set_attribute("gen_ai.operation.name", "chat")
+            s.set_attribute("server.port", 443)
+            s.set_attribute("gen_ai.response.finish_reasons", ("stop",))
+            s.set_attribute("scores", (0.5, 1, None))
+            if rng.random() < 0.2:
+                rng.choice(planted)(s)
+    spans = tap.get_finished_spans()
+
+    def view(got: Sequence[ReadableSpan]) -> list[object]:
+        return [(s.name, dict(s.attributes or {}), [(e.name, dict(e.attributes or {})) for e in s.events],
+                 s.status.description) for s in got]
+
+    batched, single = _Keep(), _Keep()
+    RedactingSpanExporter(batched).export(spans)
+    per_item = RedactingSpanExporter(single)
+    monkeypatch.setattr(per_item, "_maybe_dirty", lambda r, b: None)
+    per_item.export(spans)
+    assert view(batched.got) == view(single.got)
+    blob = repr(view(batched.got))
+    assert KEY not in blob and JWT not in blob and "plain-looking-value" not in blob
+    changed = [a is not b for a, b in zip(batched.got, spans, strict=True)]
+    assert 0 < sum(changed) < len(spans)
+    # a clean span is passed on as the same object (no copy)
+    assert all(a is b for a, b, c in zip(batched.got, spans, changed, strict=True) if not c)

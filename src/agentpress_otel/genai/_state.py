@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import deque
-from collections.abc import Sized
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,6 +19,7 @@ from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Ob
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer
 
 from agentpress_otel import _selftel
+from agentpress_otel._metric_batch import record_many
 from agentpress_otel._version import __version__
 from agentpress_otel.genai import _semconv as sc_names
 
@@ -211,8 +212,8 @@ class Instruments:
         if not _full(self.pending):
             self.pending.append((None, r, None, None))
 
-    def _replay_llm(self, r: LLMRecord, sums: dict[tuple[int, int], list[Any]] | None) -> None:
-        empty = Context()
+    def _replay_llm(self, r: LLMRecord, sums: dict[tuple[int, int], list[Any]] | None,
+                    batches: dict[tuple[int, int], list[Any]] | None = None) -> None:
         ctx = exemplar_context(r.sc)
         if self.latest:
             inference = r.base.get("gen_ai.operation.name") in sc_names.INFERENCE_OPERATIONS
@@ -221,8 +222,8 @@ class Instruments:
             self.operation_duration.record(r.duration, r.base, context=ctx)
         if r.ttfc is not None:
             self.ttfc.record(r.ttfc, r.base, context=ctx)
-            for g in r.gaps or ():
-                self.tpoc.record(g, r.base, context=empty)
+            if r.gaps:
+                self._hist(self.tpoc, r.gaps, r.base, batches)
         if self.latest:
             # Counters (cost proxy, keyed by modality) plus per-operation histograms (error.type, no modality).
             # r.inp is the counters' attribute set; r.base the histograms'.
@@ -232,17 +233,34 @@ class Instruments:
                     self._sum(inst, value, r.inp, sums)
             for hist, value in zip(self.op_tokens, (r.input_tokens, r.output_tokens), strict=True):
                 if value is not None:
-                    hist.record(value, r.base, context=empty)
+                    self._hist(hist, (value,), r.base, batches)
         else:
             if r.input_tokens is not None:
-                self.token_usage.record(r.input_tokens, r.inp, context=empty)
+                self._hist(self.token_usage, (r.input_tokens,), r.inp, batches)
             if r.output_tokens is not None:
-                self.token_usage.record(r.output_tokens, r.out, context=empty)
+                self._hist(self.token_usage, (r.output_tokens,), r.out, batches)
         if r.cost is not None or r.unpriced:
             inst = self.unpriced if r.unpriced else self.cost
             amount: float | None = 1 if r.unpriced else r.cost
             if amount:
                 self._sum(inst, amount, r.cost_attrs, sums)
+
+    @staticmethod
+    def _hist(inst: Any, values: Sequence[float], attrs: dict[str, Any],
+              batches: dict[tuple[int, int], list[Any]] | None) -> None:
+        """Record histogram values with no exemplar now, or group them per attribute set during a drain (each
+        group goes to the SDK once, see :mod:`agentpress_otel._metric_batch`). Same identity keying as _sum."""
+        if batches is None:
+            empty = Context()
+            for v in values:
+                inst.record(v, attrs, context=empty)
+            return
+        key = (id(inst), id(attrs))
+        e = batches.get(key)
+        if e is None:
+            batches[key] = [inst, attrs, list(values)]
+        else:
+            e[2].extend(values)
 
     @staticmethod
     def _sum(inst: Any, value: float, attrs: dict[str, Any], sums: dict[tuple[int, int], list[Any]] | None) -> None:
@@ -264,6 +282,7 @@ class Instruments:
         empty = Context()
         with self._sum_lock:
             sums, self.sums = self.sums, {}
+        batches: dict[tuple[int, int], list[Any]] = {}
         while True:
             try:
                 inst, value, attrs, sc = q.popleft()
@@ -272,13 +291,16 @@ class Instruments:
             n += 1
             with _G_METRICS:
                 if inst is None:
-                    self._replay_llm(value, sums)
+                    self._replay_llm(value, sums, batches)
                 else:
                     inst.record(value, attrs, context=exemplar_context(sc) if sc is not None else empty)
         for inst, attrs, total in sums.values():
             n += 1
             with _G_METRICS:
                 inst.add(total, attrs, context=empty)
+        for inst, attrs, values in batches.values():
+            with _G_METRICS:
+                record_many(inst, values, attrs)
         return n
 
     def _drain_cb(self, _opts: CallbackOptions) -> list[Observation]:

@@ -220,7 +220,7 @@ def instrument(telemetry: Telemetry) -> None:
         root = logging.getLogger()
         # The root level stays the app's unless log_level was asked for explicitly; loggers named in
         # logger_levels are lowered. What that lets through goes to our handler alone (see _call_handlers).
-        chosen = dict(policy.levels)
+        chosen = {k: v for k, v in policy.levels.items() if k in cfg.logger_levels}  # not the quiet defaults
         if cfg.sources.get("log_level", "default") != "default":
             chosen.setdefault("", policy.default)
         for name, lvl in chosen.items():

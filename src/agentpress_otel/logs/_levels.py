@@ -12,6 +12,11 @@ from agentpress_otel._option_types import parse_level as parse_level  # one copy
 
 _RATIO_SCALE = 1 << 64
 _SKIP_PREFIXES = ("opentelemetry", "agentpress_otel")
+#: Third-party loggers whose INFO lines say again, once per call, what a span already carries: LiteLLM's
+#: "LiteLLM completion() model= ...; provider = ..." on every LLM call, httpx's "HTTP Request: POST ... 200 OK" on
+#: every request. Exported from WARNING unless ``logger_levels`` names them; what they print is not changed.
+QUIET_BY_DEFAULT: dict[str, str] = {"LiteLLM": "WARNING", "LiteLLM Router": "WARNING", "LiteLLM Proxy": "WARNING",
+                                    "httpx": "WARNING"}
 
 
 class LevelPolicy:
@@ -27,7 +32,7 @@ class LevelPolicy:
         if not 0.0 <= sample_ratio <= 1.0:
             raise ValueError("sample_ratio must be within [0, 1]")
         self.default = parse_level(default)
-        self.levels = {k: parse_level(v) for k, v in (levels or {}).items()}
+        self.levels = {k: parse_level(v) for k, v in {**QUIET_BY_DEFAULT, **(levels or {})}.items()}
         self.ratio = sample_ratio
         self._cache: dict[str, int] = {}
 

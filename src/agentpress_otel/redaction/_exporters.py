@@ -24,7 +24,7 @@ from opentelemetry.trace import Link, Status
 
 from agentpress_otel import _selftel
 from agentpress_otel._export import E, ExporterWrapper
-from agentpress_otel.redaction._engine import Redactor, default_redactor
+from agentpress_otel.redaction._engine import _HEAD_TAIL_ATTRIBUTES, URL_ATTRIBUTES, Redactor, default_redactor
 
 _G_REDACT_METRICS = _selftel.guard("redaction.metrics")
 
@@ -44,6 +44,48 @@ def _attrs(r: Redactor, attrs: Mapping[str, Any] | None) -> Mapping[str, Any] | 
     return bounded
 
 
+def _plain_texts(r: Redactor, attrs: Mapping[str, Any] | None, out: list[str]) -> bool:
+    """Add to ``out`` the strings of ``attrs`` when redacting them is only scanning those strings (what
+    :meth:`Redactor.redact_attribute` does to a str, a number or a list of either under an ordinary key);
+    False when any attribute needs more (a sensitive key, a URL, a long stack, bytes, a container)."""
+    if not attrs:
+        return True
+    if r.any_sensitive_key(tuple(attrs)):
+        return False
+    for k, v in attrs.items():
+        t = type(v)
+        if t is str:
+            if k in URL_ATTRIBUTES or k in _HEAD_TAIL_ATTRIBUTES:
+                return False
+            out.append(v)
+        elif t is tuple or t is list:
+            for x in v:
+                tx = type(x)
+                if tx is str:
+                    out.append(x)
+                elif not (x is None or tx is bool or tx is int or tx is float):
+                    return False
+        elif not (v is None or t is bool or t is int or t is float):
+            return False
+    return True
+
+
+def _span_texts(r: Redactor, s: ReadableSpan) -> list[str] | None:
+    """Every string :meth:`RedactingSpanExporter._redact_item` would scan in ``s``, or None if it would do more."""
+    out = [s.name]
+    if s.status.description:
+        out.append(s.status.description)
+    if not _plain_texts(r, s.attributes, out):
+        return None
+    for ev in s.events:
+        if not _plain_texts(r, ev.attributes, out):
+            return None
+    for ln in s.links:
+        if not _plain_texts(r, ln.attributes, out):
+            return None
+    return out
+
+
 class _Redacting(ExporterWrapper[E]):
     """What the three wrappers share: ``inner``, the redactor, flush and shutdown handed on; for spans and logs,
     redact each item (an item that fails is dropped, counted, never exported unredacted) and pass the copies on."""
@@ -60,10 +102,20 @@ class _Redacting(ExporterWrapper[E]):
     def _redact_item(self, r: Redactor, item: Any) -> Any:
         raise NotImplementedError
 
+    def _maybe_dirty(self, r: Redactor, batch: Sequence[Any]) -> set[int] | None:
+        """Indices of the items :meth:`_redact_item` could change (None: all of them)."""
+        return None
+
     def _export(self, batch: Sequence[Any]) -> Any:
         r = self._redactor or default_redactor()
         out: list[Any] = []
-        for item in batch:
+        dirty: set[int] | None = None
+        with self._guard:  # a failed pre-check only costs speed: every item is then redacted on its own
+            dirty = self._maybe_dirty(r, batch)
+        for i, item in enumerate(batch):
+            if dirty is not None and i not in dirty:
+                out.append(item)
+                continue
             try:
                 out.append(self._redact_item(r, item))
             except Exception as exc:  # noqa: BLE001 - the guard's swallow, plus a drop count for the item
@@ -93,6 +145,24 @@ class RedactingSpanExporter(_Redacting[SpanExporter], SpanExporter):
     """
 
     _signal, success, failure = "spans", SpanExportResult.SUCCESS, SpanExportResult.FAILURE
+
+    def _maybe_dirty(self, r: Redactor, batch: Sequence[Any]) -> set[int] | None:
+        # Most spans hold no secret: the strings of every span of the batch are checked together (one RE2 scan,
+        # Redactor.candidates) and only a span with a candidate match or an attribute that is more than a
+        # string scan (a sensitive key, a URL, a container...) goes through _redact_item. About 1 us per
+        # string attribute saved on the export thread.
+        flat: list[str] = []
+        owner: list[int] = []
+        out: set[int] = set()
+        for i, s in enumerate(batch):
+            texts = _span_texts(r, s)
+            if texts is None:
+                out.add(i)
+            else:
+                flat += texts
+                owner += [i] * len(texts)
+        out.update(owner[j] for j in r.candidates(flat))
+        return out
 
     def _redact_item(self, r: Redactor, s: ReadableSpan) -> ReadableSpan:
         attrs = _attrs(r, s.attributes)

@@ -1,0 +1,130 @@
+"""Many values of one histogram with one attribute set, at the cost of one.
+
+The Python SDK (1.45) cleans, copies, sorts and hashes the attribute set on every ``Histogram.record`` (about
+9 µs with the six attributes of a GenAI series, most of a streamed LLM call's metric cost: one
+``time_per_output_chunk`` value per chunk). The GenAI metric drain (:mod:`agentpress_otel.genai._state`) groups
+the values it replays by instrument and attribute set, and :func:`record_many` feeds each group to the SDK's
+own aggregation objects: the attribute work is done once per group, each value costs one ``aggregate``.
+
+This reaches into SDK internals (pinned to one SDK version in pyproject), so every step checks the shape it
+expects and falls back to the public ``record`` loop when anything differs: another SDK, a proxy instrument,
+a disabled meter, an exemplar filter that would sample these values (exemplars need the public path), or an
+error. ``tests/unit/test_metric_batch.py`` compares both paths' exported points.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.context import Context
+
+from agentpress_otel import _selftel
+
+try:  # the SDK's own helpers: the aggregation key must be computed exactly as it computes it
+    from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
+    from opentelemetry.sdk.metrics._internal.aggregation import _ExplicitBucketHistogramAggregation
+    from opentelemetry.sdk.metrics._internal.measurement import Measurement
+except ImportError:  # pragma: no cover - another SDK layout: public path only
+    _hash_attributes = None  # type: ignore[assignment]
+    _ExplicitBucketHistogramAggregation = None  # type: ignore[assignment,misc]
+    Measurement = None  # type: ignore[assignment,misc]
+
+#: What an explicit-bucket aggregation must have for the values to be added in one step.
+_AGG_FIELDS = ("_lock", "_value", "_sum", "_min", "_max", "_boundaries", "_record_min_max")
+
+__all__ = ["record_many"]
+
+_EMPTY = Context()
+_G = _selftel.guard("metrics.batch")
+#: A view-instrument match must have all of these for the batch path.
+_VIM_FIELDS = ("_view", "_lock", "_reset_on_collect", "_get_or_create_aggregation", "_attributes_aggregation")
+
+
+def record_many(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any]) -> None:
+    """Record every value of ``values`` on histogram ``instrument`` with ``attrs`` and no exemplar context.
+
+    Exactly what ``for v in values: instrument.record(v, attrs, context=Context())`` records, cheaper.
+
+    Example::
+
+        record_many(instruments.tpoc, [0.011, 0.009, 0.012], attrs)
+    """
+    if not values:
+        return
+    done = 0
+    with _G:
+        done = _batch(instrument, values, attrs)
+    for v in values[done:]:
+        instrument.record(v, attrs, context=_EMPTY)
+
+
+def _batch(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any]) -> int:
+    """How many leading values were aggregated through the SDK internals (0: none, use the public path)."""
+    if Measurement is None or _hash_attributes is None:
+        return 0
+    consumer = getattr(instrument, "_measurement_consumer", None)
+    enabled = getattr(instrument, "_is_enabled", None)
+    storages = getattr(consumer, "_reader_storages", None)
+    config = getattr(consumer, "_sdk_config", None)
+    if not callable(enabled) or not enabled() or not isinstance(storages, dict) or config is None:
+        return 0
+    t = time.time_ns()
+    # The public path asks the exemplar filter per value; with no span context the SDK's trace-based and
+    # always-off filters say no to every value, anything else (always-on, a custom filter) goes public.
+    probe = Measurement(values[0], t, instrument, _EMPTY, attrs)
+    if config.exemplar_filter.should_sample(probe.value, t, probe.attributes, _EMPTY):
+        return 0
+    # Invalid values (negative, not finite) take the public path, which warns and drops them as it always does.
+    if any(not (v >= 0 and v != float("inf")) for v in values):  # NaN fails v >= 0
+        return 0
+    matches = [vim for storage in storages.values() for vim in storage._get_or_init_view_instrument_match(instrument)]
+    if not all(all(hasattr(vim, f) for f in _VIM_FIELDS) for vim in matches):
+        return 0
+    points: list[Any] | None = None
+    cleaned = dict(probe.attributes or {})
+    for vim in matches:
+        keys = vim._view._attribute_keys
+        a = cleaned if keys is None else {k: v for k, v in cleaned.items() if k in keys}
+        key = _hash_attributes(a)
+        # The SDK's own locking: a delta reader swaps its aggregations at collect, so look up and aggregate
+        # under the match's lock; a cumulative one keeps them, so the lock is needed only to create one.
+        if vim._reset_on_collect:
+            with vim._lock:
+                points = _aggregate(vim._get_or_create_aggregation(key, a), values, points, instrument, t)
+        else:
+            agg = vim._attributes_aggregation.get(key)
+            if agg is None:
+                with vim._lock:
+                    agg = vim._get_or_create_aggregation(key, a)
+            points = _aggregate(agg, values, points, instrument, t)
+    return len(values)
+
+
+def _aggregate(agg: Any, values: Sequence[float], points: list[Any] | None, instrument: Any,
+               t: int) -> list[Any] | None:
+    """Add ``values`` to one aggregation; returns the Measurement list if it had to build one (for the next)."""
+    if type(agg) is _ExplicitBucketHistogramAggregation and all(hasattr(agg, f) for f in _AGG_FIELDS):
+        # What its aggregate() does per value (bucket count, sum, min, max; no exemplar offered, as
+        # should_sample is False here), done for all values under one hold of its lock.
+        h: Any = agg  # the SDK's private fields are not typed for this
+        bounds = h._boundaries
+        with h._lock:
+            if h._value is None:
+                h._value = h._get_empty_bucket_counts()
+            counts, total = h._value, h._sum
+            for v in values:
+                counts[bisect_left(bounds, v)] += 1
+                total += v  # one add per value, in order: the same float sum as aggregate() gives
+            h._sum = total
+            if h._record_min_max:
+                h._min = min(h._min, min(values))
+                h._max = max(h._max, max(values))
+        return points
+    if points is None:
+        points = [Measurement(v, t, instrument, _EMPTY, None) for v in values]  # aggregate() reads .value only
+    for m in points:
+        agg.aggregate(m, False)
+    return points

@@ -1,0 +1,147 @@
+"""record_many() puts into the SDK exactly what the public ``Histogram.record`` loop puts there.
+
+Each case builds two real SDK MeterProviders with an InMemoryMetricReader, feeds the same values through the
+public loop on one and through ``record_many`` on the other, and compares the collected points (bucket counts,
+sum, count, min, max, attributes, exemplars). The cases cover what the batch path must hand back to the public
+path: an exemplar filter that samples, invalid values, views that drop attribute keys, delta readers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from typing import Any
+
+import pytest
+from opentelemetry.context import Context
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
+from opentelemetry.sdk.metrics._internal.exemplar import AlwaysOnExemplarFilter
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+from opentelemetry.sdk.metrics.view import View
+
+from agentpress_otel import _metric_batch
+from agentpress_otel._metric_batch import record_many
+
+ATTRS = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-5-mini",
+         "gen_ai.response.model": "gpt-5-mini-2025", "server.address": "127.0.0.1", "server.port": 8080}
+BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28]
+
+
+def _provider(*, delta: bool = False, views: tuple[View, ...] = (), **kw: Any) -> tuple[MeterProvider, Any]:
+    temporality = {Histogram: AggregationTemporality.DELTA} if delta else {}
+    reader = InMemoryMetricReader(preferred_temporality=temporality)
+    return MeterProvider(metric_readers=[reader], views=list(views), **kw), reader
+
+
+def _points(reader: Any) -> list[tuple[Any, ...]]:
+    data = reader.get_metrics_data()
+    out = []
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                for p in m.data.data_points:
+                    # every field of the point but its timestamps; exemplars by count (their times differ)
+                    d = {k: v for k, v in dataclasses.asdict(p).items()
+                         if k not in ("start_time_unix_nano", "time_unix_nano", "exemplars")}
+                    out.append((m.name, repr(sorted(d.items(), key=lambda kv: kv[0])), len(p.exemplars)))
+    return sorted(out)
+
+
+def _both(values: list[float], attrs: dict[str, Any] = ATTRS, *, batches: int = 1, **kw: Any) -> tuple[Any, Any]:
+    """Points after the public loop and after record_many, on two providers built the same way."""
+    results = []
+    for batch in (False, True):
+        mp, reader = _provider(**kw)
+        h = mp.get_meter("t").create_histogram("gen_ai.client.operation.time_per_output_chunk", unit="s",
+                                               explicit_bucket_boundaries_advisory=BUCKETS)
+        got = []
+        for _ in range(batches):
+            if batch:
+                record_many(h, values, attrs)
+            else:
+                for v in values:
+                    h.record(v, attrs, context=Context())
+            got.append(_points(reader))
+        results.append(got)
+        mp.shutdown()
+    return results[0], results[1]
+
+
+def test_same_points_as_the_public_loop() -> None:
+    """500 values through record_many give the points the public record() loop gives."""
+    rng = random.Random(5)
+    values = [rng.expovariate(40) for _ in range(500)] + [0.0, 0.01, 1.28, 99.0]  # on and past the boundaries
+    public, batched = _both(values)
+    assert public == batched
+    assert f"('count', {len(values)})" in public[0][0][1]  # one count per value: nothing merged
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_across_collections(delta: bool) -> None:
+    """Cumulative readers keep adding to one aggregation; delta readers start a new one each collection."""
+    public, batched = _both([0.011, 0.02, 0.5], batches=3, delta=delta)
+    assert public == batched
+    counts = [int(c[0][1].split("('count', ")[1].split(')')[0]) for c in batched]
+    assert counts == ([3, 3, 3] if delta else [3, 6, 9])
+
+
+def test_a_view_that_keeps_some_keys() -> None:
+    """A View that keeps some attribute keys aggregates the batch under the same reduced set."""
+    view = View(instrument_name="gen_ai.*", attribute_keys={"gen_ai.request.model"})
+    public, batched = _both([0.01, 0.03], views=(view,))
+    assert public == batched
+    assert "('attributes', {'gen_ai.request.model': 'gpt-5-mini'})" in batched[0][0][1]
+
+
+def test_an_exemplar_filter_that_samples_goes_public() -> None:
+    """With an always-on exemplar filter the values go the public way and keep their exemplars."""
+    public, batched = _both([0.01, 0.02, 0.03], exemplar_filter=AlwaysOnExemplarFilter())
+    assert public == batched
+    assert batched[0][0][-1] > 0  # the exemplars are there: the batch path did not swallow them
+
+
+def test_invalid_values_behave_as_the_sdk_says() -> None:
+    """Negative, NaN and infinite values are dropped as the SDK drops them, the rest recorded."""
+    public, batched = _both([0.01, -1.0, math.nan, math.inf, 0.02])
+    assert public == batched
+
+
+def test_anything_that_is_not_the_sdk_instrument_gets_the_public_calls() -> None:
+    """An instrument without SDK internals gets one public record() per value."""
+    seen: list[tuple[float, Any]] = []
+
+    class Proxy:  # an API proxy or a custom meter: no SDK internals
+        def record(self, v: float, attrs: Any, context: Any = None) -> None:
+            seen.append((v, attrs))
+
+    record_many(Proxy(), [0.1, 0.2], ATTRS)
+    assert seen == [(0.1, ATTRS), (0.2, ATTRS)]
+
+
+def test_the_batch_path_is_taken_for_the_sdk_histogram(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The equality tests above would also pass if record_many always fell back: prove it does not."""
+    mp, reader = _provider()
+    h = mp.get_meter("t").create_histogram("h", explicit_bucket_boundaries_advisory=BUCKETS)
+    monkeypatch.setattr(type(h), "record", lambda *a, **k: pytest.fail("public path taken"))
+    monkeypatch.setattr(_metric_batch._ExplicitBucketHistogramAggregation, "aggregate",
+                        lambda *a, **k: pytest.fail("per-value aggregate taken"))
+    record_many(h, [0.01, 0.02], ATTRS)
+    assert "('count', 2)" in _points(reader)[0][1]
+    mp.shutdown()
+
+
+def test_missing_sdk_helpers_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the SDK helper the batch path is off and the points are still the same."""
+    monkeypatch.setattr(_metric_batch, "_hash_attributes", None)
+    public, batched = _both([0.01, 0.02])
+    assert public == batched
+
+
+def test_an_exponential_histogram_view_takes_the_per_value_aggregate() -> None:
+    """A View with another aggregation (exponential buckets) gets every value through its own aggregate()."""
+    from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
+
+    view = View(instrument_name="gen_ai.*", aggregation=ExponentialBucketHistogramAggregation())
+    public, batched = _both([0.01, 0.03, 0.5, 2.0], views=(view,))
+    assert public == batched
