@@ -1,8 +1,8 @@
 """Our OTLP log encoder (``logs/_encode.py``) writes the bytes the SDK's ``encode_logs`` serializes to.
 
 Each batch is encoded both ways and compared byte for byte: records from the SDK's ``LoggingHandler`` and from our
-pipeline, scalar edge values, several resources and scopes, dropped-attribute counts. Records outside the flat
-shape make the encoder step aside (None), and the exporter then sends the SDK's encoding.
+pipeline, scalar edge values, containers, several resources and scopes, dropped-attribute counts. A record the
+SDK's encoder must decide about makes ours step aside (None), and the exporter then sends the SDK's encoding.
 """
 
 from __future__ import annotations
@@ -113,14 +113,21 @@ def test_records_of_both_handlers_encode_like_the_sdk() -> None:
         _same_as_sdk(batch)
 
 
+def test_containers_bytes_and_out_of_range_ints_encode_like_the_sdk() -> None:
+    """Map, list and bytes bodies and attributes (nested), and an int beyond 64 bits (the SDK skips that attribute)."""
+    batch = [
+        _rec({"k": "v", "n": [1, 2.5, None, {"deep": True}]}, None),
+        _rec(["a", "b"], {"list": ("a", "b"), "ints": [1, -2], "map": {"x": "y"}}),
+        _rec(b"raw", {"bytes": b"\x00\xff"}),
+        _rec("ok", {"big": 2**64, "kept": 1}),
+    ]
+    _same_as_sdk(batch)
+
+
 @pytest.mark.parametrize(
     ("body", "attrs", "fields"),
     [
-        ({"k": "v"}, None, {}),  # a map body
-        (["a", "b"], None, {}),
-        (b"raw", None, {}),
-        ("ok", {"list": ("a", "b")}, {}),  # an array attribute
-        ("ok", {"big": 2**64}, {}),  # beyond int64: the SDK skips the attribute and logs why
+        (object(), None, {}),  # a body the SDK's encoder refuses (the whole batch fails, as before)
         ("ok", {"bad": "\ud800"}, {}),  # a lone surrogate is no UTF-8
         ("\ud800", None, {}),
         ("ok", {"t": 1}, {"timestamp": 1.5}),  # a float timestamp: the SDK's encoder refuses the batch
@@ -130,8 +137,8 @@ def test_records_of_both_handlers_encode_like_the_sdk() -> None:
 def test_records_outside_the_flat_shape_go_to_the_sdk_encoder(
     body: Any, attrs: Any, fields: dict[str, Any]
 ) -> None:
-    """A container, bytes, an int beyond 64 bits, text that is not UTF-8 or a field of the wrong type: the encoder
-    steps aside and ``translate`` (the exporter's encoder) gives exactly what the SDK's encoder gives, or its error."""
+    """A body of an unknown type, text that is not UTF-8 or a field of the wrong type: the encoder steps aside and
+    ``translate`` (the exporter's encoder) gives exactly what the SDK's encoder gives, or its error."""
     batch = [_rec("first"), _rec(body, attrs, **fields)]
     assert encode_request(batch) is None
     try:
