@@ -37,9 +37,9 @@ _EXPORTERS = {
         "/v1/metrics",
     ),
     "logs": (
-        # the SDK's gRPC exporter with our log encoder (same request bytes; logs/_encode.py)
-        "agentpress_otel.logs._encode:OTLPLogExporter",
-        "opentelemetry.exporter.otlp.proto.http._log_exporter:OTLPLogExporter",
+        # the SDK's exporters with our log encoder (same request bytes; logs/_encode.py)
+        "agentpress_otel.logs._encode:GrpcLogExporter",
+        "agentpress_otel.logs._encode:HttpLogExporter",
         "/v1/logs",
     ),
 }

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as _SDKExporter
 from opentelemetry.sdk.trace import ReadableSpan
@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - another SDK layout
     RequestPayloadTooLargeError = None  # type: ignore[assignment,misc]
     _is_request_too_large = None  # type: ignore[assignment]
 
-__all__ = ["OTLPSpanExporter", "encode_spans"]
+__all__ = ["OTLPSpanExporter", "can_send_encoded", "encode_spans", "send_encoded"]
 
 _G = _selftel.guard("export.span_encoder")
 _log = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter")  # the SDK exporter's logger
@@ -241,9 +241,7 @@ class OTLPSpanExporter(_SDKExporter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._encoder = _Encoder()
-        # The SDK internals this export uses; without them every batch takes the SDK's export.
-        self._direct = _is_request_too_large is not None and all(
-            hasattr(self, a) for a in ("_client", "_metrics", "_max_request_size", "_shutdown"))
+        self._direct = can_send_encoded(self)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         data = None
@@ -258,19 +256,33 @@ class OTLPSpanExporter(_SDKExporter):
         return self._send(data, len(spans))
 
     def _send(self, data: bytes, n: int) -> SpanExportResult:
-        # The SDK's export after its encode step: size limit, transport with retries, its exporter metrics.
-        with self._metrics.export_operation(n) as result:
-            if _is_request_too_large(data, self._max_request_size):
-                _log.warning("Dropping span batch: serialized size %d bytes exceeds max_request_size %d bytes.",
-                             len(data), self._max_request_size)
-                result.error = RequestPayloadTooLargeError(
-                    f"Serialized span request size {len(data)} bytes exceeds max_request_size "
-                    f"{self._max_request_size} bytes.")
-                return SpanExportResult.FAILURE
-            sent = self._client.export(data)
-            if not sent.success:
-                result.error = sent.error
-                if sent.status_code is not None:
-                    result.error_attrs = {"http.response.status_code": sent.status_code}
-                return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+        return cast(SpanExportResult, send_encoded(self, data, n, "span", SpanExportResult, _log))
+
+
+def can_send_encoded(exporter: Any) -> bool:
+    """Whether ``exporter`` (an SDK OTLP/HTTP exporter) has the internals :func:`send_encoded` uses; without them
+    every batch takes the SDK's own export."""
+    return _is_request_too_large is not None and all(
+        hasattr(exporter, a) for a in ("_client", "_metrics", "_max_request_size", "_shutdown"))
+
+
+def send_encoded(exporter: Any, data: bytes, n: int, what: str, results: Any, log: logging.Logger) -> Any:
+    """The SDK OTLP/HTTP exporter's export after its encode step, for request bytes already encoded: size limit,
+    transport with retries, its exporter metrics. ``what`` names the batch in the SDK's messages (``span``,
+    ``logs``), ``results`` is the signal's result enum, ``log`` the SDK exporter's logger. Shared by the span and
+    log exporters."""
+    with exporter._metrics.export_operation(n) as result:
+        if _is_request_too_large(data, exporter._max_request_size):
+            log.warning("Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+                        what, len(data), exporter._max_request_size)
+            result.error = RequestPayloadTooLargeError(
+                f"Serialized {what} request size {len(data)} bytes exceeds max_request_size "
+                f"{exporter._max_request_size} bytes.")
+            return results.FAILURE
+        sent = exporter._client.export(data)
+        if not sent.success:
+            result.error = sent.error
+            if sent.status_code is not None:
+                result.error_attrs = {"http.response.status_code": sent.status_code}
+            return results.FAILURE
+    return results.SUCCESS

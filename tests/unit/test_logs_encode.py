@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +30,7 @@ from agentpress_otel._config import load_config
 from agentpress_otel._context import thread_context
 from agentpress_otel.integrations.logging import OTelQueueHandler
 from agentpress_otel.logs import LevelPolicy, LogPipeline
-from agentpress_otel.logs._encode import OTLPLogExporter, encode_request, translate
+from agentpress_otel.logs._encode import GrpcLogExporter, HttpLogExporter, encode_request, translate
 
 RES = Resource({"service.name": "enc", "deployment.environment.name": "test"}, schema_url="https://opentelemetry.io/s")
 SCOPE = InstrumentationScope("agent.run", "1.2", "https://opentelemetry.io/scope", {"lib": "x"})
@@ -150,13 +152,25 @@ def test_records_outside_the_flat_shape_go_to_the_sdk_encoder(
     assert translate(batch) == want
 
 
-def test_instrument_builds_the_grpc_log_exporter_with_our_encoder() -> None:
-    """The default protocol (gRPC) gets our exporter class for logs; its request equals the SDK's encoding."""
-    cfg = load_config({"endpoint": "http://127.0.0.1:4317", "protocol": "grpc"}, env={})
-    exp = _export.make_log_exporter(cfg)
-    try:
-        assert type(exp) is OTLPLogExporter
-        batch = [_rec("a", {"x": 1}), _rec("b", {"y": "z"})]
-        assert exp._translate_data(batch).SerializeToString() == encode_logs(batch).SerializeToString()
-    finally:
-        exp.shutdown()
+@pytest.mark.parametrize(("protocol", "cls"), [("grpc", GrpcLogExporter), ("http/protobuf", HttpLogExporter)])
+def test_both_protocols_send_the_sdk_encoders_request_to_a_real_receiver(protocol: str, cls: type) -> None:
+    """The configured exporter for each protocol is ours, and a real OTLP receiver gets the request the SDK's encoder
+    makes; a batch our encoder steps aside for arrives too, encoded by the SDK."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from harness.otlp_sink import OTLPSink
+
+    flat = [_rec("a", {"x": 1}), _rec("b", {"y": "z"}, trace_id=SPAN.trace_id, span_id=SPAN.span_id)]
+    other = [_rec("c", {"bad": "\ud800"}), _rec("d")]
+    with OTLPSink() as sink:
+        endpoint = sink.grpc_endpoint if protocol == "grpc" else sink.http_endpoint
+        exp = _export.make_log_exporter(load_config({"endpoint": endpoint, "protocol": protocol}, env={}))
+        try:
+            assert type(exp) is cls
+            assert exp.export(flat).name == "SUCCESS"
+            assert exp.export(other).name == "SUCCESS"
+        finally:
+            exp.shutdown()
+        with sink.lock:
+            got = list(sink.received.logs)
+    assert got[0] == encode_logs(flat)
+    assert [r.body.string_value for r in got[1].resource_logs[0].scope_logs[0].log_records] == ["c", "d"]

@@ -4,8 +4,9 @@ The SDK's ``encode_logs`` builds a protobuf object per record, attribute and val
 export thread that is more CPU than the whole rest of a log record's way through our pipeline. :func:`encode_request`
 writes the same ``ExportLogsServiceRequest`` bytes itself with the span encoder's machinery (``_otlp_spans``: wire
 primitives, values, attributes with their ``key=value`` encodings cached, resources and scopes encoded once per
-object); only the ``LogRecord`` message and the grouping are written here. The bytes are the SDK encoder's, byte for
-byte (tests/unit/test_logs_encode.py compares both on varied batches).
+object, the HTTP send after the encode step); only the ``LogRecord`` message and the grouping are written here. The
+bytes are the SDK encoder's, byte for byte (tests/unit/test_logs_encode.py compares both on varied batches). Both
+OTLP log exporters use it: :class:`GrpcLogExporter` and :class:`HttpLogExporter`.
 
 A body the SDK's encoder would refuse, text that is not valid UTF-8 or a field of an unexpected type makes it
 answer None: the caller then uses the SDK's encoder for the whole batch, which handles (or reports) it as before.
@@ -13,19 +14,33 @@ answer None: the caller then uses the SDK's encoder for the whole batch, which h
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Sequence
 from typing import Any, cast
 
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as _SdkGrpcLogExporter
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as _SdkHttpLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExportResult
 
 from agentpress_otel import _selftel
-from agentpress_otel._otlp_spans import _I, _Q, _any_value, _Encoder, _ld, _Unencodable, _varint
+from agentpress_otel._otlp_spans import (
+    _I,
+    _Q,
+    _any_value,
+    _Encoder,
+    _ld,
+    _Unencodable,
+    _varint,
+    can_send_encoded,
+    send_encoded,
+)
 
 _G = _selftel.guard("logs.encode")
+_log = logging.getLogger("opentelemetry.exporter.otlp.proto.http._log_exporter")  # the SDK exporter's logger
 
 
 class _LogEncoder(_Encoder):
@@ -120,13 +135,36 @@ def translate(batch: Sequence[ReadableLogRecord]) -> ExportLogsServiceRequest:
     return encode_logs(batch)
 
 
-class OTLPLogExporter(_SdkGrpcLogExporter):
+class GrpcLogExporter(_SdkGrpcLogExporter):
     """The SDK's OTLP/gRPC log exporter with :func:`translate` as its encoder (same request, a fifth of the CPU).
 
     Example::
 
-        OTLPLogExporter(endpoint="http://localhost:4317", insecure=True)
+        GrpcLogExporter(endpoint="http://localhost:4317", insecure=True)
     """
 
     def _translate_data(self, data: Sequence[ReadableLogRecord]) -> ExportLogsServiceRequest:
         return translate(data)
+
+
+class HttpLogExporter(_SdkHttpLogExporter):
+    """The SDK's OTLP/HTTP log exporter (same constructor, transport, retries, metrics) with :func:`encode_request`
+    as its encoder; a batch it steps aside for takes the SDK's export.
+
+    Example::
+
+        HttpLogExporter(endpoint="http://localhost:4318/v1/logs")
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._direct = can_send_encoded(self)
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        data = None
+        if self._direct and not self._shutdown:
+            with _G:
+                data = encode_request(batch)
+        if data is None:
+            return super().export(batch)
+        return cast(LogRecordExportResult, send_encoded(self, data, len(batch), "logs", LogRecordExportResult, _log))
