@@ -20,7 +20,9 @@ the per-call delta of process CPU (all threads: batch processors, log worker, ex
 block ends with a flush) against the uninstrumented worker's block in the same round. The fixed CPU of a
 flush with nothing new in it (our periodic metric export, about 4 ms, due once per 60 s interval in
 production) is measured before each block and subtracted, so it is not charged once per block of calls. Medians and
-ranges over ``ROUNDS`` rounds. Run: ``.venv/bin/python benchmarks/bench_litellm_peers.py``.
+ranges over ``ROUNDS`` rounds. Every worker runs ``gc.freeze()`` after its warm-up (see the worker), so a
+full collection of LiteLLM's heap does not land in one random block. Run:
+``.venv/bin/python benchmarks/bench_litellm_peers.py``.
 """
 
 from __future__ import annotations

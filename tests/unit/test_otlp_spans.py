@@ -115,3 +115,35 @@ def test_the_exporter_sends_the_same_request_over_real_http() -> None:
         with sink.lock:
             got = list(sink.received.traces)
     assert got == [sdk_encode(spans)]
+
+
+def test_the_grpc_exporter_sends_the_same_request() -> None:
+    """Over gRPC (the default protocol) the request parsed from our bytes reaches a real OTLP/gRPC receiver equal
+    to the SDK encoder's message."""
+    import sys
+    from pathlib import Path
+
+    from agentpress_otel._otlp_spans import GrpcSpanExporter
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from harness.otlp_sink import OTLPSink
+
+    spans = _spans(11)
+    with OTLPSink() as sink:
+        exp = GrpcSpanExporter(endpoint=sink.grpc_endpoint, insecure=True)
+        assert exp.export(spans).name == "SUCCESS"
+        exp.shutdown()
+        with sink.lock:
+            got = list(sink.received.traces)
+    assert got == [sdk_encode(spans)]
+
+
+def test_instrument_picks_our_exporters_for_both_protocols() -> None:
+    """instrument()'s OTLP span exporter is ours for grpc and http/protobuf."""
+    from agentpress_otel._config import load_config
+    from agentpress_otel._export import make_span_exporter
+
+    for proto, name in (("grpc", "GrpcSpanExporter"), ("http/protobuf", "OTLPSpanExporter")):
+        exp = make_span_exporter(load_config({"protocol": proto, "endpoint": "http://127.0.0.1:9"}, env={}))
+        assert type(exp).__name__ == name and type(exp).__module__ == "agentpress_otel._otlp_spans", exp
+        exp.shutdown()
