@@ -9,8 +9,10 @@ is tight (a 12-character phone number does match).
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import string
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,7 @@ from agentpress_otel.redaction._detectors import BUILTIN
 from agentpress_otel.redaction._engine import _TINY, _TINY_CHARS
 
 TINY_ALPHABET = string.ascii_letters + string.digits + "_./-"
+CORPUS = Path(__file__).parents[1] / "data" / "redaction_corpus.jsonl"
 # Pieces of every built-in detector that fit the alphabet (prefixes, digit groups, separators).
 FRAGMENTS = [
     "sk-", "sk-ant-", "sk-proj-", "sk-or-v1-", "sk_live_", "rk_test_", "whsec_", "AKIA", "ASIA", "A3T", "AIza",
@@ -69,6 +72,22 @@ def test_no_detector_matches_any_short_digit_and_separator_string() -> None:
 def test_no_detector_matches_fuzzed_detector_fragments() -> None:
     """20,000 seeded strings built from detector prefixes, digit groups and separators, cut to _TINY characters."""
     _assert_no_match(_everything(), _fuzz(20_000, seed=19), stdlib=True)
+
+
+def test_no_detector_matches_any_short_window_of_the_labelled_corpus() -> None:
+    """Every substring of the labelled corpus (its planted secrets and their surroundings included) that the
+    shortcut would answer: about 300,000 distinct windows of 1 to _TINY characters."""
+    rows = [json.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
+    allowed = set(TINY_ALPHABET)
+    windows = {
+        t[i : i + n]
+        for t in (str(x["text"]) for x in rows)
+        for i in range(len(t))
+        for n in range(1, _TINY + 1)
+        if i + n <= len(t) and allowed.issuperset(t[i : i + n])
+    }
+    assert len(windows) > 100_000
+    _assert_no_match(_everything(), sorted(windows), stdlib=False)
 
 
 def test_bound_is_tight() -> None:
