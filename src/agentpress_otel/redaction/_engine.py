@@ -35,6 +35,13 @@ __all__ = ["Engine", "Redactor", "configure_redaction", "default_redactor", "red
 #: Strings up to this length take redact()'s one-call check (an RE2 set, which scans to the end of the text);
 #: longer ones start with the bounds program, which stops at the first match.
 _SHORT = 2048
+#: Up to this many bytes, a string made only of these characters cannot hold a built-in match: every detector
+#: needs some other character (":", "=", "@", "+", "(", whitespace) or at least 12 characters (the shortest is a
+#: phone number, "555.123.4567"); only the ip detector ("1.2.3.4") is shorter, so it turns this off. Such
+#: strings (a method, a status, a model or tool name, a short route or number) skip the RE2 call.
+#: tests/unit/test_redaction_shortcut.py checks the claim against RE2 for every detector.
+_TINY = 11
+_TINY_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-"
 _TAG_PREFIX = "[REDACTED:"
 _TAG_PREFIX_B = _TAG_PREFIX.encode()
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -116,6 +123,7 @@ class Redactor:
         # "Any match at all?" in one RE2 call, held here for redact()'s fast path (None: no RE2 internals).
         self._any_of: Any = self._prog.any_of
         self._short = min(_SHORT, max_chars) if self._any_of is not None else -1  # -1: no one-call check
+        self._tiny = _TINY if not user and "ip" not in self.kinds else -1  # user patterns: anything may match
         # Strings checked together (all_clean) are joined by newlines: a newline is a non-word character like
         # a string's edge, so every match in one string is a match in the join, unless a user pattern anchors
         # on the text's start or end (then each string is scanned on its own).
@@ -176,7 +184,7 @@ class Redactor:
             except UnicodeEncodeError:  # lone surrogates: repaired below
                 pass
             else:
-                if not self._any_of(data):
+                if (len(data) <= self._tiny and not data.translate(None, _TINY_CHARS)) or not self._any_of(data):
                     return text
                 out = self._replace_all(data)
                 return text if out is None else out.decode("utf-8", "surrogatepass")
