@@ -2,9 +2,9 @@
 
 The SDK's ``encode_logs`` builds a protobuf object per record, attribute and value before serializing them: on the
 export thread that is more CPU than the whole rest of a log record's way through our pipeline. :func:`encode_request`
-writes the same ``ExportLogsServiceRequest`` bytes itself with the span encoder's machinery (``_otlp_spans``: wire
-primitives, values, attributes with their ``key=value`` encodings cached, resources and scopes encoded once per
-object, the HTTP send after the encode step); only the ``LogRecord`` message and the grouping are written here. The
+writes the same ``ExportLogsServiceRequest`` bytes itself on :mod:`agentpress_otel._otlp_wire` (wire primitives,
+values, attributes with their ``key=value`` encodings cached, resources and scopes encoded once per object, the
+request layout, the HTTP send after the encode step); only the ``LogRecord`` message is written here. The
 bytes are the SDK encoder's, byte for byte (tests/unit/test_logs_encode.py compares both on varied batches). Both
 OTLP log exporters use it: :class:`GrpcLogExporter` and :class:`HttpLogExporter`.
 
@@ -15,7 +15,6 @@ answer None: the caller then uses the SDK's encoder for the whole batch, which h
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -26,23 +25,24 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 
 from agentpress_otel import _selftel
-from agentpress_otel._otlp_spans import (
-    _I,
-    _Q,
-    _any_value,
-    _Encoder,
-    _ld,
-    _Unencodable,
-    _varint,
+from agentpress_otel._otlp_wire import (
+    I32,
+    Encoder,
+    Q,
+    any_value,
     can_send_encoded,
+    encode_or_none,
+    lazy_classes,
+    ld,
     send_encoded,
+    varint,
 )
 
 _G = _selftel.guard("logs.encode")
 _log = logging.getLogger("opentelemetry.exporter.otlp.proto.http._log_exporter")  # the SDK exporter's logger
 
 
-class _LogEncoder(_Encoder):
+class _LogEncoder(Encoder):
     """Log batches to request bytes (the span encoder's caches and value encoding, the log record message)."""
 
     def record(self, ro: ReadableLogRecord) -> bytes:
@@ -51,21 +51,21 @@ class _LogEncoder(_Encoder):
         parts: list[bytes] = []
         ts = lr.timestamp
         if ts:
-            parts += (b"\x09", _Q(ts))
+            parts += (b"\x09", Q(ts))
         sev_n = getattr(lr.severity_number, "value", None)
         if sev_n:
-            parts += (b"\x10", _varint(sev_n))
+            parts += (b"\x10", varint(sev_n))
         text = lr.severity_text
         if text:
-            parts.append(_ld(b"\x1a", text.encode()))
-        parts.append(_ld(b"\x2a", _any_value(lr.body)))  # always set, empty for None (the SDK's message)
+            parts.append(ld(b"\x1a", text.encode()))
+        parts.append(ld(b"\x2a", any_value(lr.body)))  # always set, empty for None (the SDK's message)
         parts.append(self.attributes(b"\x32", lr.attributes))
         dropped = ro.dropped_attributes
         if dropped:
-            parts += (b"\x38", _varint(dropped))
+            parts += (b"\x38", varint(dropped))
         flags = int(lr.trace_flags)  # None raises here as in the SDK's encoder: the SDK path then reports it
         if flags:
-            parts += (b"\x45", _I(flags))
+            parts += (b"\x45", I32(flags))
         tid = lr.trace_id
         if tid:
             parts += (b"\x4a\x10", tid.to_bytes(16, "big"))
@@ -74,35 +74,14 @@ class _LogEncoder(_Encoder):
             parts += (b"\x52\x08", sid.to_bytes(8, "big"))
         obs = lr.observed_timestamp
         if obs:
-            parts += (b"\x59", _Q(obs))
+            parts += (b"\x59", Q(obs))
         name = lr.event_name
         if name:
-            parts.append(_ld(b"\x62", name.encode()))
+            parts.append(ld(b"\x62", name.encode()))
         return b"".join(parts)
 
     def logs_request(self, batch: Sequence[ReadableLogRecord]) -> bytes:
-        """``ExportLogsServiceRequest`` bytes: records grouped by resource, then scope, in first-seen order, by
-        equality as the SDK's encoder groups them (looked up once per distinct object)."""
-        groups: dict[Any, dict[Any, list[bytes]]] = {}
-        by_id: dict[tuple[int, int], list[bytes]] = {}
-        for ro in batch:
-            res, scope = ro.resource, ro.instrumentation_scope or None
-            records = by_id.get((id(res), id(scope)))
-            if records is None:
-                records = groups.setdefault(res, {}).setdefault(scope, [])
-                by_id[(id(res), id(scope))] = records  # the batch keeps res and scope alive: ids stay unique
-            records.append(_ld(b"\x12", self.record(ro)))
-        out: list[bytes] = []
-        for res, scopes in groups.items():
-            body = [_ld(b"\x0a", self._resource(res))]
-            for scope, records in scopes.items():
-                schema = scope.schema_url if scope is not None else None
-                body.append(_ld(b"\x12", _ld(b"\x0a", self._scope(scope)) + b"".join(records)
-                                + (_ld(b"\x1a", schema.encode()) if schema else b"")))  # fmt: skip
-            if res.schema_url:
-                body.append(_ld(b"\x1a", res.schema_url.encode()))
-            out.append(_ld(b"\x0a", b"".join(body)))
-        return b"".join(out)
+        return self.request(batch, self.record)
 
 
 _ENCODER = _LogEncoder()
@@ -114,10 +93,7 @@ def encode_request(batch: Sequence[ReadableLogRecord]) -> bytes | None:
 
     Example: ``data = encode_request(batch) or encode_logs(batch).SerializeToString()``
     """
-    try:
-        return _ENCODER.logs_request(batch)
-    except (_Unencodable, AttributeError, TypeError, ValueError, OverflowError, UnicodeEncodeError, struct.error):
-        return None
+    return encode_or_none(_ENCODER.logs_request, batch, _G)
 
 
 def translate(batch: Sequence[ReadableLogRecord]) -> ExportLogsServiceRequest:
@@ -126,9 +102,7 @@ def translate(batch: Sequence[ReadableLogRecord]) -> ExportLogsServiceRequest:
 
     Example: ``translate(batch).SerializeToString()``
     """
-    raw = None
-    with _G:
-        raw = encode_request(batch)
+    raw = encode_request(batch)
     if raw is not None:
         return cast(ExportLogsServiceRequest, ExportLogsServiceRequest.FromString(raw))
     return encode_logs(batch)
@@ -153,15 +127,7 @@ def _grpc_class() -> type:
     return GrpcLogExporter
 
 
-_lazy: dict[str, type] = {}
-
-
-def __getattr__(name: str) -> Any:
-    if name == "GrpcLogExporter":
-        if name not in _lazy:
-            _lazy[name] = _grpc_class()
-        return _lazy[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_classes(__name__, {"GrpcLogExporter": _grpc_class})
 
 
 class HttpLogExporter(_SdkHttpLogExporter):
@@ -180,8 +146,7 @@ class HttpLogExporter(_SdkHttpLogExporter):
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         data = None
         if self._direct and not self._shutdown:
-            with _G:
-                data = encode_request(batch)
+            data = encode_request(batch)
         if data is None:
             return super().export(batch)
         return cast(LogRecordExportResult, send_encoded(self, data, len(batch), "logs", LogRecordExportResult, _log))

@@ -13,7 +13,6 @@ helpers are in ``_json`` and ``_otlp``, exception fields in ``_exc``.
 
 from __future__ import annotations
 
-import bisect
 import collections
 import itertools
 import logging
@@ -147,26 +146,10 @@ def needs_redaction(entries: Sequence[Entry | Exception], r: Redactor) -> set[in
     """Indices of the ``entries`` that :func:`redact_entry` could change.
 
     Most records hold no secret: the strings of all records of a batch are checked together
-    (:meth:`Redactor.candidates`, one call into RE2 for the batch instead of one per string, and no GIL hand-off
+    (:meth:`Redactor.dirty`, one call into RE2 for the batch instead of one per string, and no GIL hand-off
     per record), and only a record with a candidate match, a sensitive key or a non-primitive value is redacted.
     """
-    flat: list[str] = []
-    starts: list[int] = []  # where the strings of scanned[k] begin in flat (ascending)
-    scanned: list[int] = []
-    out: set[int] = set()
-    for i, e in enumerate(entries):
-        if not isinstance(e, Entry):
-            continue
-        n = len(flat)
-        if _add_plain_texts(e, r, flat):
-            starts.append(n)
-            scanned.append(i)
-        else:
-            del flat[n:]
-            out.add(i)
-    for j in r.candidates(flat):  # rare: a candidate's record found by bisection
-        out.add(scanned[bisect.bisect_right(starts, j) - 1])
-    return out
+    return r.dirty(entries, lambda e, flat: _add_plain_texts(e, r, flat) if isinstance(e, Entry) else None)
 
 
 def _add_plain_texts(e: Entry, r: Redactor, flat: list[str]) -> bool:

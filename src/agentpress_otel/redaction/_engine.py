@@ -12,9 +12,9 @@ import os
 import re
 import threading
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import accumulate
-from typing import Any, AnyStr
+from typing import Any, AnyStr, TypeVar
 from urllib.parse import unquote
 
 from agentpress_otel._options import env_value
@@ -32,6 +32,7 @@ from agentpress_otel.redaction._program import HAVE_RE2, Engine, Program, compil
 __all__ = ["Engine", "Redactor", "configure_redaction", "default_redactor", "redact", "redact_url", "redact_value",
            "to_text"]  # fmt: skip
 
+T = TypeVar("T")
 #: Strings up to this length take redact()'s one-call check (an RE2 set, which scans to the end of the text);
 #: longer ones start with the bounds program, which stops at the first match.
 _SHORT = 2048
@@ -213,6 +214,34 @@ class Redactor:
         Example: ``r.all_clean(["tool finished", "web_search", "/api/agent/start"])  # True``
         """
         return not self.candidates(texts)
+
+    def dirty(self, items: Sequence[T], add_texts: Callable[[T, list[str]], bool | None]) -> set[int]:
+        """Indices of the ``items`` (log records, spans) that redacting could change, with one scan for the batch.
+
+        ``add_texts(item, flat)`` appends the item's strings to ``flat`` and answers True when redacting the item is
+        only scanning them, False when it needs more (a sensitive key, a URL, a container: the item is marked), or
+        None when there is nothing to redact. All strings of the batch then go through :meth:`candidates` at once,
+        and an item with a candidate match is marked (found by bisection; matches are rare).
+
+        Example: ``r.dirty(spans, add_span_texts)  # {3}``
+        """
+        flat: list[str] = []
+        starts: list[int] = []  # where the strings of scanned[k] begin in flat (ascending)
+        scanned: list[int] = []
+        out: set[int] = set()
+        for i, item in enumerate(items):
+            n = len(flat)
+            plain = add_texts(item, flat)
+            if plain:
+                starts.append(n)
+                scanned.append(i)
+            else:
+                del flat[n:]
+                if plain is False:
+                    out.add(i)
+        for j in self.candidates(flat):
+            out.add(scanned[bisect_right(starts, j) - 1])
+        return out
 
     def candidates(self, texts: Sequence[str]) -> set[int]:
         """Indices of the ``texts`` that may hold something to redact; :meth:`redact` returns every other one

@@ -70,20 +70,14 @@ def _plain_texts(r: Redactor, attrs: Mapping[str, Any] | None, out: list[str]) -
     return True
 
 
-def _span_texts(r: Redactor, s: ReadableSpan) -> list[str] | None:
-    """Every string :meth:`RedactingSpanExporter._redact_item` would scan in ``s``, or None if it would do more."""
-    out = [s.name]
+def _add_span_texts(r: Redactor, s: ReadableSpan, out: list[str]) -> bool:
+    """Append every string :meth:`RedactingSpanExporter._redact_item` would scan in ``s``; False if it would do
+    more than scan them."""
+    out.append(s.name)
     if s.status.description:
         out.append(s.status.description)
-    if not _plain_texts(r, s.attributes, out):
-        return None
-    for ev in s.events:
-        if not _plain_texts(r, ev.attributes, out):
-            return None
-    for ln in s.links:
-        if not _plain_texts(r, ln.attributes, out):
-            return None
-    return out
+    return _plain_texts(r, s.attributes, out) and all(_plain_texts(r, ev.attributes, out) for ev in s.events) \
+        and all(_plain_texts(r, ln.attributes, out) for ln in s.links)
 
 
 class _Redacting(ExporterWrapper[E]):
@@ -148,21 +142,9 @@ class RedactingSpanExporter(_Redacting[SpanExporter], SpanExporter):
 
     def _maybe_dirty(self, r: Redactor, batch: Sequence[Any]) -> set[int] | None:
         # Most spans hold no secret: the strings of every span of the batch are checked together (one RE2 scan,
-        # Redactor.candidates) and only a span with a candidate match or an attribute that is more than a
-        # string scan (a sensitive key, a URL, a container...) goes through _redact_item. About 1 us per
-        # string attribute saved on the export thread.
-        flat: list[str] = []
-        owner: list[int] = []
-        out: set[int] = set()
-        for i, s in enumerate(batch):
-            texts = _span_texts(r, s)
-            if texts is None:
-                out.add(i)
-            else:
-                flat += texts
-                owner += [i] * len(texts)
-        out.update(owner[j] for j in r.candidates(flat))
-        return out
+        # Redactor.dirty) and only a span with a candidate match or an attribute that is more than a string scan
+        # (a sensitive key, a URL, a container...) goes through _redact_item. About 1 us per string attribute.
+        return r.dirty(batch, lambda s, flat: _add_span_texts(r, s, flat))
 
     def _redact_item(self, r: Redactor, s: ReadableSpan) -> ReadableSpan:
         attrs = _attrs(r, s.attributes)
