@@ -8,8 +8,9 @@ own aggregation objects: the attribute work is done once per group, each value c
 
 This reaches into SDK internals (pinned to one SDK version in pyproject), so every step checks the shape it
 expects and falls back to the public ``record`` loop when anything differs: another SDK, a proxy instrument,
-a disabled meter, an exemplar filter that would sample these values (exemplars need the public path), or an
-error. ``tests/unit/test_metric_batch.py`` compares both paths' exported points.
+a disabled meter, an exemplar filter other than the SDK's trace-based or always-off ones (exemplars need the
+public path), or an error before anything is recorded (an error after that is counted, and the values are not
+replayed: never counted twice). ``tests/unit/test_metric_batch.py`` compares both paths' exported points.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, TraceBasedExemplarFilter
 
 from agentpress_otel import _selftel
 
@@ -39,6 +41,7 @@ __all__ = ["record_many"]
 
 _EMPTY = Context()
 _G = _selftel.guard("metrics.batch")
+_NO_EXEMPLAR_FILTERS = (TraceBasedExemplarFilter, AlwaysOffExemplarFilter)
 #: A view-instrument match must have all of these for the batch path.
 _VIM_FIELDS = ("_view", "_lock", "_reset_on_collect", "_get_or_create_aggregation", "_attributes_aggregation")
 
@@ -54,57 +57,59 @@ def record_many(instrument: Any, values: Sequence[float], attrs: Mapping[str, An
     """
     if not values:
         return
-    done = 0
+    plan = None
     with _G:
-        done = _batch(instrument, values, attrs)
-    for v in values[done:]:
-        instrument.record(v, attrs, context=_EMPTY)
+        plan = _plan(instrument, values, attrs)  # every check and lookup: nothing is recorded yet
+    if plan is None:
+        for v in values:
+            instrument.record(v, attrs, context=_EMPTY)
+        return
+    with _G:  # values may now be in some aggregations: an error is counted, never replayed (counted twice)
+        points: list[Any] | None = None
+        for vim, key, a in plan:
+            # The SDK's own locking: a delta reader swaps its aggregations at collect, so look up and aggregate
+            # under the match's lock; a cumulative one keeps them, so the lock is needed only to create one.
+            if vim._reset_on_collect:
+                with vim._lock:
+                    points = _aggregate(vim._get_or_create_aggregation(key, a), values, points, instrument)
+            else:
+                agg = vim._attributes_aggregation.get(key)
+                if agg is None:
+                    with vim._lock:
+                        agg = vim._get_or_create_aggregation(key, a)
+                points = _aggregate(agg, values, points, instrument)
 
 
-def _batch(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any]) -> int:
-    """How many leading values were aggregated through the SDK internals (0: none, use the public path)."""
+def _plan(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any]) -> list[tuple[Any, Any, Any]] | None:
+    """(view match, aggregation key, its attributes) for every reader, or None: use the public path."""
     if Measurement is None or _hash_attributes is None:
-        return 0
+        return None
     consumer = getattr(instrument, "_measurement_consumer", None)
     enabled = getattr(instrument, "_is_enabled", None)
     storages = getattr(consumer, "_reader_storages", None)
     config = getattr(consumer, "_sdk_config", None)
     if not callable(enabled) or not enabled() or not isinstance(storages, dict) or config is None:
-        return 0
-    t = time.time_ns()
+        return None
     # The public path asks the exemplar filter per value; with no span context the SDK's trace-based and
-    # always-off filters say no to every value, anything else (always-on, a custom filter) goes public.
-    probe = Measurement(values[0], t, instrument, _EMPTY, attrs)
-    if config.exemplar_filter.should_sample(probe.value, t, probe.attributes, _EMPTY):
-        return 0
+    # always-off filters say no to every value. Any other filter (always-on, a custom one) goes public.
+    if type(config.exemplar_filter) not in _NO_EXEMPLAR_FILTERS:
+        return None
     # Invalid values (negative, not finite) take the public path, which warns and drops them as it always does.
     if any(not (v >= 0 and v != float("inf")) for v in values):  # NaN fails v >= 0
-        return 0
+        return None
     matches = [vim for storage in storages.values() for vim in storage._get_or_init_view_instrument_match(instrument)]
     if not all(all(hasattr(vim, f) for f in _VIM_FIELDS) for vim in matches):
-        return 0
-    points: list[Any] | None = None
-    cleaned = dict(probe.attributes or {})
+        return None
+    cleaned = dict(Measurement(values[0], 0, instrument, _EMPTY, attrs).attributes or {})  # the SDK's cleaning
+    plan = []
     for vim in matches:
         keys = vim._view._attribute_keys
         a = cleaned if keys is None else {k: v for k, v in cleaned.items() if k in keys}
-        key = _hash_attributes(a)
-        # The SDK's own locking: a delta reader swaps its aggregations at collect, so look up and aggregate
-        # under the match's lock; a cumulative one keeps them, so the lock is needed only to create one.
-        if vim._reset_on_collect:
-            with vim._lock:
-                points = _aggregate(vim._get_or_create_aggregation(key, a), values, points, instrument, t)
-        else:
-            agg = vim._attributes_aggregation.get(key)
-            if agg is None:
-                with vim._lock:
-                    agg = vim._get_or_create_aggregation(key, a)
-            points = _aggregate(agg, values, points, instrument, t)
-    return len(values)
+        plan.append((vim, _hash_attributes(a), a))
+    return plan
 
 
-def _aggregate(agg: Any, values: Sequence[float], points: list[Any] | None, instrument: Any,
-               t: int) -> list[Any] | None:
+def _aggregate(agg: Any, values: Sequence[float], points: list[Any] | None, instrument: Any) -> list[Any] | None:
     """Add ``values`` to one aggregation; returns the Measurement list if it had to build one (for the next)."""
     if type(agg) is _ExplicitBucketHistogramAggregation and all(hasattr(agg, f) for f in _AGG_FIELDS):
         # What its aggregate() does per value (bucket count, sum, min, max; no exemplar offered, as
@@ -124,6 +129,7 @@ def _aggregate(agg: Any, values: Sequence[float], points: list[Any] | None, inst
                 h._max = max(h._max, max(values))
         return points
     if points is None:
+        t = time.time_ns()
         points = [Measurement(v, t, instrument, _EMPTY, None) for v in values]  # aggregate() reads .value only
     for m in points:
         agg.aggregate(m, False)

@@ -8,9 +8,11 @@ item messages are the signals' own (``_otlp_spans.py``, ``logs/_encode.py``); th
 ``ExportTraceServiceRequest`` / ``ExportLogsServiceRequest`` layout (resource, then scope, then items: the same
 field numbers for both), is here, as is the SDK OTLP/HTTP exporter's send after its encode step.
 
-Whatever the encoders do not expect (an unknown value type, an out-of-range integer, text that is not UTF-8, a
-field of an odd type) raises one of :data:`STEP_ASIDE`: the exporter then uses the SDK's own encoder for that
-batch, so a result is never worse than the SDK's. Tests compare both encoders' messages on every shape.
+An attribute value the SDK's encoder would skip (an unknown type, an out-of-range integer, also inside a list or
+a map) is skipped and logged here too, on the SDK encoder's logger. Whatever else the encoders do not expect (text
+that is not UTF-8, a record field of an odd type) raises one of :data:`STEP_ASIDE`: the exporter then uses the
+SDK's own encoder for that batch, so a result is never worse than the SDK's. Tests compare both encoders' messages
+on every shape.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ Q = struct.Struct("<Q").pack  # fixed64 (times)
 I32 = struct.Struct("<I").pack  # fixed32 (flags)
 _INT64 = (-(1 << 63), 1 << 63)
 _MAX_CACHE = 4096
+_sdk_log = logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal")  # where the SDK encoder logs
 
 
 class Unencodable(Exception):
@@ -84,7 +87,8 @@ def any_value(v: Any) -> bytes:
 
 
 def _key_value(key: str, v: Any) -> bytes:
-    return ld(b"\x0a", key.encode("utf-8")) + ld(b"\x12", any_value(v))
+    kb = key.encode("utf-8")
+    return (ld(b"\x0a", kb) if kb else b"") + ld(b"\x12", any_value(v))  # proto3 leaves an empty key out
 
 
 class Encoder:
@@ -113,7 +117,8 @@ class Encoder:
                     continue
             try:
                 kv = ld(tag, _key_value(k, v))
-            except Unencodable:
+            except Unencodable as exc:  # skipped and logged, as the SDK's encoder does
+                _sdk_log.error("Failed to encode key %s: %s", k, exc)
                 continue
             if cacheable and (t is not str or len(v) <= 256):
                 if len(pairs) >= _MAX_CACHE:

@@ -104,10 +104,13 @@ class HashedResource(Resource):
 
     def __init__(self, attributes: Any, schema_url: str | None = None) -> None:
         super().__init__(attributes, schema_url)
-        self._hash = Resource.__hash__(self)
+        self._hash: int | None = None
 
     def __hash__(self) -> int:
-        return self._hash
+        h = self._hash
+        if h is None:
+            h = self._hash = Resource.__hash__(self)
+        return h
 
     def merge(self, other: Resource) -> Resource:
         merged = Resource.merge(self, other)

@@ -45,3 +45,4 @@ def test_build_resource_and_a_rename_through_the_providers(monkeypatch: pytest.M
         assert hash(res) == hash(Resource(dict(res.attributes), res.schema_url))
     finally:
         tel.shutdown(timeout_s=1)
+

@@ -60,3 +60,10 @@ def test_the_quiet_defaults_never_change_a_logger_level() -> None:
             assert lg.level == logging.ERROR
     finally:
         lg.setLevel(old)
+
+
+def test_quiet_defaults_never_lower_a_stricter_level() -> None:
+    """With log_level=ERROR, LiteLLM's and httpx's WARNING lines stay out like everyone's: the quiet defaults
+    only raise a threshold."""
+    got = _exported(log_level="ERROR")
+    assert "LiteLLM retrying after 429" not in got and got == [], got

@@ -145,3 +145,58 @@ def test_an_exponential_histogram_view_takes_the_per_value_aggregate() -> None:
     view = View(instrument_name="gen_ai.*", aggregation=ExponentialBucketHistogramAggregation())
     public, batched = _both([0.01, 0.03, 0.5, 2.0], views=(view,))
     assert public == batched
+
+
+def test_an_error_after_values_went_in_is_counted_not_replayed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two readers; the second fails while taking the values (production mode: the guard swallows). The first
+    reader keeps exactly one count per value (no public replay on top), and the error is counted."""
+    from opentelemetry.sdk.metrics._internal._view_instrument_match import _ViewInstrumentMatch
+
+    from agentpress_otel import _selftel
+
+    r1, r2 = InMemoryMetricReader(), InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[r1, r2])
+    h = mp.get_meter("t").create_histogram("h", explicit_bucket_boundaries_advisory=BUCKETS)
+    calls = {"n": 0}
+    real = _ViewInstrumentMatch._get_or_create_aggregation
+
+    def flaky(self: Any, key: Any, attrs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("second reader fails")
+        return real(self, key, attrs)
+
+    monkeypatch.setattr(_ViewInstrumentMatch, "_get_or_create_aggregation", flaky)
+    monkeypatch.setattr(h, "record", lambda *a, **k: pytest.fail("values replayed through the public path"))
+    # the cumulative path creates an aggregation only when its lookup misses: make every lookup miss
+    for storage in h._measurement_consumer._reader_storages.values():
+        for vim in storage._get_or_init_view_instrument_match(h):
+            monkeypatch.setattr(vim, "_attributes_aggregation", _MissingDict(vim._attributes_aggregation))
+    before = _selftel.errors("metrics.batch")
+    previous = _selftel.set_strict(False)
+    try:
+        record_many(h, [0.01, 0.02, 0.03], ATTRS)
+    finally:
+        _selftel.set_strict(previous)
+    assert _selftel.errors("metrics.batch") == before + 1
+    assert "('count', 3)" in _points(r1)[0][1]  # once each, not again through the public path
+    mp.shutdown()
+
+
+class _MissingDict(dict):  # type: ignore[type-arg]
+    """An aggregation map whose lookups miss, so the batch path goes through _get_or_create_aggregation."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return default
+
+
+def test_a_custom_exemplar_filter_goes_public() -> None:
+    """A filter of the app's own (it may sample by value) is never second-guessed: the values go public."""
+    from opentelemetry.sdk.metrics._internal.exemplar import ExemplarFilter
+
+    class Big(ExemplarFilter):
+        def should_sample(self, value: float, time_unix_nano: int, attributes: Any, context: Any) -> bool:
+            return value > 1
+
+    public, batched = _both([0.01, 5.0], exemplar_filter=Big())
+    assert public == batched

@@ -78,8 +78,10 @@ def test_same_message_as_the_sdk_encoder(seed: int) -> None:
     """Across kinds, parents, links, events, statuses, value types, resources and scopes: the same message."""
     spans = _spans(seed)
     want = sdk_encode(spans)
-    got = ExportTraceServiceRequest.FromString(encode_spans(spans))
+    raw = encode_spans(spans)
+    got = ExportTraceServiceRequest.FromString(raw)
     assert got == want
+    assert raw == want.SerializeToString()  # byte for byte, too (upb writes fields in number order)
     assert len(got.resource_spans) == 2 and sum(len(s.spans) for r in got.resource_spans for s in r.scope_spans) \
         == len(spans)
 
@@ -92,10 +94,13 @@ def test_unencodable_values_are_skipped_as_the_sdk_skips_them() -> None:
     with tp.get_tracer("t").start_as_current_span("x") as s:
         s.set_attribute("ok", "yes")
     span = mem.get_finished_spans()[0]
-    span._attributes = {"ok": "yes", "huge": 2**70, "obj": object(), "after": 1}  # as a buggy processor could
-    got = ExportTraceServiceRequest.FromString(encode_spans([span]))
+    # as a processor writing the private dict could (the SDK's own set_attribute refuses these)
+    span._attributes = {"ok": "yes", "huge": 2**70, "obj": object(), "": "empty key", "after": 1}
+    raw = encode_spans([span])
+    got = ExportTraceServiceRequest.FromString(raw)
     assert got == sdk_encode([span])
-    assert [kv.key for kv in got.resource_spans[0].scope_spans[0].spans[0].attributes] == ["ok", "after"]
+    assert raw == sdk_encode([span]).SerializeToString()  # an empty key is left out, as upb leaves it out
+    assert [kv.key for kv in got.resource_spans[0].scope_spans[0].spans[0].attributes] == ["ok", "", "after"]
 
 
 def test_the_exporter_sends_the_same_request_over_real_http() -> None:
@@ -147,3 +152,17 @@ def test_instrument_picks_our_exporters_for_both_protocols() -> None:
         exp = make_span_exporter(load_config({"protocol": proto, "endpoint": "http://127.0.0.1:9"}, env={}))
         assert type(exp).__name__ == name and type(exp).__module__ == "agentpress_otel._otlp_spans", exp
         exp.shutdown()
+
+
+def test_an_unencodable_value_is_logged_as_the_sdk_logs_it(caplog: pytest.LogCaptureFixture) -> None:
+    """A skipped attribute is reported on the SDK encoder's logger, as the SDK's encoder reports it."""
+    mem = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(mem))
+    with tp.get_tracer("t").start_as_current_span("x"):
+        pass
+    span = mem.get_finished_spans()[0]
+    span._attributes = {"huge": 2**70}
+    with caplog.at_level("ERROR", logger="opentelemetry.exporter.otlp.proto.common._internal"):
+        encode_spans([span])
+    assert any("Failed to encode key huge" in r.getMessage() for r in caplog.records)

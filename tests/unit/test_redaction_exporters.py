@@ -150,6 +150,7 @@ def test_span_batch_precheck_matches_redacting_every_span(monkeypatch: pytest.Mo
         lambda s: s.set_attribute("tags", ("ok", f"jwt {JWT}")),
         lambda s: s.set_attribute("api_key", "plain-looking-value"),  # a sensitive key: replaced whole
         lambda s: s.set_attribute("url.full", f"https://h/x?token={JWT}"),
+        lambda s: s.set_attribute("url.full", ["https://app/cb?code=4f9a8b7c6d5e"]),  # key rules on a list too
         lambda s: s.add_event("retry", {"detail": f"with {KEY}"}),
         lambda s: s.set_status(Status(StatusCode.ERROR, f"bad {KEY}")),
         lambda s: s.update_name(f"GET {KEY}"),
@@ -176,7 +177,7 @@ def test_span_batch_precheck_matches_redacting_every_span(monkeypatch: pytest.Mo
     per_item.export(spans)
     assert view(batched.got) == view(single.got)
     blob = repr(view(batched.got))
-    assert KEY not in blob and JWT not in blob and "plain-looking-value" not in blob
+    assert KEY not in blob and JWT not in blob and "plain-looking-value" not in blob and "4f9a8b7c6d5e" not in blob
     changed = [a is not b for a, b in zip(batched.got, spans, strict=True)]
     assert 0 < sum(changed) < len(spans)
     # a clean span is passed on as the same object (no copy)

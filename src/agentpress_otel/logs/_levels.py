@@ -32,7 +32,9 @@ class LevelPolicy:
         if not 0.0 <= sample_ratio <= 1.0:
             raise ValueError("sample_ratio must be within [0, 1]")
         self.default = parse_level(default)
-        self.levels = {k: parse_level(v) for k, v in {**QUIET_BY_DEFAULT, **(levels or {})}.items()}
+        # The quiet defaults only ever raise a threshold: with log_level=ERROR they export from ERROR too.
+        quiet = {k: max(parse_level(v), self.default) for k, v in QUIET_BY_DEFAULT.items()}
+        self.levels = {**quiet, **{k: parse_level(v) for k, v in (levels or {}).items()}}
         self.ratio = sample_ratio
         self._cache: dict[str, int] = {}
 

@@ -53,10 +53,10 @@ def _plain_texts(r: Redactor, attrs: Mapping[str, Any] | None, out: list[str]) -
     if r.any_sensitive_key(tuple(attrs)):
         return False
     for k, v in attrs.items():
+        if k in URL_ATTRIBUTES or k in _HEAD_TAIL_ATTRIBUTES:  # key rules for URLs (a str or a list of them)
+            return False
         t = type(v)
         if t is str:
-            if k in URL_ATTRIBUTES or k in _HEAD_TAIL_ATTRIBUTES:
-                return False
             out.append(v)
         elif t is tuple or t is list:
             for x in v:
