@@ -40,7 +40,7 @@ _sdk_log = logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal
 
 
 class Unencodable(Exception):
-    """A value this encoder leaves to the SDK's (which logs it and skips the attribute)."""
+    """A value the SDK's encoder cannot write either: its attribute is logged and left out, as the SDK does."""
 
 
 #: Errors with which an encoder steps aside for a batch: the SDK's encoder then decides (and reports) as before.
