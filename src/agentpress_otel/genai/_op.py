@@ -143,6 +143,19 @@ class _Activated(Generic[OpT]):
         self.op.deactivate(self.token)
 
 
+class _Running(_Activated[OpT]):
+    """``_Activated`` that also ends the op, failed, when the block raises: the body of every wrapper."""
+
+    __slots__ = ()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.op.deactivate(self.token)
+        if exc is not None:
+            self.op.end(exc)
+
+
 class Op:
     """One span-producing operation. Single use; as a decorator it clones itself per call.
 
@@ -303,27 +316,13 @@ class Op:
         The one wrapper body (decorators, integrations); on success the span stays open for the caller,
         who reads the result before ending it. :meth:`_acall` is its twin for coroutine functions.
         """
-        tok = self.activate()
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            self.deactivate(tok)
-            self.end(exc)
-            raise
-        self.deactivate(tok)
-        return result
+        with _Running(self):
+            return fn(*args, **kwargs)
 
     async def _acall(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         """Async twin of :meth:`_call` (``await fn(*args, **kwargs)``)."""
-        tok = self.activate()
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            self.deactivate(tok)
-            self.end(exc)
-            raise
-        self.deactivate(tok)
-        return result
+        with _Running(self):
+            return await fn(*args, **kwargs)
 
     def fail(self, exc: BaseException | str, *, description: str | None = None) -> None:
         """Mark the operation failed (``error.type`` + error status) without ending it.
