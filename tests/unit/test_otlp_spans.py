@@ -103,39 +103,25 @@ def test_unencodable_values_are_skipped_as_the_sdk_skips_them() -> None:
     assert [kv.key for kv in got.resource_spans[0].scope_spans[0].spans[0].attributes] == ["ok", "", "after"]
 
 
-def test_the_exporter_sends_the_same_request_over_real_http() -> None:
-    """The exporter (our encoder, the SDK's transport) delivers the batch to a real OTLP/HTTP receiver."""
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_the_exporter_sends_the_same_request_to_a_real_receiver(protocol: str) -> None:
+    """The exporter instrument() builds for each protocol (our encoder, the SDK's transport; over gRPC, the default,
+    the request parsed from our bytes) delivers the batch to a real OTLP receiver equal to the SDK encoder's."""
     import sys
     from pathlib import Path
+
+    from agentpress_otel._config import load_config
+    from agentpress_otel._export import make_span_exporter
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from harness.otlp_sink import OTLPSink
 
-    spans = _spans(9)
+    spans = _spans(9 if protocol == "grpc" else 11)
     with OTLPSink() as sink:
-        exp = OTLPSpanExporter(endpoint=f"{sink.http_endpoint}/v1/traces")
-        assert exp._direct
-        assert exp.export(spans).name == "SUCCESS"
-        exp.shutdown()
-        with sink.lock:
-            got = list(sink.received.traces)
-    assert got == [sdk_encode(spans)]
-
-
-def test_the_grpc_exporter_sends_the_same_request() -> None:
-    """Over gRPC (the default protocol) the request parsed from our bytes reaches a real OTLP/gRPC receiver equal
-    to the SDK encoder's message."""
-    import sys
-    from pathlib import Path
-
-    from agentpress_otel._otlp_spans import GrpcSpanExporter
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from harness.otlp_sink import OTLPSink
-
-    spans = _spans(11)
-    with OTLPSink() as sink:
-        exp = GrpcSpanExporter(endpoint=sink.grpc_endpoint, insecure=True)
+        endpoint = sink.grpc_endpoint if protocol == "grpc" else sink.http_endpoint
+        exp = make_span_exporter(load_config({"protocol": protocol, "endpoint": endpoint}, env={}))
+        if protocol == "http/protobuf":
+            assert isinstance(exp, OTLPSpanExporter) and exp._direct
         assert exp.export(spans).name == "SUCCESS"
         exp.shutdown()
         with sink.lock:
