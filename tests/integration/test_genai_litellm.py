@@ -739,3 +739,41 @@ def test_stream_proxy_refuses_the_iteration_its_stream_lacks(kit: Kit) -> None:
     (s,) = _llm_spans(kit)
     assert s.status.status_code.name != "ERROR"
     assert "error.type" not in dict(s.attributes or {})
+
+
+_CHATTY_APP = """
+import logging, os, sys
+logging.basicConfig(level=logging.INFO)  # an app that prints its INFO lines, as most do
+import agentpress_otel
+tel = agentpress_otel.instrument(service_name="chatty", endpoint=os.environ["EP"], protocol="http/protobuf",
+                                 integrations=["litellm", "logging"])
+import litellm
+litellm.suppress_debug_info = True
+litellm.completion(model="openai/gpt-5-mini", api_base=os.environ["LLM"], api_key="sk-test",
+                   messages=[{"role": "user", "content": "hi"}])
+logging.getLogger("app").info("app line after the call")
+tel.shutdown(timeout_s=10)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("levels", ["", "LiteLLM=INFO"])
+def test_litellm_info_line_is_printed_not_exported_unless_asked(server: LLMServer, levels: str) -> None:
+    """In a real process that logs at INFO, LiteLLM's per-call "LiteLLM completion() ..." line is printed as without
+    us but not exported over OTLP (its chat span says the same); AGENTPRESS_OTEL_LOGGER_LEVELS=LiteLLM=INFO exports
+    it. The app's own INFO line is exported either way. A real OTLP/HTTP receiver takes what the process sends."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from harness.otlp_sink import OTLPSink
+
+    with OTLPSink() as sink:
+        env = {**os.environ, "EP": sink.http_endpoint, "LLM": server.base_url, "AGENTPRESS_OTEL_LOGGER_LEVELS": levels}
+        out = subprocess.run([sys.executable, "-c", _CHATTY_APP], capture_output=True, text=True, timeout=180,
+                             env=env)
+        assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+        with sink.lock:
+            bodies = [lr.body.string_value for r in sink.received.logs for rl in r.resource_logs
+                      for sl in rl.scope_logs for lr in sl.log_records]
+    assert "LiteLLM completion()" in out.stderr  # printed: the precondition of what follows
+    assert "app line after the call" in bodies, bodies
+    exported = [b for b in bodies if "LiteLLM completion()" in b]
+    assert bool(exported) == (levels == "LiteLLM=INFO"), bodies
