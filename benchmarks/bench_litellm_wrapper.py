@@ -99,6 +99,20 @@ async def _block(fn: Call, flush: Callable[[], Any]) -> float:
     return (time.process_time() - c0) / CALLS * 1e6
 
 
+async def _split(fn: Call, tel: Any) -> tuple[float, float, float]:
+    """(caller's thread, span flush, metric flush) CPU per call over one block: where the wrapper's cost goes."""
+    tel.force_flush(10)
+    t0 = time.thread_time()
+    for _ in range(CALLS):
+        await fn()
+    t1 = time.thread_time()
+    tel.tracer_provider.force_flush(10_000)  # the SDK batch processor exports on the flushing thread
+    t2 = time.thread_time()
+    tel.meter_provider.force_flush(10_000)  # collection runs the GenAI drain, then the export
+    t3 = time.thread_time()
+    return (t1 - t0) / CALLS * 1e6, (t2 - t1) / CALLS * 1e6, (t3 - t2) / CALLS * 1e6
+
+
 async def main() -> None:
     import agentpress_otel
 
@@ -121,9 +135,13 @@ async def main() -> None:
             for fn in calls.values():  # warm-up: caches, metric streams, exporter connection
                 for _ in range(50):
                     await fn()
-            # As the peer benchmark's workers do: a full collection of LiteLLM's heap (~250 ms) would land in one
-            # random block; young collections, which our allocations do trigger, are still counted.
+            # As the peer benchmark's workers do: a full collection of LiteLLM's heap would land in one random
+            # block (its cost is printed here); young collections, which our allocations do trigger, still count.
             gc.collect()
+            t0 = time.thread_time()
+            gc.collect()
+            full_gc_ms, tracked = (time.thread_time() - t0) * 1e3, len(gc.get_objects())
+            print(f"one full collection of this process's heap: {full_gc_ms:.0f} ms of CPU ({tracked} tracked objects)")
             gc.freeze()
             deltas: dict[bool, list[float]] = {False: [], True: []}
             bases: dict[bool, list[float]] = {False: [], True: []}
@@ -133,6 +151,7 @@ async def main() -> None:
                     got = {v: await _block(calls[(v, stream)], flush) for v in order}
                     bases[stream].append(got["bare"])
                     deltas[stream].append(got["ours"] - got["bare"])
+            split = {stream: await _split(calls[("ours", stream)], tel) for stream in (False, True)}
             tel.shutdown()
         finally:
             sink.shutdown()
@@ -144,8 +163,13 @@ async def main() -> None:
         rows.append({"name": f"LiteLLM wrapper CPU, {label}: +us vs bare replay", "value": med, "unit": "us",
                      "baseline": b, "ratio": (b + med) / b, "goal": goal, "range": [min(d), max(d)]})
         print(f"{label:28} +{med:.0f} us per call (range {min(d):+.0f}..{max(d):+.0f}; bare replay {b:.0f} us)")
+    for stream, (main_us, spans_us, metrics_us) in split.items():
+        label = "streaming" if stream else "non-streaming"
+        print(f"where it goes, {label:13}: caller's thread {main_us:.0f} us, span export {spans_us:.0f} us, "
+              f"metric drain and export {metrics_us:.0f} us per call (one block, flushed signal by signal)")
     report("litellm_wrapper", rows, details={"rounds": ROUNDS, "calls_per_block": CALLS, "deltas_us": deltas,
-                                             "bare_us": bases, "chunks": len(chunks)})
+                                             "bare_us": bases, "chunks": len(chunks), "split_us": split,
+                                             "full_gc_ms": full_gc_ms, "tracked_objects": tracked})
 
 
 if __name__ == "__main__":
