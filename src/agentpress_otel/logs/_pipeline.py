@@ -35,6 +35,7 @@ from agentpress_otel.logs._exc import from_exc_info, structlog_exc
 from agentpress_otel.logs._json import iso, json_line, trace_hex
 from agentpress_otel.logs._otlp import attr_value, emit, make_record, severity
 from agentpress_otel.redaction import PreRedactedLogRecord, Redactor, default_redactor
+from agentpress_otel.redaction._exporters import add_scannable
 
 #: JSON field name -> OTLP attribute name of the correlation ids (stable; see docs/logging.md).
 ID_FIELDS: Mapping[str, str] = _context.ID_ATTRIBUTES
@@ -154,27 +155,13 @@ def needs_redaction(entries: Sequence[Entry | Exception], r: Redactor) -> set[in
 
 def _add_plain_texts(e: Entry, r: Redactor, flat: list[str]) -> bool:
     """Append the strings of ``e`` to ``flat`` and answer True when redacting it is only scanning them (str message,
-    str keys, none sensitive, primitive values); else False (``flat`` may then hold some of them)."""
+    extras that :func:`add_scannable` accepts); else False (``flat`` may then hold some of them)."""
     msg = e.message
     if not isinstance(msg, str):
         return False
     flat.append(msg)
-    extras = e.extras
-    if extras:
-        for v in extras.values():
-            t = type(v)
-            if t is str:
-                flat.append(v)
-            elif not (v is None or t is int or t is float or t is bool):  # the common types first, then subclasses
-                if isinstance(v, str):
-                    flat.append(v)
-                elif not isinstance(v, (int, float)):
-                    return False
-        for k in extras:
-            if type(k) is not str:
-                return False
-        if r.any_sensitive_key(tuple(extras)):
-            return False
+    if not add_scannable(r, e.extras, flat, lists=False):  # lists and dicts become JSON text: redact_entry's job
+        return False
     if e.exc:
         flat += [v for v in e.exc.values() if isinstance(v, str)]
     flat += [v for v in e.ids.values() if isinstance(v, str)]

@@ -44,28 +44,35 @@ def _attrs(r: Redactor, attrs: Mapping[str, Any] | None) -> Mapping[str, Any] | 
     return bounded
 
 
-def _plain_texts(r: Redactor, attrs: Mapping[str, Any] | None, out: list[str]) -> bool:
-    """Add to ``out`` the strings of ``attrs`` when redacting them is only scanning those strings (what
-    :meth:`Redactor.redact_attribute` does to a str, a number or a list of either under an ordinary key);
-    False when any attribute needs more (a sensitive key, a URL, a long stack, bytes, a container)."""
+def add_scannable(r: Redactor, attrs: Mapping[Any, Any] | None, out: list[str], *, lists: bool = True) -> bool:
+    """Append to ``out`` the strings of ``attrs`` when redacting them is only scanning those strings: str keys, none
+    sensitive and none with key rules (URLs, stack traces), values None, booleans, numbers or text (and, with
+    ``lists``, lists of those); False when any needs more. The one pre-check of span attributes and log extras,
+    for :meth:`Redactor.dirty`."""
     if not attrs:
         return True
+    for k in attrs:
+        if type(k) is not str or k in URL_ATTRIBUTES or k in _HEAD_TAIL_ATTRIBUTES:
+            return False
     if r.any_sensitive_key(tuple(attrs)):
         return False
-    for k, v in attrs.items():
-        if k in URL_ATTRIBUTES or k in _HEAD_TAIL_ATTRIBUTES:  # key rules for URLs (a str or a list of them)
+    for v in attrs.values():
+        if lists and (type(v) is tuple or type(v) is list):
+            if not all(_add_scalar(x, out) for x in v):
+                return False
+        elif not _add_scalar(v, out):
             return False
-        t = type(v)
-        if t is str:
+    return True
+
+
+def _add_scalar(v: Any, out: list[str]) -> bool:
+    t = type(v)
+    if t is str:
+        out.append(v)
+    elif not (v is None or t is int or t is float or t is bool):  # the common types first, then subclasses
+        if isinstance(v, str):
             out.append(v)
-        elif t is tuple or t is list:
-            for x in v:
-                tx = type(x)
-                if tx is str:
-                    out.append(x)
-                elif not (x is None or tx is bool or tx is int or tx is float):
-                    return False
-        elif not (v is None or t is bool or t is int or t is float):
+        elif not isinstance(v, (int, float)):
             return False
     return True
 
@@ -76,8 +83,8 @@ def _add_span_texts(r: Redactor, s: ReadableSpan, out: list[str]) -> bool:
     out.append(s.name)
     if s.status.description:
         out.append(s.status.description)
-    return _plain_texts(r, s.attributes, out) and all(_plain_texts(r, ev.attributes, out) for ev in s.events) \
-        and all(_plain_texts(r, ln.attributes, out) for ln in s.links)
+    return add_scannable(r, s.attributes, out) and all(add_scannable(r, ev.attributes, out) for ev in s.events) \
+        and all(add_scannable(r, ln.attributes, out) for ln in s.links)
 
 
 class _Redacting(ExporterWrapper[E]):
