@@ -108,8 +108,9 @@ async def main() -> None:
             await one_call(litellm, around, stream)
     flush()
     # Every variant freezes what start-up allocated, as preloading servers (gunicorn --preload) do: a full
-    # collection of LiteLLM's heap costs 200-300 ms of CPU (bench_litellm_wrapper.py prints it) and lands in whichever block crosses the threshold,
-    # swinging that block by ~4 ms per call, more than the differences measured here.
+    # collection of LiteLLM's heap costs 200-300 ms of CPU (bench_litellm_wrapper.py prints it) and lands in
+    # whichever block crosses the threshold, swinging that block by ~2-3 ms per call, more than the differences
+    # measured here.
     gc.collect()
     gc.freeze()
     print("@@" + json.dumps({"ready": VARIANT}), flush=True)
