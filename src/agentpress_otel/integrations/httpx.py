@@ -1,11 +1,14 @@
-"""httpx: CLIENT spans with W3C traceparent/tracestate/baggage injected (stock instrumentation, our provider).
+"""httpx: CLIENT spans and ``http.client.request.duration``, with W3C traceparent/tracestate/baggage injected.
+
+The per-request work is :mod:`._httpx_client` (the stable HTTP conventions, at a quarter of the stock
+instrumentation's CPU); under a transition mode the stock instrumentation does it instead.
 
 Our id baggage entries (``agentpress.*`` and ``user.id``) stay inside your network: they are sent only
 to loopback and private-network addresses, single-label and ``localhost``/``.internal``/``.local``/
 ``.svc``/``.cluster.local`` names, and hosts matching ``Config.internal_hosts`` (suffix match). Requests to
 anyone else (an LLM provider, a payment API) carry ``traceparent``/``tracestate`` and the app's other
-baggage entries, but not our ids. This is done by a thin wrapper *under* the upstream one, so it sees the
-headers after they were injected.
+baggage entries, but not our ids. The filter runs once the propagation headers are injected (inside our
+wrapper, or as a thin wrapper *under* the stock one).
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled as _http_enabled
+
 from agentpress_otel import _selftel
 from agentpress_otel._context import ID_ATTRIBUTES
+from agentpress_otel.integrations import _httpx_client as _client
 from agentpress_otel.integrations._registry import Skip
 
 if TYPE_CHECKING:
@@ -32,6 +38,7 @@ _OUR_KEYS = frozenset(ID_ATTRIBUTES.values())
 _internal_hosts: tuple[str, ...] = ()
 _cache: dict[str, bool] = {}
 _active = False
+_settings: _client.Settings | None = None  # our own wrapper's, when it is the one installed
 
 
 def is_internal_host(host: str, extra: tuple[str, ...] = ()) -> bool:
@@ -113,14 +120,55 @@ def _filter(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str
     return wrapped(*args, **kwargs)
 
 
-def _install_filters() -> None:
+def _install(wrapper: Any) -> None:
     import httpx
     import wrapt
 
     for cls, name in ((httpx.HTTPTransport, "handle_request"), (httpx.AsyncHTTPTransport, "handle_async_request")):
         original = cls.__dict__[name]
-        wrapt.wrap_function_wrapper(cls, name, _filter)
+        wrapt.wrap_function_wrapper(cls, name, wrapper[name])
         _filters.append((cls, name, original))
+
+
+def _sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    st = _settings
+    if st is None or not _http_enabled():
+        return wrapped(*args, **kwargs)
+    started = None
+    with _G_SPAN:
+        started = _client.start(st, _request_of(args, kwargs))
+    if started is None:
+        return wrapped(*args, **kwargs)
+    try:
+        response = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _client.finish(st, started, None, exc)
+        raise
+    _client.finish(st, started, response, None)
+    return response
+
+
+async def _async_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    st = _settings
+    if st is None or not _http_enabled():
+        return await wrapped(*args, **kwargs)
+    started = None
+    with _G_SPAN:
+        started = _client.start(st, _request_of(args, kwargs))
+    if started is None:
+        return await wrapped(*args, **kwargs)
+    try:
+        response = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _client.finish(st, started, None, exc)
+        raise
+    _client.finish(st, started, response, None)
+    return response
+
+
+_G_SPAN = _selftel.guard("httpx.span")
+_SPANS = {"handle_request": _sync_send, "handle_async_request": _async_send}
+_FILTERS = {"handle_request": _filter, "handle_async_request": _filter}
 
 
 def _remove_filters() -> None:
@@ -133,31 +181,51 @@ def _remove_filters() -> None:
 
 
 def instrument(telemetry: Telemetry) -> None:
-    """Client spans for httpx into ``telemetry``'s providers, and the id-baggage filter. Idempotent.
+    """Client spans and the duration metric for httpx into ``telemetry``'s providers, and the id-baggage filter.
+    Idempotent.
 
-    Raises :class:`Skip` when the app instrumented httpx itself (left alone), ``ImportError`` without httpx.
+    Under the stable HTTP conventions (what ``instrument()`` opts into) our own wrapper does the work
+    (:mod:`._httpx_client`); if the app chose a transition mode (``OTEL_SEMCONV_STABILITY_OPT_IN=http/dup``, or
+    none) the stock instrumentation, which implements those modes, does it. Raises :class:`Skip` when the app
+    instrumented httpx itself (left alone), ``ImportError`` without httpx.
 
     Example::
 
         from agentpress_otel.integrations import httpx as httpx_integration
         httpx_integration.instrument(tel)  # done by agentpress_otel.instrument() when "httpx" is enabled
     """
-    global _instrumentor, _internal_hosts, _active
+    global _instrumentor, _internal_hosts, _active, _settings
     import httpx  # noqa: F401  - ImportError here means "not installed": the integration is skipped
+    from opentelemetry.instrumentation._semconv import (
+        _OpenTelemetrySemanticConventionStability,
+        _OpenTelemetryStabilitySignalType,
+        _StabilityMode,
+    )
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     if _instrumentor is not None:
         return
     # Stable HTTP semantic conventions (server.address, http.request.method, ...): instrument() has put
-    # "http" in OTEL_SEMCONV_STABILITY_OPT_IN (_setup.opt_in_stable_conventions); dashboards group outbound
+    # "http" in OTEL_SEMCONV_STABILITY_OPT_IN (_providers.opt_in_stable_conventions); dashboards group outbound
     # calls by server.address.
     inst = HTTPXClientInstrumentor()
     if inst.is_instrumented_by_opentelemetry:
         raise Skip("the app instrumented httpx itself: left alone")
     _internal_hosts = tuple(telemetry.config.internal_hosts)
     _cache.clear()
+    _OpenTelemetrySemanticConventionStability._initialize()  # type: ignore[no-untyped-call]
+    mode = _OpenTelemetrySemanticConventionStability._get_opentelemetry_stability_opt_in_mode(
+        _OpenTelemetryStabilitySignalType.HTTP)
     _active = True
-    _install_filters()  # first, so the upstream wrapper (which injects the headers) runs outside it
+    if mode is _StabilityMode.HTTP:
+        _settings = _client.make_settings(telemetry.tracer_provider, telemetry.meter_provider, _filter_request)
+        _install(_SPANS)
+        # The stock instrumentor now reads as done, so an app that calls it after us gets a no-op (and the
+        # stock warning), not a second span per request.
+        inst._is_instrumented_by_opentelemetry = True
+        _instrumentor = inst
+        return
+    _install(_FILTERS)  # first, so the upstream wrapper (which injects the headers) runs outside it
     try:
         inst.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
     except BaseException:  # undo our half, then let the registry count and report it
@@ -168,15 +236,19 @@ def instrument(telemetry: Telemetry) -> None:
 
 
 def uninstrument() -> None:
-    """Remove the stock instrumentation and our filter (idempotent).
+    """Remove our wrapper (or the stock instrumentation) and the filter (idempotent).
 
     Example::
 
         httpx_integration.uninstrument()
     """
-    global _instrumentor, _active
+    global _instrumentor, _active, _settings
     _active = False
     if _instrumentor is not None:
-        _instrumentor.uninstrument()
+        if _settings is not None:
+            _instrumentor._is_instrumented_by_opentelemetry = False
+        else:
+            _instrumentor.uninstrument()
         _instrumentor = None
+        _settings = None
         _remove_filters()

@@ -1,0 +1,226 @@
+"""Our httpx client wrapper against the stock instrumentation, on the same real requests.
+
+A loopback server answers 200, 404 and 502; a request to a closed port fails without a response; URLs carry
+credentials and a signed query; a non-standard method is sent; sync and async clients both. The stock
+``HTTPXClientInstrumentor`` (stable HTTP conventions) is the expected value: span names, kinds, attributes,
+status, exception events and ``http.client.request.duration`` points must match, except for the two
+differences the conventions ask for (``server.port`` when the URL leaves it implicit; a failed request recorded
+in the metric with ``error.type``), which are asserted exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from agentpress_otel.integrations import httpx as httpx_integration
+
+_STATUS = {"/ok": 200, "/missing": 404, "/bad": 502}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self) -> None:
+        n = int(self.headers.get("content-length") or 0)
+        if n:
+            self.rfile.read(n)
+        code = _STATUS.get(self.path.split("?")[0], 200)
+        self.send_response(code)
+        self.send_header("content-length", "2")
+        self.send_header("x-answer", "yes")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    do_GET = do_POST = do_PURGE = _answer
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def stable_mode(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The stable HTTP conventions, as instrument() opts into them (the stock class reads the env once)."""
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    cls: Any = _OpenTelemetrySemanticConventionStability
+    before = cls._initialized
+    cls._initialized = False
+    cls._initialize()
+    yield
+    cls._initialized = False
+    monkeypatch.undo()
+    if before:
+        cls._initialize()
+
+
+def _requests(base: str, refused: str) -> list[tuple[str, str, dict[str, Any]]]:
+    return [("GET", f"{base}/ok", {}), ("POST", f"{base}/missing", {"json": {"a": 1}}), ("GET", f"{base}/bad", {}),
+            ("GET", f"{base.replace('http://', 'http://user:pw@')}/ok?sig=abc&page=2", {}),
+            ("PURGE", f"{base}/ok", {}), ("GET", refused, {})]
+
+
+def _send(reqs: list[tuple[str, str, dict[str, Any]]]) -> None:
+    with httpx.Client() as c:
+        for method, url, kw in reqs:
+            try:
+                c.request(method, url, **kw)
+            except httpx.ConnectError:
+                pass
+
+    async def go() -> None:
+        async with httpx.AsyncClient() as c:
+            for method, url, kw in reqs:
+                try:
+                    await c.request(method, url, **kw)
+                except httpx.ConnectError:
+                    pass
+
+    asyncio.run(go())
+
+
+def _run(ours: bool, reqs: list[tuple[str, str, dict[str, Any]]]) -> tuple[list[Any], dict[Any, int]]:
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[reader])
+    if ours:
+        tel = SimpleNamespace(tracer_provider=tp, meter_provider=mp, config=SimpleNamespace(internal_hosts=[]))
+        httpx_integration.instrument(tel)  # type: ignore[arg-type]
+        assert httpx_integration._settings is not None, "the stable mode must take our own wrapper"
+    else:
+        HTTPXClientInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    try:
+        _send(reqs)
+    finally:
+        if ours:
+            httpx_integration.uninstrument()
+        else:
+            HTTPXClientInstrumentor().uninstrument()
+    points: dict[Any, int] = {}
+    data = reader.get_metrics_data()
+    for rm in data.resource_metrics if data else []:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                if m.name == "http.client.request.duration":
+                    assert m.unit == "s"
+                    for p in m.data.data_points:
+                        assert list(p.explicit_bounds)[:3] == [0.005, 0.01, 0.025]  # the conventions' buckets
+                        points[frozenset(p.attributes.items())] = p.count
+    return list(exporter.get_finished_spans()), points
+
+
+def _view(span: Any) -> tuple[Any, ...]:
+    events = tuple((e.name, e.attributes.get("exception.type"), e.attributes.get("exception.message"))
+                   for e in span.events)
+    return (span.name, span.kind, span.status.status_code, span.status.description, dict(span.attributes), events)
+
+
+def test_same_spans_and_points_as_the_stock_instrumentation(server: str, stable_mode: None) -> None:
+    refused = f"http://127.0.0.1:{_closed_port()}/ok"
+    reqs = _requests(server, refused)
+    stock_spans, stock_points = _run(False, reqs)
+    our_spans, our_points = _run(True, reqs)
+    assert len(stock_spans) == len(our_spans) == 2 * len(reqs)
+    for theirs, mine in zip(stock_spans, our_spans, strict=True):
+        assert _view(mine) == _view(theirs)
+    # Every point the stock instrumentation records, with the same count; and the failed requests on top.
+    extra = {k: v for k, v in our_points.items() if k not in stock_points}
+    assert {k: our_points[k] for k in stock_points} == stock_points
+    assert list(extra.values()) == [2]  # the refused request, sync and async
+    (attrs,) = extra
+    assert dict(attrs) == {"http.request.method": "GET", "server.address": "127.0.0.1",
+                           "server.port": int(refused.split(":")[2].split("/")[0]), "error.type": "ConnectError"}
+    kinds = {s.attributes.get("http.response.status_code") for s in our_spans}
+    assert kinds == {200, 404, 502, None}
+    assert any(s.name == "HTTP" and s.attributes["http.request.method_original"] == "PURGE" for s in our_spans)
+    assert all("pw" not in s.attributes["url.full"] and "sig=abc" not in s.attributes["url.full"]
+               for s in our_spans)
+
+
+def test_server_port_when_the_url_leaves_it_implicit(stable_mode: None) -> None:
+    # Port 80 on loopback is closed here (nothing listens as non-root test); the request fails, the span stays.
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", 80)) == 0:
+            pytest.skip("something listens on 127.0.0.1:80")  # CI=true turns a skip into a failure (conftest)
+    reqs = [("GET", "http://127.0.0.1/ok", {})]
+    stock_spans, _ = _run(False, reqs)
+    our_spans, points = _run(True, reqs)
+    assert "server.port" not in stock_spans[0].attributes
+    assert our_spans[0].attributes["server.port"] == 80  # required on client spans by the HTTP conventions
+    assert {k: v for k, v in _view(our_spans[0])[4].items() if k != "server.port"} == _view(stock_spans[0])[4]
+    assert [dict(k)["server.port"] for k in points] == [80]
+
+
+def test_stock_instrumentor_called_after_us_adds_no_second_span(server: str, stable_mode: None) -> None:
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    tel = SimpleNamespace(tracer_provider=tp, meter_provider=mp, config=SimpleNamespace(internal_hosts=[]))
+    httpx_integration.instrument(tel)  # type: ignore[arg-type]
+    try:
+        HTTPXClientInstrumentor().instrument(tracer_provider=tp)  # the app's own call: a no-op now
+        httpx.get(f"{server}/ok")
+        assert len(exporter.get_finished_spans()) == 1
+    finally:
+        httpx_integration.uninstrument()
+    assert not HTTPXClientInstrumentor().is_instrumented_by_opentelemetry
+    httpx.get(f"{server}/ok")
+    assert len(exporter.get_finished_spans()) == 1  # undone: nothing more
+
+
+def test_transition_mode_keeps_the_stock_instrumentation(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http/dup")
+    cls: Any = _OpenTelemetrySemanticConventionStability
+    cls._initialized = False
+    try:
+        cls._initialize()
+        exporter = InMemorySpanExporter()
+        tp = TracerProvider()
+        tp.add_span_processor(SimpleSpanProcessor(exporter))
+        tel = SimpleNamespace(tracer_provider=tp, meter_provider=MeterProvider(),
+                              config=SimpleNamespace(internal_hosts=[]))
+        httpx_integration.instrument(tel)  # type: ignore[arg-type]
+        try:
+            assert httpx_integration._settings is None
+            httpx.get(f"{server}/ok")
+        finally:
+            httpx_integration.uninstrument()
+        (span,) = exporter.get_finished_spans()
+        assert span.attributes["http.method"] == "GET" and span.attributes["http.request.method"] == "GET"
+    finally:
+        cls._initialized = False
+        monkeypatch.undo()
+        cls._initialize()
