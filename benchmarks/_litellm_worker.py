@@ -2,10 +2,12 @@
 
 Runs in its own interpreter (ours in the project venv, each peer in its own venv), so it imports
 nothing from agentpress-otel unless the variant is ours. Protocol on stdin/stdout, one JSON per line:
-the driver sends ``{"calls": N, "stream": bool}``, the worker makes N ``litellm.acompletion`` calls
-against the loopback LLM server, flushes the telemetry (export included), and answers with the process
-CPU time (all threads) those calls took, less the fixed cost of one flush with nothing new to export
-(the periodic metric export, reported as ``flush_us``).
+the driver sends ``{"calls": N, "stream": bool, "on": bool}``; the worker switches its instrumentation on or
+off if needed (each tool's own instrument/uninstrument, outside the measured window), makes N
+``litellm.acompletion`` calls against the loopback LLM server, flushes the telemetry (export included), and
+answers with the process CPU time (all threads) per call. Slices with the instrumentation off are the
+baseline: the same process, heap and connections, so what differs between processes (memory layout, ±3 %
+of LiteLLM's CPU here) does not read as instrumentation cost.
 
 Usage: python _litellm_worker.py VARIANT LLM_BASE_URL OTLP_HTTP_ENDPOINT
 """
@@ -18,7 +20,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -43,40 +44,72 @@ def _sdk_provider() -> Any:
     return tp
 
 
-def setup() -> tuple[Callable[[], None], Any]:
-    """(flush, per-call wrapper factory or None) for VARIANT."""
-    if VARIANT == "uninstrumented":
-        return (lambda: None), None
+class Variant:
+    """One instrumentation, with the switch the benchmark flips between slices of calls: ``on()``/``off()`` install
+    and undo it in this process (each tool's own uninstrument), ``flush()`` exports what it holds."""
+
+    around: Any = None  # a per-call context manager factory (the bare SDK span), when on
+
+    def flush(self) -> None:
+        pass
+
+    def on(self) -> None:
+        pass
+
+    def off(self) -> None:
+        pass
+
+
+def setup() -> Variant:
+    v = Variant()
+    if VARIANT == "uninstrumented":  # on and off are the same program: its delta is the measurement's noise
+        return v
     if VARIANT == "sdk_span":
         tp = _sdk_provider()
         tracer = tp.get_tracer("bench")
 
         def around(model: str) -> Any:
-            span = tracer.start_as_current_span(
+            return tracer.start_as_current_span(
                 f"chat {model}", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": model})
-            return span
 
-        return (lambda: tp.force_flush()), around
+        v.flush = lambda: tp.force_flush()  # type: ignore[method-assign]
+        v.on = lambda: setattr(v, "around", around)  # type: ignore[method-assign]
+        v.off = lambda: setattr(v, "around", None)  # type: ignore[method-assign]
+        return v
     if VARIANT in ("ours", "ours_litellm"):
         import agentpress_otel
+        from agentpress_otel.integrations import _registry
 
         kw: dict[str, Any] = {"integrations": ["litellm"]} if VARIANT == "ours_litellm" else {}
         tel = agentpress_otel.instrument(service_name=f"bench-{VARIANT}", endpoint=OTLP, protocol="http/protobuf",
                                          **kw)
-        return (lambda: tel.force_flush(10)), None
-    if VARIANT == "openinference":
-        from openinference.instrumentation.litellm import LiteLLMInstrumentor
+        started: list[str] = []
+
+        def off() -> None:
+            started[:] = [n for n in tel.integrations if n not in tel._deferred]
+            _registry.uninstrument_all(tel)
+
+        def on() -> None:
+            for name in started:
+                _registry.load(name).instrument(tel)
+                tel.integrations.append(name)
+
+        v.flush = lambda: tel.force_flush(10)  # type: ignore[method-assign]
+        v.on, v.off = on, off  # type: ignore[method-assign]
+        return v
+    if VARIANT in ("openinference", "traceloop"):
+        if VARIANT == "openinference":
+            from openinference.instrumentation.litellm import LiteLLMInstrumentor as Instrumentor
+        else:  # OpenLLMetry's instrumentation of the OpenAI SDK, which LiteLLM calls for openai/ models
+            from opentelemetry.instrumentation.openai import OpenAIInstrumentor as Instrumentor
 
         tp = _sdk_provider()
-        LiteLLMInstrumentor().instrument(tracer_provider=tp)
-        return (lambda: tp.force_flush()), None
-    if VARIANT == "traceloop":
-        # OpenLLMetry's instrumentation of the OpenAI SDK, which LiteLLM calls for openai/ models.
-        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-
-        tp = _sdk_provider()
-        OpenAIInstrumentor().instrument(tracer_provider=tp)
-        return (lambda: tp.force_flush()), None
+        inst = Instrumentor()
+        inst.instrument(tracer_provider=tp)
+        v.flush = lambda: tp.force_flush()  # type: ignore[method-assign]
+        v.on = lambda: inst.instrument(tracer_provider=tp)  # type: ignore[method-assign]
+        v.off = lambda: inst.uninstrument()  # type: ignore[method-assign]
+        return v
     raise SystemExit(f"unknown variant {VARIANT}")
 
 
@@ -98,44 +131,43 @@ async def one_call(litellm: Any, around: Any, stream: bool) -> None:
 
 
 async def main() -> None:
-    flush, around = setup()
+    v = setup()
+    v.on()
     import litellm
 
     litellm.suppress_debug_info = True
     litellm.drop_params = True  # as AgentPress does
     for stream in (False, True):  # warm-up: imports, connection pools, caches, tokenizer-free paths
         for _ in range(20):
-            await one_call(litellm, around, stream)
-    flush()
+            await one_call(litellm, v.around, stream)
+    v.off()  # and once each way after a switch, so the first measured slice is not the first after one
+    await one_call(litellm, v.around, False)
+    v.on()
+    await one_call(litellm, v.around, True)
+    v.flush()
     # Every variant freezes what start-up allocated, as preloading servers (gunicorn --preload) do: a full
     # collection of LiteLLM's heap costs 200-300 ms of CPU (bench_litellm_wrapper.py prints it) and lands in
-    # whichever block crosses the threshold, swinging that block by ~2-3 ms per call, more than the differences
-    # measured here.
+    # whichever slice crosses the threshold, swinging it by more than the differences measured here.
     gc.collect()
     gc.freeze()
     print("@@" + json.dumps({"ready": VARIANT}), flush=True)
     loop = asyncio.get_running_loop()
+    state = True
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line.strip():
             break
         cmd = json.loads(line)
-        n, stream = int(cmd["calls"]), bool(cmd["stream"])
-        flush()
-        # The fixed cost of a flush with nothing new to export: ours collects and exports every metric series
-        # (about 4 ms of CPU), which in production happens once per export interval (60 s), not per block of
-        # calls. It is measured here and taken out of the block, so blocks of N calls are not charged N-fold.
-        f0 = time.process_time()
-        flush()
-        fixed = time.process_time() - f0
-        c0, w0 = time.process_time(), time.perf_counter()
+        n, stream, want = int(cmd["calls"]), bool(cmd["stream"]), bool(cmd["on"])
+        if want != state:  # outside the measured window
+            (v.on if want else v.off)()
+            state = want
+        c0 = time.process_time()
         for _ in range(n):
-            await one_call(litellm, around, stream)
-        flush()  # export included: the batch processors' work for these calls happens before we read the clock
-        cpu, wall = time.process_time() - c0 - fixed, time.perf_counter() - w0
-        print("@@" + json.dumps({"cpu_us": cpu / n * 1e6, "wall_us": wall / n * 1e6, "flush_us": fixed * 1e6}),
-              flush=True)
-
+            await one_call(litellm, v.around, stream)
+        v.flush()  # export included: the batch processors' work for these calls happens before the clock is read
+        cpu = time.process_time() - c0
+        print("@@" + json.dumps({"cpu_us": cpu / n * 1e6}), flush=True)
 
 if __name__ == "__main__":
     asyncio.run(main())

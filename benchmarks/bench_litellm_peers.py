@@ -15,13 +15,17 @@ Peers are installed from PyPI into separate venvs under ``$AGENTPRESS_OTEL_BENCH
 installed is skipped with the reason printed. Every variant exports over OTLP/HTTP to one loopback
 receiver; the LLM server and the receiver run in this (driver) process, so they are not counted.
 
-Each round runs one block of calls in every worker, in an order rotated per round (interleaved), and
-the per-call delta of process CPU (all threads: batch processors, log worker, export included, since each
-block ends with a flush) against the uninstrumented worker's block in the same round. The fixed CPU of a
-flush with nothing new in it (our periodic metric export, about 4 ms, due once per 60 s interval in
-production) is measured before each block and subtracted, so it is not charged once per block of calls. Medians and
-ranges over ``ROUNDS`` rounds. Every worker runs ``gc.freeze()`` after its warm-up (see the worker), so a
-full collection of LiteLLM's heap does not land in one random block. Run:
+Every worker switches its instrumentation on and off between slices of calls (each tool's own
+``instrument``/``uninstrument``; the bare span and LiteLLM alone have nothing to switch), and the cost is the
+difference of process CPU per call (all threads: batch processors, log worker, export included, since each slice
+ends with a flush) between its "on" and "off" slices. Both halves run in the same process, heap and connection
+pool: two processes running the very same code differ by up to ±3 % of LiteLLM's CPU here (measured with two
+uninstrumented workers: -824..-175 µs per streamed call in one run, +284..+1030 in the next), which compared
+across processes read as the cost of a bare span. A round runs ``PAIRS`` on/off pairs of ``SLICE`` calls per
+worker, back to back, the workers taking turns pair by pair; the uninstrumented worker runs the same pairs, and
+its "delta" (same code both halves) is printed as the noise floor. Medians and ranges over ``ROUNDS`` rounds.
+Every worker runs ``gc.freeze()`` after its warm-up (see the worker), so a full collection of LiteLLM's heap does
+not land in one random slice. Run:
 ``.venv/bin/python benchmarks/bench_litellm_peers.py``.
 """
 
@@ -45,7 +49,8 @@ from _common import report  # noqa: E402
 from harness.otlp_sink import OTLPSink  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_PEER_ROUNDS", "6"))
-CALLS = int(os.environ.get("BENCH_PEER_CALLS", "60"))
+SLICE = int(os.environ.get("BENCH_PEER_SLICE", "30"))  # calls per slice, each ending with a flush (export)
+PAIRS = int(os.environ.get("BENCH_PEER_PAIRS", "3"))  # on/off slice pairs per worker and round
 CACHE = Path(os.environ.get("AGENTPRESS_OTEL_BENCH_CACHE", Path.home() / ".cache" / "agentpress-otel" / "bench-venvs"))
 
 #: Peer packages, pinned so a later run measures the same code (versions current at the time of writing).
@@ -102,11 +107,12 @@ class Worker:
             if line.startswith("@@"):
                 return dict(json.loads(line[2:]))
 
-    def run(self, calls: int, stream: bool) -> dict[str, Any]:
+    def run(self, calls: int, stream: bool, on: bool) -> float:
+        """Per-call process CPU (us) of ``calls`` calls with the instrumentation ``on`` or off."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"calls": calls, "stream": stream}) + "\n")
+        self.proc.stdin.write(json.dumps({"calls": calls, "stream": stream, "on": on}) + "\n")
         self.proc.stdin.flush()
-        return self.read()
+        return float(self.read()["cpu_us"])
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -115,6 +121,22 @@ class Worker:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def _round(workers: dict[str, Worker], names: list[str], rnd: int, stream: bool) -> dict[str, tuple[float, float]]:
+    """Per worker: (per-call CPU with the instrumentation off, per-call delta on minus off) over one round.
+
+    Each worker runs PAIRS pairs of slices of SLICE calls, one slice on and one off, back to back (which comes first
+    alternates), and the workers take turns pair by pair in an order rotated per pair: a change in machine load
+    falls on both halves of a pair and on every variant alike."""
+    on: dict[str, list[float]] = {v: [] for v in names}
+    off: dict[str, list[float]] = {v: [] for v in names}
+    for j in range(PAIRS):
+        k = (rnd + j) % len(names)
+        for v in names[k:] + names[:k]:
+            for state in ((True, False) if (rnd + j) % 2 == 0 else (False, True)):
+                (on if state else off)[v].append(workers[v].run(SLICE, stream, state))
+    return {v: (statistics.fmean(off[v]), statistics.fmean(on[v]) - statistics.fmean(off[v])) for v in names}
 
 
 def main() -> None:
@@ -146,53 +168,46 @@ def main() -> None:
             names = list(workers)
             raw: dict[str, dict[str, list[float]]] = {v: {"plain": [], "stream": []} for v in names}
             deltas: dict[str, dict[str, list[float]]] = {v: {"plain": [], "stream": []} for v in names}
-            flushes: dict[str, list[float]] = {v: [] for v in names}
             for rnd in range(ROUNDS):
-                order = names[rnd % len(names):] + names[: rnd % len(names)]  # rotate: no fixed position
                 for stream in (False, True):
                     key = "stream" if stream else "plain"
-                    answers = {v: workers[v].run(CALLS, stream) for v in order}
-                    got = {v: a["cpu_us"] for v, a in answers.items()}
-                    for v, a in answers.items():
-                        flushes[v].append(a.get("flush_us", 0.0))
-                    for v in names:
-                        raw[v][key].append(got[v])
-                        deltas[v][key].append(got[v] - got["uninstrumented"])
+                    for v, (off, delta) in _round(workers, names, rnd, stream).items():
+                        raw[v][key].append(off)
+                        deltas[v][key].append(delta)
                 print(f"round {rnd + 1}/{ROUNDS} done", flush=True)
             for w in workers.values():
                 w.close()
         finally:
             sink.stop()
 
-    print(f"\nLiteLLM acompletion against a loopback server, {CALLS} calls per block, {ROUNDS} interleaved rounds;")
-    print("process CPU per call (all threads, export included), paired delta vs uninstrumented in the same round")
+    print(f"\nLiteLLM acompletion against a loopback server: {ROUNDS} rounds of {PAIRS} on/off pairs of {SLICE}-call"
+          " slices per variant;")
+    print("process CPU per call (all threads, export included), instrumentation on minus off in the same process")
     print(f"{'variant':16} {'non-streaming: +us (median)':>28} {'range':>18}"
           f" {'streaming: +us (median)':>25} {'range':>18}")
     rows: list[dict[str, Any]] = []
-    details: dict[str, Any] = {"rounds": ROUNDS, "calls_per_block": CALLS, "raw_cpu_us": raw, "deltas_us": deltas,
-                               "skipped": skipped, "litellm": _pkg_version("litellm"),
-                               "fixed_flush_us_median": {v: statistics.median(f) for v, f in flushes.items() if f}}
+    details: dict[str, Any] = {"rounds": ROUNDS, "pairs": PAIRS, "slice": SLICE, "off_cpu_us": raw,
+                               "deltas_us": deltas, "skipped": skipped, "litellm": _pkg_version("litellm")}
     base_plain = statistics.median(raw["uninstrumented"]["plain"])
     base_stream = statistics.median(raw["uninstrumented"]["stream"])
     up, us = raw["uninstrumented"]["plain"], raw["uninstrumented"]["stream"]
-    # The baseline's own spread between rounds: a delta smaller than it cannot be told apart on this machine.
-    print(f"{'uninstrumented':16} {base_plain:>24.0f} us {f'{min(up):.0f}..{max(up):.0f}':>18}"
+    print(f"{'(LiteLLM alone)':16} {base_plain:>24.0f} us {f'{min(up):.0f}..{max(up):.0f}':>18}"
           f" {base_stream:>21.0f} us {f'{min(us):.0f}..{max(us):.0f}':>18}")
     for v in names:
-        if v == "uninstrumented":
-            continue
         cells = []
         for key in ("plain", "stream"):
             d = deltas[v][key]
             cells.append((statistics.median(d), min(d), max(d)))
-        print(f"{v:16} {cells[0][0]:>+25.0f} {f'{cells[0][1]:+.0f}..{cells[0][2]:+.0f}':>18}"
+        # The uninstrumented worker's "on" and "off" run the same code: its delta is what this machine's noise
+        # alone reads as a cost, the floor under which no difference can be told apart.
+        label = "noise (none/none)" if v == "uninstrumented" else v
+        print(f"{label:16} {cells[0][0]:>+25.0f} {f'{cells[0][1]:+.0f}..{cells[0][2]:+.0f}':>18}"
               f" {cells[1][0]:>+22.0f} {f'{cells[1][1]:+.0f}..{cells[1][2]:+.0f}':>18}")
         for (med, lo, hi), stream, base in ((cells[0], False, base_plain), (cells[1], True, base_stream)):
-            rows.append({"name": f"LiteLLM call CPU, {v}, {'streaming' if stream else 'non-streaming'}: +us vs none",
+            what = "same code on and off (noise)" if v == "uninstrumented" else v
+            rows.append({"name": f"LiteLLM call CPU, {what}, {'streaming' if stream else 'non-streaming'}: +us",
                          "value": med, "unit": "us", "baseline": base, "ratio": (base + med) / base,
                          "goal": GOALS.get((v, stream), ""), "range": [lo, hi]})
-    fixed = ", ".join(f"{v} {statistics.median(f):.0f} us" for v, f in flushes.items() if f and v != "uninstrumented")
-    print(f"fixed CPU of an empty flush, measured per block and subtracted (median): {fixed}")
     for v, why in skipped.items():
         print(f"{v:16} skipped: {why[:200]}")
     report("litellm_peers", rows, details=details)
