@@ -777,3 +777,54 @@ def test_litellm_info_line_is_printed_not_exported_unless_asked(server: LLMServe
     assert "app line after the call" in bodies, bodies
     exported = [b for b in bodies if "LiteLLM completion()" in b]
     assert bool(exported) == (levels == "LiteLLM=INFO"), bodies
+
+
+_HTTP_SPAN_APP = r"""
+import asyncio, os, sys
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+if sys.argv[1] == "litellm-first":
+    import litellm
+import agentpress_otel
+tel = agentpress_otel.instrument(service_name="http-span-app", endpoint=os.environ["EP"], protocol="http/protobuf")
+import litellm
+litellm.suppress_debug_info = True
+kw = dict(model="openai/gpt-5-mini", api_base=os.environ["LLM"], api_key="sk-test",
+          messages=[{"role": "user", "content": "say hi [[words:3]]"}])
+async def main():
+    await litellm.acompletion(**kw)
+    resp = await litellm.acompletion(stream=True, stream_options={"include_usage": True}, **kw)
+    async for _ in resp:
+        pass
+asyncio.run(main())
+tel.shutdown()
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("order", ["instrument-first", "litellm-first"])
+def test_async_litellm_calls_get_an_http_span_and_send_its_traceparent(server: LLMServer, order: str) -> None:
+    """LiteLLM's async calls go through its aiohttp transport, not httpx's: in a real process with the default
+    instrument(), each call still gets a CLIENT span under its chat span, the LLM server receives that span's
+    traceparent, and http.client.request.duration has the calls; whichever of LiteLLM and us is imported first."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from harness.otlp_sink import OTLPSink
+
+    server.reset()
+    with OTLPSink() as sink:
+        env = {**os.environ, "EP": sink.http_endpoint, "LLM": server.base_url}
+        out = subprocess.run([sys.executable, "-c", _HTTP_SPAN_APP, order], capture_output=True, text=True,
+                             timeout=180, env=env)
+        assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+        spans = sink.spans()
+        points = [dict((a.key, a.value) for a in p.attributes) for m in sink.iter_metrics()
+                  if m.name == "http.client.request.duration" for p in m.histogram.data_points]
+    chats = {s.span_id: s for s in spans if s.name.startswith("chat ")}
+    http = [s for s in spans if s.kind == 3 and not s.name.startswith("chat ")]  # SPAN_KIND_CLIENT in OTLP
+    assert len(chats) == 2 and len(http) == 2, [(s.name, s.kind) for s in spans]
+    for s in http:
+        assert s.parent_span_id in chats and s.name == "POST"
+    seen = [r.headers.get("traceparent", "")[:52] for r in server.requests]  # the flags byte aside
+    assert sorted(seen) == sorted(f"00-{s.trace_id.hex()}-{s.span_id.hex()}" for s in http)
+    port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
+    assert points and all(p["server.address"].string_value == "127.0.0.1" and p["server.port"].int_value == port
+                          and p["http.response.status_code"].int_value == 200 for p in points), points

@@ -148,6 +148,8 @@ def _view(span: Any) -> tuple[Any, ...]:
 
 
 def test_same_spans_and_points_as_the_stock_instrumentation(server: str, stable_mode: None) -> None:
+    """200/404/502, credentials and a signed query, a custom method and a refused port, sync and async: the same
+    spans and metric points as the stock instrumentation, plus the failed requests' points."""
     refused = f"http://127.0.0.1:{_closed_port()}/ok"
     reqs = _requests(server, refused)
     stock_spans, stock_points = _run(False, reqs)
@@ -170,6 +172,7 @@ def test_same_spans_and_points_as_the_stock_instrumentation(server: str, stable_
 
 
 def test_server_port_when_the_url_leaves_it_implicit(stable_mode: None) -> None:
+    """http://host/ (port 80 implied): server.port 80 on the span and the point, which the stock one leaves out."""
     # Port 80 on loopback is closed here (nothing listens as non-root test); the request fails, the span stays.
     with socket.socket() as s:
         if s.connect_ex(("127.0.0.1", 80)) == 0:
@@ -184,6 +187,7 @@ def test_server_port_when_the_url_leaves_it_implicit(stable_mode: None) -> None:
 
 
 def test_stock_instrumentor_called_after_us_adds_no_second_span(server: str, stable_mode: None) -> None:
+    """The app calling HTTPXClientInstrumentor().instrument() after us gets one span per request, none once undone."""
     exporter = InMemorySpanExporter()
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(exporter))
@@ -202,6 +206,7 @@ def test_stock_instrumentor_called_after_us_adds_no_second_span(server: str, sta
 
 
 def test_transition_mode_keeps_the_stock_instrumentation(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_SEMCONV_STABILITY_OPT_IN=http/dup: the stock instrumentation does the work (old and new attributes)."""
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http/dup")
     cls: Any = _OpenTelemetrySemanticConventionStability
     cls._initialized = False

@@ -122,12 +122,49 @@ def _filter(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str
 
 def _install(wrapper: Any) -> None:
     import httpx
-    import wrapt
 
     for cls, name in ((httpx.HTTPTransport, "handle_request"), (httpx.AsyncHTTPTransport, "handle_async_request")):
-        original = cls.__dict__[name]
-        wrapt.wrap_function_wrapper(cls, name, wrapper[name])
-        _filters.append((cls, name, original))
+        _wrap(cls, name, wrapper[name])
+
+
+def _wrap(cls: Any, name: str, wrapper: Any) -> None:
+    import wrapt
+
+    original = cls.__dict__[name]
+    if getattr(original, "_self_wrapper", None) is wrapper:
+        return  # ours already
+    wrapt.wrap_function_wrapper(cls, name, wrapper)
+    _filters.append((cls, name, original))
+
+
+#: LiteLLM's async calls go through its own httpx transport over aiohttp (the default since LiteLLM 1.7x), which
+#: is not httpx's AsyncHTTPTransport: without this, no LLM request would have an HTTP span, a traceparent (an
+#: LLM gateway such as the LiteLLM proxy could not join the trace) or a point in http.client.request.duration.
+_LITELLM_TRANSPORT = "litellm.llms.custom_httpx.aiohttp_transport"
+_hook_registered = False
+
+
+def _wrap_litellm_transport(module: Any) -> None:
+    if _settings is None:
+        return  # not (or no longer) ours to do
+    with _G_SPAN:
+        cls = getattr(module, "LiteLLMAiohttpTransport", None)
+        if cls is not None and "handle_async_request" in cls.__dict__:
+            _wrap(cls, "handle_async_request", _async_send)
+
+
+def _watch_litellm_transport() -> None:
+    """Wrap LiteLLM's aiohttp transport now if it is imported, else when it is (hooks cannot be removed: one)."""
+    global _hook_registered
+    import sys
+
+    import wrapt
+
+    if _LITELLM_TRANSPORT in sys.modules:
+        _wrap_litellm_transport(sys.modules[_LITELLM_TRANSPORT])
+    elif not _hook_registered:
+        _hook_registered = True
+        wrapt.register_post_import_hook(_wrap_litellm_transport, _LITELLM_TRANSPORT)
 
 
 def _sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -220,6 +257,7 @@ def instrument(telemetry: Telemetry) -> None:
     if mode is _StabilityMode.HTTP:
         _settings = _client.make_settings(telemetry.tracer_provider, telemetry.meter_provider, _filter_request)
         _install(_SPANS)
+        _watch_litellm_transport()
         # The stock instrumentor now reads as done, so an app that calls it after us gets a no-op (and the
         # stock warning), not a second span per request.
         inst._is_instrumented_by_opentelemetry = True
