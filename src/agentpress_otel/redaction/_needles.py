@@ -67,8 +67,9 @@ KEYED: dict[str, tuple[str, ...]] = {
     "authorization": ("authorization",),
     "cookie": ("cookie",),
 }
-#: "#" stands for one digit (the secret detector's ``[0-9]{1,2}`` tail).
-TAILS = ("#", "##", *(j + s for s in _SECRET_SUFFIXES for j in ("", "_", ".", "-")))
+#: "#" stands for one digit (the secret detector's ``[0-9]{1,2}`` tail). A suffix that is a key word itself
+#: ("cookie") needs no tail: the key then ends in that key word.
+TAILS = ("#", "##", *(j + s for s in _SECRET_SUFFIXES if s not in _SECRET_WORDS for j in ("", "_", ".", "-")))
 #: Kinds whose needles are fixed in the C scan ('@', '+' and a digit, "(ddd)", a chain of 10+ digits).
 FIXED = frozenset({"email", "url_password", "phone", "card"})
 COVERED = frozenset(TOKENS) | frozenset(WORDS_ANY_CASE) | frozenset(KEYED) | FIXED
@@ -85,21 +86,30 @@ def patterns_digest(detectors: Iterable[object] = BUILTIN) -> str:
     return h.hexdigest()[:16]
 
 
-def _configure() -> Callable[[str], bool] | None:
-    if _precheck is None or patterns_digest() != REVIEWED:
-        return None
+Needle = tuple[bytes, bool]  # (text, any case); in a key tail, b"\x01" stands for one digit
+
+
+def needle_tables() -> tuple[list[Needle], list[Needle], list[Needle]]:
+    """The tables as the C scan takes them: (tokens, key words, key tails), sorted, without duplicates."""
     tokens = {(t.encode(), False) for ts in TOKENS.values() for t in ts}
     tokens |= {(w.encode(), True) for ws in WORDS_ANY_CASE.values() for w in ws}
     keywords = {(w.encode(), True) for ws in KEYED.values() for w in ws}
     tails = {(t.replace("#", "\x01").encode(), True) for t in TAILS}
-    _precheck.configure(sorted(tokens), sorted(keywords), sorted(tails))
+    return sorted(tokens), sorted(keywords), sorted(tails)
+
+
+def load(tokens: list[Needle], keywords: list[Needle], tails: list[Needle]) -> Callable[[str], bool] | None:
+    """Give the C scan these tables (process-wide) and return its ``clean`` function; None without the module."""
+    if _precheck is None:
+        return None
+    _precheck.configure(tokens, keywords, tails)
     check: Callable[[str], bool] = _precheck.clean
     return check
 
 
 #: ``clean(text) -> bool``: True only when no built-in detector can match ``text``; None without the compiled
-#: module (or with stale tables).
-CLEAN = _configure()
+#: module, or when the detectors changed since the tables were read (see REVIEWED).
+CLEAN = load(*needle_tables()) if patterns_digest() == REVIEWED else None
 
 
 def clean_for(kinds: Iterable[str]) -> Callable[[str], bool] | None:
