@@ -9,8 +9,8 @@
  *   - ':' or '=' right after a sensitive key: the key's end (quotes and whitespace skipped backwards) is a key
  *     word followed by an optional tail ("_key", "value", one or two digits); both lists come from configure();
  *   - '@' (email, URL userinfo), '+' before a digit 1-9 (international phone), "(ddd)" (a US phone number);
- *   - in a chain of digit groups joined by single ' ', '-' or '.': 14+ digits (a card number in any grouping),
- *     or three groups in a row of at least 3, 3 and 4 digits (a phone number without '+' or '(').
+ *   - in a chain of digit runs joined by single ' ', '-' or '.': the run lengths of a card number (14+ digits,
+ *     or grouped 4-4-4-4 / 4-6-5 / 4-6-4 with ' ' or '-') or of a phone number ddd[.-]ddd[.-]dddd.
  * Non-ASCII text (or anything but a str) is "maybe": the old path repairs encodings and RE2 decides.
  * The needle tables and the proofs that they cover every detector live in _needles.py and
  * tests/unit/test_redaction_precheck.py.
@@ -22,7 +22,8 @@
 #define MAX_STRINGS 512
 #define MAX_BYTES 8192
 #define DIGIT_WILDCARD 0x01 /* in a key tail: any digit */
-#define CARD_DIGITS 14 /* the shortest card number (Diners) */
+#define CARD_DIGITS 14     /* the shortest card number (Diners) */
+#define CARD_MAX_DIGITS 19 /* the longest (Visa, JCB, Discover, UnionPay) */
 
 enum { C_NONE = 0, C_TOKEN, C_SEP, C_AT, C_PLUS, C_PAREN, C_DIGIT };
 
@@ -39,8 +40,20 @@ typedef struct {
 
 static strset tokens, keywords, tails;
 static unsigned char cls[256];
-static unsigned char pairs[65536 / 8]; /* byte pairs (a, b) where a needs a closer look; see configure() */
+static unsigned char pairs[65536]; /* 1 for byte pairs (a, b) where a needs a closer look; see configure() */
 static int configured = 0;
+/* The last three bytes (see code3) of every key ending a keyed detector accepts (key word + tail): most ':' and
+ * '=' in logs follow other keys ("level", "model", "thread_id"), ruled out with one lookup. */
+static unsigned char key_end3[32 * 32 * 32 / 8];
+
+/* A key byte as 5 bits, case folded: letters 1-26, any digit 27, '_' 28, '-' 29, '.' 30; anything else 0. */
+static inline unsigned code(unsigned char c) {
+    unsigned l = c | 32u;
+    if (l >= 'a' && l <= 'z') return l - 'a' + 1;
+    if ((c >= '0' && c <= '9') || c == DIGIT_WILDCARD) return 27;
+    return c == '_' ? 28 : c == '-' ? 29 : c == '.' ? 30 : 0;
+}
+static inline unsigned code3(const unsigned char *p) { return (code(p[0]) << 10) | (code(p[1]) << 5) | code(p[2]); }
 
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 static inline unsigned char lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c; }
@@ -146,28 +159,56 @@ static int key_before(const unsigned char *s, Py_ssize_t i) {
         e--;
         if (e > 0 && s[e - 1] == '\\') e--;
     }
-    if (e <= 0) return 0;
+    if (e < 3) return 0; /* every key word has 3+ bytes */
+    unsigned k3 = code3(s + e - 3);
+    if (!(key_end3[k3 >> 3] & (1u << (k3 & 7)))) return 0;
     if (keyword_ends_at(s, e)) return 1; /* the empty tail */
     unsigned char b = lower(s[e - 1]);
     return tail_then_keyword(s, e, b) || (is_digit(b) && tail_then_keyword(s, e, DIGIT_WILDCARD));
 }
 
-/* The digit chain starting at s[i] (a digit): digit groups joined by single ' ', '-' or '.'. Returns where it
- * ends; *maybe is set when a card or phone number could lie inside: 14+ digits in all (a card, in any grouping),
- * or three groups in a row of at least 3, 3 and 4 digits (a phone number "ddd.ddd.dddd" / "ddd-ddd-dddd"). */
+/* Can a card number start right after byte c? The card pattern wants a non-word, non-'.' byte before it. */
+static inline int card_may_follow(unsigned char c) {
+    return !(is_digit(c) || c == '.' || c == '_' || ((c | 32) >= 'a' && (c | 32) <= 'z'));
+}
+
+/* The digit chain starting at s[i] (the first digit of a run): digit runs joined by single ' ', '-' or '.'.
+ * Returns where it ends; sets *maybe when a card or phone number (without '+' or '(') could lie inside:
+ *   - a card without separators: a run of 14 to 19 digits where a card may start (see card_may_follow), its
+ *     first digit 2-6 (every issuer prefix of the pattern: 2221-2720, 3, 4, 5, 6);
+ *   - a grouped card (4-4-4-4[-3], 4-6-5, 4-6-4): such a 4-digit run, then runs of 3 to 6 digits joined by
+ *     ' ' or '-', 14+ digits in all;
+ *   - a phone number ddd[.-]ddd[.-]dddd: runs of exactly 3, 3 and 4 digits joined by '.' or '-' (each group of
+ *     the pattern is a whole run: \b or a separator on both sides). */
 static Py_ssize_t digit_chain(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, int *maybe) {
     Py_ssize_t j = i;
-    int count = 0, g1 = 0, g2 = 0; /* g1, g2: the two previous groups' lengths */
+    int grouped = -1;          /* digits of the grouped card candidate so far, -1: none */
+    int g1 = 0, g2 = 0;        /* the two previous runs' lengths (0: none, or not joined by '.'/'-') */
+    unsigned char sep = 0;     /* the separator before this run (0: the chain's first run) */
+    int start_ok = i == 0 || card_may_follow(s[i - 1]);
     *maybe = 0;
     for (;;) {
-        Py_ssize_t start = j;
+        Py_ssize_t run = j;
         while (j < n && is_digit(s[j])) j++;
-        int g = (int)(j - start);
-        count += g;
-        if (count >= CARD_DIGITS || (g1 >= 3 && g2 >= 3 && g >= 4)) *maybe = 1;
+        int g = (int)(j - run);
+        /* every issuer prefix starts with 2-6 */
+        int issuer = start_ok && s[run] >= '2' && s[run] <= '6';
+        if (issuer && g >= CARD_DIGITS && g <= CARD_MAX_DIGITS) *maybe = 1;
+        if (grouped >= 0 && (sep == ' ' || sep == '-') && g >= 3 && g <= 6) {
+            grouped += g;
+            if (grouped >= CARD_DIGITS) *maybe = 1;
+        } else {
+            grouped = -1;
+        }
+        if (issuer && g == 4 && grouped < 4) grouped = 4;
+        if (g1 == 3 && g2 == 3 && g == 4 && sep != ' ') *maybe = 1;
+        if (sep == ' ') g2 = 0; /* a space never joins phone groups */
         g1 = g2;
         g2 = g;
+        if (*maybe) return j;
         if (j + 1 < n && (s[j] == ' ' || s[j] == '-' || s[j] == '.') && is_digit(s[j + 1])) {
+            sep = s[j];
+            start_ok = sep != '.';
             j++;
             continue;
         }
@@ -175,7 +216,7 @@ static Py_ssize_t digit_chain(const unsigned char *s, Py_ssize_t i, Py_ssize_t n
     }
 }
 
-#define PAIR(i) (pairs[(((unsigned)s[i] << 8) | s[(i) + 1]) >> 3] & (1u << (s[(i) + 1] & 7)))
+#define PAIR(i) (pairs[((unsigned)s[i] << 8) | s[(i) + 1]])
 
 /* 1: no built-in detector can match s[0..n); 0: maybe. */
 static int scan(const unsigned char *s, Py_ssize_t n) {
@@ -231,6 +272,21 @@ static PyObject *configure(PyObject *Py_UNUSED(module), PyObject *args) {
         !(tl_f = PySequence_Fast(tl, "tails must be a sequence")))
         goto done;
     if (fill(&tokens, tok_f, 0) < 0 || fill(&keywords, kw_f, 1) < 0 || fill(&tails, tl_f, 1) < 0) goto done;
+    memset(key_end3, 0, sizeof(key_end3));
+    for (int w = 0; w < keywords.n; w++) {
+        if (keywords.len[w] < 3) {
+            PyErr_SetString(PyExc_ValueError, "key words need 3+ bytes");
+            goto done;
+        }
+        for (int t = -1; t < tails.n; t++) { /* t = -1: no tail */
+            unsigned char buf[128];
+            int lw = keywords.len[w], lt = t < 0 ? 0 : tails.len[t];
+            memcpy(buf, keywords.text + keywords.off[w], (size_t)lw);
+            if (lt) memcpy(buf + lw, tails.text + tails.off[t], (size_t)lt);
+            unsigned k3 = code3(buf + lw + lt - 3);
+            key_end3[k3 >> 3] |= (unsigned char)(1u << (k3 & 7));
+        }
+    }
     memset(cls, C_NONE, sizeof(cls));
     memset(pairs, 0, sizeof(pairs));
     for (int t = 0; t < tokens.n; t++) {
@@ -244,14 +300,14 @@ static PyObject *configure(PyObject *Py_UNUSED(module), PyObject *args) {
             unsigned a = f ? (unsigned)(p[0] >= 'a' && p[0] <= 'z' ? p[0] - 32 : p[0]) : p[0];
             cls[a] = C_TOKEN;
             if (tokens.len[t] == 1) { /* a one-byte token: every bigram starting with it */
-                for (unsigned b = 0; b < 256; b++) pairs[((a << 8) | b) >> 3] |= (unsigned char)(1u << (b & 7));
+                for (unsigned b = 0; b < 256; b++) pairs[(a << 8) | b] = 1;
                 continue;
             }
             for (int g = 0; g < (tokens.ci[t] ? 2 : 1); g++) {
                 unsigned b = p[1];
                 if (g) b = (b >= 'a' && b <= 'z') ? b - 32 : b;
                 unsigned two = (a << 8) | b;
-                pairs[two >> 3] |= (unsigned char)(1u << (two & 7));
+                pairs[two] = 1;
             }
         }
     }
@@ -270,7 +326,7 @@ static PyObject *configure(PyObject *Py_UNUSED(module), PyObject *args) {
             int hit = cls[a] == C_SEP || cls[a] == C_AT || (cls[a] == C_PLUS && digit && b != '0') ||
                       (cls[a] == C_PAREN && digit) ||
                       (cls[a] == C_DIGIT && (digit || b == ' ' || b == '-' || b == '.'));
-            if (hit) pairs[((a << 8) | b) >> 3] |= (unsigned char)(1u << (b & 7));
+            if (hit) pairs[(a << 8) | b] = 1;
         }
     }
     configured = 1;
