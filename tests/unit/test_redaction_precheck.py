@@ -67,7 +67,7 @@ def test_built_and_active_for_the_default_redactor() -> None:
     """The extension is built (editable install, wheel) and the default redactor uses it; under CI=true a missing
     build fails here (conftest turns the skip into a failure)."""
     clean = _clean_fn()
-    assert needles.COVERED == {d.kind for d in BUILTIN} - DEFAULT_OFF
+    assert {d.kind for d in BUILTIN} - DEFAULT_OFF == needles.COVERED
     assert Redactor()._clean is clean
     assert Redactor(disabled=["email"], card=False)._clean is clean  # a subset can only match less
 
@@ -292,7 +292,10 @@ def test_decides_most_clean_short_strings_without_re2() -> None:
 
 @pytest.mark.parametrize(
     ("options", "text", "kind"),
-    [({"ip": True}, "host 10.0.0.1 up", "ip"), ({"patterns": {"acme_id": r"ACME-[0-9]{6}"}}, "id ACME-123456", "acme_id")],
+    [
+        ({"ip": True}, "host 10.0.0.1 up", "ip"),
+        ({"patterns": {"acme_id": r"ACME-[0-9]{6}"}}, "id ACME-123456", "acme_id"),
+    ],
 )
 def test_off_with_user_patterns_and_ip(options: dict[str, Any], text: str, kind: str) -> None:
     """The pre-check knows the built-in detectors only: a user pattern or ip turns it off for that redactor."""
