@@ -258,7 +258,11 @@ static int scan(const unsigned char *s, Py_ssize_t n) {
 }
 
 static PyObject *clean(PyObject *Py_UNUSED(module), PyObject *text) {
-    if (!configured || !PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text)) Py_RETURN_FALSE;
+    if (!configured || !PyUnicode_CheckExact(text)) Py_RETURN_FALSE;
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(text) < 0) return NULL; /* a legacy string made by the deprecated C API (3.11) */
+#endif
+    if (!PyUnicode_IS_ASCII(text)) Py_RETURN_FALSE;
     if (scan(PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text))) Py_RETURN_TRUE;
     Py_RETURN_FALSE;
 }
