@@ -9,14 +9,15 @@ otherwise (RE2 decides). That answer must be SOUND: every match of a detector co
 - Keyed detectors (``secret``, ``authorization``, ``cookie``): ``:`` or ``=`` after an optional quote and
   whitespace, right after a key ending (any case) in a key word and an optional tail (a suffix word with an
   optional ``_``/``.``/``-`` joiner, or one or two digits).
-- ``email``/``url_password`` need ``@``; ``phone`` needs ``+`` and a digit, ``(ddd)``, or a digit chain;
-  ``card`` a digit chain (these checks are fixed in the C scan).
+- ``email``/``url_password`` need ``@``; ``phone`` needs ``+`` and a digit, ``(ddd)``, or digit runs of 3, 3
+  and 4 joined by ``.``/``-``; ``card`` a run of 14-19 digits or 4-digit-led groups, first digit 2-6 (these
+  checks are fixed in the C scan).
 
 The tables are hand-read from the patterns in ``_detectors.BUILTIN``; :data:`REVIEWED` pins the digest of the
 patterns they were read from. When a detector changes, the digest differs and the pre-check turns itself off
 (RE2 decides everything, as before) until the needles are re-read and the digest updated:
-tests/unit/test_redaction_precheck.py fails until then, and proves every needle necessary-and-present against
-RE2 (each detector's own generated matches must be answered "maybe").
+tests/unit/test_redaction_precheck.py fails until then. That file also checks the tables against RE2: every
+detector's own generated matches are answered "maybe", and dropping any one needle lets some match through.
 """
 
 from __future__ import annotations
