@@ -1,6 +1,7 @@
-"""Build hook: ship the deploy files (collector-config/, stack/, grafana/) in the wheel as package data.
+"""Build hooks: the redactor's optional C pre-check (an extension module), and the deploy files
+(collector-config/, stack/, grafana/) shipped in the wheel as package data.
 
-They stay where docker-compose users and the tests use them (one source of truth in git); at build time
+The deploy files stay where docker-compose users and the tests use them (one source of truth in git); at build time
 ``build_py`` copies them into ``agentpress_otel/_deploy/`` of the build tree, where ``agentpress_otel._assets``
 finds them through importlib.resources. MANIFEST.in puts the same folders in the sdist, so a wheel built from
 the sdist carries them too. Everything else is in pyproject.toml.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
@@ -31,4 +32,10 @@ class BuildPyWithDeployFiles(build_py):
             shutil.copytree(ROOT / name, target / name, ignore=IGNORE)
 
 
-setup(cmdclass={"build_py": BuildPyWithDeployFiles})
+# The short-string pre-check of the redactor (issue 19), in C. Optional: without a compiler the package still
+# installs, and Redactor.redact asks RE2 about every string, as before (agentpress_otel.redaction._needles).
+PRECHECK = Extension(
+    "agentpress_otel.redaction._precheck", ["src/agentpress_otel/redaction/_precheck.c"], optional=True
+)
+
+setup(cmdclass={"build_py": BuildPyWithDeployFiles}, ext_modules=[PRECHECK])

@@ -124,19 +124,26 @@ def short_values(rng: random.Random, n: int) -> list[str]:
 
 def one_by_one(ours: Redactor, texts: list[str], *, rounds: int, without_shortcut: bool = False) -> dict[str, Any]:
     """Per-text cost of ``ours.redact`` called once per text, in interleaved rounds against the naive baseline,
-    RE2's one-call check alone (``any_of``, plus the encode it needs) and, optionally, the same redactor with the
-    short-value shortcut off; medians over the rounds (each round: the best of 3 passes over ``texts``)."""
+    RE2's one-call check alone (``any_of``, plus the encode it needs), the same redactor without the compiled
+    pre-check (the path before it) and, optionally, without any shortcut (neither the pre-check nor the
+    short-value one); medians over the rounds (each round: the best of 3 passes over ``texts``)."""
     nbytes = sum(len(x) for x in texts)
+    no_pre = Redactor(hash_key=b"bench")
+    no_pre._clean = None  # the compiled pre-check off: RE2 decides every string, as before it
     bare = Redactor(hash_key=b"bench")
-    bare._tiny = -1  # the short-value shortcut off: the path before it
+    bare._tiny, bare._clean = -1, None  # both shortcuts off: the path before them
     check = ours._any_of
     empty = [b""] * len(texts)
     fns: dict[str, Any] = {
         "ours": lambda: [ours.redact(x) for x in texts],
         "naive": lambda: [naive(x) for x in texts],
+        "no_precheck": lambda: [no_pre.redact(x) for x in texts],
         "re2_check": lambda: [check(x.encode()) for x in texts],
         "re2_empty": lambda: [check(x) for x in empty],
     }
+    pre = ours._clean
+    if pre is not None:
+        fns["precheck_alone"] = lambda: [pre(x) for x in texts]
     if without_shortcut:
         fns["no_shortcut"] = lambda: [bare.redact(x) for x in texts]
     samples: dict[str, list[float]] = {k: [] for k in fns}
@@ -156,7 +163,15 @@ def one_by_one(ours: Redactor, texts: list[str], *, rounds: int, without_shortcu
         "naive_re_MBps": nbytes / len(texts) / med["naive"],
         "ratio_vs_naive": statistics.median(n / o for n, o in zip(samples["naive"], samples["ours"], strict=True)),
         "re2_check_us_per_line": med["re2_check"], "re2_check_empty_us": med["re2_empty"],
+        "no_precheck_us_per_line": med["no_precheck"],
+        "no_precheck_us_range": [min(samples["no_precheck"]), max(samples["no_precheck"])],
+        "ratio_vs_no_precheck": statistics.median(
+            o / p for o, p in zip(samples["ours"], samples["no_precheck"], strict=True)),
+        # Decided by the pre-check alone (no RE2 call); 0 without the compiled module.
+        "precheck_decides": sum(bool(pre and pre(x)) for x in texts) / len(texts),
     }  # fmt: skip
+    if pre is not None:
+        out["precheck_alone_us_per_line"] = med["precheck_alone"]
     if without_shortcut:
         out["no_shortcut_us_per_line"] = med["no_shortcut"]
     return out
@@ -204,6 +219,8 @@ def timeit(fn: Any, arg: Any, budget_s: float = 0.4, repeats: int = 5) -> float:
 def main() -> None:
     rng = random.Random(7)
     ours = Redactor()
+    no_pre = Redactor()
+    no_pre._clean = None  # the compiled pre-check off (texts up to 2048 chars take it)
     stdlib_engine = Redactor(engine="re")
     results: dict[str, Any] = {"sizes": {}}
     for size in (100, 1024, 10 * 1024):
@@ -214,12 +231,14 @@ def main() -> None:
         row: dict[str, Any] = {}
         for label, text in (("clean", clean), ("mixed", mixed), ("dense", dense)):
             t_ours = timeit(ours.redact, text)
+            t_no_pre = timeit(no_pre.redact, text)
             t_naive = timeit(naive, text)
             t_re = timeit(stdlib_engine.redact, text, budget_s=0.2, repeats=3)
             row[label] = {
                 "ours_us": t_ours * 1e6,
                 "naive_re_us": t_naive * 1e6,
                 "ours_stdlib_fallback_us": t_re * 1e6,
+                "ours_no_precheck_us": t_no_pre * 1e6,
                 "ours_MBps": len(text) / t_ours / 1e6,
                 "naive_re_MBps": len(text) / t_naive / 1e6,
                 "speedup_vs_naive": t_naive / t_ours,
@@ -227,7 +246,8 @@ def main() -> None:
             print(
                 f"{size:>6} B {label:5}: ours {t_ours * 1e6:8.1f} us ({len(text) / t_ours / 1e6:6.1f} MB/s)  "
                 f"naive re {t_naive * 1e6:8.1f} us ({len(text) / t_naive / 1e6:5.1f} MB/s)  "
-                f"ratio {t_naive / t_ours:5.1f}x  [stdlib fallback engine {t_re * 1e6:8.1f} us]"
+                f"ratio {t_naive / t_ours:5.1f}x  [stdlib fallback engine {t_re * 1e6:8.1f} us; "
+                f"without the pre-check {t_no_pre * 1e6:6.1f} us]"
             )
         results["sizes"][str(size)] = row
 
@@ -264,6 +284,10 @@ def main() -> None:
           f"{sl['ours_MBps']:.0f} MB/s); naive re {sl['naive_re_us_per_line']:.2f} us; ratio "
           f"{sl['ratio_vs_naive']:.1f}x; RE2's one-call check alone {sl['re2_check_us_per_line']:.2f} us "
           f"(on empty input {sl['re2_check_empty_us']:.2f} us: the binding's fixed cost)")
+    print(f"short lines, compiled pre-check: without it {sl['no_precheck_us_per_line']:.2f} us "
+          f"({sl['no_precheck_us_range'][0]:.2f}-{sl['no_precheck_us_range'][1]:.2f}); with/without median of "
+          f"per-round ratios {sl['ratio_vs_no_precheck']:.2f}x; it decides {sl['precheck_decides']:.1%} of the lines "
+          f"without RE2 (the pre-check call alone {sl.get('precheck_alone_us_per_line', float('nan')):.3f} us)")
     print(f"short lines, one batch scan (the log worker's path): {sl['batch_us_per_line']:.3f} us per line "
           f"({sl['batch_MBps']:.0f} MB/s)")
     # Short attribute values (a method, a status, a model or tool name): the 11-character shortcut, against the
@@ -273,7 +297,8 @@ def main() -> None:
     sv = results["short_values"]
     print(f"short values ({sv['mean_bytes']:.0f} B mean), one call each: ours {sv['ours_us_per_line']:.2f} us "
           f"({sv['ours_us_range'][0]:.2f}-{sv['ours_us_range'][1]:.2f}); without the shortcut "
-          f"{sv['no_shortcut_us_per_line']:.2f} us; naive re {sv['naive_re_us_per_line']:.2f} us")
+          f"{sv['no_shortcut_us_per_line']:.2f} us; without the compiled pre-check {sv['no_precheck_us_per_line']:.2f} "
+          f"us; naive re {sv['naive_re_us_per_line']:.2f} us; the pre-check decides {sv['precheck_decides']:.1%}")
     bulk_r = results["bulk_256KiB"]
     rows: list[dict[str, Any]] = [
         {"name": "redaction throughput, 256 KiB bulk vs naive alternation", "value": bulk_r["ours_MBps"],
@@ -288,18 +313,24 @@ def main() -> None:
     rows.append({"name": "redaction, clean 40-120 B lines one by one: MB/s vs naive re", "value": sl["ours_MBps"],
                  "unit": "MB/s", "baseline": sl["naive_re_MBps"], "ratio": sl["ours_MBps"] / sl["naive_re_MBps"],
                  "goal": ">= 100 MB/s"})
+    rows.append({"name": "redaction, clean 40-120 B lines one by one: with vs without the compiled pre-check",
+                 "value": sl["ours_us_per_line"], "unit": "us", "baseline": sl["no_precheck_us_per_line"],
+                 "ratio": sl["ratio_vs_no_precheck"], "goal": "<= 0.5 us"})
     rows.append({"name": "redaction, clean 40-120 B lines in one batch scan: us/line vs naive re",
                  "value": sl["batch_us_per_line"], "unit": "us", "baseline": sl["naive_re_us_per_line"],
                  "ratio": sl["batch_us_per_line"] / sl["naive_re_us_per_line"], "goal": ""})
     rows.append({"name": "redaction, clean 40-120 B lines: RE2 one-call check alone, us/line",
                  "value": sl["re2_check_us_per_line"], "unit": "us", "baseline": sl["re2_check_empty_us"],
                  "ratio": sl["re2_check_us_per_line"] / sl["re2_check_empty_us"], "goal": "reference (floor)"})
-    rows.append({"name": "redaction, short values (<= 11 chars) one by one vs no shortcut",
+    rows.append({"name": "redaction, short values (<= 11 chars) one by one vs no shortcut (neither one)",
                  "value": sv["ours_us_per_line"], "unit": "us", "baseline": sv["no_shortcut_us_per_line"],
                  "ratio": sv["ours_us_per_line"] / sv["no_shortcut_us_per_line"], "goal": "<= 0.5 us"})
     for kind, v in results["sizes"]["1024"].items():
         rows.append({"name": f"redaction throughput, 1 KB {kind} vs naive", "value": v["ours_MBps"], "unit": "MB/s",
                      "baseline": v["naive_re_MBps"], "ratio": v["speedup_vs_naive"], "goal": ""})
+        rows.append({"name": f"redaction, 1 KB {kind}: with vs without the compiled pre-check", "value": v["ours_us"],
+                     "unit": "us", "baseline": v["ours_no_precheck_us"],
+                     "ratio": v["ours_us"] / v["ours_no_precheck_us"], "goal": ""})
     report("redaction", rows, details=results)
 
 

@@ -1,5 +1,8 @@
 """Experiment (issue 19): a sound stdlib pre-check in front of RE2 for short clean strings. It did not pay.
 
+The same idea written in C did: ``agentpress_otel.redaction._precheck`` (see ``_needles.py``), which
+Redactor.redact now uses; this script times it next to the stdlib version when it is built.
+
 Not run by ``benchmarks/run.py`` (not a ``bench_*`` script): it reproduces the measurement behind the
 "Pre-checks that did not pay" note in docs/logging.md. The pre-check maps the text with one ``bytes.translate``
 into a small alphabet (lower case, digits to ``0``, ``:``/``=`` to one byte, quotes and whitespace to a space,
@@ -244,6 +247,9 @@ def main() -> None:
         "RE2 one-call check": lambda: [check(x.encode()) for x in lines],
         "Redactor.redact": lambda: [r.redact(x) for x in lines],
     }
+    compiled = r._clean
+    if compiled is not None:
+        fns["compiled pre-check (C)"] = lambda: [compiled(x) for x in lines]
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(9):
         for k, fn in fns.items():

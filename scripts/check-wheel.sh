@@ -14,7 +14,7 @@ STATE="$WORK/state"
 cleanup() {
   # Always stop what this stage started (its own state folder), then remove the scratch folder.
   [[ -x "$WORK/venv/bin/agentpress-otel" ]] && APOTEL_STATE_DIR="$STATE" "$WORK/venv/bin/agentpress-otel" stack down >/dev/null 2>&1 || true
-  [[ -z "${APOTEL_WHEEL_DIR:-}" ]] && rm -rf "$WORK"
+  if [[ -z "${APOTEL_WHEEL_DIR:-}" ]]; then rm -rf "$WORK"; fi  # (an && list here made the exit status 1 with a kept dir)
 }
 trap cleanup EXIT
 
@@ -34,6 +34,12 @@ export APOTEL_STATE_DIR="$STATE"
 unset PYTHONPATH
 for v in $(env | sed -n 's/^\(OTEL_[A-Z_]*\|AGENTPRESS_OTEL_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
 bin="$WORK/venv/bin"
+
+log "the redactor's compiled pre-check is in the wheel (built from the sdist) and active"
+"$bin/python" -c 'from agentpress_otel.redaction import Redactor, _needles; import sys
+assert _needles.CLEAN is not None and Redactor()._clean is not None, "no compiled pre-check"
+assert "site-packages" in _needles.__file__, _needles.__file__' \
+  || { echo "the wheel lacks agentpress_otel.redaction._precheck (setup.py ext_modules, MANIFEST.in)" >&2; exit 1; }
 
 log "demo (in-memory)"
 "$bin/agentpress-otel" demo --threads 1 >"$WORK/demo.log" 2>&1 || { tail -40 "$WORK/demo.log"; exit 1; }

@@ -26,7 +26,8 @@ fi
 # --- 2. Python: one venv with the package and its dev extras, pinned in pyproject.toml.
 PY=${PYTHON:-python3}
 stamp=.venv/.apotel-stamp
-want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+# setup.py and the C pre-check too: `pip install -e` builds the extension in place, so a change to it needs a rerun.
+want=$(cat pyproject.toml setup.py src/agentpress_otel/redaction/_precheck.c | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat $stamp 2>/dev/null)" != "$want" ]; then
   log "creating .venv and installing agentpress-otel[dev]"
   [ -x .venv/bin/python ] || $PY -m venv .venv

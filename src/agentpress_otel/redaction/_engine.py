@@ -27,6 +27,7 @@ from agentpress_otel.redaction._detectors import (
     is_sensitive_key,
     normalize_key,
 )
+from agentpress_otel.redaction._needles import clean_for
 from agentpress_otel.redaction._program import HAVE_RE2, Engine, Program, compile_user
 
 __all__ = ["Engine", "Redactor", "configure_redaction", "default_redactor", "redact", "redact_url", "redact_value",
@@ -125,6 +126,10 @@ class Redactor:
         self._any_of: Any = self._prog.any_of
         self._short = min(_SHORT, max_chars) if self._any_of is not None else -1  # -1: no one-call check
         self._tiny = _TINY if not user and "ip" not in self.kinds else -1  # user patterns: anything may match
+        # The compiled pre-check (_needles, _precheck.c): "no built-in detector can match" for most clean short
+        # strings, in one C call that costs a fraction of RE2's; None without the extension, with user patterns
+        # or with a detector it has no needles for (ip).
+        self._clean = clean_for(self.kinds) if not user and self._any_of is not None else None
         # Strings checked together (all_clean) are joined by newlines: a newline is a non-word character like
         # a string's edge, so every match in one string is a match in the join, unless a user pattern anchors
         # on the text's start or end (then each string is scanned on its own).
@@ -178,8 +183,11 @@ class Redactor:
         Example: ``Redactor().redact("password=hunter2")`` -> ``'password=[REDACTED:secret:9c1e]'``
         """
         if type(text) is str and len(text) <= self._short:
-            # The common case, a clean short string (a log message, an attribute value), in one call into
-            # RE2's DFA and no Python frames: per short string the call itself is most of the cost.
+            # The common case, a clean short string (a log message, an attribute value): the C pre-check decides
+            # most of them; the rest take one call into RE2's DFA and no Python frames (per short string the call
+            # itself is most of the cost).
+            if self._clean is not None and self._clean(text):
+                return text
             try:
                 data = text.encode()
             except UnicodeEncodeError:  # lone surrogates: repaired below
