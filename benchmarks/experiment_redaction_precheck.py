@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from agentpress_otel.redaction import Redactor
+from agentpress_otel.redaction._needles import TOKENS
 from bench_redaction import LINES, short_lines
 
 #: Strings longer than this go straight to RE2: the gate's cost grows with length, RE2's fixed cost does not.
@@ -59,18 +60,10 @@ TABLE = bytes(_map_char(chr(i)) if i < 128 else i for i in range(256))
 # ---------------------------------------------------------------------------------------------------
 # needles, in the detectors' own alphabet (see _detectors.BUILTIN); CS = case-sensitive, CI = any case
 
+#: The compiled pre-check's token prefixes (_needles.TOKENS), in this gate's alphabet: the webhook URL is one of the
+#: ":" needles below, the JWT is found by its claims part, and "(ddd)" is a token here.
 _TOKENS: dict[str, tuple[str, ...]] = {
-    "private_key": ("-----BEGIN",),
-    "anthropic_key": ("sk-",),
-    "openrouter_key": ("sk-",),
-    "openai_key": ("sk-",),
-    "stripe_key": ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"),
-    "google_api_key": ("AIza",),
-    "aws_access_key": ("AKIA", "ASIA", "ABIA", "ACCA", "A3T"),
-    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-    "gitlab_token": ("glpat-",),
-    "huggingface_token": ("hf_",),
-    "slack_token": (*tuple(f"xox{c}-" for c in "abposre"), "xapp-"),
+    **{kind: prefixes for kind, prefixes in TOKENS.items() if kind != "slack_webhook"},
     "jwt": (".eyJ",),  # header "eyJ...", then "." and the claims "eyJ..."
     "phone": ("(000)",),  # "(555) 123-4567"; the other forms are the "+" and digit-run checks
 }
