@@ -66,6 +66,9 @@ _MetricKey = tuple[str, str, str, str | None, str | None, str | None, int | None
 _MetricAttrs = tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]
 _metric_cache: dict[_MetricKey, _MetricAttrs] = {}
 
+#: A stream's time-per-output-chunk values are its first this many gaps between chunks (bounded memory).
+MAX_CHUNK_GAPS = 4096
+
 
 def _metric_attrs(key: _MetricKey) -> _MetricAttrs:
     hit = _metric_cache.get(key)
@@ -132,10 +135,10 @@ class LLMCall(Op):
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.cost_usd: float | None = None
-        self._first_chunk: float | None = None
         self._ttfc_set: float | None = None
-        self._last_chunk: float | None = None
-        self._chunk_gaps: list[float] | None = None
+        # perf_counter() of the first MAX_CHUNK_TIMES chunks: the first gives the time to first chunk, the
+        # differences the time per output chunk (computed when the metrics are recorded, not per chunk).
+        self._chunk_times: list[float] = []
         self.chunks = 0
         self._agent: AgentRun | None = None
 
@@ -336,6 +339,7 @@ class LLMCall(Op):
         """Call once per streamed chunk: the first sets time to first chunk, the rest the per-chunk gaps.
 
         ``now`` is a ``time.perf_counter()`` value; anything else unusable is counted and replaced by now.
+        Gaps are kept for the first :data:`MAX_CHUNK_GAPS` gaps of a stream.
 
         Example::
 
@@ -348,14 +352,9 @@ class LLMCall(Op):
             checked = _usage.seconds("chunk(now)", now)
             t = time.perf_counter() if checked is None else checked
         self.chunks += 1
-        if self._first_chunk is None:
-            self._first_chunk = t
-        else:
-            if self._chunk_gaps is None:
-                self._chunk_gaps = []
-            if self._last_chunk is not None and len(self._chunk_gaps) < 4096:
-                self._chunk_gaps.append(t - self._last_chunk)
-        self._last_chunk = t
+        times = self._chunk_times
+        if len(times) <= MAX_CHUNK_GAPS:
+            times.append(t)
 
     def set_time_to_first_chunk(self, seconds: float) -> None:
         """Set the time to first chunk directly (when timing is measured elsewhere); bad values are counted.
@@ -375,7 +374,8 @@ class LLMCall(Op):
         """Seconds from :meth:`start` to the first :meth:`chunk` (or the value set directly)."""
         if self._ttfc_set is not None:
             return self._ttfc_set
-        return None if self._first_chunk is None else self._first_chunk - self._t0
+        times = self._chunk_times
+        return times[0] - self._t0 if times else None
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Any extra span attribute (set when the span ends).
@@ -420,7 +420,7 @@ class LLMCall(Op):
         # The record keeps only the span context (exemplars): never this call or its Context.
         detail = ((self.cache_read_tokens, self.cache_write_tokens, self.reasoning_tokens) if ins.latest else None)
         ins.record_llm(_state.LLMRecord(
-            duration, ttfc, self._chunk_gaps, self.input_tokens, self.output_tokens, cost, unpriced,
+            duration, ttfc, self._chunk_times, self.input_tokens, self.output_tokens, cost, unpriced,
             base, inp, out, cost_attrs, sc, detail))
         if sc.is_valid:
             entry = (sc, self.provider, self.model)

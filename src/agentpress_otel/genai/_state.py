@@ -11,6 +11,7 @@ import warnings
 from collections import deque
 from collections.abc import Sequence, Sized
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import metrics, trace
@@ -62,17 +63,20 @@ def exemplar_context(sc: SpanContext | None) -> Context:
 class LLMRecord:
     """Everything one LLM call contributes to metrics (replayed later when deferred)."""
 
-    __slots__ = ("base", "cost", "cost_attrs", "detail_tokens", "duration", "gaps", "inp", "input_tokens",
+    __slots__ = ("base", "chunk_times", "cost", "cost_attrs", "detail_tokens", "duration", "inp", "input_tokens",
                  "out", "output_tokens", "sc", "ttfc", "unpriced")
 
-    def __init__(self, duration: float, ttfc: float | None, gaps: list[float] | None, input_tokens: int | None,
+    def __init__(self, duration: float, ttfc: float | None, chunk_times: Sequence[float] | None,
+                 input_tokens: int | None,
                  output_tokens: int | None, cost: float | None, unpriced: bool, base: dict[str, Any],
                  inp: dict[str, Any], out: dict[str, Any], cost_attrs: dict[str, Any],
                  sc: SpanContext | None,
                  detail_tokens: tuple[int | None, int | None, int | None] | None = None) -> None:
         self.duration = duration
         self.ttfc = ttfc
-        self.gaps = gaps
+        # perf_counter() of each chunk (streams): the gaps between them are the time per output chunk, taken
+        # at replay so that the request path only appends a timestamp per chunk.
+        self.chunk_times = chunk_times
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.cost = cost
@@ -222,8 +226,9 @@ class Instruments:
             self.operation_duration.record(r.duration, r.base, context=ctx)
         if r.ttfc is not None:
             self.ttfc.record(r.ttfc, r.base, context=ctx)
-            if r.gaps:
-                self._hist(self.tpoc, r.gaps, r.base, batches)
+            times = r.chunk_times
+            if times and len(times) > 1:
+                self._hist(self.tpoc, [b - a for a, b in pairwise(times)], r.base, batches)
         if self.latest:
             # Counters (cost proxy, keyed by modality) plus per-operation histograms (error.type, no modality).
             # r.inp is the counters' attribute set; r.base the histograms'.
