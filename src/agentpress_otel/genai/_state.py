@@ -217,15 +217,14 @@ class Instruments:
             self.pending.append((None, r, None, None))
 
     def _replay_llm(self, r: LLMRecord, sums: dict[tuple[int, int], list[Any]] | None,
-                    batches: dict[tuple[int, int], list[Any]] | None = None) -> None:
+                    batches: dict[tuple[int, int, bool], list[Any]] | None = None) -> None:
         ctx = exemplar_context(r.sc)
-        if self.latest:
-            inference = r.base.get("gen_ai.operation.name") in sc_names.INFERENCE_OPERATIONS
-            (self.inference_duration if inference else self.operation_duration).record(r.duration, r.base, context=ctx)
-        else:
-            self.operation_duration.record(r.duration, r.base, context=ctx)
+        duration = self.operation_duration
+        if self.latest and r.base.get("gen_ai.operation.name") in sc_names.INFERENCE_OPERATIONS:
+            duration = self.inference_duration
+        self._linked(duration, r.duration, r.base, ctx, batches)
         if r.ttfc is not None:
-            self.ttfc.record(r.ttfc, r.base, context=ctx)
+            self._linked(self.ttfc, r.ttfc, r.base, ctx, batches)
             times = r.chunk_times
             if times and len(times) > 1:
                 self._hist(self.tpoc, [b - a for a, b in pairwise(times)], r.base, batches)
@@ -251,8 +250,24 @@ class Instruments:
                 self._sum(inst, amount, r.cost_attrs, sums)
 
     @staticmethod
+    def _linked(inst: Any, value: float, attrs: dict[str, Any], ctx: Context,
+                batches: dict[tuple[int, int, bool], list[Any]] | None) -> None:
+        """Record a histogram value with its exemplar context (trace link) now, or group it during a drain with the
+        other values of that instrument and attribute set, each keeping its own context (see _metric_batch)."""
+        if batches is None:
+            inst.record(value, attrs, context=ctx)
+            return
+        key = (id(inst), id(attrs), True)
+        e = batches.get(key)
+        if e is None:
+            batches[key] = [inst, attrs, [value], [ctx]]
+        else:
+            e[2].append(value)
+            e[3].append(ctx)
+
+    @staticmethod
     def _hist(inst: Any, values: Sequence[float], attrs: dict[str, Any],
-              batches: dict[tuple[int, int], list[Any]] | None) -> None:
+              batches: dict[tuple[int, int, bool], list[Any]] | None) -> None:
         """Record histogram values with no exemplar now, or group them per attribute set during a drain (each
         group goes to the SDK once, see :mod:`agentpress_otel._metric_batch`). Same identity keying as _sum."""
         if batches is None:
@@ -260,10 +275,10 @@ class Instruments:
             for v in values:
                 inst.record(v, attrs, context=empty)
             return
-        key = (id(inst), id(attrs))
+        key = (id(inst), id(attrs), False)
         e = batches.get(key)
         if e is None:
-            batches[key] = [inst, attrs, list(values)]
+            batches[key] = [inst, attrs, list(values), None]
         else:
             e[2].extend(values)
 
@@ -287,7 +302,7 @@ class Instruments:
         empty = Context()
         with self._sum_lock:
             sums, self.sums = self.sums, {}
-        batches: dict[tuple[int, int], list[Any]] = {}
+        batches: dict[tuple[int, int, bool], list[Any]] = {}
         while True:
             try:
                 inst, value, attrs, sc = q.popleft()
@@ -303,9 +318,9 @@ class Instruments:
             n += 1
             with _G_METRICS:
                 inst.add(total, attrs, context=empty)
-        for inst, attrs, values in batches.values():
+        for inst, attrs, values, contexts in batches.values():
             with _G_METRICS:
-                record_many(inst, values, attrs)
+                record_many(inst, values, attrs, contexts)
         return n
 
     def _drain_cb(self, _opts: CallbackOptions) -> list[Observation]:
