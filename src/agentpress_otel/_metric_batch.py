@@ -18,6 +18,7 @@ error after that is counted, and the values are not replayed: never counted twic
 
 from __future__ import annotations
 
+import math
 import time
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
@@ -116,7 +117,7 @@ def _plan(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any], *,
             not sampled and type(exemplar_filter) not in _NO_EXEMPLAR_FILTERS):
         return None
     # Invalid values (negative, not finite) take the public path, which warns and drops them as it always does.
-    if any(not (v >= 0 and v != float("inf")) for v in values):  # NaN fails v >= 0
+    if not (min(values) >= 0 and _finite_sum(values)):
         return None
     matches = [vim for storage in storages.values() for vim in storage._get_or_init_view_instrument_match(instrument)]
     if not all(all(hasattr(vim, f) for f in _VIM_FIELDS) for vim in matches):
@@ -128,6 +129,15 @@ def _plan(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any], *,
         a = cleaned if keys is None else {k: v for k, v in cleaned.items() if k in keys}
         plan.append((vim, _hash_attributes(a), a))
     return plan, cleaned, exemplar_filter
+
+
+def _finite_sum(values: Sequence[float]) -> bool:
+    """False if any value is NaN or infinite (one C-speed pass; two huge values that overflow the sum, or an int
+    too large for a float, also give False: the public path then, harmlessly)."""
+    try:
+        return math.isfinite(sum(values))
+    except OverflowError:
+        return False
 
 
 def _sampled(instrument: Any, values: Sequence[float], contexts: Sequence[Context], cleaned: dict[str, Any],
