@@ -38,6 +38,10 @@ except ImportError:  # pragma: no cover - another SDK layout: public path only
     _ExplicitBucketHistogramAggregation = None  # type: ignore[assignment,misc]
     Measurement = None  # type: ignore[assignment,misc]
 
+#: A plain (dict-backed, unslotted) dataclass with exactly these fields: see _measurement.
+_PLAIN_MEASUREMENT = Measurement is not None and "__slots__" not in vars(Measurement) and tuple(
+    getattr(Measurement, "__dataclass_fields__", {})) == ("value", "time_unix_nano", "instrument", "context",
+                                                           "attributes")
 #: What an explicit-bucket aggregation must have for the values to be added in one step.
 _AGG_FIELDS = ("_lock", "_value", "_sum", "_min", "_max", "_boundaries", "_record_min_max")
 
@@ -148,10 +152,26 @@ def _sampled(instrument: Any, values: Sequence[float], contexts: Sequence[Contex
     out = []
     for v, ctx in zip(values, contexts, strict=True):
         t = time.time_ns()
-        m = Measurement(v, t, instrument, ctx, None)  # attributes set below: cleaned once for all values
-        object.__setattr__(m, "attributes", m_attrs)  # a frozen dataclass: as its own __post_init__ does
-        out.append((m, bool(should(v, t, m_attrs, ctx))))
+        out.append((_measurement(v, t, instrument, ctx, m_attrs), bool(should(v, t, m_attrs, ctx))))
     return out
+
+
+def _measurement(value: float, t: int, instrument: Any, ctx: Context, attrs: dict[str, Any] | None) -> Any:
+    """``Measurement(value, t, instrument, ctx, attrs)`` with ``attrs`` already cleaned: its frozen-dataclass
+    ``__init__`` (a guarded ``object.__setattr__`` per field, then the cleaning again) cost twice the rest of a
+    value's replay, so when the class has the fields we know its instance dict is filled directly."""
+    if not _PLAIN_MEASUREMENT:
+        m = Measurement(value, t, instrument, ctx, None)
+        object.__setattr__(m, "attributes", attrs)  # a frozen dataclass: as its own __post_init__ does
+        return m
+    m = object.__new__(Measurement)
+    d = m.__dict__
+    d["value"] = value
+    d["time_unix_nano"] = t
+    d["instrument"] = instrument
+    d["context"] = ctx
+    d["attributes"] = attrs
+    return m
 
 
 def _aggregate(agg: Any, values: Sequence[float], points: list[tuple[Any, bool]] | None,
@@ -178,7 +198,7 @@ def _aggregate(agg: Any, values: Sequence[float], points: list[tuple[Any, bool]]
     if points is None:
         t = time.time_ns()
         # aggregate() reads .value only when no exemplar is offered
-        points = [(Measurement(v, t, instrument, _EMPTY, None), False) for v in values]
+        points = [(_measurement(v, t, instrument, _EMPTY, None), False) for v in values]
     for m, sample in points:
         agg.aggregate(m, sample)
     return points

@@ -248,9 +248,12 @@ def _both_linked(values: list[float], contexts: list[Context], *, batches: int =
     return results[0], results[1]
 
 
-def test_values_with_contexts_keep_their_own_exemplars() -> None:
+@pytest.mark.parametrize("plain", [True, False])
+def test_values_with_contexts_keep_their_own_exemplars(plain: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each value with its own span context: same points and the same exemplars (value, trace and span id) as one
-    public record() per value; unsampled and empty contexts give none, as in the SDK."""
+    public record() per value; unsampled and empty contexts give none, as in the SDK. Measurements built both ways
+    (filled directly, or through the dataclass when its shape is not the one we know)."""
+    monkeypatch.setattr(_metric_batch, "_PLAIN_MEASUREMENT", plain)
     rng = random.Random(7)
     values = [rng.expovariate(5) for _ in range(60)]
     contexts = [_span_context(i, sampled=i % 3 != 0) if i % 7 else Context() for i in range(60)]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 import traceback
 from collections.abc import Sequence
+from time import perf_counter as _perf_counter
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -139,7 +139,7 @@ class LLMCall(Op):
         # perf_counter() of the first MAX_CHUNK_TIMES chunks: the first gives the time to first chunk, the
         # differences the time per output chunk (computed when the metrics are recorded, not per chunk).
         self._chunk_times: list[float] = []
-        self.chunks = 0
+        self._chunks_past = 0  # chunks after the first MAX_CHUNK_GAPS + 1
         self._agent: AgentRun | None = None
 
     def _clone(self) -> LLMCall:
@@ -346,15 +346,19 @@ class LLMCall(Op):
             for chunk in stream:
                 call.chunk()
         """
-        if now is None:
-            t = time.perf_counter()
+        times = self._chunk_times
+        if len(times) > MAX_CHUNK_GAPS:  # the gaps are complete: only counted from here on
+            self._chunks_past += 1
+        elif now is None:  # the per-chunk path of every stream: one timestamp appended
+            times.append(_perf_counter())
         else:
             checked = _usage.seconds("chunk(now)", now)
-            t = time.perf_counter() if checked is None else checked
-        self.chunks += 1
-        times = self._chunk_times
-        if len(times) <= MAX_CHUNK_GAPS:
-            times.append(t)
+            times.append(_perf_counter() if checked is None else checked)
+
+    @property
+    def chunks(self) -> int:
+        """How many times :meth:`chunk` was called."""
+        return len(self._chunk_times) + self._chunks_past
 
     def set_time_to_first_chunk(self, seconds: float) -> None:
         """Set the time to first chunk directly (when timing is measured elsewhere); bad values are counted.
