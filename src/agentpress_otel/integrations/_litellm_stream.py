@@ -6,6 +6,7 @@ Private to :mod:`agentpress_otel.integrations.litellm`, which returns every Lite
 
 from __future__ import annotations
 
+import atexit
 import threading
 import weakref
 from typing import Any, cast
@@ -316,6 +317,37 @@ def _finalize(state: _StreamState, wrapped: Any = None) -> None:
                 close()
 
 
+# Proxies not ended yet: id(weakref to the proxy) -> (that weakref, its state, the sync stream to close or None).
+# What weakref.finalize does, at a fraction of its cost per stream (it was ~2 µs of a streamed call): this dict
+# keeps each weakref alive, so its callback runs when the proxy is freed, by refcounting or by the cyclic GC (a
+# weakref that is itself garbage would not call back); streams still open at interpreter exit end then.
+_LIVE: dict[int, tuple[weakref.ref[Any], _StreamState, Any]] = {}
+_exit_hook = False
+
+
+def _track(proxy: _Stream, state: _StreamState, wrapped: Any) -> weakref.ref[Any]:
+    global _exit_hook
+    if not _exit_hook:
+        _exit_hook = True
+        atexit.register(_end_all)  # after instrument()'s own hook: runs first, so the spans are still exported
+    ref = weakref.ref(proxy, _freed)
+    _LIVE[id(ref)] = (ref, state, wrapped)
+    return ref
+
+
+def _freed(ref: weakref.ref[Any]) -> None:
+    entry = _LIVE.pop(id(ref), None)
+    if entry is not None:
+        _finalize(entry[1], entry[2])
+
+
+def _end_all() -> None:
+    for key in list(_LIVE):
+        entry = _LIVE.pop(key, None)
+        if entry is not None:
+            _finalize(entry[1], entry[2])
+
+
 class _Stream(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """The one transparent proxy over a LiteLLM stream, for ``completion``, ``acompletion`` and Router alike.
 
@@ -328,10 +360,10 @@ class _Stream(wrapt.ObjectProxy):  # type: ignore[type-arg]
         super().__init__(wrapped)
         self._self_state = state
         # Only a sync stream is closed by the finalizer (see _finalize); an async one needs an event loop.
-        self._self_fin = weakref.finalize(self, _finalize, state, None if is_async else wrapped)
+        self._self_ref = _track(self, state, None if is_async else wrapped)
 
     def _self_end(self, exc: BaseException | None = None, *, closed_early: bool = False) -> None:
-        self._self_fin.detach()
+        _LIVE.pop(id(self._self_ref), None)  # held by this proxy, so its id is not another stream's
         self._self_state.finish_stream(exc, closed_early=closed_early)
 
     def __iter__(self) -> _Stream:
