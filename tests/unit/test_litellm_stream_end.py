@@ -1,4 +1,5 @@
-"""The LiteLLM stream proxy ends its span when it is dropped inside a reference cycle, and at interpreter exit.
+"""The LiteLLM stream proxy's bookkeeping: chunk stamps past the gap limit, and its span ending when the proxy is
+dropped inside a reference cycle, and at interpreter exit.
 
 The proxy's end-of-life hook is a weak reference kept in a module registry (what ``weakref.finalize`` does, at a
 fraction of its cost): these are the two ways a cheaper hook could lose a span (a weak reference that is itself
@@ -84,3 +85,17 @@ def test_a_stream_still_open_at_exit_ends_its_span_before_the_exporters_go() -> 
     out = subprocess.run([sys.executable, "-c", _AT_EXIT], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "spans 1 True" in out.stdout, (out.stdout, out.stderr[-2000:])
+
+
+def test_chunk_stamps_past_the_gap_limit_are_counted_not_kept(kit: Kit) -> None:
+    """The proxy stamps chunks itself while the call's list has room, then hands over to call.chunk(): every chunk
+    is counted, the time per output chunk gets the first MAX_CHUNK_GAPS gaps, each gap once."""
+    from agentpress_otel.genai._llm import MAX_CHUNK_GAPS
+
+    n = MAX_CHUNK_GAPS + 50
+    call = LLMCall(model="gpt-5-mini", provider="openai", stream=True).start()
+    chunks = [{"choices": [{"delta": {"content": "x"}}]}] * (n - 1) + [CHUNKS[0]]
+    assert len(list(_Stream(iter(chunks), _StreamState(call, "gpt-5-mini", None), is_async=False))) == n
+    assert call.chunks == n
+    assert kit.metric_count("gen_ai.client.operation.time_per_output_chunk") == MAX_CHUNK_GAPS
+    assert kit.metric_count("gen_ai.client.operation.time_to_first_chunk") == 1

@@ -136,8 +136,9 @@ class LLMCall(Op):
         self.response_id: str | None = None
         self.cost_usd: float | None = None
         self._ttfc_set: float | None = None
-        # perf_counter() of the first MAX_CHUNK_TIMES chunks: the first gives the time to first chunk, the
-        # differences the time per output chunk (computed when the metrics are recorded, not per chunk).
+        # perf_counter() of the first MAX_CHUNK_GAPS + 1 chunks: the first gives the time to first chunk, the
+        # differences the time per output chunk (computed when the metrics are recorded, not per chunk). The
+        # LiteLLM stream proxy appends to it directly while it is not full (chunks counts it either way).
         self._chunk_times: list[float] = []
         self._chunks_past = 0  # chunks after the first MAX_CHUNK_GAPS + 1
         self._agent: AgentRun | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import threading
 import weakref
+from time import perf_counter
 from typing import Any, cast
 
 import wrapt
@@ -16,6 +17,7 @@ import wrapt
 from agentpress_otel import _selftel
 from agentpress_otel._text import field as _get
 from agentpress_otel.genai import LLMCall
+from agentpress_otel.genai._llm import MAX_CHUNK_GAPS
 
 #: Usage estimates count at most this many characters per text with the tokenizer (0.5-2 ms; a 100k-token
 #: history took 15-27 ms) and extrapolate the rest by the sample's tokens per character: the estimate runs
@@ -130,6 +132,7 @@ class _StreamState:
         "resp_id",
         "resp_model",
         "text",
+        "times",
         "tools",
         "usage_seen",
     )
@@ -148,13 +151,18 @@ class _StreamState:
         # The wrapped stream's bound __next__/__anext__, set at the first step: the proxy's per-chunk path reads
         # its state from here (a slot) rather than from the wrapt proxy (whose attribute reads cost 5x).
         self.next: Any = None
+        self.times = call._chunk_times  # the stamps call.chunk() appends to (the time per output chunk comes from them)
 
     def observe(self, chunk: Any) -> None:
         # Runs for every chunk, so the reads of _pair are inlined for LiteLLM's pydantic models (a model type
         # is in _MODEL_TYPES once _pair has seen it): a function call per object read cost ~0.3 µs a chunk.
         call = self.call
         try:
-            call.chunk()
+            times = self.times
+            if len(times) <= MAX_CHUNK_GAPS:  # what call.chunk() does, without the call
+                times.append(perf_counter())
+            else:
+                call.chunk()
             if _MODEL_TYPES.get(type(chunk)):
                 d, extra = chunk.__dict__, chunk.__pydantic_extra__ or _EMPTY
                 choices = d["choices"] if "choices" in d else extra.get("choices")
@@ -360,10 +368,13 @@ class _Stream(wrapt.ObjectProxy):  # type: ignore[type-arg]
         super().__init__(wrapped)
         self._self_state = state
         # Only a sync stream is closed by the finalizer (see _finalize); an async one needs an event loop.
-        self._self_ref = _track(self, state, None if is_async else wrapped)
+        self._self_ref: weakref.ref[Any] | None = _track(self, state, None if is_async else wrapped)
 
     def _self_end(self, exc: BaseException | None = None, *, closed_early: bool = False) -> None:
-        _LIVE.pop(id(self._self_ref), None)  # held by this proxy, so its id is not another stream's
+        ref = self._self_ref
+        if ref is not None:
+            _LIVE.pop(id(ref), None)
+            self._self_ref = None  # dropped with its callback, which has nothing left to do
         self._self_state.finish_stream(exc, closed_early=closed_early)
 
     def __iter__(self) -> _Stream:
