@@ -68,6 +68,7 @@ CASES: dict[str, tuple[dict[Any, Any], dict[str, Any]]] = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_same_span_as_the_sdk_set_attributes(name: str) -> None:
+    """Each case exports the same attributes, in the same order and types, with the same dropped count."""
     attrs, limits = CASES[name]
     sdk = _exported(attrs, ours=False, limits=SpanLimits(**limits))
     ours = _exported(attrs, ours=True, limits=SpanLimits(**limits))
@@ -75,6 +76,7 @@ def test_same_span_as_the_sdk_set_attributes(name: str) -> None:
 
 
 def test_an_ended_span_is_left_alone() -> None:
+    """Attributes set after the span ended are ignored, as the SDK ignores them."""
     assert _exported(END, ours=True, end_first=True) == _exported(END, ours=False, end_first=True)
     assert dict(_exported(END, ours=True, end_first=True)[0]) == START
 
@@ -98,6 +100,7 @@ def test_the_direct_path_is_taken_and_keeps_no_reference_to_the_callers_list(mon
 
 
 def test_a_non_sdk_span_gets_set_attributes() -> None:
+    """A span that is not the SDK's gets its own set_attributes call with the same mapping."""
     seen: list[dict[str, Any]] = []
 
     class Other:

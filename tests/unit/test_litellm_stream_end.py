@@ -30,6 +30,7 @@ def _proxy() -> Any:
 
 
 def test_a_proxy_dropped_in_a_reference_cycle_ends_its_span_once(kit: Kit) -> None:
+    """A proxy only the cyclic GC can free ends its span (closed early) at the collection, and leaves no entry."""
     proxy = _proxy()
     assert next(proxy)["id"] == "c-1"
     holder: dict[str, Any] = {"proxy": proxy}
@@ -45,6 +46,7 @@ def test_a_proxy_dropped_in_a_reference_cycle_ends_its_span_once(kit: Kit) -> No
 
 
 def test_an_ended_stream_leaves_nothing_registered(kit: Kit) -> None:
+    """An exhausted stream unregisters itself; freeing its proxy later does not end the span a second time."""
     before = len(_LIVE)
     proxy = _proxy()
     assert len(_LIVE) == before + 1
@@ -81,6 +83,8 @@ next(KEEP)  # still open, still referenced, when the interpreter exits
 
 
 def test_a_stream_still_open_at_exit_ends_its_span_before_the_exporters_go() -> None:
+    """In a fresh interpreter, a stream still open at exit has its span ended (closed early) before later-run exit
+    hooks, which registered earlier, read the exported spans."""
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # offline, should anything import LiteLLM
     out = subprocess.run([sys.executable, "-c", _AT_EXIT], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
