@@ -43,7 +43,7 @@ _PLAIN_MEASUREMENT = Measurement is not None and "__slots__" not in vars(Measure
     getattr(Measurement, "__dataclass_fields__", {})) == ("value", "time_unix_nano", "instrument", "context",
                                                            "attributes")
 #: What an explicit-bucket aggregation must have for the values to be added in one step.
-_AGG_FIELDS = ("_lock", "_value", "_sum", "_min", "_max", "_boundaries", "_record_min_max")
+_AGG_FIELDS = ("_lock", "_value", "_sum", "_min", "_max", "_boundaries", "_record_min_max", "_sample_exemplar")
 
 __all__ = ["record_many"]
 
@@ -177,10 +177,10 @@ def _measurement(value: float, t: int, instrument: Any, ctx: Context, attrs: dic
 def _aggregate(agg: Any, values: Sequence[float], points: list[tuple[Any, bool]] | None,
                instrument: Any) -> list[tuple[Any, bool]] | None:
     """Add ``values`` to one aggregation; returns the (Measurement, sample) list it used (for the next)."""
-    explicit = type(agg) is _ExplicitBucketHistogramAggregation and all(hasattr(agg, f) for f in _AGG_FIELDS)
-    if points is None and explicit:
-        # What its aggregate() does per value (bucket count, sum, min, max; no exemplar offered, as
-        # should_sample is False without contexts), done for all values under one hold of its lock.
+    if type(agg) is _ExplicitBucketHistogramAggregation and all(hasattr(agg, f) for f in _AGG_FIELDS):
+        # What its aggregate() does per value (bucket count, sum, min, max), done for all values under one hold of
+        # its lock; then, with contexts, what it does after releasing the lock: offer the sampled values' exemplars
+        # in order (an unsampled offer is a no-op).
         h: Any = agg  # the SDK's private fields are not typed for this
         bounds = h._boundaries
         with h._lock:
@@ -194,6 +194,9 @@ def _aggregate(agg: Any, values: Sequence[float], points: list[tuple[Any, bool]]
             if h._record_min_max:
                 h._min = min(h._min, min(values))
                 h._max = max(h._max, max(values))
+        for m, sample in points or ():
+            if sample:
+                h._sample_exemplar(m, True)
         return points
     if points is None:
         t = time.time_ns()

@@ -298,6 +298,8 @@ def test_values_with_contexts_take_the_batch_path(monkeypatch: pytest.MonkeyPatc
     mp, reader = _provider()
     h = mp.get_meter("t").create_histogram("h", explicit_bucket_boundaries_advisory=BUCKETS)
     monkeypatch.setattr(type(h), "record", lambda *a, **k: pytest.fail("public path taken"))
+    monkeypatch.setattr(_metric_batch._ExplicitBucketHistogramAggregation, "aggregate",
+                        lambda *a, **k: pytest.fail("per-value aggregate taken"))
     record_many(h, [0.01, 0.02], ATTRS, [_span_context(1), _span_context(2)])
     points, exemplars = _collect(reader)
     assert "('count', 2)" in points[0][1]
