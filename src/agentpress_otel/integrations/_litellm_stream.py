@@ -86,8 +86,9 @@ def _view(obj: Any) -> dict[str, Any] | _FieldView:
 def _pair(obj: Any, a: str, b: str) -> tuple[Any, Any]:
     """Fields ``a`` and ``b`` of a chunk, choice or delta, as :func:`~agentpress_otel._text.field` reads them.
 
-    Runs three times per streamed chunk: on LiteLLM's pydantic models it reads the model's ``__dict__`` and
-    then its extras directly (no merged dict, no pydantic ``__getattr__``); dicts and None cost one check.
+    On a pydantic model it reads the model's ``__dict__`` and then its extras directly (no merged dict, no
+    pydantic ``__getattr__``); dicts and None cost one check. The first object of each type comes here (which
+    records whether it is such a model); :meth:`_StreamState.observe` inlines the same reads for the rest.
     """
     t = type(obj)
     if t is dict:
