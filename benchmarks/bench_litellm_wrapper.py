@@ -38,6 +38,7 @@ from harness.null_http import NullHTTP  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_WRAPPER_ROUNDS", "7"))
 CALLS = int(os.environ.get("BENCH_WRAPPER_CALLS", "400"))
+SPLIT_ROUNDS = int(os.environ.get("BENCH_WRAPPER_SPLIT_ROUNDS", "5"))
 MESSAGES = [
     {"role": "system", "content": "You are a helpful agent that answers briefly. " * 6},
     {"role": "user", "content": "Find the docs for span processors and summarise them in two lines. [[words:12]]"},
@@ -113,6 +114,60 @@ async def _split(fn: Call, tel: Any) -> tuple[float, float, float]:
     return (t1 - t0) / CALLS * 1e6, (t2 - t1) / CALLS * 1e6, (t3 - t2) / CALLS * 1e6
 
 
+async def _stream_parts(chunks: list[Any]) -> tuple[float, float]:
+    """(proxy, chunk reading) caller-thread CPU per stream of ``chunks``, over the bare replay: the proxy's share
+    (iteration through ``_Stream`` with a no-op observe, the span left out) and the per-chunk reading (``observe``
+    of every chunk on a fresh state, no proxy)."""
+    from agentpress_otel.genai import LLMCall
+    from agentpress_otel.integrations._litellm_stream import _Stream, _StreamState
+
+    class Unread(_StreamState):
+        __slots__ = ()
+
+        def observe(self, chunk: Any) -> None:
+            return None
+
+    async def agen() -> AsyncIterator[Any]:
+        for c in chunks:
+            yield c
+
+    call = LLMCall(model="gpt-5-mini", provider="openai")  # never started: no span, no metrics
+
+    async def bare() -> None:
+        async for _ in agen():
+            pass
+
+    async def proxied() -> None:
+        state = Unread(call, "gpt-5-mini", None)
+        state.done = True  # its end is a no-op: only the proxy is measured
+        async for _ in _Stream(agen(), state, is_async=True):
+            pass
+
+    def read() -> None:
+        observe = _StreamState(LLMCall(model="gpt-5-mini", provider="openai"), "gpt-5-mini", None).observe
+        for c in chunks:
+            observe(c)
+
+    async def per_call(fn: Callable[[], Any]) -> float:
+        t0 = time.thread_time()
+        for _ in range(CALLS):
+            r = fn()
+            if r is not None:
+                await r
+        return (time.thread_time() - t0) / CALLS * 1e6
+
+    base = await per_call(bare)
+    proxy = await per_call(proxied) - base
+    def fresh() -> None:  # what read() pays besides reading: a call and a state
+        _StreamState(LLMCall(model="gpt-5-mini", provider="openai"), "gpt-5-mini", None)
+
+    return proxy, await per_call(read) - await per_call(fresh)
+
+
+def _spread(values: tuple[float, ...]) -> str:
+    return f"{statistics.median(values):.0f} [{min(values):.0f}..{max(values):.0f}]"
+
+
 async def main() -> None:
     import agentpress_otel
 
@@ -151,7 +206,12 @@ async def main() -> None:
                     got = {v: await _block(calls[(v, stream)], flush) for v in order}
                     bases[stream].append(got["bare"])
                     deltas[stream].append(got["ours"] - got["bare"])
-            split = {stream: await _split(calls[("ours", stream)], tel) for stream in (False, True)}
+            split: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
+            parts: list[tuple[float, float]] = []
+            for _ in range(SPLIT_ROUNDS):
+                for stream in (False, True):
+                    split[stream].append(await _split(calls[("ours", stream)], tel))
+                parts.append(await _stream_parts(chunks))
             tel.shutdown()
         finally:
             sink.shutdown()
@@ -163,13 +223,19 @@ async def main() -> None:
         rows.append({"name": f"LiteLLM wrapper CPU, {label}: +us vs bare replay", "value": med, "unit": "us",
                      "baseline": b, "ratio": (b + med) / b, "goal": goal, "range": [min(d), max(d)]})
         print(f"{label:28} +{med:.0f} us per call (range {min(d):+.0f}..{max(d):+.0f}; bare replay {b:.0f} us)")
-    for stream, (main_us, spans_us, metrics_us) in split.items():
+    for stream, blocks in split.items():
         label = "streaming" if stream else "non-streaming"
-        print(f"where it goes, {label:13}: caller's thread {main_us:.0f} us, span export {spans_us:.0f} us, "
-              f"metric drain and export {metrics_us:.0f} us per call (one block, flushed signal by signal)")
+        main_us, spans_us, metrics_us = (_spread(col) for col in zip(*blocks, strict=True))
+        print(f"where it goes, {label:13}: caller's thread {main_us} us, span export {spans_us} us, "
+              f"metric drain and export {metrics_us} us per call (median [range] of {len(blocks)} blocks, "
+              f"flushed signal by signal)")
+    proxy_us, read_us = (_spread(col) for col in zip(*parts, strict=True))
+    print(f"per {len(chunks)}-chunk stream, caller's thread: the proxy {proxy_us} us, reading the chunks {read_us} us "
+          f"(median [range] of {len(parts)} blocks)")
     report("litellm_wrapper", rows, details={"rounds": ROUNDS, "calls_per_block": CALLS, "deltas_us": deltas,
                                              "bare_us": bases, "chunks": len(chunks), "split_us": split,
-                                             "full_gc_ms": full_gc_ms, "tracked_objects": tracked})
+                                             "stream_parts_us": parts, "full_gc_ms": full_gc_ms,
+                                             "tracked_objects": tracked})
 
 
 if __name__ == "__main__":

@@ -5,16 +5,20 @@ The Python SDK (1.45) cleans, copies, sorts and hashes the attribute set on ever
 ``time_per_output_chunk`` value per chunk). The GenAI metric drain (:mod:`agentpress_otel.genai._state`) groups
 the values it replays by instrument and attribute set, and :func:`record_many` feeds each group to the SDK's
 own aggregation objects: the attribute work is done once per group, each value costs one ``aggregate``.
+Values that carry a trace link (an LLM call's duration and time to first chunk) come with one context each:
+the exemplar filter is asked per value and the SDK's own ``aggregate`` offers the exemplar, as ``record`` does.
 
 This reaches into SDK internals (pinned to one SDK version in pyproject), so every step checks the shape it
 expects and falls back to the public ``record`` loop when anything differs: another SDK, a proxy instrument,
-a disabled meter, an exemplar filter other than the SDK's trace-based or always-off ones (exemplars need the
-public path), or an error before anything is recorded (an error after that is counted, and the values are not
-replayed: never counted twice). ``tests/unit/test_metric_batch.py`` compares both paths' exported points.
+a disabled meter, for values without contexts an exemplar filter other than the SDK's trace-based or
+always-off ones (those would want exemplars of empty contexts), or an error before anything is recorded (an
+error after that is counted, and the values are not replayed: never counted twice).
+``tests/unit/test_metric_batch.py`` compares both paths' exported points.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
@@ -34,8 +38,12 @@ except ImportError:  # pragma: no cover - another SDK layout: public path only
     _ExplicitBucketHistogramAggregation = None  # type: ignore[assignment,misc]
     Measurement = None  # type: ignore[assignment,misc]
 
+#: A plain (dict-backed, unslotted) dataclass with exactly these fields: see _measurement.
+_PLAIN_MEASUREMENT = Measurement is not None and "__slots__" not in vars(Measurement) and tuple(
+    getattr(Measurement, "__dataclass_fields__", {})) == ("value", "time_unix_nano", "instrument", "context",
+                                                           "attributes")
 #: What an explicit-bucket aggregation must have for the values to be added in one step.
-_AGG_FIELDS = ("_lock", "_value", "_sum", "_min", "_max", "_boundaries", "_record_min_max")
+_AGG_FIELDS = ("_lock", "_value", "_sum", "_min", "_max", "_boundaries", "_record_min_max", "_sample_exemplar")
 
 __all__ = ["record_many"]
 
@@ -46,27 +54,34 @@ _NO_EXEMPLAR_FILTERS = (TraceBasedExemplarFilter, AlwaysOffExemplarFilter)
 _VIM_FIELDS = ("_view", "_lock", "_reset_on_collect", "_get_or_create_aggregation", "_attributes_aggregation")
 
 
-def record_many(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any]) -> None:
+def record_many(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any],
+                contexts: Sequence[Context] | None = None) -> None:
     """Record every value of ``values`` on histogram ``instrument`` with ``attrs`` and no exemplar context.
 
-    Exactly what ``for v in values: instrument.record(v, attrs, context=Context())`` records, cheaper.
+    Exactly what ``for v in values: instrument.record(v, attrs, context=Context())`` records, cheaper. With
+    ``contexts`` (one per value), exactly what ``instrument.record(v, attrs, context=ctx)`` records for each
+    pair: the exemplar filter is asked once per value and the value offered to the exemplar reservoir with
+    its own context, as the SDK does; the attribute work is still done once for all (LLM call durations and
+    times to first chunk carry trace links this way).
 
     Example::
 
         record_many(instruments.tpoc, [0.011, 0.009, 0.012], attrs)
+        record_many(instruments.ttfc, [0.21, 0.35], attrs, [ctx_of_call_1, ctx_of_call_2])
     """
     if not values:
         return
     plan = None
     with _G:
-        plan = _plan(instrument, values, attrs)  # every check and lookup: nothing is recorded yet
+        plan = _plan(instrument, values, attrs, sampled=contexts is not None)  # nothing is recorded yet
     if plan is None:
-        for v in values:
-            instrument.record(v, attrs, context=_EMPTY)
+        for v, ctx in zip(values, contexts or _no_contexts(len(values)), strict=True):
+            instrument.record(v, attrs, context=ctx)
         return
     with _G:  # values may now be in some aggregations: an error is counted, never replayed (counted twice)
-        points: list[Any] | None = None
-        for vim, key, a in plan:
+        matches, cleaned, exemplar_filter = plan
+        points = None if contexts is None else _sampled(instrument, values, contexts, cleaned, exemplar_filter)
+        for vim, key, a in matches:
             # The SDK's own locking: a delta reader swaps its aggregations at collect, so look up and aggregate
             # under the match's lock; a cumulative one keeps them, so the lock is needed only to create one.
             if vim._reset_on_collect:
@@ -80,8 +95,16 @@ def record_many(instrument: Any, values: Sequence[float], attrs: Mapping[str, An
                 points = _aggregate(agg, values, points, instrument)
 
 
-def _plan(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any]) -> list[tuple[Any, Any, Any]] | None:
-    """(view match, aggregation key, its attributes) for every reader, or None: use the public path."""
+def _no_contexts(n: int) -> list[Context]:
+    return [_EMPTY] * n
+
+
+_Plan = tuple[list[tuple[Any, Any, Any]], dict[str, Any], Any]
+
+
+def _plan(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any], *, sampled: bool) -> _Plan | None:
+    """((view match, aggregation key, its attributes) for every reader, the cleaned attributes, the exemplar
+    filter), or None: use the public path."""
     if Measurement is None or _hash_attributes is None:
         return None
     consumer = getattr(instrument, "_measurement_consumer", None)
@@ -90,12 +113,15 @@ def _plan(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any]) ->
     config = getattr(consumer, "_sdk_config", None)
     if not callable(enabled) or not enabled() or not isinstance(storages, dict) or config is None:
         return None
-    # The public path asks the exemplar filter per value; with no span context the SDK's trace-based and
-    # always-off filters say no to every value. Any other filter (always-on, a custom one) goes public.
-    if type(config.exemplar_filter) not in _NO_EXEMPLAR_FILTERS:
+    exemplar_filter = getattr(config, "exemplar_filter", None)
+    # Without contexts, the public path would ask the exemplar filter per value with an empty context: the SDK's
+    # trace-based and always-off filters say no to every value. Any other filter (always-on, a custom one) goes
+    # public. With contexts, the filter is asked per value (see _sampled), whatever it is.
+    if not callable(getattr(exemplar_filter, "should_sample", None)) or (
+            not sampled and type(exemplar_filter) not in _NO_EXEMPLAR_FILTERS):
         return None
     # Invalid values (negative, not finite) take the public path, which warns and drops them as it always does.
-    if any(not (v >= 0 and v != float("inf")) for v in values):  # NaN fails v >= 0
+    if not (min(values) >= 0 and _finite_sum(values)):
         return None
     matches = [vim for storage in storages.values() for vim in storage._get_or_init_view_instrument_match(instrument)]
     if not all(all(hasattr(vim, f) for f in _VIM_FIELDS) for vim in matches):
@@ -106,14 +132,55 @@ def _plan(instrument: Any, values: Sequence[float], attrs: Mapping[str, Any]) ->
         keys = vim._view._attribute_keys
         a = cleaned if keys is None else {k: v for k, v in cleaned.items() if k in keys}
         plan.append((vim, _hash_attributes(a), a))
-    return plan
+    return plan, cleaned, exemplar_filter
 
 
-def _aggregate(agg: Any, values: Sequence[float], points: list[Any] | None, instrument: Any) -> list[Any] | None:
-    """Add ``values`` to one aggregation; returns the Measurement list if it had to build one (for the next)."""
+def _finite_sum(values: Sequence[float]) -> bool:
+    """False if any value is NaN or infinite (one C-speed pass; two huge values that overflow the sum, or an int
+    too large for a float, also give False: the public path then, harmlessly)."""
+    try:
+        return math.isfinite(sum(values))
+    except OverflowError:
+        return False
+
+
+def _sampled(instrument: Any, values: Sequence[float], contexts: Sequence[Context], cleaned: dict[str, Any],
+             exemplar_filter: Any) -> list[tuple[Any, bool]]:
+    """(Measurement, offer an exemplar?) per value, as the SDK's measurement consumer builds and asks them."""
+    m_attrs = dict(cleaned)  # what the exemplars keep (read only), apart from the aggregations' own dicts
+    should = exemplar_filter.should_sample
+    out = []
+    for v, ctx in zip(values, contexts, strict=True):
+        t = time.time_ns()
+        out.append((_measurement(v, t, instrument, ctx, m_attrs), bool(should(v, t, m_attrs, ctx))))
+    return out
+
+
+def _measurement(value: float, t: int, instrument: Any, ctx: Context, attrs: dict[str, Any] | None) -> Any:
+    """``Measurement(value, t, instrument, ctx, attrs)`` with ``attrs`` already cleaned: its frozen-dataclass
+    ``__init__`` (a guarded ``object.__setattr__`` per field, then the cleaning again) cost twice the rest of a
+    value's replay, so when the class has the fields we know its instance dict is filled directly."""
+    if not _PLAIN_MEASUREMENT:
+        m = Measurement(value, t, instrument, ctx, None)
+        object.__setattr__(m, "attributes", attrs)  # a frozen dataclass: as its own __post_init__ does
+        return m
+    m = object.__new__(Measurement)
+    d = m.__dict__
+    d["value"] = value
+    d["time_unix_nano"] = t
+    d["instrument"] = instrument
+    d["context"] = ctx
+    d["attributes"] = attrs
+    return m
+
+
+def _aggregate(agg: Any, values: Sequence[float], points: list[tuple[Any, bool]] | None,
+               instrument: Any) -> list[tuple[Any, bool]] | None:
+    """Add ``values`` to one aggregation; returns the (Measurement, sample) list it used (for the next)."""
     if type(agg) is _ExplicitBucketHistogramAggregation and all(hasattr(agg, f) for f in _AGG_FIELDS):
-        # What its aggregate() does per value (bucket count, sum, min, max; no exemplar offered, as
-        # should_sample is False here), done for all values under one hold of its lock.
+        # What its aggregate() does per value (bucket count, sum, min, max), done for all values under one hold of
+        # its lock; then, with contexts, what it does after releasing the lock: offer the sampled values' exemplars
+        # in order (an unsampled offer is a no-op).
         h: Any = agg  # the SDK's private fields are not typed for this
         bounds = h._boundaries
         with h._lock:
@@ -127,10 +194,14 @@ def _aggregate(agg: Any, values: Sequence[float], points: list[Any] | None, inst
             if h._record_min_max:
                 h._min = min(h._min, min(values))
                 h._max = max(h._max, max(values))
+        for m, sample in points or ():
+            if sample:
+                h._sample_exemplar(m, True)
         return points
     if points is None:
         t = time.time_ns()
-        points = [Measurement(v, t, instrument, _EMPTY, None) for v in values]  # aggregate() reads .value only
-    for m in points:
-        agg.aggregate(m, False)
+        # aggregate() reads .value only when no exemplar is offered
+        points = [(_measurement(v, t, instrument, _EMPTY, None), False) for v in values]
+    for m, sample in points:
+        agg.aggregate(m, sample)
     return points

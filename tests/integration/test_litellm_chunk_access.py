@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from typing import Any
 
@@ -127,3 +128,85 @@ def test_flattened_views_read_what_field_reads() -> None:
             assert f.get("usage") is None or isinstance(f["usage"], dict) or f["usage"] is field(o, "usage")
     assert flattened == len(objs), "every LiteLLM object here is a plain pydantic model: all flattened"
     assert [repr(o) for o in objs] == before
+
+
+def _stream_chunks() -> list[Any]:
+    """A stream as LiteLLM's own types carry it: text in deltas (extras), two tool calls whose ids and names come
+    first and whose arguments come in fragments, interleaved; the finish reason only on the last content chunk; the
+    usage only on a final chunk without choices."""
+    from litellm.types.utils import (
+        ChatCompletionDeltaToolCall,
+        Delta,
+        Function,
+        ModelResponseStream,
+        StreamingChoices,
+        Usage,
+    )
+
+    def chunk(delta: Any = None, finish: str | None = None, **kw: Any) -> Any:
+        choices = [] if delta is None else [StreamingChoices(index=0, delta=delta, finish_reason=finish)]
+        return ModelResponseStream(id="chatcmpl-s1", model="gpt-5-mini-2025", choices=choices, **kw)
+
+    def tool(index: int, args: str, call_id: str | None = None, name: str | None = None) -> Any:
+        return ChatCompletionDeltaToolCall(id=call_id, type="function", index=index,
+                                           function=Function(name=name, arguments=args))
+
+    return [
+        chunk(Delta(content="Hel", role="assistant"), system_fingerprint="fp_s1"),
+        chunk(Delta(content="lo world")),
+        chunk(Delta(tool_calls=[tool(0, "", "call_1", "get_weather")])),
+        chunk(Delta(tool_calls=[tool(1, "", "call_2", "get_time")])),
+        chunk(Delta(tool_calls=[tool(0, '{"city":')])),
+        chunk(Delta(tool_calls=[tool(1, "{}")])),
+        chunk(Delta(tool_calls=[tool(0, '"Paris"}')]), finish="tool_calls"),
+        chunk(usage=Usage(prompt_tokens=31, completion_tokens=17, total_tokens=48)),
+    ]
+
+
+@pytest.mark.parametrize("way", ["sync", "async"])
+def test_every_field_of_litellm_chunks_reaches_the_span(way: str) -> None:
+    """LiteLLM's stream objects read by the per-chunk path (fields in the model dict and in the extras): the text,
+    both tool calls with their assembled arguments, the finish reason of the last content chunk, the usage of the
+    choice-less last chunk, the response id, model and fingerprint of the first, and one time per output chunk per
+    gap, all as a plain getattr reading of the same chunks gives them (content capture on)."""
+    pytest.importorskip("litellm")
+    from agentpress_otel.genai import LLMCall
+    from agentpress_otel.integrations._litellm_stream import _Stream, _StreamState
+    from agentpress_otel.testing import make_kit
+
+    chunks = _stream_chunks()
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    args: dict[int, str] = {}
+    for c in chunks:
+        for tc in (c.choices[0].delta.tool_calls or []) if c.choices else []:
+            args[tc.index] = args.get(tc.index, "") + (tc.function.arguments or "")
+    assert text == "Hello world" and args == {0: '{"city":"Paris"}', 1: "{}"}
+
+    with make_kit(capture_content=True) as kit:
+        call = LLMCall(model="gpt-5-mini", provider="openai", stream=True).start()
+        if way == "sync":
+            got = list(_Stream(iter(chunks), _StreamState(call, "gpt-5-mini", None), is_async=False))
+        else:
+            async def agen() -> Any:
+                for c in chunks:
+                    yield c
+
+            async def read() -> list[Any]:
+                return [c async for c in _Stream(agen(), _StreamState(call, "gpt-5-mini", None), is_async=True)]
+
+            got = asyncio.run(read())
+        assert got == chunks  # passed through untouched
+        a = dict(kit.span("chat gpt-5-mini").attributes or {})
+        assert a["gen_ai.response.id"] == "chatcmpl-s1" and a["gen_ai.response.model"] == "gpt-5-mini-2025"
+        assert a["openai.response.system_fingerprint"] == "fp_s1"
+        assert a["gen_ai.response.finish_reasons"] == ("tool_calls",)
+        assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (31, 17)
+        assert "agentpress.usage.estimated" not in a
+        (msg,) = json.loads(str(a["gen_ai.output.messages"]))
+        assert msg["finish_reason"] == "tool_calls"
+        parts = msg["parts"]
+        assert [p["content"] for p in parts if p["type"] == "text"] == [text]
+        assert [(p["id"], p["name"], p["arguments"]) for p in parts if p["type"] == "tool_call"] == [
+            ("call_1", "get_weather", args[0]), ("call_2", "get_time", args[1])]
+        assert kit.metric_count("gen_ai.client.operation.time_per_output_chunk") == len(chunks) - 1
+        assert kit.metric_count("gen_ai.client.operation.time_to_first_chunk") == 1

@@ -149,3 +149,33 @@ def test_capture_variable_is_read_by_instrument_not_at_import(monkeypatch: pytes
             pass
         assert "gen_ai.input.messages" not in (cap.span("chat m").attributes or {})
     assert agentpress_otel.genai.GenAISettings is GenAISettings
+
+
+def test_chunk_stamps_give_every_gap_and_linked_first_chunk_time(kit: Kit) -> None:
+    """Chunk timestamps are kept and turned into metric values when the metrics are replayed: the time to first
+    chunk is the first stamp minus the start, the time per output chunk gets each gap between stamps (the first
+    MAX_CHUNK_GAPS of a stream), ``chunks`` counts every call, and both duration and time to first chunk keep
+    their exemplar (trace link) through the collect-time drain."""
+    from itertools import pairwise
+
+    from agentpress_otel.genai._llm import MAX_CHUNK_GAPS
+
+    call = llm_call(model="gpt-5", provider="openai", stream=True).start()
+    t0 = call._t0
+    stamps = [t0 + 0.25 + 0.01 * i + 0.003 * (i % 3) for i in range(MAX_CHUNK_GAPS + 900)]
+    for t in stamps:
+        call.chunk(now=t)
+    call.end()
+    assert call.chunks == len(stamps)
+    span = kit.span("chat gpt-5")
+    assert (span.attributes or {})["gen_ai.response.time_to_first_chunk"] == stamps[0] - t0
+    gaps = [b - a for a, b in pairwise(stamps[:MAX_CHUNK_GAPS + 1])]
+    points = kit.metrics()  # one collection: exemplars are handed out once per collection
+    (tpoc,) = points["gen_ai.client.operation.time_per_output_chunk"]
+    assert (tpoc.count, tpoc.min, tpoc.max) == (MAX_CHUNK_GAPS, min(gaps), max(gaps))
+    assert tpoc.sum == pytest.approx(sum(gaps))
+    assert not tpoc.exemplars  # values without a context carry none, as before
+    (ttfc,) = points["gen_ai.client.operation.time_to_first_chunk"]
+    assert ttfc.count == 1 and [e.span_id for e in ttfc.exemplars] == [span.context.span_id]
+    (duration,) = points["gen_ai.client.operation.duration"]
+    assert duration.count == 1

@@ -34,8 +34,8 @@ def _provider(*, delta: bool = False, views: tuple[View, ...] = (), **kw: Any) -
     return MeterProvider(metric_readers=[reader], views=list(views), **kw), reader
 
 
-def _points(reader: Any) -> list[tuple[Any, ...]]:
-    data = reader.get_metrics_data()
+def _points(reader: Any, data: Any = None) -> list[tuple[Any, ...]]:
+    data = data or reader.get_metrics_data()
     out = []
     for rm in data.resource_metrics if data else ():
         for sm in rm.scope_metrics:
@@ -200,3 +200,108 @@ def test_a_custom_exemplar_filter_goes_public() -> None:
 
     public, batched = _both([0.01, 5.0], exemplar_filter=Big())
     assert public == batched
+
+
+# ------------------------------------------------------------------ values with exemplar contexts (trace links)
+
+def _span_context(i: int, *, sampled: bool = True) -> Context:
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    sc = SpanContext(trace_id=0x1000 + i, span_id=0x200 + i, is_remote=False,
+                     trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else 0))
+    return trace.set_span_in_context(NonRecordingSpan(sc), Context())
+
+
+def _collect(reader: Any) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """One collection's points (as _points) and exemplars (exemplars are per collection: collect once)."""
+    data = reader.get_metrics_data()
+    return _points(reader, data), _exemplars(data)
+
+
+def _exemplars(data: Any) -> list[tuple[Any, ...]]:
+    """Every exemplar of every point: value, trace and span id, filtered attributes (not its time)."""
+    return sorted((p.attributes.get("gen_ai.request.model"), e.value, e.trace_id, e.span_id,
+                   repr(sorted((e.filtered_attributes or {}).items())))
+                  for rm in (data.resource_metrics if data else ()) for sm in rm.scope_metrics
+                  for m in sm.metrics for p in m.data.data_points for e in p.exemplars)
+
+
+def _both_linked(values: list[float], contexts: list[Context], *, batches: int = 1,
+                 **kw: Any) -> tuple[Any, Any]:
+    """(points, exemplars) after the public loop with one context per value and after record_many with them."""
+    results = []
+    for batch in (False, True):
+        mp, reader = _provider(**kw)
+        h = mp.get_meter("t").create_histogram("gen_ai.client.operation.duration", unit="s",
+                                               explicit_bucket_boundaries_advisory=BUCKETS)
+        got = []
+        for _ in range(batches):
+            if batch:
+                record_many(h, values, ATTRS, contexts)
+            else:
+                for v, ctx in zip(values, contexts, strict=True):
+                    h.record(v, ATTRS, context=ctx)
+            got.append(_collect(reader))
+        results.append(got)
+        mp.shutdown()
+    return results[0], results[1]
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_values_with_contexts_keep_their_own_exemplars(plain: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each value with its own span context: same points and the same exemplars (value, trace and span id) as one
+    public record() per value; unsampled and empty contexts give none, as in the SDK. Measurements built both ways
+    (filled directly, or through the dataclass when its shape is not the one we know)."""
+    monkeypatch.setattr(_metric_batch, "_PLAIN_MEASUREMENT", plain)
+    rng = random.Random(7)
+    values = [rng.expovariate(5) for _ in range(60)]
+    contexts = [_span_context(i, sampled=i % 3 != 0) if i % 7 else Context() for i in range(60)]
+    public, batched = _both_linked(values, contexts)
+    assert public == batched
+    (_, exemplars), = batched
+    ids = [e[2] - 0x1000 for e in exemplars]
+    assert ids and all(i % 3 and i % 7 for i in ids), ids  # only sampled span contexts left exemplars
+    assert {e[1] for e in exemplars} <= set(values)
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_values_with_contexts_across_collections(delta: bool) -> None:
+    """Delta and cumulative readers, three collections: the exemplars of each collection match the public ones."""
+    contexts = [_span_context(i) for i in range(4)]
+    public, batched = _both_linked([0.011, 0.5, 0.02, 3.0], contexts, batches=3, delta=delta)
+    assert public == batched
+    assert all(ex for _, ex in batched)
+
+
+def test_values_with_contexts_under_a_view_and_any_filter() -> None:
+    """A View dropping keys (the exemplars keep them as filtered attributes) and a filter of the app's own (asked
+    per value, with the value's context) give the public path's points and exemplars."""
+    from opentelemetry.sdk.metrics._internal.exemplar import ExemplarFilter
+
+    class Big(ExemplarFilter):
+        def should_sample(self, value: float, time_unix_nano: int, attributes: Any, context: Any) -> bool:
+            return value > 1 and attributes.get("server.port") == 8080
+
+    view = View(instrument_name="gen_ai.*", attribute_keys={"gen_ai.request.model"})
+    contexts = [_span_context(i) for i in range(4)]
+    public, batched = _both_linked([0.5, 1.1, 3.0, 0.9], contexts, views=(view,), exemplar_filter=Big())
+    assert public == batched
+    (_, exemplars), = batched
+    assert sorted(e[1] for e in exemplars) == [1.1, 3.0]
+    assert "server.port" in exemplars[0][4]  # dropped from the point, kept on the exemplar
+
+
+def test_values_with_contexts_take_the_batch_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The equality tests above would also pass if record_many fell back to record(): prove it does not, and
+    that the exemplar of a sampled context is still there."""
+    mp, reader = _provider()
+    h = mp.get_meter("t").create_histogram("h", explicit_bucket_boundaries_advisory=BUCKETS)
+    monkeypatch.setattr(type(h), "record", lambda *a, **k: pytest.fail("public path taken"))
+    monkeypatch.setattr(_metric_batch._ExplicitBucketHistogramAggregation, "aggregate",
+                        lambda *a, **k: pytest.fail("per-value aggregate taken"))
+    record_many(h, [0.01, 0.02], ATTRS, [_span_context(1), _span_context(2)])
+    points, exemplars = _collect(reader)
+    assert "('count', 2)" in points[0][1]
+    assert [e[3] for e in exemplars] == [0x201, 0x202]
+    mp.shutdown()

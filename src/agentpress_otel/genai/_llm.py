@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 import traceback
 from collections.abc import Sequence
+from time import perf_counter as _perf_counter
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -65,6 +65,9 @@ def _util_genai_data() -> Any:
 _MetricKey = tuple[str, str, str, str | None, str | None, str | None, int | None, bool]
 _MetricAttrs = tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]
 _metric_cache: dict[_MetricKey, _MetricAttrs] = {}
+
+#: A stream's time-per-output-chunk values are its first this many gaps between chunks (bounded memory).
+MAX_CHUNK_GAPS = 4096
 
 
 def _metric_attrs(key: _MetricKey) -> _MetricAttrs:
@@ -132,11 +135,12 @@ class LLMCall(Op):
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.cost_usd: float | None = None
-        self._first_chunk: float | None = None
         self._ttfc_set: float | None = None
-        self._last_chunk: float | None = None
-        self._chunk_gaps: list[float] | None = None
-        self.chunks = 0
+        # perf_counter() of the first MAX_CHUNK_GAPS + 1 chunks: the first gives the time to first chunk, the
+        # differences the time per output chunk (computed when the metrics are recorded, not per chunk). The
+        # LiteLLM stream proxy appends to it directly while it is not full (chunks counts it either way).
+        self._chunk_times: list[float] = []
+        self._chunks_past = 0  # chunks after the first MAX_CHUNK_GAPS + 1
         self._agent: AgentRun | None = None
 
     def _clone(self) -> LLMCall:
@@ -336,26 +340,26 @@ class LLMCall(Op):
         """Call once per streamed chunk: the first sets time to first chunk, the rest the per-chunk gaps.
 
         ``now`` is a ``time.perf_counter()`` value; anything else unusable is counted and replaced by now.
+        Gaps are kept for the first :data:`MAX_CHUNK_GAPS` gaps of a stream.
 
         Example::
 
             for chunk in stream:
                 call.chunk()
         """
-        if now is None:
-            t = time.perf_counter()
+        times = self._chunk_times
+        if len(times) > MAX_CHUNK_GAPS:  # the gaps are complete: only counted from here on
+            self._chunks_past += 1
+        elif now is None:  # the per-chunk path of every stream: one timestamp appended
+            times.append(_perf_counter())
         else:
             checked = _usage.seconds("chunk(now)", now)
-            t = time.perf_counter() if checked is None else checked
-        self.chunks += 1
-        if self._first_chunk is None:
-            self._first_chunk = t
-        else:
-            if self._chunk_gaps is None:
-                self._chunk_gaps = []
-            if self._last_chunk is not None and len(self._chunk_gaps) < 4096:
-                self._chunk_gaps.append(t - self._last_chunk)
-        self._last_chunk = t
+            times.append(_perf_counter() if checked is None else checked)
+
+    @property
+    def chunks(self) -> int:
+        """How many times :meth:`chunk` was called."""
+        return len(self._chunk_times) + self._chunks_past
 
     def set_time_to_first_chunk(self, seconds: float) -> None:
         """Set the time to first chunk directly (when timing is measured elsewhere); bad values are counted.
@@ -375,7 +379,8 @@ class LLMCall(Op):
         """Seconds from :meth:`start` to the first :meth:`chunk` (or the value set directly)."""
         if self._ttfc_set is not None:
             return self._ttfc_set
-        return None if self._first_chunk is None else self._first_chunk - self._t0
+        times = self._chunk_times
+        return times[0] - self._t0 if times else None
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Any extra span attribute (set when the span ends).
@@ -420,7 +425,7 @@ class LLMCall(Op):
         # The record keeps only the span context (exemplars): never this call or its Context.
         detail = ((self.cache_read_tokens, self.cache_write_tokens, self.reasoning_tokens) if ins.latest else None)
         ins.record_llm(_state.LLMRecord(
-            duration, ttfc, self._chunk_gaps, self.input_tokens, self.output_tokens, cost, unpriced,
+            duration, ttfc, self._chunk_times, self.input_tokens, self.output_tokens, cost, unpriced,
             base, inp, out, cost_attrs, sc, detail))
         if sc.is_valid:
             entry = (sc, self.provider, self.model)

@@ -34,7 +34,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from agentpress_otel import _context, _selftel
-from agentpress_otel.genai import _state
+from agentpress_otel.genai import _span_attrs, _state
 
 F = TypeVar("F", bound=Callable[..., Any])
 OpT = TypeVar("OpT", bound="Op")
@@ -358,7 +358,7 @@ class Op:
             duration = time.perf_counter() - self._t0 if self._t0 else 0.0
             self._on_end(duration, exc)
             if self._attrs:
-                self.span.set_attributes(self._attrs)
+                _span_attrs.set_attributes(self.span, self._attrs)  # set_attributes, minus re-checking our values
         except Exception as e:  # noqa: BLE001 - hot path (every call): a try costs nothing, the guard's with ~0.2 µs
             _selftel.swallow("genai.span", e)
         finally:

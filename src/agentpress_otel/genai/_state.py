@@ -11,6 +11,7 @@ import warnings
 from collections import deque
 from collections.abc import Sequence, Sized
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import metrics, trace
@@ -62,17 +63,20 @@ def exemplar_context(sc: SpanContext | None) -> Context:
 class LLMRecord:
     """Everything one LLM call contributes to metrics (replayed later when deferred)."""
 
-    __slots__ = ("base", "cost", "cost_attrs", "detail_tokens", "duration", "gaps", "inp", "input_tokens",
+    __slots__ = ("base", "chunk_times", "cost", "cost_attrs", "detail_tokens", "duration", "inp", "input_tokens",
                  "out", "output_tokens", "sc", "ttfc", "unpriced")
 
-    def __init__(self, duration: float, ttfc: float | None, gaps: list[float] | None, input_tokens: int | None,
+    def __init__(self, duration: float, ttfc: float | None, chunk_times: Sequence[float] | None,
+                 input_tokens: int | None,
                  output_tokens: int | None, cost: float | None, unpriced: bool, base: dict[str, Any],
                  inp: dict[str, Any], out: dict[str, Any], cost_attrs: dict[str, Any],
                  sc: SpanContext | None,
                  detail_tokens: tuple[int | None, int | None, int | None] | None = None) -> None:
         self.duration = duration
         self.ttfc = ttfc
-        self.gaps = gaps
+        # perf_counter() of each chunk (streams): the gaps between them are the time per output chunk, taken
+        # at replay so that the request path only appends a timestamp per chunk.
+        self.chunk_times = chunk_times
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.cost = cost
@@ -213,17 +217,17 @@ class Instruments:
             self.pending.append((None, r, None, None))
 
     def _replay_llm(self, r: LLMRecord, sums: dict[tuple[int, int], list[Any]] | None,
-                    batches: dict[tuple[int, int], list[Any]] | None = None) -> None:
+                    batches: dict[tuple[int, int, bool], list[Any]] | None = None) -> None:
         ctx = exemplar_context(r.sc)
-        if self.latest:
-            inference = r.base.get("gen_ai.operation.name") in sc_names.INFERENCE_OPERATIONS
-            (self.inference_duration if inference else self.operation_duration).record(r.duration, r.base, context=ctx)
-        else:
-            self.operation_duration.record(r.duration, r.base, context=ctx)
+        duration = self.operation_duration
+        if self.latest and r.base.get("gen_ai.operation.name") in sc_names.INFERENCE_OPERATIONS:
+            duration = self.inference_duration
+        self._linked(duration, r.duration, r.base, ctx, batches)
         if r.ttfc is not None:
-            self.ttfc.record(r.ttfc, r.base, context=ctx)
-            if r.gaps:
-                self._hist(self.tpoc, r.gaps, r.base, batches)
+            self._linked(self.ttfc, r.ttfc, r.base, ctx, batches)
+            times = r.chunk_times
+            if times and len(times) > 1:
+                self._hist(self.tpoc, [b - a for a, b in pairwise(times)], r.base, batches)
         if self.latest:
             # Counters (cost proxy, keyed by modality) plus per-operation histograms (error.type, no modality).
             # r.inp is the counters' attribute set; r.base the histograms'.
@@ -246,8 +250,24 @@ class Instruments:
                 self._sum(inst, amount, r.cost_attrs, sums)
 
     @staticmethod
+    def _linked(inst: Any, value: float, attrs: dict[str, Any], ctx: Context,
+                batches: dict[tuple[int, int, bool], list[Any]] | None) -> None:
+        """Record a histogram value with its exemplar context (trace link) now, or group it during a drain with the
+        other values of that instrument and attribute set, each keeping its own context (see _metric_batch)."""
+        if batches is None:
+            inst.record(value, attrs, context=ctx)
+            return
+        key = (id(inst), id(attrs), True)
+        e = batches.get(key)
+        if e is None:
+            batches[key] = [inst, attrs, [value], [ctx]]
+        else:
+            e[2].append(value)
+            e[3].append(ctx)
+
+    @staticmethod
     def _hist(inst: Any, values: Sequence[float], attrs: dict[str, Any],
-              batches: dict[tuple[int, int], list[Any]] | None) -> None:
+              batches: dict[tuple[int, int, bool], list[Any]] | None) -> None:
         """Record histogram values with no exemplar now, or group them per attribute set during a drain (each
         group goes to the SDK once, see :mod:`agentpress_otel._metric_batch`). Same identity keying as _sum."""
         if batches is None:
@@ -255,10 +275,10 @@ class Instruments:
             for v in values:
                 inst.record(v, attrs, context=empty)
             return
-        key = (id(inst), id(attrs))
+        key = (id(inst), id(attrs), False)
         e = batches.get(key)
         if e is None:
-            batches[key] = [inst, attrs, list(values)]
+            batches[key] = [inst, attrs, list(values), None]
         else:
             e[2].extend(values)
 
@@ -282,7 +302,7 @@ class Instruments:
         empty = Context()
         with self._sum_lock:
             sums, self.sums = self.sums, {}
-        batches: dict[tuple[int, int], list[Any]] = {}
+        batches: dict[tuple[int, int, bool], list[Any]] = {}
         while True:
             try:
                 inst, value, attrs, sc = q.popleft()
@@ -298,9 +318,9 @@ class Instruments:
             n += 1
             with _G_METRICS:
                 inst.add(total, attrs, context=empty)
-        for inst, attrs, values in batches.values():
+        for inst, attrs, values, contexts in batches.values():
             with _G_METRICS:
-                record_many(inst, values, attrs)
+                record_many(inst, values, attrs, contexts)
         return n
 
     def _drain_cb(self, _opts: CallbackOptions) -> list[Observation]:
