@@ -86,13 +86,12 @@ def setup() -> Variant:
         started: list[str] = []
 
         def off() -> None:
-            started[:] = [n for n in tel.integrations if n not in tel._deferred]
+            started[:] = tel.integrations  # those still waiting for their library's import included
             _registry.uninstrument_all(tel)
 
         def on() -> None:
-            for name in started:
-                _registry.load(name).instrument(tel)
-                tel.integrations.append(name)
+            for name in started:  # as instrument() starts them: now, or re-armed for a later import
+                _registry._start(tel, name)
 
         v.flush = lambda: tel.force_flush(10)  # type: ignore[method-assign]
         v.on, v.off = on, off  # type: ignore[method-assign]

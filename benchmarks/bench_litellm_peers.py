@@ -18,14 +18,17 @@ receiver; the LLM server and the receiver run in this (driver) process, so they 
 Every worker switches its instrumentation on and off between slices of calls (each tool's own
 ``instrument``/``uninstrument``; the bare span and LiteLLM alone have nothing to switch), and the cost is the
 difference of process CPU per call (all threads: batch processors, log worker, export included, since each slice
-ends with a flush) between its "on" and "off" slices. Both halves run in the same process, heap and connection
-pool: two processes running the very same code differ by up to ±3 % of LiteLLM's CPU here (measured with two
-uninstrumented workers: -824..-175 µs per streamed call in one run, +284..+1030 in the next), which compared
-across processes read as the cost of a bare span. A round runs ``PAIRS`` on/off pairs of ``SLICE`` calls per
-worker, back to back, the workers taking turns pair by pair; the uninstrumented worker runs the same pairs, and
-its "delta" (same code both halves) is printed as the noise floor. Medians and ranges over ``ROUNDS`` rounds.
-Every worker runs ``gc.freeze()`` after its warm-up (see the worker), so a full collection of LiteLLM's heap does
-not land in one random slice. Run:
+ends with a flush) between its "on" and "off" slices. Both halves run in the same process, heap and connection pool:
+two processes running the very same code differ by up to ±3 % of LiteLLM's CPU here (measured with two
+uninstrumented workers: -824..-175 µs per streamed call in one run, +284..+1030 in the next), which compared across
+processes read as the cost of a bare span. A round runs ``PAIRS`` on/off pairs of ``SLICE`` calls per worker, back
+to back, the workers taking turns pair by pair; the uninstrumented worker runs the same pairs, and its "delta" (same
+code both halves) is printed as the noise floor. A flush also collects and exports every metric series in both
+halves: that fixed cost, once per export interval (60 s) in production, cancels out, while the drain of the slice's
+own measurements (our deferred GenAI metrics) is charged to the "on" slice. Medians and ranges over ``ROUNDS``
+rounds. Every worker runs ``gc.freeze()`` after its warm-up (see the worker), so a full collection of LiteLLM's heap
+does not land in one random slice.
+Run:
 ``.venv/bin/python benchmarks/bench_litellm_peers.py``.
 """
 
@@ -36,6 +39,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -93,8 +97,9 @@ class Worker:
     def __init__(self, variant: str, python: str, llm: str, otlp: str) -> None:
         self.variant = variant
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        self.err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close(); not a pipe: a chatty worker must never block
         self.proc = subprocess.Popen([python, str(HERE / "_litellm_worker.py"), variant, llm, otlp],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
                                      text=True, env=env)
 
     def read(self) -> dict[str, Any]:
@@ -102,7 +107,8 @@ class Worker:
         while True:  # the app under test may print too (JSON log lines): ours are marked
             line = self.proc.stdout.readline()
             if not line:
-                err = self.proc.stderr.read() if self.proc.stderr else ""
+                self.err.seek(0)
+                err = self.err.read()
                 raise RuntimeError(f"{self.variant} worker died: {err[-1500:]}")
             if line.startswith("@@"):
                 return dict(json.loads(line[2:]))
@@ -121,6 +127,7 @@ class Worker:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.err.close()
 
 
 def _round(workers: dict[str, Worker], names: list[str], rnd: int, stream: bool) -> dict[str, tuple[float, float]]:

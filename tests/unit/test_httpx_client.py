@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -41,12 +42,17 @@ class _Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("content-length") or 0)
         if n:
             self.rfile.read(n)
+        if self.path.startswith("/slow"):
+            time.sleep(1.0)
         code = _STATUS.get(self.path.split("?")[0], 200)
-        self.send_response(code)
-        self.send_header("content-length", "2")
-        self.send_header("x-answer", "yes")
-        self.end_headers()
-        self.wfile.write(b"ok")
+        try:
+            self.send_response(code)
+            self.send_header("content-length", "2")
+            self.send_header("x-answer", "yes")
+            self.end_headers()
+            self.wfile.write(b"ok")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (the cancellation test)
 
     do_GET = do_POST = do_PURGE = _answer
 
@@ -229,3 +235,78 @@ def test_transition_mode_keeps_the_stock_instrumentation(server: str, monkeypatc
         cls._initialized = False
         monkeypatch.undo()
         cls._initialize()
+
+
+def _ours(tp: TracerProvider, reader: InMemoryMetricReader | None = None) -> None:
+    mp = MeterProvider(metric_readers=[reader] if reader else [])
+    tel = SimpleNamespace(tracer_provider=tp, meter_provider=mp, config=SimpleNamespace(internal_hosts=[]))
+    httpx_integration.instrument(tel)  # type: ignore[arg-type]
+
+
+def test_a_failing_span_processor_neither_breaks_the_request_nor_leaks_its_context(server: str,
+                                                                                stable_mode: None) -> None:
+    """A span processor that raises in on_end (outside our code): the request still returns, and the HTTP span is
+    not left as the caller's current span."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class Boom(SpanProcessor):
+        def on_end(self, span: Any) -> None:
+            raise RuntimeError("processor boom")
+
+    tp = TracerProvider()
+    tp.add_span_processor(Boom())
+    _ours(tp)
+    try:
+        assert httpx.get(f"{server}/ok").status_code == 200
+        assert not trace.get_current_span().get_span_context().is_valid
+    finally:
+        httpx_integration.uninstrument()
+
+
+def test_reinstrumented_under_another_wrapper_makes_one_span(server: str, stable_mode: None) -> None:
+    """instrument, another library wraps the transport, uninstrument, instrument: still one span per request."""
+    import wrapt
+
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    original = httpx.HTTPTransport.__dict__["handle_request"]
+    _ours(tp)
+    try:
+        wrapt.wrap_function_wrapper(httpx.HTTPTransport, "handle_request", lambda w, i, a, k: w(*a, **k))
+        httpx_integration.uninstrument()
+        _ours(tp)
+        httpx.get(f"{server}/ok")
+        assert [s.name for s in exporter.get_finished_spans()] == ["GET"]
+    finally:
+        httpx_integration.uninstrument()
+        httpx.HTTPTransport.handle_request = original  # type: ignore[method-assign]
+
+
+def test_a_cancelled_request_ends_its_span_unmarked_and_records_no_point(server: str, stable_mode: None) -> None:
+    """A request cancelled by the client (wait_for timeout) is not a server error: the span ends once without
+    error.type or ERROR status, no duration point, and the caller's context is clean."""
+    from opentelemetry import trace
+
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    _ours(tp, reader)
+
+    async def go() -> None:
+        async with httpx.AsyncClient() as c:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(c.get(f"{server}/slow"), 0.2)
+            assert not trace.get_current_span().get_span_context().is_valid
+
+    try:
+        asyncio.run(go())
+    finally:
+        httpx_integration.uninstrument()
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code.name == "UNSET" and "error.type" not in span.attributes
+    data = reader.get_metrics_data()
+    assert not [m for rm in (data.resource_metrics if data else []) for sm in rm.scope_metrics for m in sm.metrics
+                if m.name == "http.client.request.duration" and m.data.data_points]

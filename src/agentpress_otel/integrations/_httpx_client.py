@@ -7,7 +7,7 @@ our ~70 (``benchmarks/bench_http_client.py``); every LLM call pays it once per a
 stock instrumentation's output (tests/unit/test_httpx_client.py compares the two on the same requests), with
 two differences the conventions ask for: ``server.port`` also when the URL leaves it implicit (443/80: the
 attribute is required on client spans and on the metric), and a request that fails without a response (refused,
-timed out, cancelled) is recorded in the metric too, with ``error.type`` naming the exception.
+timed out) is recorded in the metric too, with ``error.type`` naming the exception.
 """
 
 from __future__ import annotations
@@ -139,26 +139,40 @@ def start(st: Settings, request: Any) -> Started | None:
 
 
 def finish(st: Settings, started: Started, response: Any, exc: BaseException | None) -> None:
-    """Response attributes, status, the duration point; then end the span and leave its context (always)."""
+    """Response attributes, status, the duration point; then end the span and leave its context (always, even if
+    ending the span fails: the request's context must not leak into the caller's)."""
     span, metric, token, t0 = started
     elapsed = max(timeit.default_timer() - t0, 0.0)
     try:
         with _G:
-            if response is None and exc is not None:
-                response = getattr(exc, "response", None)  # httpx status errors carry one
-            status = getattr(response, "status_code", None)
-            if type(status) is int:
-                _on_response(st, span, metric, response, status)
-            if exc is not None:
-                kind = type(exc).__qualname__
-                span.set_attribute("error.type", kind)
-                metric.setdefault("error.type", kind)
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            st.duration.record(elapsed, metric)
+            _outcome(st, span, metric, response, exc, elapsed)
     finally:
-        span.end()
-        context.detach(token)
+        try:
+            with _G:
+                span.end()
+        finally:
+            context.detach(token)
+
+
+def _outcome(st: Settings, span: Any, metric: dict[str, Any], response: Any, exc: BaseException | None,
+             elapsed: float) -> None:
+    if exc is not None and not isinstance(exc, Exception):
+        # Cancelled (CancelledError, GeneratorExit, KeyboardInterrupt): the request has no outcome to classify.
+        # As the stock instrumentation and the API's use_span do, the span ends unmarked and no duration point
+        # is recorded: a client that gave up is not a failing server (the error-ratio panels count error.type).
+        return
+    if response is None and exc is not None:
+        response = getattr(exc, "response", None)  # httpx status errors carry one
+    status = getattr(response, "status_code", None)
+    if type(status) is int:
+        _on_response(st, span, metric, response, status)
+    if exc is not None:
+        kind = type(exc).__qualname__
+        span.set_attribute("error.type", kind)
+        metric.setdefault("error.type", kind)
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    st.duration.record(elapsed, metric)
 
 
 def _on_response(st: Settings, span: Any, metric: dict[str, Any], response: Any, status: int) -> None:

@@ -14,6 +14,7 @@ wrapper, or as a thin wrapper *under* the stock one).
 from __future__ import annotations
 
 import ipaddress
+import sys
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled as _http_enabled
@@ -131,8 +132,11 @@ def _wrap(cls: Any, name: str, wrapper: Any) -> None:
     import wrapt
 
     original = cls.__dict__[name]
-    if getattr(original, "_self_wrapper", None) is wrapper:
-        return  # ours already
+    node = original
+    while node is not None:  # ours anywhere in the chain (left as a pass-through under someone's later wrapper)
+        if getattr(node, "_self_wrapper", None) is wrapper:
+            return  # it reads the settings again: wrapping twice would make two spans per request
+        node = getattr(node, "__wrapped__", None)
     wrapt.wrap_function_wrapper(cls, name, wrapper)
     _filters.append((cls, name, original))
 
@@ -147,6 +151,9 @@ _hook_registered = False
 def _wrap_litellm_transport(module: Any) -> None:
     if _settings is None:
         return  # not (or no longer) ours to do
+    aiohttp_inst = sys.modules.get("opentelemetry.instrumentation.aiohttp_client")
+    if aiohttp_inst is not None and aiohttp_inst.AioHttpClientInstrumentor().is_instrumented_by_opentelemetry:
+        return  # the app traces aiohttp itself: its span is under LiteLLM's transport already, one is enough
     with _G_SPAN:
         cls = getattr(module, "LiteLLMAiohttpTransport", None)
         if cls is not None and "handle_async_request" in cls.__dict__:
@@ -156,8 +163,6 @@ def _wrap_litellm_transport(module: Any) -> None:
 def _watch_litellm_transport() -> None:
     """Wrap LiteLLM's aiohttp transport now if it is imported, else when it is (hooks cannot be removed: one)."""
     global _hook_registered
-    import sys
-
     import wrapt
 
     if _LITELLM_TRANSPORT in sys.modules:

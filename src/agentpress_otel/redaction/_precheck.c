@@ -295,8 +295,8 @@ static PyObject *configure(PyObject *Py_UNUSED(module), PyObject *args) {
     memset(pairs, 0, sizeof(pairs));
     for (int t = 0; t < tokens.n; t++) {
         const unsigned char *p = tokens.text + tokens.off[t];
-        if (strchr(":=@+(0123456789", p[0]) != NULL) { /* those bytes have their own check in scan() */
-            PyErr_SetString(PyExc_ValueError, "a token cannot start with ':', '=', '@', '+', '(' or a digit");
+        if (p[0] == 0 || strchr(":=@+(0123456789", p[0]) != NULL) { /* those bytes have their own check in scan() */
+            PyErr_SetString(PyExc_ValueError, "a token cannot start with NUL, ':', '=', '@', '+', '(' or a digit");
             goto done;
         }
         int firsts = tokens.ci[t] ? 2 : 1;
