@@ -363,7 +363,7 @@ class Redactor:
             if self.is_sensitive_key(key):
                 return self._force(value)
             if key in URL_ATTRIBUTES:
-                return self.redact_query(value) if key == "url.query" else self.redact_url(value)
+                return self.redact(self.redact_query(value)) if key == "url.query" else self.redact_url(value)
             if key in _HEAD_TAIL_ATTRIBUTES and len(value) > self.max_chars:
                 return self.redact(truncate(value, self.max_chars, keep="middle"))
             return self.redact(value)

@@ -46,14 +46,20 @@ def _attrs(r: Redactor, attrs: Mapping[str, Any] | None) -> Mapping[str, Any] | 
 
 def add_scannable(r: Redactor, attrs: Mapping[Any, Any] | None, out: list[str], *, lists: bool = True) -> bool:
     """Append to ``out`` the strings of ``attrs`` when redacting them is only scanning those strings: str keys, none
-    sensitive and none with key rules (URLs, stack traces), values None, booleans, numbers or text (and, with
-    ``lists``, lists of those); False when any needs more. The one pre-check of span attributes and log extras,
-    for :meth:`Redactor.dirty`."""
+    sensitive and none with key rules (URLs with a query, stack traces), values None, booleans, numbers or text
+    (and, with ``lists``, lists of those); False when any needs more. The one pre-check of span attributes and log
+    extras, for :meth:`Redactor.dirty`."""
     if not attrs:
         return True
     for k in attrs:
-        if type(k) is not str or k in URL_ATTRIBUTES or k in _HEAD_TAIL_ATTRIBUTES:
+        if type(k) is not str or k in _HEAD_TAIL_ATTRIBUTES:
             return False
+        if k in URL_ATTRIBUTES:
+            # A URL without a query is only scanned (Redactor.redact_url); every HTTP client span has one, so
+            # this keeps them out of the per-span path. Queries (key rules) and url.query itself need it.
+            v = attrs[k]
+            if k == "url.query" or type(v) is not str or "?" in v:
+                return False
     if r.any_sensitive_key(tuple(attrs)):
         return False
     for v in attrs.values():
