@@ -10,6 +10,9 @@ provider call. The baseline is the same replay without the wrapper.
 Per call: process CPU (all threads; each block ends with ``force_flush``, so span export over OTLP/HTTP and the
 metric drain are included; the loopback receiver only reads and drops the requests, so it costs next to
 nothing), paired per round against the bare replay, medians and ranges over ``ROUNDS`` interleaved rounds.
+Then the default mode's share of the same call: the wrapper plus the call's HTTP client span (every LLM call is one
+request; both sides make it through a real httpx transport with a canned pool, the httpx integration off on the
+bare side), against the default goals (+250 / +300 µs).
 Run: ``.venv/bin/python benchmarks/bench_litellm_wrapper.py``.
 """
 
