@@ -310,3 +310,25 @@ def test_a_cancelled_request_ends_its_span_unmarked_and_records_no_point(server:
     data = reader.get_metrics_data()
     assert not [m for rm in (data.resource_metrics if data else []) for sm in rm.scope_metrics for m in sm.metrics
                 if m.name == "http.client.request.duration" and m.data.data_points]
+
+
+def test_under_instrument_the_duration_point_is_queued_and_keeps_its_exemplar(server: str) -> None:
+    """With instrument()'s own providers the duration point joins the GenAI metric queue (no SDK record on the
+    request path) and comes out at collection with the same counts, attributes and an exemplar of its span."""
+    from agentpress_otel.genai import _state
+    from agentpress_otel.testing import capture
+
+    port = int(server.rsplit(":", 1)[1])
+    with capture(integrations=["httpx"]) as cap:
+        for path in ("/ok", "/ok", "/ok", "/missing"):
+            httpx.get(f"{server}{path}")
+        assert len(_state.STATE.instruments.pending) == 4  # queued, not recorded on the request path
+        points = list(cap.points("http.client.request.duration"))
+        spans = {s.context.span_id for s in cap.spans() if s.kind.name == "CLIENT"}
+    got = {frozenset(a.items()): p.count for a, p in points}
+    base = {"http.request.method": "GET", "server.address": "127.0.0.1", "server.port": port,
+            "network.protocol.version": "1.0"}
+    assert got == {frozenset({**base, "http.response.status_code": 200}.items()): 3,
+                   frozenset({**base, "http.response.status_code": 404, "error.type": "404"}.items()): 1}
+    linked = {e.span_id for _, p in points for e in p.exemplars}
+    assert linked and linked <= spans

@@ -312,8 +312,8 @@ class Instruments:
             with _G_METRICS:
                 if inst is None:
                     self._replay_llm(value, sums, batches)
-                else:
-                    inst.record(value, attrs, context=exemplar_context(sc) if sc is not None else empty)
+                else:  # grouped per instrument and attribute dict (callers that reuse their dicts gain most)
+                    self._linked(inst, value, attrs, exemplar_context(sc) if sc is not None else empty, batches)
         for inst, attrs, total in sums.values():
             n += 1
             with _G_METRICS:

@@ -260,7 +260,8 @@ def instrument(telemetry: Telemetry) -> None:
         _OpenTelemetryStabilitySignalType.HTTP)
     _active = True
     if mode is _StabilityMode.HTTP:
-        _settings = _client.make_settings(telemetry.tracer_provider, telemetry.meter_provider, _filter_request)
+        _settings = _client.make_settings(telemetry.tracer_provider, telemetry.meter_provider, _filter_request,
+                                          telemetry)
         _install(_SPANS)
         _watch_litellm_transport()
         # The stock instrumentor now reads as done, so an app that calls it after us gets a no-op (and the
