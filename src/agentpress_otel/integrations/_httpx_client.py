@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agentpress_otel import _selftel
 from agentpress_otel.genai import _state
+from agentpress_otel.genai._span_attrs import set_attributes
 
 #: Conventions version of what we emit (the stable HTTP conventions, as the stock instrumentation declares).
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.21.0"
@@ -208,4 +209,4 @@ def _on_response(st: Settings, span: Any, metric: dict[str, Any], response: Any,
         attrs["network.protocol.version"] = metric["network.protocol.version"] = version.replace("HTTP/", "")
     if st.response_headers:
         attrs.update(_headers(response.headers, st.response_headers, st.sensitive_headers, True))
-    span.set_attributes(attrs)
+    set_attributes(span, attrs)  # the SDK's own set_attributes, without re-cleaning values that need none
