@@ -2,8 +2,8 @@
 
 Used by :mod:`.httpx` in place of the stock instrumentation when the stable conventions are in force (the
 default): the stock wrapper re-parses the URL twice, copies and normalises the headers twice even when none
-are captured, and builds its attributes through layers of mode checks, about 270 µs of CPU per request against
-our ~70 (``benchmarks/bench_http_client.py``); every LLM call pays it once per attempt. What it emits is the
+are captured, and builds its attributes through layers of mode checks: it adds about 1.7x our CPU per request
+(``benchmarks/bench_http_client.py``, export included); every LLM call pays it once per attempt. What it emits is the
 stock instrumentation's output (tests/unit/test_httpx_client.py compares the two on the same requests), with
 two differences the conventions ask for: ``server.port`` also when the URL leaves it implicit (443/80: the
 attribute is required on client spans and on the metric), and a request that fails without a response (refused,
