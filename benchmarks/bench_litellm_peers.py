@@ -19,9 +19,8 @@ Every worker switches its instrumentation on and off between slices of calls (ea
 ``instrument``/``uninstrument``; the bare span and LiteLLM alone have nothing to switch), and the cost is the
 difference of process CPU per call (all threads: batch processors, log worker, export included, since each slice
 ends with a flush) between its "on" and "off" slices. Both halves run in the same process, heap and connection pool:
-two processes running the very same code differ by up to ±3 % of LiteLLM's CPU here (measured with two
-uninstrumented workers: -824..-175 µs per streamed call in one run, +284..+1030 in the next), which compared across
-processes read as the cost of a bare span. A round runs ``PAIRS`` on/off pairs of ``SLICE`` calls per worker, back
+two processes running the very same code differ by a few per cent of LiteLLM's CPU, which compared across processes
+read as instrumentation cost. A round runs ``PAIRS`` on/off pairs of ``SLICE`` calls per worker, back
 to back, the workers taking turns pair by pair; the uninstrumented worker runs the same pairs, and its "delta" (same
 code both halves) is printed as the noise floor. A flush also collects and exports every metric series in both
 halves: that fixed cost, once per export interval (60 s) in production, cancels out, while the drain of the slice's
