@@ -222,9 +222,9 @@ class Instruments:
         duration = self.operation_duration
         if self.latest and r.base.get("gen_ai.operation.name") in sc_names.INFERENCE_OPERATIONS:
             duration = self.inference_duration
-        self._linked(duration, r.duration, r.base, ctx, batches)
+        self._hist(duration, (r.duration,), r.base, batches, ctx)
         if r.ttfc is not None:
-            self._linked(self.ttfc, r.ttfc, r.base, ctx, batches)
+            self._hist(self.ttfc, (r.ttfc,), r.base, batches, ctx)
             times = r.chunk_times
             if times and len(times) > 1:
                 self._hist(self.tpoc, [b - a for a, b in pairwise(times)], r.base, batches)
@@ -250,37 +250,23 @@ class Instruments:
                 self._sum(inst, amount, r.cost_attrs, sums)
 
     @staticmethod
-    def _linked(inst: Any, value: float, attrs: dict[str, Any], ctx: Context,
-                batches: dict[tuple[int, int, bool], list[Any]] | None) -> None:
-        """Record a histogram value with its exemplar context (trace link) now, or group it during a drain with the
-        other values of that instrument and attribute set, each keeping its own context (see _metric_batch)."""
-        if batches is None:
-            inst.record(value, attrs, context=ctx)
-            return
-        key = (id(inst), id(attrs), True)
-        e = batches.get(key)
-        if e is None:
-            batches[key] = [inst, attrs, [value], [ctx]]
-        else:
-            e[2].append(value)
-            e[3].append(ctx)
-
-    @staticmethod
     def _hist(inst: Any, values: Sequence[float], attrs: dict[str, Any],
-              batches: dict[tuple[int, int, bool], list[Any]] | None) -> None:
-        """Record histogram values with no exemplar now, or group them per attribute set during a drain (each
-        group goes to the SDK once, see :mod:`agentpress_otel._metric_batch`). Same identity keying as _sum."""
+              batches: dict[tuple[int, int, bool], list[Any]] | None, ctx: Context | None = None) -> None:
+        """Record histogram values now, or group them per instrument and attribute set during a drain (each group
+        goes to the SDK once, see :mod:`agentpress_otel._metric_batch`). ``ctx``: every value's exemplar context
+        (its trace link), or None for none. Same identity keying as _sum."""
         if batches is None:
-            empty = Context()
+            c = ctx if ctx is not None else Context()
             for v in values:
-                inst.record(v, attrs, context=empty)
+                inst.record(v, attrs, context=c)
             return
-        key = (id(inst), id(attrs), False)
+        key = (id(inst), id(attrs), ctx is not None)
         e = batches.get(key)
         if e is None:
-            batches[key] = [inst, attrs, list(values), None]
-        else:
-            e[2].extend(values)
+            e = batches[key] = [inst, attrs, [], None if ctx is None else []]
+        e[2].extend(values)
+        if ctx is not None:
+            e[3].extend([ctx] * len(values))
 
     @staticmethod
     def _sum(inst: Any, value: float, attrs: dict[str, Any], sums: dict[tuple[int, int], list[Any]] | None) -> None:
@@ -313,7 +299,7 @@ class Instruments:
                 if inst is None:
                     self._replay_llm(value, sums, batches)
                 else:  # grouped per instrument and attribute dict (callers that reuse their dicts gain most)
-                    self._linked(inst, value, attrs, exemplar_context(sc) if sc is not None else empty, batches)
+                    self._hist(inst, (value,), attrs, batches, exemplar_context(sc) if sc is not None else None)
         for inst, attrs, total in sums.values():
             n += 1
             with _G_METRICS:
