@@ -9,6 +9,11 @@ answers with the process CPU time (all threads) per call. Slices with the instru
 baseline: the same process, heap and connections, so what differs between processes (memory layout, ±3 %
 of LiteLLM's CPU here) does not read as instrumentation cost.
 
+Under callgrind (``bench_litellm_instructions.py``), ``BENCH_CALLGRIND_LIB`` names a tiny compiled helper
+that issues callgrind's client requests: instruction counting starts at the first slice, the counters are zeroed
+after each switch and dumped after each slice's flush, so every dump holds exactly one slice's instructions (all
+threads; valgrind runs them one at a time).
+
 Usage: python _litellm_worker.py VARIANT LLM_BASE_URL OTLP_HTTP_ENDPOINT
 """
 
@@ -129,6 +134,23 @@ async def one_call(litellm: Any, around: Any, stream: bool) -> None:
             cm.__exit__(None, None, None)
 
 
+def _calibration(n: int) -> None:
+    """``n`` SDK spans with GenAI-shaped attributes, started and ended with no processor: Python work of the kind
+    instrumentation does (dicts, small calls, attribute checks) with no system call, for the instructions-to-CPU
+    rate of ``bench_litellm_instructions.py``."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("calibration")
+    for i in range(n):
+        span = tracer.start_span("chat gpt-5-mini", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-5-mini", "gen_ai.provider.name": "openai",
+            "server.address": "127.0.0.1", "server.port": 8000 + i % 7})
+        span.set_attribute("gen_ai.usage.input_tokens", 40 + i % 13)
+        span.set_attribute("gen_ai.usage.output_tokens", 12)
+        span.set_attribute("gen_ai.response.finish_reasons", ("stop",))
+        span.end()
+
+
 async def main() -> None:
     v = setup()
     v.on()
@@ -150,22 +172,46 @@ async def main() -> None:
     gc.collect()
     gc.freeze()
     print("@@" + json.dumps({"ready": VARIANT}), flush=True)
+    cg = None
+    if os.environ.get("BENCH_CALLGRIND_LIB"):
+        import ctypes
+
+        cg = ctypes.CDLL(os.environ["BENCH_CALLGRIND_LIB"])
+        cg.cg_start()
     loop = asyncio.get_running_loop()
     state = True
+    slices = 0
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line.strip():
             break
         cmd = json.loads(line)
+        if "calibrate" in cmd:  # pure-Python work, no I/O: how fast this machine runs instrumentation-like code
+            n = int(cmd["calibrate"])
+            if cg is not None:
+                cg.cg_zero()
+            c0 = time.process_time()
+            _calibration(n)
+            cpu = time.process_time() - c0
+            if cg is not None:
+                slices += 1
+                cg.cg_dump(b"calibration")
+            print("@@" + json.dumps({"cpu_us": cpu / n * 1e6}), flush=True)
+            continue
         n, stream, want = int(cmd["calls"]), bool(cmd["stream"]), bool(cmd["on"])
         if want != state:  # outside the measured window
             (v.on if want else v.off)()
             state = want
+        if cg is not None:
+            cg.cg_zero()
         c0 = time.process_time()
         for _ in range(n):
             await one_call(litellm, v.around, stream)
         v.flush()  # export included: the batch processors' work for these calls happens before the clock is read
         cpu = time.process_time() - c0
+        if cg is not None:
+            slices += 1
+            cg.cg_dump(f"slice {slices}".encode())
         print("@@" + json.dumps({"cpu_us": cpu / n * 1e6}), flush=True)
 
 if __name__ == "__main__":

@@ -92,12 +92,34 @@ def ensure_peer_venv(name: str) -> tuple[Path | None, str]:
     return py, ""
 
 
+def spans_by_variant(sink: OTLPSink) -> dict[str, int]:
+    """Spans the receiver got from each variant (its workers export as service ``bench-<variant>``): a variant that
+    records nothing for these calls shows a delta that is no cost comparison."""
+    got: dict[str, int] = {}
+    with sink.lock:
+        reqs = list(sink.received.traces)
+    for r in reqs:
+        for rs in r.resource_spans:
+            name = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
+            n = sum(len(ss.spans) for ss in rs.scope_spans)
+            got[name.removeprefix("bench-")] = got.get(name.removeprefix("bench-"), 0) + n
+    return got
+
+
+def print_silent(names: list[str], spans: dict[str, int]) -> None:
+    for v in names:
+        if v != "uninstrumented" and not spans.get(v):
+            print(f"NOTE {v} exported no span for any of these calls: its delta is what it costs to record nothing, "
+                  "not a comparison")
+
+
 class Worker:
-    def __init__(self, variant: str, python: str, llm: str, otlp: str) -> None:
+    def __init__(self, variant: str, python: str, llm: str, otlp: str, *, wrap: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.variant = variant
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True", **(env or {})}
         self.err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close(); not a pipe: a chatty worker must never block
-        self.proc = subprocess.Popen([python, str(HERE / "_litellm_worker.py"), variant, llm, otlp],
+        self.proc = subprocess.Popen([*(wrap or []), python, str(HERE / "_litellm_worker.py"), variant, llm, otlp],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
                                      text=True, env=env)
 
@@ -116,6 +138,13 @@ class Worker:
         """Per-call process CPU (us) of ``calls`` calls with the instrumentation ``on`` or off."""
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps({"calls": calls, "stream": stream, "on": on}) + "\n")
+        self.proc.stdin.flush()
+        return float(self.read()["cpu_us"])
+
+    def calibrate(self, n: int) -> float:
+        """Per-iteration process CPU (us) of the worker's pure-Python calibration workload."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"calibrate": n}) + "\n")
         self.proc.stdin.flush()
         return float(self.read()["cpu_us"])
 
@@ -161,7 +190,7 @@ def main() -> None:
     if len(only) > 1:
         pythons = {v: py for v, py in pythons.items() if v in only}
     with LLMServer() as llm:
-        sink = OTLPSink().start()
+        sink = OTLPSink(keep_alive=True).start()
         try:
             workers = {v: Worker(v, py, llm.base_url, sink.http_endpoint) for v, py in pythons.items()}
             for v, w in list(workers.items()):
@@ -183,6 +212,7 @@ def main() -> None:
                 print(f"round {rnd + 1}/{ROUNDS} done", flush=True)
             for w in workers.values():
                 w.close()
+            spans = spans_by_variant(sink)
         finally:
             sink.stop()
 
@@ -216,6 +246,8 @@ def main() -> None:
                          "goal": GOALS.get((v, stream), ""), "range": [lo, hi]})
     for v, why in skipped.items():
         print(f"{v:16} skipped: {why[:200]}")
+    print_silent(names, spans)
+    details["spans_exported"] = spans
     report("litellm_peers", rows, details=details)
 
 

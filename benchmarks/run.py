@@ -44,8 +44,9 @@ def discover(only: set[str] | None, skip: set[str]) -> list[Path]:
 
 
 #: Scripts that need longer than the default timeout: the peer comparison installs two venvs on its first
-#: run and runs 6 interleaved rounds of real LiteLLM calls in 6 processes.
-_SLOW = {"bench_litellm_peers.py": 1800.0, "bench_startup.py": 600.0}
+#: run and runs 6 interleaved rounds of real LiteLLM calls in 6 processes; the instruction count runs the same
+#: workers under callgrind (about 10 min on 2 cores).
+_SLOW = {"bench_litellm_peers.py": 1800.0, "bench_litellm_instructions.py": 1800.0, "bench_startup.py": 600.0}
 
 
 def run_script(path: Path, timeout_s: float) -> dict[str, Any]:

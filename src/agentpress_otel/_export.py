@@ -54,7 +54,46 @@ def _make_exporter(cfg: Config, signal: str) -> Any:
     common = {"headers": cfg.headers or None, "timeout": cfg.export_timeout_s}
     if cfg.protocol == "grpc":
         return cls(endpoint=cfg.endpoint, insecure=not cfg.endpoint.startswith("https://"), **common)
-    return cls(endpoint=cfg.endpoint.rstrip("/") + path, **common)
+    url = cfg.endpoint.rstrip("/") + path
+    exporter = cls(endpoint=url, **common)
+    pin_environment(exporter, url)
+    return exporter
+
+
+def pin_environment(exporter: Any, url: str) -> bool:
+    """Resolve what ``requests`` reads from the environment for ``url`` once, instead of on every export.
+
+    With ``trust_env`` on (its default), a ``requests.Session`` re-reads the proxy variables (iterating the
+    whole environment twice), ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and ``~/.netrc`` on each request: about a
+    third of an OTLP/HTTP export's fixed CPU (``benchmarks/bench_litellm_instructions.py``). The result of that
+    merge is put on the session here, as ``requests`` would compute it for this URL (environment proxies over the
+    session's, the environment's CA bundle over the exporter's, netrc credentials when no auth is set), and the
+    re-reading stops. As with every ``OTEL_*`` variable, changes to the environment after ``instrument()`` are
+    not seen. A session of another type (a credential provider's) is left as it is. Returns whether it pinned.
+
+    Example::
+
+        pin_environment(exporter, "http://collector:4318/v1/traces")
+    """
+    import requests
+    from requests.utils import get_environ_proxies, get_netrc_auth
+
+    transport = getattr(getattr(exporter, "_client", None), "_transport", None)
+    session = getattr(transport, "_session", None)
+    if type(session) is not requests.Session or not session.trust_env:
+        return False
+    with _selftel.guard("export.environment"):
+        proxies = get_environ_proxies(url, no_proxy=None)  # as requests asks: the request-level no_proxy, none
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        auth = None if session.auth is not None else get_netrc_auth(url)
+        session.proxies.update(proxies)
+        if bundle:
+            session.verify = bundle
+        if auth is not None:
+            session.auth = auth
+        session.trust_env = False
+        return True
+    return False
 
 
 def make_span_exporter(cfg: Config, kind: str = "otlp") -> SpanExporter:

@@ -111,7 +111,10 @@ OPTIONS: tuple[Option, ...] = (
            default_doc="`service.instance.id` from the resource attributes, else a random UUID per process"),
     # Export
     Option("protocol", "Protocol", "grpc", _parse_protocol,
-           "`grpc` or `http/protobuf` (`http/json` is not supported by the Python SDK).", _EXP,
+           "`grpc` or `http/protobuf` (`http/json` is not supported by the Python SDK). Over `http/protobuf` the "
+           "proxy variables (`HTTP(S)_PROXY`, `NO_PROXY`), `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE` and `~/.netrc` are "
+           "honoured as `requests` honours them, but read once at `instrument()`, like every `OTEL_*` variable.",
+           _EXP,
            arg_type="str | None", std_env=("OTEL_EXPORTER_OTLP_PROTOCOL",), validate=_parse_protocol),
     Option("endpoint", "str", "http://localhost:4317", str,
            "Must start with `http://` or `https://`; `https://` turns TLS on for gRPC. For HTTP it is a base "

@@ -35,7 +35,11 @@ class Received:
 class OTLPSink:
     """Start with :meth:`start`; ``grpc_endpoint`` / ``http_endpoint`` are what exporters point at."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_alive: bool = False) -> None:
+        #: HTTP/1.1 with persistent connections, as the Collector's OTLP/HTTP receiver (Go net/http) answers; off by
+        #: default (HTTP/1.0, one connection per request). The benchmarks turn it on so an export's cost does not
+        #: include a TCP connect no real deployment pays.
+        self.keep_alive = keep_alive
         self.received = Received()
         self.lock = threading.Lock()
         self.mode = "ok"  # "ok" | "fail" | "slow"
@@ -132,8 +136,14 @@ class OTLPSink:
         }
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
+
             def log_message(self, format: str, *args: Any) -> None:
                 return
+
+            def end_headers(self) -> None:
+                self.send_header("Content-Length", "0")  # no body in any answer; HTTP/1.1 needs it said
+                super().end_headers()
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

@@ -1,0 +1,180 @@
+"""OTLP/HTTP exporters read the proxy, CA-bundle and netrc environment once (``_export.pin_environment``), with the
+result ``requests`` would have computed on every export.
+
+The real path: real SDK exporters as ``instrument()`` builds them, a real HTTP proxy and a real receiver on
+loopback, real ``requests`` sessions compared with and without the pinning."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import agentpress_otel
+from agentpress_otel import _export
+from agentpress_otel._config import load_config
+from harness.otlp_sink import OTLPSink
+
+URL = "http://collector.example:4318/v1/traces"
+
+
+class _Proxy:
+    """A forward proxy that answers every request itself (200, empty body) and records the request line."""
+
+    def __init__(self) -> None:
+        seen: list[str] = []
+        self.seen = seen
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                seen.append(self.path)  # a proxied request carries the absolute URL
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[_Proxy]:
+    p = _Proxy()
+    yield p
+    p.close()
+
+
+def _exporter(signal: str, url: str = "http://collector.example:4318") -> Any:
+    cfg = load_config({"endpoint": url, "protocol": "http/protobuf", "service_name": "env-test"}, env={})
+    return _export._make_exporter(cfg, signal)
+
+
+def _session(exporter: Any) -> requests.Session:
+    session = exporter._client._transport._session
+    assert type(session) is requests.Session
+    return session
+
+
+def _effective(session: requests.Session, url: str) -> tuple[dict[str, Any], Any, str | None]:
+    """(proxies, verify, Authorization header) of one request to ``url``, as requests resolves them."""
+    prepared = session.prepare_request(requests.Request("POST", url, data=b"x"))
+    settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
+    return settings["proxies"], settings["verify"], prepared.headers.get("Authorization")
+
+
+_CASES = {
+    "nothing set": {},
+    "proxy": {"HTTP_PROXY": "http://proxy.internal:3128", "HTTPS_PROXY": "http://proxy.internal:3129"},
+    "proxy, host in NO_PROXY": {"HTTP_PROXY": "http://proxy.internal:3128", "NO_PROXY": "localhost,collector.example"},
+    "proxy, other host in NO_PROXY": {"http_proxy": "http://proxy.internal:3128", "no_proxy": "elsewhere.example"},
+    "CA bundle": {"REQUESTS_CA_BUNDLE": "/etc/ssl/custom.pem"},
+    "curl CA bundle": {"CURL_CA_BUNDLE": "/etc/ssl/curl.pem"},
+    "OTLP certificate and CA bundle": {"OTEL_EXPORTER_OTLP_CERTIFICATE": "/etc/otel/ca.pem",
+                                       "REQUESTS_CA_BUNDLE": "/etc/ssl/custom.pem"},
+    "netrc": {"NETRC": "{netrc}"},
+}
+
+
+@pytest.mark.parametrize("case", list(_CASES))
+@pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])
+def test_pinned_session_resolves_what_requests_would_per_request(
+    case: str, signal: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Same proxies, CA bundle and credentials as an unpinned session of the same exporter, for every signal."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine collector.example login otlp password s3cret\n")
+    netrc.chmod(0o600)
+    for key in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY",
+                "all_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NETRC", "OTEL_EXPORTER_OTLP_CERTIFICATE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc of the machine's
+    for key, value in _CASES[case].items():
+        monkeypatch.setenv(key, value.format(netrc=netrc))
+    path = {"traces": "/v1/traces", "metrics": "/v1/metrics", "logs": "/v1/logs"}[signal]
+    url = "http://collector.example:4318" + path
+
+    session = _session(_exporter(signal))
+    assert session.trust_env is False
+    want = _effective(_session(_exporter_unpinned(signal, monkeypatch)), url)
+    assert _effective(session, url) == want
+    if case == "netrc":
+        assert want[2] is not None and want[2].startswith("Basic ")
+    if case == "proxy":
+        assert want[0]["http"] == "http://proxy.internal:3128"
+
+
+def _exporter_unpinned(signal: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The exporter as the SDK builds it, without our pinning."""
+    with monkeypatch.context() as m:
+        m.setattr(_export, "pin_environment", lambda exporter, url: False)
+        return _exporter(signal)
+
+
+def test_exports_go_through_the_environment_proxy_without_reading_the_environment_again(
+    proxy: _Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """instrument() over OTLP/HTTP with HTTP_PROXY set: every export reaches the collector through the proxy, and
+    no export scans the environment for proxies (before the pinning, each one did, twice)."""
+    for key in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    tel = agentpress_otel.instrument(service_name="env-test", endpoint="http://collector.example:4318",
+                                     protocol="http/protobuf", integrations=[])
+    scans = []
+    real = urllib.request.getproxies_environment
+    monkeypatch.setattr(urllib.request, "getproxies_environment", lambda: scans.append(1) or real())
+    tracer = tel.tracer_provider.get_tracer("env-test")
+    for _ in range(3):
+        tracer.start_span("work").end()
+        assert tel.tracer_provider.force_flush(10_000)
+    tel.shutdown()
+    assert proxy.seen.count("http://collector.example:4318/v1/traces") == 3
+    assert scans == []
+
+
+def test_host_in_no_proxy_goes_direct(monkeypatch: pytest.MonkeyPatch, proxy: _Proxy) -> None:
+    """NO_PROXY is honoured as requests honours it: the receiver gets the export, the proxy nothing."""
+    with OTLPSink() as sink:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        monkeypatch.delenv("no_proxy", raising=False)
+        tel = agentpress_otel.instrument(service_name="env-test", endpoint=sink.http_endpoint,
+                                         protocol="http/protobuf", integrations=[])
+        tel.tracer_provider.get_tracer("env-test").start_span("work").end()
+        assert tel.tracer_provider.force_flush(10_000)
+        tel.shutdown()
+        assert [s.name for s in sink.spans()] == ["work"]
+    assert proxy.seen == []
+
+
+def test_a_session_of_another_type_is_left_alone() -> None:
+    """A credential provider's session (a requests.Session subclass) keeps reading its environment itself."""
+
+    class Authorized(requests.Session):
+        pass
+
+    exporter = _exporter_unpinned_plain("traces")
+    exporter._client._transport._session = Authorized()
+    assert _export.pin_environment(exporter, URL) is False
+    assert exporter._client._transport._session.trust_env is True
+
+
+def _exporter_unpinned_plain(signal: str) -> Any:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=URL)
