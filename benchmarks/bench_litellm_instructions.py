@@ -44,11 +44,10 @@ from _common import report  # noqa: E402
 from bench_litellm_peers import (  # noqa: E402
     CACHE,
     GOALS,
-    PEERS,
     Worker,
-    ensure_peer_venv,
     print_silent,
     spans_by_variant,
+    variant_pythons,
 )
 from harness.otlp_sink import OTLPSink  # noqa: E402
 
@@ -150,20 +149,7 @@ def main() -> None:
         print(f"SKIPPED: {why}")
         report("litellm_instructions", [], details={"skipped": why})
         return
-    skipped: dict[str, str] = {}
-    pythons: dict[str, str] = {v: sys.executable for v in ("uninstrumented", "sdk_span", "ours", "ours_litellm")}
-    only = set(filter(None, os.environ.get("BENCH_PEER_ONLY", "").split(","))) | {"uninstrumented"}
-    for peer in PEERS:
-        if len(only) > 1 and peer not in only:
-            continue
-        py, reason = ensure_peer_venv(peer)
-        if py is None:
-            skipped[peer] = reason
-            print(f"SKIPPED {peer}: {reason}")
-        else:
-            pythons[peer] = str(py)
-    if len(only) > 1:
-        pythons = {v: py for v, py in pythons.items() if v in only}
+    pythons, skipped = variant_pythons()
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     native: dict[str, list[float]] = {"plain": [], "stream": []}
     keep = os.environ.get("BENCH_CG_OUT")  # keep the dumps there (callgrind_annotate shows where a delta goes)

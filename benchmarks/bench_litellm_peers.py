@@ -174,7 +174,9 @@ def _round(workers: dict[str, Worker], names: list[str], rnd: int, stream: bool)
     return {v: (statistics.fmean(off[v]), statistics.fmean(on[v]) - statistics.fmean(off[v])) for v in names}
 
 
-def main() -> None:
+def variant_pythons() -> tuple[dict[str, str], dict[str, str]]:
+    """(variant -> its interpreter, skipped peer -> why): ours in this venv, each peer in its own (installed on
+    first use); ``BENCH_PEER_ONLY=a,b`` keeps those variants (and the uninstrumented baseline)."""
     skipped: dict[str, str] = {}
     only = set(filter(None, os.environ.get("BENCH_PEER_ONLY", "").split(","))) | {"uninstrumented"}
     pythons: dict[str, str] = {v: sys.executable for v in ("uninstrumented", "sdk_span", "ours", "ours_litellm")}
@@ -189,6 +191,11 @@ def main() -> None:
             pythons[peer] = str(py)
     if len(only) > 1:
         pythons = {v: py for v, py in pythons.items() if v in only}
+    return pythons, skipped
+
+
+def main() -> None:
+    pythons, skipped = variant_pythons()
     with LLMServer() as llm:
         sink = OTLPSink(keep_alive=True).start()
         try:
