@@ -134,13 +134,22 @@ async def one_call(litellm: Any, around: Any, stream: bool) -> None:
             cm.__exit__(None, None, None)
 
 
+_TRACER: list[Any] = []
+
+
+def _calibration_tracer() -> Any:
+    if not _TRACER:  # made once, outside every timed or counted run
+        from opentelemetry.sdk.trace import TracerProvider
+
+        _TRACER.append(TracerProvider().get_tracer("calibration"))
+    return _TRACER[0]
+
+
 def _calibration(n: int) -> None:
     """``n`` SDK spans with GenAI-shaped attributes, started and ended with no processor: Python work of the kind
     instrumentation does (dicts, small calls, attribute checks) with no system call, for the instructions-to-CPU
     rate of ``bench_litellm_instructions.py``."""
-    from opentelemetry.sdk.trace import TracerProvider
-
-    tracer = TracerProvider().get_tracer("calibration")
+    tracer = _calibration_tracer()
     for i in range(n):
         span = tracer.start_span("chat gpt-5-mini", attributes={
             "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-5-mini", "gen_ai.provider.name": "openai",

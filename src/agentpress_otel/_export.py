@@ -69,7 +69,8 @@ def pin_environment(exporter: Any, url: str) -> bool:
     merge is put on the session here, as ``requests`` would compute it for this URL (environment proxies over the
     session's, the environment's CA bundle over the exporter's, netrc credentials when no auth is set), and the
     re-reading stops. As with every ``OTEL_*`` variable, changes to the environment after ``instrument()`` are
-    not seen. A session of another type (a credential provider's) is left as it is. Returns whether it pinned.
+    not seen. A session of another type (a credential provider's ``requests.Session`` subclass) is left as it is.
+    Returns whether it pinned.
 
     Example::
 

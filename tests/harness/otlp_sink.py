@@ -141,10 +141,6 @@ class OTLPSink:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-            def end_headers(self) -> None:
-                self.send_header("Content-Length", "0")  # no body in any answer; HTTP/1.1 needs it said
-                super().end_headers()
-
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if self.headers.get("Content-Encoding", "").lower() == "gzip":  # the Collector's otlphttp default
@@ -152,11 +148,13 @@ class OTLPSink:
                 kind = kinds.get(self.path)
                 if kind is None:
                     self.send_response(404)
+                    self.send_header("Content-Length", "0")  # no body in any answer; HTTP/1.1 needs it said
                     self.end_headers()
                     return
                 if not sink._gate():
                     self.send_response(503)
                     self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 msg = kind[0]()
@@ -166,6 +164,7 @@ class OTLPSink:
                     sink.received.headers.append({k.lower(): v for k, v in self.headers.items()})
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
         self._http = ThreadingHTTPServer(("127.0.0.1", self.http_port), Handler)

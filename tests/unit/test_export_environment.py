@@ -70,11 +70,23 @@ def _session(exporter: Any) -> requests.Session:
     return session
 
 
-def _effective(session: requests.Session, url: str) -> tuple[dict[str, Any], Any, str | None]:
-    """(proxies, verify, Authorization header) of one request to ``url``, as requests resolves them."""
-    prepared = session.prepare_request(requests.Request("POST", url, data=b"x"))
-    settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
-    return settings["proxies"], settings["verify"], prepared.headers.get("Authorization")
+def _sent(exporter: Any, url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, Any, str | None]:
+    """(proxies, verify, cert, Authorization) that requests hands its adapter for one request made through the
+    exporter's own transport, as an export makes it (the adapter answers 200 without a network)."""
+    seen: dict[str, Any] = {}
+
+    def send(self: Any, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        seen.update(kwargs, auth=request.headers.get("Authorization"))
+        response = requests.Response()
+        response.status_code, response._content, response.request, response.url = 200, b"", request, request.url
+        return response
+
+    with monkeypatch.context() as m:
+        m.setattr(requests.adapters.HTTPAdapter, "send", send)
+        result = exporter._client._transport.request("POST", url, headers={"Content-Type": "application/x-protobuf"},
+                                                     data=b"x", timeout=5)
+    assert result.status_code == 200, result.error
+    return seen["proxies"], seen["verify"], seen["cert"], seen["auth"]
 
 
 _CASES = {
@@ -108,14 +120,16 @@ def test_pinned_session_resolves_what_requests_would_per_request(
     path = {"traces": "/v1/traces", "metrics": "/v1/metrics", "logs": "/v1/logs"}[signal]
     url = "http://collector.example:4318" + path
 
-    session = _session(_exporter(signal))
-    assert session.trust_env is False
-    want = _effective(_session(_exporter_unpinned(signal, monkeypatch)), url)
-    assert _effective(session, url) == want
+    pinned = _exporter(signal)
+    assert _session(pinned).trust_env is False
+    want = _sent(_exporter_unpinned(signal, monkeypatch), url, monkeypatch)
+    assert _sent(pinned, url, monkeypatch) == want
     if case == "netrc":
-        assert want[2] is not None and want[2].startswith("Basic ")
+        assert want[3] is not None and want[3].startswith("Basic ")
     if case == "proxy":
         assert want[0]["http"] == "http://proxy.internal:3128"
+    if case == "CA bundle":
+        assert want[1] == "/etc/ssl/custom.pem"
 
 
 def _exporter_unpinned(signal: str, monkeypatch: pytest.MonkeyPatch) -> Any:
