@@ -13,8 +13,8 @@ Printed per variant: instructions per call with the instrumentation off, on minu
 slice pairs) and the ratio; every variant against OpenInference's. The uninstrumented worker's own on/off delta
 (same code) shows what is left of noise (thread timing, garbage collection: a fraction of a per cent of a call).
 Two of our own timers cannot be moved from outside (the event-loop probe every 0.25 s, the log worker's idle wake
-every 0.1 s): on valgrind's slowed clock they wake more often than natively, which counts against ours (defaults),
-by about 1 % of its delta. The µs column converts
+every 0.1 s): on valgrind's slowed clock they wake more often than natively, which counts against ours (defaults);
+the share is small and not measured here. The µs column converts
 instructions to CPU time at LiteLLM's own rate on this machine (the uninstrumented worker's native CPU per call
 over its instructions, measured in the same run; it includes kernel time, which callgrind does not count); the
 "floor" column at the rate of a pure-Python hot loop. The instruction counts and ratios are the exact figures.
@@ -102,8 +102,7 @@ class CountedWorker(Worker):
         self.slices = 0
         super().__init__(variant, python, llm, otlp, wrap=[
             "valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no", "--dump-line=no",
-            f"--callgrind-out-file={self.outdir}/cg.%p", *os.environ.get("BENCH_CG_VALGRIND_ARGS", "").split()],
-            env={"BENCH_CALLGRIND_LIB": str(helper), **_TIMERS})
+            f"--callgrind-out-file={self.outdir}/cg.%p"], env={"BENCH_CALLGRIND_LIB": str(helper), **_TIMERS})
 
     def count(self, calls: int, stream: bool, on: bool) -> float:
         """Instructions per call of one slice of ``calls`` calls with the instrumentation ``on`` or off."""
@@ -117,14 +116,14 @@ class CountedWorker(Worker):
 
     def _dumped(self, calls: int) -> float:
         self.slices += 1
-        # One file per dump, or one per thread and dump (cg.PID.K-TT) with --separate-threads=yes.
-        dumps = sorted(self.outdir.glob(f"cg.{self.proc.pid}.{self.slices}")) or sorted(
-            self.outdir.glob(f"cg.{self.proc.pid}.{self.slices}-*"))
-        total = [int(line.split()[1]) for d in dumps for line in d.read_text().splitlines()
+        # A client-request dump holds every thread's instructions since the last zeroing (one file per dump; with
+        # --separate-threads it would hold the calling thread's only, so that option is not offered).
+        dump = self.outdir / f"cg.{self.proc.pid}.{self.slices}"
+        total = [int(line.split()[1]) for line in (dump.read_text().splitlines() if dump.exists() else [])
                  if line.startswith("summary:")]
         if not total:
             raise RuntimeError(f"no callgrind dump for slice {self.slices} of {self.variant} in {self.outdir}")
-        return sum(total) / calls
+        return total[0] / calls
 
 
 def _measure(start: Callable[[], CountedWorker]) -> dict[str, dict[str, list[float]]]:

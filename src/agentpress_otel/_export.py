@@ -65,7 +65,7 @@ def pin_environment(exporter: Any, url: str) -> bool:
 
     With ``trust_env`` on (its default), a ``requests.Session`` re-reads the proxy variables (iterating the
     whole environment twice), ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and ``~/.netrc`` on each request: about a
-    third of an OTLP/HTTP export's fixed CPU (``benchmarks/bench_litellm_instructions.py``). The result of that
+    third of an OTLP/HTTP export's fixed instructions (callgrind, one export before and after). The result of that
     merge is put on the session here, as ``requests`` would compute it for this URL (environment proxies over the
     session's, the environment's CA bundle over the exporter's, netrc credentials when no auth is set), and the
     re-reading stops. As with every ``OTEL_*`` variable, changes to the environment after ``instrument()`` are

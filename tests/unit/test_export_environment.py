@@ -182,13 +182,30 @@ def test_a_session_of_another_type_is_left_alone() -> None:
     class Authorized(requests.Session):
         pass
 
-    exporter = _exporter_unpinned_plain("traces")
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    exporter = OTLPSpanExporter(endpoint=URL)
     exporter._client._transport._session = Authorized()
     assert _export.pin_environment(exporter, URL) is False
     assert exporter._client._transport._session.trust_env is True
 
 
-def _exporter_unpinned_plain(signal: str) -> Any:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=URL)
+def test_an_app_process_started_with_a_proxy_exports_through_it(proxy: _Proxy, tmp_path: Path) -> None:
+    """The path users run: a separate interpreter whose environment names the proxy at start-up (as a container's
+    does) calls instrument() over OTLP/HTTP and exits; atexit's flush sends the span through the proxy."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.lower().endswith("_proxy") and not k.startswith(("OTEL_", "AGENTPRESS_OTEL_"))}
+    env.update(HTTP_PROXY=proxy.url, HOME=str(tmp_path))
+    code = ("import agentpress_otel\n"
+            "tel = agentpress_otel.instrument(service_name='proxied', endpoint='http://collector.example:4318',"
+            " protocol='http/protobuf', integrations=[])\n"
+            "tel.tracer_provider.get_tracer('t').start_span('work').end()\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "http://collector.example:4318/v1/traces" in proxy.seen, (proxy.seen, proc.stderr[-2000:])
