@@ -190,6 +190,23 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     state = True
     slices = 0
+
+    async def measured(n: int, work: Any) -> None:
+        """Run ``work()`` (awaited if it returns an awaitable), answer its process CPU per unit of ``n``; under
+        callgrind the window is also one zeroed-then-dumped count."""
+        nonlocal slices
+        if cg is not None:
+            cg.cg_zero()
+        c0 = time.process_time()
+        r = work()
+        if r is not None:
+            await r
+        cpu = time.process_time() - c0
+        if cg is not None:
+            slices += 1
+            cg.cg_dump(f"slice {slices}".encode())
+        print("@@" + json.dumps({"cpu_us": cpu / n * 1e6}), flush=True)
+
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line.strip():
@@ -197,31 +214,20 @@ async def main() -> None:
         cmd = json.loads(line)
         if "calibrate" in cmd:  # pure-Python work, no I/O: how fast this machine runs instrumentation-like code
             n = int(cmd["calibrate"])
-            if cg is not None:
-                cg.cg_zero()
-            c0 = time.process_time()
-            _calibration(n)
-            cpu = time.process_time() - c0
-            if cg is not None:
-                slices += 1
-                cg.cg_dump(b"calibration")
-            print("@@" + json.dumps({"cpu_us": cpu / n * 1e6}), flush=True)
+            await measured(n, lambda n=n: _calibration(n))
             continue
         n, stream, want = int(cmd["calls"]), bool(cmd["stream"]), bool(cmd["on"])
         if want != state:  # outside the measured window
             (v.on if want else v.off)()
             state = want
-        if cg is not None:
-            cg.cg_zero()
-        c0 = time.process_time()
-        for _ in range(n):
-            await one_call(litellm, v.around, stream)
-        v.flush()  # export included: the batch processors' work for these calls happens before the clock is read
-        cpu = time.process_time() - c0
-        if cg is not None:
-            slices += 1
-            cg.cg_dump(f"slice {slices}".encode())
-        print("@@" + json.dumps({"cpu_us": cpu / n * 1e6}), flush=True)
+
+        async def calls(n: int = n, stream: bool = stream) -> None:
+            for _ in range(n):
+                await one_call(litellm, v.around, stream)
+            v.flush()  # export included: the batch processors' work for these calls happens before the clock is read
+
+        await measured(n, calls)
+
 
 if __name__ == "__main__":
     asyncio.run(main())
