@@ -14,7 +14,7 @@ that issues callgrind's client requests: instruction counting starts at the firs
 after each switch and dumped after each slice's flush, so every dump holds exactly one slice's instructions (all
 threads; valgrind runs them one at a time).
 
-Usage: python _litellm_worker.py VARIANT LLM_BASE_URL OTLP_HTTP_ENDPOINT
+Usage: python _litellm_worker.py VARIANT LLM_BASE_URL OTLP_ENDPOINT (OTLP/HTTP base URL; gRPC for ours_grpc)
 """
 
 from __future__ import annotations
@@ -81,13 +81,14 @@ def setup() -> Variant:
         v.on = lambda: setattr(v, "around", around)  # type: ignore[method-assign]
         v.off = lambda: setattr(v, "around", None)  # type: ignore[method-assign]
         return v
-    if VARIANT in ("ours", "ours_litellm"):
+    if VARIANT in ("ours", "ours_grpc", "ours_litellm"):
         import agentpress_otel
         from agentpress_otel.integrations import _registry
 
         kw: dict[str, Any] = {"integrations": ["litellm"]} if VARIANT == "ours_litellm" else {}
-        tel = agentpress_otel.instrument(service_name=f"bench-{VARIANT}", endpoint=OTLP, protocol="http/protobuf",
-                                         **kw)
+        if VARIANT != "ours_grpc":  # ours_grpc: the default protocol, OTLP/gRPC (OTLP is then the gRPC endpoint)
+            kw["protocol"] = "http/protobuf"
+        tel = agentpress_otel.instrument(service_name=f"bench-{VARIANT}", endpoint=OTLP, **kw)
         started: list[str] = []
 
         def off() -> None:

@@ -6,13 +6,15 @@ Variants, each in its own long-lived worker process (``_litellm_worker.py``):
 * ``sdk_span``: one bare OTel SDK span around the call (BatchSpanProcessor, OTLP/HTTP);
 * ``ours``: ``agentpress_otel.instrument()`` with its defaults (traces, metrics, logs, every integration);
 * ``ours_litellm``: ``instrument(integrations=["litellm"])``;
+* ``ours_grpc``: ``instrument()`` with its defaults and its default protocol, OTLP/gRPC (the other variants
+  export over OTLP/HTTP, as the peers' docs show);
 * ``openinference``: ``openinference-instrumentation-litellm``, in its own venv;
 * ``traceloop``: OpenLLMetry's ``opentelemetry-instrumentation-openai`` (LiteLLM calls the OpenAI SDK for
   ``openai/`` models), in its own venv.
 
 Peers are installed from PyPI into separate venvs under ``$AGENTPRESS_OTEL_BENCH_CACHE`` (default
 ``~/.cache/agentpress-otel/bench-venvs``), with the same LiteLLM version as ours; a peer that cannot be
-installed is skipped with the reason printed. Every variant exports over OTLP/HTTP to one loopback
+installed is skipped with the reason printed. Every variant but ``ours_grpc`` exports over OTLP/HTTP to one loopback
 receiver; the LLM server and the receiver run in this (driver) process, so they are not counted.
 
 Every worker switches its instrumentation on and off between slices of calls (each tool's own
@@ -61,7 +63,8 @@ PEERS: dict[str, list[str]] = {
     "openinference": ["openinference-instrumentation-litellm==0.1.51"],
     "traceloop": ["opentelemetry-instrumentation-openai==0.62.4"],
 }
-GOALS = {("ours", False): "<= 250 us", ("ours", True): "<= 300 us", ("ours_litellm", False): "<= 150 us",
+GOALS = {("ours", False): "<= 250 us", ("ours", True): "<= 300 us", ("ours_grpc", False): "<= 250 us",
+         ("ours_grpc", True): "<= 300 us", ("ours_litellm", False): "<= 150 us",
          ("ours_litellm", True): "<= 150 us"}  # fmt: skip
 
 
@@ -174,12 +177,21 @@ def _round(workers: dict[str, Worker], names: list[str], rnd: int, stream: bool)
     return {v: (statistics.fmean(off[v]), statistics.fmean(on[v]) - statistics.fmean(off[v])) for v in names}
 
 
+#: The variants run in this venv.
+OURS = ("uninstrumented", "sdk_span", "ours", "ours_grpc", "ours_litellm")
+
+
+def otlp_endpoint(variant: str, sink: OTLPSink) -> str:
+    """Where ``variant`` exports: the receiver's gRPC port for ``ours_grpc``, its OTLP/HTTP base URL otherwise."""
+    return sink.grpc_endpoint if variant == "ours_grpc" else sink.http_endpoint
+
+
 def variant_pythons() -> tuple[dict[str, str], dict[str, str]]:
     """(variant -> its interpreter, skipped peer -> why): ours in this venv, each peer in its own (installed on
     first use); ``BENCH_PEER_ONLY=a,b`` keeps those variants (and the uninstrumented baseline)."""
     skipped: dict[str, str] = {}
     only = set(filter(None, os.environ.get("BENCH_PEER_ONLY", "").split(","))) | {"uninstrumented"}
-    pythons: dict[str, str] = {v: sys.executable for v in ("uninstrumented", "sdk_span", "ours", "ours_litellm")}
+    pythons: dict[str, str] = {v: sys.executable for v in OURS}
     for peer in PEERS:
         if len(only) > 1 and peer not in only:
             continue
@@ -199,7 +211,7 @@ def main() -> None:
     with LLMServer() as llm:
         sink = OTLPSink(keep_alive=True).start()
         try:
-            workers = {v: Worker(v, py, llm.base_url, sink.http_endpoint) for v, py in pythons.items()}
+            workers = {v: Worker(v, py, llm.base_url, otlp_endpoint(v, sink)) for v, py in pythons.items()}
             for v, w in list(workers.items()):
                 try:
                     w.read()  # ready after its warm-up

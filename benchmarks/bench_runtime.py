@@ -38,7 +38,7 @@ from agentpress_otel.integrations import runtime
 
 REPEATS = 5
 IDLE_S = 2.0
-DEFAULT_PROBE_S = runtime.DEFAULT_PROBE_INTERVAL_S
+DEFAULT_PROBE_S = load_config({}, env={}).loop_probe_interval_s
 DEFAULT_EXPORT_S = load_config({}, env={}).metric_interval_s
 
 

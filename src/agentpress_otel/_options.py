@@ -198,6 +198,11 @@ OPTIONS: tuple[Option, ...] = (
            default_doc="the three AgentPress layouts"),
     Option("runtime_interval_s", "float", 15.0, parse_float, "Sampling interval of process/event-loop metrics.",
            _INT, arg_type="float | None", validate=_positive),
+    Option("loop_probe_interval_s", "float", 0.25, parse_float,
+           "How often each running event loop is probed for lag (`agentpress.asyncio.loop_lag`). The default "
+           "catches 100 ms-scale stalls at four wake-ups a second; shorter catches shorter stalls. Seconds; "
+           "environment only.", _INT,
+           validate=_positive),
     # Context propagation and trust
     Option("internal_hosts", "tuple[str, ...]", (), parse_list,
            "Host names that may receive our id baggage (`agentpress.project.id`, `.thread.id`, `.agent_run.id`, "

@@ -1,8 +1,9 @@
 """OTLP/HTTP exporters read the proxy, CA-bundle and netrc environment once (``_export.pin_environment``), with the
-result ``requests`` would have computed on every export.
+result ``requests`` would have computed on every export; when ``requests`` would add nothing (no proxy, no
+credentials) they send with urllib3 directly (``_export.direct_transport``), with the same certificate checks.
 
-The real path: real SDK exporters as ``instrument()`` builds them, a real HTTP proxy and a real receiver on
-loopback, real ``requests`` sessions compared with and without the pinning."""
+The real path: real SDK exporters as ``instrument()`` builds them, a real HTTP proxy, a real receiver and a real TLS
+receiver on loopback, real ``requests`` sessions compared with and without the pinning."""
 
 from __future__ import annotations
 
@@ -59,9 +60,18 @@ def proxy() -> Iterator[_Proxy]:
     p.close()
 
 
-def _exporter(signal: str, url: str = "http://collector.example:4318") -> Any:
+def _exporter(signal: str, url: str = "http://collector.example:4318", *, direct: bool = False) -> Any:
+    """The exporter ``instrument()`` builds; with ``direct=False`` it keeps the pinned requests session (what the
+    parity tests compare), with ``direct=True`` it is exactly what ``instrument()`` gets."""
     cfg = load_config({"endpoint": url, "protocol": "http/protobuf", "service_name": "env-test"}, env={})
-    return _export._make_exporter(cfg, signal)
+    if direct:
+        return _export._make_exporter(cfg, signal)
+    real = _export.direct_transport
+    _export.direct_transport = lambda exporter: False  # type: ignore[assignment]
+    try:
+        return _export._make_exporter(cfg, signal)
+    finally:
+        _export.direct_transport = real
 
 
 def _session(exporter: Any) -> requests.Session:
@@ -102,12 +112,8 @@ _CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(_CASES))
-@pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])
-def test_pinned_session_resolves_what_requests_would_per_request(
-    case: str, signal: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """Same proxies, CA bundle and credentials as an unpinned session of the same exporter, for every signal."""
+def _environment(case: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Only ``_CASES[case]`` of what requests reads (a netrc for collector.example in ``tmp_path``)."""
     netrc = tmp_path / "netrc"
     netrc.write_text("machine collector.example login otlp password s3cret\n")
     netrc.chmod(0o600)
@@ -117,6 +123,15 @@ def test_pinned_session_resolves_what_requests_would_per_request(
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc of the machine's
     for key, value in _CASES[case].items():
         monkeypatch.setenv(key, value.format(netrc=netrc))
+
+
+@pytest.mark.parametrize("case", list(_CASES))
+@pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])
+def test_pinned_session_resolves_what_requests_would_per_request(
+    case: str, signal: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Same proxies, CA bundle and credentials as an unpinned session of the same exporter, for every signal."""
+    _environment(case, monkeypatch, tmp_path)
     path = {"traces": "/v1/traces", "metrics": "/v1/metrics", "logs": "/v1/logs"}[signal]
     url = "http://collector.example:4318" + path
 
@@ -209,3 +224,156 @@ def test_an_app_process_started_with_a_proxy_exports_through_it(proxy: _Proxy, t
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "http://collector.example:4318/v1/traces" in proxy.seen, (proxy.seen, proc.stderr[-2000:])
+
+
+#: Which transport instrument()'s exporters get per environment, and the CA file urllib3 is given when direct.
+_DIRECT = {
+    "nothing set": "certifi",
+    "proxy": None,  # requests: it speaks to the proxy
+    "proxy, host in NO_PROXY": "certifi",
+    "proxy, other host in NO_PROXY": None,
+    "CA bundle": "/etc/ssl/custom.pem",
+    "curl CA bundle": "/etc/ssl/curl.pem",
+    "OTLP certificate and CA bundle": "/etc/ssl/custom.pem",  # requests' environment bundle wins, as it does there
+    "netrc": None,  # requests: it adds the credentials
+}
+
+
+@pytest.mark.parametrize("case", list(_CASES))
+@pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])
+def test_direct_transport_only_where_requests_adds_nothing_with_its_certificate_checks(
+    case: str, signal: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without a proxy or credentials for the URL, exports go through urllib3 directly, verifying against the CA
+    file requests would use (certifi's bundle, or the bundle the environment names); otherwise through the pinned
+    requests session (the parity test above)."""
+    import certifi
+    from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
+    from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+
+    _environment(case, monkeypatch, tmp_path)
+    transport = _exporter(signal, direct=True)._client._transport
+    want = _DIRECT[case]
+    if want is None:
+        assert type(transport) is RequestsHTTPTransport
+        assert transport._session.trust_env is False
+        return
+    assert type(transport) is Urllib3HTTPTransport
+    kw = transport._pool.connection_pool_kw
+    assert kw["cert_reqs"] == "CERT_REQUIRED"
+    assert kw["ca_certs"] == (certifi.where() if want == "certifi" else want)
+    assert "cert_file" not in kw
+
+
+def test_client_certificate_and_credential_providers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """mTLS files reach urllib3 as requests would pass them; a credential provider's session keeps requests."""
+    from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+
+    _environment("nothing set", monkeypatch, tmp_path)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/otel/client.pem")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/otel/client.key")
+    transport = _exporter("traces", direct=True)._client._transport
+    assert type(transport) is Urllib3HTTPTransport
+    kw = transport._pool.connection_pool_kw
+    assert (kw["cert_file"], kw["key_file"]) == ("/etc/otel/client.pem", "/etc/otel/client.key")
+
+    pinned = _exporter("traces")  # a pinned requests session, as if a provider had handed it over
+    monkeypatch.setenv("OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER", "vault")
+    assert _export.direct_transport(pinned) is False
+    monkeypatch.delenv("OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER")
+    _session(pinned).headers["Authorization"] = "Bearer t"  # a session that adds something of its own
+    assert _export.direct_transport(pinned) is False
+    del _session(pinned).headers["Authorization"]
+    assert _export.direct_transport(pinned) is True
+
+
+_TLS = Path(__file__).resolve().parents[1] / "data" / "tls"
+
+
+class _Receiver:
+    """An OTLP/HTTP receiver (HTTP/1.1 keep-alive, over real TLS when ``tls``) on 127.0.0.1: records each POST's path
+    and the client port it came from (one port per TCP connection). With ``drop`` it closes every connection after
+    its answer without saying so, as a Collector or a load balancer closing an idle connection does."""
+
+    def __init__(self, *, tls: bool = True, drop: bool = False) -> None:
+        import ssl
+
+        self.seen: list[tuple[str, int]] = []
+        seen = self.seen
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                seen.append((self.path, self.client_address[1]))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                self.close_connection = drop
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(_TLS / "loopback.pem", _TLS / "loopback.key")
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def traces(self) -> list[int]:
+        """The client port of each trace export received."""
+        return [port for path, port in self.seen if path == "/v1/traces"]
+
+
+def _three_exports(url: str) -> None:
+    tel = agentpress_otel.instrument(service_name="direct-test", endpoint=url, protocol="http/protobuf",
+                                     integrations=[], export_timeout_s=2)
+    tracer = tel.tracer_provider.get_tracer("direct-test")
+    for _ in range(3):
+        tracer.start_span("work").end()
+        tel.tracer_provider.force_flush(10_000)
+    tel.shutdown()
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_direct_exports_over_real_tls_verify_the_collector(
+    trusted: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """instrument() over OTLP/HTTPS to a real TLS receiver: with its CA named (OTEL_EXPORTER_OTLP_CERTIFICATE) three
+    exports arrive over one kept-alive connection; without it the certificate is refused and nothing arrives (the
+    direct transport verifies, against certifi's bundle, as requests does)."""
+    _environment("nothing set", monkeypatch, tmp_path)
+    if trusted:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(_TLS / "loopback.pem"))
+    receiver = _Receiver()
+    try:
+        _three_exports(receiver.url)
+    finally:
+        receiver.close()
+    if trusted:
+        assert len(receiver.traces()) == 3
+        assert len(set(receiver.traces())) == 1  # one connection, kept alive
+    else:
+        assert receiver.traces() == []
+
+
+def test_a_connection_the_collector_dropped_is_replaced(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The receiver closes each connection after answering, without a ``Connection: close``: every export still
+    arrives, each on a new connection (the pooled one is found dead, or the SDK's immediate retry on a connection
+    error sends it again)."""
+    _environment("nothing set", monkeypatch, tmp_path)
+    receiver = _Receiver(tls=False, drop=True)
+    try:
+        _three_exports(receiver.url)
+    finally:
+        receiver.close()
+    assert len(receiver.traces()) == 3
+    assert len(set(receiver.traces())) == 3

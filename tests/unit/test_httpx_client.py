@@ -28,7 +28,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util.http import redact_url
 
+from agentpress_otel.integrations import _httpx_client
 from agentpress_otel.integrations import httpx as httpx_integration
 
 _STATUS = {"/ok": 200, "/missing": 404, "/bad": 502}
@@ -332,3 +334,26 @@ def test_under_instrument_the_duration_point_is_queued_and_keeps_its_exemplar(se
                    frozenset({**base, "http.response.status_code": 404, "error.type": "404"}.items()): 1}
     linked = {e.span_id for _, p in points for e in p.exemplars}
     assert linked and linked <= spans
+
+
+def test_parsed_urls_are_kept_per_url_text_and_bounded(server: str, stable_mode: None,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """What start() records of a URL is parsed once per URL text: an excluded URL stays excluded on every request,
+    each of 300 distinct URLs (more than the 256 kept) gets its own attributes, and the kept set stays bounded."""
+    monkeypatch.setenv("OTEL_PYTHON_HTTPX_EXCLUDED_URLS", "/health")
+    urls = [f"{server}/ok?page={i}" for i in range(300)]
+    reqs = [("GET", f"{server}/health", {}), ("GET", f"{server}/health", {})] + [("GET", u, {}) for u in urls]
+    seen: list[int] = []
+    real = _httpx_client._url
+
+    def counting(st: Any, url: Any) -> Any:
+        got = real(st, url)
+        seen.append(len(st.urls))
+        return got
+
+    monkeypatch.setattr(_httpx_client, "_url", counting)
+    spans, _ = _run(True, reqs)
+    assert len(spans) == 2 * len(urls)  # sync and async; /health never has one
+    assert sorted(s.attributes["url.full"] for s in spans) == sorted(
+        redact_url(u) for u in urls * 2)
+    assert max(seen) <= 256

@@ -431,3 +431,34 @@ def test_extra_fields_per_record_with_the_names_cached_per_call_site() -> None:
     assert entry(a=1, marker=object(), _private=2) == {"a": 1}
     assert entry(a=1, _filter_adds=True) == {"a": 1, "added_by_filter": "f"}
     assert entry() == {}
+
+
+def test_idle_worker_sleeps_until_a_record_arrives() -> None:
+    """An idle pipeline's worker waits on its wake event (about once a second as a safety net, not ten times),
+    and the first record into the empty queue still wakes it at once."""
+    import threading
+    import time
+
+    waits: list[float | None] = []
+
+    class Counting(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(timeout)
+            return super().wait(timeout)
+
+    p = LogPipeline(logger_provider=None)
+    try:
+        p._wake = Counting()  # the worker reads it on every round
+        p._wake.set()  # let it leave the wait on the old event
+        time.sleep(1.5)
+        assert len(waits) <= 3, waits  # was 15 at 0.1 s
+        n = len(waits)
+        rec = logging.LogRecord("app", logging.INFO, __file__, 1, "m", None, None)
+        assert p.submit((0, rec, "m", {}, None))
+        deadline = time.monotonic() + 0.5
+        while p._q and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert not p._q  # taken well before the safety-net wake
+        assert len(waits) <= n + 1
+    finally:
+        p.stop()

@@ -319,3 +319,24 @@ def test_callback_errors_are_counted_not_raised(rig: Rig, monkeypatch: pytest.Mo
     pts = rig.points()  # must not raise
     assert "process.memory.usage" not in pts
     assert _selftel.errors("runtime.system_metrics") > before
+
+
+
+@pytest.mark.parametrize(("value", "want"), [(None, 0.25), ("2.5", 2.5)])
+def test_loop_probe_interval_comes_from_the_options_table(value: str | None, want: float) -> None:
+    """AGENTPRESS_OTEL_LOOP_PROBE_INTERVAL_S sets the probe period of a real instrument() in an app process
+    (0.25 s by default)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTPRESS_OTEL_"))}
+    if value is not None:
+        env["AGENTPRESS_OTEL_LOOP_PROBE_INTERVAL_S"] = value
+    code = ("import agentpress_otel\n"
+            "from agentpress_otel.integrations import runtime\n"
+            "tel = agentpress_otel.instrument(service_name='probe', integrations=['runtime'], protocol='http/protobuf',"
+            " endpoint='http://127.0.0.1:9', shutdown_timeout_s=1)\n"
+            "print(runtime._monitor.interval)\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert float(proc.stdout.split()[-1]) == want

@@ -74,8 +74,6 @@ PROCESS_METRICS: dict[str, list[str] | None] = {
     "cpython.gc.uncollectable_objects": None,
 }
 
-#: Default probe period: frequent enough to catch 100 ms-scale stalls, cheap enough to ignore.
-DEFAULT_PROBE_INTERVAL_S = 0.25
 
 #: Upstream name -> (registry name, registry unit, upstream attribute -> registry attribute). Upstream
 #: 0.66b2 leaves some units empty, keeps pre-registry labels (``type``, ``direction``, a duplicate string
@@ -470,8 +468,9 @@ def instrument(
     """Start process metrics and event-loop lag probes on ``telemetry.meter_provider``.
 
     Raises :class:`~agentpress_otel.integrations.Skip` (nothing started) when metrics are off. Idempotent: a
-    second call first undoes the previous one. ``probe_interval_s`` defaults to 0.25 s; the max-lag window is
-    ``telemetry.config.runtime_interval_s``. The keyword options are for tests and benchmarks.
+    second call first undoes the previous one. ``probe_interval_s`` defaults to ``Config.loop_probe_interval_s``
+    (0.25 s, ``AGENTPRESS_OTEL_LOOP_PROBE_INTERVAL_S``); the max-lag window is ``telemetry.config.runtime_interval_s``.
+    The keyword options are for tests and benchmarks.
 
     Example::
 
@@ -482,7 +481,7 @@ def instrument(
     mp = telemetry.meter_provider
     if not telemetry.config.metrics or mp is None or isinstance(mp, NoOpMeterProvider):
         raise Skip("metrics are off")
-    interval = float(probe_interval_s) if probe_interval_s else DEFAULT_PROBE_INTERVAL_S
+    interval = float(probe_interval_s or telemetry.config.loop_probe_interval_s)
     window = max(float(telemetry.config.runtime_interval_s), interval)
     with _lock:
         uninstrument()

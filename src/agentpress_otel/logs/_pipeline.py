@@ -49,6 +49,10 @@ _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "
 WORKER_THREAD_NAME = "agentpress-otel-logs"
 #: How long the worker waits for a fuller batch after the first record arrives (bounds the added latency).
 LINGER_S = 0.05
+#: How long an idle worker sleeps before looking at the queue on its own. The first record into an empty queue
+#: wakes it; this only bounds the rare miss (two threads appending at once both see a second record), at the
+#: batch exporter's own 1 s pace. An idle app's worker wakes once a second, not ten times.
+IDLE_WAKE_S = 1.0
 
 STDLIB = 0
 STRUCTLOG = 1
@@ -301,7 +305,7 @@ class LogPipeline:
             if not q:
                 self._wake.clear()
                 if not q:
-                    self._wake.wait(0.1)
+                    self._wake.wait(IDLE_WAKE_S)
                 continue
             if len(q) < self._batch and not self._full.is_set():
                 # Linger a little for more records: one wake-up per batch instead of one per record
