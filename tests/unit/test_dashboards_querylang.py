@@ -76,6 +76,8 @@ def _server() -> subprocess.Popen[str]:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if proc.stdout is not None:
+            proc.stdout.close()  # else "ResourceWarning: unclosed file" at interpreter exit
 
     atexit.register(stop)
     return proc

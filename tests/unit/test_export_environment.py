@@ -104,25 +104,32 @@ _CASES = {
     "proxy": {"HTTP_PROXY": "http://proxy.internal:3128", "HTTPS_PROXY": "http://proxy.internal:3129"},
     "proxy, host in NO_PROXY": {"HTTP_PROXY": "http://proxy.internal:3128", "NO_PROXY": "localhost,collector.example"},
     "proxy, other host in NO_PROXY": {"http_proxy": "http://proxy.internal:3128", "no_proxy": "elsewhere.example"},
-    "CA bundle": {"REQUESTS_CA_BUNDLE": "/etc/ssl/custom.pem"},
-    "curl CA bundle": {"CURL_CA_BUNDLE": "/etc/ssl/curl.pem"},
-    "OTLP certificate and CA bundle": {"OTEL_EXPORTER_OTLP_CERTIFICATE": "/etc/otel/ca.pem",
-                                       "REQUESTS_CA_BUNDLE": "/etc/ssl/custom.pem"},
+    "CA bundle": {"REQUESTS_CA_BUNDLE": "{dir}/custom.pem"},
+    "curl CA bundle": {"CURL_CA_BUNDLE": "{dir}/curl.pem"},
+    "OTLP certificate and CA bundle": {"OTEL_EXPORTER_OTLP_CERTIFICATE": "{dir}/ca.pem",
+                                       "REQUESTS_CA_BUNDLE": "{dir}/custom.pem"},
+    "CA bundle that does not exist": {"REQUESTS_CA_BUNDLE": "{dir}/missing.pem"},
     "netrc": {"NETRC": "{netrc}"},
 }
 
 
 def _environment(case: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Only ``_CASES[case]`` of what requests reads (a netrc for collector.example in ``tmp_path``)."""
+    """Only ``_CASES[case]`` of what requests and the exporters read (a netrc for collector.example and the CA
+    files the cases name, but ``missing.pem``, in ``tmp_path``)."""
+    import os
+
     netrc = tmp_path / "netrc"
     netrc.write_text("machine collector.example login otlp password s3cret\n")
     netrc.chmod(0o600)
+    for name in ("custom.pem", "curl.pem", "ca.pem"):
+        (tmp_path / name).write_text("")
     for key in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY",
-                "all_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NETRC", "OTEL_EXPORTER_OTLP_CERTIFICATE"):
+                "all_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NETRC",
+                *(k for k in os.environ if k.startswith(("OTEL_EXPORTER_OTLP_", "OTEL_PYTHON_EXPORTER_OTLP_")))):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc of the machine's
     for key, value in _CASES[case].items():
-        monkeypatch.setenv(key, value.format(netrc=netrc))
+        monkeypatch.setenv(key, value.format(netrc=netrc, dir=tmp_path))
 
 
 @pytest.mark.parametrize("case", list(_CASES))
@@ -144,7 +151,7 @@ def test_pinned_session_resolves_what_requests_would_per_request(
     if case == "proxy":
         assert want[0]["http"] == "http://proxy.internal:3128"
     if case == "CA bundle":
-        assert want[1] == "/etc/ssl/custom.pem"
+        assert want[1] == f"{tmp_path}/custom.pem"
 
 
 def _exporter_unpinned(signal: str, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -228,13 +235,14 @@ def test_an_app_process_started_with_a_proxy_exports_through_it(proxy: _Proxy, t
 
 #: Which transport instrument()'s exporters get per environment, and the CA file urllib3 is given when direct.
 _DIRECT = {
-    "nothing set": "certifi",
+    "nothing set": "default",
     "proxy": None,  # requests: it speaks to the proxy
-    "proxy, host in NO_PROXY": "certifi",
+    "proxy, host in NO_PROXY": "default",
     "proxy, other host in NO_PROXY": None,
-    "CA bundle": "/etc/ssl/custom.pem",
-    "curl CA bundle": "/etc/ssl/curl.pem",
-    "OTLP certificate and CA bundle": "/etc/ssl/custom.pem",  # requests' environment bundle wins, as it does there
+    "CA bundle": "custom.pem",
+    "curl CA bundle": "curl.pem",
+    "OTLP certificate and CA bundle": "custom.pem",  # requests' environment bundle wins, as it does there
+    "CA bundle that does not exist": None,  # requests: it fails the export at once (urllib3 would retry it)
     "netrc": None,  # requests: it adds the credentials
 }
 
@@ -245,11 +253,11 @@ def test_direct_transport_only_where_requests_adds_nothing_with_its_certificate_
     case: str, signal: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Without a proxy or credentials for the URL, exports go through urllib3 directly, verifying against the CA
-    file requests would use (certifi's bundle, or the bundle the environment names); otherwise through the pinned
+    file requests would use (its default bundle, or the bundle the environment names); otherwise through the pinned
     requests session (the parity test above)."""
-    import certifi
     from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
     from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
     _environment(case, monkeypatch, tmp_path)
     transport = _exporter(signal, direct=True)._client._transport
@@ -261,21 +269,27 @@ def test_direct_transport_only_where_requests_adds_nothing_with_its_certificate_
     assert type(transport) is Urllib3HTTPTransport
     kw = transport._pool.connection_pool_kw
     assert kw["cert_reqs"] == "CERT_REQUIRED"
-    assert kw["ca_certs"] == (certifi.where() if want == "certifi" else want)
+    assert kw["ca_certs"] == (DEFAULT_CA_BUNDLE_PATH if want == "default" else str(tmp_path / want))
     assert "cert_file" not in kw
 
 
 def test_client_certificate_and_credential_providers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """mTLS files reach urllib3 as requests would pass them; a credential provider's session keeps requests."""
+    """mTLS files reach urllib3 as requests would pass them (a missing one keeps requests, which fails the export at
+    once where urllib3 would retry it); a credential provider's session keeps requests."""
+    from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
     from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
 
     _environment("nothing set", monkeypatch, tmp_path)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/otel/client.pem")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/otel/client.key")
+    pem, key = tmp_path / "client.pem", tmp_path / "client.key"
+    pem.write_text("")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", str(pem))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", str(key))
+    assert type(_exporter("traces", direct=True)._client._transport) is RequestsHTTPTransport  # no key file yet
+    key.write_text("")
     transport = _exporter("traces", direct=True)._client._transport
     assert type(transport) is Urllib3HTTPTransport
     kw = transport._pool.connection_pool_kw
-    assert (kw["cert_file"], kw["key_file"]) == ("/etc/otel/client.pem", "/etc/otel/client.key")
+    assert (kw["cert_file"], kw["key_file"]) == (str(pem), str(key))
 
     pinned = _exporter("traces")  # a pinned requests session, as if a provider had handed it over
     monkeypatch.setenv("OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER", "vault")
@@ -349,7 +363,7 @@ def test_direct_exports_over_real_tls_verify_the_collector(
 ) -> None:
     """instrument() over OTLP/HTTPS to a real TLS receiver: with its CA named (OTEL_EXPORTER_OTLP_CERTIFICATE) three
     exports arrive over one kept-alive connection; without it the certificate is refused and nothing arrives (the
-    direct transport verifies, against certifi's bundle, as requests does)."""
+    direct transport verifies, against requests' default bundle, as requests does)."""
     _environment("nothing set", monkeypatch, tmp_path)
     if trusted:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(_TLS / "loopback.pem"))

@@ -357,3 +357,18 @@ def test_parsed_urls_are_kept_per_url_text_and_bounded(server: str, stable_mode:
     assert sorted(s.attributes["url.full"] for s in spans) == sorted(
         redact_url(u) for u in urls * 2)
     assert max(seen) <= 256
+
+
+def test_urls_with_credentials_or_of_any_length_are_not_kept(server: str, stable_mode: None) -> None:
+    """A URL with a password in it, or longer than 2 KiB, is parsed for its request and not kept afterwards."""
+    secret = server.replace("http://", "http://user:pw@") + "/ok"
+    long = f"{server}/ok?q={'x' * 3000}"
+    httpx_integration.instrument(SimpleNamespace(tracer_provider=TracerProvider(), meter_provider=MeterProvider(),
+                                                 config=SimpleNamespace(internal_hosts=[])))  # type: ignore[arg-type]
+    try:
+        st = httpx_integration._settings
+        assert st is not None
+        _send([("GET", secret, {}), ("GET", long, {}), ("GET", f"{server}/ok", {})])
+        assert list(st.urls) == [f"{server}/ok"]
+    finally:
+        httpx_integration.uninstrument()

@@ -433,11 +433,14 @@ def test_extra_fields_per_record_with_the_names_cached_per_call_site() -> None:
     assert entry() == {}
 
 
-def test_idle_worker_sleeps_until_a_record_arrives() -> None:
-    """An idle pipeline's worker waits on its wake event (about once a second as a safety net, not ten times),
-    and the first record into the empty queue still wakes it at once."""
+def test_idle_worker_sleeps_until_a_record_arrives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle pipeline's worker waits on its wake event, about once a second as a safety net (not ten times);
+    a record put into the queue wakes it at once, even when another thread's record got there first (two threads
+    appending at once), with the safety net out of reach."""
     import threading
     import time
+
+    from agentpress_otel.logs import _pipeline
 
     waits: list[float | None] = []
 
@@ -448,17 +451,24 @@ def test_idle_worker_sleeps_until_a_record_arrives() -> None:
 
     p = LogPipeline(logger_provider=None)
     try:
-        p._wake = Counting()  # the worker reads it on every round
-        p._wake.set()  # let it leave the wait on the old event
+        old = p._wake
+        p._wake = Counting()  # the worker reads it on every round; it leaves its wait on the old one at the timeout
+        old.set()
         time.sleep(1.5)
-        assert len(waits) <= 3, waits  # was 15 at 0.1 s
-        n = len(waits)
+        assert 1 <= len(waits) <= 3, waits  # was 15 at 0.1 s
+        assert set(waits) == {_pipeline.IDLE_WAKE_S}
+        monkeypatch.setattr(_pipeline, "IDLE_WAKE_S", 30.0)
+        p._wake.set()  # into a 30 s wait now
+        deadline = time.monotonic() + 2
+        while waits[-1] != 30.0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
         rec = logging.LogRecord("app", logging.INFO, __file__, 1, "m", None, None)
+        p._q.append((0, (0, rec, "first", {}, None)))  # another thread's record, its wake-up lost to the race
         assert p.submit((0, rec, "m", {}, None))
-        deadline = time.monotonic() + 0.5
+        deadline = time.monotonic() + 1
         while p._q and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert not p._q  # taken well before the safety-net wake
-        assert len(waits) <= n + 1
+        assert not p._q  # woken by the submit, not by the safety net 30 s away
     finally:
         p.stop()

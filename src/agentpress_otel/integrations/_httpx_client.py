@@ -112,14 +112,17 @@ def _url(st: Settings, url: Any) -> tuple[str, str, int | None, int | None] | No
     except KeyError:
         pass
     facts: tuple[str, str, int | None, int | None] | None = None
+    userinfo = url.userinfo
     if st.excluded is None or not st.excluded.url_disabled(text):
         full = text
-        if url.userinfo or url.query:
+        if userinfo or url.query:
             from opentelemetry.util.http import redact_url
 
             full = redact_url(text)
         explicit = url.port
         facts = (full, url.host, explicit or _DEFAULT_PORTS.get(url.scheme), explicit)
+    if userinfo or len(text) > 2048:
+        return facts  # credentials and blobs are not kept for the process's life
     if len(st.urls) >= 256:  # bounded: URLs with ids in them would grow it forever
         st.urls.clear()
     st.urls[text] = facts

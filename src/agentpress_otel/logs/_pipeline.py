@@ -49,9 +49,8 @@ _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "
 WORKER_THREAD_NAME = "agentpress-otel-logs"
 #: How long the worker waits for a fuller batch after the first record arrives (bounds the added latency).
 LINGER_S = 0.05
-#: How long an idle worker sleeps before looking at the queue on its own. The first record into an empty queue
-#: wakes it; this only bounds the rare miss (two threads appending at once both see a second record), at the
-#: batch exporter's own 1 s pace. An idle app's worker wakes once a second, not ten times.
+#: How long an idle worker sleeps before looking at the queue on its own. A record put into the queue while it
+#: waits wakes it (see submit); this is only a safety net. An idle app's worker wakes once a second, not ten times.
 IDLE_WAKE_S = 1.0
 
 STDLIB = 0
@@ -236,10 +235,12 @@ class LogPipeline:
             _selftel.record_dropped("logs", "shutdown" if self._stop else "queue_full")
             return False
         q.append((cost, item))
-        n = len(q)
-        if n == 1:
+        # The worker clears _wake only when it finds the queue empty, just before it waits: a producer that finds it
+        # clear wakes it (whatever the queue length: two threads appending at once may both see two records), and
+        # one that finds it set pays one flag read.
+        if not self._wake.is_set():
             self._wake.set()
-        elif n == self._batch:
+        elif len(q) == self._batch:
             self._full.set()
         return True
 
