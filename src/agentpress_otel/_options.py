@@ -113,7 +113,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("protocol", "Protocol", "grpc", _parse_protocol,
            "`grpc` or `http/protobuf` (`http/json` is not supported by the Python SDK). Over `http/protobuf` the "
            "proxy variables (`HTTP(S)_PROXY`, `NO_PROXY`), `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE` and `~/.netrc` are "
-           "honoured as `requests` honours them, but read once at `instrument()`, like every `OTEL_*` variable.",
+           "honoured as `requests` honours them, but read once at `instrument()`, like every `OTEL_*` variable; "
+           "with no proxy or credentials to add, exports skip `requests` and go through urllib3 with the same "
+           "certificate checks.",
            _EXP,
            arg_type="str | None", std_env=("OTEL_EXPORTER_OTLP_PROTOCOL",), validate=_parse_protocol),
     Option("endpoint", "str", "http://localhost:4317", str,
