@@ -28,6 +28,8 @@ from agentpress_otel._otlp_wire import (
     encode_or_none,
     lazy_classes,
     ld,
+    plain_attributes,
+    plain_list,
     send_encoded,
     varint,
 )
@@ -60,21 +62,21 @@ class _SpanEncoder(Encoder):
             parts += (b"\x39", Q(s.start_time))
         if s.end_time:
             parts += (b"\x41", Q(s.end_time))
-        parts.append(self.attributes(b"\x4a", s.attributes))
+        parts.append(self.attributes(b"\x4a", plain_attributes(s)))
         if s.dropped_attributes:
             parts += (b"\x50", varint(s.dropped_attributes))
-        for ev in s.events:
+        for ev in plain_list(s, "events"):
             body = (b"\x09" + Q(ev.timestamp) if ev.timestamp else b"") + \
                 (ld(b"\x12", ev.name.encode("utf-8")) if ev.name else b"") + \
-                self.attributes(b"\x1a", ev.attributes) + \
+                self.attributes(b"\x1a", plain_attributes(ev)) + \
                 (b"\x20" + varint(ev.dropped_attributes) if ev.dropped_attributes else b"")
             parts.append(ld(b"\x5a", body))
         if s.dropped_events:
             parts += (b"\x60", varint(s.dropped_events))
-        for ln in s.links:  # the SDK writes no trace_state on links
+        for ln in plain_list(s, "links"):  # the SDK writes no trace_state on links
             lc = ln.context
             body = b"\x0a\x10" + lc.trace_id.to_bytes(16, "big") + b"\x12\x08" + lc.span_id.to_bytes(8, "big") + \
-                self.attributes(b"\x22", ln.attributes) + \
+                self.attributes(b"\x22", plain_attributes(ln)) + \
                 (b"\x28" + varint(ln.dropped_attributes) if ln.dropped_attributes else b"") + \
                 b"\x35" + I32(_flags(lc))
             parts.append(ld(b"\x6a", body))

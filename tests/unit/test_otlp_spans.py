@@ -152,3 +152,30 @@ def test_an_unencodable_value_is_logged_as_the_sdk_logs_it(caplog: pytest.LogCap
     with caplog.at_level("ERROR", logger="opentelemetry.exporter.otlp.proto.common._internal"):
         encode_spans([span])
     assert any("Failed to encode key huge" in r.getMessage() for r in caplog.records)
+
+
+def test_rebuilt_spans_and_subclasses_are_read_through_their_own_api() -> None:
+    """The encoder reads the SDK's attribute and event storage directly; spans rebuilt from plain lists and dicts
+    (as the redaction exporter builds them) and a subclass that computes its attributes still give the SDK
+    encoder's message."""
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+
+    base = _spans(7)[:12]
+    rebuilt = [ReadableSpan(name=s.name, context=s.context, parent=s.parent, resource=s.resource,
+                            attributes=dict(s.attributes), events=[Event(e.name, dict(e.attributes or {}),
+                                                                         e.timestamp) for e in s.events],
+                            links=list(s.links), kind=s.kind, status=s.status, start_time=s.start_time,
+                            end_time=s.end_time, instrumentation_scope=s.instrumentation_scope) for s in base]
+
+    class Computed(ReadableSpan):
+        @property
+        def attributes(self) -> Any:
+            return {"computed": True}
+
+    computed = [Computed(name=s.name, context=s.context, resource=s.resource, attributes={"stored": 1},
+                         instrumentation_scope=s.instrumentation_scope) for s in base[:3]]
+    for spans in (rebuilt, computed):
+        assert ExportTraceServiceRequest.FromString(encode_spans(spans)) == sdk_encode(spans)
+    got = ExportTraceServiceRequest.FromString(encode_spans(computed))
+    assert {kv.key for r in got.resource_spans for sc in r.scope_spans for sp in sc.spans
+            for kv in sp.attributes} == {"computed"}

@@ -24,6 +24,7 @@ from opentelemetry.trace import Link, Status
 
 from agentpress_otel import _selftel
 from agentpress_otel._export import E, ExporterWrapper
+from agentpress_otel._otlp_wire import plain_attributes, plain_list
 from agentpress_otel.redaction._engine import _HEAD_TAIL_ATTRIBUTES, URL_ATTRIBUTES, Redactor, default_redactor
 
 _G_REDACT_METRICS = _selftel.guard("redaction.metrics")
@@ -89,8 +90,9 @@ def _add_span_texts(r: Redactor, s: ReadableSpan, out: list[str]) -> bool:
     out.append(s.name)
     if s.status.description:
         out.append(s.status.description)
-    return add_scannable(r, s.attributes, out) and all(add_scannable(r, ev.attributes, out) for ev in s.events) \
-        and all(add_scannable(r, ln.attributes, out) for ln in s.links)
+    return add_scannable(r, plain_attributes(s), out) and all(
+        add_scannable(r, plain_attributes(ev), out) for ev in plain_list(s, "events")) and all(
+        add_scannable(r, plain_attributes(ln), out) for ln in plain_list(s, "links"))
 
 
 class _Redacting(ExporterWrapper[E]):
