@@ -64,7 +64,7 @@ def _sdk_properties() -> frozenset[Any]:
 def plain_attributes(item: Any) -> Mapping[str, Any] | None:
     """The attributes of ``item`` (a span, event or link) as the dict the SDK keeps them in, else as ``item`` gives
     them. ``ReadableSpan.attributes`` wraps its ``BoundedAttributes`` in a ``MappingProxyType``, whose every
-    iteration and lookup goes through ``BoundedAttributes``' Python methods: about a tenth of a span's export.
+    iteration and lookup goes through ``BoundedAttributes``' Python methods: a fifth of a span's encoding.
     Only for finished items (the export thread's), whose attributes no longer change, and only for the SDK's own
     classes (a subclass may compute its attributes)."""
     if getattr(type(item), "attributes", None) not in _sdk_properties():
