@@ -25,37 +25,61 @@ from harness.otlp_sink import OTLPSink
 URL = "http://collector.example:4318/v1/traces"
 
 
-class _Proxy:
-    """A forward proxy that answers every request itself (200, empty body) and records the request line."""
+_TLS = Path(__file__).resolve().parents[1] / "data" / "tls"
 
-    def __init__(self) -> None:
-        seen: list[str] = []
-        self.seen = seen
+
+class _Receiver:
+    """An OTLP/HTTP receiver (HTTP/1.1 keep-alive, over real TLS when ``tls``) on 127.0.0.1: records each POST's path
+    and the client port it came from (one port per TCP connection). With ``drop`` it closes every connection after
+    its answer without saying so, as a Collector or a load balancer closing an idle connection does."""
+
+    def __init__(self, *, tls: bool = True, drop: bool = False) -> None:
+        import ssl
+
+        self.seen: list[tuple[str, int]] = []
+        seen = self.seen
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                seen.append(self.path)  # a proxied request carries the absolute URL
+                seen.append((self.path, self.client_address[1]))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                self.close_connection = drop
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(_TLS / "loopback.pem", _TLS / "loopback.key")
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
 
+    @property
+    def paths(self) -> list[str]:
+        """The request path of every POST received (a proxied request carries the absolute URL)."""
+        return [path for path, _ in self.seen]
+
+    def traces(self) -> list[int]:
+        """The client port of each trace export received."""
+        return [port for path, port in self.seen if path == "/v1/traces"]
+
 
 @pytest.fixture
-def proxy() -> Iterator[_Proxy]:
-    p = _Proxy()
+def proxy() -> Iterator[_Receiver]:
+    """A forward proxy on loopback that answers every request itself (200, empty body)."""
+    p = _Receiver(tls=False)
     yield p
     p.close()
 
@@ -162,7 +186,7 @@ def _exporter_unpinned(signal: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_exports_go_through_the_environment_proxy_without_reading_the_environment_again(
-    proxy: _Proxy, monkeypatch: pytest.MonkeyPatch
+    proxy: _Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """instrument() over OTLP/HTTP with HTTP_PROXY set: every export reaches the collector through the proxy, and
     no export scans the environment for proxies (before the pinning, each one did, twice)."""
@@ -179,11 +203,11 @@ def test_exports_go_through_the_environment_proxy_without_reading_the_environmen
         tracer.start_span("work").end()
         assert tel.tracer_provider.force_flush(10_000)
     tel.shutdown()
-    assert proxy.seen.count("http://collector.example:4318/v1/traces") == 3
+    assert proxy.paths.count("http://collector.example:4318/v1/traces") == 3
     assert scans == []
 
 
-def test_host_in_no_proxy_goes_direct(monkeypatch: pytest.MonkeyPatch, proxy: _Proxy) -> None:
+def test_host_in_no_proxy_goes_direct(monkeypatch: pytest.MonkeyPatch, proxy: _Receiver) -> None:
     """NO_PROXY is honoured as requests honours it: the receiver gets the export, the proxy nothing."""
     with OTLPSink() as sink:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
@@ -195,7 +219,7 @@ def test_host_in_no_proxy_goes_direct(monkeypatch: pytest.MonkeyPatch, proxy: _P
         assert tel.tracer_provider.force_flush(10_000)
         tel.shutdown()
         assert [s.name for s in sink.spans()] == ["work"]
-    assert proxy.seen == []
+    assert proxy.paths == []
 
 
 def test_a_session_of_another_type_is_left_alone() -> None:
@@ -213,7 +237,7 @@ def test_a_session_of_another_type_is_left_alone() -> None:
 
 
 
-def test_an_app_process_started_with_a_proxy_exports_through_it(proxy: _Proxy, tmp_path: Path) -> None:
+def test_an_app_process_started_with_a_proxy_exports_through_it(proxy: _Receiver, tmp_path: Path) -> None:
     """The path users run: a separate interpreter whose environment names the proxy at start-up (as a container's
     does) calls instrument() over OTLP/HTTP and exits; atexit's flush sends the span through the proxy."""
     import os
@@ -230,7 +254,7 @@ def test_an_app_process_started_with_a_proxy_exports_through_it(proxy: _Proxy, t
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "http://collector.example:4318/v1/traces" in proxy.seen, (proxy.seen, proc.stderr[-2000:])
+    assert "http://collector.example:4318/v1/traces" in proxy.paths, (proxy.paths, proc.stderr[-2000:])
 
 
 #: Which transport instrument()'s exporters get per environment, and the CA file urllib3 is given when direct.
@@ -299,52 +323,6 @@ def test_client_certificate_and_credential_providers(monkeypatch: pytest.MonkeyP
     assert _export.direct_transport(pinned) is False
     del _session(pinned).headers["Authorization"]
     assert _export.direct_transport(pinned) is True
-
-
-_TLS = Path(__file__).resolve().parents[1] / "data" / "tls"
-
-
-class _Receiver:
-    """An OTLP/HTTP receiver (HTTP/1.1 keep-alive, over real TLS when ``tls``) on 127.0.0.1: records each POST's path
-    and the client port it came from (one port per TCP connection). With ``drop`` it closes every connection after
-    its answer without saying so, as a Collector or a load balancer closing an idle connection does."""
-
-    def __init__(self, *, tls: bool = True, drop: bool = False) -> None:
-        import ssl
-
-        self.seen: list[tuple[str, int]] = []
-        seen = self.seen
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                seen.append((self.path, self.client_address[1]))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                self.close_connection = drop
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        if tls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(_TLS / "loopback.pem", _TLS / "loopback.key")
-            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def traces(self) -> list[int]:
-        """The client port of each trace export received."""
-        return [port for path, port in self.seen if path == "/v1/traces"]
 
 
 def _three_exports(url: str) -> None:
