@@ -13,12 +13,11 @@ Printed per variant: instructions per call with the instrumentation off, on minu
 slice pairs) and the ratio; every variant against OpenInference's. The uninstrumented worker's own on/off delta
 (same code) shows what is left of noise (thread timing, garbage collection: a fraction of a per cent of a call).
 Timers that fire by wall time are moved out of the slices too (the batch processors', the metric reader's, our
-event-loop probe's): on valgrind's clock a slice lasts 50-100 times longer, and each would fire that many times
-more often than natively (the loop probe alone added about 90k instructions per call to ours (defaults) before it
-was moved). What stays is the log worker's idle safety-net wake, once a second: a few thousand instructions per
-call. The µs column converts
-instructions to CPU time at LiteLLM's own rate on this machine (the uninstrumented worker's native CPU per call
-over its instructions, measured in the same run; it includes kernel time, which callgrind does not count); the
+event-loop probe's): under valgrind a 30-call slice lasts 10-20 s instead of about 0.2 s, and each would fire
+that many times more often than natively. What stays is the log worker's idle safety-net wake, once a second.
+The µs column converts instructions to CPU time at LiteLLM's own rate on this machine (the uninstrumented worker's
+native CPU per call over its instructions, measured in the same run; it includes kernel time, which callgrind does
+not count); the
 "floor" column at the rate of a pure-Python hot loop. The instruction counts and ratios are the exact figures.
 
 Set ``BENCH_CG_OUT=DIR`` to keep the dumps and compare slices with ``callgrind_annotate``.
