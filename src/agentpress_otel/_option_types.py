@@ -156,6 +156,13 @@ def _parse_protocol(raw: str) -> Protocol:
     raise ValueError("expected 'grpc' or 'http/protobuf' (http/json is not supported by the Python SDK)")
 
 
+def _parse_llm_http_spans(raw: str) -> str:
+    v = str(raw).strip().lower()
+    if v not in {"failures", "all"}:
+        raise ValueError("expected 'failures' or 'all'")
+    return v
+
+
 def _millis(raw: str) -> float:
     return parse_float(raw) / 1000.0
 

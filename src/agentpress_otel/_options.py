@@ -38,6 +38,7 @@ from agentpress_otel._option_types import (
     _millis,
     _names,
     _parse_capture,
+    _parse_llm_http_spans,
     _parse_protocol,
     _parse_sdk_true,
     _parse_switch,
@@ -224,6 +225,13 @@ OPTIONS: tuple[Option, ...] = (
            "true/false and util-genai's `NO_CONTENT`, `SPAN_ONLY`, `EVENT_ONLY`, `SPAN_AND_EVENT` (an unknown "
            "value warns and means false).", _LLM, arg_type="bool | None",
            std_env=("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",)),
+    Option("llm_http_spans", "str", "failures", _parse_llm_http_spans,
+           "Which HTTP requests an LLM call makes get their own CLIENT span under its chat span: `failures` (its "
+           "first request only if it fails or answers >= 400; every later one, i.e. retries) or `all`. A call's one "
+           "successful request repeats its chat span (same server, same duration), so by default it only counts in "
+           "`http.client.request.duration` and carries the chat span's `traceparent` (docs/genai.md). Our httpx "
+           "wrapper only: under a transition mode (`OTEL_SEMCONV_STABILITY_OPT_IN=http/dup`) the stock "
+           "instrumentation gives every request its span. Environment only.", _LLM),
     Option("content_max_chars", "int", 16_384, parse_int, "Per recorded message body.", _LLM,
            arg_type="int | None", validate=_at_least(0)),
     Option("prices_file", "str | None", None, str,

@@ -801,30 +801,81 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("order", ["instrument-first", "litellm-first"])
-def test_async_litellm_calls_get_an_http_span_and_send_its_traceparent(server: LLMServer, order: str) -> None:
+@pytest.mark.parametrize(("order", "mode"), [("instrument-first", "failures"), ("litellm-first", "failures"),
+                                             ("instrument-first", "all"), ("litellm-first", "all")])
+def test_async_litellm_calls_send_a_traceparent_and_count_their_http_request(server: LLMServer, order: str,
+                                                                             mode: str) -> None:
     """LiteLLM's async calls go through its aiohttp transport, not httpx's: in a real process with the default
-    instrument(), each call still gets a CLIENT span under its chat span, the LLM server receives that span's
-    traceparent, and http.client.request.duration has the calls; whichever of LiteLLM and us is imported first."""
+    instrument(), whichever of LiteLLM and us is imported first, http.client.request.duration has each call's request
+    and the LLM server receives a traceparent of the call's trace. By default (llm_http_spans=failures) a call's one
+    successful request has no span of its own: it carries the chat span's context. With
+    AGENTPRESS_OTEL_LLM_HTTP_SPANS=all each request is a CLIENT span under its chat span and carries that span's."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from harness.otlp_sink import OTLPSink
+
+    server.reset()
+    with OTLPSink() as sink:
+        env = {**os.environ, "EP": sink.http_endpoint, "LLM": server.base_url, "AGENTPRESS_OTEL_LLM_HTTP_SPANS": mode}
+        out = subprocess.run([sys.executable, "-c", _HTTP_SPAN_APP, order], capture_output=True, text=True,
+                             timeout=180, env=env)
+        assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+        spans = sink.spans()
+        points = [(dict((a.key, a.value) for a in p.attributes), p) for m in sink.iter_metrics()
+                  if m.name == "http.client.request.duration" for p in m.histogram.data_points]
+    chats = {s.span_id: s for s in spans if s.name.startswith("chat ")}
+    http = [s for s in spans if s.kind == 3 and not s.name.startswith("chat ")]  # SPAN_KIND_CLIENT in OTLP
+    assert len(chats) == 2 and len(http) == (2 if mode == "all" else 0), [(s.name, s.kind) for s in spans]
+    for s in http:
+        assert s.parent_span_id in chats and s.name == "POST"
+    seen = [r.headers.get("traceparent", "")[:52] for r in server.requests]  # the flags byte aside
+    carriers = http if mode == "all" else list(chats.values())
+    assert sorted(seen) == sorted(f"00-{s.trace_id.hex()}-{s.span_id.hex()}" for s in carriers)
+    port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
+    assert sum(p.count for _, p in points) == 2, points
+    assert all(a["server.address"].string_value == "127.0.0.1" and a["server.port"].int_value == port
+               and a["http.response.status_code"].int_value == 200 for a, _ in points), points
+    # The exemplars link each point to the span its request ran under: its own, or its chat span when folded.
+    linked = {e.span_id for _, p in points for e in p.exemplars}
+    assert linked and linked <= {s.span_id for s in carriers}, (linked, carriers)
+
+
+_RETRY_APP = r"""
+import asyncio, os
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+import agentpress_otel
+tel = agentpress_otel.instrument(service_name="retry-app", endpoint=os.environ["EP"], protocol="http/protobuf")
+import litellm
+litellm.suppress_debug_info = True
+kw = dict(model="openai/gpt-5-mini", api_base=os.environ["LLM"], api_key="sk-test", num_retries=2,
+          messages=[{"role": "user", "content": "retry me [[flaky:429:2]] [[words:3]]"}])
+asyncio.run(litellm.acompletion(**kw))
+tel.shutdown()
+print("ok")
+"""
+
+
+def test_failed_and_retried_llm_requests_keep_their_http_spans(server: LLMServer) -> None:
+    """Default instrument() in a real process, a LiteLLM call with num_retries=2 against a server that answers 429
+    twice: all three requests are CLIENT spans under the one chat span. The first, folded into the chat span while
+    it ran, gets its span after the fact (429, error.type, its own start and end inside the chat span's); the two
+    retries get theirs as they go and carry them as traceparent."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from harness.otlp_sink import OTLPSink
 
     server.reset()
     with OTLPSink() as sink:
         env = {**os.environ, "EP": sink.http_endpoint, "LLM": server.base_url}
-        out = subprocess.run([sys.executable, "-c", _HTTP_SPAN_APP, order], capture_output=True, text=True,
-                             timeout=180, env=env)
+        out = subprocess.run([sys.executable, "-c", _RETRY_APP], capture_output=True, text=True, timeout=180, env=env)
         assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
         spans = sink.spans()
-        points = [dict((a.key, a.value) for a in p.attributes) for m in sink.iter_metrics()
-                  if m.name == "http.client.request.duration" for p in m.histogram.data_points]
-    chats = {s.span_id: s for s in spans if s.name.startswith("chat ")}
-    http = [s for s in spans if s.kind == 3 and not s.name.startswith("chat ")]  # SPAN_KIND_CLIENT in OTLP
-    assert len(chats) == 2 and len(http) == 2, [(s.name, s.kind) for s in spans]
+    (chat,) = [s for s in spans if s.name.startswith("chat ")]
+    http = sorted((s for s in spans if s.name == "POST"), key=lambda s: s.start_time_unix_nano)
+    codes = [next(a.value.int_value for a in s.attributes if a.key == "http.response.status_code") for s in http]
+    assert codes == [429, 429, 200], [(s.name, s.attributes) for s in spans]
     for s in http:
-        assert s.parent_span_id in chats and s.name == "POST"
-    seen = [r.headers.get("traceparent", "")[:52] for r in server.requests]  # the flags byte aside
-    assert sorted(seen) == sorted(f"00-{s.trace_id.hex()}-{s.span_id.hex()}" for s in http)
-    port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
-    assert points and all(p["server.address"].string_value == "127.0.0.1" and p["server.port"].int_value == port
-                          and p["http.response.status_code"].int_value == 200 for p in points), points
+        assert s.parent_span_id == chat.span_id and s.kind == 3
+        assert chat.start_time_unix_nano <= s.start_time_unix_nano < s.end_time_unix_nano <= chat.end_time_unix_nano
+    errors = [next((a.value.string_value for a in s.attributes if a.key == "error.type"), None) for s in http]
+    assert errors == ["429", "429", None] and [s.status.code for s in http] == [2, 2, 0]  # ERROR, ERROR, UNSET
+    seen = [r.headers.get("traceparent", "")[:52] for r in server.requests]
+    assert seen == [f"00-{chat.trace_id.hex()}-{s.span_id.hex()}" for s in (chat, http[1], http[2])]

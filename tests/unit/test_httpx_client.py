@@ -33,7 +33,7 @@ from opentelemetry.util.http import redact_url
 from agentpress_otel.integrations import _httpx_client
 from agentpress_otel.integrations import httpx as httpx_integration
 
-_STATUS = {"/ok": 200, "/missing": 404, "/bad": 502}
+_STATUS = {"/ok": 200, "/missing": 404, "/bad": 502, "/slowbad": 503}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -372,3 +372,162 @@ def test_urls_with_credentials_or_of_any_length_are_not_kept(server: str, stable
         assert list(st.urls) == [f"{server}/ok"]
     finally:
         httpx_integration.uninstrument()
+
+
+def _llm_requests(server: str, refused: str, mode: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """Under instrument() with ``llm_http_spans=mode``: four LLM calls, one with two requests (ok, then 502), one
+    with a 404, one refused, one with a single ok request; and one ok request outside any call. (spans, points)"""
+    from agentpress_otel import llm_call
+    from agentpress_otel.testing import capture
+
+    monkeypatch.setenv("AGENTPRESS_OTEL_LLM_HTTP_SPANS", mode)
+    with capture(integrations=["httpx"]) as cap:
+        with httpx.Client() as c:
+            with llm_call(model="m-two", provider="openai"):
+                c.get(f"{server}/ok")
+                c.get(f"{server}/bad")
+            with llm_call(model="m-404", provider="openai"):
+                c.post(f"{server}/missing", json={"a": 1})
+            with llm_call(model="m-refused", provider="openai"), pytest.raises(httpx.ConnectError):
+                c.get(refused)
+            with llm_call(model="m-ok", provider="openai"):
+                c.get(f"{server}/ok")
+            c.get(f"{server}/ok?outside=1")
+        points = list(cap.points("http.client.request.duration"))  # first: a collection hands each exemplar once
+        return cap.spans(), points
+
+
+def test_an_llm_calls_first_request_is_folded_into_its_span_unless_it_fails(
+        server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default ``llm_http_spans=failures``, through instrument() and real requests: a call's first request that
+    answers < 400 has no span (its duration point's exemplar is the chat span); a first request that answers >= 400
+    or fails without an answer gets exactly the span ``all`` gives it (name, kind, status, attributes, exception
+    event), under its chat span, timed from the request's own start; every later request of a call, and every
+    request outside one, has its span as before. The points are the same in both modes."""
+    refused = f"http://127.0.0.1:{_closed_port()}/x"
+    spans_f, points_f = _llm_requests(server, refused, "failures", monkeypatch)
+    spans_a, points_a = _llm_requests(server, refused, "all", monkeypatch)
+
+    def http_views(spans: list[Any]) -> list[tuple[Any, ...]]:
+        chats = {s.context.span_id: s.name for s in spans if s.name.startswith("chat ")}
+        return sorted(((chats.get(s.parent.span_id if s.parent else 0, "-"), s.name, s.kind.name,
+                        s.status.status_code.name, s.status.description, tuple(sorted(s.attributes.items())),
+                        _view(s)[5]) for s in spans if s.name in ("GET", "POST")), key=repr)
+
+    folded = http_views(spans_f)
+    every = http_views(spans_a)
+    assert [v[0] for v in every] == ["-", "chat m-404", "chat m-ok", "chat m-refused", "chat m-two", "chat m-two"]
+    # Folded: m-ok's and m-two's first (ok) request; kept: the 404, the refused one, m-two's second, the outside one.
+    assert folded == [v for v in every if not (v[0] == "chat m-ok" or (v[0] == "chat m-two" and "/ok" in str(v)))]
+    assert [v[0] for v in folded] == ["-", "chat m-404", "chat m-refused", "chat m-two"]
+
+    def counts(points: list[Any]) -> dict[Any, int]:
+        return {frozenset(a.items()): p.count for a, p in points}
+
+    assert counts(points_f) == counts(points_a) and sum(counts(points_f).values()) == 6
+    chat_ids = {s.context.span_id for s in spans_f if s.name.startswith("chat ")}
+    http_ids = {s.context.span_id for s in spans_f if s.name in ("GET", "POST")}
+    linked = {e.span_id for _, p in points_f for e in p.exemplars}
+    assert linked and linked <= chat_ids | http_ids
+    by_id = {s.context.span_id: s for s in spans_f}
+    for s in spans_f:
+        if s.name in ("GET", "POST") and s.parent is not None:  # made after the fact or not: inside its chat span
+            chat = by_id[s.parent.span_id]
+            assert chat.start_time <= s.start_time <= s.end_time <= chat.end_time
+
+
+def test_a_folded_requests_point_links_its_chat_span(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The duration point of a request folded into its LLM call carries the chat span as its exemplar."""
+    from agentpress_otel import llm_call
+    from agentpress_otel.testing import capture
+
+    monkeypatch.delenv("AGENTPRESS_OTEL_LLM_HTTP_SPANS", raising=False)
+    with capture(integrations=["httpx"]) as cap:
+        with llm_call(model="m", provider="openai") as call:
+            httpx.get(f"{server}/ok")
+        (point,) = [p for _, p in cap.points("http.client.request.duration")]
+        spans = cap.spans()
+    assert [s.name for s in spans] == ["chat m"]
+    assert [e.span_id for e in point.exemplars] == [call.span.get_span_context().span_id]
+
+
+def test_a_cancelled_folded_request_records_nothing_and_leaves_the_context_clean(
+        server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first request of an LLM call, cancelled by the client: no HTTP span, no duration point (as an unfolded
+    cancelled request records none), the chat span is still current afterwards and ends once."""
+    from opentelemetry import trace
+
+    from agentpress_otel import llm_call
+    from agentpress_otel.testing import capture
+
+    monkeypatch.delenv("AGENTPRESS_OTEL_LLM_HTTP_SPANS", raising=False)
+
+    async def go() -> None:
+        async with httpx.AsyncClient() as c, llm_call(model="m", provider="openai") as call:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(c.get(f"{server}/slow"), 0.2)
+            assert trace.get_current_span() is call.span
+
+    with capture(integrations=["httpx"]) as cap:
+        asyncio.run(go())
+        spans = cap.spans()
+        points = list(cap.points("http.client.request.duration"))
+    assert [s.name for s in spans] == ["chat m"] and not points
+
+
+def test_a_folded_failure_keeps_its_own_start_and_the_chat_span_names_the_server(
+        server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call's first request that answers 503 after 1 s: its span, made when it ends, starts when the request
+    started (it lasts the second). A call made without server_address gets the host and port it talked to on its
+    chat span (the service graph's edge to the provider); a call that names its server keeps it."""
+    from agentpress_otel import llm_call
+    from agentpress_otel.testing import capture
+
+    monkeypatch.delenv("AGENTPRESS_OTEL_LLM_HTTP_SPANS", raising=False)
+    port = int(server.rsplit(":", 1)[1])
+    with capture(integrations=["httpx"]) as cap:
+        with llm_call(model="m", provider="openai"):
+            httpx.get(f"{server}/slowbad")
+        with llm_call(model="named", provider="openai", server_address="127.0.0.1", server_port=1):
+            httpx.get(f"{server}/ok")
+        spans = {s.name: s for s in cap.spans()}
+    http = spans["GET"]
+    assert http.attributes["http.response.status_code"] == 503 and http.attributes["error.type"] == "503"
+    assert (http.end_time - http.start_time) / 1e9 >= 0.95, "the span made after the fact starts at the request"
+    assert spans["chat m"].attributes["server.address"] == "127.0.0.1"
+    assert spans["chat m"].attributes["server.port"] == port
+    assert spans["chat named"].attributes["server.port"] == 1
+
+
+def test_requests_after_the_call_or_to_another_host_keep_their_spans(
+        server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the call's own request is folded: a task the call started (it inherits the call's context) that sends
+    a request after the call ended gets its span, and so does a first request to a host other than the one the
+    call names."""
+    from agentpress_otel import llm_call
+    from agentpress_otel.testing import capture
+
+    monkeypatch.delenv("AGENTPRESS_OTEL_LLM_HTTP_SPANS", raising=False)
+
+    async def go() -> None:
+        async with httpx.AsyncClient() as c:
+            go_on = asyncio.Event()
+
+            async def later() -> None:
+                await go_on.wait()
+                await c.get(f"{server}/ok?later=1")
+
+            async with llm_call(model="m", provider="openai"):
+                task = asyncio.create_task(later())
+            go_on.set()
+            await task
+            async with llm_call(model="elsewhere", provider="openai", server_address="api.example.com"):
+                await c.get(f"{server}/ok?other=1")
+
+    with capture(integrations=["httpx"]) as cap:
+        asyncio.run(go())
+        spans = cap.spans()
+    chats = {s.context.span_id: s.name for s in spans if s.name.startswith("chat ")}
+    http = sorted((s.attributes["url.full"].split("?")[1], chats[s.parent.span_id]) for s in spans
+                  if s.name == "GET" and s.parent is not None)
+    assert http == [("later=1", "chat m"), ("other=1", "chat elsewhere")]

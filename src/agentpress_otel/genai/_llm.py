@@ -7,6 +7,7 @@ OpenAI/Anthropic instrumentations underneath suppress their duplicate span.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import traceback
 from collections.abc import Sequence
@@ -142,6 +143,9 @@ class LLMCall(Op):
         self._chunk_times: list[float] = []
         self._chunks_past = 0  # chunks after the first MAX_CHUNK_GAPS + 1
         self._agent: AgentRun | None = None
+        # Numbers this call's HTTP requests (the httpx integration folds the first into this span); next() on a
+        # count is atomic, so threads sharing the call's context cannot both take the first.
+        self._http_seq = itertools.count(1)
 
     def _clone(self) -> LLMCall:
         return LLMCall(model=self.model, provider=self.provider, operation=self.operation,

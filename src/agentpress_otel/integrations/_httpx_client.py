@@ -8,10 +8,15 @@ stock instrumentation's output (tests/unit/test_httpx_client.py compares the two
 two differences the conventions ask for: ``server.port`` also when the URL leaves it implicit (443/80: the
 attribute is required on client spans and on the metric), and a request that fails without a response (refused,
 timed out) is recorded in the metric too, with ``error.type`` naming the exception.
+
+Under an LLM call (``llm_http_spans=failures``, the default) the call's first request gets no span of its own
+unless it fails: a successful one would repeat the chat span, at a cost the instruction benchmark measures
+(benchmarks/README.md). See :func:`start`.
 """
 
 from __future__ import annotations
 
+import time
 import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agentpress_otel import _selftel
 from agentpress_otel.genai import _state
+from agentpress_otel.genai._llm import current_llm_call
 from agentpress_otel.genai._span_attrs import set_attributes
 
 #: Conventions version of what we emit (the stable HTTP conventions, as the stock instrumentation declares).
@@ -49,6 +55,8 @@ class Settings:
     #: call is the same one every time): parsing each once saves about a sixth of what our wrapper adds to the SDK
     #: span per request (callgrind).
     urls: dict[str, tuple[str, str, int | None, int | None] | None]
+    #: ``llm_http_spans=failures``: an LLM call's first request is folded into the call's span (see start()).
+    fold_llm: bool = True
 
 
 def make_settings(tracer_provider: Any, meter_provider: Any, after_inject: Callable[[Any], None],
@@ -76,7 +84,8 @@ def make_settings(tracer_provider: Any, meter_provider: Any, after_inject: Calla
                     get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST),
                     get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE),
                     get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS),
-                    after_inject, {}, owner, {}, {})
+                    after_inject, {}, owner, {}, {},
+                    getattr(getattr(owner, "config", None), "llm_http_spans", "failures") != "all")
 
 
 def _method(st: Settings, original: str) -> str:
@@ -129,30 +138,65 @@ def _url(st: Settings, url: Any) -> tuple[str, str, int | None, int | None] | No
     return facts
 
 
-Started = tuple[Any, dict[str, Any], Any, float]  # (span, metric attributes, context token, start time)
+#: What start() hands finish(): (span, metric attributes, context token, start time, fold). ``fold`` is None for a
+#: request with its own span; for a request folded into its LLM call's span (span and token None) it holds what a
+#: span made after the fact needs: (request, URL facts, method, original method, start in ns, the context at the
+#: start, the span current then: the one its traceparent names and its exemplar links).
+Started = tuple[Any, dict[str, Any], Any, float, Any]
 
 
-def start(st: Settings, request: Any) -> Started | None:
-    """Open the span for ``request`` (current while the transport runs) and inject the propagation headers;
-    None when the URL is excluded. The clock starts last, as the stock wrapper's does."""
-    facts = _url(st, request.url)
-    if facts is None:
-        return None
+def _span_attributes(st: Settings, request: Any, facts: tuple[str, str, int | None, int | None], method: str,
+                     original: str) -> dict[str, Any]:
     full, host, port, explicit = facts
-    original = request.method
-    method = _method(st, original)
     attrs: dict[str, Any] = {"http.request.method": method, "url.full": full}
     if method != original.strip():
         attrs["http.request.method_original"] = original.strip()
-    metric: dict[str, Any] = {"http.request.method": method}
     if host:
-        attrs["server.address"] = attrs["network.peer.address"] = metric["server.address"] = host
+        attrs["server.address"] = attrs["network.peer.address"] = host
     if port:
-        attrs["server.port"] = metric["server.port"] = port
+        attrs["server.port"] = port
     if explicit:
         attrs["network.peer.port"] = explicit
     if st.request_headers:
         attrs.update(_headers(request.headers, st.request_headers, st.sensitive_headers, False))
+    return attrs
+
+
+def start(st: Settings, request: Any) -> Started | None:
+    """Open the span for ``request`` (current while the transport runs) and inject the propagation headers;
+    None when the URL is excluded. The clock starts last, as the stock wrapper's does.
+
+    The first request of an LLM call (``llm_http_spans=failures``, the default) gets no span of its own: it
+    carries the call's ``traceparent``, and :func:`finish` makes its span after the fact only if it failed."""
+    facts = _url(st, request.url)
+    if facts is None:
+        return None
+    _full, host, port, _explicit = facts
+    original = request.method
+    method = _method(st, original)
+    metric: dict[str, Any] = {"http.request.method": method}
+    if host:
+        metric["server.address"] = host
+    if port:
+        metric["server.port"] = port
+    call = current_llm_call()
+    # Only the call's own first request, while the call runs: a task the call started inherits its context, and
+    # may send requests of its own (a logging callback, a webhook) after the call ended, or to another host.
+    if call is not None and not call._ended and (call.server_address is None or call.server_address == host) \
+            and next(call._http_seq) == 1:
+        if call.server_address is None and host:
+            # The chat span names the server it talked to (a service-graph edge, span metrics by server.address):
+            # LiteLLM's default endpoints come with no api_base to read it from.
+            call.set_attribute("server.address", host)
+            if port:
+                call.set_attribute("server.port", port)
+        if st.fold_llm:
+            ctx = context.get_current()
+            inject(request.headers)
+            st.after_inject(request)
+            return None, metric, None, timeit.default_timer(), (
+                request, facts, method, original, time.time_ns(), ctx, trace.get_current_span(ctx))
+    attrs = _span_attributes(st, request, facts, method, original)
     span = st.tracer.start_span("HTTP" if method == "_OTHER" else method, kind=SpanKind.CLIENT, attributes=attrs)
     token = context.attach(trace.set_span_in_context(span))
     try:
@@ -162,14 +206,18 @@ def start(st: Settings, request: Any) -> Started | None:
         context.detach(token)
         span.end()
         raise
-    return span, metric, token, timeit.default_timer()
+    return span, metric, token, timeit.default_timer(), None
 
 
 def finish(st: Settings, started: Started, response: Any, exc: BaseException | None) -> None:
     """Response attributes, status, the duration point; then end the span and leave its context (always, even if
     ending the span fails: the request's context must not leak into the caller's)."""
-    span, metric, token, t0 = started
+    span, metric, token, t0, fold = started
     elapsed = max(timeit.default_timer() - t0, 0.0)
+    if fold is not None:
+        with _G:
+            _folded(st, fold, metric, response, exc, elapsed)
+        return
     try:
         with _G:
             _outcome(st, span, metric, response, exc, elapsed)
@@ -179,6 +227,33 @@ def finish(st: Settings, started: Started, response: Any, exc: BaseException | N
                 span.end()
         finally:
             context.detach(token)
+
+
+def _folded(st: Settings, fold: Any, metric: dict[str, Any], response: Any, exc: BaseException | None,
+            elapsed: float) -> None:
+    """The outcome of a request folded into its LLM call's span: a success is its duration point only (the
+    exemplar links the span its traceparent named, the chat span or one current under it); a failure gets the span
+    it would have had, started at the request's start."""
+    if exc is not None and not isinstance(exc, Exception):
+        # Cancelled: no point (as _outcome) and no span; the call's own span records the cancellation (with its own
+        # span, under llm_http_spans=all, the request would end unmarked).
+        return
+    status = getattr(response if response is not None else getattr(exc, "response", None), "status_code", None)
+    if exc is None and type(status) is int and 100 <= status < 400:
+        metric["http.response.status_code"] = status
+        version = getattr(response, "http_version", "")
+        if version:
+            metric["network.protocol.version"] = version.replace("HTTP/", "")
+        _record(st, elapsed, metric, fold[6])
+        return
+    request, facts, method, original, start_ns, ctx, _current = fold
+    span = st.tracer.start_span("HTTP" if method == "_OTHER" else method, context=ctx, kind=SpanKind.CLIENT,
+                                attributes=_span_attributes(st, request, facts, method, original),
+                                start_time=start_ns)
+    try:
+        _outcome(st, span, metric, response, exc, elapsed)
+    finally:
+        span.end()
 
 
 def _outcome(st: Settings, span: Any, metric: dict[str, Any], response: Any, exc: BaseException | None,
@@ -208,7 +283,8 @@ def _record(st: Settings, elapsed: float, metric: dict[str, Any], span: Any) -> 
     paid once per group), with the span's context for the exemplar; otherwise it is recorded now."""
     ins = _state.STATE.instruments
     if st.owner is None or not ins.deferred or _state.STATE.owner is not st.owner:
-        st.duration.record(elapsed, metric)
+        # The span's own context for the exemplar: under an LLM call the current one may be another span.
+        st.duration.record(elapsed, metric, context=trace.set_span_in_context(span))
         return
     key = tuple(metric.items())
     attrs = st.interned.get(key)
