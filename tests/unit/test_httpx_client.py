@@ -397,13 +397,16 @@ def _llm_requests(server: str, refused: str, mode: str, monkeypatch: pytest.Monk
         return cap.spans(), points
 
 
+@pytest.mark.parametrize("captured", ["", "traceparent,content-type"])
 def test_an_llm_calls_first_request_is_folded_into_its_span_unless_it_fails(
-        server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        server: str, monkeypatch: pytest.MonkeyPatch, captured: str) -> None:
     """Default ``llm_http_spans=failures``, through instrument() and real requests: a call's first request that
     answers < 400 has no span (its duration point's exemplar is the chat span); a first request that answers >= 400
     or fails without an answer gets exactly the span ``all`` gives it (name, kind, status, attributes, exception
     event), under its chat span, timed from the request's own start; every later request of a call, and every
-    request outside one, has its span as before. The points are the same in both modes."""
+    request outside one, has its span as before. The points are the same in both modes. With request headers
+    captured, a span made after the fact records them as they were before the propagation headers went in."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST", captured)
     refused = f"http://127.0.0.1:{_closed_port()}/x"
     spans_f, points_f = _llm_requests(server, refused, "failures", monkeypatch)
     spans_a, points_a = _llm_requests(server, refused, "all", monkeypatch)
@@ -420,6 +423,9 @@ def test_an_llm_calls_first_request_is_folded_into_its_span_unless_it_fails(
     # Folded: m-ok's and m-two's first (ok) request; kept: the 404, the refused one, m-two's second, the outside one.
     assert folded == [v for v in every if not (v[0] == "chat m-ok" or (v[0] == "chat m-two" and "/ok" in str(v)))]
     assert [v[0] for v in folded] == ["-", "chat m-404", "chat m-refused", "chat m-two"]
+    if captured:  # the precondition of the comparison above: headers were captured, traceparent was not
+        assert all(dict(v[5]).get("http.request.header.content_type") for v in folded if v[1] == "POST")
+        assert not any("http.request.header.traceparent" in dict(v[5]) for v in folded)
 
     def counts(points: list[Any]) -> dict[Any, int]:
         return {frozenset(a.items()): p.count for a, p in points}

@@ -141,7 +141,8 @@ def _url(st: Settings, url: Any) -> tuple[str, str, int | None, int | None] | No
 #: What start() hands finish(): (span, metric attributes, context token, start time, fold). ``fold`` is None for a
 #: request with its own span; for a request folded into its LLM call's span (span and token None) it holds what a
 #: span made after the fact needs: (request, URL facts, method, original method, start in ns, the context at the
-#: start, the span current then: the one its traceparent names and its exemplar links).
+#: start, the span current then: the one its traceparent names and its exemplar links, and the span's attributes
+#: when request headers are captured: read before the propagation headers go in).
 Started = tuple[Any, dict[str, Any], Any, float, Any]
 
 
@@ -192,10 +193,12 @@ def start(st: Settings, request: Any) -> Started | None:
                 call.set_attribute("server.port", port)
         if st.fold_llm:
             ctx = context.get_current()
+            # Captured request headers are read before the propagation headers go in, as for a span made now.
+            early = _span_attributes(st, request, facts, method, original) if st.request_headers else None
             inject(request.headers)
             st.after_inject(request)
             return None, metric, None, timeit.default_timer(), (
-                request, facts, method, original, time.time_ns(), ctx, trace.get_current_span(ctx))
+                request, facts, method, original, time.time_ns(), ctx, trace.get_current_span(ctx), early)
     attrs = _span_attributes(st, request, facts, method, original)
     span = st.tracer.start_span("HTTP" if method == "_OTHER" else method, kind=SpanKind.CLIENT, attributes=attrs)
     token = context.attach(trace.set_span_in_context(span))
@@ -246,9 +249,9 @@ def _folded(st: Settings, fold: Any, metric: dict[str, Any], response: Any, exc:
             metric["network.protocol.version"] = version.replace("HTTP/", "")
         _record(st, elapsed, metric, fold[6])
         return
-    request, facts, method, original, start_ns, ctx, _current = fold
+    request, facts, method, original, start_ns, ctx, _current, early = fold
     span = st.tracer.start_span("HTTP" if method == "_OTHER" else method, context=ctx, kind=SpanKind.CLIENT,
-                                attributes=_span_attributes(st, request, facts, method, original),
+                                attributes=early or _span_attributes(st, request, facts, method, original),
                                 start_time=start_ns)
     try:
         _outcome(st, span, metric, response, exc, elapsed)
