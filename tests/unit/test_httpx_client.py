@@ -485,7 +485,8 @@ def test_a_folded_failure_keeps_its_own_start_and_the_chat_span_names_the_server
         server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A call's first request that answers 503 after 1 s: its span, made when it ends, starts when the request
     started (it lasts the second). A call made without server_address gets the host and port it talked to on its
-    chat span (the service graph's edge to the provider); a call that names its server keeps it."""
+    chat span (the service graph's edge to the provider) and its duration point; a call that names its server
+    keeps it."""
     from agentpress_otel import llm_call
     from agentpress_otel.testing import capture
 
@@ -496,6 +497,7 @@ def test_a_folded_failure_keeps_its_own_start_and_the_chat_span_names_the_server
             httpx.get(f"{server}/slowbad")
         with llm_call(model="named", provider="openai", server_address="127.0.0.1", server_port=1):
             httpx.get(f"{server}/ok")
+        durations = {a["gen_ai.request.model"]: a for a, _ in cap.points("gen_ai.client.operation.duration")}
         spans = {s.name: s for s in cap.spans()}
     http = spans["GET"]
     assert http.attributes["http.response.status_code"] == 503 and http.attributes["error.type"] == "503"
@@ -503,6 +505,9 @@ def test_a_folded_failure_keeps_its_own_start_and_the_chat_span_names_the_server
     assert spans["chat m"].attributes["server.address"] == "127.0.0.1"
     assert spans["chat m"].attributes["server.port"] == port
     assert spans["chat named"].attributes["server.port"] == 1
+    # The call's metrics name the server too, as the conventions recommend and as for a call given one.
+    assert (durations["m"]["server.address"], durations["m"]["server.port"]) == ("127.0.0.1", port)
+    assert durations["named"]["server.port"] == 1
 
 
 def test_requests_after_the_call_or_to_another_host_keep_their_spans(

@@ -138,12 +138,23 @@ def _url(st: Settings, url: Any) -> tuple[str, str, int | None, int | None] | No
     return facts
 
 
-#: What start() hands finish(): (span, metric attributes, context token, start time, fold). ``fold`` is None for a
-#: request with its own span; for a request folded into its LLM call's span (span and token None) it holds what a
-#: span made after the fact needs: (request, URL facts, method, original method, start in ns, the context at the
-#: start, the span current then: the one its traceparent names and its exemplar links, and the span's attributes
-#: when request headers are captured: read before the propagation headers go in).
-Started = tuple[Any, dict[str, Any], Any, float, Any]
+class _Folded:
+    """A request folded into its LLM call's span: what a span made after the fact needs (see :func:`start`)."""
+
+    __slots__ = ("attrs", "ctx", "current", "facts", "method", "original", "request", "start_ns")
+
+    def __init__(self, request: Any, facts: tuple[str, str, int | None, int | None], method: str, original: str,
+                 ctx: Any, attrs: dict[str, Any] | None) -> None:
+        self.request, self.facts, self.method, self.original = request, facts, method, original
+        self.start_ns = time.time_ns()
+        self.ctx = ctx
+        self.current = trace.get_current_span(ctx)  # the span its traceparent names and its exemplar links
+        self.attrs = attrs  # with request headers captured: read before the propagation headers go in
+
+
+#: What start() hands finish(): (span, metric attributes, context token, start time, folded); span and token are
+#: None for a folded request, folded is None for one with its own span.
+Started = tuple[Any, dict[str, Any], Any, float, "_Folded | None"]
 
 
 def _span_attributes(st: Settings, request: Any, facts: tuple[str, str, int | None, int | None], method: str,
@@ -186,19 +197,18 @@ def start(st: Settings, request: Any) -> Started | None:
     if call is not None and not call._ended and (call.server_address is None or call.server_address == host) \
             and next(call._http_seq) == 1:
         if call.server_address is None and host:
-            # The chat span names the server it talked to (a service-graph edge, span metrics by server.address):
-            # LiteLLM's default endpoints come with no api_base to read it from.
+            # The call names the server it talked to, on its span (a service-graph edge) and its metrics, as when
+            # it was given one: LiteLLM's default endpoints (and OPENAI_BASE_URL) come with no api_base to read.
+            call.server_address, call.server_port = host, port
             call.set_attribute("server.address", host)
             if port:
                 call.set_attribute("server.port", port)
         if st.fold_llm:
-            ctx = context.get_current()
-            # Captured request headers are read before the propagation headers go in, as for a span made now.
-            early = _span_attributes(st, request, facts, method, original) if st.request_headers else None
+            folded = _Folded(request, facts, method, original, context.get_current(),
+                             _span_attributes(st, request, facts, method, original) if st.request_headers else None)
             inject(request.headers)
             st.after_inject(request)
-            return None, metric, None, timeit.default_timer(), (
-                request, facts, method, original, time.time_ns(), ctx, trace.get_current_span(ctx), early)
+            return None, metric, None, timeit.default_timer(), folded
     attrs = _span_attributes(st, request, facts, method, original)
     span = st.tracer.start_span("HTTP" if method == "_OTHER" else method, kind=SpanKind.CLIENT, attributes=attrs)
     token = context.attach(trace.set_span_in_context(span))
@@ -232,7 +242,7 @@ def finish(st: Settings, started: Started, response: Any, exc: BaseException | N
             context.detach(token)
 
 
-def _folded(st: Settings, fold: Any, metric: dict[str, Any], response: Any, exc: BaseException | None,
+def _folded(st: Settings, f: _Folded, metric: dict[str, Any], response: Any, exc: BaseException | None,
             elapsed: float) -> None:
     """The outcome of a request folded into its LLM call's span: a success is its duration point only (the
     exemplar links the span its traceparent named, the chat span or one current under it); a failure gets the span
@@ -241,18 +251,14 @@ def _folded(st: Settings, fold: Any, metric: dict[str, Any], response: Any, exc:
         # Cancelled: no point (as _outcome) and no span; the call's own span records the cancellation (with its own
         # span, under llm_http_spans=all, the request would end unmarked).
         return
-    status = getattr(response if response is not None else getattr(exc, "response", None), "status_code", None)
+    status = getattr(response, "status_code", None)
     if exc is None and type(status) is int and 100 <= status < 400:
-        metric["http.response.status_code"] = status
-        version = getattr(response, "http_version", "")
-        if version:
-            metric["network.protocol.version"] = version.replace("HTTP/", "")
-        _record(st, elapsed, metric, fold[6])
+        _response_fields(metric, response, status)
+        _record(st, elapsed, metric, f.current)
         return
-    request, facts, method, original, start_ns, ctx, _current, early = fold
-    span = st.tracer.start_span("HTTP" if method == "_OTHER" else method, context=ctx, kind=SpanKind.CLIENT,
-                                attributes=early or _span_attributes(st, request, facts, method, original),
-                                start_time=start_ns)
+    span = st.tracer.start_span("HTTP" if f.method == "_OTHER" else f.method, context=f.ctx, kind=SpanKind.CLIENT,
+                                attributes=f.attrs or _span_attributes(st, f.request, f.facts, f.method, f.original),
+                                start_time=f.start_ns)
     try:
         _outcome(st, span, metric, response, exc, elapsed)
     finally:
@@ -298,16 +304,24 @@ def _record(st: Settings, elapsed: float, metric: dict[str, Any], span: Any) -> 
     ins.record(st.duration, elapsed, attrs, span.get_span_context())
 
 
-def _on_response(st: Settings, span: Any, metric: dict[str, Any], response: Any, status: int) -> None:
+def _response_fields(metric: dict[str, Any], response: Any, status: int) -> dict[str, Any]:
+    """Put the response's status (and ``error.type`` for one that is an error) and protocol version into the
+    metric attributes; return the same as span attributes."""
     attrs: dict[str, Any] = {"http.response.status_code": status}
     metric["http.response.status_code"] = status
     # Client side, 4xx and 5xx are errors (and anything outside 100-599), as http_status_to_status_code says.
     if status < 100 or status >= 400:
         attrs["error.type"] = metric["error.type"] = str(status)
-        span.set_status(Status(StatusCode.ERROR))
     version = getattr(response, "http_version", "")
     if version:
         attrs["network.protocol.version"] = metric["network.protocol.version"] = version.replace("HTTP/", "")
+    return attrs
+
+
+def _on_response(st: Settings, span: Any, metric: dict[str, Any], response: Any, status: int) -> None:
+    attrs = _response_fields(metric, response, status)
+    if "error.type" in attrs:
+        span.set_status(Status(StatusCode.ERROR))
     if st.response_headers:
         attrs.update(_headers(response.headers, st.response_headers, st.sensitive_headers, True))
     set_attributes(span, attrs)  # the SDK's own set_attributes, without re-cleaning values that need none
