@@ -12,7 +12,6 @@ import json
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -213,7 +212,6 @@ async def test_aclose_and_cancel_end_span_once(kit: Kit, server: LLMServer, lite
     assert len(spans) == 2
     assert any((s.attributes or {}).get("error.type") == "cancelled" for s in spans)
     assert kit.metric_count("gen_ai.client.operation.duration") == 2
-    await _outlive_slow_request(server, "b [[slow:2]]")
     assert kit.metric_count("gen_ai.client.operation.duration", error__type="cancelled") == 1
 
 
@@ -240,22 +238,12 @@ def test_errors_set_error_type(kit: Kit, server: LLMServer, litellm_mod: Any, ma
     assert kit.metric_count("gen_ai.client.operation.duration", error__type=etype) == 1
 
 
-async def _outlive_slow_request(server: LLMServer, prompt: str, seconds: float = 3.0) -> None:
-    """Wait (bounded) until the server is done with a slow request the client gave up on: it is recorded when its
-    sleep ends, and would otherwise land among the next test's requests."""
-    for _ in range(int(seconds / 0.05)):
-        if any(prompt in r.prompt for r in server.requests):
-            return
-        await asyncio.sleep(0.05)
-
-
 async def test_timeout_sets_error_type(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
     """A LiteLLM timeout sets error.type ``timeout``."""
     with pytest.raises(Exception):
         await litellm_mod.acompletion(**_kw(server, "slow [[slow:2]]", timeout=0.3, max_retries=0))
     (s,) = _llm_spans(kit)
     assert (s.attributes or {})["error.type"] == "timeout"
-    await _outlive_slow_request(server, "slow [[slow:2]]")
 
 
 def test_retries_are_one_span(kit: Kit, server: LLMServer, litellm_mod: Any) -> None:
@@ -801,7 +789,7 @@ tel = agentpress_otel.instrument(service_name="http-span-app", endpoint=os.envir
 import litellm
 litellm.suppress_debug_info = True
 kw = dict(model="openai/gpt-5-mini", api_base=os.environ["LLM"], api_key="sk-test",
-          messages=[{"role": "user", "content": "say hi [[words:3]] " + os.environ["MARK"]}])
+          messages=[{"role": "user", "content": "say hi [[words:3]]"}])
 async def main():
     await litellm.acompletion(**kw)
     resp = await litellm.acompletion(stream=True, stream_options={"include_usage": True}, **kw)
@@ -827,9 +815,7 @@ def test_async_litellm_calls_send_a_traceparent_and_count_their_http_request(ser
 
     server.reset()
     with OTLPSink() as sink:
-        mark = f"mark-{uuid.uuid4().hex}"  # this test's requests: a slow one another test gave up on lands late
-        env = {**os.environ, "EP": sink.http_endpoint, "LLM": server.base_url, "AGENTPRESS_OTEL_LLM_HTTP_SPANS": mode,
-               "MARK": mark}
+        env = {**os.environ, "EP": sink.http_endpoint, "LLM": server.base_url, "AGENTPRESS_OTEL_LLM_HTTP_SPANS": mode}
         out = subprocess.run([sys.executable, "-c", _HTTP_SPAN_APP, order], capture_output=True, text=True,
                              timeout=180, env=env)
         assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
@@ -841,7 +827,7 @@ def test_async_litellm_calls_send_a_traceparent_and_count_their_http_request(ser
     assert len(chats) == 2 and len(http) == (2 if mode == "all" else 0), [(s.name, s.kind) for s in spans]
     for s in http:
         assert s.parent_span_id in chats and s.name == "POST"
-    seen = [r.headers.get("traceparent", "")[:52] for r in server.requests if mark in r.prompt]  # flags aside
+    seen = [r.headers.get("traceparent", "")[:52] for r in server.requests]  # the flags byte aside
     carriers = http if mode == "all" else list(chats.values())
     assert sorted(seen) == sorted(f"00-{s.trace_id.hex()}-{s.span_id.hex()}" for s in carriers)
     port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
@@ -861,7 +847,7 @@ tel = agentpress_otel.instrument(service_name="retry-app", endpoint=os.environ["
 import litellm
 litellm.suppress_debug_info = True
 kw = dict(model="openai/gpt-5-mini", api_base=os.environ["LLM"], api_key="sk-test", num_retries=2,
-          messages=[{"role": "user", "content": "retry me [[flaky:429:2]] [[words:3]] " + os.environ["MARK"]}])
+          messages=[{"role": "user", "content": "retry me [[flaky:429:2]] [[words:3]]"}])
 asyncio.run(litellm.acompletion(**kw))
 tel.shutdown()
 print("ok")
@@ -878,8 +864,7 @@ def test_failed_and_retried_llm_requests_keep_their_http_spans(server: LLMServer
 
     server.reset()
     with OTLPSink() as sink:
-        mark = f"mark-{uuid.uuid4().hex}"
-        env = {**os.environ, "EP": sink.http_endpoint, "LLM": server.base_url, "MARK": mark}
+        env = {**os.environ, "EP": sink.http_endpoint, "LLM": server.base_url}
         out = subprocess.run([sys.executable, "-c", _RETRY_APP], capture_output=True, text=True, timeout=180, env=env)
         assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
         spans = sink.spans()
@@ -892,5 +877,5 @@ def test_failed_and_retried_llm_requests_keep_their_http_spans(server: LLMServer
         assert chat.start_time_unix_nano <= s.start_time_unix_nano < s.end_time_unix_nano <= chat.end_time_unix_nano
     errors = [next((a.value.string_value for a in s.attributes if a.key == "error.type"), None) for s in http]
     assert errors == ["429", "429", None] and [s.status.code for s in http] == [2, 2, 0]  # ERROR, ERROR, UNSET
-    seen = [r.headers.get("traceparent", "")[:52] for r in server.requests if mark in r.prompt]
+    seen = [r.headers.get("traceparent", "")[:52] for r in server.requests]
     assert seen == [f"00-{chat.trace_id.hex()}-{s.span_id.hex()}" for s in (chat, http[1], http[2])]

@@ -129,6 +129,9 @@ class LLMServer:
         self._lock = threading.Lock()
         self._flaky: dict[str, int] = {}
         self._seq = 0
+        # Bumped by reset(): a request that arrived before it is not recorded after it (a slow request its client
+        # gave up on ends its sleep later, and would land among the next test's requests).
+        self._generation = 0
         self._stop = threading.Event()
         self._httpd = _Server((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
@@ -170,10 +173,12 @@ class LLMServer:
         with self._lock:
             self.requests.clear()
             self._flaky.clear()
+            self._generation += 1
 
-    def _record(self, s: Served) -> None:
+    def _record(self, s: Served, generation: int) -> None:
         with self._lock:
-            self.requests.append(s)
+            if generation == self._generation:
+                self.requests.append(s)
 
     def _next_id(self) -> str:
         with self._lock:
@@ -253,13 +258,15 @@ class LLMServer:
             magic.setdefault(k, v)
         headers = {k.lower(): v for k, v in h.headers.items()}
         last = _text_of(messages[-1].get("content")) if messages else ""
+        generation = self._generation
         self._sleep(self.latency_s)
         if "slow" in magic:
             self._sleep(float(magic["slow"] or 1.0))
 
         status = self._injected_status(magic, prompt_text)
         if status:
-            self._record(Served(model, stream, include_usage, status, "error", headers=headers, prompt=last))
+            self._record(Served(model, stream, include_usage, status, "error", headers=headers, prompt=last),
+                         generation)
             kind = {429: "rate_limit_exceeded", 500: "server_error", 401: "invalid_api_key",
                     400: "invalid_request_error"}.get(status, "error")
             extra = {"Retry-After": f"{self.retry_after:g}"} if status == 429 else {}
@@ -285,7 +292,7 @@ class LLMServer:
             msg: dict[str, Any] = {"role": "assistant", "content": content or None}
             if tool_calls:
                 msg["tool_calls"] = [{k: v for k, v in tc.items() if k != "index"} for tc in tool_calls]
-            self._record(served)
+            self._record(served, generation)
             h._json(200, {"id": rid, "object": "chat.completion", "created": created, "model": model,
                           "system_fingerprint": "fp_local",
                           "choices": [{"index": 0, "message": msg, "finish_reason": finish}], "usage": usage})
@@ -296,7 +303,7 @@ class LLMServer:
         h.send_header("Cache-Control", "no-cache")
         h.send_header("Transfer-Encoding", "chunked")
         h.end_headers()
-        self._record(served)
+        self._record(served, generation)
 
         def send(obj: Any) -> None:
             data = b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n"
