@@ -712,6 +712,9 @@ app = FastAPI()
 log = logging.getLogger("pipeline.app")
 log.setLevel(logging.INFO)  # the app's own level: instrument() keeps the levels it finds (WARNING by default)
 srv = LLMServer().start()
+# A second way apps point LiteLLM at their endpoint: no api_base on the call, so the chat span learns its server from
+# the call's HTTP request.
+os.environ["OPENAI_BASE_URL"] = srv.base_url
 
 
 def kw(prompt):
@@ -724,6 +727,7 @@ async def run(thread_id: str):
     tid = format(trace.get_current_span().get_span_context().trace_id, "032x")
     async with agent_run("suna", thread_id=thread_id, agent_run_id="run-" + thread_id, project_id="p-e2e"):
         await litellm.acompletion(**kw("say hello to " + thread_id + " [[words:7]]"))
+        await litellm.acompletion(**{k: v for k, v in kw("and again [[words:3]]").items() if k != "api_base"})
         log.info("run finished")
     return {"trace_id": tid}
 
@@ -759,6 +763,8 @@ out = asyncio.run(main())
 ok = [r for r in srv.requests if r.status == 200]
 out["input_tokens"] = sum(r.prompt_tokens for r in ok)
 out["output_tokens"] = sum(r.completion_tokens for r in ok)
+out["requests"] = len(srv.requests)
+out["failed_requests"] = len(srv.requests) - len(ok)
 tel.force_flush()
 tel.shutdown()
 srv.stop()
@@ -857,3 +863,34 @@ def test_instrumented_app_traces_logs_and_exact_tokens(stack: Stack, app_run: di
         timeout=30,
         what=f"span metrics {want_routes}",
     )
+
+
+def test_llm_calls_keep_their_service_graph_edge_and_a_failed_request_its_span(
+        stack: Stack, app_run: dict[str, Any]) -> None:
+    """The instrumented app with the default llm_http_spans, through the real Collector into Tempo and Prometheus:
+    each run makes two LiteLLM calls (one given api_base, one reaching the server through OPENAI_BASE_URL), each
+    broken route one call the server answers 500. A successful call's request has no span of its own, yet every
+    chat span names the server, so the service graph counts one edge to the LLM server per chat span, plus one per
+    failed request, whose span is kept: in the kept (broken) traces it sits under its chat span with status 500 and
+    its own start inside the chat span's time."""
+    svc = app_run["service"]
+    runs, broken = len(app_run["ok"]), set(app_run["broken"])
+    assert app_run["requests"] == 2 * runs + len(broken) and app_run["failed_requests"] == len(broken)
+
+    def broken_traces() -> list[Any] | None:
+        ss = [s for s in stack.tempo.spans() if s.resource.get("service.name") == svc and s.trace_id in broken]
+        posts = [s for s in ss if s.name == "POST"]
+        return ss if {s.trace_id for s in posts} == broken else None
+
+    spans = poll(broken_traces, timeout=60, what="the broken traces' request spans at the Tempo stand-in")
+    for tid in broken:
+        (chat,) = [s for s in spans if s.trace_id == tid and s.attributes.get("gen_ai.operation.name") == "chat"]
+        (post,) = [s for s in spans if s.trace_id == tid and s.name == "POST"]
+        assert post.parent_span_id == chat.span_id and post.kind == 3  # CLIENT
+        assert post.attributes["http.response.status_code"] == 500 and post.attributes["error.type"] == "500"
+        assert chat.start_ns <= post.start_ns < post.end_ns <= chat.end_ns
+        assert chat.attributes["server.address"] == "127.0.0.1"
+    edges = 2 * runs + len(broken) + app_run["failed_requests"]  # chat spans + failed requests' spans
+    q = f'sum(traces_service_graph_request_total{{client="{svc}", server="127.0.0.1"}})'
+    poll(lambda: stack.prom.query_value(q) == edges, timeout=45,
+         what=f"{edges} {svc} -> 127.0.0.1 edges in traces_service_graph_request_total")
