@@ -198,3 +198,21 @@ def test_span_batch_precheck_matches_redacting_every_span(monkeypatch: pytest.Mo
     assert 0 < sum(changed) < len(spans)
     # a clean span is passed on as the same object (no copy)
     assert all(a is b for a, b, c in zip(batched.got, spans, changed, strict=True) if not c)
+
+
+def test_a_redacted_value_stays_within_the_spans_attribute_limit() -> None:
+    """A tag can be longer than the secret it replaces (``'SESSID': -1`` -> ``[REDACTED:secret:....]``): a value the
+    span cut to its attribute limit must not come out of redaction longer than that limit (Hypothesis found a 256-
+    character id exported at 257). Through instrument() with attribute_max_chars=256, as the bad-input test runs."""
+    from agentpress_otel import llm_call, thread_context
+    from agentpress_otel.testing import capture
+
+    project = ("{'SESSID': -1, 'pad': '" + "x" * 300 + "'}")[:256]
+    assert len(project) == 256
+    with capture(attribute_max_chars=256) as cap:
+        with thread_context(project_id=project), llm_call(model="m", provider="openai"):
+            pass
+        (span,) = cap.spans()
+    value = span.attributes["agentpress.project.id"]
+    assert "[REDACTED:secret:" in value and "-1" not in value.split("SESSID", 1)[1][:20]
+    assert len(value) == 256

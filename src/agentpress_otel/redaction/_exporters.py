@@ -35,12 +35,15 @@ class PreRedactedLogRecord(LogRecord):
     does it for the JSON line anyway); :class:`RedactingLogExporter` passes it through unscanned."""
 
 
-def _attrs(r: Redactor, attrs: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+def _attrs(r: Redactor, attrs: Mapping[str, Any] | None, max_len: int | None = None) -> Mapping[str, Any] | None:
+    """``attrs`` redacted (the same object when nothing changed). ``max_len`` is the span's attribute length
+    limit: a tag can be longer than what it replaces, and the copy must stay within the limit the span had."""
     new = r.redact_attributes(attrs)
     if new is None:
         return attrs
     dropped = attrs.dropped if isinstance(attrs, BoundedAttributes) else 0
-    bounded = BoundedAttributes(maxlen=None, attributes=new, immutable=True, extended_attributes=True)
+    bounded = BoundedAttributes(maxlen=None, attributes=new, immutable=True, extended_attributes=True,
+                                max_value_len=max_len)
     bounded.dropped = dropped  # keep the SDK's dropped-attribute count for the OTLP encoder
     return bounded
 
@@ -162,11 +165,12 @@ class RedactingSpanExporter(_Redacting[SpanExporter], SpanExporter):
         return r.dirty(batch, lambda s, flat: _add_span_texts(r, s, flat))
 
     def _redact_item(self, r: Redactor, s: ReadableSpan) -> ReadableSpan:
-        attrs = _attrs(r, s.attributes)
+        max_len = getattr(getattr(s, "_attributes", None), "max_value_len", None)  # the span's limit (SDK spans)
+        attrs = _attrs(r, s.attributes, max_len)
         changed = attrs is not s.attributes
         events: list[Event] = []
         for ev in s.events:
-            ea = _attrs(r, ev.attributes)
+            ea = _attrs(r, ev.attributes, max_len)
             if ea is not ev.attributes:
                 changed = True
                 events.append(Event(ev.name, ea, ev.timestamp))
@@ -174,7 +178,7 @@ class RedactingSpanExporter(_Redacting[SpanExporter], SpanExporter):
                 events.append(ev)
         links: list[Link] = []
         for ln in s.links:
-            la = _attrs(r, ln.attributes)
+            la = _attrs(r, ln.attributes, max_len)
             if la is not ln.attributes:
                 changed = True
                 links.append(Link(ln.context, la))
