@@ -25,6 +25,7 @@ from agentpress_otel._option_types import (
     INTEGRATIONS,
     ConfigError,
     Ctx,
+    LLMHttpSpans,
     Protocol,
     resolve,
 )
@@ -91,7 +92,7 @@ class Config:
     #: Log messages (bodies) are cut to this many characters before they are queued.
     log_max_chars: int = 16_384
     #: ``failures``: an LLM call's HTTP request gets its own span only when it fails or is a retry; ``all``: always.
-    llm_http_spans: str = "failures"
+    llm_http_spans: LLMHttpSpans = "failures"
     #: Event-loop lag probe period, seconds (the runtime integration).
     loop_probe_interval_s: float = 0.25
     #: AgentPress (thread manager, response processor) module pairs replacing the known layouts; () = those.

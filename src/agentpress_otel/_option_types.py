@@ -19,6 +19,8 @@ from urllib.parse import unquote
 from agentpress_otel.integrations._registry import INTEGRATIONS as INTEGRATIONS
 
 Protocol = Literal["grpc", "http/protobuf"]
+#: Which HTTP requests of an LLM call get their own span (the ``llm_http_spans`` option).
+LLMHttpSpans = Literal["failures", "all"]
 
 
 #: Paths that get no server span by default: anchored, so only these exact paths (trailing ``/`` allowed).
@@ -156,11 +158,13 @@ def _parse_protocol(raw: str) -> Protocol:
     raise ValueError("expected 'grpc' or 'http/protobuf' (http/json is not supported by the Python SDK)")
 
 
-def _parse_llm_http_spans(raw: str) -> str:
+def _parse_llm_http_spans(raw: str) -> LLMHttpSpans:
     v = str(raw).strip().lower()
-    if v not in {"failures", "all"}:
-        raise ValueError("expected 'failures' or 'all'")
-    return v
+    if v == "failures":
+        return "failures"
+    if v == "all":
+        return "all"
+    raise ValueError("expected 'failures' or 'all'")
 
 
 def _millis(raw: str) -> float:

@@ -225,7 +225,7 @@ OPTIONS: tuple[Option, ...] = (
            "true/false and util-genai's `NO_CONTENT`, `SPAN_ONLY`, `EVENT_ONLY`, `SPAN_AND_EVENT` (an unknown "
            "value warns and means false).", _LLM, arg_type="bool | None",
            std_env=("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",)),
-    Option("llm_http_spans", "str", "failures", _parse_llm_http_spans,
+    Option("llm_http_spans", "LLMHttpSpans", "failures", _parse_llm_http_spans,
            "Which HTTP requests an LLM call makes get their own CLIENT span under its chat span: `failures` (its "
            "first request only if it fails or answers >= 400; every later one, i.e. retries) or `all`. A call's one "
            "successful request repeats its chat span (same server, same duration), so by default it only counts in "

@@ -17,7 +17,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from agentpress_otel import _selftel
 from agentpress_otel._otlp_wire import (
@@ -40,6 +40,9 @@ _G = _selftel.guard("export.span_encoder")
 _log = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter")  # the SDK exporter's logger
 #: SpanFlags: the context's is_remote is known (always), and is true.
 _HAS_REMOTE, _IS_REMOTE = 0x100, 0x200
+#: Enum ``.value`` is a Python-level descriptor: the kind and (description-less) status fields, written once.
+_KINDS = {k: b"\x30" + varint(k.value + 1) for k in SpanKind}
+_STATUSES = {c: ld(b"\x7a", b"\x18" + varint(c.value) if c.value else b"") for c in StatusCode}
 
 
 class _SpanEncoder(Encoder):
@@ -57,7 +60,7 @@ class _SpanEncoder(Encoder):
             parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
         if s.name:
             parts.append(ld(b"\x2a", s.name.encode("utf-8")))
-        parts += (b"\x30", varint(s.kind.value + 1))
+        parts.append(_KINDS.get(s.kind) or b"\x30" + varint(s.kind.value + 1))
         if s.start_time:
             parts += (b"\x39", Q(s.start_time))
         if s.end_time:
@@ -83,10 +86,12 @@ class _SpanEncoder(Encoder):
         if s.dropped_links:
             parts += (b"\x70", varint(s.dropped_links))
         st = s.status
-        code = st.status_code.value
-        status = (ld(b"\x12", st.description.encode("utf-8")) if st.description else b"") + \
-            (b"\x18" + varint(code) if code else b"")
-        parts.append(ld(b"\x7a", status))  # always there, as the SDK always sets it
+        if st.description:
+            code = st.status_code.value
+            desc = ld(b"\x12", st.description.encode("utf-8"))
+            parts.append(ld(b"\x7a", desc + b"\x18" + varint(code) if code else desc))
+        else:  # always there, as the SDK always sets it
+            parts.append(_STATUSES.get(st.status_code) or ld(b"\x7a", b"\x18" + varint(st.status_code.value)))
         parts += (b"\x85\x01", I32(_flags(parent)))
         return b"".join(parts)
 

@@ -142,6 +142,7 @@ class Encoder:
 
     def __init__(self) -> None:
         self._pairs: dict[tuple[bytes, str, type, Any], bytes] = {}  # (field tag, key, type, value)
+        self._keys: dict[str, bytes] = {}  # key -> its KeyValue.key field, for values that are not cached
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, bytes]] = {}
 
@@ -153,7 +154,10 @@ class Encoder:
         out = []
         for k, v in attrs.items():
             t = type(v)
-            cacheable = t is str or t is bool or t is int or v is None  # not floats: 0.0 == -0.0
+            # Cached by value: text, booleans, integers, non-zero floats (0.0 == -0.0, and NaN never hits) and
+            # tuples of text (finish reasons). The type is in the key: 1 == 1.0 == True.
+            cacheable = t is str or t is bool or t is int or v is None or (t is float and v != 0 and v == v) or (
+                t is tuple and all(type(x) is str for x in v))
             key = (tag, k, t, v)
             if cacheable:
                 kv = pairs.get(key)
@@ -161,7 +165,7 @@ class Encoder:
                     out.append(kv)
                     continue
             try:
-                kv = ld(tag, _key_value(k, v))
+                kv = self._key_value(tag, k, v, t)
             except Unencodable as exc:  # skipped and logged, as the SDK's encoder does
                 _sdk_log.error("Failed to encode key %s: %s", k, exc)
                 continue
@@ -171,6 +175,24 @@ class Encoder:
                 pairs[key] = kv
             out.append(kv)
         return b"".join(out)
+
+    def _key_value(self, tag: bytes, k: str, v: Any, t: type) -> bytes:
+        """One attribute as field ``tag`` (a KeyValue): :func:`_key_value` with the key's bytes cached, and text
+        (most values) written without :func:`any_value`'s type tests."""
+        kp = self._keys.get(k)
+        if kp is None:
+            kb = k.encode("utf-8")
+            kp = b"\x0a" + varint(len(kb)) + kb if kb else b""  # proto3 leaves an empty key out
+            if len(self._keys) >= _MAX_CACHE:
+                self._keys.clear()
+            self._keys[k] = kp
+        if t is str:
+            vb = v.encode("utf-8")
+            av = b"\x0a" + varint(len(vb)) + vb
+        else:
+            av = any_value(v)
+        body = kp + b"\x12" + varint(len(av)) + av
+        return tag + varint(len(body)) + body
 
     def _resource(self, res: Any) -> bytes:
         hit = self._resources.get(id(res))

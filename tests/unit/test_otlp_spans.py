@@ -86,6 +86,27 @@ def test_same_message_as_the_sdk_encoder(seed: int) -> None:
         == len(spans)
 
 
+def test_the_value_cache_never_answers_for_an_equal_value_of_another_kind() -> None:
+    """One encoder (as an exporter keeps it) across batches: a cached attribute must not stand in for a value that
+    is equal but encodes differently (0.0 and -0.0, 1 and 1.0 and True, a tuple of text and a list or a tuple of
+    booleans), in either order."""
+    from agentpress_otel._otlp_spans import _SpanEncoder
+
+    values: list[Any] = [0.0, -0.0, 0.0, 1, 1.0, True, 1, 2.5, 2.5, ("a",), ["a"], ("a",), (1,), (True,), (1.0,),
+                         "1", ("stop",), ("stop",), ("a", "b"), ("a", "b", "c")]
+    mem = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(mem))
+    encoder = _SpanEncoder()
+    for order in (values, values[::-1]):
+        for v in order:
+            with tp.get_tracer("t").start_as_current_span("s", attributes={"v": v, "w": v}):
+                pass
+            spans = mem.get_finished_spans()
+            mem.clear()
+            assert encoder.spans_request(spans) == sdk_encode(spans).SerializeToString(), v
+
+
 def test_unencodable_values_are_skipped_as_the_sdk_skips_them() -> None:
     """An out-of-range int or an object the SDK cannot encode loses that attribute only, in both encoders."""
     mem = InMemorySpanExporter()

@@ -110,6 +110,23 @@ def test_log_exporter_redacts_body_and_attributes() -> None:
     lp.shutdown()
 
 
+def test_a_redacted_log_attribute_stays_within_the_records_attribute_limit() -> None:
+    """As for spans (below): a third-party record (the SDK's own logger, ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT=256``)
+    whose value was cut to the limit must not leave redaction longer than it, though the tag outgrows the secret."""
+    from opentelemetry.sdk._logs import LogRecordLimits
+
+    exp = InMemoryLogRecordExporter()
+    lp = LoggerProvider(log_record_limits=LogRecordLimits(max_attribute_length=256))
+    lp.add_log_record_processor(BatchLogRecordProcessor(RedactingLogExporter(exp), schedule_delay_millis=20))
+    value = "{'SESSID': -1, 'pad': '" + "x" * 300 + "'}"
+    lp.get_logger("x").emit(body="ok", severity_number=SeverityNumber.INFO, attributes={"state": value})
+    lp.force_flush()
+    (rec,) = exp.get_finished_logs()
+    out = rec.log_record.attributes["state"]
+    assert "[REDACTED:secret:" in out and len(out) == 256
+    lp.shutdown()
+
+
 class _BadLogs(LogRecordExporter):
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         raise RuntimeError("down")

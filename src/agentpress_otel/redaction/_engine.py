@@ -52,6 +52,7 @@ URL_ATTRIBUTES = frozenset({"url.full", "url.query", "http.url", "http.target", 
 _MAX_DEPTH = 32
 #: Attribute names whose over-long values keep head and tail (the innermost frames are at the end).
 _HEAD_TAIL_ATTRIBUTES = frozenset({"exception.stacktrace", "exception", "stack", "stack_info"})
+KEYS_PLAIN, KEYS_URL, KEYS_MORE = 0, 1, 2  # what Redactor.key_plan answers
 
 
 def default_hash_key() -> bytes:
@@ -102,7 +103,7 @@ class Redactor:
         self.max_chars = max_chars
         self._key = hash_key if hash_key is not None else default_hash_key()
         self._tags: dict[tuple[str, str], str] = {}
-        self._key_sets: dict[tuple[str, ...], bool] = {}
+        self._key_plans: dict[tuple[Any, ...], int] = {}
         self._allow = frozenset(allowlist)
         self._extra_keys = frozenset(normalize_key(k) for k in sensitive_keys)
         self._allow_res = [compile_user(self.engine, p, "allow pattern") for p in allow_patterns]
@@ -160,15 +161,16 @@ class Redactor:
                 self._tags[key] = t
         return t
 
-    def any_sensitive_key(self, keys: tuple[str, ...]) -> bool:
-        """Whether any of ``keys`` is sensitive; cached per key tuple (a log call site sends the same ``extra``
-        keys every time). Example: ``r.any_sensitive_key(("route", "api_key"))  # True``"""
-        hit = self._key_sets.get(keys)
+    def key_plan(self, keys: tuple[Any, ...]) -> int:
+        """What a mapping with ``keys`` needs beyond scanning its text: ``KEYS_PLAIN`` nothing, ``KEYS_URL`` a URL
+        (plain if no query), ``KEYS_MORE`` more (a key not text, sensitive, a stack trace). Cached per key tuple."""
+        hit = self._key_plans.get(keys)
         if hit is None:
-            hit = any(self.is_sensitive_key(k) for k in keys)
-            if len(self._key_sets) >= 4096:
-                self._key_sets.clear()
-            self._key_sets[keys] = hit
+            hit = KEYS_MORE if any(type(k) is not str or k in _HEAD_TAIL_ATTRIBUTES or self.is_sensitive_key(k)
+                                   for k in keys) else KEYS_URL if URL_ATTRIBUTES.intersection(keys) else KEYS_PLAIN
+            if len(self._key_plans) >= 4096:
+                self._key_plans.clear()
+            self._key_plans[keys] = hit
         return hit
 
     def is_sensitive_key(self, key: str) -> bool:

@@ -25,7 +25,7 @@ from opentelemetry.trace import Link, Status
 from agentpress_otel import _selftel
 from agentpress_otel._export import E, ExporterWrapper
 from agentpress_otel._otlp_wire import plain_attributes, plain_list
-from agentpress_otel.redaction._engine import _HEAD_TAIL_ATTRIBUTES, URL_ATTRIBUTES, Redactor, default_redactor
+from agentpress_otel.redaction._engine import KEYS_MORE, KEYS_URL, URL_ATTRIBUTES, Redactor, default_redactor
 
 _G_REDACT_METRICS = _selftel.guard("redaction.metrics")
 
@@ -55,19 +55,23 @@ def add_scannable(r: Redactor, attrs: Mapping[Any, Any] | None, out: list[str], 
     extras, for :meth:`Redactor.dirty`."""
     if not attrs:
         return True
-    for k in attrs:
-        if type(k) is not str or k in _HEAD_TAIL_ATTRIBUTES:
-            return False
-        if k in URL_ATTRIBUTES:
+    plan = r.key_plan(tuple(attrs))
+    if plan == KEYS_MORE:
+        return False
+    if plan == KEYS_URL:
+        for k in URL_ATTRIBUTES.intersection(attrs):
             # A URL without a query is only scanned (Redactor.redact_url); every HTTP client span has one, so
             # this keeps them out of the per-span path. Queries (key rules) and url.query itself need it.
             v = attrs[k]
             if k == "url.query" or type(v) is not str or "?" in v:
                 return False
-    if r.any_sensitive_key(tuple(attrs)):
-        return False
     for v in attrs.values():
-        if lists and (type(v) is tuple or type(v) is list):
+        t = type(v)
+        if t is str:
+            out.append(v)
+        elif v is None or t is int or t is float or t is bool:
+            continue
+        elif lists and (t is tuple or t is list):
             if not all(_add_scalar(x, out) for x in v):
                 return False
         elif not _add_scalar(v, out):
@@ -236,7 +240,7 @@ class RedactingLogExporter(_Redacting[LogRecordExporter], LogRecordExporter):
         else:
             # bytes and containers (and any object a third-party handler put there) are scanned
             new_body = r.redact_attribute("body", body)
-        attrs = _attrs(r, lr.attributes)
+        attrs = _attrs(r, lr.attributes, getattr(lr.attributes, "max_value_len", None))  # the record's limit
         if new_body is body and attrs is lr.attributes:
             return rec
         new_lr = copy.copy(lr)
