@@ -67,6 +67,12 @@ PARALLEL = int(os.environ.get("BENCH_CG_PARALLEL", str(os.cpu_count() or 1)))
 #: Under callgrind a 30-call slice takes 10-20 s instead of 0.2 s, so the batch processors' timers (ours 1 s, the
 #: SDK's 5 s) would fire many times inside a slice and add exports a native slice never makes, by wall time, so by
 #: load. With the timers far out, every variant exports once per slice, at its flush, as natively.
+#: Issue 19's goals in the unit that does not move with the host: defaults "within 2x of OpenInference's span-only
+#: cost" (its own words); LiteLLM-only at or below OpenInference (its +150 µs sat under OpenInference's +163 µs as
+#: it measured them). Its µs figures (GOALS) stay printed: on this machine a bare SDK span alone costs more than
+#: the LiteLLM-only one, and at some rates more than the defaults' (benchmarks/README.md).
+RATIO_GOALS = {"ours": "<= 2.0x", "ours_grpc": "<= 2.0x", "ours_litellm": "<= 1.0x"}
+
 _TIMERS = {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_BLRP_SCHEDULE_DELAY": "600000",
            "OTEL_METRIC_EXPORT_INTERVAL": "600000", "AGENTPRESS_OTEL_LOOP_PROBE_INTERVAL_S": "600"}
 
@@ -234,7 +240,8 @@ def main() -> None:
                     mine = statistics.median(results[v][key]["delta"])
                     print(f"{v} / {ref}, {label}: {mine / ref_ir:.2f}x the instructions")
                     rows.append({"name": f"LiteLLM call instructions, {v} vs {ref}, {label}", "value": mine,
-                                 "unit": "Ir", "baseline": ref_ir, "ratio": mine / ref_ir, "goal": "reported"})
+                                 "unit": "Ir", "baseline": ref_ir, "ratio": mine / ref_ir,
+                                 "goal": RATIO_GOALS.get(v, "reported")})
     for v, reason in skipped.items():
         print(f"{v:18} skipped: {reason[:200]}")
     print_silent(list(results), spans)

@@ -91,7 +91,8 @@ class _SpanEncoder(Encoder):
             desc = ld(b"\x12", st.description.encode("utf-8"))
             parts.append(ld(b"\x7a", desc + b"\x18" + varint(code) if code else desc))
         else:  # always there, as the SDK always sets it
-            parts.append(_STATUSES.get(st.status_code) or ld(b"\x7a", b"\x18" + varint(st.status_code.value)))
+            code = st.status_code.value
+            parts.append(_STATUSES.get(st.status_code) or ld(b"\x7a", b"\x18" + varint(code) if code else b""))
         parts += (b"\x85\x01", I32(_flags(parent)))
         return b"".join(parts)
 

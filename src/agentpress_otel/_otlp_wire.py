@@ -169,7 +169,7 @@ class Encoder:
             except Unencodable as exc:  # skipped and logged, as the SDK's encoder does
                 _sdk_log.error("Failed to encode key %s: %s", k, exc)
                 continue
-            if cacheable and (t is not str or len(v) <= 256):
+            if cacheable and len(kv) <= 320:  # a value of up to ~256 characters: no blob lives for the process
                 if len(pairs) >= _MAX_CACHE:
                     pairs.clear()
                 pairs[key] = kv
