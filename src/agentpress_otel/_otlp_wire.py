@@ -187,7 +187,7 @@ class Encoder:
                 self._keys.clear()
             self._keys[k] = kp
         if t is str:
-            vb = v.encode("utf-8")
+            vb: bytes = v.encode("utf-8")
             av = b"\x0a" + varint(len(vb)) + vb
         else:
             av = any_value(v)
